@@ -1,0 +1,235 @@
+"""The lot state machine: allocate on entry, release and price on exit.
+
+This is the object a production gate controller holds. Time is always passed in (core seconds,
+see :mod:`twin.core.clock`); nothing here reads a clock, sleeps or does I/O, so the simulator and
+the live twin drive the very same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from twin.core.allocation import AllocationStrategy, SpreadAcrossLevels, Tiers, make_strategy
+from twin.core.errors import DoubleExit, InvalidTransition, LotFull, NoCompatibleSpot, UnknownTicket
+from twin.core.facility import Level, Spot
+from twin.core.pricing import PriceContext, Tariff
+from twin.core.types import GENERAL_TYPES, SPOT_CAPACITY, SpotStatus, SpotType, Vehicle
+
+_AVAILABLE = SpotStatus.AVAILABLE
+_OCCUPIED = SpotStatus.OCCUPIED
+_N_TYPES = len(SpotType)
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """A parking session: one ticket, one spot, from entry to exit."""
+
+    ticket: int
+    vehicle: Vehicle
+    spot: Spot
+    entry_t: float
+    #: Lot occupancy fraction just before this entry; dynamic pricing multiplies by it.
+    occupancy_at_entry: float
+    exit_t: float | None = None
+    amount_cents: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.exit_t is None
+
+
+def compatible_tiers(
+    vehicle_size: int, handicap: bool, ev: bool, ev_open_to_all: bool, by_size: bool
+) -> Tiers:
+    """Spot types a vehicle may use, grouped into preference tiers, most preferred first.
+
+    Rules: a spot takes any vehicle no larger than its capacity; HANDICAP bays only with a
+    permit (and are then preferred); EV bays are preferred by EVs and open to other vehicles
+    only if the lot allows it, and then as a last resort so chargers stay free for EVs.
+    """
+    tiers: list[tuple[SpotType, ...]] = []
+    if ev and SPOT_CAPACITY[SpotType.EV] >= vehicle_size:
+        tiers.append((SpotType.EV,))
+    if handicap and SPOT_CAPACITY[SpotType.HANDICAP] >= vehicle_size:
+        tiers.append((SpotType.HANDICAP,))
+    general = tuple(t for t in GENERAL_TYPES if SPOT_CAPACITY[t] >= vehicle_size)
+    if by_size:
+        tiers.extend((t,) for t in general)
+    elif general:
+        tiers.append(general)
+    if not ev and ev_open_to_all and SPOT_CAPACITY[SpotType.EV] >= vehicle_size:
+        tiers.append((SpotType.EV,))
+    return tuple(tiers)
+
+
+class Lot:
+    """One parking facility: spots, their free-spot index, counters and open sessions.
+
+    Counters (available per level and type, occupied per level and per type) are kept exact on
+    every transition so displays, spread allocation and occupancy pricing never count spots.
+    Tickets are issued sequentially, so a closed ticket is recognised without keeping it:
+    any ticket below the next number that is not open has exited already.
+    """
+
+    def __init__(
+        self,
+        spots: Sequence[Spot],
+        levels: Sequence[Level],
+        strategy: str | AllocationStrategy = "nearest",
+        tariff: Tariff | None = None,
+        ev_open_to_all: bool = False,
+        lot_id: str = "lot",
+    ) -> None:
+        if not spots:
+            raise ValueError("a lot needs at least one spot")
+        self.lot_id = lot_id
+        self.levels = list(levels)
+        self.spots = list(spots)
+        for i, spot in enumerate(self.spots):
+            if spot.index != i:
+                raise ValueError(f"spot {spot.id} has index {spot.index}, expected {i}")
+            if not 0 <= spot.level < len(self.levels):
+                raise ValueError(f"spot {spot.id} is on unknown level {spot.level}")
+        self.tariff = tariff
+        self.ev_open_to_all = ev_open_to_all
+        self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+        n_levels = len(self.levels)
+        self.capacity_by_level = [0] * n_levels
+        self.capacity_by_type = [0] * _N_TYPES
+        self.available = [[0] * _N_TYPES for _ in range(n_levels)]
+        self.occupied_by_level = [0] * n_levels
+        self.occupied_by_type = [0] * _N_TYPES
+        self.n_available = 0
+        self.n_occupied = 0
+        for spot in self.spots:
+            self.capacity_by_level[spot.level] += 1
+            self.capacity_by_type[spot.type] += 1
+            self._count(spot, spot.status, +1)
+        if isinstance(self.strategy, SpreadAcrossLevels):
+            self.strategy.occupied = self.occupied_by_level
+            self.strategy.capacity = [max(c, 1) for c in self.capacity_by_level]
+        self.strategy.bind(self.spots)
+        self._tiers: dict[tuple[int, bool, bool], Tiers] = {}
+        self._open: dict[int, Session] = {}
+        self._next_ticket = 0
+
+    # -- counters -------------------------------------------------------------------------
+    def _count(self, spot: Spot, status: SpotStatus, delta: int) -> None:
+        if status == _AVAILABLE:
+            self.available[spot.level][spot.type] += delta
+            self.n_available += delta
+        elif status == _OCCUPIED:
+            self.occupied_by_level[spot.level] += delta
+            self.occupied_by_type[spot.type] += delta
+            self.n_occupied += delta
+
+    @property
+    def capacity(self) -> int:
+        return len(self.spots)
+
+    def occupancy(self) -> float:
+        """Occupied fraction of all spots (what occupancy-band pricing reads)."""
+        return self.n_occupied / len(self.spots)
+
+    def tiers(self, vehicle: Vehicle) -> Tiers:
+        key = (int(vehicle.vclass), vehicle.handicap, vehicle.ev)
+        tiers = self._tiers.get(key)
+        if tiers is None:
+            tiers = compatible_tiers(
+                key[0], key[1], key[2], self.ev_open_to_all, self.strategy.by_size
+            )
+            self._tiers[key] = tiers
+        return tiers
+
+    def has_space_for(self, vehicle: Vehicle) -> bool:
+        """Whether ``allocate`` would succeed now; O(levels · types), for displays and queues."""
+        for tier in self.tiers(vehicle):
+            for stype in tier:
+                for row in self.available:
+                    if row[stype]:
+                        return True
+        return False
+
+    # -- the state machine ----------------------------------------------------------------
+    def allocate(self, vehicle: Vehicle, t: float) -> Session:
+        """Give ``vehicle`` a spot at time ``t`` and open a session, or raise why not."""
+        occupancy = self.n_occupied / len(self.spots)
+        spot = self.strategy.choose(self.tiers(vehicle))
+        if spot is None:
+            if self.n_available == 0:
+                raise LotFull(f"{self.lot_id}: no spot available")
+            raise NoCompatibleSpot(f"{self.lot_id}: no free spot fits vehicle {vehicle.id}")
+        # inline of set_status(AVAILABLE -> OCCUPIED): this is the hot path
+        spot.status = _OCCUPIED
+        self.available[spot.level][spot.type] -= 1
+        self.n_available -= 1
+        self.occupied_by_level[spot.level] += 1
+        self.occupied_by_type[spot.type] += 1
+        self.n_occupied += 1
+        ticket = self._next_ticket
+        self._next_ticket = ticket + 1
+        session = Session(ticket, vehicle, spot, t, occupancy)
+        self._open[ticket] = session
+        return session
+
+    def release(self, ticket: int, t: float) -> Session:
+        """Close the session of ``ticket`` at time ``t``, free its spot and price it."""
+        session = self._open.pop(ticket, None)
+        if session is None:
+            if isinstance(ticket, int) and 0 <= ticket < self._next_ticket:
+                raise DoubleExit(f"{self.lot_id}: ticket {ticket} has already exited")
+            raise UnknownTicket(f"{self.lot_id}: ticket {ticket!r} was never issued here")
+        if t < session.entry_t:
+            self._open[ticket] = session
+            raise ValueError(f"exit at {t} before entry at {session.entry_t}")
+        spot = session.spot
+        spot.status = _AVAILABLE
+        self.occupied_by_level[spot.level] -= 1
+        self.occupied_by_type[spot.type] -= 1
+        self.n_occupied -= 1
+        self.available[spot.level][spot.type] += 1
+        self.n_available += 1
+        self.strategy.push(spot)
+        session.exit_t = t
+        if self.tariff is not None:
+            session.amount_cents = self.price(session, t)
+        return session
+
+    def price(self, session: Session, exit_t: float) -> int:
+        """What the session costs if it leaves at ``exit_t`` (a quote, or the final charge)."""
+        if self.tariff is None:
+            return 0
+        return self.tariff.price(
+            session.entry_t, exit_t, PriceContext(occupancy=session.occupancy_at_entry)
+        )
+
+    def set_status(self, spot_index: int, status: SpotStatus, t: float) -> None:
+        """Take a free spot out of service (MAINTENANCE/RESERVED) or put it back (AVAILABLE).
+
+        Occupied spots change only through ``allocate``/``release``, so a session can never
+        lose its spot underneath it.
+        """
+        spot = self.spots[spot_index]
+        if spot.status == status:
+            return
+        if _OCCUPIED in (spot.status, status):
+            raise InvalidTransition(
+                f"{self.lot_id}: spot {spot.id} {spot.status.name} -> {status.name} "
+                "must go through allocate/release"
+            )
+        self._count(spot, spot.status, -1)
+        spot.status = status
+        self._count(spot, status, +1)
+        if status == _AVAILABLE:
+            self.strategy.push(spot)
+
+    def session(self, ticket: int) -> Session:
+        try:
+            return self._open[ticket]
+        except KeyError:
+            raise UnknownTicket(f"{self.lot_id}: no open session for ticket {ticket!r}") from None
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._open)

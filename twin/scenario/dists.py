@@ -1,0 +1,168 @@
+"""Distributions as scenario data, sampled in bulk through scipy.stats.
+
+A distribution is written in a scenario as ``{type: lognormal, mean: 120, sd: 60, unit: min}``.
+Means and standard deviations are what planners know from their data, so every family is
+parameterised by them and converted to scipy's shape/scale here, once.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from scipy import stats
+
+#: Seconds per unit; time distributions are sampled in seconds.
+UNIT_SECONDS: dict[str, float] = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+Unit = Literal["s", "min", "h", "d"]
+
+
+def resolve_path(v: Path, info: ValidationInfo) -> Path:
+    """Paths in a scenario are relative to the scenario file (the loader passes its folder)."""
+    base = (info.context or {}).get("base_dir")
+    path = v if v.is_absolute() or base is None else Path(base) / v
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: Unit = "min"
+
+    def frozen(self) -> stats.rv_continuous:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def sample(self, gen: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` draws in the spec's own unit."""
+        return np.asarray(self.frozen().rvs(size=n, random_state=gen), dtype=float)
+
+    def sample_seconds(self, gen: np.random.Generator, n: int) -> np.ndarray:
+        return self.sample(gen, n) * UNIT_SECONDS[self.unit]
+
+    @property
+    def mean_value(self) -> float:
+        return float(self.frozen().mean())
+
+
+class Exponential(_Dist):
+    type: Literal["exponential"]
+    mean: float = Field(gt=0, description="mean, in `unit`")
+
+    def frozen(self) -> stats.rv_continuous:
+        return stats.expon(scale=self.mean)
+
+
+class Lognormal(_Dist):
+    type: Literal["lognormal"]
+    mean: float = Field(gt=0)
+    sd: float = Field(gt=0)
+
+    def frozen(self) -> stats.rv_continuous:
+        sigma2 = math.log1p((self.sd / self.mean) ** 2)
+        return stats.lognorm(s=math.sqrt(sigma2), scale=self.mean * math.exp(-sigma2 / 2))
+
+
+class Gamma(_Dist):
+    type: Literal["gamma"]
+    mean: float = Field(gt=0)
+    sd: float | None = Field(default=None, gt=0)
+    shape: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Gamma:
+        if (self.sd is None) == (self.shape is None):
+            raise ValueError("give exactly one of 'sd' or 'shape'")
+        return self
+
+    def frozen(self) -> stats.rv_continuous:
+        k = self.shape if self.shape is not None else (self.mean / self.sd) ** 2
+        return stats.gamma(a=k, scale=self.mean / k)
+
+
+class Uniform(_Dist):
+    type: Literal["uniform"]
+    low: float = Field(ge=0)
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high <= self.low:
+            raise ValueError(f"'high' ({self.high}) must be greater than 'low' ({self.low})")
+        return self
+
+    def frozen(self) -> stats.rv_continuous:
+        return stats.uniform(loc=self.low, scale=self.high - self.low)
+
+
+class Constant(_Dist):
+    type: Literal["constant"]
+    value: float = Field(ge=0)
+
+    def sample(self, gen: np.random.Generator, n: int) -> np.ndarray:
+        return np.full(n, self.value, dtype=float)
+
+    @property
+    def mean_value(self) -> float:
+        return self.value
+
+
+class Empirical(_Dist):
+    """Resamples recorded values (bootstrap): a planner's own dwell data, as it was."""
+
+    type: Literal["empirical"]
+    values: list[float] | None = None
+    csv: Path | None = Field(default=None, description="CSV file, relative to the scenario")
+    column: str | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _non_negative(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("needs at least one value")
+            if min(v) < 0:
+                raise ValueError("values must be >= 0")
+        return v
+
+    @field_validator("csv")
+    @classmethod
+    def _resolve(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else resolve_path(v, info)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Empirical:
+        if (self.values is None) == (self.csv is None):
+            raise ValueError("give exactly one of 'values' or 'csv'")
+        if self.csv is not None:
+            data = self._data()
+            if data.size == 0 or (data < 0).any() or not np.isfinite(data).all():
+                raise ValueError(f"{self.csv}: needs non-empty, finite, non-negative numbers")
+        return self
+
+    def _data(self) -> np.ndarray:
+        if self.values is not None:
+            return np.asarray(self.values, dtype=float)
+        frame = pd.read_csv(self.csv)
+        column = self.column or frame.columns[0]
+        if column not in frame.columns:
+            raise ValueError(f"{self.csv}: no column {column!r} (has {list(frame.columns)})")
+        return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+
+    def sample(self, gen: np.random.Generator, n: int) -> np.ndarray:
+        return gen.choice(self._data(), size=n, replace=True)
+
+    @property
+    def mean_value(self) -> float:
+        return float(self._data().mean())
+
+
+Dist = Annotated[
+    Exponential | Lognormal | Gamma | Uniform | Constant | Empirical,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,187 @@
+"""Load scenario files and turn every problem into one readable line.
+
+A planner who mistypes a key should read ``garage.yaml: facility.levels[0].spots.REGULER: unknown
+key (allowed: ...)``, not a pydantic traceback. The loader collects all problems at once so a
+broken file is fixed in one pass.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from twin.scenario.model import Scenario
+
+
+class ScenarioError(Exception):
+    """A scenario file cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of keeping the last one silently."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+            )
+        seen[key] = loader.construct_object(value_node, deep=deep)
+    return seen
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def read_yaml(path: Path) -> dict:
+    """Parse a YAML mapping, raising ScenarioError with line and column on syntax errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(str(path), [f"{where}YAML syntax error: {problem}"]) from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else type(data).__name__
+        raise ScenarioError(str(path), [f"expected a mapping of scenario keys, got {got}"])
+    return data
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, override (dotted keys, e.g. ``{"facility.strategy": "spread"}``) and validate."""
+    path = Path(path)
+    data = read_yaml(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate_scenario(data, str(path), base_dir=path.parent)
+
+
+def validate_scenario(
+    data: dict, source: str = "<scenario>", base_dir: Path | None = None
+) -> Scenario:
+    try:
+        return Scenario.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ScenarioError(source, format_errors(exc, Scenario)) from None
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    """Set dotted keys (``demand.0.multiplier``) on a copy of the raw scenario mapping."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        node: Any = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+# -- error formatting -------------------------------------------------------------------------
+def _members(annotation: Any) -> list[Any]:
+    """The concrete types inside Optional/Union/Annotated/list/dict wrappers."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        out: list[Any] = []
+        for arg in typing.get_args(annotation):
+            out.extend(_members(arg))
+        return out
+    return [annotation]
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    if field is None:
+        return None
+    args = typing.get_args(field.annotation)
+    return args[0] if args else None
+
+
+def _walk(loc: Iterable[Any], root: type[BaseModel]) -> tuple[str, type[BaseModel] | None]:
+    """Render a pydantic error location as a field path; return the model the path ends in.
+
+    Discriminated-union tags and type names that pydantic inserts into ``loc`` are dropped, so
+    the path reads exactly as the keys in the file.
+    """
+    path = ""
+    current: list[Any] = [root]
+    last_model: type[BaseModel] | None = root
+    for part in loc:
+        models = [m for m in current if isinstance(m, type) and issubclass(m, BaseModel)]
+        containers = [m for m in current if typing.get_origin(m) in (list, dict, tuple)]
+        if isinstance(part, int) and containers:
+            path += f"[{part}]"
+            current = _members(typing.get_args(containers[0])[0])
+            continue
+        tagged = [m for m in models if _tag_of(m) == part]
+        if tagged:
+            current, last_model = tagged, tagged[0]
+            continue
+        owner = next((m for m in models if part in m.model_fields), None)
+        if owner is not None:
+            path += f".{part}" if path else str(part)
+            current = _members(owner.model_fields[part].annotation)
+            last_model = owner
+            continue
+        dicts = [m for m in containers if typing.get_origin(m) is dict]
+        if dicts:
+            path += f".{part}" if path else str(part)
+            current = _members(typing.get_args(dicts[0])[1])
+            continue
+        if isinstance(part, str) and not part[:1].islower():
+            continue  # a type name pydantic adds for unions, e.g. 'list[float]'
+        path += f".{part}" if path else str(part)
+        current = []
+    return path, last_model
+
+
+def format_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        path, model = _walk(err["loc"], root)
+        kind = err["type"]
+        if kind == "extra_forbidden" and model is not None:
+            allowed = ", ".join(model.model_fields)
+            msg = f"unknown key (allowed: {allowed})"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+            ctx = err.get("ctx", {})
+            msg = f"unknown or missing 'type' (allowed: {ctx.get('expected_tags', '')})"
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            got = err.get("input")
+            if kind not in ("value_error", "assertion_error") and not isinstance(got, dict | list):
+                msg += f" (got {got!r})"
+        lines.append(f"{path or '(top level)'}: {msg}")
+    return lines

@@ -1,0 +1,284 @@
+"""The scenario: everything a planner states about a facility and its demand, validated.
+
+Scenario files are YAML; every key maps to a field here. Models forbid unknown keys, so a typo
+is an error that names the allowed keys instead of a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from twin.scenario.tariff import TariffSpec
+
+from twin.core.allocation import STRATEGIES
+from twin.core.types import SpotType, VehicleClass
+from twin.scenario.dists import Dist, resolve_path
+
+SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
+VehicleClassName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE"]
+StrategyName = Literal["nearest", "spread", "best_fit", "first_fit"]
+assert set(StrategyName.__args__) == set(STRATEGIES)  # keep the schema and the core in step
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- facility -------------------------------------------------------------------------------
+class LevelSpec(_Model):
+    """One floor: spot counts per type and how far its ramp is from the entrance."""
+
+    name: str
+    spots: dict[SpotTypeName, int] = Field(description="number of spots of each type")
+    entrance_distance_m: float | None = Field(
+        default=None, ge=0, description="driving distance from the gate; default level × 60 m"
+    )
+
+    @field_validator("spots")
+    @classmethod
+    def _counts(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if n < 0}
+        if bad:
+            raise ValueError(f"spot counts must be >= 0, got {bad}")
+        return v
+
+
+class FacilitySpec(_Model):
+    name: str = "lot"
+    strategy: StrategyName = "nearest"
+    ev_open_to_all: bool = Field(
+        default=False, description="may non-EVs park in EV bays (as a last resort)?"
+    )
+    level_distance_m: float = Field(default=60.0, ge=0)
+    spot_spacing_m: float = Field(default=2.5, gt=0)
+    levels: list[LevelSpec] = Field(default_factory=list)
+    spots_csv: Path | None = Field(
+        default=None,
+        description="explicit spot list: columns id, level, type, distance_m (overrides counts)",
+    )
+
+    @field_validator("spots_csv")
+    @classmethod
+    def _resolve(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else resolve_path(v, info)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FacilitySpec:
+        if not self.levels:
+            raise ValueError("the facility needs at least one level")
+        if self.spots_csv is None and sum(sum(lv.spots.values()) for lv in self.levels) == 0:
+            raise ValueError("the facility has no spots: give each level some spot counts")
+        names = [lv.name for lv in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"level names must be unique, got {names}")
+        return self
+
+    @property
+    def total_spots(self) -> int:
+        return sum(sum(lv.spots.values()) for lv in self.levels)
+
+
+# -- lanes ----------------------------------------------------------------------------------
+class LaneSpec(_Model):
+    count: int = Field(ge=1, description="number of barriers working in parallel")
+    service: Dist = Field(description="time at the barrier per vehicle (ticket, payment)")
+
+
+class LanesSpec(_Model):
+    entry: LaneSpec | None = None
+    exit: LaneSpec | None = None
+
+
+# -- demand ---------------------------------------------------------------------------------
+class ProfileSpec(_Model):
+    """Hourly arrival rates (vehicles/hour, 24 values from 00:00) by day.
+
+    The most specific key wins: a day name (``mon``..``sun``) over ``weekday``/``weekend``
+    over ``all``.
+    """
+
+    all: list[float] | None = None
+    weekday: list[float] | None = None
+    weekend: list[float] | None = None
+    mon: list[float] | None = None
+    tue: list[float] | None = None
+    wed: list[float] | None = None
+    thu: list[float] | None = None
+    fri: list[float] | None = None
+    sat: list[float] | None = None
+    sun: list[float] | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _hours(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if len(v) != 24:
+                raise ValueError(f"needs 24 hourly rates (00:00..23:00), got {len(v)}")
+            if min(v) < 0:
+                raise ValueError("hourly rates must be >= 0")
+        return v
+
+    @model_validator(mode="after")
+    def _covers_week(self) -> ProfileSpec:
+        missing = [d for d in range(7) if self.for_day(d) is None]
+        if missing:
+            raise ValueError(
+                "no rates for "
+                + ", ".join(DAY_NAMES[d] for d in missing)
+                + " (give 'all', 'weekday'/'weekend' or the day names)"
+            )
+        return self
+
+    def for_day(self, weekday: int) -> list[float] | None:
+        specific = getattr(self, DAY_NAMES[weekday])
+        if specific is not None:
+            return specific
+        group = self.weekday if weekday < 5 else self.weekend
+        return group if group is not None else self.all
+
+
+class TraceSpec(_Model):
+    """Recorded arrivals replayed as they happened (e.g. last Tuesday's gate log)."""
+
+    path: Path
+    time_column: str = "arrival"
+    time_unit: Literal["s", "min", "h", "datetime"] = Field(
+        default="datetime", description="numbers since scenario start, or ISO datetimes"
+    )
+    dwell_column: str | None = None
+    dwell_unit: Literal["s", "min", "h", "d"] = "min"
+    class_column: str | None = None
+    ev_column: str | None = None
+    handicap_column: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, v: Path, info: ValidationInfo) -> Path:
+        return resolve_path(v, info)
+
+
+class WillingnessSpec(_Model):
+    """What a driver will pay at most, in dollars, per visit or per hour of their stay."""
+
+    per: Literal["visit", "hour"] = "visit"
+    distribution: Dist
+
+
+class DwellBand(_Model):
+    hours: tuple[int, int] = Field(description="[from, to) hour of arrival, 0..24")
+    dwell: Dist
+
+    @field_validator("hours")
+    @classmethod
+    def _range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= v[0] < v[1] <= 24:
+            raise ValueError(f"need 0 <= from < to <= 24, got {list(v)}")
+        return v
+
+
+class StreamSpec(_Model):
+    """One arrival stream: a class of drivers with its own rate, dwell and behaviour."""
+
+    name: str
+    vehicle_class: VehicleClassName = "REGULAR"
+    ev_share: float = Field(default=0.0, ge=0, le=1)
+    handicap_share: float = Field(default=0.0, ge=0, le=1)
+    rate_per_hour: float | None = Field(default=None, ge=0)
+    profile: ProfileSpec | None = None
+    trace: TraceSpec | None = None
+    multiplier: float = Field(default=1.0, ge=0, description="scales the rate or profile")
+    dwell: Dist | None = None
+    dwell_by_hour: list[DwellBand] = Field(default_factory=list)
+    willingness_to_pay: WillingnessSpec | None = None
+    patience: Dist | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StreamSpec:
+        given = [k for k in ("rate_per_hour", "profile", "trace") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'rate_per_hour', 'profile' or 'trace'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        trace_dwell = self.trace is not None and self.trace.dwell_column is not None
+        if self.dwell is None and not trace_dwell and not self.dwell_by_hour:
+            raise ValueError("needs a 'dwell' distribution (or a trace with a dwell_column)")
+        if self.dwell_by_hour and self.dwell is None:
+            covered = set()
+            for band in self.dwell_by_hour:
+                covered.update(range(*band.hours))
+            if len(covered) < 24:
+                raise ValueError("'dwell_by_hour' leaves hours uncovered: add a default 'dwell'")
+        return self
+
+
+class BehaviourSpec(_Model):
+    when_full: Literal["leave", "wait"] = Field(
+        default="leave", description="leave at once (blocked) or wait up to 'patience'"
+    )
+    patience: Dist | None = None
+    willingness_to_pay: WillingnessSpec | None = None
+
+    @model_validator(mode="after")
+    def _patience(self) -> BehaviourSpec:
+        if self.when_full == "wait" and self.patience is None:
+            raise ValueError("when_full: wait needs a 'patience' distribution")
+        return self
+
+
+class OutputSpec(_Model):
+    interval_min: float = Field(default=15.0, gt=0, description="time-series sampling step")
+
+
+class Scenario(_Model):
+    """A complete, runnable description of one facility under one demand."""
+
+    name: str
+    description: str = ""
+    start: datetime = Field(default=datetime(2026, 1, 5), description="simulated start (local)")
+    horizon_days: float = Field(default=1.0, gt=0)
+    warmup_hours: float = Field(default=0.0, ge=0)
+    seed: int = Field(default=1, ge=0)
+    replications: int = Field(default=1, ge=1)
+    facility: FacilitySpec
+    lanes: LanesSpec = Field(default_factory=LanesSpec)
+    demand: list[StreamSpec] = Field(min_length=1)
+    behaviour: BehaviourSpec = Field(default_factory=BehaviourSpec)
+    tariff: TariffSpec | None = None
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if self.warmup_hours >= self.horizon_days * 24:
+            raise ValueError(
+                f"warmup_hours ({self.warmup_hours}) must be shorter than the horizon "
+                f"({self.horizon_days * 24:g} h)"
+            )
+        names = [s.name for s in self.demand]
+        if len(set(names)) != len(names):
+            raise ValueError(f"demand stream names must be unique, got {names}")
+        return self
+
+    @property
+    def horizon_s(self) -> float:
+        return self.horizon_days * 86400.0
+
+    @property
+    def warmup_s(self) -> float:
+        return self.warmup_hours * 3600.0
+
+
+SPOT_TYPES = {t.name: t for t in SpotType}
+VEHICLE_CLASSES = {c.name: c for c in VehicleClass}

@@ -1,0 +1,77 @@
+"""Build core objects (lot, tariff) from a scenario: the only bridge from files to core."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from twin.core.clock import Calendar
+from twin.core.facility import Level, Spot, build_spots
+from twin.core.lot import Lot
+from twin.core.types import SpotType
+from twin.scenario.model import Scenario
+
+
+def calendar_for(scenario: Scenario) -> Calendar:
+    return Calendar(epoch=scenario.start)
+
+
+def build_lot(scenario: Scenario, calendar: Calendar | None = None) -> Lot:
+    """A fresh core Lot for one replication (lots are stateful, so never shared)."""
+    calendar = calendar or calendar_for(scenario)
+    fac = scenario.facility
+    levels = [
+        Level(
+            index=k,
+            name=spec.name,
+            entrance_distance=(
+                spec.entrance_distance_m
+                if spec.entrance_distance_m is not None
+                else k * fac.level_distance_m
+            ),
+        )
+        for k, spec in enumerate(fac.levels)
+    ]
+    if fac.spots_csv is not None:
+        spots = read_spot_list(fac.spots_csv, levels)
+    else:
+        spots = build_spots(
+            [
+                (lv, {SpotType[t]: n for t, n in spec.spots.items()})
+                for lv, spec in zip(levels, fac.levels, strict=True)
+            ],
+            spacing_m=fac.spot_spacing_m,
+        )
+    tariff = scenario.tariff.build(calendar) if scenario.tariff is not None else None
+    return Lot(
+        spots,
+        levels,
+        strategy=fac.strategy,
+        tariff=tariff,
+        ev_open_to_all=fac.ev_open_to_all,
+        lot_id=fac.name,
+    )
+
+
+def read_spot_list(path, levels: list[Level]) -> list[Spot]:
+    """Surveyed spots: CSV with columns id, level (name), type, distance_m."""
+    frame = pd.read_csv(path)
+    need = {"id", "level", "type", "distance_m"}
+    if not need <= set(frame.columns):
+        raise ValueError(f"{path}: needs columns {sorted(need)}, has {list(frame.columns)}")
+    by_name = {lv.name: lv.index for lv in levels}
+    spots = []
+    for k, row in enumerate(frame.itertuples(index=False)):
+        if str(row.level) not in by_name:
+            raise ValueError(f"{path}: row {k + 2}: unknown level {row.level!r}")
+        if str(row.type).upper() not in SpotType.__members__:
+            raise ValueError(f"{path}: row {k + 2}: unknown spot type {row.type!r}")
+        spots.append(
+            Spot(
+                index=k,
+                id=str(row.id),
+                level=by_name[str(row.level)],
+                type=SpotType[str(row.type).upper()],
+                distance=float(row.distance_m),
+            )
+        )
+    return spots

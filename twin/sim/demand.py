@@ -1,0 +1,203 @@
+"""Turn demand streams into arrays of drivers, drawn in bulk before the clock starts.
+
+Everything random about a driver (arrival, dwell, willingness to pay, patience, lane service
+times, EV and permit flags) is drawn here, per stream, from that stream's own generators. The
+event loop then only reads arrays, so a policy change cannot alter who arrives or what they want.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from twin.core.clock import HOUR, Calendar
+from twin.core.types import VehicleClass
+from twin.scenario.model import LaneSpec, Scenario, StreamSpec, WillingnessSpec
+from twin.sim.rng import Streams
+
+
+@dataclass
+class Drivers:
+    """All arrivals of one replication, sorted by arrival time (ties keep stream order)."""
+
+    arrival: np.ndarray  # seconds since scenario start
+    dwell: np.ndarray  # seconds
+    vclass: np.ndarray  # int8, VehicleClass value
+    ev: np.ndarray  # bool
+    handicap: np.ndarray  # bool
+    stream: np.ndarray  # int16, index into scenario.demand
+    wtp_cents: np.ndarray  # float; +inf where the driver takes any price
+    wtp_per_hour: np.ndarray  # bool: wtp is per hour of intended stay
+    patience: np.ndarray  # seconds; 0 = leaves at once
+    entry_service: np.ndarray  # seconds at the entry barrier (0 without lanes)
+    exit_service: np.ndarray  # seconds at the exit barrier
+    trace_dropped: int = 0  # trace rows outside the horizon
+
+    def __len__(self) -> int:
+        return len(self.arrival)
+
+
+def hourly_rates(
+    stream: StreamSpec, calendar: Calendar, horizon_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise-constant rate (per second) on calendar-hour slots covering [0, horizon).
+
+    Returns slot start times and rates. Slots follow wall-clock hours even when the scenario
+    starts mid-hour, so an 08:00 peak stays at 08:00.
+    """
+    offset = calendar.seconds_of_day(0.0) % HOUR
+    first_edge = HOUR - offset if offset else HOUR
+    edges = np.concatenate(([0.0], np.arange(first_edge, horizon_s, HOUR), [horizon_s]))
+    edges = np.unique(edges)
+    starts = edges[:-1]
+    if stream.rate_per_hour is not None:
+        per_hour = np.full(len(starts), stream.rate_per_hour, dtype=float)
+    else:
+        profile = stream.profile
+        assert profile is not None
+        week = np.array([profile.for_day(d) for d in range(7)], dtype=float)  # 7 x 24
+        per_hour = np.array(
+            [week[calendar.weekday(t), calendar.hour(t)] for t in starts], dtype=float
+        )
+    return edges, per_hour * stream.multiplier / HOUR
+
+
+def poisson_arrivals(edges: np.ndarray, rates: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """Exact non-homogeneous Poisson arrivals for a piecewise-constant rate, drawn in bulk.
+
+    In each slot the count is Poisson(rate × length) and, given the count, times are uniform:
+    no thinning, no per-arrival loop.
+    """
+    lengths = np.diff(edges)
+    counts = gen.poisson(rates * lengths)
+    starts = np.repeat(edges[:-1], counts)
+    widths = np.repeat(lengths, counts)
+    times = starts + gen.random(int(counts.sum())) * widths
+    times.sort()
+    return times
+
+
+def read_trace(stream: StreamSpec, calendar: Calendar) -> pd.DataFrame:
+    """Load a recorded arrival trace as columns arrival (s), dwell (s or NaN), class, flags."""
+    spec = stream.trace
+    assert spec is not None
+    frame = pd.read_csv(spec.path)
+    missing = [
+        c
+        for c in (
+            spec.time_column,
+            spec.dwell_column,
+            spec.class_column,
+            spec.ev_column,
+            spec.handicap_column,
+        )
+        if c is not None and c not in frame.columns
+    ]
+    if missing:
+        raise ValueError(f"{spec.path}: missing column(s) {missing}; has {list(frame.columns)}")
+    if spec.time_unit == "datetime":
+        when = pd.to_datetime(frame[spec.time_column])
+        arrival = (when - pd.Timestamp(calendar.epoch)).dt.total_seconds().to_numpy()
+    else:
+        scale = {"s": 1.0, "min": 60.0, "h": 3600.0}[spec.time_unit]
+        arrival = frame[spec.time_column].to_numpy(dtype=float) * scale
+    out = pd.DataFrame({"arrival": arrival})
+    if spec.dwell_column:
+        scale = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}[spec.dwell_unit]
+        out["dwell"] = frame[spec.dwell_column].to_numpy(dtype=float) * scale
+    if spec.class_column:
+        names = frame[spec.class_column].astype(str).str.upper()
+        bad = sorted(set(names) - set(VehicleClass.__members__))
+        if bad:
+            raise ValueError(f"{spec.path}: unknown vehicle classes {bad}")
+        out["vclass"] = names.map(lambda n: VehicleClass[n].value).to_numpy()
+    for col, name in ((spec.ev_column, "ev"), (spec.handicap_column, "handicap")):
+        if col:
+            out[name] = frame[col].astype(bool).to_numpy()
+    return out
+
+
+def _wtp(spec: WillingnessSpec | None, gen: np.random.Generator, n: int) -> tuple[np.ndarray, bool]:
+    if spec is None:
+        return np.full(n, np.inf), False
+    return spec.distribution.sample(gen, n) * 100.0, spec.per == "hour"
+
+
+def _service(lane: LaneSpec | None, gen: np.random.Generator, n: int) -> np.ndarray:
+    if lane is None:
+        return np.zeros(n)
+    return np.maximum(lane.service.sample_seconds(gen, n), 0.0)
+
+
+def _dwell(stream: StreamSpec, arrival: np.ndarray, calendar: Calendar, rng: Streams) -> np.ndarray:
+    n = len(arrival)
+    gen = rng.get(f"dwell/{stream.name}")
+    dwell = stream.dwell.sample_seconds(gen, n) if stream.dwell is not None else np.full(n, np.nan)
+    if stream.dwell_by_hour:
+        hours = np.array([calendar.hour(t) for t in arrival], dtype=int)
+        for k, band in enumerate(stream.dwell_by_hour):
+            mask = (hours >= band.hours[0]) & (hours < band.hours[1])
+            band_gen = rng.get(f"dwell/{stream.name}/band{k}")
+            dwell[mask] = band.dwell.sample_seconds(band_gen, n)[mask]
+    return dwell
+
+
+def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Drivers:
+    """Draw every driver of one replication; see the module docstring for why in bulk."""
+    parts: list[dict[str, np.ndarray]] = []
+    dropped = 0
+    horizon = scenario.horizon_s
+    behaviour = scenario.behaviour
+    for k, stream in enumerate(scenario.demand):
+        name = stream.name
+        if stream.trace is not None:
+            trace = read_trace(stream, calendar)
+            inside = (trace["arrival"] >= 0) & (trace["arrival"] < horizon)
+            dropped += int((~inside).sum())
+            trace = trace[inside].sort_values("arrival", kind="stable")
+            arrival = trace["arrival"].to_numpy(dtype=float)
+        else:
+            trace = None
+            edges, rates = hourly_rates(stream, calendar, horizon)
+            arrival = poisson_arrivals(edges, rates, rng.get(f"arrivals/{name}"))
+        n = len(arrival)
+        dwell = _dwell(stream, arrival, calendar, rng)
+        if trace is not None and "dwell" in trace:
+            recorded = trace["dwell"].to_numpy(dtype=float)
+            dwell = np.where(np.isnan(recorded), dwell, recorded)
+        flags = rng.get(f"flags/{name}")
+        ev = flags.random(n) < stream.ev_share
+        handicap = flags.random(n) < stream.handicap_share
+        vclass = np.full(n, VehicleClass[stream.vehicle_class].value, dtype=np.int8)
+        if trace is not None:
+            for col, arr in (("ev", ev), ("handicap", handicap), ("vclass", vclass)):
+                if col in trace:
+                    arr[:] = trace[col].to_numpy()
+        wtp, per_hour = _wtp(
+            stream.willingness_to_pay or behaviour.willingness_to_pay, rng.get(f"wtp/{name}"), n
+        )
+        patience_spec = stream.patience or behaviour.patience
+        if behaviour.when_full == "wait" and patience_spec is not None:
+            patience = patience_spec.sample_seconds(rng.get(f"patience/{name}"), n)
+        else:
+            patience = np.zeros(n)
+        parts.append(
+            {
+                "arrival": arrival,
+                "dwell": np.maximum(dwell, 0.0),
+                "vclass": vclass,
+                "ev": ev,
+                "handicap": handicap,
+                "stream": np.full(n, k, dtype=np.int16),
+                "wtp_cents": wtp,
+                "wtp_per_hour": np.full(n, per_hour),
+                "patience": patience,
+                "entry_service": _service(scenario.lanes.entry, rng.get(f"lane-entry/{name}"), n),
+                "exit_service": _service(scenario.lanes.exit, rng.get(f"lane-exit/{name}"), n),
+            }
+        )
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    order = np.argsort(merged["arrival"], kind="stable")
+    return Drivers(**{key: value[order] for key, value in merged.items()}, trace_dropped=dropped)

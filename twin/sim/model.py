@@ -1,0 +1,274 @@
+"""The SimPy model of one facility for one replication.
+
+Design for speed (see benchmarks/): no SimPy process per vehicle. Every happening is a plain
+callback on SimPy's event queue: one event per arrival, one per gate passage when there are
+entry lanes, one per departure, one per patience deadline. Barrier queues are FIFO multi-server
+queues, so a car's barrier time follows from the lanes' next-free times (Kiefer-Wolfowitz
+recursion) without simulating the queue car by car; queue lengths are rebuilt exactly from the
+per-vehicle records afterwards.
+
+Every allocation, release and price is a call into :mod:`twin.core` - the same Lot a gate
+controller runs.
+
+Tie rule: at equal times, departures are processed before arrivals, so a car leaving at
+10:00:00 frees its spot for a car arriving at 10:00:00.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from heapq import heappush, heapreplace
+
+import numpy as np
+import simpy
+
+from twin.core.clock import Calendar
+from twin.core.errors import ParkingError
+from twin.core.lot import Lot, Session
+from twin.core.types import Vehicle, VehicleClass
+from twin.scenario.model import Scenario
+from twin.sim.build import build_lot, calendar_for
+from twin.sim.demand import Drivers, draw_drivers
+from twin.sim.rng import Streams
+
+#: Outcome codes of a vehicle record.
+PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED = range(6)
+OUTCOMES = ("parked", "blocked", "balked", "reneged", "waiting", "in_entry_lane")
+
+_DEPART = 0  # event priorities: departures first at equal times
+_ARRIVE = 1
+
+
+class _Call:
+    """The leanest object SimPy's ``Environment.step`` accepts as an event.
+
+    ``step`` needs only ``callbacks`` and ``_ok``; a full ``simpy.Event`` costs several times
+    more to build, and the model creates one per vehicle.
+    """
+
+    __slots__ = ("_ok", "_value", "callbacks")
+
+    def __init__(self, callback: Callable, value: object) -> None:
+        self.callbacks = [callback]
+        self._ok = True
+        self._value = value
+
+
+def call_at(
+    env: simpy.Environment, t: float, priority: int, callback: Callable, value: object
+) -> None:
+    """Schedule ``callback(event)`` at absolute time ``t``.
+
+    Absolute, not ``now + delay``: with a delay the event time is ``now + (t - now)``, which
+    can differ from ``t`` in the last bit and break ties that the model's records rely on.
+    """
+    heappush(env._queue, (t, priority, next(env._eid), _Call(callback, value)))
+
+
+@dataclass
+class RunRecord:
+    """Raw columns of one replication; :mod:`twin.results` turns them into frames and figures."""
+
+    scenario: Scenario
+    replication: int
+    seed: int
+    drivers: Drivers
+    lot: Lot
+    gate_t: np.ndarray  # time the car passed the entry barrier (NaN if it never did)
+    entry_t: np.ndarray  # time it took a spot
+    spot: np.ndarray  # spot index, -1 if none
+    leave_t: np.ndarray  # time it left the spot
+    exit_start_t: np.ndarray  # time its exit barrier service started
+    exit_t: np.ndarray  # time it passed the exit barrier
+    amount_cents: np.ndarray  # charged at exit (NaN if it did not exit)
+    quote_cents: np.ndarray  # price shown at arrival when drivers compare it with their budget
+    outcome: np.ndarray  # int8 codes, see OUTCOMES
+    entry_lane_start_t: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+class ParkingModel:
+    """One replication of a scenario: drivers drawn, events run, raw records out."""
+
+    def __init__(self, scenario: Scenario, replication: int = 0, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.replication = replication
+        self.seed = scenario.seed if seed is None else seed
+        self.calendar: Calendar = calendar_for(scenario)
+        self.lot = build_lot(scenario, self.calendar)
+        self.drivers = draw_drivers(scenario, Streams(self.seed, replication), self.calendar)
+        self.env = simpy.Environment()
+
+    def run(self, progress: Callable[[float], None] | None = None) -> RunRecord:
+        """Run to the horizon; ``progress`` gets the fraction of simulated time done."""
+        sc = self.scenario
+        env, lot, d = self.env, self.lot, self.drivers
+        n = len(d)
+        horizon = sc.horizon_s
+        queue = env._queue
+        eid = env._eid
+
+        arrival = d.arrival.tolist()
+        dwell = d.dwell.tolist()
+        vclasses = [VehicleClass(v) for v in range(len(VehicleClass))]
+        vclass = d.vclass.tolist()
+        ev_flag = d.ev.tolist()
+        hc_flag = d.handicap.tolist()
+        patience = d.patience.tolist()
+        entry_service = d.entry_service.tolist()
+        exit_service = d.exit_service.tolist()
+
+        nan = math.nan
+        gate_t = [nan] * n
+        entry_t = [nan] * n
+        spot_of = [-1] * n
+        leave_t = [nan] * n
+        exit_start = [nan] * n
+        exit_t = [nan] * n
+        amount = [nan] * n
+        quote = [nan] * n
+        lane_start = [nan] * n
+        outcome = [QUEUED] * n
+
+        allocate, release = lot.allocate, lot.release
+        entry_lanes = sc.lanes.entry
+        exit_lanes = sc.lanes.exit
+        entry_free = [0.0] * entry_lanes.count if entry_lanes else None
+        exit_free = [0.0] * exit_lanes.count if exit_lanes else None
+        waiting: deque[int] = deque()
+        tariff = lot.tariff
+        check_price = tariff is not None and bool(np.isfinite(d.wtp_cents).any())
+        wtp = d.wtp_cents.tolist()
+        wtp_hourly = d.wtp_per_hour.tolist()
+
+        def park(i: int, session: Session, t: float) -> None:
+            entry_t[i] = t
+            spot_of[i] = session.spot.index
+            outcome[i] = PARKED
+            heappush(queue, (t + dwell[i], _DEPART, next(eid), _Call(depart, session)))
+
+        def gate(i: int, t: float) -> None:
+            gate_t[i] = t
+            try:
+                session = allocate(Vehicle(i, vclasses[vclass[i]], hc_flag[i], ev_flag[i]), t)
+            except ParkingError:
+                if patience[i] > 0.0:
+                    outcome[i] = WAITING
+                    waiting.append(i)
+                    heappush(queue, (t + patience[i], _ARRIVE, next(eid), _Call(renege, i)))
+                else:
+                    outcome[i] = BLOCKED
+                return
+            park(i, session, t)
+
+        def at_gate(event: _Call) -> None:
+            gate(event._value, env._now)
+
+        def arrive(event: _Call) -> None:
+            i = event._value
+            t = env._now
+            if i + 1 < n:
+                event.callbacks = [arrive]
+                event._value = i + 1
+                heappush(queue, (arrival[i + 1], _ARRIVE, next(eid), event))
+            if check_price:
+                stay = dwell[i]
+                q = tariff.quote(t, t + stay, lot.n_occupied / lot.capacity)
+                quote[i] = q
+                budget = wtp[i] * (stay / 3600.0) if wtp_hourly[i] else wtp[i]
+                if q > budget:
+                    outcome[i] = BALKED
+                    return
+            if entry_free is not None:
+                start = entry_free[0]
+                start = t if t > start else start
+                lane_start[i] = start
+                done = start + entry_service[i]
+                heapreplace(entry_free, done)
+                heappush(queue, (done, _ARRIVE, next(eid), _Call(at_gate, i)))
+            else:
+                gate(i, t)
+
+        def depart(event: _Call) -> None:
+            session = event._value
+            t = env._now
+            i = session.vehicle.id
+            release(session.ticket, t)
+            leave_t[i] = t
+            amount[i] = session.amount_cents
+            if exit_free is not None:
+                start = exit_free[0]
+                start = t if t > start else start
+                exit_start[i] = start
+                done = start + exit_service[i]
+                heapreplace(exit_free, done)
+                exit_t[i] = done
+            else:
+                exit_start[i] = exit_t[i] = t
+            if waiting:
+                serve_waiting(t)
+
+        def serve_waiting(t: float) -> None:
+            # FIFO among those the freed capacity fits; reneged drivers are skipped lazily.
+            for _ in range(len(waiting)):
+                i = waiting.popleft()
+                if outcome[i] != WAITING:
+                    continue
+                try:
+                    session = allocate(Vehicle(i, vclasses[vclass[i]], hc_flag[i], ev_flag[i]), t)
+                except ParkingError:
+                    waiting.append(i)
+                    continue
+                park(i, session, t)
+                return
+
+        def renege(event: _Call) -> None:
+            i = event._value
+            if outcome[i] == WAITING:
+                outcome[i] = RENEGED
+
+        if n:
+            heappush(queue, (arrival[0], _ARRIVE, next(eid), _Call(arrive, 0)))
+        if progress is not None:
+            step = horizon / 100.0
+
+            def tick(event: _Call) -> None:
+                progress(min(env._now / horizon, 1.0))
+                if env._now + step < horizon:
+                    heappush(queue, (env._now + step, _ARRIVE, next(eid), _Call(tick, None)))
+
+            heappush(queue, (step, _ARRIVE, next(eid), _Call(tick, None)))
+        env.run(until=horizon)
+        if progress is not None:
+            progress(1.0)
+
+        return RunRecord(
+            scenario=sc,
+            replication=self.replication,
+            seed=self.seed,
+            drivers=d,
+            lot=lot,
+            gate_t=np.array(gate_t),
+            entry_t=np.array(entry_t),
+            spot=np.array(spot_of, dtype=np.int64),
+            leave_t=np.array(leave_t),
+            exit_start_t=np.array(exit_start),
+            exit_t=np.array(exit_t),
+            amount_cents=np.array(amount, dtype=float),
+            quote_cents=np.array(quote),
+            outcome=np.array(outcome, dtype=np.int8),
+            entry_lane_start_t=np.array(lane_start),
+        )
+
+
+def simulate(
+    scenario: Scenario,
+    replication: int = 0,
+    seed: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> RunRecord:
+    """Run one replication of ``scenario``; the Python entry point notebooks call."""
+    return ParkingModel(scenario, replication, seed).run(progress)
