@@ -165,4 +165,6 @@ def make_strategy(name: str) -> AllocationStrategy:
     try:
         return STRATEGIES[name]()
     except KeyError:
-        raise ValueError(f"unknown allocation strategy {name!r}; allowed: {sorted(STRATEGIES)}") from None
+        raise ValueError(
+            f"unknown allocation strategy {name!r}; allowed: {sorted(STRATEGIES)}"
+        ) from None

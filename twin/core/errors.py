@@ -22,4 +22,4 @@ class DoubleExit(ParkingError):
 
 
 class InvalidTransition(ParkingError):
-    """A spot status change the lot does not allow (e.g. putting an occupied spot in maintenance)."""
+    """A spot status change the lot refuses (e.g. an occupied spot put in maintenance)."""

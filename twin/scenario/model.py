@@ -18,11 +18,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from twin.scenario.tariff import TariffSpec
 
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
 from twin.scenario.dists import Dist, resolve_path
+from twin.scenario.tariff import TariffSpec
 
 SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
 VehicleClassName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE"]

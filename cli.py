@@ -1,0 +1,187 @@
+"""`parktwin`: command-line front end. Thin on purpose: every command is a call into twin.api."""
+
+from __future__ import annotations
+
+import math
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from twin import api
+
+app = typer.Typer(
+    help="ParkTwin: simulate parking facilities to plan capacity, allocation and pricing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+@app.callback()
+def main() -> None:
+    """ParkTwin: simulate parking facilities to plan capacity, allocation and pricing.
+
+    Describe a facility and its demand in a YAML scenario (see scenarios/ and the README),
+    then `parktwin run SCENARIO`.
+    """
+
+
+def _load_or_exit(path: Path) -> api.Scenario:
+    try:
+        return api.load(path)
+    except api.ScenarioError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[bold red]error[/]: {exc.source}: {problem}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+#: Headline figures in the order a planner reads them, with labels and how to print them.
+HEADLINE: tuple[tuple[str, str, str], ...] = (
+    ("arrivals_per_day", "arrivals per day", "count"),
+    ("parked", "parked (after warm-up)", "count"),
+    ("blocked_pct", "blocked (no spot)", "pct"),
+    ("balked_pct", "balked (price)", "pct"),
+    ("reneged_pct", "reneged (gave up waiting)", "pct"),
+    ("revenue_per_day", "revenue per day", "money"),
+    ("mean_price", "mean price paid", "money"),
+    ("mean_stay_h", "mean stay (h)", "num"),
+    ("occupancy.mean", "occupancy, mean", "frac"),
+    ("occupancy.peak", "occupancy, peak", "frac"),
+    ("entry_wait_s.mean", "entry lane wait, mean (s)", "num"),
+    ("entry_wait_s.p95", "entry lane wait, p95 (s)", "num"),
+    ("exit_wait_s.mean", "exit lane wait, mean (s)", "num"),
+    ("exit_wait_s.p95", "exit lane wait, p95 (s)", "num"),
+)
+
+
+def _fmt(value: float, kind: str) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if kind == "pct":
+        return f"{value:.2f} %"
+    if kind == "frac":
+        return f"{100 * value:.1f} %"
+    if kind == "money":
+        return f"${value:,.2f}"
+    if kind == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def _cell(row, kind: str, with_ci: bool) -> str:
+    """Mean, and with replicates its 95% interval, clipped to the figure's possible range."""
+    text = _fmt(row["mean"], kind)
+    if with_ci and not math.isnan(row["ci_low"]):
+        lo = max(row["ci_low"], 0.0)
+        hi = min(row["ci_high"], 1.0) if kind == "frac" else row["ci_high"]
+        hi = min(hi, 100.0) if kind == "pct" else hi
+        text += f"  [dim]({_fmt(lo, kind)} … {_fmt(hi, kind)})[/]"
+    return text
+
+
+def summary_tables(result: api.RunResult) -> list[Table]:
+    """Headline figures and occupancy by level and spot type, each ± its 95% CI."""
+    sc = result.scenario
+    n = result.replications
+    ci = n > 1
+    summary = result.summary()
+    title = (
+        f"{sc.name}: {sc.horizon_days:g} days after a {sc.warmup_hours:g} h warm-up, "
+        f"{n} replication{'s' * (n > 1)}, seed {result.seed}" + (" — mean (95% CI)" if ci else "")
+    )
+    head = Table(title=title, title_justify="left")
+    head.add_column("figure")
+    head.add_column("value", justify="right")
+    for name, label, kind in HEADLINE:
+        if name in summary.index:
+            head.add_row(label, _cell(summary.loc[name], kind, ci))
+    occ = Table(title="occupancy by level and spot type", title_justify="left")
+    occ.add_column("level / spot type")
+    occ.add_column("mean", justify="right")
+    occ.add_column("peak", justify="right")
+    for kind in ("level", "spot_type"):
+        prefix = f"occupancy.{kind}["
+        for name in summary.index:
+            if name.startswith(prefix) and name.endswith(".mean"):
+                group = name[len(prefix) : -len("].mean")]
+                peak = summary.loc[f"{prefix}{group}].peak"]
+                label = f"level {group}" if kind == "level" else group.lower()
+                occ.add_row(
+                    escape(label), _cell(summary.loc[name], "frac", ci), _cell(peak, "frac", ci)
+                )
+    return [head, occ]
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (see scenarios/).")],
+    seed: Annotated[int | None, typer.Option(help="Random seed; default: the scenario's.")] = None,
+    days: Annotated[
+        float | None, typer.Option(help="Simulated days; overrides horizon_days.")
+    ] = None,
+    replications: Annotated[
+        int | None, typer.Option(help="Independent replications; default: the scenario's.", min=1)
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for vehicles/occupancy/lanes tables and summary.json."),
+    ] = None,
+    format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
+) -> None:
+    """Simulate SCENARIO and print arrivals, blocking, occupancy, revenue and lane waits.
+
+    With several replications every figure comes with its 95% t confidence interval. The same
+    scenario and seed always give the same numbers.
+    """
+    sc = _load_or_exit(scenario)
+    reps = replications or sc.replications
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(
+            *columns, console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as bar:
+            task = bar.add_task(f"{sc.name}: {reps} replication(s)", total=reps)
+
+            def progress(r: int, fraction: float) -> None:
+                bar.update(task, completed=r + fraction)
+
+            result = api.run(sc, seed=seed, days=days, replications=replications, progress=progress)
+    except ValueError as exc:
+        err_console.print(f"[bold red]error[/]: {scenario}: {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    for table in summary_tables(result):
+        console.print(table)
+    if result.trace_dropped:
+        console.print(
+            f"[yellow]note[/]: {result.trace_dropped} trace rows fell outside the horizon "
+            "and were not replayed"
+        )
+    if out is not None:
+        written = result.write(out, format.value)
+        console.print(
+            f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
