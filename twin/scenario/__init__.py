@@ -1,0 +1,1 @@
+"""Scenario files: pydantic schemas for YAML scenarios and their translation to core objects."""

@@ -1,0 +1,359 @@
+"""The ``tariff:`` section of a scenario file, validated, and its translation to a core Tariff.
+
+Money is written in currency units ("2.50", 2.5, 20) and stored as :class:`~decimal.Decimal`
+with two decimal places; :meth:`TariffSpec.build` converts it to integer cents. Times of day are
+``"HH:MM"`` strings (quote them: YAML 1.1 reads an unquoted ``10:00`` as the number 600). See
+``docs/tariff_reference.md`` for every key with worked examples.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from twin.core.clock import Calendar
+from twin.core.pricing import (
+    DynamicPricing,
+    EventRate,
+    RateTable,
+    Tariff,
+    TimeBand,
+    TimeBandMultiplier,
+)
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_SHORTCUTS = {
+    "weekdays": DAY_NAMES[:5],
+    "weekend": DAY_NAMES[5:],
+    "all": DAY_NAMES,
+}
+_CENT = Decimal("0.01")
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+#: Planner defaults for occupancy-based pricing when ``dynamic:`` is given without
+#: ``occupancy_bands``: 20 % discount below 30 % full, list price to 80 %, +25 % from 80 %,
+#: +50 % from 90 %.
+DEFAULT_OCCUPANCY_BANDS: tuple[tuple[float, float], ...] = (
+    (0.0, 0.8),
+    (0.3, 1.0),
+    (0.8, 1.25),
+    (0.9, 1.5),
+)
+
+
+# --------------------------------------------------------------------------- field parsers
+
+
+def _parse_money(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(f"must be an amount of money like 2.50, got {value!r}")
+    text = str(value).strip()
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"must be an amount of money like 2.50, got {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"must be an amount of money like 2.50, got {value!r}")
+    if amount < 0:
+        raise ValueError(f"money must not be negative, got {text}")
+    if amount != amount.quantize(_CENT):
+        raise ValueError(f"money has at most 2 decimal places (whole cents), got {text}")
+    return amount.quantize(_CENT)
+
+
+def _parse_hhmm(value: Any) -> str:
+    msg = f"must be HH:MM between 00:00 and 24:00, got {value!r}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f'{msg}; quote times in YAML ("10:00"): unquoted, 10:00 is read as the number 600'
+        )
+    if not isinstance(value, str):
+        raise ValueError(msg)
+    m = _HHMM.match(value.strip())
+    if not m:
+        raise ValueError(msg)
+    hh, mm = int(m.group(1)), int(m.group(2))
+    if mm > 59 or hh > 24 or (hh == 24 and mm != 0):
+        raise ValueError(msg)
+    return f"{hh:02d}:{mm:02d}"
+
+
+def _parse_days(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError("days must be a non-empty list of day names, e.g. [mon, tue] or weekdays")
+    chosen: set[str] = set()
+    for item in items:
+        name = str(item).strip().lower()
+        if name in _DAY_SHORTCUTS:
+            chosen.update(_DAY_SHORTCUTS[name])
+        elif name in DAY_NAMES:
+            chosen.add(name)
+        elif name in _FULL_NAMES:
+            chosen.add(DAY_NAMES[_FULL_NAMES.index(name)])
+        else:
+            raise ValueError(
+                f"unknown day {item!r}; use mon, tue, wed, thu, fri, sat, sun, "
+                "weekdays, weekend or all"
+            )
+    return [d for d in DAY_NAMES if d in chosen]
+
+
+Money = Annotated[Decimal, BeforeValidator(_parse_money)]
+TimeOfDay = Annotated[str, BeforeValidator(_parse_hhmm)]
+Days = Annotated[list[str], BeforeValidator(_parse_days)]
+
+
+def _cents(amount: Decimal | None) -> int | None:
+    return None if amount is None else int(amount * 100)
+
+
+def _minute(hhmm: str) -> int:
+    hh, mm = hhmm.split(":")
+    return int(hh) * 60 + int(mm)
+
+
+def _day_numbers(days: list[str]) -> frozenset[int]:
+    return frozenset(DAY_NAMES.index(d) for d in days)
+
+
+def _check_window(start: str, end: str) -> None:
+    if start == "24:00":
+        raise ValueError("start must be before 24:00 (a band starting at midnight is 00:00)")
+    if start == end:
+        raise ValueError(f"start and end are both {start}; use 00:00 to 24:00 for a whole day")
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BandSpec(_Spec):
+    """A weekday/time-of-day window with its own rates; unset rate keys inherit the top level.
+
+    ``flat: null`` or ``daily_max: null`` written explicitly removes an inherited value.
+    """
+
+    name: str | None = None
+    days: Days
+    start: TimeOfDay
+    end: TimeOfDay
+    flat: Money | None = None
+    free_minutes: int | None = Field(default=None, ge=0)
+    period_minutes: int | None = Field(default=None, ge=1)
+    per_period: Money | None = None
+    grace_minutes: int | None = Field(default=None, ge=0)
+    first_period_min: Money | None = None
+    daily_max: Money | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> BandSpec:
+        _check_window(self.start, self.end)
+        return self
+
+
+class EventSpec(_Spec):
+    """An event window; entries inside ``[start, end)`` pay ``flat`` for their first 24 h."""
+
+    name: str
+    start: datetime
+    end: datetime
+    flat: Money | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _naive(cls, v: datetime) -> datetime:
+        if v.tzinfo is not None:
+            raise ValueError(
+                "use a local date-time without timezone offset (the scenario calendar is local)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> EventSpec:
+        if self.end <= self.start:
+            raise ValueError(f"event {self.name!r}: end must be after start")
+        return self
+
+
+def _check_mult(v: float) -> float:
+    if not v > 0 or v == float("inf"):
+        raise ValueError(f"multiplier must be > 0, got {v}")
+    return v
+
+
+class OccupancyBandSpec(_Spec):
+    min_occupancy: float
+    multiplier: float
+
+    @field_validator("min_occupancy")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(
+                f"occupancy thresholds must be in [0, 1] (a fraction, 0.8 = 80 % full), got {v}"
+            )
+        return v
+
+    @field_validator("multiplier")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        return _check_mult(v)
+
+
+class TimeMultiplierSpec(_Spec):
+    name: str | None = None
+    days: Days
+    start: TimeOfDay
+    end: TimeOfDay
+    multiplier: float
+
+    @field_validator("multiplier")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        return _check_mult(v)
+
+    @model_validator(mode="after")
+    def _window(self) -> TimeMultiplierSpec:
+        _check_window(self.start, self.end)
+        return self
+
+
+class DynamicSpec(_Spec):
+    """Dynamic pricing multipliers; see ``DEFAULT_OCCUPANCY_BANDS`` for the occupancy default."""
+
+    occupancy_bands: list[OccupancyBandSpec] = Field(
+        default_factory=lambda: [
+            OccupancyBandSpec(min_occupancy=t, multiplier=m) for t, m in DEFAULT_OCCUPANCY_BANDS
+        ]
+    )
+    time_bands: list[TimeMultiplierSpec] = Field(default_factory=list)
+    event_multiplier: float = 1.0
+    event_multiplier_on_flat: bool = False
+    min_multiplier: float = Field(default=0.5, ge=0)
+    max_multiplier: float | None = 2.0
+
+    @field_validator("event_multiplier")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        return _check_mult(v)
+
+    @field_validator("max_multiplier")
+    @classmethod
+    def _max_positive(cls, v: float | None) -> float | None:
+        return None if v is None else _check_mult(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DynamicSpec:
+        thresholds = [b.min_occupancy for b in self.occupancy_bands]
+        if len(set(thresholds)) != len(thresholds):
+            raise ValueError(f"occupancy thresholds must be distinct, got {thresholds}")
+        if self.max_multiplier is not None and self.max_multiplier < self.min_multiplier:
+            raise ValueError(
+                f"max_multiplier ({self.max_multiplier}) must be >= "
+                f"min_multiplier ({self.min_multiplier})"
+            )
+        return self
+
+    def build(self) -> DynamicPricing:
+        return DynamicPricing(
+            occupancy_bands=tuple((b.min_occupancy, b.multiplier) for b in self.occupancy_bands),
+            time_bands=tuple(
+                TimeBandMultiplier(
+                    days=_day_numbers(tb.days),
+                    start_minute=_minute(tb.start),
+                    end_minute=_minute(tb.end),
+                    multiplier=tb.multiplier,
+                    name=tb.name or f"{','.join(tb.days)} {tb.start}-{tb.end}",
+                )
+                for tb in self.time_bands
+            ),
+            event_multiplier=self.event_multiplier,
+            min_multiplier=self.min_multiplier,
+            max_multiplier=self.max_multiplier,
+            event_multiplier_on_flat=self.event_multiplier_on_flat,
+        )
+
+
+_RATE_KEYS = (
+    "flat",
+    "free_minutes",
+    "period_minutes",
+    "per_period",
+    "grace_minutes",
+    "first_period_min",
+    "daily_max",
+)
+
+
+class TariffSpec(_Spec):
+    """The ``tariff:`` section. Money in currency units, durations in whole minutes."""
+
+    name: str = "tariff"
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    flat: Money | None = None
+    free_minutes: int = Field(default=0, ge=0)
+    period_minutes: int = Field(default=60, ge=1)
+    per_period: Money = Decimal("0.00")
+    grace_minutes: int = Field(default=0, ge=0)
+    first_period_min: Money = Decimal("0.00")
+    daily_max: Money | None = None
+    bands: list[BandSpec] = Field(default_factory=list)
+    events: list[EventSpec] = Field(default_factory=list)
+    dynamic: DynamicSpec | None = None
+
+    def _table(self, band: BandSpec | None = None) -> RateTable:
+        values = {k: getattr(self, k) for k in _RATE_KEYS}
+        if band is not None:
+            for k in _RATE_KEYS:
+                v = getattr(band, k)
+                if k in ("flat", "daily_max"):
+                    if k in band.model_fields_set:
+                        values[k] = v
+                elif v is not None:
+                    values[k] = v
+        return RateTable(
+            flat_cents=_cents(values["flat"]),
+            free_minutes=values["free_minutes"],
+            period_minutes=values["period_minutes"],
+            period_cents=_cents(values["per_period"]),
+            grace_minutes=values["grace_minutes"],
+            first_period_min_cents=_cents(values["first_period_min"]),
+            daily_max_cents=_cents(values["daily_max"]),
+        )
+
+    def build(self, calendar: Calendar) -> Tariff:
+        """The core :class:`Tariff`; event date-times become core seconds via ``calendar``."""
+        return Tariff(
+            name=self.name,
+            default=self._table(),
+            bands=tuple(
+                TimeBand(
+                    days=_day_numbers(b.days),
+                    start_minute=_minute(b.start),
+                    end_minute=_minute(b.end),
+                    table=self._table(b),
+                    name=b.name or f"{','.join(b.days)} {b.start}-{b.end}",
+                )
+                for b in self.bands
+            ),
+            events=tuple(
+                EventRate(
+                    name=e.name,
+                    start_s=calendar.to_seconds(e.start),
+                    end_s=calendar.to_seconds(e.end),
+                    flat_cents=_cents(e.flat),
+                )
+                for e in self.events
+            ),
+            dynamic=None if self.dynamic is None else self.dynamic.build(),
+            calendar=calendar,
+        )
