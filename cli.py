@@ -45,7 +45,11 @@ def _load_or_exit(path: Path) -> api.Scenario:
         return api.load(path)
     except api.ScenarioError as exc:
         for problem in exc.problems:
-            err_console.print(f"[bold red]error[/]: {exc.source}: {problem}", highlight=False)
+            err_console.print(
+                f"[bold red]error[/]: {escape(exc.source)}: {escape(problem)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         raise typer.Exit(code=2) from None
 
 
@@ -167,7 +171,11 @@ def run(
 
             result = api.run(sc, seed=seed, days=days, replications=replications, progress=progress)
     except ValueError as exc:
-        err_console.print(f"[bold red]error[/]: {scenario}: {exc}", highlight=False)
+        err_console.print(
+            f"[bold red]error[/]: {escape(str(scenario))}: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=2) from None
     for table in summary_tables(result):
         console.print(table)

@@ -3,31 +3,50 @@
 Every strategy keeps binary heaps of *available* spots and deletes lazily: a heap entry whose
 spot is no longer AVAILABLE is discarded when it reaches the top. Allocation therefore costs
 O(log n) amortised in the number of spots, never a scan of the lot. Spread-across-levels also
-looks at each level's counters, O(levels), which does not grow with the number of spots.
+reads each level's occupancy counter, O(levels), which does not grow with the number of spots.
 
 A strategy answers one question: given preference *tiers* (tuples of spot types the vehicle may
 use, most preferred first), which available spot should it get? Compatibility rules live in
-:mod:`twin.core.lot`, which computes the tiers.
+:mod:`twin.core.lot`, which computes the tiers. Tiers are turned once into a *plan* (the heaps
+to look at, in order), so the per-car work is only heap peeks and one pop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from heapq import heappop, heappush
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from twin.core.facility import Spot
 from twin.core.types import SpotStatus, SpotType
 
 _AVAILABLE = SpotStatus.AVAILABLE
 Tiers = tuple[tuple[SpotType, ...], ...]
+Heap = list[tuple]
+
+
+def _best_of(heaps: Sequence[Heap], spots: Sequence[Spot]) -> Heap | None:
+    """The heap whose top is the best available spot, discarding stale tops on the way."""
+    best = None
+    best_heap = None
+    for heap in heaps:
+        while heap:
+            entry = heap[0]
+            spot = spots[entry[-1]]
+            if spot.status is _AVAILABLE:
+                if best is None or entry < best:
+                    best, best_heap = entry, heap
+                break
+            heappop(heap)
+            spot.indexed = False
+    return best_heap
 
 
 class AllocationStrategy:
     """Base: one heap per group of spots, ordered by a strategy-specific key.
 
     Subclasses set ``by_size`` (whether general spot types form one tier or one tier per size,
-    smallest first) and define ``key``/``group``.
+    smallest first) and may override ``key``/``group``/``plan``/``choose_plan``.
     """
 
     name: ClassVar[str] = ""
@@ -35,7 +54,10 @@ class AllocationStrategy:
 
     def __init__(self) -> None:
         self._spots: Sequence[Spot] = ()
-        self._heaps: dict[object, list[tuple]] = {}
+        self._heaps: dict[object, Heap] = {}
+        self._plans: dict[Tiers, Any] = {}
+        self._entry: list[tuple] = []  # per spot: its heap entry, built once
+        self._home: list[Heap] = []  # per spot: the heap it belongs to
 
     def key(self, spot: Spot) -> tuple:
         """Heap order inside a group: nearest first, ties by spot index (deterministic)."""
@@ -45,59 +67,59 @@ class AllocationStrategy:
         return spot.type
 
     def bind(self, spots: Sequence[Spot]) -> None:
-        """Build the index from scratch (O(n)); called once when the lot is created."""
+        """Build the index from scratch (O(n log n)); called once when the lot is created."""
         self._spots = spots
         self._heaps = {}
+        self._plans = {}
+        self._entry = [self.key(spot) for spot in spots]
+        self._home = [self._heap(self.group(spot)) for spot in spots]
         for spot in spots:
-            spot.indexed = False
-            if spot.status == _AVAILABLE:
-                self._heaps.setdefault(self.group(spot), []).append(self.key(spot))
-                spot.indexed = True
+            spot.indexed = spot.status == _AVAILABLE
+            if spot.indexed:
+                self._home[spot.index].append(self._entry[spot.index])
         for heap in self._heaps.values():
             heap.sort()
 
     def push(self, spot: Spot) -> None:
         """A spot became AVAILABLE. Pushed only if no entry for it is still in a heap."""
         if not spot.indexed:
-            heappush(self._heaps.setdefault(self.group(spot), []), self.key(spot))
+            i = spot.index
+            heappush(self._home[i], self._entry[i])
             spot.indexed = True
 
-    def _top(self, group: object) -> tuple | None:
-        heap = self._heaps.get(group)
-        if not heap:
-            return None
+    def _heap(self, group: object) -> Heap:
+        # groups with no spots get a permanent empty heap so plans can hold references
+        return self._heaps.setdefault(group, [])
+
+    def plan(self, tiers: Tiers) -> Any:
+        """Precompute what ``choose_plan`` looks at for these tiers (heaps per tier)."""
+        return tuple(tuple(self._heap(t) for t in tier) for tier in tiers)
+
+    def choose_plan(self, plan: Any) -> Spot | None:
+        """Remove and return the best available spot for a plan, or None if none is free."""
         spots = self._spots
-        while heap:
-            entry = heap[0]
-            spot = spots[entry[-1]]
-            if spot.status == _AVAILABLE:
-                return entry
-            heappop(heap)
-            spot.indexed = False
+        for heaps in plan:
+            if len(heaps) == 1:  # the common case, written out: one heap, peek and pop
+                heap = heaps[0]
+                while heap:
+                    spot = spots[heappop(heap)[-1]]
+                    spot.indexed = False
+                    if spot.status is _AVAILABLE:
+                        return spot
+                continue
+            heap = _best_of(heaps, spots)
+            if heap is not None:
+                spot = spots[heappop(heap)[-1]]
+                spot.indexed = False
+                return spot
         return None
 
-    def _take(self, group: object) -> Spot:
-        entry = heappop(self._heaps[group])
-        spot = self._spots[entry[-1]]
-        spot.indexed = False
-        return spot
-
-    def choose(self, tiers: Tiers, level_hint: int | None = None) -> Spot | None:
+    def choose(self, tiers: Tiers) -> Spot | None:
         """Remove and return the best available spot, or None. The caller marks it occupied."""
-        for tier in tiers:
-            best = None
-            best_group = None
-            for stype in tier:
-                group = self._group_for(stype)
-                top = self._top(group)
-                if top is not None and (best is None or top < best):
-                    best, best_group = top, group
-            if best is not None:
-                return self._take(best_group)
-        return None
-
-    def _group_for(self, stype: SpotType) -> object:
-        return stype
+        plan = self._plans.get(tiers)
+        if plan is None:
+            plan = self._plans[tiers] = self.plan(tiers)
+        return self.choose_plan(plan)
 
 
 class NearestToEntrance(AllocationStrategy):
@@ -139,19 +161,22 @@ class SpreadAcrossLevels(AllocationStrategy):
     def group(self, spot: Spot) -> object:
         return (spot.level, spot.type)
 
-    def choose(self, tiers: Tiers, level_hint: int | None = None) -> Spot | None:
-        occupied, capacity = self.occupied, self.capacity
+    def plan(self, tiers: Tiers) -> Any:
+        levels = range(len(self.capacity))
+        return tuple(
+            tuple(tuple(self._heap((lv, t)) for t in tier) for lv in levels) for tier in tiers
+        )
+
+    def choose_plan(self, plan: Any) -> Spot | None:
+        occupied, capacity, spots = self.occupied, self.capacity, self._spots
         order = sorted(range(len(capacity)), key=lambda lv: (occupied[lv] / capacity[lv], lv))
-        for tier in tiers:
+        for per_level in plan:
             for lv in order:
-                best = None
-                best_group = None
-                for stype in tier:
-                    top = self._top((lv, stype))
-                    if top is not None and (best is None or top < best):
-                        best, best_group = top, (lv, stype)
-                if best is not None:
-                    return self._take(best_group)
+                heap = _best_of(per_level[lv], spots)
+                if heap is not None:
+                    spot = spots[heappop(heap)[-1]]
+                    spot.indexed = False
+                    return spot
         return None
 
 
@@ -165,6 +190,5 @@ def make_strategy(name: str) -> AllocationStrategy:
     try:
         return STRATEGIES[name]()
     except KeyError:
-        raise ValueError(
-            f"unknown allocation strategy {name!r}; allowed: {sorted(STRATEGIES)}"
-        ) from None
+        allowed = sorted(STRATEGIES)
+        raise ValueError(f"unknown allocation strategy {name!r}; allowed: {allowed}") from None

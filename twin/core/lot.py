@@ -14,7 +14,14 @@ from twin.core.allocation import AllocationStrategy, SpreadAcrossLevels, Tiers, 
 from twin.core.errors import DoubleExit, InvalidTransition, LotFull, NoCompatibleSpot, UnknownTicket
 from twin.core.facility import Level, Spot
 from twin.core.pricing import PriceContext, Tariff
-from twin.core.types import GENERAL_TYPES, SPOT_CAPACITY, SpotStatus, SpotType, Vehicle
+from twin.core.types import (
+    GENERAL_TYPES,
+    SPOT_CAPACITY,
+    SpotStatus,
+    SpotType,
+    Vehicle,
+    VehicleClass,
+)
 
 _AVAILABLE = SpotStatus.AVAILABLE
 _OCCUPIED = SpotStatus.OCCUPIED
@@ -103,6 +110,7 @@ class Lot:
         self.n_available = 0
         self.n_occupied = 0
         for spot in self.spots:
+            spot.status = SpotStatus(spot.status)  # compared by identity on the hot path
             self.capacity_by_level[spot.level] += 1
             self.capacity_by_type[spot.type] += 1
             self._count(spot, spot.status, +1)
@@ -110,7 +118,9 @@ class Lot:
             self.strategy.occupied = self.occupied_by_level
             self.strategy.capacity = [max(c, 1) for c in self.capacity_by_level]
         self.strategy.bind(self.spots)
-        self._tiers: dict[tuple[int, bool, bool], Tiers] = {}
+        self._plans: list[object] = [None] * (4 * len(VehicleClass))
+        self._needs_context = tariff is not None and getattr(tariff, "dynamic", None) is not None
+        self._n_spots = len(self.spots)
         self._open: dict[int, Session] = {}
         self._next_ticket = 0
 
@@ -133,14 +143,14 @@ class Lot:
         return self.n_occupied / len(self.spots)
 
     def tiers(self, vehicle: Vehicle) -> Tiers:
-        key = (int(vehicle.vclass), vehicle.handicap, vehicle.ev)
-        tiers = self._tiers.get(key)
-        if tiers is None:
-            tiers = compatible_tiers(
-                key[0], key[1], key[2], self.ev_open_to_all, self.strategy.by_size
-            )
-            self._tiers[key] = tiers
-        return tiers
+        """Spot types ``vehicle`` may use, by preference (see :func:`compatible_tiers`)."""
+        return compatible_tiers(
+            int(vehicle.vclass),
+            vehicle.handicap,
+            vehicle.ev,
+            self.ev_open_to_all,
+            self.strategy.by_size,
+        )
 
     def has_space_for(self, vehicle: Vehicle) -> bool:
         """Whether ``allocate`` would succeed now; O(levels · types), for displays and queues."""
@@ -154,23 +164,27 @@ class Lot:
     # -- the state machine ----------------------------------------------------------------
     def allocate(self, vehicle: Vehicle, t: float) -> Session:
         """Give ``vehicle`` a spot at time ``t`` and open a session, or raise why not."""
-        occupancy = self.n_occupied / len(self.spots)
-        spot = self.strategy.choose(self.tiers(vehicle))
+        plan = self._plans[vehicle.profile]
+        if plan is None:
+            plan = self._plans[vehicle.profile] = self.strategy.plan(self.tiers(vehicle))
+        spot = self.strategy.choose_plan(plan)
         if spot is None:
             if self.n_available == 0:
                 raise LotFull(f"{self.lot_id}: no spot available")
             raise NoCompatibleSpot(f"{self.lot_id}: no free spot fits vehicle {vehicle.id}")
-        # inline of set_status(AVAILABLE -> OCCUPIED): this is the hot path
+        # set_status(AVAILABLE -> OCCUPIED) written out: this is the hot path
+        n_occupied = self.n_occupied
+        occupancy = n_occupied / self._n_spots
         spot.status = _OCCUPIED
-        self.available[spot.level][spot.type] -= 1
+        level, stype = spot.level, spot.type
+        self.available[level][stype] -= 1
         self.n_available -= 1
-        self.occupied_by_level[spot.level] += 1
-        self.occupied_by_type[spot.type] += 1
-        self.n_occupied += 1
+        self.occupied_by_level[level] += 1
+        self.occupied_by_type[stype] += 1
+        self.n_occupied = n_occupied + 1
         ticket = self._next_ticket
         self._next_ticket = ticket + 1
-        session = Session(ticket, vehicle, spot, t, occupancy)
-        self._open[ticket] = session
+        self._open[ticket] = session = Session(ticket, vehicle, spot, t, occupancy)
         return session
 
     def release(self, ticket: int, t: float) -> Session:
@@ -180,36 +194,40 @@ class Lot:
             if isinstance(ticket, int) and 0 <= ticket < self._next_ticket:
                 raise DoubleExit(f"{self.lot_id}: ticket {ticket} has already exited")
             raise UnknownTicket(f"{self.lot_id}: ticket {ticket!r} was never issued here")
-        if t < session.entry_t:
+        if not t >= session.entry_t:  # also refuses NaN, which would pass `t < entry_t`
             self._open[ticket] = session
             raise ValueError(f"exit at {t} before entry at {session.entry_t}")
         spot = session.spot
         spot.status = _AVAILABLE
-        self.occupied_by_level[spot.level] -= 1
-        self.occupied_by_type[spot.type] -= 1
+        level, stype = spot.level, spot.type
+        self.occupied_by_level[level] -= 1
+        self.occupied_by_type[stype] -= 1
         self.n_occupied -= 1
-        self.available[spot.level][spot.type] += 1
+        self.available[level][stype] += 1
         self.n_available += 1
         self.strategy.push(spot)
         session.exit_t = t
-        if self.tariff is not None:
-            session.amount_cents = self.price(session, t)
+        tariff = self.tariff
+        if tariff is not None:
+            ctx = PriceContext(session.occupancy_at_entry) if self._needs_context else None
+            session.amount_cents = tariff.price(session.entry_t, t, ctx)
         return session
 
     def price(self, session: Session, exit_t: float) -> int:
         """What the session costs if it leaves at ``exit_t`` (a quote, or the final charge)."""
         if self.tariff is None:
             return 0
-        return self.tariff.price(
-            session.entry_t, exit_t, PriceContext(occupancy=session.occupancy_at_entry)
-        )
+        # A context object costs as much as a simple price; build it only when prices use it.
+        ctx = PriceContext(occupancy=session.occupancy_at_entry) if self._needs_context else None
+        return self.tariff.price(session.entry_t, exit_t, ctx)
 
-    def set_status(self, spot_index: int, status: SpotStatus, t: float) -> None:
+    def set_status(self, spot_index: int, status: SpotStatus | int, t: float) -> None:
         """Take a free spot out of service (MAINTENANCE/RESERVED) or put it back (AVAILABLE).
 
         Occupied spots change only through ``allocate``/``release``, so a session can never
         lose its spot underneath it.
         """
+        status = SpotStatus(status)  # statuses are compared by identity on the hot path
         spot = self.spots[spot_index]
         if spot.status == status:
             return

@@ -5,7 +5,7 @@ Sizes are ordinal so that compatibility is one integer comparison on the hot pat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 
@@ -66,3 +66,11 @@ class Vehicle:
     vclass: VehicleClass = VehicleClass.REGULAR
     handicap: bool = False
     ev: bool = False
+    #: Small integer naming the (class, permit, EV) combination; the lot keys its cached
+    #: allocation plans on it so the hot path does no tuple hashing.
+    profile: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "profile", int(self.vclass) * 4 + 2 * bool(self.handicap) + bool(self.ev)
+        )

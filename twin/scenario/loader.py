@@ -38,9 +38,7 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
         seen[key] = loader.construct_object(value_node, deep=deep)
     return seen
 
@@ -117,6 +115,10 @@ def _members(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def _tag_of(model: type[BaseModel]) -> str | None:
     field = model.model_fields.get("type")
     if field is None:
@@ -135,11 +137,12 @@ def _walk(loc: Iterable[Any], root: type[BaseModel]) -> tuple[str, type[BaseMode
     current: list[Any] = [root]
     last_model: type[BaseModel] | None = root
     for part in loc:
-        models = [m for m in current if isinstance(m, type) and issubclass(m, BaseModel)]
+        models = [m for m in current if _is_model(m)]
         containers = [m for m in current if typing.get_origin(m) in (list, dict, tuple)]
         if isinstance(part, int) and containers:
             path += f"[{part}]"
             current = _members(typing.get_args(containers[0])[0])
+            last_model = next((m for m in current if _is_model(m)), last_model)
             continue
         tagged = [m for m in models if _tag_of(m) == part]
         if tagged:
@@ -149,7 +152,7 @@ def _walk(loc: Iterable[Any], root: type[BaseModel]) -> tuple[str, type[BaseMode
         if owner is not None:
             path += f".{part}" if path else str(part)
             current = _members(owner.model_fields[part].annotation)
-            last_model = owner
+            last_model = next((m for m in current if _is_model(m)), owner)
             continue
         dicts = [m for m in containers if typing.get_origin(m) is dict]
         if dicts:
