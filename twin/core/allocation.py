@@ -56,8 +56,10 @@ class AllocationStrategy:
         self._spots: Sequence[Spot] = ()
         self._heaps: dict[object, Heap] = {}
         self._plans: dict[Tiers, Any] = {}
-        self._entry: list[tuple] = []  # per spot: its heap entry, built once
-        self._home: list[Heap] = []  # per spot: the heap it belongs to
+        #: Per spot: its heap entry (built once) and the heap it belongs to. Public so the lot
+        #: can inline ``push`` on its hot path.
+        self.entry: list[tuple] = []
+        self.home: list[Heap] = []
 
     def key(self, spot: Spot) -> tuple:
         """Heap order inside a group: nearest first, ties by spot index (deterministic)."""
@@ -71,12 +73,12 @@ class AllocationStrategy:
         self._spots = spots
         self._heaps = {}
         self._plans = {}
-        self._entry = [self.key(spot) for spot in spots]
-        self._home = [self._heap(self.group(spot)) for spot in spots]
+        self.entry = [self.key(spot) for spot in spots]
+        self.home = [self._heap(self.group(spot)) for spot in spots]
         for spot in spots:
             spot.indexed = spot.status == _AVAILABLE
             if spot.indexed:
-                self._home[spot.index].append(self._entry[spot.index])
+                self.home[spot.index].append(self.entry[spot.index])
         for heap in self._heaps.values():
             heap.sort()
 
@@ -84,7 +86,7 @@ class AllocationStrategy:
         """A spot became AVAILABLE. Pushed only if no entry for it is still in a heap."""
         if not spot.indexed:
             i = spot.index
-            heappush(self._home[i], self._entry[i])
+            heappush(self.home[i], self.entry[i])
             spot.indexed = True
 
     def _heap(self, group: object) -> Heap:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from heapq import heappush
 
 from twin.core.allocation import AllocationStrategy, SpreadAcrossLevels, Tiers, make_strategy
 from twin.core.errors import DoubleExit, InvalidTransition, LotFull, NoCompatibleSpot, UnknownTicket
@@ -118,6 +119,7 @@ class Lot:
             self.strategy.occupied = self.occupied_by_level
             self.strategy.capacity = [max(c, 1) for c in self.capacity_by_level]
         self.strategy.bind(self.spots)
+        self._home, self._entry = self.strategy.home, self.strategy.entry
         self._plans: list[object] = [None] * (4 * len(VehicleClass))
         self._needs_context = tariff is not None and getattr(tariff, "dynamic", None) is not None
         self._n_spots = len(self.spots)
@@ -205,7 +207,9 @@ class Lot:
         self.n_occupied -= 1
         self.available[level][stype] += 1
         self.n_available += 1
-        self.strategy.push(spot)
+        if not spot.indexed:  # AllocationStrategy.push, written out: this is the hot path
+            heappush(self._home[spot.index], self._entry[spot.index])
+            spot.indexed = True
         session.exit_t = t
         tariff = self.tariff
         if tariff is not None:

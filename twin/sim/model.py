@@ -117,16 +117,15 @@ class ParkingModel:
         # One shared Vehicle per (class, permit, EV) profile: the core needs only those three
         # facts, and the simulator identifies a driver by its index, so per-car objects would
         # be pure overhead on the hot path.
-        fleet = {
-            (c, h, e): Vehicle(f"sim:{c.name}{':permit' * h}{':ev' * e}", c, h, e)
+        fleet = [
+            Vehicle(f"sim:{c.name}{':permit' * h}{':ev' * e}", c, bool(h), bool(e))
             for c in VehicleClass
-            for h in (False, True)
-            for e in (False, True)
-        }
-        vehicle_of = [
-            fleet[VehicleClass(c), h, e]
-            for c, h, e in zip(d.vclass.tolist(), d.handicap.tolist(), d.ev.tolist(), strict=True)
+            for h in (0, 1)
+            for e in (0, 1)
         ]
+        assert all(v.profile == k for k, v in enumerate(fleet))
+        profile = d.vclass.astype(np.int64) * 4 + d.handicap * 2 + d.ev
+        vehicle_of = [fleet[p] for p in profile.tolist()]
         patience = d.patience.tolist()
         entry_service = d.entry_service.tolist()
         exit_service = d.exit_service.tolist()
@@ -155,7 +154,8 @@ class ParkingModel:
         wtp_hourly = d.wtp_per_hour.tolist()
 
         def gate(i: int, t: float) -> None:
-            gate_t[i] = t
+            if entry_free is not None:
+                gate_t[i] = t
             try:
                 session = allocate(vehicle_of[i], t)
             except ParkingError:
@@ -207,8 +207,6 @@ class ParkingModel:
                 done = start + exit_service[i]
                 heapreplace(exit_free, done)
                 exit_t[i] = done
-            else:
-                exit_start[i] = exit_t[i] = t
             if waiting:
                 serve_waiting(t)
 
@@ -233,6 +231,9 @@ class ParkingModel:
             i = event._value
             if outcome[i] == WAITING:
                 outcome[i] = RENEGED
+
+        if not check_price and entry_free is None:
+            arrive = gate  # nothing happens between arrival and the barrier
 
         if progress is not None:
             step = horizon / 100.0
@@ -268,21 +269,25 @@ class ParkingModel:
         if progress is not None:
             progress(1.0)
 
+        outcomes = np.array(outcome, dtype=np.int8)
+        balked = outcomes == BALKED
+        leave = np.array(leave_t)
         return RunRecord(
             scenario=sc,
             replication=self.replication,
             seed=self.seed,
             drivers=d,
             lot=lot,
-            gate_t=np.array(gate_t),
+            # without barriers, arriving is passing the gate and leaving the spot is exiting
+            gate_t=np.array(gate_t) if entry_free is not None else np.where(balked, nan, d.arrival),
             entry_t=np.array(entry_t),
             spot=np.array([-1 if x is None else x.spot.index for x in session_of], dtype=np.int64),
-            leave_t=np.array(leave_t),
-            exit_start_t=np.array(exit_start),
-            exit_t=np.array(exit_t),
+            leave_t=leave,
+            exit_start_t=np.array(exit_start) if exit_free is not None else leave,
+            exit_t=np.array(exit_t) if exit_free is not None else leave,
             amount_cents=np.array(amount, dtype=float),
             quote_cents=np.array(quote),
-            outcome=np.array(outcome, dtype=np.int8),
+            outcome=outcomes,
             entry_lane_start_t=np.array(lane_start),
         )
 
