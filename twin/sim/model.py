@@ -132,17 +132,15 @@ class ParkingModel:
 
         nan = math.nan
         gate_t = [nan] * n
-        entry_t = [nan] * n
         session_of: list[Session | None] = [None] * n
-        leave_t = [nan] * n
         exit_start = [nan] * n
         exit_t = [nan] * n
-        amount = [nan] * n
         quote = [nan] * n
         lane_start = [nan] * n
         outcome = [QUEUED] * n
 
         allocate, release = lot.allocate, lot.release
+        nxt = eid.__next__
         entry_lanes = sc.lanes.entry
         exit_lanes = sc.lanes.exit
         entry_free = [0.0] * entry_lanes.count if entry_lanes else None
@@ -166,10 +164,8 @@ class ParkingModel:
                 else:
                     outcome[i] = BLOCKED
                 return
-            entry_t[i] = t
-            session_of[i] = session
-            outcome[i] = PARKED
-            heappush(queue, (t + dwell[i], _DEPART, next(eid), _Call(depart, i)))
+            session_of[i] = session  # entry time, spot and (later) price live on the session
+            heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
 
         def at_gate(event: _Call) -> None:
             gate(event._value, env._now)
@@ -196,10 +192,7 @@ class ParkingModel:
         def depart(event: _Call) -> None:
             i = event._value
             t = env._now
-            session = session_of[i]
-            release(session.ticket, t)
-            leave_t[i] = t
-            amount[i] = session.amount_cents
+            release(session_of[i].ticket, t)
             if exit_free is not None:
                 start = exit_free[0]
                 start = t if t > start else start
@@ -221,10 +214,8 @@ class ParkingModel:
                 except ParkingError:
                     waiting.append(i)
                     continue
-                entry_t[i] = t
                 session_of[i] = session
-                outcome[i] = PARKED
-                heappush(queue, (t + dwell[i], _DEPART, next(eid), _Call(depart, i)))
+                heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
                 return
 
         def renege(event: _Call) -> None:
@@ -254,24 +245,38 @@ class ParkingModel:
         i = 0
         while True:
             ta = arrival[i]
-            if queue and queue[0][0] <= ta:
-                if queue[0][0] >= horizon:
-                    break
-                env_step()
-            else:
-                if ta >= horizon:
-                    break
-                env._now = ta
-                arrive(i, ta)
-                i += 1
+            if queue:
+                td = queue[0][0]
+                if td <= ta:
+                    if td >= horizon:
+                        break
+                    env_step()
+                    continue
+            if ta >= horizon:
+                break
+            env._now = ta
+            arrive(i, ta)
+            i += 1
         arrival.pop()
         env._now = horizon
         if progress is not None:
             progress(1.0)
 
+        parked = [x for x in session_of if x is not None]
+        where = np.array([k for k, x in enumerate(session_of) if x is not None], dtype=np.int64)
         outcomes = np.array(outcome, dtype=np.int8)
+        outcomes[where] = PARKED
         balked = outcomes == BALKED
-        leave = np.array(leave_t)
+
+        def column(values: list, fill: float = nan) -> np.ndarray:
+            out = np.full(n, fill, dtype=float)
+            out[where] = np.array(values, dtype=float)
+            return out
+
+        entry = column([x.entry_t for x in parked])
+        leave = column([nan if x.exit_t is None else x.exit_t for x in parked])
+        charged = column([nan if x.amount_cents is None else x.amount_cents for x in parked])
+        spot = column([x.spot.index for x in parked], -1).astype(np.int64)
         return RunRecord(
             scenario=sc,
             replication=self.replication,
@@ -280,12 +285,12 @@ class ParkingModel:
             lot=lot,
             # without barriers, arriving is passing the gate and leaving the spot is exiting
             gate_t=np.array(gate_t) if entry_free is not None else np.where(balked, nan, d.arrival),
-            entry_t=np.array(entry_t),
-            spot=np.array([-1 if x is None else x.spot.index for x in session_of], dtype=np.int64),
+            entry_t=entry,
+            spot=spot,
             leave_t=leave,
             exit_start_t=np.array(exit_start) if exit_free is not None else leave,
             exit_t=np.array(exit_t) if exit_free is not None else leave,
-            amount_cents=np.array(amount, dtype=float),
+            amount_cents=charged,
             quote_cents=np.array(quote),
             outcome=outcomes,
             entry_lane_start_t=np.array(lane_start),
