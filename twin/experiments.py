@@ -129,6 +129,51 @@ class RunResult:
         return written
 
 
+@dataclass
+class Replication:
+    """What one replication hands back: its figures and its tidy frames (picklable, so it can
+    come back from a worker process or a Dask worker)."""
+
+    index: int
+    metrics: dict[str, float]
+    vehicles: pd.DataFrame
+    occupancy: pd.DataFrame
+    lanes: pd.DataFrame
+    trace_dropped: int = 0
+
+
+def replicate(
+    scenario: Scenario,
+    replication: int,
+    seed: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Replication:
+    """Run replication ``replication`` alone; the result depends only on its arguments."""
+    rec = simulate(scenario, replication=replication, seed=seed, progress=progress)
+    return Replication(
+        index=replication,
+        metrics=metrics(rec),
+        vehicles=vehicles_frame(rec),
+        occupancy=occupancy_frame(rec),
+        lanes=lanes_frame(rec),
+        trace_dropped=rec.drivers.trace_dropped,
+    )
+
+
+def collect(scenario: Scenario, seed: int, replications: list[Replication]) -> RunResult:
+    """Assemble replications (in index order, whatever order they finished in)."""
+    reps = sorted(replications, key=lambda r: r.index)
+    return RunResult(
+        scenario=scenario,
+        seed=seed,
+        metrics=pd.DataFrame([{"replication": r.index, **r.metrics} for r in reps]),
+        vehicles=pd.concat([r.vehicles for r in reps], ignore_index=True),
+        occupancy=pd.concat([r.occupancy for r in reps], ignore_index=True),
+        lanes=pd.concat([r.lanes for r in reps], ignore_index=True),
+        trace_dropped=sum(r.trace_dropped for r in reps),
+    )
+
+
 def run(
     scenario: Scenario,
     replications: int | None = None,
@@ -138,22 +183,8 @@ def run(
     """Run ``replications`` independent replications and collect frames and figures."""
     reps = scenario.replications if replications is None else replications
     seed = scenario.seed if seed is None else seed
-    rows, vehicles, occupancy, lanes = [], [], [], []
-    dropped = 0
+    done = []
     for r in range(reps):
         cb = (lambda f, r=r: progress(r, f)) if progress is not None else None
-        rec = simulate(scenario, replication=r, seed=seed, progress=cb)
-        rows.append({"replication": r, **metrics(rec)})
-        vehicles.append(vehicles_frame(rec))
-        occupancy.append(occupancy_frame(rec))
-        lanes.append(lanes_frame(rec))
-        dropped += rec.drivers.trace_dropped
-    return RunResult(
-        scenario=scenario,
-        seed=seed,
-        metrics=pd.DataFrame(rows),
-        vehicles=pd.concat(vehicles, ignore_index=True),
-        occupancy=pd.concat(occupancy, ignore_index=True),
-        lanes=pd.concat(lanes, ignore_index=True),
-        trace_dropped=dropped,
-    )
+        done.append(replicate(scenario, r, seed, cb))
+    return collect(scenario, seed, done)
