@@ -104,7 +104,8 @@ def summary_tables(result: api.RunResult) -> list[Table]:
     ci = n > 1
     summary = result.summary()
     title = (
-        f"{sc.name}: {sc.horizon_days:g} days after a {sc.warmup_hours:g} h warm-up, "
+        f"{sc.name}: {sc.horizon_days - sc.warmup_hours / 24:g} days measured after a "
+        f"{sc.warmup_hours:g} h warm-up, "
         f"{n} replication{'s' * (n > 1)}, seed {result.seed}" + (" — mean (95% CI)" if ci else "")
     )
     head = Table(title=title, title_justify="left")

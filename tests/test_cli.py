@@ -91,7 +91,8 @@ BROKEN = {
         ],
     ),
     "wrong_types": (
-        "name: x\nreplications: many\nfacility:\n  levels:\n    - name: A\n      spots: {REGULAR: 5}\n"
+        "name: x\nreplications: many\n"
+        "facility:\n  levels:\n    - name: A\n      spots: {REGULAR: 5}\n"
         "demand:\n  - name: a\n    rate_per_hour: lots\n    dwell: {type: exponential, mean: 5}\n",
         [
             "replications: Input should be a valid integer",
@@ -105,7 +106,8 @@ BROKEN = {
     ),
     "impossible_distributions": (
         "name: x\nfacility:\n  levels:\n    - name: A\n      spots: {REGULAR: 5}\n"
-        "demand:\n  - name: a\n    rate_per_hour: 3\n    dwell: {type: lognormal, mean: -2, sd: 1}\n"
+        "demand:\n  - name: a\n    rate_per_hour: 3\n"
+        "    dwell: {type: lognormal, mean: -2, sd: 1}\n"
         "  - name: b\n    rate_per_hour: 3\n    dwell: {type: weibull, mean: 5}\n"
         "  - name: c\n    rate_per_hour: 3\n    dwell: {type: uniform, low: 5, high: 1}\n",
         [

@@ -44,10 +44,6 @@ DWELLS = {
 ERLANG_CASES = [(5, 3.0, 60.0), (20, 18.0, 30.0), (60, 60.0, 20.0)]
 ERLANG_REPLICATIONS = 20
 
-# Results emit "Mean of empty slice" for mean_price when no tariff prices any stay (see report);
-# irrelevant to these checks.
-pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
-
 
 # -- theory ------------------------------------------------------------------------------------
 def erlang_b(c: int, a: float) -> float:

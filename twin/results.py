@@ -187,7 +187,9 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     revenue = float(np.nansum(rec.amount_cents[paid])) / 100.0
     out["revenue"] = revenue
     out["revenue_per_day"] = revenue / days
-    out["mean_price"] = float(np.nanmean(rec.amount_cents[paid])) / 100.0 if paid.any() else 0.0
+    charged = rec.amount_cents[paid]
+    charged = charged[~np.isnan(charged)]  # NaN: the scenario has no tariff
+    out["mean_price"] = float(charged.mean()) / 100.0 if len(charged) else float("nan")
     stays = (rec.leave_t - rec.entry_t)[paid]
     out["mean_stay_h"] = float(stays.mean()) / 3600.0 if len(stays) else float("nan")
     for kind, name, mask, cap in _groups(rec):

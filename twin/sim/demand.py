@@ -14,7 +14,7 @@ import pandas as pd
 
 from twin.core.clock import HOUR, Calendar
 from twin.core.types import VehicleClass
-from twin.scenario.model import LaneSpec, Scenario, StreamSpec, WillingnessSpec
+from twin.scenario.model import LaneSpec, Scenario, StreamSpec, TraceSpec, WillingnessSpec
 from twin.sim.rng import Streams
 
 
@@ -83,6 +83,13 @@ def read_trace(stream: StreamSpec, calendar: Calendar) -> pd.DataFrame:
     """Load a recorded arrival trace as columns arrival (s), dwell (s or NaN), class, flags."""
     spec = stream.trace
     assert spec is not None
+    try:
+        return _parse_trace(spec, calendar)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"trace of stream {stream.name!r}: {exc}") from None
+
+
+def _parse_trace(spec: TraceSpec, calendar: Calendar) -> pd.DataFrame:
     frame = pd.read_csv(spec.path)
     missing = [
         c
@@ -167,6 +174,14 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
         if trace is not None and "dwell" in trace:
             recorded = trace["dwell"].to_numpy(dtype=float)
             dwell = np.where(np.isnan(recorded), dwell, recorded)
+            if np.isnan(dwell).any():
+                rows = (np.flatnonzero(np.isnan(dwell))[:5] + 2).tolist()
+                spec = stream.trace
+                raise ValueError(
+                    f"{spec.path}: empty or non-numeric dwell in column {spec.dwell_column!r}"
+                    f" (e.g. file rows {rows}); fill them in or give the stream a 'dwell' "
+                    "distribution to draw missing stays from"
+                )
         flags = rng.get(f"flags/{name}")
         ev = flags.random(n) < stream.ev_share
         handicap = flags.random(n) < stream.handicap_share
