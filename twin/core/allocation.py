@@ -90,12 +90,17 @@ class AllocationStrategy:
             spot.indexed = True
 
     def _heap(self, group: object) -> Heap:
-        # groups with no spots get a permanent empty heap so plans can hold references
         return self._heaps.setdefault(group, [])
 
     def plan(self, tiers: Tiers) -> Any:
-        """Precompute what ``choose_plan`` looks at for these tiers (heaps per tier)."""
-        return tuple(tuple(self._heap(t) for t in tier) for tier in tiers)
+        """Precompute what ``choose_plan`` looks at for these tiers (heaps per tier).
+
+        Groups the lot has no spot of are left out: their heaps stay empty forever, and a
+        tier of one heap takes the fast path.
+        """
+        heaps = self._heaps
+        plan = (tuple(heaps[t] for t in tier if t in heaps) for tier in tiers)
+        return tuple(tier for tier in plan if tier)
 
     def choose_plan(self, plan: Any) -> Spot | None:
         """Remove and return the best available spot for a plan, or None if none is free."""

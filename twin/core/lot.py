@@ -108,7 +108,7 @@ class Lot:
         self.available = [[0] * _N_TYPES for _ in range(n_levels)]
         self.occupied_by_level = [0] * n_levels
         self.occupied_by_type = [0] * _N_TYPES
-        self.n_available = 0
+        self._n_held = 0  # RESERVED or MAINTENANCE
         self.n_occupied = 0
         for spot in self.spots:
             spot.status = SpotStatus(spot.status)  # compared by identity on the hot path
@@ -120,6 +120,7 @@ class Lot:
             self.strategy.capacity = [max(c, 1) for c in self.capacity_by_level]
         self.strategy.bind(self.spots)
         self._home, self._entry = self.strategy.home, self.strategy.entry
+        self._choose = self.strategy.choose_plan
         self._plans: list[object] = [None] * (4 * len(VehicleClass))
         self._needs_context = tariff is not None and getattr(tariff, "dynamic", None) is not None
         self._n_spots = len(self.spots)
@@ -130,11 +131,17 @@ class Lot:
     def _count(self, spot: Spot, status: SpotStatus, delta: int) -> None:
         if status == _AVAILABLE:
             self.available[spot.level][spot.type] += delta
-            self.n_available += delta
         elif status == _OCCUPIED:
             self.occupied_by_level[spot.level] += delta
             self.occupied_by_type[spot.type] += delta
             self.n_occupied += delta
+        else:
+            self._n_held += delta
+
+    @property
+    def n_available(self) -> int:
+        """Spots free to allocate now (derived, so the hot path updates one counter less)."""
+        return len(self.spots) - self.n_occupied - self._n_held
 
     @property
     def capacity(self) -> int:
@@ -169,7 +176,7 @@ class Lot:
         plan = self._plans[vehicle.profile]
         if plan is None:
             plan = self._plans[vehicle.profile] = self.strategy.plan(self.tiers(vehicle))
-        spot = self.strategy.choose_plan(plan)
+        spot = self._choose(plan)
         if spot is None:
             if self.n_available == 0:
                 raise LotFull(f"{self.lot_id}: no spot available")
@@ -180,7 +187,6 @@ class Lot:
         spot.status = _OCCUPIED
         level, stype = spot.level, spot.type
         self.available[level][stype] -= 1
-        self.n_available -= 1
         self.occupied_by_level[level] += 1
         self.occupied_by_type[stype] += 1
         self.n_occupied = n_occupied + 1
@@ -206,7 +212,6 @@ class Lot:
         self.occupied_by_type[stype] -= 1
         self.n_occupied -= 1
         self.available[level][stype] += 1
-        self.n_available += 1
         if not spot.indexed:  # AllocationStrategy.push, written out: this is the hot path
             heappush(self._home[spot.index], self._entry[spot.index])
             spot.indexed = True
