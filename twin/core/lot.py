@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from heapq import heappush
+from numbers import Integral
 
 from twin.core.allocation import AllocationStrategy, SpreadAcrossLevels, Tiers, make_strategy
 from twin.core.errors import DoubleExit, InvalidTransition, LotFull, NoCompatibleSpot, UnknownTicket
@@ -199,7 +200,7 @@ class Lot:
         """Close the session of ``ticket`` at time ``t``, free its spot and price it."""
         session = self._open.pop(ticket, None)
         if session is None:
-            if isinstance(ticket, int) and 0 <= ticket < self._next_ticket:
+            if isinstance(ticket, Integral) and 0 <= ticket < self._next_ticket:
                 raise DoubleExit(f"{self.lot_id}: ticket {ticket} has already exited")
             raise UnknownTicket(f"{self.lot_id}: ticket {ticket!r} was never issued here")
         if not t >= session.entry_t:  # also refuses NaN, which would pass `t < entry_t`
@@ -237,6 +238,8 @@ class Lot:
         lose its spot underneath it.
         """
         status = SpotStatus(status)  # statuses are compared by identity on the hot path
+        if not 0 <= spot_index < len(self.spots):
+            raise IndexError(f"{self.lot_id}: no spot with index {spot_index}")
         spot = self.spots[spot_index]
         if spot.status == status:
             return

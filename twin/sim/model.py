@@ -22,7 +22,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from heapq import heappush, heapreplace
+from heapq import heappop, heappush, heapreplace
 from operator import attrgetter
 
 import numpy as np
@@ -265,11 +265,19 @@ class ParkingModel:
             while True:
                 ta = arrival[i]
                 if queue:
-                    td = queue[0][0]
+                    top = queue[0]
+                    td = top[0]
                     if td <= ta:
                         if td >= horizon:
                             break
-                        env_step()
+                        event = top[3]
+                        if event.__class__ is _Call:
+                            # the model's own callbacks: SimPy's step without its generality
+                            heappop(queue)
+                            env._now = td
+                            event.callbacks[0](event)
+                        else:
+                            env_step()  # any other SimPy event (processes, timeouts)
                         continue
                 if ta >= horizon:
                     break
