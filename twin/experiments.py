@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from scipy import stats
 from twin.results import lanes_frame, metrics, occupancy_frame, vehicles_frame
 from twin.scenario.model import Scenario
 from twin.sim.model import simulate
+
+if TYPE_CHECKING:
+    from twin.executors import Executor
 
 Progress = Callable[[int, float], None]
 
@@ -179,10 +183,27 @@ def run(
     replications: int | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
-    """Run ``replications`` independent replications and collect frames and figures."""
+    """Run ``replications`` independent replications and collect frames and figures.
+
+    With an ``executor`` (see :mod:`twin.executors`) the replications run there, in parallel;
+    the result is identical, since each replication depends only on (scenario, index, seed).
+    ``progress(r, fraction)`` then reports whole replications: ``r + fraction`` is the number
+    finished so far.
+    """
     reps = scenario.replications if replications is None else replications
     seed = scenario.seed if seed is None else seed
+    if executor is not None:
+        from twin.executors import Task
+
+        tasks = (Task(scenario, r, seed) for r in range(reps))
+        done = []
+        for rep in executor.map_replications(tasks):
+            done.append(rep)
+            if progress is not None:
+                progress(len(done) - 1, 1.0)
+        return collect(scenario, seed, done)
     done = []
     for r in range(reps):
         cb = (lambda f, r=r: progress(r, f)) if progress is not None else None
