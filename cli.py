@@ -192,5 +192,184 @@ def run(
         )
 
 
+def _regress_table(check) -> Table:
+    """The gate's diff table for one scenario: failing rows red, noise-level moves dim."""
+    from twin.regress import format_ci, format_value
+
+    t = check.table
+    n = int(t["n"].max()) if len(t) else 0
+    bad = len(check.failures)
+    table = Table(
+        title=f"{check.scenario}: {bad} of {len(t)} figures fail "
+        f"(paired over {n} replication{'s' * (n != 1)})",
+        title_justify="left",
+    )
+    for name, justify in (
+        ("metric", "left"),
+        ("baseline mean", "right"),
+        ("current mean", "right"),
+        ("difference", "right"),
+        ("99% CI of difference", "right"),
+        ("verdict", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=name == "metric")  # type: ignore[arg-type]
+    for row in t.itertuples():
+        m = row.metric
+        failed = row.verdict != "pass"
+        style = "bold red" if failed else ("dim" if row.reason == "identical" else "")
+        verdict = f"[bold red]FAIL[/] {row.reason}" if failed else f"pass {row.reason}"
+        table.add_row(
+            escape(m),
+            format_value(m, row.baseline_mean),
+            format_value(m, row.current_mean),
+            format_value(m, row.diff_mean, signed=True),
+            format_ci(m, row.ci_low, row.ci_high),
+            verdict,
+            style=style or None,
+        )
+    return table
+
+
+def _wide_console() -> Console:
+    """CI logs are not terminals (rich assumes 80 columns there): give the diff table room."""
+    return console if console.is_terminal else Console(width=max(console.width, 150))
+
+
+@app.command()
+def regress(
+    scenarios: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scenario YAML files; default: every scenarios/*.yaml."),
+    ] = None,
+    baseline: Annotated[
+        Path, typer.Option(help="Folder of baselines, one <scenario name>.json per scenario.")
+    ] = Path("reports/baselines"),
+    replications: Annotated[
+        int | None,
+        typer.Option(help="Replications to run; default: the scenario's own.", min=1),
+    ] = None,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Re-record the baselines from this code instead of checking (for an intended "
+            "change: review the printed differences and the JSON diff in the PR).",
+        ),
+    ] = False,
+    confidence: Annotated[
+        float,
+        typer.Option(help="Confidence of the paired t interval.", min=0.5, max=0.9999),
+    ] = 0.99,
+) -> None:
+    """Pricing-regression gate: rerun scenarios and compare revenue, prices and occupancy with
+    stored baselines.
+
+    Each scenario runs with its own seed, so replication r sees the same drivers as replication
+    r of the baseline. Per figure (revenue per day by spot type and by tariff band, mean price,
+    mean and peak occupancy, blocked/balked/reneged %) the paired differences current − baseline
+    are tested: identical numbers pass; the same nonzero shift in every replication fails;
+    otherwise the figure fails when the 99% paired t interval of the mean difference excludes 0.
+    See reports/README.md.
+
+    Exit codes: 0 all pass, 1 a figure moved, 2 missing baseline or bad input.
+    """
+    from twin import regress as rg
+
+    paths = list(scenarios) if scenarios else sorted(Path("scenarios").glob("*.yaml"))
+    if not paths:
+        err_console.print(
+            "[bold red]error[/]: no scenario files given and none in ./scenarios", highlight=False
+        )
+        raise typer.Exit(code=2)
+    if baseline.exists() and not baseline.is_dir():
+        err_console.print(
+            f"[bold red]error[/]: --baseline {escape(str(baseline))} is not a folder",
+            highlight=False,
+        )
+        raise typer.Exit(code=2)
+    names: dict[str, Path] = {}
+    for path in paths:  # validate every file before spending time on runs
+        sc = _load_or_exit(path)
+        if sc.name in names:
+            err_console.print(
+                f"[bold red]error[/]: {escape(str(names[sc.name]))} and {escape(str(path))} are "
+                f"both named {escape(sc.name)!r}; baselines are stored per scenario name",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=2)
+        names[sc.name] = path
+    out = _wide_console()
+    errors = 0
+    failures: list[Path] = []
+    for path in paths:
+        if update:
+            up = rg.update(path, baseline, replications)
+            what = (
+                f"{up.baseline.replications} replications, seed {up.baseline.seed}, "
+                f"{len(up.baseline.metrics)} figures"
+            )
+            if up.previous is None:
+                out.print(f"[green]recorded[/] {escape(str(up.path))} ({what})", highlight=False)
+            elif up.changed.empty:
+                out.print(
+                    f"rewrote {escape(str(up.path))} ({what}): no figure changed", highlight=False
+                )
+            else:
+                out.print(
+                    f"[yellow]rewrote[/] {escape(str(up.path))} ({what}): "
+                    f"{len(up.changed)} figure(s) changed",
+                    highlight=False,
+                )
+                changed = rg.ScenarioCheck(up.scenario, path, up.path, up.changed.copy())
+                out.print(_regress_table(changed))
+            continue
+        try:
+            result = rg.check(path, baseline, replications, confidence)
+        except rg.RegressError as exc:
+            err_console.print(
+                f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
+            errors += 1
+            continue
+        for note in result.notes:
+            out.print(
+                f"[yellow]note[/]: {escape(result.scenario)}: {escape(note)}", highlight=False
+            )
+        if result.identical:
+            out.print(
+                f"[green]pass[/] {escape(result.scenario)}: all {len(result.table)} figures "
+                "identical to the baseline",
+                highlight=False,
+            )
+            continue
+        out.print(_regress_table(result))
+        if result.passed:
+            out.print(f"[green]pass[/] {escape(result.scenario)}: moves within replication noise")
+        else:
+            failures.append(path)
+            out.print(
+                f"[bold red]FAIL[/] {escape(result.scenario)}: "
+                + ", ".join(escape(m) for m in result.failures["metric"]),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if update:
+        return
+    if failures:
+        files = " ".join(escape(str(p)) for p in failures)
+        out.print(
+            f"[bold red]{len(failures)} scenario(s) moved.[/] If the change is intended, run "
+            f"`parktwin regress {files} --baseline {escape(str(baseline))} --update`, then review "
+            "and commit the baseline diff with it (see reports/README.md).",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if errors:
+        raise typer.Exit(code=2)
+    if failures:
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
