@@ -3,10 +3,20 @@
 Replication ``r`` of a scenario with seed ``s`` draws every random stream from
 ``SeedSequence(s, spawn_key=(r, stream))``: replications are independent, any one can be rerun
 alone, and two scenarios run with the same seed share their drivers (common random numbers).
+
+Two additions on top of a fixed number of replications:
+
+* ``warmup_hours: auto`` — :func:`resolve_warmup` runs pilot replications and cuts the warm-up
+  MSER-5 finds in their mean total-occupancy series (:func:`twin.stats.mser`).
+* :func:`run_sequential` — add replications until a figure's 95% half-width meets a target.
+
+Statistics themselves (t intervals, MSER-5, paired differences) live in :mod:`twin.stats`;
+``confidence_interval`` is re-exported here for existing callers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -16,35 +26,73 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from twin.results import lanes_frame, metrics, occupancy_frame, vehicles_frame
+from twin.results import _count_at, lanes_frame, metrics, occupancy_frame, vehicles_frame
 from twin.scenario.model import Scenario
-from twin.sim.model import simulate
+from twin.sim.model import RunRecord, simulate
+from twin.stats import confidence_interval, half_width, mser
 
 if TYPE_CHECKING:
     from twin.executors import Executor
 
+__all__ = [  # confidence_interval: re-exported from twin.stats for existing callers
+    "DEFAULT_PILOT_REPLICATIONS",
+    "MIN_SEQUENTIAL_REPLICATIONS",
+    "Replication",
+    "RunResult",
+    "StoppingReport",
+    "WarmupDetection",
+    "collect",
+    "confidence_interval",
+    "replicate",
+    "resolve_warmup",
+    "run",
+    "run_sequential",
+]
+
 Progress = Callable[[int, float], None]
 
+#: Pilot replications behind ``warmup_hours: auto``. A fixed number (not "as many as the run"),
+#: so the detected warm-up of a scenario and seed does not change with ``--replications``.
+DEFAULT_PILOT_REPLICATIONS = 5
 
-def confidence_interval(
-    values: np.ndarray, confidence: float = 0.95
-) -> tuple[float, float, float, float]:
-    """Mean, sample sd and the t interval of the mean; NaN interval with a single value."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    n = len(values)
-    if n == 0:
-        return (math.nan,) * 4
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan, math.nan, math.nan
-    sd = float(values.std(ddof=1))
-    if sd == 0.0:
-        return mean, 0.0, mean, mean
-    lo, hi = stats.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
-    return mean, sd, float(lo), float(hi)
+#: Fewest replications a sequential run stops at: a t interval from 2-4 values is so erratic
+#: that a lucky early pair could end the run with a badly wrong half-width.
+MIN_SEQUENTIAL_REPLICATIONS = 5
+
+
+@dataclass(frozen=True)
+class WarmupDetection:
+    """What ``warmup_hours: auto`` cut, and from what evidence."""
+
+    hours: float
+    method: str  # "MSER-5"
+    pilot_replications: int
+    observations: int  # length of the analysed series
+    truncated: int  # observations discarded
+    step_s: float  # sampling step of the series
+    at_boundary: bool  # minimum on the last allowed point: the horizon may be too short
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StoppingReport:
+    """How a sequential run ended: the figure watched, the target and what was reached."""
+
+    metric: str
+    precision: float
+    relative: bool
+    target_half_width: float  # absolute target at the stopping point
+    half_width: float
+    replications: int
+    min_replications: int
+    max_replications: int
+    met: bool
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -58,6 +106,8 @@ class RunResult:
     occupancy: pd.DataFrame
     lanes: pd.DataFrame
     trace_dropped: int = 0
+    warmup: WarmupDetection | None = None  # set when the scenario asked for warmup_hours: auto
+    stopping: StoppingReport | None = None  # set by run_sequential
 
     @property
     def replications(self) -> int:
@@ -90,6 +140,15 @@ class RunResult:
         def clean(x: float) -> float | None:
             return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
+        extra: dict = {}
+        if self.warmup is not None:
+            extra["warmup_hours_detected"] = self.warmup.hours
+            extra["warmup_detection"] = self.warmup.as_dict()
+        if self.stopping is not None:
+            extra["stopping"] = {
+                k: clean(v) if isinstance(v, float) else v
+                for k, v in self.stopping.as_dict().items()
+            }
         return {
             "scenario": self.scenario.name,
             "seed": self.seed,
@@ -97,6 +156,7 @@ class RunResult:
             "horizon_days": self.scenario.horizon_days,
             "warmup_hours": self.scenario.warmup_hours,
             "confidence": 0.95,
+            **extra,
             "metrics": {
                 name: {
                     "mean": clean(row["mean"]),
@@ -153,9 +213,12 @@ def replicate(
     progress: Callable[[float], None] | None = None,
 ) -> Replication:
     """Run replication ``replication`` alone; the result depends only on its arguments."""
-    rec = simulate(scenario, replication=replication, seed=seed, progress=progress)
+    return _from_record(simulate(scenario, replication=replication, seed=seed, progress=progress))
+
+
+def _from_record(rec: RunRecord) -> Replication:
     return Replication(
-        index=replication,
+        index=rec.replication,
         metrics=metrics(rec),
         vehicles=vehicles_frame(rec),
         occupancy=occupancy_frame(rec),
@@ -184,8 +247,12 @@ def run(
     seed: int | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
 ) -> RunResult:
     """Run ``replications`` independent replications and collect frames and figures.
+
+    With ``warmup_hours: auto`` the warm-up is detected first (:func:`resolve_warmup`) from
+    ``pilot_replications`` pilot replications, and ``RunResult.warmup`` says what was cut.
 
     With an ``executor`` (see :mod:`twin.executors`) the replications run there, in parallel;
     the result is identical, since each replication depends only on (scenario, index, seed).
@@ -194,6 +261,9 @@ def run(
     """
     reps = scenario.replications if replications is None else replications
     seed = scenario.seed if seed is None else seed
+    scenario, detection, pilot = resolve_warmup(
+        scenario, seed, pilot_replications, progress, executor
+    )
     if executor is not None:
         from twin.executors import Task
 
@@ -203,9 +273,188 @@ def run(
             done.append(rep)
             if progress is not None:
                 progress(len(done) - 1, 1.0)
-        return collect(scenario, seed, done)
-    done = []
-    for r in range(reps):
-        cb = (lambda f, r=r: progress(r, f)) if progress is not None else None
-        done.append(replicate(scenario, r, seed, cb))
-    return collect(scenario, seed, done)
+    else:
+        done = [_replication(scenario, r, seed, pilot, progress) for r in range(reps)]
+    result = collect(scenario, seed, done)
+    result.warmup = detection
+    return result
+
+
+def _callback(progress: Progress | None, r: int) -> Callable[[float], None] | None:
+    return (lambda f: progress(r, f)) if progress is not None else None
+
+
+def _total_occupied(rec: RunRecord) -> np.ndarray:
+    """Occupied spots in the whole lot every ``output.interval_min`` (as in occupancy_frame)."""
+    step = rec.scenario.output.interval_min * 60.0
+    times = np.arange(0.0, rec.scenario.horizon_s + step / 2, step)
+    parked = rec.spot >= 0
+    return _count_at(times, rec.entry_t[parked], rec.leave_t[parked]).astype(float)
+
+
+def resolve_warmup(
+    scenario: Scenario,
+    seed: int | None = None,
+    pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+) -> tuple[Scenario, WarmupDetection | None, dict[int, RunRecord]]:
+    """Replace ``warmup_hours: auto`` by the warm-up MSER-5 detects; pass others through.
+
+    Runs replications ``0 .. pilot_replications-1`` (same seed and streams as the real run),
+    averages their total-occupancy series point by point and applies :func:`twin.stats.mser`
+    to the average, searching the first half of the horizon only. Averaging across replications
+    is the usual practice (Hoad, Robinson & Davies 2010): it damps the noise that makes MSER on a
+    single run cut too early or too late, while keeping the transient.
+
+    The warm-up is a whole number of sampling steps (``output.interval_min``). Returns the
+    scenario with the detected value, the detection, and (serial runs) the pilot's raw records
+    for reuse: the warm-up only changes which part of a replication is measured, never what is
+    simulated, so pilot replication ``r`` *is* replication ``r`` of the run.
+    """
+    if scenario.warmup_hours != "auto":
+        return scenario, None, {}
+    if pilot_replications < 1:
+        raise ValueError(f"pilot_replications must be >= 1, got {pilot_replications}")
+    seed = scenario.seed if seed is None else seed
+    pilot = scenario.model_copy(update={"warmup_hours": 0.0})
+    records: dict[int, RunRecord] = {}
+    series: list[np.ndarray] = []
+    if executor is not None:
+        from twin.executors import Task
+
+        tasks = (Task(pilot, r, seed, keep=("occupancy",)) for r in range(pilot_replications))
+        for rep in executor.map_replications(tasks):
+            occ = rep.occupancy
+            total = occ[occ["group_kind"] == "total"].sort_values("time_s")
+            series.append(total["occupied"].to_numpy(dtype=float))
+    else:
+        for r in range(pilot_replications):
+            rec = simulate(pilot, replication=r, seed=seed, progress=_callback(progress, r))
+            records[r] = rec
+            series.append(_total_occupied(rec))
+    mean_series = np.mean(series, axis=0)
+    try:
+        cut = mser(mean_series, batch_size=5, max_fraction=0.5)
+    except ValueError as exc:
+        raise ValueError(
+            f"warmup_hours: auto: {exc}; use a longer horizon or a shorter output.interval_min"
+        ) from None
+    step = scenario.output.interval_min * 60.0
+    hours = cut.truncate * step / 3600.0
+    detection = WarmupDetection(
+        hours=hours,
+        method="MSER-5",
+        pilot_replications=pilot_replications,
+        observations=len(mean_series),
+        truncated=cut.truncate,
+        step_s=step,
+        at_boundary=cut.at_boundary,
+    )
+    resolved = scenario.model_copy(update={"warmup_hours": hours})
+    records = {r: dataclasses.replace(rec, scenario=resolved) for r, rec in records.items()}
+    return resolved, detection, records
+
+
+def _replication(
+    scenario: Scenario,
+    r: int,
+    seed: int,
+    pilot: dict[int, RunRecord],
+    progress: Progress | None,
+) -> Replication:
+    """Replication ``r``: from the warm-up pilot's record if it ran there, else simulated."""
+    rec = pilot.pop(r, None)
+    if rec is not None:
+        return _from_record(rec)
+    return replicate(scenario, r, seed, _callback(progress, r))
+
+
+def run_sequential(
+    scenario: Scenario,
+    precision: float,
+    *,
+    metric: str = "blocked_pct",
+    relative: bool = False,
+    min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
+    max_replications: int = 100,
+    seed: int | None = None,
+    confidence: float = 0.95,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+    pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
+) -> RunResult:
+    """Add replications until ``metric``'s confidence half-width is at most the target.
+
+    The target is ``precision`` in the figure's own units, or with ``relative`` the fraction
+    ``precision`` of |mean| (``0.05`` asks for ±5 %). The rule is checked after each replication
+    from ``min_replications`` on; the run stops at ``max_replications`` whether or not the
+    target was met (``RunResult.stopping.met`` says which).
+
+    Replication ``r`` always draws the same random streams, so the result is identical to
+    :func:`run` with the number of replications this one stopped at. With an ``executor`` the
+    replications run in rounds of ``executor.workers``; the rule is still checked after each
+    replication in index order and any beyond the stopping point are discarded, so the result
+    does not depend on the executor either.
+    """
+    if not precision > 0:
+        raise ValueError(f"precision must be > 0, got {precision}")
+    if min_replications < 2:
+        raise ValueError(f"min_replications must be >= 2, got {min_replications}")
+    if max_replications < min_replications:
+        raise ValueError(
+            f"max_replications ({max_replications}) must be >= min_replications "
+            f"({min_replications})"
+        )
+    seed = scenario.seed if seed is None else seed
+    scenario, detection, pilot = resolve_warmup(
+        scenario, seed, pilot_replications, progress, executor
+    )
+    done: list[Replication] = []
+    target = hw = math.nan
+    met = False
+
+    def more(count: int) -> list[Replication]:
+        """The next ``count`` replications, in index order."""
+        first = len(done)
+        indexes = range(first, min(first + count, max_replications))
+        if executor is None:
+            return [_replication(scenario, r, seed, pilot, progress) for r in indexes]
+        from twin.executors import Task
+
+        reps = list(executor.map_replications(Task(scenario, r, seed) for r in indexes))
+        if progress is not None:
+            progress(indexes[-1], 1.0)
+        return sorted(reps, key=lambda rep: rep.index)
+
+    round_size = 1 if executor is None else max(1, executor.workers)
+    while len(done) < max_replications and not met:
+        for rep in more(round_size):
+            if rep.index == 0 and metric not in rep.metrics:
+                names = ", ".join(sorted(rep.metrics))
+                raise ValueError(f"unknown metric {metric!r}; this scenario has: {names}")
+            done.append(rep)
+            if len(done) < min_replications:
+                continue
+            values = np.array([d.metrics[metric] for d in done], dtype=float)
+            hw = half_width(values, confidence)
+            if math.isnan(hw):
+                raise ValueError(f"metric {metric!r} is undefined (NaN) here; choose another")
+            target = precision * abs(float(np.nanmean(values))) if relative else precision
+            if hw <= target:
+                met = True
+                break  # replications past the stopping point are discarded
+    result = collect(scenario, seed, done)
+    result.warmup = detection
+    result.stopping = StoppingReport(
+        metric=metric,
+        precision=precision,
+        relative=relative,
+        target_half_width=target,
+        half_width=hw,
+        replications=len(done),
+        min_replications=min_replications,
+        max_replications=max_replications,
+        met=met,
+    )
+    return result

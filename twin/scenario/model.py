@@ -249,7 +249,8 @@ class Scenario(_Model):
     description: str = ""
     start: datetime = Field(default=datetime(2026, 1, 5), description="simulated start (local)")
     horizon_days: float = Field(default=1.0, gt=0)
-    warmup_hours: float = Field(default=0.0, ge=0)
+    # hours, or "auto": detected per run by MSER-5 on pilot replications (twin.experiments)
+    warmup_hours: float | Literal["auto"] = 0.0
     seed: int = Field(default=1, ge=0)
     replications: int = Field(default=1, ge=1)
     facility: FacilitySpec
@@ -259,9 +260,23 @@ class Scenario(_Model):
     tariff: TariffSpec | None = None
     output: OutputSpec = Field(default_factory=OutputSpec)
 
+    @field_validator("warmup_hours", mode="before")
+    @classmethod
+    def _warmup(cls, value: object) -> float | str:
+        """One readable error for a bad warm-up instead of one per union member."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            hours = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(f"warmup_hours must be hours >= 0 or 'auto', got {value!r}") from None
+        if not hours >= 0:
+            raise ValueError(f"warmup_hours must be hours >= 0 or 'auto', got {value!r}")
+        return hours
+
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        if self.warmup_hours >= self.horizon_days * 24:
+        if self.warmup_hours != "auto" and self.warmup_hours >= self.horizon_days * 24:
             raise ValueError(
                 f"warmup_hours ({self.warmup_hours}) must be shorter than the horizon "
                 f"({self.horizon_days * 24:g} h)"
@@ -277,6 +292,10 @@ class Scenario(_Model):
 
     @property
     def warmup_s(self) -> float:
+        if self.warmup_hours == "auto":
+            raise ValueError(
+                "warmup_hours is 'auto': detect it first (twin.experiments.resolve_warmup)"
+            )
         return self.warmup_hours * 3600.0
 
 
