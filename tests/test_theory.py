@@ -372,7 +372,7 @@ def test_policy_changes_keep_the_drivers_in_a_rich_scenario(overrides: dict) -> 
     changed = simulate(load_scenario(SURFACE_LOT, {"horizon_days": 2, **overrides}), replication=1)
     for name, value in vars(base.drivers).items():
         if isinstance(value, np.ndarray):
-            assert np.array_equal(value, getattr(changed.drivers, name)), name
+            np.testing.assert_array_equal(value, getattr(changed.drivers, name), err_msg=name)
     if "tariff.per_period" in overrides:  # the change did take effect
         assert not np.array_equal(base.amount_cents, changed.amount_cents, equal_nan=True)
 

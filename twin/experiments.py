@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from twin.results import _count_at, lanes_frame, metrics, occupancy_frame, vehicles_frame
+from twin.results import (
+    _count_at,
+    lanes_frame,
+    metrics,
+    occupancy_frame,
+    rates_frame,
+    vehicles_frame,
+)
 from twin.scenario.model import Scenario
 from twin.sim.model import RunRecord, simulate
 from twin.stats import confidence_interval, half_width, mser
@@ -106,6 +113,7 @@ class RunResult:
     occupancy: pd.DataFrame
     lanes: pd.DataFrame
     trace_dropped: int = 0
+    rates: pd.DataFrame | None = None  # adaptive pricing's rate trajectory, if any
     warmup: WarmupDetection | None = None  # set when the scenario asked for warmup_hours: auto
     stopping: StoppingReport | None = None  # set by run_sequential
 
@@ -178,6 +186,7 @@ class RunResult:
             ("occupancy", self.occupancy),
             ("lanes", self.lanes),
             ("replications", self.metrics),
+            *((("rates", self.rates),) if self.rates is not None and len(self.rates) else ()),
         ):
             path = out / f"{name}.{fmt}"
             if fmt == "parquet":
@@ -204,6 +213,7 @@ class Replication:
     occupancy: pd.DataFrame
     lanes: pd.DataFrame
     trace_dropped: int = 0
+    rates: pd.DataFrame | None = None
 
 
 def replicate(
@@ -224,6 +234,7 @@ def _from_record(rec: RunRecord) -> Replication:
         occupancy=occupancy_frame(rec),
         lanes=lanes_frame(rec),
         trace_dropped=rec.drivers.trace_dropped,
+        rates=rates_frame(rec) if rec.scenario.pricing_policy is not None else None,
     )
 
 
@@ -238,6 +249,11 @@ def collect(scenario: Scenario, seed: int, replications: list[Replication]) -> R
         occupancy=pd.concat([r.occupancy for r in reps], ignore_index=True),
         lanes=pd.concat([r.lanes for r in reps], ignore_index=True),
         trace_dropped=sum(r.trace_dropped for r in reps),
+        rates=(
+            pd.concat([r.rates for r in reps], ignore_index=True)
+            if reps[0].rates is not None
+            else None
+        ),
     )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from twin.core.types import SpotType, VehicleClass
-from twin.sim.model import BALKED, BLOCKED, OUTCOMES, PARKED, RENEGED, RunRecord
+from twin.sim.model import BALKED, BLOCKED, DETERRED, OUTCOMES, PARKED, RENEGED, RunRecord
 
 
 def _spot_arrays(rec: RunRecord) -> tuple[np.ndarray, np.ndarray]:
@@ -168,15 +168,28 @@ def lanes_frame(rec: RunRecord) -> pd.DataFrame:
     return frame
 
 
+def rates_frame(rec: RunRecord) -> pd.DataFrame:
+    """Adaptive pricing's rate trajectory: one row per rate table per adjustment."""
+    frame = pd.DataFrame(rec.rates, columns=["time_s", "table", "rate", "occupancy_seen"])
+    frame.insert(0, "replication", rec.replication)
+    frame.insert(
+        2, "time", pd.Timestamp(rec.scenario.start) + pd.to_timedelta(frame["time_s"], unit="s")
+    )
+    return frame
+
+
 def metrics(rec: RunRecord) -> dict[str, float]:
     """The headline figures of one replication, after warm-up, as a flat name → value map."""
     sc = rec.scenario
     d = rec.drivers
     t0, t1 = sc.warmup_s, sc.horizon_s
     days = (t1 - t0) / 86400.0
-    counted = d.arrival >= t0
+    after = d.arrival >= t0
+    counted = after & (rec.outcome != DETERRED)  # deterred candidates never came
     n = int(counted.sum())
     out: dict[str, float] = {"arrivals": float(n), "arrivals_per_day": n / days}
+    if np.isfinite(d.accept_u).any():  # price-elastic demand: who stayed away at the price
+        out["deterred_per_day"] = float((after & (rec.outcome == DETERRED)).sum()) / days
     oc = rec.outcome[counted]
     pct = 100.0 / n if n else float("nan")
     out["parked"] = float((oc == PARKED).sum())

@@ -75,7 +75,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from twin.core.clock import Calendar
@@ -476,6 +476,38 @@ class Tariff:
         if self._fast:
             return self.price(entry_s, expected_exit_s)
         return self._price(entry_s, expected_exit_s, occupancy)
+
+    @property
+    def table_names(self) -> tuple[str, ...]:
+        """Names of the rate tables: ``"default"`` then each band's name (index order)."""
+        return ("default", *(b.name or f"band {i + 1}" for i, b in enumerate(self.bands)))
+
+    def table_index_at(self, t_s: float) -> int:
+        """Which table is in force at ``t_s``: 0 = default, ``i + 1`` = ``bands[i]``."""
+        ws = (t_s + self._off) % WEEK_S
+        return self._iv_table[bisect_right(self._iv_start, ws) - 1]
+
+    def hourly_rate_at(self, t_s: float) -> float:
+        """Cents per hour of the incremental rate in force at ``t_s`` (0 for a flat table).
+
+        What a driver compares when deciding whether to come at all (price elasticity) and
+        what demand-responsive policies adjust.
+        """
+        table = self._tables[self.table_index_at(t_s)]
+        if table.flat_cents is not None:
+            return 0.0
+        return table.period_cents * 60.0 / table.period_minutes
+
+    def with_hourly_rates(self, rates: Mapping[int, int]) -> Tariff:
+        """A copy whose tables (by index, see :meth:`table_index_at`) charge the given cents
+        per hour, keeping each table's period length (rounded half-up to whole cents)."""
+        tables = list(self._tables)
+        for index, cents_per_hour in rates.items():
+            t = tables[index]
+            num = 2 * int(cents_per_hour) * t.period_minutes + 60
+            tables[index] = replace(t, period_cents=num // 120)
+        bands = tuple(replace(b, table=tables[i + 1]) for i, b in enumerate(self.bands))
+        return replace(self, default=tables[0], bands=bands)
 
     def multiplier(self, t_s: float, occupancy: float) -> Decimal:
         """Clamped dynamic multiplier for an entry at ``t_s`` (event multiplier included when

@@ -22,6 +22,7 @@ from pydantic import (
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
 from twin.scenario.dists import Dist, resolve_path
+from twin.scenario.pricing_policy import ElasticitySpec, PricingPolicySpec
 from twin.scenario.tariff import TariffSpec
 
 SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
@@ -203,6 +204,9 @@ class StreamSpec(_Model):
     dwell_by_hour: list[DwellBand] = Field(default_factory=list)
     willingness_to_pay: WillingnessSpec | None = None
     patience: Dist | None = None
+    elasticity: ElasticitySpec | None = Field(
+        default=None, description="price elasticity of this stream's demand"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> StreamSpec:
@@ -258,6 +262,9 @@ class Scenario(_Model):
     demand: list[StreamSpec] = Field(min_length=1)
     behaviour: BehaviourSpec = Field(default_factory=BehaviourSpec)
     tariff: TariffSpec | None = None
+    pricing_policy: PricingPolicySpec | None = Field(
+        default=None, description="demand-responsive rate adjustment during the run"
+    )
     output: OutputSpec = Field(default_factory=OutputSpec)
 
     @field_validator("warmup_hours", mode="before")
@@ -284,6 +291,12 @@ class Scenario(_Model):
         names = [s.name for s in self.demand]
         if len(set(names)) != len(names):
             raise ValueError(f"demand stream names must be unique, got {names}")
+        priced = [s.name for s in self.demand if s.elasticity is not None]
+        if (self.pricing_policy is not None or priced) and self.tariff is None:
+            what = "pricing_policy" if self.pricing_policy is not None else f"elasticity ({priced})"
+            raise ValueError(f"{what} needs a tariff")
+        if any(s.trace is not None for s in self.demand if s.elasticity is not None):
+            raise ValueError("elasticity applies to generated demand, not to a replayed trace")
         return self
 
     @property

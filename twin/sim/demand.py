@@ -33,6 +33,9 @@ class Drivers:
     patience: np.ndarray  # seconds; 0 = leaves at once
     entry_service: np.ndarray  # seconds at the entry barrier (0 without lanes)
     exit_service: np.ndarray  # seconds at the exit barrier
+    #: Price-elastic streams are drawn at ``cap`` × their observed rate; a candidate comes if
+    #: ``accept_u × cap`` is below its demand factor at the price it sees. NaN: always comes.
+    accept_u: np.ndarray
     trace_dropped: int = 0  # trace rows outside the horizon
 
     def __len__(self) -> int:
@@ -168,6 +171,8 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
         else:
             trace = None
             edges, rates = hourly_rates(stream, calendar, horizon)
+            if stream.elasticity is not None:  # candidates, thinned by price during the run
+                rates = rates * stream.elasticity.cap
             arrival = poisson_arrivals(edges, rates, rng.get(f"arrivals/{name}"))
         n = len(arrival)
         dwell = _dwell(stream, arrival, calendar, rng)
@@ -211,6 +216,11 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
                 "patience": patience,
                 "entry_service": _service(scenario.lanes.entry, rng.get(f"lane-entry/{name}"), n),
                 "exit_service": _service(scenario.lanes.exit, rng.get(f"lane-exit/{name}"), n),
+                "accept_u": (
+                    rng.get(f"elasticity/{name}").random(n)
+                    if stream.elasticity is not None
+                    else np.full(n, np.nan)
+                ),
             }
         )
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

@@ -28,6 +28,7 @@ from operator import attrgetter
 import numpy as np
 import simpy
 
+from twin.core.adaptive import elasticity_factor
 from twin.core.clock import Calendar
 from twin.core.errors import ParkingError
 from twin.core.lot import Lot, Session
@@ -38,8 +39,10 @@ from twin.sim.demand import Drivers, draw_drivers
 from twin.sim.rng import Streams
 
 #: Outcome codes of a vehicle record.
-PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED = range(6)
-OUTCOMES = ("parked", "blocked", "balked", "reneged", "waiting", "in_entry_lane")
+PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED, DETERRED = range(7)
+OUTCOMES = ("parked", "blocked", "balked", "reneged", "waiting", "in_entry_lane", "deterred")
+#: ``deterred``: a price-elastic candidate driver who, at the price in force, did not come at
+#: all (they are not arrivals; see ElasticitySpec).
 
 _DEPART = 0  # event priorities: departures first at equal times
 _ARRIVE = 1
@@ -90,7 +93,9 @@ class RunRecord:
     quote_cents: np.ndarray  # price shown at arrival when drivers compare it with their budget
     outcome: np.ndarray  # int8 codes, see OUTCOMES
     entry_lane_start_t: np.ndarray
-    extra: dict = field(default_factory=dict)
+    #: Adaptive pricing's decisions: (time s, rate table name, hourly rate $, mean occupancy
+    #: the rule saw over the period that ended then; NaN for the opening rates).
+    rates: list[tuple[float, str, float, float]] = field(default_factory=list)
 
 
 class ParkingModel:
@@ -104,6 +109,62 @@ class ParkingModel:
         self.lot = build_lot(scenario, self.calendar)
         self.drivers = draw_drivers(scenario, Streams(self.seed, replication), self.calendar)
         self.env = simpy.Environment()
+
+    def _adaptive_pricing(
+        self, queue: list, nxt: Callable[[], int], log: list[tuple[float, str, float, float]]
+    ) -> None:
+        """Sample occupancy per rate table and let the pricing rule move rates every period.
+
+        Occupancy is sampled every ``sample_minutes`` and credited to the table (time band) in
+        force at that instant; at each period's end the rule sees each band's mean and the lot
+        gets a new tariff; it quotes arrivals and prices every exit from then on, as a
+        garage pay station would.
+        """
+        spec = self.scenario.pricing_policy
+        assert spec is not None
+        rule = spec.build()
+        lot, env = self.lot, self.env
+        names = lot.tariff.table_names
+        sample = spec.sample_minutes * 60.0
+        period = spec.adjust_every_days * 86400.0
+        horizon = self.scenario.horizon_s
+        total = [0.0] * len(names)
+        count = [0] * len(names)
+
+        def rates() -> dict[int, int]:
+            # the hourly rate of each incremental table (flat tables are not adjusted)
+            out = {}
+            for k, table in enumerate((lot.tariff.default, *(b.table for b in lot.tariff.bands))):
+                if table.flat_cents is None:
+                    out[k] = round(table.period_cents * 60 / table.period_minutes)
+            return out
+
+        for k, cents in rates().items():
+            log.append((0.0, names[k], cents / 100.0, math.nan))
+
+        def on_sample(event: _Call) -> None:
+            t = env._now
+            k = lot.tariff.table_index_at(t)
+            total[k] += lot.n_occupied / lot.capacity
+            count[k] += 1
+            if t + sample < horizon:
+                heappush(queue, (t + sample, _ARRIVE, nxt(), _Call(on_sample, None)))
+
+        def on_adjust(event: _Call) -> None:
+            t = env._now
+            seen = {k: total[k] / count[k] for k in range(len(names)) if count[k]}
+            new = rule.adjust(rates(), seen)
+            lot.tariff = lot.tariff.with_hourly_rates(new)
+            for k, cents in new.items():
+                log.append((t, names[k], cents / 100.0, seen.get(k, math.nan)))
+            total[:] = [0.0] * len(names)
+            count[:] = [0] * len(names)
+            if t + period < horizon:
+                heappush(queue, (t + period, _ARRIVE, nxt(), _Call(on_adjust, None)))
+
+        heappush(queue, (sample / 2, _ARRIVE, nxt(), _Call(on_sample, None)))
+        if period < horizon:
+            heappush(queue, (period, _DEPART, nxt(), _Call(on_adjust, None)))
 
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecord:
         """Run to the horizon; ``progress`` gets the fraction of simulated time done."""
@@ -150,8 +211,16 @@ class ParkingModel:
         entry_free = [0.0] * entry_lanes.count if entry_lanes else None
         exit_free = [0.0] * exit_lanes.count if exit_lanes else None
         waiting: deque[int] = deque()
-        tariff = lot.tariff
-        check_price = tariff is not None and bool(np.isfinite(d.wtp_cents).any())
+        check_price = lot.tariff is not None and bool(np.isfinite(d.wtp_cents).any())
+        accept_u = d.accept_u.tolist()
+        stream_of = d.stream.tolist()
+        elastic = bool(np.isfinite(d.accept_u).any())
+        elasticity_of = [
+            (s.elasticity.value, s.elasticity.reference_rate * 100.0, s.elasticity.cap)
+            if s.elasticity is not None
+            else None
+            for s in sc.demand
+        ]
         wtp = d.wtp_cents.tolist()
         wtp_hourly = d.wtp_per_hour.tolist()
 
@@ -181,9 +250,17 @@ class ParkingModel:
             gate(event._value, env._now)
 
         def arrive(i: int, t: float) -> None:
+            if elastic:
+                u = accept_u[i]
+                if u == u:  # not NaN: a price-elastic candidate
+                    value, reference, cap = elasticity_of[stream_of[i]]
+                    rate = lot.tariff.hourly_rate_at(t)
+                    if u * cap >= elasticity_factor(rate, reference, value, cap):
+                        outcome[i] = DETERRED
+                        return
             if check_price:
                 stay = dwell[i]
-                q = tariff.quote(t, t + stay, lot.n_occupied / lot.capacity)
+                q = lot.tariff.quote(t, t + stay, lot.n_occupied / lot.capacity)
                 quote[i] = q
                 budget = wtp[i] * (stay / 3600.0) if wtp_hourly[i] else wtp[i]
                 if q > budget:
@@ -236,8 +313,11 @@ class ParkingModel:
 
         depart_callbacks = [depart]  # SimPy's step only reads an event's list: one can be shared
 
-        if not check_price and entry_free is None:
+        if not check_price and entry_free is None and not elastic:
             arrive = gate  # nothing happens between arrival and the barrier
+        rates_log: list[tuple[float, str, float, float]] = []
+        if sc.pricing_policy is not None:
+            self._adaptive_pricing(queue, nxt, rates_log)
 
         if progress is not None:
             step = horizon / 100.0
@@ -325,6 +405,7 @@ class ParkingModel:
             quote_cents=np.array(quote),
             outcome=outcomes,
             entry_lane_start_t=np.array(lane_start),
+            rates=rates_log,
         )
 
 
