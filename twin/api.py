@@ -116,13 +116,8 @@ def sweep(
         keep_occupancy=keep_occupancy,
     )
     plan = _plan_sweep(spec)
+    options = {"resume": resume, "overwrite": overwrite, "plots": plots, "progress": progress}
     if isinstance(executor, Executor):
-        return _run_sweep(
-            plan, out, executor=executor, resume=resume, overwrite=overwrite, plots=plots,
-            progress=progress,
-        )
+        return _run_sweep(plan, out, executor=executor, **options)
     with make_executor(executor, workers=workers, scheduler=scheduler) as ex:
-        return _run_sweep(
-            plan, out, executor=ex, resume=resume, overwrite=overwrite, plots=plots,
-            progress=progress,
-        )
+        return _run_sweep(plan, out, executor=ex, **options)
