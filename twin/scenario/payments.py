@@ -1,0 +1,265 @@
+"""The ``payments:`` settings of a scenario: how often payments fail, and how the lot reacts.
+
+Not yet a key of :class:`~twin.scenario.model.Scenario`; this module validates the section on
+its own and turns it into the core objects (:meth:`PaymentsSpec.policy_config`,
+:meth:`PaymentsSpec.processor`) and into the per-request :class:`~twin.core.payments.Condition`
+data the core consumes (:meth:`PaymentsSpec.sample_conditions`,
+:meth:`PaymentsSpec.sample_outages`), because the core itself never draws a random number.
+
+Example (every key optional; these are the defaults except where noted)::
+
+    payments:
+      decline_probability: 0.02        # per attempt: the issuer says no
+      lost_response_probability: 0.0   # per request: the processor acted, the answer got lost
+      partial_probability: 0.01        # per attempt: the card has a limit drawn from card_limit
+      card_limit: {type: uniform, low: 0, high: 20}     # currency units (required with partial)
+      latency: {type: lognormal, mean: 2, sd: 1, unit: s}  # processor round trip
+      outages:                         # network outages of the exit terminals (default: none)
+        between: {type: exponential, mean: 72, unit: h}
+        duration: {type: exponential, mean: 20, unit: min}
+      retry: {max_attempts: 3, backoff_s: 1, backoff_factor: 2, timeout_s: 15}
+      strikes: {threshold: 3, window_days: 30}
+      write_off_days: 90
+      lost_ticket_probability: 0.005
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from twin.core.payments import Condition, PaymentProcessor, PolicyConfig, RetryPolicy
+from twin.scenario.dists import UNIT_SECONDS, Constant, Dist
+
+DAY_S = 86_400.0
+
+
+def _probability(name: str, value: float) -> float:
+    if not (isinstance(value, int | float) and math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+    return float(value)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OutageSpec(_Spec):
+    """Network outages of the exit terminals, as an alternating up/down renewal process."""
+
+    between: Dist = Field(description="up time from the end of one outage to the next outage")
+    duration: Dist = Field(description="how long an outage lasts")
+
+    @model_validator(mode="after")
+    def _positive_means(self) -> OutageSpec:
+        for name in ("between", "duration"):
+            dist = getattr(self, name)
+            if not dist.mean_value > 0:
+                raise ValueError(f"outages.{name} must have a mean > 0, got {dist.mean_value}")
+        return self
+
+    @property
+    def availability(self) -> float:
+        """Long-run fraction of time the network is up: E[between] / (E[between] + E[duration])."""
+        up = self.between.mean_value * UNIT_SECONDS[self.between.unit]
+        down = self.duration.mean_value * UNIT_SECONDS[self.duration.unit]
+        return up / (up + down)
+
+
+class RetrySpec(_Spec):
+    """How hard an exit terminal tries before it falls back to the offline batch or an invoice."""
+
+    max_attempts: int = Field(default=3, description="authorization requests per exit, 1..10")
+    backoff_s: float = Field(default=1.0, description="wait before the first retry, seconds")
+    backoff_factor: float = Field(default=2.0, description="each further wait is this much longer")
+    timeout_s: float = Field(default=15.0, description="how long the terminal waits for an answer")
+
+    @field_validator("max_attempts")
+    @classmethod
+    def _attempts(cls, v: int) -> int:
+        if not 1 <= v <= 10:
+            raise ValueError(f"max_attempts must be between 1 and 10, got {v}")
+        return v
+
+    @field_validator("backoff_s")
+    @classmethod
+    def _backoff(cls, v: float) -> float:
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"backoff_s must be >= 0 seconds, got {v}")
+        return v
+
+    @field_validator("backoff_factor")
+    @classmethod
+    def _factor(cls, v: float) -> float:
+        if not (math.isfinite(v) and v >= 1):
+            raise ValueError(f"backoff_factor must be >= 1 (waits never shrink), got {v}")
+        return v
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"timeout_s must be > 0 seconds, got {v}")
+        return v
+
+
+class StrikesSpec(_Spec):
+    """Repeat offenders: ``threshold`` unpaid exits within ``window_days`` -> blocklist."""
+
+    threshold: int = Field(default=3, description="strikes that put a plate on the blocklist")
+    window_days: float = Field(default=30.0, description="the strikes must fall within this span")
+    count_partial: bool = Field(default=True, description="does a partly paid exit count?")
+    unblock_when_paid: bool = Field(
+        default=True, description="paying every open invoice lifts the blocklist"
+    )
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"threshold must be at least 1 strike, got {v}")
+        return v
+
+    @field_validator("window_days")
+    @classmethod
+    def _window(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"window_days must be > 0, got {v}")
+        return v
+
+
+class PaymentsSpec(_Spec):
+    """Payment failure settings and the exit policy's parameters (see the module docstring)."""
+
+    decline_probability: float = Field(default=0.0, description="per attempt")
+    lost_response_probability: float = Field(default=0.0, description="per request")
+    partial_probability: float = Field(
+        default=0.0, description="per attempt: the card can only pay a limit from card_limit"
+    )
+    card_limit: Dist | None = Field(
+        default=None, description="what a limited card can still pay, currency units"
+    )
+    partial_approvals: bool = Field(
+        default=True, description="issuers approve part of an amount above the limit"
+    )
+    latency: Dist = Field(
+        default=Constant(type="constant", value=2.0, unit="s"),
+        description="processor round trip per request",
+    )
+    outages: OutageSpec | None = None
+    retry: RetrySpec = RetrySpec()
+    strikes: StrikesSpec = StrikesSpec()
+    write_off_days: float = Field(
+        default=90.0, description="open invoices this old are written off"
+    )
+    lost_ticket_probability: float = Field(default=0.0, description="per exit")
+
+    @field_validator(
+        "decline_probability",
+        "lost_response_probability",
+        "partial_probability",
+        "lost_ticket_probability",
+    )
+    @classmethod
+    def _probabilities(cls, v: float, info: ValidationInfo) -> float:
+        return _probability(info.field_name, v)
+
+    @field_validator("write_off_days")
+    @classmethod
+    def _horizon(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"write_off_days must be > 0, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _limit_given(self) -> PaymentsSpec:
+        if self.partial_probability > 0 and self.card_limit is None:
+            raise ValueError(
+                "partial_probability > 0 needs card_limit: the distribution of what a limited "
+                "card can still pay, in currency units"
+            )
+        return self
+
+    # ------------------------------------------------------------------ core objects
+
+    def policy_config(self) -> PolicyConfig:
+        """The core exit-policy settings."""
+        r = self.retry
+        return PolicyConfig(
+            retry=RetryPolicy(r.max_attempts, r.backoff_s, r.backoff_factor),
+            strike_threshold=self.strikes.threshold,
+            strike_window_s=self.strikes.window_days * DAY_S,
+            strike_on_partial=self.strikes.count_partial,
+            write_off_horizon_s=self.write_off_days * DAY_S,
+            unblock_when_paid=self.strikes.unblock_when_paid,
+        )
+
+    def processor(self) -> PaymentProcessor:
+        """A fresh processor with this scenario's terminal timeout and partial-approval rule."""
+        return PaymentProcessor(self.retry.timeout_s, self.partial_approvals)
+
+    # ------------------------------------------------------------------ drawing the conditions
+
+    def sample_conditions(
+        self, gen: np.random.Generator, n: int, network_up: bool = True
+    ) -> list[Condition]:
+        """Conditions for ``n`` consecutive requests (e.g. the ``max_attempts`` of one exit).
+
+        Each request independently: latency from ``latency``; with ``network_up`` False it
+        never arrives; declined with ``decline_probability``; otherwise with
+        ``partial_probability`` the card can only pay a limit drawn from ``card_limit``
+        (rounded down to whole cents); its answer is lost with ``lost_response_probability``.
+        """
+        if n <= 0:
+            return []
+        latency = self.latency.sample_seconds(gen, n)
+        declined = gen.random(n) < self.decline_probability
+        limited = gen.random(n) < self.partial_probability
+        lost = gen.random(n) < self.lost_response_probability
+        limits: list[int | None] = [None] * n
+        if self.card_limit is not None and limited.any():
+            drawn = self.card_limit.sample(gen, n)
+            limits = [
+                math.floor(max(x, 0.0) * 100) if lim else None
+                for x, lim in zip(drawn.tolist(), limited.tolist(), strict=True)
+            ]
+        return [
+            Condition(
+                network_up=network_up,
+                latency_s=max(float(latency[i]), 0.0),
+                declined=bool(declined[i]),
+                limit_cents=limits[i],
+                response_lost=bool(lost[i]),
+            )
+            for i in range(n)
+        ]
+
+    def sample_outages(
+        self, gen: np.random.Generator, horizon_s: float
+    ) -> list[tuple[float, float]]:
+        """Outage intervals ``[start, end)`` in core seconds over ``[0, horizon_s)``.
+
+        The network starts up; up times are drawn from ``outages.between`` and outage lengths
+        from ``outages.duration``, alternately. Empty without ``outages``.
+        """
+        out: list[tuple[float, float]] = []
+        spec = self.outages
+        if spec is None:
+            return out
+        t = 0.0
+        while True:
+            t += float(spec.between.sample_seconds(gen, 1)[0])
+            if t >= horizon_s:
+                return out
+            end = t + float(spec.duration.sample_seconds(gen, 1)[0])
+            out.append((t, min(end, horizon_s)))
+            t = end
