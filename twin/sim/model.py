@@ -30,7 +30,6 @@ import simpy
 
 from twin.core.adaptive import elasticity_factor
 from twin.core.clock import Calendar
-from twin.core.errors import ParkingError
 from twin.core.lot import Lot, Session
 from twin.core.types import Vehicle, VehicleClass
 from twin.scenario.model import Scenario
@@ -202,7 +201,7 @@ class ParkingModel:
         lane_start = [nan] * n
         outcome = [QUEUED] * n
 
-        allocate, release = lot.allocate, lot.release
+        allocate, release = lot.try_allocate, lot.release
         pool: list[_Call] = []
         DEPART = _DEPART
         nxt = eid.__next__
@@ -227,9 +226,8 @@ class ParkingModel:
         def gate(i: int, t: float) -> None:
             if entry_free is not None:
                 gate_t[i] = t
-            try:
-                session = allocate(vehicle_of[i], t)
-            except ParkingError:
+            session = allocate(vehicle_of[i], t)
+            if session is None:
                 if patience[i] > 0.0:
                     outcome[i] = WAITING
                     waiting.append(i)
@@ -297,9 +295,8 @@ class ParkingModel:
                 i = waiting.popleft()
                 if outcome[i] != WAITING:
                     continue
-                try:
-                    session = allocate(vehicle_of[i], t)
-                except ParkingError:
+                session = allocate(vehicle_of[i], t)
+                if session is None:
                     waiting.append(i)
                     continue
                 session_of[i] = session
