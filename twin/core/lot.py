@@ -174,14 +174,22 @@ class Lot:
     # -- the state machine ----------------------------------------------------------------
     def allocate(self, vehicle: Vehicle, t: float) -> Session:
         """Give ``vehicle`` a spot at time ``t`` and open a session, or raise why not."""
+        session = self.try_allocate(vehicle, t)
+        if session is None:
+            if self.n_available == 0:
+                raise LotFull(f"{self.lot_id}: no spot available")
+            raise NoCompatibleSpot(f"{self.lot_id}: no free spot fits vehicle {vehicle.id}")
+        return session
+
+    def try_allocate(self, vehicle: Vehicle, t: float) -> Session | None:
+        """``allocate`` that answers None instead of raising: a full lot is a normal state at a
+        busy gate, and raising costs more than the allocation itself."""
         plan = self._plans[vehicle.profile]
         if plan is None:
             plan = self._plans[vehicle.profile] = self.strategy.plan(self.tiers(vehicle))
         spot = self._choose(plan)
         if spot is None:
-            if self.n_available == 0:
-                raise LotFull(f"{self.lot_id}: no spot available")
-            raise NoCompatibleSpot(f"{self.lot_id}: no free spot fits vehicle {vehicle.id}")
+            return None
         # set_status(AVAILABLE -> OCCUPIED) written out: this is the hot path
         n_occupied = self.n_occupied
         occupancy = n_occupied / self._n_spots
@@ -253,6 +261,59 @@ class Lot:
         self._count(spot, status, +1)
         if status == _AVAILABLE:
             self.strategy.push(spot)
+
+    # -- held spots (reservations, assigned permit spots) ---------------------------------
+    def hold_spot(self, spot_type: SpotType | int, t: float) -> Spot | None:
+        """Take the strategy's best AVAILABLE spot of ``spot_type`` out of walk-in allocation.
+
+        The spot becomes RESERVED (so ``allocate`` never hands it out) and is returned, or None
+        if no spot of that type is free. Uses the free-spot index, O(log n): a reservation
+        system holds spots without scanning the lot.
+        """
+        spot = self.strategy.choose(((SpotType(spot_type),),))
+        if spot is None:
+            return None
+        self._count(spot, spot.status, -1)
+        spot.status = SpotStatus.RESERVED
+        self._count(spot, spot.status, +1)
+        return spot
+
+    def allocate_spot(
+        self, spot_index: int, vehicle: Vehicle, t: float, *, enforce_rules: bool = True
+    ) -> Session:
+        """Open a session on one named spot (RESERVED or AVAILABLE): a holder takes their spot.
+
+        This is how a reservation holder or an assigned-permit holder parks in the spot kept
+        for them. The vehicle must fit the bay physically; with ``enforce_rules`` (default) the
+        permit and EV rules of :func:`compatible_tiers` apply too. ``enforce_rules=False``
+        models a driver ignoring the signs (e.g. no permit in a HANDICAP bay), which
+        enforcement then counts. Not on the hot path: ``allocate`` is untouched.
+        """
+        if not 0 <= spot_index < len(self.spots):
+            raise IndexError(f"{self.lot_id}: no spot with index {spot_index}")
+        spot = self.spots[spot_index]
+        if spot.status not in (SpotStatus.RESERVED, _AVAILABLE):
+            raise InvalidTransition(
+                f"{self.lot_id}: spot {spot.id} is {spot.status.name}, cannot be allocated"
+            )
+        if SPOT_CAPACITY[spot.type] < vehicle.vclass:
+            raise NoCompatibleSpot(
+                f"{self.lot_id}: vehicle {vehicle.id} ({vehicle.vclass.name}) does not fit "
+                f"{spot.type.name} spot {spot.id}"
+            )
+        if enforce_rules and not any(spot.type in tier for tier in self.tiers(vehicle)):
+            raise NoCompatibleSpot(
+                f"{self.lot_id}: vehicle {vehicle.id} may not use {spot.type.name} spot {spot.id}"
+            )
+        # An AVAILABLE spot keeps its (now stale) heap entry: the index discards it lazily.
+        occupancy = self.n_occupied / self._n_spots
+        self._count(spot, spot.status, -1)
+        spot.status = _OCCUPIED
+        self._count(spot, _OCCUPIED, +1)
+        ticket = self._next_ticket
+        self._next_ticket = ticket + 1
+        self._open[ticket] = session = Session(ticket, vehicle, spot, t, occupancy)
+        return session
 
     def session(self, ticket: int) -> Session:
         try:
