@@ -40,9 +40,9 @@ def main() -> None:
     """
 
 
-def _load_or_exit(path: Path) -> api.Scenario:
+def _load_or_exit(path: Path, overrides: dict | None = None) -> api.Scenario:
     try:
-        return api.load(path)
+        return api.load(path, overrides)
     except api.ScenarioError as exc:
         for problem in exc.problems:
             err_console.print(
@@ -146,14 +146,45 @@ def run(
         typer.Option(help="Folder for vehicles/occupancy/lanes tables and summary.json."),
     ] = None,
     format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
+    warmup: Annotated[
+        str | None,
+        typer.Option(
+            help="Warm-up excluded from every figure: HOURS, or 'auto' to detect it with MSER-5 "
+            "on the mean occupancy of 5 pilot replications. Default: the scenario's warmup_hours."
+        ),
+    ] = None,
+    precision: Annotated[
+        float | None,
+        typer.Option(
+            help="Instead of a fixed number of replications, add them until the 95% CI "
+            "half-width of --metric is at most this (in the figure's units, e.g. 0.5 = ±0.5 "
+            "percentage points of blocked_pct; with --relative a fraction of the mean).",
+        ),
+    ] = None,
+    metric: Annotated[
+        str, typer.Option(help="Figure --precision watches, as named in summary.json.")
+    ] = "blocked_pct",
+    relative: Annotated[
+        bool, typer.Option(help="--precision is relative: half-width <= precision x |mean|.")
+    ] = False,
+    min_replications: Annotated[
+        int, typer.Option(help="With --precision: never stop before this many.", min=2)
+    ] = api.MIN_SEQUENTIAL_REPLICATIONS,
+    max_replications: Annotated[
+        int, typer.Option(help="With --precision: stop here even if the target is not met.", min=2)
+    ] = 100,
 ) -> None:
     """Simulate SCENARIO and print arrivals, blocking, occupancy, revenue and lane waits.
 
     With several replications every figure comes with its 95% t confidence interval. The same
-    scenario and seed always give the same numbers.
+    scenario and seed always give the same numbers. With --precision the run adds replications
+    until the chosen figure is known to the precision asked (replication r is always the same,
+    so stopping at n gives exactly the numbers of a plain run with n replications).
     """
-    sc = _load_or_exit(scenario)
+    sc = _load_or_exit(scenario, {"warmup_hours": warmup} if warmup is not None else None)
     reps = replications or sc.replications
+    if precision is not None:
+        reps = max_replications
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -170,7 +201,18 @@ def run(
             def progress(r: int, fraction: float) -> None:
                 bar.update(task, completed=r + fraction)
 
-            result = api.run(sc, seed=seed, days=days, replications=replications, progress=progress)
+            result = api.run(
+                sc,
+                seed=seed,
+                days=days,
+                replications=replications,
+                progress=progress,
+                precision=precision,
+                metric=metric,
+                relative=relative,
+                min_replications=min_replications,
+                max_replications=max_replications,
+            )
     except ValueError as exc:
         err_console.print(
             f"[bold red]error[/]: {escape(str(scenario))}: {escape(str(exc))}",
@@ -180,6 +222,7 @@ def run(
         raise typer.Exit(code=2) from None
     for table in summary_tables(result):
         console.print(table)
+    _print_statistics_notes(result)
     if result.trace_dropped:
         console.print(
             f"[yellow]note[/]: {result.trace_dropped} trace rows fell outside the horizon "
@@ -189,6 +232,47 @@ def run(
         written = result.write(out, format.value)
         console.print(
             f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
+        )
+
+
+def _print_statistics_notes(result: api.RunResult) -> None:
+    """What the automatic warm-up cut and how a --precision run stopped (warning at the cap)."""
+    w = result.warmup
+    if w is not None:
+        console.print(
+            f"warm-up: auto → cut the first {w.hours:g} h ({w.hours / 24:.1f} days), found by "
+            f"{w.method} on the mean total occupancy of {w.pilot_replications} pilot "
+            "replications",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if w.at_boundary:
+            err_console.print(
+                "[yellow]warning[/]: the detected warm-up is at the end of the searched first "
+                "half of the horizon: the lot may not have settled; simulate more days",
+                highlight=False,
+                soft_wrap=True,
+            )
+    s = result.stopping
+    if s is None:
+        return
+    target = f"{s.precision:g}"
+    if s.relative:
+        target += f" x |mean| = {s.target_half_width:.4g}"
+    if s.met:
+        console.print(
+            f"precision: {s.metric} 95% half-width {s.half_width:.4g} <= {target} after "
+            f"{s.replications} replications",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err_console.print(
+            f"[yellow]warning[/]: stopped at the cap of {s.replications} replications: "
+            f"{s.metric} 95% half-width {s.half_width:.4g} is above the target {target}; "
+            "raise --max-replications or relax --precision",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -369,6 +453,160 @@ def regress(
         raise typer.Exit(code=2)
     if failures:
         raise typer.Exit(code=1)
+
+
+def _comparison_table(comparison: api.Comparison) -> Table:
+    """Headline figures of A and B and the paired difference with its 95% interval."""
+    from twin.compare import HEADLINE, quantity
+    from twin.compare import _decimals as decimals
+
+    t = comparison.table
+    table = Table(
+        title=f"B − A over {comparison.replications} paired replications, seed "
+        f"{comparison.seed} (common random numbers) — mean (95% CI)",
+        title_justify="left",
+    )
+    for name, justify in (("figure", "left"), ("A", "right"), ("B", "right")):
+        table.add_column(name, justify=justify)
+    table.add_column("B − A (95% CI)", justify="right")
+    table.add_column("CRN variance cut", justify="right")
+    for metric, label, _ in HEADLINE:
+        if metric not in t.index or math.isnan(t.loc[metric, "a_mean"]):
+            continue
+        row = t.loc[metric]
+        unit = row["unit"]
+        level_unit = "%" if unit == "pp" else unit  # values in %, differences in points
+        d = decimals(row["half_width"], row["diff"])
+        dv = decimals(row["half_width"], max(abs(row["a_mean"]), abs(row["b_mean"])))
+        diff = quantity(row["diff"], unit, d)
+        if not math.isnan(row["ci_low"]):
+            lo, hi = quantity(row["ci_low"], unit, d), quantity(row["ci_high"], unit, d)
+            diff += f" [dim]({lo} … {hi})[/]"
+        cut = row["variance_reduction"]
+        unchanged = row["sd"] == 0 and row["diff"] == 0  # B changed nothing: no CRN figure
+        table.add_row(
+            escape(label),
+            quantity(row["a_mean"], level_unit, dv),
+            quantity(row["b_mean"], level_unit, dv),
+            diff,
+            "–" if math.isnan(cut) or unchanged else f"{100 * cut:.0f} %",
+        )
+    return table
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Scenario A, the reference (YAML file).")],
+    b: Annotated[
+        Path | None,
+        typer.Argument(help="Scenario B (YAML file); default: A with the --set changes."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Change a setting of B: KEY=VALUE with a dotted key as in the scenario file, "
+            "e.g. facility.strategy=spread, tariff.per_period=3, demand.0.multiplier=1.2 "
+            "(values read as YAML). Repeatable. Applied to B's file, or to A's without B.",
+        ),
+    ] = None,
+    replications: Annotated[
+        int | None,
+        typer.Option(help="Paired replications of each; default: A's replications.", min=2),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed both scenarios share; default: A's.")
+    ] = None,
+    days: Annotated[
+        float | None, typer.Option(help="Simulated days for both; overrides horizon_days.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for comparison.csv (every figure) and comparison.json."),
+    ] = None,
+) -> None:
+    """Compare scenario B against A: what does the change do, and is it more than noise?
+
+    Both run with the same seed and replication indexes, so each replication of A and of B sees
+    the same drivers (common random numbers). For every figure the paired differences B − A
+    give a mean and a 95% paired t interval, and each headline figure gets a verdict: raised or
+    lowered by so much, or unchanged within a bound the data can vouch for. Units: percentage
+    points for % figures and occupancy, $/day for revenue, seconds for lane waits.
+    """
+    from twin.compare import describe_sets, load_variant, parse_sets
+
+    try:
+        overrides = parse_sets(set_ or [])
+    except ValueError as exc:
+        err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(code=2) from None
+    if b is None and not overrides:
+        err_console.print(
+            "[bold red]error[/]: give a second scenario B or at least one --set KEY=VALUE",
+            highlight=False,
+        )
+        raise typer.Exit(code=2)
+    sc_a = _load_or_exit(a)
+    b_path = a if b is None else b
+    try:
+        sc_b = load_variant(b_path, overrides)
+    except api.ScenarioError as exc:
+        for problem in exc.problems:
+            err_console.print(
+                f"[bold red]error[/]: {escape(exc.source)}: {escape(problem)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise typer.Exit(code=2) from None
+    label_a = str(a)
+    label_b = describe_sets(str(b_path), overrides)
+    reps = replications or sc_a.replications
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(
+            *columns, console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as bar:
+            task = bar.add_task(f"A and B: {reps} replications each", total=2 * reps)
+
+            def progress(k: int, fraction: float) -> None:
+                bar.update(task, completed=k + fraction)
+
+            comparison = api.compare(
+                sc_a,
+                sc_b,
+                replications=replications,
+                seed=seed,
+                days=days,
+                label_a=label_a,
+                label_b=label_b,
+                progress=progress,
+            )
+    except ValueError as exc:
+        err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(code=2) from None
+    wide = _wide_console()
+    wide.print(f"A: {escape(label_a)}", highlight=False, soft_wrap=True)
+    wide.print(f"B: {escape(label_b)}", highlight=False, soft_wrap=True)
+    wide.print(_comparison_table(comparison))
+    for line in comparison.verdicts:
+        wide.print(f"• {escape(line)}", highlight=False, soft_wrap=True)
+    for line in comparison.crn_lines():
+        wide.print(f"[dim]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    for line in comparison.notes:
+        wide.print(f"[yellow]note[/]: {escape(line)}", highlight=False, soft_wrap=True)
+    if out is not None:
+        written = comparison.write(out)
+        wide.print(
+            f"wrote {', '.join(p.name for p in written)} to {escape(str(out))}/ "
+            f"({len(comparison.table)} figures)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

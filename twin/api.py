@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from twin.compare import Comparison
+from twin.compare import compare as _compare
 from twin.executors import Executor, ExecutorError, make_executor
-from twin.experiments import Progress, RunResult
+from twin.experiments import MIN_SEQUENTIAL_REPLICATIONS, Progress, RunResult, run_sequential
 from twin.experiments import run as _run
 from twin.scenario.loader import ScenarioError, load_scenario
 from twin.scenario.model import Scenario
@@ -21,6 +23,8 @@ from twin.sweep import plan_sweep as _plan_sweep
 from twin.sweep import run_sweep as _run_sweep
 
 __all__ = [
+    "MIN_SEQUENTIAL_REPLICATIONS",
+    "Comparison",
     "Executor",
     "ExecutorError",
     "RunResult",
@@ -28,6 +32,7 @@ __all__ = [
     "ScenarioError",
     "SweepError",
     "SweepResult",
+    "compare",
     "load",
     "make_executor",
     "run",
@@ -48,24 +53,87 @@ def run(
     replications: int | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    precision: float | None = None,
+    metric: str = "blocked_pct",
+    relative: bool = False,
+    min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
+    max_replications: int = 100,
 ) -> RunResult:
     """Run a scenario (object or file) with optional overrides of seed, horizon, replications.
 
     ``executor`` (from :func:`make_executor`, used as a context manager) runs the replications
     in parallel; the numbers are the same as a serial run's.
+
+    With ``precision`` the number of replications is not fixed: replications are added until
+    the 95% half-width of ``metric`` is at most ``precision`` (or ``precision × |mean|`` with
+    ``relative``), between ``min_replications`` and ``max_replications``; see
+    :func:`twin.experiments.run_sequential` and ``RunResult.stopping``.
     """
     if not isinstance(scenario, Scenario):
         scenario = load(scenario)
-    if days is not None:
-        if days <= 0:
-            raise ValueError("days must be > 0")
-        scenario = scenario.model_copy(update={"horizon_days": days})
-        if scenario.warmup_hours >= days * 24:
-            raise ValueError(
-                f"--days {days:g} is not longer than the warm-up ({scenario.warmup_hours:g} h)"
-            )
+    scenario = _with_days(scenario, days)
+    if precision is not None:
+        if replications is not None:
+            raise ValueError("give either a fixed number of replications or a precision, not both")
+        return run_sequential(
+            scenario,
+            precision,
+            metric=metric,
+            relative=relative,
+            min_replications=min_replications,
+            max_replications=max_replications,
+            seed=seed,
+            progress=progress,
+            executor=executor,
+        )
     return _run(
         scenario, replications=replications, seed=seed, progress=progress, executor=executor
+    )
+
+
+def _with_days(scenario: Scenario, days: float | None) -> Scenario:
+    """The scenario over ``days`` simulated days (None: unchanged), checked against its warm-up."""
+    if days is None:
+        return scenario
+    if days <= 0:
+        raise ValueError("days must be > 0")
+    scenario = scenario.model_copy(update={"horizon_days": days})
+    if scenario.warmup_hours != "auto" and scenario.warmup_hours >= days * 24:
+        raise ValueError(
+            f"--days {days:g} is not longer than the warm-up ({scenario.warmup_hours:g} h)"
+        )
+    return scenario
+
+
+def compare(
+    a: Scenario | str | Path,
+    b: Scenario | str | Path,
+    *,
+    replications: int | None = None,
+    seed: int | None = None,
+    days: float | None = None,
+    label_a: str = "A",
+    label_b: str = "B",
+    progress: Progress | None = None,
+) -> Comparison:
+    """Compare B against A with common random numbers (same seed, same replication indexes).
+
+    ``a`` and ``b`` are scenarios or files; ``replications`` and ``seed`` default to A's.
+    The result's ``.table`` has every figure's paired difference B − A with its 95% interval,
+    and ``.verdicts`` one plain sentence per headline figure. See :mod:`twin.compare`.
+    """
+    if not isinstance(a, Scenario):
+        a = load(a)
+    if not isinstance(b, Scenario):
+        b = load(b)
+    return _compare(
+        _with_days(a, days),
+        _with_days(b, days),
+        replications=replications,
+        seed=seed,
+        label_a=label_a,
+        label_b=label_b,
+        progress=progress,
     )
 
 

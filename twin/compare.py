@@ -1,0 +1,450 @@
+"""Paired comparison of two scenarios with common random numbers: "what does B change?"
+
+Both scenarios run with the same seed and the same replication indexes. Random streams depend
+only on ``(seed, replication, stream name)`` (:mod:`twin.sim.rng`), so replication *r* of A and
+replication *r* of B see the same drivers arrive at the same instants wanting the same stays;
+only what the policy does with them differs. The comparison is therefore *paired*: for every
+figure it takes the per-replication differences ``B_r − A_r``, and their t interval (paired t,
+``scipy.stats.ttest_rel``). The shared drivers make A_r and B_r positively correlated, which
+removes most of the noise from the difference; :class:`Comparison` reports how much
+(paired sd against the sd the difference would have with independent runs).
+
+Verdicts are plain sentences for the headline figures, in each figure's units: ``_pct`` figures
+and occupancies in percentage points, revenue in dollars per day, lane waits in seconds. A
+figure whose interval contains 0 is reported as *unchanged within ±x*, where x is the larger
+end of the interval: the size of an effect the data cannot rule out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from twin.experiments import Progress, RunResult, WarmupDetection, resolve_warmup, run
+from twin.scenario.loader import ScenarioError, load_scenario, read_yaml
+from twin.scenario.model import Scenario
+from twin.stats import paired_difference
+
+__all__ = [
+    "HEADLINE",
+    "Comparison",
+    "compare",
+    "load_variant",
+    "parse_sets",
+    "unit_of",
+]
+
+#: Headline figures the verdicts speak about: (figure, table label, noun in a verdict).
+HEADLINE: tuple[tuple[str, str, str], ...] = (
+    ("arrivals_per_day", "arrivals per day", "arrivals"),
+    ("blocked_pct", "blocked", "blocking"),
+    ("balked_pct", "balked (price)", "balking"),
+    ("reneged_pct", "reneged", "reneging"),
+    ("revenue_per_day", "revenue per day", "revenue"),
+    ("mean_price", "mean price paid", "the mean price paid"),
+    ("occupancy.mean", "occupancy, mean", "mean occupancy"),
+    ("occupancy.peak", "occupancy, peak", "peak occupancy"),
+    ("entry_wait_s.mean", "entry wait, mean", "the mean entry wait"),
+    ("exit_wait_s.mean", "exit wait, mean", "the mean exit wait"),
+)
+
+#: Figures whose CRN variance reduction is reported in words (revenue is the headline one).
+CRN_REPORTED: tuple[str, ...] = ("revenue_per_day", "blocked_pct", "occupancy.mean")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How a figure is shown: factor from stored values to display values, and the unit."""
+
+    scale: float
+    unit: str  # "pp", "$/day", "$", "s", "h", "/day", "vehicles", "spots" or ""
+
+
+def unit_of(metric: str) -> Unit:
+    """Display unit from the figure's name (the naming convention of :func:`twin.results.metrics`).
+
+    Occupancies are stored as fractions and shown in percentage points (×100), like ``_pct``
+    figures; anything else keeps its stored value.
+    """
+    if metric.endswith("_pct"):
+        return Unit(1.0, "pp")
+    if metric.startswith("occupancy"):
+        return Unit(100.0, "pp")
+    if metric.startswith("revenue"):
+        return Unit(1.0, "$/day" if "per_day" in metric else "$")
+    if metric == "mean_price":
+        return Unit(1.0, "$")
+    if "_s." in metric or metric.endswith("_s"):
+        return Unit(1.0, "s")
+    if metric.endswith("_h"):
+        return Unit(1.0, "h")
+    if metric.endswith("per_day"):
+        return Unit(1.0, "/day")
+    if metric in ("arrivals", "parked"):
+        return Unit(1.0, "vehicles")
+    if metric.startswith("occupied"):
+        return Unit(1.0, "spots")
+    return Unit(1.0, "")
+
+
+def _decimals(half_width: float, value: float) -> int:
+    """Two significant digits of the half-width (its precision is all the data support)."""
+    ref = half_width if half_width > 0 and math.isfinite(half_width) else abs(value)
+    if not ref > 0 or not math.isfinite(ref):
+        return 2
+    return int(min(4, max(0, 1 - math.floor(math.log10(ref)))))
+
+
+def quantity(value: float, unit: str, decimals: int) -> str:
+    """``1240`` in ``$/day`` → ``$1,240/day``; ``0.3`` in ``pp`` → ``0.30 pp``.
+
+    Levels (a figure's value rather than a difference) in ``pp`` read better as ``%``: pass
+    ``unit="%"`` for them.
+    """
+    if unit.startswith("$"):
+        decimals = min(decimals, 2)  # cents at most
+    number = f"{value:,.{decimals}f}"
+    if unit.startswith("$"):
+        sign = "-" if number.startswith("-") else ""
+        return f"{sign}${number.lstrip('-')}{unit[1:]}"
+    if unit == "/day":
+        return f"{number}/day"
+    if unit == "%":
+        return f"{number} %"
+    return f"{number} {unit}" if unit else number
+
+
+@dataclass
+class Comparison:
+    """A paired comparison of B against A: the per-figure table, verdicts, and the runs.
+
+    ``table`` is indexed by figure, in display units (see :func:`unit_of`), with columns
+    ``unit, a_mean, b_mean, diff, ci_low, ci_high, half_width, sd, unpaired_sd,
+    unpaired_half_width, variance_reduction, n``. ``sd`` is the sd of the per-replication
+    differences; ``unpaired_sd`` what it would be with independent random numbers,
+    ``sqrt(sd_A² + sd_B²)``; ``variance_reduction`` is ``1 − sd²/unpaired_sd²``.
+    """
+
+    a: RunResult
+    b: RunResult
+    label_a: str
+    label_b: str
+    table: pd.DataFrame
+    verdicts: list[str]
+    notes: list[str] = field(default_factory=list)
+    confidence: float = 0.95
+
+    @property
+    def seed(self) -> int:
+        return self.a.seed
+
+    @property
+    def replications(self) -> int:
+        return self.a.replications
+
+    def paired(self) -> pd.DataFrame:
+        """Per replication and figure: A, B and B − A (display units), long format."""
+        rows = []
+        for metric in self.table.index:
+            scale = unit_of(metric).scale
+            a = self.a.metrics[metric].to_numpy(dtype=float) * scale
+            b = self.b.metrics[metric].to_numpy(dtype=float) * scale
+            for r, va, vb in zip(self.a.metrics["replication"], a, b, strict=True):
+                rows.append({"replication": int(r), "metric": metric, "a": va, "b": vb})
+        frame = pd.DataFrame(rows)
+        frame["diff"] = frame["b"] - frame["a"]
+        return frame
+
+    def crn_lines(self) -> list[str]:
+        """What pairing bought, in words, for revenue and the other figures in CRN_REPORTED."""
+        lines = []
+        for metric in CRN_REPORTED:
+            if metric not in self.table.index:
+                continue
+            row = self.table.loc[metric]
+            if not row["unpaired_sd"] > 0 or (row["sd"] == 0 and row["diff"] == 0):
+                continue  # no spread at all, or B changed nothing: nothing to report
+            label = next((noun for m, _, noun in HEADLINE if m == metric), metric)
+            d = _decimals(row["unpaired_half_width"], row["unpaired_sd"])
+            unit = row["unit"]
+            lines.append(
+                f"common random numbers: the {label} difference has sd "
+                f"{quantity(row['sd'], unit, d)} paired vs "
+                f"{quantity(row['unpaired_sd'], unit, d)} with independent runs "
+                f"({100 * row['variance_reduction']:.0f}% of its variance removed; "
+                f"95% CI ±{quantity(row['half_width'], unit, d)} instead of "
+                f"±{quantity(row['unpaired_half_width'], unit, d)})"
+            )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``comparison.json`` holds: inputs, verdicts and every figure with its values."""
+
+        def clean(x: Any) -> Any:
+            if isinstance(x, float | np.floating):
+                return None if math.isnan(x) else float(x)
+            if isinstance(x, np.integer):
+                return int(x)
+            return x
+
+        paired = self.paired()
+        figures = {}
+        for metric, row in self.table.iterrows():
+            values = paired[paired["metric"] == metric]
+            figures[metric] = {
+                **{k: clean(v) for k, v in row.items() if k not in ("ci_low", "ci_high")},
+                "ci95": [clean(row["ci_low"]), clean(row["ci_high"])],
+                "a_values": [clean(v) for v in values["a"]],
+                "b_values": [clean(v) for v in values["b"]],
+            }
+        return {
+            "a": _side(self.label_a, self.a),
+            "b": _side(self.label_b, self.b),
+            "seed": self.seed,
+            "replications": self.replications,
+            "confidence": self.confidence,
+            "verdicts": self.verdicts,
+            "crn": self.crn_lines(),
+            "notes": self.notes,
+            "metrics": figures,
+        }
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ``comparison.csv`` (the table) and ``comparison.json`` (everything)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        csv = out / "comparison.csv"
+        self.table.reset_index().to_csv(csv, index=False)
+        js = out / "comparison.json"
+        js.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return [csv, js]
+
+
+def _side(label: str, result: RunResult) -> dict[str, Any]:
+    side: dict[str, Any] = {
+        "label": label,
+        "scenario": result.scenario.name,
+        "horizon_days": result.scenario.horizon_days,
+        "warmup_hours": result.scenario.warmup_hours,
+    }
+    if result.warmup is not None:
+        side["warmup_hours_detected"] = result.warmup.hours
+    return side
+
+
+def verdict(label: str, row: pd.Series, who: str = "B") -> str:
+    """One sentence on one figure: raised/lowered by x ± h, or unchanged within ±bound."""
+    unit = row["unit"]
+    n = int(row["n"])
+    mean, lo, hi, hw = row["diff"], row["ci_low"], row["ci_high"], row["half_width"]
+    if n < 2 or math.isnan(mean) or math.isnan(lo):
+        return f"{label[0].upper()}{label[1:]}: cannot tell from {n} replication{'s' * (n != 1)}"
+    if row["sd"] == 0 and mean == 0:
+        return f"{label[0].upper()}{label[1:]} unchanged (identical in all {n} replications)"
+    d = _decimals(hw, mean)
+    if lo > 0 or hi < 0:
+        verb = "raises" if mean > 0 else "lowers"
+        return (
+            f"{who} {verb} {label} by {quantity(abs(mean), unit, d)} "
+            f"± {quantity(hw, unit, d)} (95% CI)"
+        )
+    bound = max(abs(lo), abs(hi))
+    d = _decimals(bound, bound)
+    return (
+        f"{label[0].upper()}{label[1:]} unchanged within ±{quantity(bound, unit, d)} "
+        f"(95% CI {quantity(lo, unit, d)} … {quantity(hi, unit, d)})"
+    )
+
+
+def _table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
+    names = [m for m in a.metrics.columns if m != "replication" and m in b.metrics.columns]
+    rows = []
+    for metric in names:
+        u = unit_of(metric)
+        diff = paired_difference(
+            a.metrics[metric].to_numpy(dtype=float) * u.scale,
+            b.metrics[metric].to_numpy(dtype=float) * u.scale,
+            confidence,
+        )
+        rows.append(
+            {
+                "metric": metric,
+                "unit": u.unit,
+                "a_mean": diff.mean_a,
+                "b_mean": diff.mean_b,
+                "diff": diff.mean,
+                "ci_low": diff.ci_low,
+                "ci_high": diff.ci_high,
+                "half_width": diff.half_width,
+                "sd": diff.sd,
+                "unpaired_sd": diff.unpaired_sd,
+                "unpaired_half_width": diff.unpaired_half_width,
+                "variance_reduction": diff.variance_reduction,
+                "n": diff.n,
+            }
+        )
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def _common_warmup(
+    a: Scenario, b: Scenario, seed: int, pilot_replications: int
+) -> tuple[Scenario, Scenario, WarmupDetection | None, WarmupDetection | None, list[str]]:
+    """Detect ``auto`` warm-ups; when both sides ask for auto, measure both after the longer.
+
+    A shared measurement window keeps the pairing tight (replication r of A and of B then
+    count the same drivers); the longer of the two cuts is the conservative one.
+    """
+    ra, da, _ = resolve_warmup(a, seed, pilot_replications)
+    rb, db, _ = resolve_warmup(b, seed, pilot_replications)
+    notes = []
+    if da is not None and db is not None and da.hours != db.hours:
+        common = max(da.hours, db.hours)
+        notes.append(
+            f"warm-up detected as {da.hours:g} h (A) and {db.hours:g} h (B); "
+            f"both measured after {common:g} h"
+        )
+        ra = ra.model_copy(update={"warmup_hours": common})
+        rb = rb.model_copy(update={"warmup_hours": common})
+    if ra.warmup_hours != rb.warmup_hours:
+        notes.append(
+            f"A and B are measured after different warm-ups ({ra.warmup_hours:g} h and "
+            f"{rb.warmup_hours:g} h): their figures cover different windows"
+        )
+    if a.horizon_days != b.horizon_days:
+        notes.append(
+            f"A and B have different horizons ({a.horizon_days:g} and {b.horizon_days:g} days)"
+        )
+    return ra, rb, da, db, notes
+
+
+def compare(
+    a: Scenario,
+    b: Scenario,
+    *,
+    replications: int | None = None,
+    seed: int | None = None,
+    confidence: float = 0.95,
+    label_a: str = "A",
+    label_b: str = "B",
+    progress: Progress | None = None,
+    pilot_replications: int = 5,
+) -> Comparison:
+    """Run A and B with common random numbers and compare every figure pairwise.
+
+    ``replications`` defaults to A's, ``seed`` to A's; both scenarios use the same ones (that
+    is what pairs them). At least two replications are needed for an interval. Figures only
+    one of the scenarios has (e.g. the occupancy of a level B adds) are left out. Progress is
+    reported as ``progress(k, fraction)`` with ``k`` counting A's replications then B's.
+    """
+    reps = a.replications if replications is None else replications
+    if reps < 2:
+        raise ValueError(f"a comparison needs at least 2 replications, got {reps}")
+    seed = a.seed if seed is None else seed
+    ra, rb, da, db, notes = _common_warmup(a, b, seed, pilot_replications)
+
+    def shifted(offset: int) -> Progress | None:
+        if progress is None:
+            return None
+        return lambda r, f: progress(offset + r, f)
+
+    res_a = run(ra, replications=reps, seed=seed, progress=shifted(0))
+    res_b = run(rb, replications=reps, seed=seed, progress=shifted(reps))
+    res_a.warmup, res_b.warmup = da, db
+    table = _table(res_a, res_b, confidence)
+    verdicts = [
+        verdict(noun, table.loc[metric])
+        for metric, _, noun in HEADLINE
+        if metric in table.index and not math.isnan(table.loc[metric, "a_mean"])
+    ]
+    return Comparison(
+        a=res_a,
+        b=res_b,
+        label_a=label_a,
+        label_b=label_b,
+        table=table,
+        verdicts=verdicts,
+        notes=notes,
+        confidence=confidence,
+    )
+
+
+# -- B as "A with these settings changed" --------------------------------------------------------
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``["facility.strategy=spread", "tariff.per_period=3"]`` → overrides for the loader.
+
+    Values are parsed as YAML (``3`` is a number, ``auto`` a string, ``[1, 2]`` a list), exactly
+    as they would be read from the scenario file. Raises ValueError on an item without ``=``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. facility.strategy=spread")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ValueError(f"--set {item!r}: the value is not valid YAML: {problem}") from None
+    return out
+
+
+def _check_path(data: dict, dotted: str) -> str | None:
+    """Why ``dotted`` cannot be set in the raw mapping ``data`` (None if it can).
+
+    Missing mapping keys are fine here (the schema then names the allowed ones); what the
+    loader's ``apply_overrides`` cannot do is index a list by name or out of range, or go
+    inside a plain value.
+    """
+    node: Any = data
+    walked: list[str] = []
+    for part in dotted.split("."):
+        where = ".".join(walked) or "(top level)"
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit():
+                return f"{where} is a list; index it by number (0..{len(node) - 1}), got {part!r}"
+            index = int(part)
+            if not -len(node) <= index < len(node):
+                return f"{where} has {len(node)} items; no item {index}"
+            node = node[index]
+        elif isinstance(node, dict):
+            if part == "":
+                return f"empty key in {dotted!r}"
+            node = node.get(part, {})
+        else:
+            return f"{where} is a single value ({node!r}); it has no key {part!r}"
+        walked.append(part)
+    return None
+
+
+def load_variant(path: str | Path, overrides: dict[str, Any]) -> Scenario:
+    """Load a scenario file with dotted-key overrides; every problem as a ScenarioError line."""
+    path = Path(path)
+    data = read_yaml(path)
+    problems = [
+        f"--set {key}: {why}" for key in overrides if (why := _check_path(data, key)) is not None
+    ]
+    if problems:
+        raise ScenarioError(str(path), problems)
+    return load_scenario(path, overrides)
+
+
+def _yaml_text(value: Any) -> str:
+    """A value as it would be written in the file (``3``, ``spread``, ``[1, 2]``)."""
+    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    return text.removesuffix("...").strip()
+
+
+def describe_sets(label: str, overrides: dict[str, Any]) -> str:
+    """A label for B: ``surface_lot with tariff.per_period=3``."""
+    if not overrides:
+        return label
+    changes = ", ".join(f"{k}={_yaml_text(v)}" for k, v in overrides.items())
+    return f"{label} with {changes}"
