@@ -6,15 +6,27 @@ import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from twin import api
+from twin.executors import ExecutorName
 
 app = typer.Typer(
     help="ParkTwin: simulate parking facilities to plan capacity, allocation and pricing.",
@@ -146,6 +158,24 @@ def run(
         typer.Option(help="Folder for vehicles/occupancy/lanes tables and summary.json."),
     ] = None,
     format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
+    executor: Annotated[
+        ExecutorName | None,
+        typer.Option(
+            help="Where replications run: serial (this process), processes (a local pool) or "
+            "dask (a local cluster, or --scheduler). The numbers are the same with each."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (processes: default all cores; dask: 2).", min=1),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (implies --executor dask).",
+        ),
+    ] = None,
     warmup: Annotated[
         str | None,
         typer.Option(
@@ -185,6 +215,7 @@ def run(
     reps = replications or sc.replications
     if precision is not None:
         reps = max_replications
+    pool = _executor_or_exit(executor, workers, scheduler)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -207,6 +238,7 @@ def run(
                 days=days,
                 replications=replications,
                 progress=progress,
+                executor=pool,
                 precision=precision,
                 metric=metric,
                 relative=relative,
@@ -220,6 +252,11 @@ def run(
             soft_wrap=True,
         )
         raise typer.Exit(code=2) from None
+    except api.ExecutorError as exc:
+        _fail([str(exc)])
+    finally:
+        if pool is not None:
+            pool.close()
     for table in summary_tables(result):
         console.print(table)
     _print_statistics_notes(result)
@@ -607,6 +644,240 @@ def compare(
             highlight=False,
             soft_wrap=True,
         )
+
+
+# -- sweeps and parallel runs -----------------------------------------------------------------
+def _fail(lines: list[str], source: str | None = None) -> NoReturn:
+    """Print user errors one per line and exit 2 (the CLI's code for 'fix your input')."""
+    for line in lines:
+        where = f"{escape(source)}: " if source else ""
+        err_console.print(
+            f"[bold red]error[/]: {where}{escape(line)}", highlight=False, soft_wrap=True
+        )
+    raise typer.Exit(code=2)
+
+
+def _executor_or_exit(
+    name: ExecutorName | None, workers: int | None, scheduler: str | None
+) -> api.Executor | None:
+    """The executor the options ask for; None for serial (then `run` keeps its fine progress)."""
+    try:
+        executor = api.make_executor(name, workers=workers, scheduler=scheduler)
+    except api.ExecutorError as exc:
+        _fail([str(exc)])
+    return None if executor.name == "serial" else executor
+
+
+class _RunsPerSecond(ProgressColumn):
+    """Throughput of the runs finished in this session (resumed runs do not inflate it)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        text = "– runs/s" if speed is None else f"{speed:.2f} runs/s"
+        return Text(text, style="progress.data.speed")
+
+
+#: Figures in the per-point sweep table (name, column header, format).
+SWEEP_HEADLINE: tuple[tuple[str, str, str], ...] = (
+    ("blocked_pct", "blocked", "pct"),
+    ("balked_pct", "balked", "pct"),
+    ("reneged_pct", "reneged", "pct"),
+    ("occupancy.mean", "occupancy mean", "frac"),
+    ("occupancy.peak", "occupancy peak", "frac"),
+    ("revenue_per_day", "revenue / day", "money"),
+)
+SWEEP_TABLE_ROWS = 40
+
+
+def sweep_table(result: api.SweepResult) -> Table:
+    """One row per point: its parameters, then each headline figure as mean ± 95% half-width."""
+    plan = result.plan
+    reps = plan.replications
+    title = (
+        f"{plan.base.name}: {len(plan.points)} points × {reps} replication{'s' * (reps > 1)}, "
+        f"seed {plan.seed} (same drivers at every point)"
+        + (" — mean ± 95% CI half-width" if reps > 1 else "")
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("point", justify="right")
+    for key in plan.grid:
+        table.add_column(escape(key))
+    summary = result.summary.set_index(["point", "metric"])
+    shown = [(n, h, k) for n, h, k in SWEEP_HEADLINE if (0, n) in summary.index]
+    for _, header, _ in shown:
+        table.add_column(header, justify="right")
+    for point in plan.points[:SWEEP_TABLE_ROWS]:
+        cells = [str(point.index), *(escape(str(v)) for v in point.overrides.values())]
+        for name, _, kind in shown:
+            row = summary.loc[(point.index, name)]
+            text = _fmt(row["mean"], kind)
+            if reps > 1 and not math.isnan(row["half_width"]):
+                text += f" [dim]± {_fmt(row['half_width'], kind)}[/]"
+            cells.append(text)
+        table.add_row(*cells)
+    if len(plan.points) > SWEEP_TABLE_ROWS:
+        more = len(plan.points) - SWEEP_TABLE_ROWS
+        table.caption = f"… {more} more points in summary.parquet"
+    return table
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML file (or give a sweep --file).")
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            "-g",
+            metavar="KEY=V1,V2,...",
+            help="A scenario setting (dotted key, as in the file) and the values to try, e.g. "
+            "facility.strategy=nearest,spread or demand.0.multiplier=0.8,1.0,1.2. Values are "
+            "YAML scalars (quote one that holds a comma). Repeat for more keys: every "
+            "combination is a point; the first key is the x axis of the plots.",
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="Sweep YAML file: scenario (relative to the file), grid (key: [values]), "
+            "replications, seed, days. Options given here override its values.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the sweep: runs/ (one file per finished run), sweep.json, "
+            "sweep.parquet, summary.parquet and plots/. Required."
+        ),
+    ] = None,
+    replications: Annotated[
+        int | None,
+        typer.Option(help="Replications per point; default: the scenario's.", min=1),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed shared by every point; default: the scenario's.")
+    ] = None,
+    days: Annotated[
+        float | None, typer.Option(help="Simulated days at every point; overrides horizon_days.")
+    ] = None,
+    executor: Annotated[
+        ExecutorName | None,
+        typer.Option(
+            help="Where runs execute: serial (this process), processes (a local pool) or dask "
+            "(a local cluster, or --scheduler). Results are identical with each."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (processes: default all cores; dask: 2).", min=1),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (implies --executor dask).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the sweep stored in --out: runs already on disk are skipped. "
+            "Refused if the sweep's definition (scenario, grid, seed, ...) changed.",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete a sweep stored in --out and start again.")
+    ] = False,
+    keep_occupancy: Annotated[
+        bool,
+        typer.Option(
+            "--keep-occupancy", help="Also keep each run's occupancy time series in runs/."
+        ),
+    ] = False,
+    plots: Annotated[bool, typer.Option(help="Draw plots/<figure>.png.")] = True,
+) -> None:
+    """Run SCENARIO at every combination of --grid values, with common random numbers.
+
+    Every point runs the same replications with the same seed, so points differ only by their
+    settings. Each finished run is written to disk at once: an interrupted sweep continues with
+    --resume. At the end: sweep.parquet (one row per point and replication), summary.parquet
+    (mean and 95% CI per point and figure), plots/ and a table of the headline figures.
+    """
+    if out is None:
+        _fail(["--out DIR is required: a sweep writes each finished run there"])
+    if file is None and (scenario is None or not grid):
+        _fail(["give SCENARIO and at least one --grid KEY=V1,V2,..., or a sweep --file"])
+    try:
+        grid_values = api.parse_grid(grid or [])
+    except api.ScenarioError as exc:
+        _fail(exc.problems, exc.source)
+    pool = _executor_or_exit(executor, workers, scheduler)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        _RunsPerSecond(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    name = (file or scenario).stem  # type: ignore[union-attr]
+    try:
+        with Progress(
+            *columns, console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as bar:
+            task_id: list[TaskID] = []
+
+            def progress(done: int, total: int) -> None:
+                if not task_id:
+                    task_id.append(bar.add_task(f"sweep {name}", total=total, completed=done))
+                bar.update(task_id[0], completed=done)
+
+            result = api.sweep(
+                scenario,
+                grid_values,
+                out=out,
+                file=file,
+                replications=replications,
+                seed=seed,
+                days=days,
+                keep_occupancy=keep_occupancy,
+                executor=pool,
+                resume=resume,
+                overwrite=overwrite,
+                plots=plots,
+                progress=progress,
+            )
+    except api.ScenarioError as exc:
+        _fail(exc.problems, exc.source)
+    except api.ExecutorError as exc:
+        _fail([str(exc)])
+    except KeyboardInterrupt:
+        err_console.print(
+            f"interrupted: {api.runs_on_disk(out)} finished runs are saved in {escape(str(out))}"
+            "/runs; run the same command with --resume to finish the sweep",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=130) from None
+    finally:
+        if pool is not None:
+            pool.close()
+    console.print(sweep_table(result))
+    done = f"ran {result.ran} runs" + (
+        f" ({result.skipped} already on disk)" if result.skipped else ""
+    )
+    console.print(
+        f"{done}; wrote {escape(str(out))}/sweep.parquet ({len(result.table)} rows), "
+        f"summary.parquet and {len(result.plots)} plots in plots/",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

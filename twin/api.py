@@ -18,7 +18,15 @@ from twin.experiments import MIN_SEQUENTIAL_REPLICATIONS, Progress, RunResult, r
 from twin.experiments import run as _run
 from twin.scenario.loader import ScenarioError, load_scenario
 from twin.scenario.model import Scenario
-from twin.sweep import SweepError, SweepProgress, SweepResult, load_sweep_file, make_spec
+from twin.sweep import (
+    SweepError,
+    SweepProgress,
+    SweepResult,
+    load_sweep_file,
+    make_spec,
+    parse_grid,
+    runs_on_disk,
+)
 from twin.sweep import plan_sweep as _plan_sweep
 from twin.sweep import run_sweep as _run_sweep
 
@@ -35,7 +43,9 @@ __all__ = [
     "compare",
     "load",
     "make_executor",
+    "parse_grid",
     "run",
+    "runs_on_disk",
     "sweep",
 ]
 
