@@ -677,20 +677,21 @@ class _RunsPerSecond(ProgressColumn):
         return Text(text, style="progress.data.speed")
 
 
-#: Figures in the per-point sweep table (name, column header, format).
-SWEEP_HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("blocked_pct", "blocked", "pct"),
-    ("balked_pct", "balked", "pct"),
-    ("reneged_pct", "reneged", "pct"),
-    ("occupancy.mean", "occupancy mean", "frac"),
-    ("occupancy.peak", "occupancy peak", "frac"),
-    ("revenue_per_day", "revenue / day", "money"),
+#: Figures in the per-point sweep table: name, column header (with the unit), scale, decimals.
+SWEEP_HEADLINE: tuple[tuple[str, str, float, int], ...] = (
+    ("blocked_pct", "blocked %", 1.0, 2),
+    ("balked_pct", "balked %", 1.0, 2),
+    ("reneged_pct", "reneged %", 1.0, 2),
+    ("occupancy.mean", "occupancy mean %", 100.0, 1),
+    ("occupancy.peak", "occupancy peak %", 100.0, 1),
+    ("revenue_per_day", "revenue $/day", 1.0, 0),
 )
 SWEEP_TABLE_ROWS = 40
 
 
 def sweep_table(result: api.SweepResult) -> Table:
-    """One row per point: its parameters, then each headline figure as mean ± 95% half-width."""
+    """One row per point: its parameters, then each headline figure as mean ± 95% half-width
+    (units in the headers, so the cells stay narrow enough for a terminal)."""
     plan = result.plan
     reps = plan.replications
     title = (
@@ -701,18 +702,22 @@ def sweep_table(result: api.SweepResult) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("point", justify="right")
     for key in plan.grid:
-        table.add_column(escape(key))
+        table.add_column(escape(key), no_wrap=True)
     summary = result.summary.set_index(["point", "metric"])
-    shown = [(n, h, k) for n, h, k in SWEEP_HEADLINE if (0, n) in summary.index]
-    for _, header, _ in shown:
+    first = plan.points[0].index
+    shown = [h for h in SWEEP_HEADLINE if (first, h[0]) in summary.index]
+    for _, header, _, _ in shown:
         table.add_column(header, justify="right")
     for point in plan.points[:SWEEP_TABLE_ROWS]:
         cells = [str(point.index), *(escape(str(v)) for v in point.overrides.values())]
-        for name, _, kind in shown:
+        for name, _, scale, decimals in shown:
             row = summary.loc[(point.index, name)]
-            text = _fmt(row["mean"], kind)
+            if math.isnan(row["mean"]):
+                cells.append("–")
+                continue
+            text = f"{row['mean'] * scale:,.{decimals}f}"
             if reps > 1 and not math.isnan(row["half_width"]):
-                text += f" [dim]± {_fmt(row['half_width'], kind)}[/]"
+                text += f" [dim]± {row['half_width'] * scale:,.{decimals}f}[/]"
             cells.append(text)
         table.add_row(*cells)
     if len(plan.points) > SWEEP_TABLE_ROWS:
@@ -868,11 +873,12 @@ def sweep(
     finally:
         if pool is not None:
             pool.close()
-    console.print(sweep_table(result))
+    wide = _wide_console()
+    wide.print(sweep_table(result))
     done = f"ran {result.ran} runs" + (
         f" ({result.skipped} already on disk)" if result.skipped else ""
     )
-    console.print(
+    wide.print(
         f"{done}; wrote {escape(str(out))}/sweep.parquet ({len(result.table)} rows), "
         f"summary.parquet and {len(result.plots)} plots in plots/",
         highlight=False,

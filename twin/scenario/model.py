@@ -276,9 +276,9 @@ class Scenario(_Model):
         try:
             hours = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ValueError(f"warmup_hours must be hours >= 0 or 'auto', got {value!r}") from None
+            raise ValueError(f"must be hours >= 0 or 'auto', got {value!r}") from None
         if not hours >= 0:
-            raise ValueError(f"warmup_hours must be hours >= 0 or 'auto', got {value!r}")
+            raise ValueError(f"must be hours >= 0 or 'auto', got {value!r}")
         return hours
 
     @model_validator(mode="after")
