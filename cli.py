@@ -492,6 +492,45 @@ def regress(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def report(
+    results_dir: Annotated[
+        Path, typer.Argument(help="Folder written by `parktwin run SCENARIO --out DIR`.")
+    ],
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            help="The scenario YAML the run used, to split revenue by tariff band; default: "
+            "scenarios/<scenario name>.yaml if it exists."
+        ),
+    ] = None,
+) -> None:
+    """Write RESULTS_DIR/report.html: a self-contained page to forward (charts embedded).
+
+    It holds the run parameters, the headline figures with 95% intervals and charts (also
+    saved as PNGs in RESULTS_DIR/plots/): occupancy by level and hour, occupancy over time with
+    the spread of replications, arrivals and lost drivers by hour, barrier queues, revenue by
+    tariff band and spot type, the intervals of the headline figures, and rate trajectories
+    when the folder holds rates.parquet (adaptive pricing).
+    """
+    from twin.report import ReportError, build_report
+
+    try:
+        page = build_report(results_dir, scenario)
+    except ReportError as exc:
+        err_console.print(
+            f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(code=2) from None
+    plots = sorted((results_dir / "plots").glob("*.png"))
+    console.print(
+        f"wrote {escape(str(page))} ({page.stat().st_size / 1e6:.1f} MB, self-contained) and "
+        f"{len(plots)} charts in {escape(str(results_dir / 'plots'))}/",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _comparison_table(comparison: api.Comparison) -> Table:
     """Headline figures of A and B and the paired difference with its 95% interval."""
     from twin.compare import HEADLINE, quantity
