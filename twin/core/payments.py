@@ -953,7 +953,10 @@ class ExitPaymentPolicy:
         self.ledger.open(ref, plate, amount_cents, t, basis)
         if amount_cents == 0:
             c.free_exits += 1
-            return self._decide(ExitDecision(ref, plate, t, 0, ExitOutcome.FREE, basis=basis))
+            blocked = plate in self._blocklist
+            return self._decide(
+                ExitDecision(ref, plate, t, 0, ExitOutcome.FREE, blocklisted=blocked, basis=basis)
+            )
 
         retry = self.config.retry
         proc = self.processor
