@@ -1,0 +1,983 @@
+"""Reservations: booking a spot type in a lot for a time window in advance.
+
+Pure production logic like the rest of :mod:`twin.core`: time is passed in (core seconds), money
+is ``int`` cents, nothing here reads a clock or draws a random number. The simulator and a live
+booking service drive the same :class:`ReservationBook`.
+
+Lifecycle
+---------
+::
+
+    PENDING ──confirm (payment authorised)──▶ CONFIRMED ──arrive──▶ ARRIVED ──depart──▶ COMPLETED
+       │  └─ payment declined / not confirmed in time ─▶ EXPIRED        │
+       └─ cancel ─▶ CANCELLED ◀─ cancel (or bumped: no spot at arrival) ┤
+                                        no arrival before start + grace ┴▶ NO_SHOW
+
+Every other transition raises :class:`InvalidReservationTransition` (see :data:`TRANSITIONS`).
+``COMPLETED`` (the holder left and paid) is the one state beyond the reference design's list:
+without it a second exit on one reservation could not be refused.
+
+Time rules
+----------
+* Every public method taking ``t`` first calls :meth:`ReservationBook.advance`, which processes
+  due events (hold starts, no-show deadlines, pending expiries) **at their own times** in time
+  order. Time never goes backwards (``ValueError``). A simulator should call ``advance`` at
+  :meth:`ReservationBook.next_event_time` so held spots come back exactly when due.
+* The grace period is ``[start, start + grace)``: a holder arriving at ``start + grace`` or later
+  is a no-show, and the held spot is AVAILABLE again from ``start + grace`` exactly.
+* A reservation *holds a specific spot* (RESERVED on the lot, so walk-ins cannot get it) from
+  ``start - hold_lead`` to its arrival, cancellation or ``start + grace``. If no spot of the type
+  is free then (walk-ins fill it), the reservation waits for one: the next spot of that type
+  that frees (:meth:`ReservationBook.on_spot_freed`) or a hold ending elsewhere goes to it. A
+  holder who arrives with no spot held takes any free spot of the type; if there is none they
+  are *bumped* (CANCELLED, authorisation voided, counted) -- the cost of overbooking.
+
+Capacity (why a booking is refused)
+-----------------------------------
+A booking for type ``T`` over ``[start, end)`` occupies capacity over its *capacity window*
+``[max(now, start - hold_lead), max(end, start + grace))``. With ``C`` the spots of type ``T``
+the lot can give (see :meth:`ReservationBook.refresh_capacity`), ``share`` its reserved-share cap,
+``f`` the overbooking factor and ``peak`` the largest number of live (PENDING, CONFIRMED,
+ARRIVED) reservations of type ``T`` at any instant of the window, the booking is accepted iff::
+
+    peak + 1 <= floor(f * floor(share * C))                (else CAP_REACHED)
+    peak + 1 <= floor(f * (C - forecast(T, a, b)))        (else EXPECTED_FULL)
+
+``forecast(T, a, b)`` is the expected peak number of spots of type ``T`` taken by drivers
+*without* a reservation during ``[a, b)``, passed in by the caller (a profile, a model); without
+one, the lot's current state is used (spots of ``T`` occupied now, minus reservation holders
+parked now). Physically, at most ``floor(share * C)`` spots of a type are ever held at once,
+whatever the overbooking factor: extra holds wait.
+
+``peak`` comes from a per-type :class:`ConcurrencyIndex`, a treap keyed by window boundaries
+carrying sweep-line sums, so a booking check is O(log n) in live reservations -- never a scan.
+
+Money (against the :class:`PaymentGateway` protocol)
+----------------------------------------------------
+* Confirming authorises ``max(quote, deposit + no_show_penalty)`` on the account (a hold, no
+  money taken). A declined authorisation turns the booking EXPIRED.
+* Exit: the final price (the lot's tariff for the actual stay) is captured -- the deposit counts
+  towards it, it is not charged on top. Above the authorised amount, the rest is authorised and
+  captured separately ("top-up").
+* No-show: ``deposit + no_show_penalty`` is captured and the account gets a strike; at
+  ``strike_threshold`` strikes the account cannot book any more.
+* Cancel at least ``free_cancel_before_s`` before start: the hold is voided (full refund of the
+  deposit). Later: ``deposit - round(deposit * late_cancel_refund_share)`` is captured and the
+  rest refunded. The gateway has no refund call because nothing was taken at booking: a refund
+  is the part of the deposit *not captured*.
+* Idempotency keys are ``res-<id>/<operation>``, so a retried call never charges twice.
+* Without a gateway (``payments=None``, planning runs) the same amounts are booked in the
+  statistics as if every request succeeded.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
+from heapq import heappop, heappush
+from typing import Protocol
+
+from twin.core.errors import InvalidTransition, NoCompatibleSpot, ParkingError
+from twin.core.lot import Lot, Session
+from twin.core.types import SpotStatus, SpotType, Vehicle
+
+# --------------------------------------------------------------------------- states & errors
+
+
+class ReservationStatus(Enum):
+    """Where a reservation is in its life; see the module docstring for the diagram."""
+
+    PENDING = "pending"  # capacity taken, payment not yet authorised
+    CONFIRMED = "confirmed"  # authorised; holds a spot from start - hold_lead
+    ARRIVED = "arrived"  # parked in the lot
+    COMPLETED = "completed"  # left and paid
+    NO_SHOW = "no_show"  # did not arrive before start + grace
+    CANCELLED = "cancelled"  # by the holder, or bumped (no spot at arrival)
+    EXPIRED = "expired"  # never confirmed: payment declined or confirmation too late
+
+    @property
+    def live(self) -> bool:
+        """Still takes capacity (PENDING, CONFIRMED, ARRIVED)."""
+        return self in _LIVE
+
+
+RS = ReservationStatus
+_LIVE = frozenset({RS.PENDING, RS.CONFIRMED, RS.ARRIVED})
+
+#: The only legal transitions; every other one raises :class:`InvalidReservationTransition`.
+TRANSITIONS: dict[ReservationStatus, frozenset[ReservationStatus]] = {
+    RS.PENDING: frozenset({RS.CONFIRMED, RS.CANCELLED, RS.EXPIRED}),
+    RS.CONFIRMED: frozenset({RS.ARRIVED, RS.NO_SHOW, RS.CANCELLED}),
+    RS.ARRIVED: frozenset({RS.COMPLETED}),
+    RS.COMPLETED: frozenset(),
+    RS.NO_SHOW: frozenset(),
+    RS.CANCELLED: frozenset(),
+    RS.EXPIRED: frozenset(),
+}
+
+
+class RejectReason(Enum):
+    """Why a booking request was refused (the statistics count each)."""
+
+    INVALID_WINDOW = "invalid_window"  # start in the past, end not after start, not finite
+    TOO_FAR_AHEAD = "too_far_ahead"  # start beyond the booking horizon
+    NOT_RESERVABLE = "not_reservable"  # no reserved share for this spot type in this lot
+    BLOCKED = "blocked"  # the account has too many no-show strikes
+    RATE_LIMITED = "rate_limited"  # too many bookings by this account in the window
+    CAP_REACHED = "cap_reached"  # reserved-share cap (times overbooking) reached
+    EXPECTED_FULL = "expected_full"  # the forecast walk-in occupancy leaves no room
+    PAYMENT_DECLINED = "payment_declined"  # authorisation refused at confirmation
+
+
+class ReservationError(ParkingError):
+    """Base of every refusal of the reservation system."""
+
+
+class BookingRejected(ReservationError):
+    """A booking request was refused; ``reason`` says why (one :class:`RejectReason`)."""
+
+    def __init__(self, reason: RejectReason, message: str, reservation: Reservation | None = None):
+        super().__init__(f"{reason.value}: {message}")
+        self.reason = reason
+        self.reservation = reservation
+
+
+class UnknownReservation(ReservationError):
+    """No reservation with that id was ever made in this book."""
+
+
+class InvalidReservationTransition(InvalidTransition):
+    """A status change the lifecycle forbids, e.g. arriving after a no-show or cancelling twice."""
+
+
+class ArrivalTooEarly(ReservationError):
+    """The holder came before ``start - early_arrival``; nothing changed (park as a walk-in)."""
+
+
+class ReservationNotHonoured(ReservationError):
+    """The holder arrived but no spot of the type was free: bumped (CANCELLED, voided)."""
+
+
+# --------------------------------------------------------------------------- payments protocol
+
+
+class AuthorizationResult(Protocol):
+    """What an authorisation answer must carry."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def authorization_id(self) -> str | None: ...
+
+
+class CaptureResult(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+
+class PaymentGateway(Protocol):
+    """The payment calls a reservation needs; every call carries an idempotency key."""
+
+    def authorize(
+        self, idempotency_key: str, account: str, amount_cents: int, t: float
+    ) -> AuthorizationResult: ...
+
+    def capture(
+        self, idempotency_key: str, authorization_id: str, amount_cents: int, t: float
+    ) -> CaptureResult: ...
+
+    def void(self, idempotency_key: str, authorization_id: str, t: float) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResult:
+    """``ok``/``authorization_id`` view of a processor answer (see :class:`ProcessorGateway`)."""
+
+    ok: bool
+    authorization_id: str | None = None
+
+
+class ProcessorGateway:
+    """Adapts a processor answering with ``.status``/``.id`` (``twin.core.payments``) to
+    :class:`PaymentGateway`.
+
+    Only a full approval is ok: a partial authorisation (card limit) is voided at once and
+    reported as not ok, because a reservation needs its whole hold. Transport failures
+    (timeout, network down) are not ok either; the processor's idempotency makes a retry with
+    the same key safe, which is the caller's decision.
+    """
+
+    def __init__(self, processor: object) -> None:
+        self.processor = processor
+
+    @staticmethod
+    def _status(result: object) -> str:
+        status = getattr(result, "status", None)
+        return str(getattr(status, "value", status))
+
+    def authorize(
+        self, idempotency_key: str, account: str, amount_cents: int, t: float
+    ) -> GatewayResult:
+        result = self.processor.authorize(idempotency_key, account, amount_cents, t)  # type: ignore[attr-defined]
+        status, auth_id = self._status(result), getattr(result, "id", None)
+        if status == "partial" and auth_id is not None:
+            self.processor.void(f"{idempotency_key}/void-partial", auth_id, t)  # type: ignore[attr-defined]
+        ok = status == "approved"
+        return GatewayResult(ok, auth_id if ok else None)
+
+    def capture(
+        self, idempotency_key: str, authorization_id: str, amount_cents: int, t: float
+    ) -> GatewayResult:
+        result = self.processor.capture(idempotency_key, authorization_id, amount_cents, t)  # type: ignore[attr-defined]
+        return GatewayResult(self._status(result) == "approved")
+
+    def void(self, idempotency_key: str, authorization_id: str, t: float) -> GatewayResult:
+        result = self.processor.void(idempotency_key, authorization_id, t)  # type: ignore[attr-defined]
+        return GatewayResult(self._status(result) == "approved")
+
+
+#: ``forecast(spot_type, start, end)``: expected peak number of spots of that type occupied by
+#: drivers without a reservation during ``[start, end)``.
+OccupancyForecast = Callable[[SpotType, float, float], float]
+
+
+# --------------------------------------------------------------------------- concurrency index
+
+
+class _Node:
+    __slots__ = ("best", "delta", "key", "left", "prio", "right", "total")
+
+    def __init__(self, key: tuple[float, int, int], prio: float) -> None:
+        self.key = key
+        self.delta = key[1]
+        self.prio = prio
+        self.left: _Node | None = None
+        self.right: _Node | None = None
+        self.total = self.delta  # sum of deltas in the subtree
+        self.best = self.delta  # max over non-empty in-order prefixes of the subtree
+
+
+def _pull(n: _Node) -> None:
+    left, right = n.left, n.right
+    s = n.delta
+    best = s
+    if left is not None:
+        s += left.total
+        best = max(left.best, s)
+    if right is not None:
+        best = max(best, s + right.best)
+        s += right.total
+    n.total, n.best = s, best
+
+
+def _split(n: _Node | None, key: tuple) -> tuple[_Node | None, _Node | None]:
+    """(keys < key, keys >= key)."""
+    if n is None:
+        return None, None
+    if n.key < key:
+        a, b = _split(n.right, key)
+        n.right = a
+        _pull(n)
+        return n, b
+    a, b = _split(n.left, key)
+    n.left = b
+    _pull(n)
+    return a, n
+
+
+def _merge(a: _Node | None, b: _Node | None) -> _Node | None:
+    """Every key of ``a`` is below every key of ``b``."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.prio > b.prio:
+        a.right = _merge(a.right, b)
+        _pull(a)
+        return a
+    b.left = _merge(a, b.left)
+    _pull(b)
+    return b
+
+
+class ConcurrencyIndex:
+    """How many half-open intervals cover each instant, with O(log n) insert, remove and peak.
+
+    A sweep line kept in a treap: each interval ``[a, b)`` is a +1 at ``a`` and a -1 at ``b``
+    (at equal times -1 sorts first, so back-to-back intervals do not overlap). Every node
+    carries its subtree's sum and largest prefix sum, so the count at ``a`` is the sum of the
+    keys up to ``a`` and the peak over ``[a, b)`` adds the largest prefix sum inside
+    ``(a, b)``. Exact float times, O(n) memory, deterministic priorities.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._root: _Node | None = None
+        self._rng = random.Random(seed)
+        self._seq = 0
+        self._live: dict[int, tuple[float, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def _insert(self, key: tuple[float, int, int]) -> None:
+        a, b = _split(self._root, key)
+        self._root = _merge(_merge(a, _Node(key, self._rng.random())), b)
+
+    def _delete(self, key: tuple[float, int, int]) -> None:
+        a, rest = _split(self._root, key)
+        _, b = _split(rest, (key[0], key[1], key[2] + 1))
+        self._root = _merge(a, b)
+
+    def add(self, start: float, end: float) -> int:
+        """Insert ``[start, end)`` (``end > start``); returns a handle for :meth:`remove`."""
+        if not (math.isfinite(start) and math.isfinite(end) and end > start):
+            raise ValueError(f"need finite start < end, got [{start}, {end})")
+        handle = self._seq
+        self._seq += 1
+        self._insert((start, 1, handle))
+        self._insert((end, -1, handle))
+        self._live[handle] = (start, end)
+        return handle
+
+    def remove(self, handle: int) -> None:
+        start, end = self._live.pop(handle)
+        self._delete((start, 1, handle))
+        self._delete((end, -1, handle))
+
+    def count_at(self, t: float) -> int:
+        """Intervals containing ``t``."""
+        return self.peak(t, t)
+
+    def peak(self, start: float, end: float) -> int:
+        """Largest number of intervals covering one instant of ``[start, end)`` (or ``start``)."""
+        left, rest = _split(self._root, (start, 2, 0))  # every key at time <= start
+        mid, right = _split(rest, (end, -2, 0))  # keys strictly inside (start, end)
+        base = left.total if left is not None else 0
+        inside = mid.best if mid is not None else 0
+        self._root = _merge(_merge(left, mid), right)
+        return base + max(0, inside)
+
+
+# --------------------------------------------------------------------------- policy, records
+
+
+def _check_seconds(name: str, value: float, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def _check_cents(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be int cents >= 0, got {value!r}")
+
+
+def _half_up(x: Decimal) -> int:
+    return int(x.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class ReservationPolicy:
+    """The rules of a lot's reservation system (times in seconds, money in cents).
+
+    ``reserved_share``: per spot type, the largest share of its spots that may be held for
+    reservations at once; types left out cannot be booked. ``overbooking_factor`` (>= 1)
+    accepts that many times the bookings the spots allow, betting on no-shows and
+    cancellations. ``early_arrival_s`` defaults to ``hold_lead_s``. ``pending_ttl_s``: how long
+    an unconfirmed booking keeps its capacity. ``max_lead_s``: booking horizon (None: any).
+    ``rate_limit_max`` bookings per account per ``rate_limit_window_s`` (None: no limit).
+    ``strike_threshold`` no-shows block an account (None: never).
+    """
+
+    reserved_share: Mapping[SpotType, float]
+    overbooking_factor: float = 1.0
+    grace_s: float = 900.0
+    hold_lead_s: float = 900.0
+    early_arrival_s: float | None = None
+    pending_ttl_s: float = 900.0
+    max_lead_s: float | None = None
+    deposit_cents: int = 0
+    no_show_penalty_cents: int = 0
+    free_cancel_before_s: float = 3600.0
+    late_cancel_refund_share: float = 0.0
+    rate_limit_max: int | None = None
+    rate_limit_window_s: float = 86_400.0
+    strike_threshold: int | None = None
+
+    def __post_init__(self) -> None:
+        shares = {}
+        for stype, share in dict(self.reserved_share).items():
+            if not (isinstance(share, int | float) and 0.0 <= share <= 1.0):
+                raise ValueError(f"reserved_share[{SpotType(stype).name}] must be in [0, 1]")
+            shares[SpotType(stype)] = float(share)
+        object.__setattr__(self, "reserved_share", shares)
+        if not (math.isfinite(self.overbooking_factor) and self.overbooking_factor >= 1.0):
+            raise ValueError(f"overbooking_factor must be >= 1, got {self.overbooking_factor}")
+        for name in ("grace_s", "hold_lead_s", "pending_ttl_s", "free_cancel_before_s"):
+            _check_seconds(name, getattr(self, name))
+        for name in ("early_arrival_s", "max_lead_s"):
+            _check_seconds(name, getattr(self, name), allow_none=True)
+        if self.pending_ttl_s <= 0:
+            raise ValueError("pending_ttl_s must be > 0")
+        _check_seconds("rate_limit_window_s", self.rate_limit_window_s)
+        _check_cents("deposit_cents", self.deposit_cents)
+        _check_cents("no_show_penalty_cents", self.no_show_penalty_cents)
+        if not 0.0 <= self.late_cancel_refund_share <= 1.0:
+            raise ValueError("late_cancel_refund_share must be in [0, 1]")
+        for name in ("rate_limit_max", "strike_threshold"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be an int >= 1 or None, got {v!r}")
+
+    @property
+    def early_s(self) -> float:
+        return self.hold_lead_s if self.early_arrival_s is None else self.early_arrival_s
+
+
+@dataclass(slots=True, eq=False)
+class Reservation:
+    """One booking and everything that happened to it."""
+
+    id: int
+    account: str
+    spot_type: SpotType
+    start: float
+    end: float
+    created_t: float
+    quote_cents: int = 0
+    status: ReservationStatus = RS.PENDING
+    #: capacity window in the concurrency index, and its handle there (None once removed)
+    window: tuple[float, float] = (0.0, 0.0)
+    handle: int | None = None
+    authorized_cents: int = 0
+    authorization_id: str | None = None
+    #: the held (then occupied) spot; ``hold_t`` while the hold lasts
+    spot_index: int | None = None
+    hold_t: float | None = None
+    waiting: bool = False
+    ticket: int | None = None
+    arrived_t: float | None = None
+    closed_t: float | None = None
+    captured_cents: int = 0
+    refunded_cents: int = 0
+    #: no-show instant, ``start + grace`` (set by the book)
+    deadline: float = math.inf
+    note: str = ""
+
+
+@dataclass
+class ReservationStats:
+    """Counters a planner reads; ``requested == accepted + sum(rejected.values())`` always."""
+
+    requested: int = 0
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    confirmed: int = 0
+    payment_declined: int = 0
+    expired: int = 0
+    arrivals: int = 0
+    completed: int = 0
+    no_shows: int = 0
+    cancellations: int = 0
+    late_cancellations: int = 0
+    bumped: int = 0
+    hold_waits: int = 0
+    held_idle_s: float = 0.0
+    walk_ins_turned_away: int = 0
+    deposit_revenue_cents: int = 0
+    penalty_revenue_cents: int = 0
+    exit_revenue_cents: int = 0
+    refunded_cents: int = 0
+    unpaid_cents: int = 0
+
+    @property
+    def held_idle_hours(self) -> float:
+        """Spot-hours held for reservations but not occupied (closed holds only)."""
+        return self.held_idle_s / 3600.0
+
+    def as_dict(self) -> dict[str, float]:
+        """Flat figures (``rejected_<reason>`` per reason), for a results frame."""
+        out: dict[str, float] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "rejected":
+                out["rejected"] = sum(value.values())
+                for reason in RejectReason:
+                    out[f"rejected_{reason.value}"] = value.get(reason.value, 0)
+            else:
+                out[f.name] = value
+        out["held_idle_hours"] = self.held_idle_hours
+        return out
+
+
+# --------------------------------------------------------------------------- the book
+
+_EXPIRE, _HOLD, _NO_SHOW = 0, 1, 2  # event kinds; at equal times in this order
+
+
+class ReservationBook:
+    """All reservations of one lot: booking checks, spot holds, lifecycle, money, statistics.
+
+    ``refresh_capacity`` is called once here: spots of a type that are RESERVED or in
+    MAINTENANCE now (e.g. assigned permit spots) are not counted as reservable. Call it again
+    after taking spots in or out of service.
+    """
+
+    def __init__(
+        self,
+        lot: Lot,
+        policy: ReservationPolicy,
+        payments: PaymentGateway | None = None,
+        forecast: OccupancyForecast | None = None,
+    ) -> None:
+        self.lot = lot
+        self.policy = policy
+        self.payments = payments
+        self.forecast = forecast
+        self.stats = ReservationStats()
+        self.strikes: Counter[str] = Counter()
+        n_types = len(SpotType)
+        self._index = [ConcurrencyIndex(seed=int(st)) for st in SpotType]
+        self._waiting: list[deque[Reservation]] = [deque() for _ in range(n_types)]
+        self._held = [0] * n_types  # spots held by this book, per type
+        self._parked = [0] * n_types  # reservation holders parked now, per type
+        self._capacity = [0] * n_types
+        self._cap = [0] * n_types
+        self._reservations: dict[int, Reservation] = {}
+        self._by_account: dict[str, deque[float]] = {}
+        self._events: list[tuple[float, int, int, int]] = []
+        self._seq = 0
+        self._now = -math.inf
+        self._open_holds = 0
+        self._open_hold_t_sum = 0.0
+        self.refresh_capacity()
+
+    # -- capacity ---------------------------------------------------------------------------
+    def refresh_capacity(self) -> None:
+        """Recount reservable spots per type: AVAILABLE, OCCUPIED or held by this book. O(n)."""
+        n_types = len(SpotType)
+        capacity = [0] * n_types
+        ours = {r.spot_index for r in self._holding()}
+        usable = (SpotStatus.AVAILABLE, SpotStatus.OCCUPIED)
+        for spot in self.lot.spots:
+            if spot.status in usable or spot.index in ours:
+                capacity[spot.type] += 1
+        self._capacity = capacity
+        shares = self.policy.reserved_share
+        self._cap = [math.floor(shares.get(st, 0.0) * capacity[st] + 1e-9) for st in SpotType]
+
+    def _holding(self) -> Iterator[Reservation]:
+        return (r for r in self._reservations.values() if r.hold_t is not None)
+
+    def capacity(self, spot_type: SpotType) -> int:
+        """Spots of the type reservations may draw on."""
+        return self._capacity[spot_type]
+
+    def hold_cap(self, spot_type: SpotType) -> int:
+        """Most spots of the type held at once: ``floor(share * capacity)``."""
+        return self._cap[spot_type]
+
+    def held(self, spot_type: SpotType) -> int:
+        """Spots of the type held (RESERVED) for reservations now."""
+        return self._held[spot_type]
+
+    def live_count(self, spot_type: SpotType, t: float) -> int:
+        """Live reservations whose capacity window contains ``t``."""
+        return self._index[spot_type].count_at(t)
+
+    # -- lookups ----------------------------------------------------------------------------
+    def get(self, reservation_id: int) -> Reservation:
+        try:
+            return self._reservations[reservation_id]
+        except KeyError:
+            raise UnknownReservation(f"no reservation {reservation_id!r}") from None
+
+    def __iter__(self) -> Iterator[Reservation]:
+        return iter(self._reservations.values())
+
+    def __len__(self) -> int:
+        return len(self._reservations)
+
+    # -- booking ----------------------------------------------------------------------------
+    def create_reservation(
+        self,
+        account: str,
+        spot_type: SpotType | int,
+        start: float,
+        end: float,
+        t: float,
+        quote_cents: int = 0,
+        confirm: bool = True,
+    ) -> Reservation:
+        """Book ``spot_type`` for ``[start, end)`` at time ``t``; raise :class:`BookingRejected`.
+
+        With ``confirm`` (default) the payment hold is authorised at once and the reservation
+        comes back CONFIRMED; otherwise it stays PENDING, holding capacity for ``pending_ttl``
+        until :meth:`confirm`. ``quote_cents`` is the price quoted for the window (authorised
+        if larger than deposit + penalty).
+        """
+        _check_cents("quote_cents", quote_cents)
+        stype = SpotType(spot_type)
+        self.advance(t)
+        stats, policy = self.stats, self.policy
+        stats.requested += 1
+
+        def reject(reason: RejectReason, message: str) -> BookingRejected:
+            stats.rejected[reason.value] += 1
+            return BookingRejected(reason, message)
+
+        if not (math.isfinite(start) and math.isfinite(end)) or start < t or end <= start:
+            raise reject(RejectReason.INVALID_WINDOW, f"window [{start}, {end}) booked at {t}")
+        if policy.max_lead_s is not None and start - t > policy.max_lead_s:
+            raise reject(RejectReason.TOO_FAR_AHEAD, f"start {start} is beyond the horizon")
+        cap = self._cap[stype]
+        if cap == 0:
+            raise reject(RejectReason.NOT_RESERVABLE, f"no {stype.name} spots are reservable")
+        threshold = policy.strike_threshold
+        if threshold is not None and self.strikes[account] >= threshold:
+            raise reject(RejectReason.BLOCKED, f"account {account} has {threshold} no-shows")
+        recent = self._by_account.get(account)
+        if policy.rate_limit_max is not None and recent is not None:
+            while recent and recent[0] <= t - policy.rate_limit_window_s:
+                recent.popleft()
+            if len(recent) >= policy.rate_limit_max:
+                raise reject(RejectReason.RATE_LIMITED, f"account {account} booked too often")
+        a = max(t, start - policy.hold_lead_s)
+        b = max(end, start + policy.grace_s)
+        index = self._index[stype]
+        peak = index.peak(a, b)
+        factor = policy.overbooking_factor
+        if peak + 1 > math.floor(factor * cap + 1e-9):
+            raise reject(RejectReason.CAP_REACHED, f"{peak} {stype.name} reservations already")
+        expected = self._expected_walk_ins(stype, a, b)
+        room = self._capacity[stype] - expected
+        if peak + 1 > math.floor(factor * room + 1e-9):
+            raise reject(RejectReason.EXPECTED_FULL, f"{expected:g} {stype.name} walk-ins expected")
+        res = Reservation(len(self._reservations), account, stype, start, end, t, quote_cents)
+        res.window = (a, b)
+        res.handle = index.add(a, b)
+        self._reservations[res.id] = res
+        res.deadline = start + policy.grace_s
+        if policy.rate_limit_max is not None:
+            self._by_account.setdefault(account, deque()).append(t)
+        stats.accepted += 1
+        self._schedule(min(t + policy.pending_ttl_s, start + policy.grace_s), _EXPIRE, res)
+        if confirm:
+            self.confirm(res.id, t)
+        return res
+
+    def _expected_walk_ins(self, stype: SpotType, a: float, b: float) -> float:
+        if self.forecast is not None:
+            return float(self.forecast(stype, a, b))
+        return float(self.lot.occupied_by_type[stype] - self._parked[stype])
+
+    def confirm(self, reservation_id: int, t: float) -> Reservation:
+        """Authorise the payment hold: PENDING -> CONFIRMED, or EXPIRED if declined."""
+        self.advance(t)
+        res = self.get(reservation_id)
+        self._check(res, RS.CONFIRMED)
+        amount = max(res.quote_cents, self.policy.deposit_cents + self.policy.no_show_penalty_cents)
+        if amount > 0 and self.payments is not None:
+            result = self.payments.authorize(f"res-{res.id}/authorize", res.account, amount, t)
+            if not result.ok or result.authorization_id is None:
+                self._set(res, RS.EXPIRED, t, "payment declined")
+                self.stats.payment_declined += 1
+                self.stats.expired += 1
+                raise BookingRejected(
+                    RejectReason.PAYMENT_DECLINED, f"authorisation of {amount} cents refused", res
+                )
+            res.authorization_id = result.authorization_id
+        res.authorized_cents = amount
+        self._set(res, RS.CONFIRMED, t)
+        self.stats.confirmed += 1
+        hold_at = res.start - self.policy.hold_lead_s
+        if hold_at <= t:
+            self._start_hold(res, t)
+        else:
+            self._schedule(hold_at, _HOLD, res)
+        self._schedule(res.deadline, _NO_SHOW, res)
+        return res
+
+    # -- time -------------------------------------------------------------------------------
+    def _schedule(self, at: float, kind: int, res: Reservation) -> None:
+        heappush(self._events, (at, kind, self._seq, res.id))
+        self._seq += 1
+
+    def _due(self, kind: int, res: Reservation) -> bool:
+        if kind == _EXPIRE:
+            return res.status is RS.PENDING
+        if kind == _HOLD:
+            return res.status is RS.CONFIRMED and res.hold_t is None and not res.waiting
+        return res.status is RS.CONFIRMED
+
+    def next_event_time(self) -> float | None:
+        """When :meth:`advance` next has something to do (None: nothing scheduled)."""
+        events = self._events
+        while events:
+            at, kind, _, rid = events[0]
+            if self._due(kind, self._reservations[rid]):
+                return at
+            heappop(events)
+        return None
+
+    def advance(self, t: float) -> list[tuple[float, str, Reservation]]:
+        """Process every event due at or before ``t``, each at its own time, in order.
+
+        Returns what happened (time, ``"expired"``/``"hold"``/``"no_show"``, reservation) so a
+        simulator can log it and offer released spots to waiting walk-ins.
+        """
+        if not t >= self._now:  # also refuses NaN
+            raise ValueError(f"time went backwards: {t} after {self._now}")
+        self._now = t
+        done: list[tuple[float, str, Reservation]] = []
+        events = self._events
+        while events and events[0][0] <= t:
+            at, kind, _, rid = heappop(events)
+            res = self._reservations[rid]
+            if not self._due(kind, res):
+                continue
+            if kind == _EXPIRE:
+                self._set(res, RS.EXPIRED, at, "not confirmed in time")
+                self.stats.expired += 1
+                done.append((at, "expired", res))
+            elif kind == _HOLD:
+                self._start_hold(res, at)
+                done.append((at, "hold", res))
+            else:
+                self._no_show(res, at)
+                done.append((at, "no_show", res))
+        return done
+
+    # -- holds ------------------------------------------------------------------------------
+    def _start_hold(self, res: Reservation, t: float) -> None:
+        stype = res.spot_type
+        spot = self.lot.hold_spot(stype, t) if self._held[stype] < self._cap[stype] else None
+        if spot is None:
+            res.waiting = True
+            self._waiting[stype].append(res)
+            self.stats.hold_waits += 1
+            return
+        self._attach(res, spot.index, t)
+
+    def _attach(self, res: Reservation, spot_index: int, t: float) -> None:
+        res.spot_index, res.hold_t, res.waiting = spot_index, t, False
+        self._held[res.spot_type] += 1
+        self._open_holds += 1
+        self._open_hold_t_sum += t
+
+    def _end_hold(self, res: Reservation, t: float) -> int:
+        """Close the hold's idle-time account; the spot stays RESERVED (caller decides)."""
+        assert res.hold_t is not None and res.spot_index is not None
+        self.stats.held_idle_s += t - res.hold_t
+        self._held[res.spot_type] -= 1
+        self._open_holds -= 1
+        self._open_hold_t_sum -= res.hold_t
+        res.hold_t = None
+        return res.spot_index
+
+    def _next_waiting(self, stype: SpotType) -> Reservation | None:
+        queue = self._waiting[stype]
+        while queue:
+            res = queue[0]
+            if res.waiting and res.status is RS.CONFIRMED:
+                return res
+            queue.popleft()
+        return None
+
+    def _give_back(self, spot_index: int, t: float) -> None:
+        """A held spot is no longer needed: to the next waiting reservation, or to walk-ins."""
+        spot = self.lot.spots[spot_index]
+        nxt = self._next_waiting(spot.type)
+        if nxt is not None and self._held[spot.type] < self._cap[spot.type]:
+            self._waiting[spot.type].popleft()
+            self._attach(nxt, spot_index, t)
+        else:
+            self.lot.set_status(spot_index, SpotStatus.AVAILABLE, t)
+
+    def _release_hold(self, res: Reservation, t: float) -> None:
+        if res.hold_t is not None:
+            self._give_back(self._end_hold(res, t), t)
+        res.waiting = False
+
+    def on_spot_freed(self, spot_index: int, t: float) -> bool:
+        """Hook: a spot became AVAILABLE (a car left). Gives it to a waiting hold if any.
+
+        The simulator calls this after every release when reservations are on; it is O(1)
+        when nothing waits. Returns whether the spot was taken for a reservation.
+        """
+        self.advance(t)
+        spot = self.lot.spots[spot_index]
+        if spot.status is not SpotStatus.AVAILABLE or self._held[spot.type] >= self._cap[spot.type]:
+            return False
+        res = self._next_waiting(spot.type)
+        if res is None:
+            return False
+        self._waiting[spot.type].popleft()
+        self.lot.set_status(spot_index, SpotStatus.RESERVED, t)
+        self._attach(res, spot_index, t)
+        return True
+
+    def note_walk_in_refused(self, vehicle: Vehicle, t: float) -> bool:
+        """Hook: the lot refused ``vehicle`` at ``t``. Counts it if a held spot would have fit.
+
+        O(types). Returns whether holds turned this driver away.
+        """
+        self.advance(t)
+        held = self._held
+        for tier in self.lot.tiers(vehicle):
+            for stype in tier:
+                if held[stype]:
+                    self.stats.walk_ins_turned_away += 1
+                    return True
+        return False
+
+    def idle_spot_hours(self, t: float) -> float:
+        """Held-but-unoccupied spot-hours up to ``t``, holds still open included."""
+        open_part = self._open_holds * t - self._open_hold_t_sum
+        return (self.stats.held_idle_s + open_part) / 3600.0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _check(self, res: Reservation, new: ReservationStatus) -> None:
+        if new not in TRANSITIONS[res.status]:
+            raise InvalidReservationTransition(
+                f"reservation {res.id}: {res.status.name} -> {new.name} is not allowed"
+            )
+
+    def _set(self, res: Reservation, new: ReservationStatus, t: float, note: str = "") -> None:
+        self._check(res, new)
+        res.status = new
+        if note:
+            res.note = note
+        if not new.live:
+            res.closed_t = t
+            if res.handle is not None:
+                self._index[res.spot_type].remove(res.handle)
+                res.handle = None
+
+    def arrive(self, reservation_id: int, vehicle: Vehicle, t: float) -> Session:
+        """The holder is at the gate: park them in their held spot (or any free one of the type).
+
+        Raises :class:`InvalidReservationTransition` if the reservation is not CONFIRMED (e.g.
+        a no-show already), :class:`ArrivalTooEarly` before ``start - early_arrival``,
+        :class:`~twin.core.errors.NoCompatibleSpot` if the vehicle may not use the booked type
+        (nothing changes), :class:`ReservationNotHonoured` if no spot can be given (bumped).
+        """
+        self.advance(t)
+        res = self.get(reservation_id)
+        self._check(res, RS.ARRIVED)
+        if t < res.start - self.policy.early_s:
+            raise ArrivalTooEarly(
+                f"reservation {res.id} starts at {res.start}; arrivals from "
+                f"{res.start - self.policy.early_s}"
+            )
+        lot = self.lot
+        if not any(res.spot_type in tier for tier in lot.tiers(vehicle)):
+            raise NoCompatibleSpot(f"vehicle {vehicle.id} may not use a {res.spot_type.name} spot")
+        if res.hold_t is not None:
+            spot_index = self._end_hold(res, t)
+        else:
+            res.waiting = False
+            spot = lot.hold_spot(res.spot_type, t)
+            if spot is None:
+                self._void(res, t)
+                self._set(res, RS.CANCELLED, t, "bumped: no spot at arrival")
+                self.stats.bumped += 1
+                raise ReservationNotHonoured(
+                    f"reservation {res.id}: no {res.spot_type.name} spot free at {t}"
+                )
+            spot_index = res.spot_index = spot.index
+        session = lot.allocate_spot(spot_index, vehicle, t)
+        res.ticket, res.arrived_t = session.ticket, t
+        self._set(res, RS.ARRIVED, t)
+        self._parked[res.spot_type] += 1
+        self.stats.arrivals += 1
+        return session
+
+    def depart(self, reservation_id: int, t: float) -> Session:
+        """The holder leaves: release the spot, capture the final price (tariff of the stay)."""
+        self.advance(t)
+        res = self.get(reservation_id)
+        self._check(res, RS.COMPLETED)
+        assert res.ticket is not None
+        session = self.lot.release(res.ticket, t)
+        amount = session.amount_cents or 0
+        self.stats.exit_revenue_cents += self._collect(res, amount, t, "exit")
+        self._parked[res.spot_type] -= 1
+        self._set(res, RS.COMPLETED, t)
+        self.stats.completed += 1
+        self.on_spot_freed(session.spot.index, t)
+        return session
+
+    def cancel(self, reservation_id: int, t: float) -> int:
+        """The holder cancels at ``t``; returns the cents refunded (deposit not captured)."""
+        self.advance(t)
+        res = self.get(reservation_id)
+        self._check(res, RS.CANCELLED)
+        refund = 0
+        if res.status is RS.CONFIRMED:
+            deposit = self.policy.deposit_cents
+            if t <= res.start - self.policy.free_cancel_before_s:
+                retained = 0
+            else:
+                share = Decimal(str(self.policy.late_cancel_refund_share))
+                retained = deposit - _half_up(deposit * share)
+                self.stats.late_cancellations += 1
+            self.stats.deposit_revenue_cents += self._collect(res, retained, t, "cancel")
+            refund = deposit - retained
+            res.refunded_cents = refund
+            self.stats.refunded_cents += refund
+            self._release_hold(res, t)
+        self._set(res, RS.CANCELLED, t, "cancelled by holder")
+        self.stats.cancellations += 1
+        return refund
+
+    def _no_show(self, res: Reservation, t: float) -> None:
+        policy = self.policy
+        self._release_hold(res, t)
+        deposit, penalty = policy.deposit_cents, policy.no_show_penalty_cents
+        got = self._collect(res, deposit + penalty, t, "no-show")
+        # split what was collected: the deposit first, then the penalty
+        self.stats.deposit_revenue_cents += min(got, deposit)
+        self.stats.penalty_revenue_cents += got - min(got, deposit)
+        self.strikes[res.account] += 1
+        self._set(res, RS.NO_SHOW, t, "did not arrive before start + grace")
+        self.stats.no_shows += 1
+
+    # -- money ------------------------------------------------------------------------------
+    def _void(self, res: Reservation, t: float) -> None:
+        if self.payments is not None and res.authorization_id is not None:
+            self.payments.void(f"res-{res.id}/void", res.authorization_id, t)
+
+    def _collect(self, res: Reservation, amount: int, t: float, what: str) -> int:
+        """Capture ``amount`` for the reservation (void if 0); returns the cents collected."""
+        if amount <= 0:
+            self._void(res, t)
+            return 0
+        if self.payments is None:
+            res.captured_cents += amount
+            return amount
+        got = 0
+        from_hold = min(amount, res.authorized_cents) if res.authorization_id else 0
+        if from_hold:
+            key = f"res-{res.id}/{what}/capture"
+            if self.payments.capture(key, res.authorization_id, from_hold, t).ok:  # type: ignore[arg-type]
+                got += from_hold
+        rest = amount - from_hold
+        if rest > 0:
+            auth = self.payments.authorize(f"res-{res.id}/{what}/topup", res.account, rest, t)
+            if auth.ok and auth.authorization_id is not None:
+                key = f"res-{res.id}/{what}/topup-capture"
+                if self.payments.capture(key, auth.authorization_id, rest, t).ok:
+                    got += rest
+        res.captured_cents += got
+        self.stats.unpaid_cents += amount - got
+        return got

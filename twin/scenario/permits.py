@@ -1,0 +1,150 @@
+"""The ``permits:`` section of a scenario: monthly permit holders, accessible bays, EV charging.
+
+The simulator draws permit holders' visits from :class:`MonthlyPermitsSpec`; the rules become
+core objects (:class:`~twin.core.permits.HandicapEnforcement`,
+:class:`~twin.core.permits.ChargingPolicy`) through ``build()``. Money is written in currency
+units and held as integer cents; energies in kWh. This module does not import
+:mod:`twin.scenario.model`, so the scenario schema can import it without a cycle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from twin.core.permits import ChargingPolicy, HandicapEnforcement
+from twin.core.types import SPOT_CAPACITY, SpotType, VehicleClass
+from twin.scenario.dists import Dist
+from twin.scenario.tariff import Days, Money
+
+SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
+VehicleClassName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE"]
+
+
+def _cents(amount: Decimal) -> int:
+    return int(amount * 100)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MonthlyPermitsSpec(_Spec):
+    """Contract parkers: how many, when they come, and whether a spot is kept for them."""
+
+    holders: int = Field(ge=1, description="number of monthly permits sold")
+    plates_per_permit: int = Field(default=1, ge=1, description="cars registered per permit")
+    vehicle_class: VehicleClassName = "REGULAR"
+    ev_share: float = Field(default=0.0, ge=0, le=1)
+    visit_days: Days = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"],
+        description="days holders come (mon..sun, weekdays, weekend, all)",
+    )
+    visit_probability: float = Field(
+        default=0.9, ge=0, le=1, description="chance a holder comes on a visit day"
+    )
+    arrival_time: Dist = Field(
+        description="time of day of arrival, from midnight, e.g. {type: uniform, low: 7.5, "
+        "high: 9.5, unit: h}"
+    )
+    dwell: Dist = Field(description="stay length")
+    assigned_spots: int = Field(
+        default=0, ge=0, description="holders with a spot kept for them (out of allocation)"
+    )
+    assigned_spot_type: SpotTypeName = "REGULAR"
+    monthly_fee: Money = Field(default=Decimal(0), description="paid per permit per month")
+    valid_from: datetime | None = Field(default=None, description="default: simulation start")
+    valid_until: datetime | None = Field(default=None, description="default: never expires")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonthlyPermitsSpec:
+        if self.assigned_spots > self.holders:
+            raise ValueError(
+                f"assigned_spots ({self.assigned_spots}) cannot exceed holders ({self.holders})"
+            )
+        if self.assigned_spots:
+            stype = SpotType[self.assigned_spot_type]
+            if SPOT_CAPACITY[stype] < VehicleClass[self.vehicle_class]:
+                raise ValueError(
+                    f"a {self.vehicle_class} vehicle does not fit a {stype.name} assigned spot"
+                )
+            if stype is SpotType.EV and self.ev_share < 1:
+                raise ValueError("EV assigned spots need ev_share: 1 (only EVs may use them)")
+            if stype is SpotType.HANDICAP:
+                raise ValueError(
+                    "HANDICAP bays cannot be assigned: they stay open to every permit holder"
+                )
+        if (
+            self.valid_from is not None
+            and self.valid_until is not None
+            and self.valid_until <= self.valid_from
+        ):
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
+class HandicapSpec(_Spec):
+    """Accessible bays: how often drivers without a permit use them, and how often it is caught."""
+
+    violation_probability: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="chance a driver without a permit who finds no legal spot takes a free "
+        "HANDICAP bay anyway",
+    )
+    enforcement_probability: float = Field(
+        ge=0, le=1, description="chance an illegal stay is caught and fined"
+    )
+    fine: Money = Field(default=Decimal(0))
+
+    def build(self) -> HandicapEnforcement:
+        return HandicapEnforcement(self.enforcement_probability, _cents(self.fine))
+
+
+class EVChargingSpec(_Spec):
+    """Chargers at EV bays: power, energy wanted per car, and what charging and idling cost."""
+
+    charger_power_kw: float = Field(gt=0, le=1000, description="power of each charger")
+    energy_kwh: Dist = Field(
+        description="energy each EV wants, in kWh (the distribution's unit key is ignored)"
+    )
+    fee_per_kwh: Money = Field(default=Decimal(0))
+    fee_per_hour: Money = Field(default=Decimal(0), description="per hour of charging")
+    idle_fee_per_hour: Money = Field(
+        default=Decimal(0), description="per hour plugged in after charging ended, after grace"
+    )
+    idle_grace_min: float = Field(default=0.0, ge=0)
+
+    @field_validator("energy_kwh")
+    @classmethod
+    def _positive_mean(cls, v: Dist) -> Dist:
+        if not v.mean_value > 0:
+            raise ValueError("the mean energy per EV must be > 0 kWh")
+        return v
+
+    def build(self) -> ChargingPolicy:
+        return ChargingPolicy(
+            power_kw=self.charger_power_kw,
+            fee_cents_per_kwh=_cents(self.fee_per_kwh),
+            fee_cents_per_hour=_cents(self.fee_per_hour),
+            idle_fee_cents_per_hour=_cents(self.idle_fee_per_hour),
+            idle_grace_s=self.idle_grace_min * 60.0,
+        )
+
+
+class PermitsSpec(_Spec):
+    """Every special-access rule of the lot; leave a part out to switch it off."""
+
+    monthly: MonthlyPermitsSpec | None = None
+    handicap: HandicapSpec | None = None
+    ev_charging: EVChargingSpec | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> PermitsSpec:
+        if self.monthly is None and self.handicap is None and self.ev_charging is None:
+            raise ValueError("give at least one of 'monthly', 'handicap' or 'ev_charging'")
+        return self
