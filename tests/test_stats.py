@@ -59,6 +59,10 @@ def test_paired_difference_against_hand_computation() -> None:
     assert p.mean == pytest.approx(d.mean())
     assert (p.ci_low, p.ci_high) == pytest.approx((d.mean() - t * se, d.mean() + t * se))
     assert p.unpaired_sd == pytest.approx(math.hypot(np.std(a, ddof=1), np.std(b, ddof=1)))
+    paired = sps.ttest_rel(b, a).confidence_interval(0.95)
+    welch = sps.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert (p.ci_low, p.ci_high) == pytest.approx((paired.low, paired.high))
+    assert (p.unpaired_low, p.unpaired_high) == pytest.approx((welch.low, welch.high))
     assert p.significant
     # strongly correlated pairs: pairing removes most of the variance
     assert p.variance_reduction > 0.8

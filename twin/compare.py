@@ -174,11 +174,13 @@ class Comparison:
             label = next((noun for m, _, noun in HEADLINE if m == metric), metric)
             d = _decimals(row["unpaired_half_width"], row["unpaired_sd"])
             unit = row["unit"]
+            cut = row["variance_reduction"]
+            removed = f"{100 * cut:.0f}% of its variance removed" if cut >= 0 else "no gain"
             lines.append(
                 f"common random numbers: the {label} difference has sd "
                 f"{quantity(row['sd'], unit, d)} paired vs "
                 f"{quantity(row['unpaired_sd'], unit, d)} with independent runs "
-                f"({100 * row['variance_reduction']:.0f}% of its variance removed; "
+                f"({removed}; "
                 f"95% CI ±{quantity(row['half_width'], unit, d)} instead of "
                 f"±{quantity(row['unpaired_half_width'], unit, d)})"
             )

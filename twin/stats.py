@@ -131,21 +131,29 @@ def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) ->
             n, float(a.mean()), float(b.mean()), mean, nan, nan, nan, nan, nan, nan
         )
     sd = float(d.std(ddof=1))
+    # The interval ttest_rel(b, a).confidence_interval() gives, computed directly: scipy's test
+    # warns about "catastrophic cancellation" when the differences are nearly all equal, which
+    # under common random numbers is the good case, not a problem.
     if sd == 0.0:
         lo = hi = mean
     else:
-        ci = stats.ttest_rel(b, a).confidence_interval(confidence)
-        lo, hi = float(ci.low), float(ci.high)
+        lo, hi = _t_interval(mean, sd / math.sqrt(n), n - 1, confidence)
     sd_a, sd_b = float(a.std(ddof=1)), float(b.std(ddof=1))
     unpaired_sd = math.hypot(sd_a, sd_b)
     if unpaired_sd == 0.0:
         ulo = uhi = mean
-    else:
-        uci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(confidence)
-        ulo, uhi = float(uci.low), float(uci.high)
+    else:  # Welch: what ttest_ind(b, a, equal_var=False) would give for independent samples
+        va, vb = sd_a**2 / n, sd_b**2 / n
+        df = (va + vb) ** 2 / ((va**2 + vb**2) / (n - 1))
+        ulo, uhi = _t_interval(mean, math.sqrt(va + vb), df, confidence)
     return PairedDifference(
         n, float(a.mean()), float(b.mean()), mean, sd, lo, hi, unpaired_sd, ulo, uhi
     )
+
+
+def _t_interval(mean: float, se: float, df: float, confidence: float) -> tuple[float, float]:
+    lo, hi = stats.t.interval(confidence, df, loc=mean, scale=se)
+    return float(lo), float(hi)
 
 
 # -- warm-up truncation ----------------------------------------------------------------------
