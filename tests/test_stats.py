@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from twin.api import ScenarioError, load
+from twin.executors import SerialExecutor, run_task
 from twin.experiments import confidence_interval as reexported
 from twin.experiments import replicate, resolve_warmup, run, run_sequential
 from twin.stats import confidence_interval, half_width, mser, paired_difference
@@ -243,3 +244,27 @@ def test_cli_run_with_auto_warmup_reports_the_cut(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["run", str(SURFACE), "--warmup", "soon"])
     assert bad.exit_code == 2
     assert "warmup_hours: must be hours >= 0 or 'auto', got 'soon'" in bad.output
+
+
+class _BatchExecutor(SerialExecutor):
+    """Three 'workers' that hand results back in reverse order, as a pool may."""
+
+    @property
+    def workers(self) -> int:
+        return 3
+
+    def map_tasks(self, tasks):  # type: ignore[no-untyped-def]
+        done = [(task, run_task(task)) for task in tasks]
+        yield from reversed(done)
+
+
+def test_sequential_and_auto_warmup_give_the_same_result_on_an_executor() -> None:
+    """Rounds of parallel replications may overshoot the stopping point; the extra ones are
+    dropped, so the result is the serial one."""
+    sc = load(SURFACE, {"horizon_days": 2, "warmup_hours": "auto"})
+    serial = run_sequential(sc, 1.2, metric="balked_pct", max_replications=20)
+    with _BatchExecutor() as ex:
+        parallel = run_sequential(sc, 1.2, metric="balked_pct", max_replications=20, executor=ex)
+    assert parallel.warmup == serial.warmup
+    assert parallel.stopping == serial.stopping
+    pd.testing.assert_frame_equal(parallel.metrics, serial.metrics)
