@@ -708,6 +708,11 @@ class ReservationBook:
         return res
 
     # -- time -------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """The latest time the book has been advanced to."""
+        return self._now
+
     def _schedule(self, at: float, kind: int, res: Reservation) -> None:
         heappush(self._events, (at, kind, self._seq, res.id))
         self._seq += 1
@@ -737,6 +742,8 @@ class ReservationBook:
         """
         if not t >= self._now:  # also refuses NaN
             raise ValueError(f"time went backwards: {t} after {self._now}")
+        if not math.isfinite(t):
+            raise ValueError(f"time must be finite, got {t}")
         self._now = t
         done: list[tuple[float, str, Reservation]] = []
         events = self._events
