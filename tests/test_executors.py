@@ -7,7 +7,7 @@ The process pool and the Dask cluster each start once per module (a few seconds 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,17 +15,20 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from twin import api
 from twin.api import load
 from twin.executors import (
     DaskExecutor,
+    Executor,
     ExecutorError,
+    ExecutorName,
     ProcessExecutor,
     SerialExecutor,
     Task,
     make_executor,
     run_task,
 )
-from twin.experiments import run
+from twin.experiments import Replication, run
 from twin.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,14 +145,37 @@ def test_make_executor_choices_and_refusals() -> None:
         make_executor("dask", scheduler="localhost:8786")
 
 
-def test_cli_run_with_processes_matches_serial(tmp_path: Path) -> None:
+class Borrowed(Executor):
+    """Lends the module's pool to the CLI (which closes its executor) without closing it."""
+
+    def __init__(self, inner: Executor) -> None:
+        super().__init__()
+        self.inner, self.name, self.used = inner, inner.name, 0
+
+    def map_tasks(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, Replication]]:
+        self.used += 1
+        return self.inner.map_tasks(tasks)
+
+
+def test_cli_run_with_processes_matches_serial(
+    tmp_path: Path, pool: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple] = []
+    lent = Borrowed(pool)
+
+    def fake_make_executor(name, *, workers=None, scheduler=None) -> Executor:
+        asked.append((name, workers, scheduler))
+        return lent
+
     base = ["run", str(SURFACE), "--days", "0.75", "--replications", "3"]
     serial = runner.invoke(app, [*base, "--out", str(tmp_path / "s")])
     assert serial.exit_code == 0, serial.output
+    monkeypatch.setattr(api, "make_executor", fake_make_executor)
     parallel = runner.invoke(
         app, [*base, "--executor", "processes", "--workers", "2", "--out", str(tmp_path / "p")]
     )
     assert parallel.exit_code == 0, parallel.output
+    assert asked == [(ExecutorName.processes, 2, None)] and lent.used == 1
     a = json.loads((tmp_path / "s" / "summary.json").read_text())
     b = json.loads((tmp_path / "p" / "summary.json").read_text())
     assert a == b

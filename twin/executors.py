@@ -177,6 +177,10 @@ class ProcessExecutor(Executor):
     def _get_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context(self.context)
+            if self.context == "forkserver":
+                # The server imports ParkTwin (pandas, scipy, simpy) once and forks each worker
+                # from it, instead of every worker importing it again.
+                ctx.set_forkserver_preload(["twin.executors"])
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=ctx, initializer=_ignore_sigint
             )

@@ -571,7 +571,8 @@ def plot_sweep(summary: pd.DataFrame, plan: SweepPlan, folder: Path) -> list[Pat
                 loc="upper left",
                 bbox_to_anchor=(1.01, 1.0),
             )
-        fig.tight_layout()
+        # fixed margins instead of tight_layout, which draws every figure twice
+        fig.subplots_adjust(left=0.09, right=0.78 if line_keys else 0.97, top=0.86, bottom=0.12)
         path = folder / f"{name}.png"
         _atomic_write(path, lambda p, fig=fig: fig.savefig(p, format="png"))
         written.append(path)
