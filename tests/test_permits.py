@@ -158,11 +158,19 @@ def test_renewal_hands_the_spot_over_and_overlaps_are_refused():
         reg.add(permit("P9", ("Z",), spot=7), 10 * DAY)
 
 
-def test_a_spot_in_maintenance_cannot_be_assigned():
+def test_maintenance_spots_refused_at_registration_and_claimed_later_when_taken_after():
     lot = make_lot({REG: 2})
     lot.set_status(0, SpotStatus.MAINTENANCE, 0.0)
+    reg = PermitRegistry(lot)
     with pytest.raises(InvalidTransition):
-        PermitRegistry(lot).add(permit(spot=0), 0.0)
+        reg.add(permit(spot=0), 0.0)
+    assert len(reg) == 0 and reg.recognise("AB-123", 1.0) is None  # nothing half-registered
+    reg.add(permit(start=H, spot=1), 0.0)
+    lot.set_status(1, SpotStatus.MAINTENANCE, 10.0)  # out of service before the permit starts
+    reg.advance(H)  # no exception in the time loop: the spot is claimed for later
+    assert lot.spots[1].status is SpotStatus.MAINTENANCE
+    lot.set_status(1, SpotStatus.AVAILABLE, 2 * H)
+    assert reg.on_spot_freed(1, 2 * H) and lot.spots[1].status is SpotStatus.RESERVED
 
 
 @settings(max_examples=60, deadline=None)

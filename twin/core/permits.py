@@ -141,6 +141,13 @@ class PermitRegistry:
         if spot is not None:
             if not 0 <= spot < len(self.lot.spots):
                 raise IndexError(f"permit {permit.permit_id}: no spot with index {spot}")
+            status = self.lot.spots[spot].status
+            if status is SpotStatus.MAINTENANCE or (
+                status is SpotStatus.RESERVED and spot not in self._held
+            ):
+                raise InvalidTransition(
+                    f"spot {self.lot.spots[spot].id} is {status.name}: cannot assign it"
+                )
             for other in self._spot_owner.get(spot, ()):
                 if other.valid_from < permit.valid_until and permit.valid_from < other.valid_until:
                     raise ValueError(
@@ -203,12 +210,10 @@ class PermitRegistry:
             self.lot.set_status(spot_index, SpotStatus.RESERVED, t)
             self._held.add(spot_index)
             self._claim.discard(spot_index)
-        elif status is SpotStatus.OCCUPIED and not self._holder_parked_in(spot_index):
+        elif status is not SpotStatus.OCCUPIED or not self._holder_parked_in(spot_index):
+            # taken by a walk-in, held by a reservation or in maintenance since registration:
+            # claimed when it frees (on_spot_freed), never taken from under anyone
             self._claim.add(spot_index)
-        elif status is SpotStatus.RESERVED or status is SpotStatus.MAINTENANCE:
-            raise InvalidTransition(
-                f"spot {self.lot.spots[spot_index].id} is {status.name}: cannot assign it"
-            )
 
     def _holder_parked_in(self, spot_index: int) -> bool:
         """A permit holder (not a walk-in) is in the spot. O(holders inside), rare calls."""
