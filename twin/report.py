@@ -10,7 +10,8 @@ replications is shown wherever the figure is a mean over replications.
 
 The tables carry no tariff, so revenue by tariff band needs the scenario file: pass it, or the
 report looks for ``scenarios/<scenario name>.yaml`` itself and otherwise leaves that chart out
-with a note. ``rates.parquet`` (adaptive pricing: ``time_s, band, rate`` in $/h, optionally
+with a note. ``rates.parquet`` (adaptive pricing: ``time_s, band`` (or ``table``), ``rate`` in
+$/h, optionally ``replication`` and ``occupancy_seen``, the occupancy that triggered the change,
 ``replication``) adds a rate-trajectory chart when present.
 """
 
@@ -184,8 +185,10 @@ def load_results(folder: str | Path, scenario: str | Path | None = None) -> Resu
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ReportError(f"{folder}: {what} table lacks columns {', '.join(missing)}")
+    if rates is not None and "band" not in rates.columns and "table" in rates.columns:
+        rates = rates.rename(columns={"table": "band"})  # the simulator's name for a band
     if rates is not None and not {"time_s", "band", "rate"} <= set(rates.columns):
-        raise ReportError(f"{folder}: rates table needs columns time_s, band, rate")
+        raise ReportError(f"{folder}: rates table needs columns time_s, band (or table), rate")
     if "time" in occupancy.columns and len(occupancy):
         first = occupancy.iloc[0]
         start = pd.Timestamp(first["time"]) - pd.to_timedelta(first["time_s"], unit="s")
@@ -334,17 +337,39 @@ def _sec_of_day(res: Results) -> float:
     return s.hour * HOUR_S + s.minute * 60.0 + s.second
 
 
+#: Time series of longer runs are drawn one point per day (max and mean of the day).
+DAILY_AFTER_DAYS = 21
+#: Beyond this many measured days a row per day is unreadable: rows become weekdays.
+MAX_DAY_ROWS = 31
+
+
 def plot_occupancy_day_hour(res: Results, path: Path) -> Path:
-    """Whole-lot occupancy for every measured day (rows) and hour (columns): weekly pattern."""
+    """Whole-lot occupancy for every measured day (rows) and hour (columns): the weekly
+    pattern and any trend. Long runs are folded onto the days of the week."""
     occ = _measured(res, res.occupancy)
     occ = occ[occ["group_kind"].astype(str) == "total"]
     when = _clock(res, occ["time_s"])
     frame = pd.DataFrame(
-        {"day": when.normalize(), "hour": when.hour, "occupancy": occ["occupancy"].to_numpy()}
+        {
+            "day": when.normalize(),
+            "weekday": when.weekday,
+            "hour": when.hour,
+            "occupancy": occ["occupancy"].to_numpy(),
+        }
     )
-    grid = frame.pivot_table(index="day", columns="hour", values="occupancy", aggfunc="mean")
+    by_weekday = frame["day"].nunique() > MAX_DAY_ROWS
+    rows = "weekday" if by_weekday else "day"
+    grid = frame.pivot_table(index=rows, columns="hour", values="occupancy", aggfunc="mean")
     grid = grid.reindex(columns=range(24)) * 100
-    labels = [d.strftime("%a %d %b") for d in grid.index]
+    if by_weekday:
+        labels = [("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[d] for d in grid.index]
+        title = (
+            f"Whole-lot occupancy (%) by weekday and hour, mean over {res.measured_days:g} "
+            "measured days and the replications"
+        )
+    else:
+        labels = [d.strftime("%a %d %b") for d in grid.index]
+        title = "Whole-lot occupancy (%) by day and hour, mean over replications"
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(11, 1.4 + 0.32 * len(grid)))
         im = ax.imshow(grid.to_numpy(), aspect="auto", cmap="YlOrRd", vmin=0, vmax=100)
@@ -352,8 +377,17 @@ def plot_occupancy_day_hour(res: Results, path: Path) -> Path:
         ax.set_xticks(range(24), [f"{h:02d}" for h in range(24)])
         step = max(1, math.ceil(len(labels) / 30))
         ax.set_yticks(range(0, len(labels), step), labels[::step])
+        if by_weekday:
+            for i in range(grid.shape[0]):
+                for j in range(24):
+                    v = grid.iloc[i, j]
+                    if not np.isnan(v):
+                        colour = "white" if v >= 60 else "black"
+                        ax.text(
+                            j, i, f"{v:.0f}", ha="center", va="center", fontsize=8, color=colour
+                        )
         ax.set_xlabel("hour of day (local time)")
-        ax.set_title("Whole-lot occupancy (%) by day and hour, mean over replications")
+        ax.set_title(title)
         cbar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
         cbar.set_label("occupied spots (%)")
         return _save(fig, path)
@@ -377,15 +411,29 @@ def plot_occupancy_levels(res: Results, path: Path) -> Path:
             sharey=True,
             squeeze=False,
         )
+        daily = res.horizon_s / DAY_S > DAILY_AFTER_DAYS
         for k, (kind, name, label) in enumerate(groups):
             ax = axes[k // ncols][k % ncols]
             sel = occ[(occ["group_kind"].astype(str) == kind) & (occ["group"].astype(str) == name)]
-            stats = sel.groupby("time_s")["occupancy"].agg(["mean", "min", "max"]) * 100
-            t = _clock(res, stats.index)
             colour = PALETTE[k % len(PALETTE)]
             _shade_warmup(ax, res)
-            ax.fill_between(t, stats["min"], stats["max"], color=colour, alpha=0.25, lw=0)
-            ax.plot(t, stats["mean"], color=colour, lw=1.2)
+            if daily:  # months of 15-min samples are a solid block: one point per day instead
+                sel = sel[sel["time_s"] < res.horizon_s]  # the end instant is not a day
+                day = (sel["time_s"].to_numpy() + _sec_of_day(res)) // DAY_S
+                per_rep = sel.assign(day=day).groupby(["replication", "day"])["occupancy"]
+                mean = per_rep.mean().groupby("day").agg(["mean", "min", "max"]) * 100
+                peak = per_rep.max().groupby("day").mean() * 100
+                t = _clock(res, mean.index.to_numpy() * DAY_S - _sec_of_day(res) + DAY_S / 2)
+                ax.fill_between(t, mean["min"], mean["max"], color=colour, alpha=0.25, lw=0)
+                ax.plot(t, mean["mean"], color=colour, lw=1.5, label="daily mean")
+                ax.plot(t, peak, color=colour, lw=1.0, ls="--", label="daily peak")
+                if k == 0:
+                    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3)
+            else:
+                stats = sel.groupby("time_s")["occupancy"].agg(["mean", "min", "max"]) * 100
+                t = _clock(res, stats.index)
+                ax.fill_between(t, stats["min"], stats["max"], color=colour, alpha=0.25, lw=0)
+                ax.plot(t, stats["mean"], color=colour, lw=1.2)
             ax.set_title(label, loc="left", fontsize=11)
             ax.set_ylim(0, 104)
             ax.set_yticks([0, 25, 50, 75, 100])
@@ -400,8 +448,8 @@ def plot_occupancy_levels(res: Results, path: Path) -> Path:
             if ax.get_visible():
                 ax.set_xlabel("simulated date and time")
         fig.suptitle(
-            f"Occupancy over time: line = mean of {_plural(res.replications, 'replication')}, "
-            "band = lowest to highest; grey = warm-up",
+            f"Occupancy over time{', by day' if daily else ''}: mean of "
+            f"{_plural(res.replications, 'replication')}, band from lowest to highest",
             fontweight="bold",
         )
         fig.tight_layout()
@@ -458,6 +506,7 @@ def plot_lanes(res: Results, path: Path) -> Path:
     """Cars queued at the entry and exit barriers over time: mean over replications and the
     worst replication."""
     lanes = res.lanes
+    daily = res.horizon_s / DAY_S > DAILY_AFTER_DAYS
     with plt.rc_context(_STYLE):
         names = list(pd.unique(lanes["lane"].astype(str)))
         fig, axes = plt.subplots(
@@ -466,13 +515,20 @@ def plot_lanes(res: Results, path: Path) -> Path:
         for k, lane in enumerate(names):
             ax = axes[k][0]
             sel = lanes[lanes["lane"].astype(str) == lane]
-            stats = sel.groupby("time_s")["queue"].agg(["mean", "max"])
-            t = _clock(res, stats.index)
+            if daily:  # the longest queue of each day, per replication
+                sel = sel[sel["time_s"] < res.horizon_s]
+                day = (sel["time_s"].to_numpy() + _sec_of_day(res)) // DAY_S
+                worst = sel.assign(day=day).groupby(["replication", "day"])["queue"].max()
+                stats = worst.groupby("day").agg(["mean", "max"])
+                t = _clock(res, stats.index.to_numpy() * DAY_S - _sec_of_day(res) + DAY_S / 2)
+            else:
+                stats = sel.groupby("time_s")["queue"].agg(["mean", "max"])
+                t = _clock(res, stats.index)
             _shade_warmup(ax, res)
             ax.plot(t, stats["max"], color=PALETTE[3], lw=0.9, alpha=0.8, label="worst replication")
             ax.plot(t, stats["mean"], color=PALETTE[0], lw=1.4, label="mean of replications")
             ax.set_title(f"{lane.capitalize()} barriers", loc="left", fontsize=11)
-            ax.set_ylabel("cars queued")
+            ax.set_ylabel("longest queue of the day" if daily else "cars queued")
             ax.set_ylim(bottom=0, top=max(1.0, float(stats["max"].max()) * 1.15))
             ax.yaxis.get_major_locator().set_params(integer=True)
             _date_axis(ax, res)
@@ -482,17 +538,18 @@ def plot_lanes(res: Results, path: Path) -> Path:
                 ax.text(
                     0.01,
                     0.93,
-                    f"wait before service: mean {wait['mean']:.1f} s, p95 {p95['mean']:.1f} s",
+                    f"wait before service: mean {_secs(wait['mean'])}, p95 {_secs(p95['mean'])}",
                     transform=ax.transAxes,
                     va="top",
                     fontsize=9.5,
                     bbox={"facecolor": "white", "edgecolor": "0.8", "boxstyle": "round"},
                 )
-        axes[0][0].legend(loc="upper right", ncols=3)
+        axes[0][0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3)
         axes[-1][0].set_xlabel("simulated date and time")
         step = _sample_step_min(lanes)
         fig.suptitle(
-            f"Barrier queues: cars waiting behind the barrier, sampled every {step:g} min",
+            "Barrier queues: cars waiting behind the barrier, sampled every "
+            f"{step:g} min" + (", longest of each day" if daily else ""),
             fontweight="bold",
         )
         fig.tight_layout()
@@ -542,6 +599,10 @@ def _key_label(what: str, key: str) -> str:
     if what == "spot type":
         return key.lower()
     return "default rate" if key == "default" else key
+
+
+def _secs(x: float) -> str:
+    return f"{x:.1f} s" if x >= 1 else f"{x:.2f} s"
 
 
 def _sample_step_min(frame: pd.DataFrame) -> float:
@@ -716,15 +777,26 @@ def plot_headline_ci(res: Results, path: Path) -> Path:
 
 
 def plot_rates(res: Results, path: Path) -> Path:
-    """Adaptive pricing: each band's hourly rate over time (mean over replications)."""
+    """Adaptive pricing: each band's hourly rate over time (mean over replications) and, when
+    recorded, the occupancy each band showed at the adjustment that set the rate."""
     rates = res.rates
     assert rates is not None
-    group = ["band", "time_s"]
-    table = rates.assign(band=rates["band"].astype(str)).groupby(group)["rate"].mean()
+    rates = rates.assign(band=rates["band"].astype(str))
+    bands = list(pd.unique(rates["band"]))
+    table = rates.groupby(["band", "time_s"])["rate"].mean()
+    seen = None
+    if "occupancy_seen" in rates.columns and rates["occupancy_seen"].notna().any():
+        seen = rates.groupby(["band", "time_s"])["occupancy_seen"].mean()
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(11, 4.2))
-        _shade_warmup(ax, res)
-        for k, band in enumerate(pd.unique(rates["band"].astype(str))):
+        fig, axes = plt.subplots(
+            2 if seen is not None else 1,
+            1,
+            figsize=(11, 6.8 if seen is not None else 4.2),
+            sharex=True,
+            squeeze=False,
+        )
+        ax = axes[0][0]
+        for k, band in enumerate(bands):
             series = table.loc[band]
             t = _clock(res, np.append(series.index.to_numpy(), res.horizon_s))
             y = np.append(series.to_numpy(), series.to_numpy()[-1])
@@ -732,10 +804,32 @@ def plot_rates(res: Results, path: Path) -> Path:
         ax.set_ylabel("hourly rate ($/h)")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"${x:,.2f}"))
         ax.set_ylim(bottom=0)
-        ax.set_xlabel("simulated date and time")
-        _date_axis(ax, res)
-        ax.set_title("Adaptive pricing: rate of each tariff band over time")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.set_title("Rate of each tariff band (mean over replications)", loc="left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="band")
+        if seen is not None:
+            low = axes[1][0]
+            for k, band in enumerate(bands):
+                series = seen.loc[band].dropna()
+                low.plot(
+                    _clock(res, series.index.to_numpy()),
+                    100 * series.to_numpy(),
+                    marker="o",
+                    ms=3.5,
+                    lw=1.2,
+                    color=PALETTE[k % len(PALETTE)],
+                    label=band,
+                )
+            low.set_ylabel("occupancy seen")
+            low.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+            low.set_ylim(0, 104)
+            low.set_title(
+                "Band occupancy measured over the period before each adjustment", loc="left"
+            )
+        for row in axes:
+            _shade_warmup(row[0], res)
+            _date_axis(row[0], res)
+        axes[-1][0].set_xlabel("simulated date and time")
+        fig.suptitle("Adaptive pricing", fontweight="bold")
         fig.tight_layout()
         return _save(fig, path)
 
@@ -866,9 +960,12 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
     if res.measured_days >= 2:
         sections.append(
             (
-                "Whole-lot occupancy by day and hour",
+                "Whole-lot occupancy by day (or weekday) and hour",
                 plot_occupancy_day_hour(res, plots / "occupancy_day_hour.png"),
-                "One row per simulated day: which days and hours fill the lot.",
+                "Average over all replications and, for runs of more than "
+                f"{MAX_DAY_ROWS} days, over every week: which weekdays and hours fill the lot."
+                if res.occupancy["time_s"].max() / DAY_S > MAX_DAY_ROWS
+                else "One row per simulated day: which days and hours fill the lot.",
             )
         )
     sections.append(
@@ -887,7 +984,22 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
             "patience; balked: the quoted price was above what they would pay.",
         )
     )
-    if len(res.lanes):
+    if len(res.lanes) and not res.lanes["queue"].any():
+        step = _sample_step_min(res.lanes)
+        waits = ", ".join(
+            f"{lane} {_secs(m['mean'])}"
+            for lane in ("entry", "exit")
+            if (m := res.metric(f"{lane}_wait_s.mean")) is not None and m.get("mean") is not None
+        )
+        sections.append(
+            (
+                "Barrier queues",
+                None,
+                f"No car was queued behind a barrier at any sampled instant (every {step:g} min)."
+                + (f" Mean wait before service: {waits}." if waits else ""),
+            )
+        )
+    elif len(res.lanes):
         sections.append(
             (
                 "Barrier queues",
@@ -956,7 +1068,7 @@ def _html(res: Results, sections: list[tuple[str, Path | None, str]]) -> str:
 {params}
 </table>
 <h2>Headline figures</h2>
-<p>Mean over {res.replications} replication(s), measured after the warm-up, with the 95 % t
+<p>Mean over {_plural(res.replications, "replication")}, measured after the warm-up, with the 95 % t
 confidence interval of the mean (clipped to what the figure can take).</p>
 <table>
 <tr><th>figure</th><th>mean</th><th>95% CI</th></tr>
