@@ -606,7 +606,7 @@ def test_failure_process_is_deterministic_for_a_seed():
 
 
 def test_failure_process_matches_mtbf_mttr_and_mode_probabilities():
-    _, m = random_run(11, per_level=(150, 150), days=8, gateway_outages=None)
+    layer, m = random_run(11, per_level=(150, 150), days=8, gateway_outages=None)
     # long-run share of sensor time failed = MTTR / (MTBF + MTTR) = 2 / 12
     share = m["sensors.sensor_down_min"] / (300 * 8 * 1440)
     assert share == pytest.approx(2 / 12, abs=0.015)
@@ -615,7 +615,12 @@ def test_failure_process_matches_mtbf_mttr_and_mode_probabilities():
     assert stats.chisquare(counts, expected).pvalue > 1e-3
     # the failures cost something: the board was wrong some of the time, and counters drifted
     assert m["board.phantom_full_spot_min"] > 0 and m["board.phantom_free_spot_min"] > 0
-    assert m["counters.missed"] > 0
+    # each loop pass is missed with probability 0.1, and the drift is exactly the misses
+    c = layer.counters
+    missed = int(m["counters.missed"])
+    passes = sum(c.entries) + sum(c.exits) + missed
+    assert stats.binomtest(missed, passes, 0.1).pvalue > 1e-3
+    assert [m["counters.drift.P1"], m["counters.drift.P2"]] == [c.drift(0), c.drift(1)]
 
 
 def test_counter_misses_and_driver_reactions_in_the_layer():

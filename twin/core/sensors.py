@@ -504,24 +504,33 @@ class DisplayAudit:
         self, level: int, t: float, shown: int | None = None, true_free: int | None = None
     ) -> None:
         """Credit the elapsed time of ``level``, then record a new shown and/or true value."""
-        dt = t - self.last_t[level]
-        if dt < 0:
-            raise ValueError(f"time went backwards on level {level}: {t} < {self.last_t[level]}")
-        if dt > 0:
-            s, r = self.shown[level], self.true_free[level]
-            if s <= 0 < r:
-                self.full_when_free_s[level] += dt
-            elif r <= 0 < s:
-                self.free_when_full_s[level] += dt
-            if r > s:
-                self.phantom_full_spot_s[level] += (r - s) * dt
-            elif s > r:
-                self.phantom_free_spot_s[level] += (s - r) * dt
-            self.last_t[level] = t
+        if t != self.last_t[level]:
+            self._credit(level, t)
         if shown is not None:
             self.shown[level] = int(shown)
         if true_free is not None:
             self.true_free[level] = int(true_free)
+
+    def set_true(self, level: int, t: float, true_free: int) -> None:
+        """``update(level, t, true_free=...)`` for the hot path: one per park and per leave."""
+        if t != self.last_t[level]:
+            self._credit(level, t)
+        self.true_free[level] = true_free
+
+    def _credit(self, level: int, t: float) -> None:
+        dt = t - self.last_t[level]
+        if not dt >= 0:
+            raise ValueError(f"time went backwards on level {level}: {t} < {self.last_t[level]}")
+        s, r = self.shown[level], self.true_free[level]
+        if s <= 0 < r:
+            self.full_when_free_s[level] += dt
+        elif r <= 0 < s:
+            self.free_when_full_s[level] += dt
+        if r > s:
+            self.phantom_full_spot_s[level] += (r - s) * dt
+        elif s > r:
+            self.phantom_free_spot_s[level] += (s - r) * dt
+        self.last_t[level] = t
 
     def close(self, t: float) -> None:
         """Credit every level up to ``t`` (call before reading the totals)."""

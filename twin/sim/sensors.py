@@ -159,12 +159,15 @@ class SensorLayer:
         self.board = Display("board", self.estimator, spec.displays.board_refresh_s, true, t0)
         self.app = Display("app", self.estimator, spec.displays.app_refresh_s, true, t0)
         self.displays = (self.board, self.app)
+        self._audits = (self.board.audit, self.app.audit)
         #: Levels in the order a driver following the boards tries them: nearest first.
         self.search_order = sorted(range(n_levels), key=lambda k: lot.levels[k].entrance_distance)
 
+        # Misses as a Bernoulli process: draw the number of passes up to the next miss
+        # (geometric) instead of one uniform per car; one decrement per car on the hot path.
         miss = spec.counter_miss_probability
-        self._miss_p = miss
-        self._miss_u = _Draws(rngs.counters.random, 1024) if miss > 0 else None
+        self._miss_gap = _Draws(lambda k: rngs.counters.geometric(miss, k), 256) if miss else None
+        self._until_miss = int(self._miss_gap()) if self._miss_gap is not None else -1
         self._driver_u = _Draws(rngs.drivers.random, 256)
         search = spec.drivers.search_per_wrong_level
         self._search_s = _Draws(lambda k: search.sample_seconds(rngs.drivers, k), 64)
@@ -212,9 +215,9 @@ class SensorLayer:
         )
 
     def _truth(self, level: int, t: float) -> None:
-        free = self._true_free(level)
-        for display in self.displays:
-            display.truth(level, free, t)
+        free = sum(self.lot.available[level])
+        for audit in self._audits:
+            audit.set_true(level, t, free)
 
     # -- scheduling -------------------------------------------------------------------------
     def _at(self, t: float, callback: Callable[[_Event], None], value: object) -> None:
@@ -282,11 +285,13 @@ class SensorLayer:
 
     # -- what really happens (the model calls these) ----------------------------------------
     def _missed(self) -> bool:
-        if self._miss_u is None:
+        """Whether the loop misses this car (the next geometric gap has run out)."""
+        self._until_miss -= 1
+        if self._until_miss:  # also -1, -2, ... forever when misses are off
             return False
-        missed = self._miss_u() < self._miss_p
-        self.counter_missed += missed
-        return missed
+        self._until_miss = int(self._miss_gap())  # type: ignore[misc]
+        self.counter_missed += 1
+        return True
 
     def on_park(self, spot: Spot, t: float) -> None:
         """A car took ``spot`` (call after ``Lot.allocate``): sensor, counter, audit."""
