@@ -157,6 +157,17 @@ def test_bad_keys_give_readable_lines(key: str, message: str) -> None:
     assert err.value.problems[0].startswith(f"point 0 ({key}=1): ")
 
 
+def test_overriding_inside_a_yaml_anchor_changes_only_that_stream() -> None:
+    """downtown_garage reuses the commuters' profile (&commuter_profile) in two more streams;
+    a point that changes the commuters' 09h weekend rate must leave those streams alone."""
+    path = ROOT / "scenarios" / "downtown_garage.yaml"
+    plan = plan_sweep(make_spec(path, {"demand.0.profile.weekend.9": [55.0]}, days=1))
+    demand = plan.points[0].scenario.demand
+    assert demand[0].profile.weekend[9] == 55.0
+    assert [s.name for s in demand[1:3]] == ["commuters_compact", "motorcycles"]
+    assert demand[1].profile.weekend[9] == demand[2].profile.weekend[9] == 10.0
+
+
 # -- running, streaming, resuming -----------------------------------------------------------
 def test_each_run_is_on_disk_before_the_next_is_asked_for(tmp_path: Path) -> None:
     plan = _plan()

@@ -288,6 +288,20 @@ def _path_problem(raw: dict, dotted: str) -> str | None:
     return None
 
 
+def _unshared(node: Any) -> Any:
+    """A copy of the raw YAML tree in which no mapping or list is shared.
+
+    YAML anchors (``profile: &commuters`` ... ``profile: *commuters``) load as one object
+    referenced from several places, and ``copy.deepcopy`` keeps that sharing: overriding
+    ``demand.0.profile.weekday`` would silently change every stream that reuses the anchor.
+    """
+    if isinstance(node, dict):
+        return {k: _unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unshared(v) for v in node]
+    return node
+
+
 def plan_sweep(spec: SweepSpec) -> SweepPlan:
     """Validate the scenario and every point's overrides before anything runs.
 
@@ -295,7 +309,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     concerns; a problem shared by several points is listed once, naming them all.
     """
     path = Path(spec.scenario)
-    raw = read_yaml(path)  # ScenarioError (unreadable, bad YAML) propagates as is
+    raw = _unshared(read_yaml(path))  # ScenarioError (unreadable, bad YAML) propagates as is
     base_overrides: dict[str, Any] = {} if spec.days is None else {"horizon_days": spec.days}
     base = validate_scenario(apply_overrides(raw, base_overrides), str(path), path.parent)
     problems: dict[str, list[tuple[int, str]]] = {}
