@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from twin.experiments import run
-from twin.report import ReportError, build_report, load_results
+from twin.report import ReportError, build_report, load_results, plot_lanes
 from twin.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,14 +57,17 @@ def test_report_and_charts_are_written(downtown: tuple[Path, Path]) -> None:
     out, _ = downtown
     assert (out / "report.html").is_file()
     names = {p.name for p in (out / "plots").glob("*.png")}
+    queued = pd.read_parquet(out / "lanes.parquet")["queue"].any()
     assert names == {
         "headline_ci.png",
         "occupancy_heatmap.png",
         "occupancy_levels.png",
         "lost_by_hour.png",
-        "lanes.png",
         "revenue.png",
-    }  # 2 days with a 12 h warm-up: 1.5 measured days, so no day x hour heatmap
+    } | ({"lanes.png"} if queued else set())
+    # 2 days with a 12 h warm-up: 1.5 measured days, so no day x hour heatmap
+    if not queued:
+        assert "No car was queued" in (out / "report.html").read_text()
     for png in (out / "plots").glob("*.png"):
         assert png.read_bytes()[:8] == PNG_MAGIC
         h, w = image.imread(png).shape[:2]
@@ -96,6 +99,15 @@ def test_html_names_scenario_and_headline_figures(downtown: tuple[Path, Path]) -
     assert f"{100 * m['occupancy.mean']['mean']:.1f} %" in page
     assert "Replications" in page and f"(seed {summary['seed']})" in page
     assert "early bird" in page  # tariff bands known from the scenario
+
+
+def test_lane_chart_draws_queues(downtown: tuple[Path, Path], tmp_path: Path) -> None:
+    out, spec = downtown
+    res = load_results(out, spec)
+    res.lanes.loc[res.lanes.index[::7], "queue"] = 3  # a queue every few samples
+    png = plot_lanes(res, tmp_path / "lanes.png")
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert image.imread(png).shape[1] >= 800
 
 
 def test_results_without_lanes_still_work(tmp_path: Path) -> None:
