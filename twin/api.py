@@ -16,6 +16,9 @@ from twin.compare import compare as _compare
 from twin.executors import Executor, ExecutorError, make_executor
 from twin.experiments import MIN_SEQUENTIAL_REPLICATIONS, Progress, RunResult, run_sequential
 from twin.experiments import run as _run
+from twin.regress import BaselineMissing, BaselineUpdate, RegressError, ScenarioCheck
+from twin.regress import check as _regress_check
+from twin.regress import update as _regress_update
 from twin.scenario.loader import ScenarioError, load_scenario
 from twin.scenario.model import Scenario
 from twin.sweep import (
@@ -32,11 +35,15 @@ from twin.sweep import run_sweep as _run_sweep
 
 __all__ = [
     "MIN_SEQUENTIAL_REPLICATIONS",
+    "BaselineMissing",
+    "BaselineUpdate",
     "Comparison",
     "Executor",
     "ExecutorError",
+    "RegressError",
     "RunResult",
     "Scenario",
+    "ScenarioCheck",
     "ScenarioError",
     "SweepError",
     "SweepResult",
@@ -44,6 +51,9 @@ __all__ = [
     "load",
     "make_executor",
     "parse_grid",
+    "record_baseline",
+    "regress",
+    "report",
     "run",
     "runs_on_disk",
     "sweep",
@@ -199,3 +209,39 @@ def sweep(
         return _run_sweep(plan, out, executor=executor, **options)
     with make_executor(executor, workers=workers, scheduler=scheduler) as ex:
         return _run_sweep(plan, out, executor=ex, **options)
+
+
+def regress(
+    scenario: str | Path,
+    baseline_dir: str | Path = "reports/baselines",
+    *,
+    replications: int | None = None,
+    confidence: float = 0.99,
+) -> ScenarioCheck:
+    """Pricing-regression gate for one scenario file against its stored baseline.
+
+    ``.passed``, ``.failures`` and ``.table`` (metric, baseline/current mean, difference, its
+    paired t interval, verdict) say whether revenue, prices or occupancy moved; see
+    ``reports/README.md`` for the rule. Raises :class:`BaselineMissing` / :class:`RegressError`.
+    """
+    return _regress_check(scenario, baseline_dir, replications, confidence)
+
+
+def record_baseline(
+    scenario: str | Path,
+    baseline_dir: str | Path = "reports/baselines",
+    *,
+    replications: int | None = None,
+) -> BaselineUpdate:
+    """(Re)record a scenario's baseline; ``.changed`` lists the figures that moved."""
+    return _regress_update(scenario, baseline_dir, replications)
+
+
+def report(results_dir: str | Path, scenario: str | Path | None = None) -> Path:
+    """Write ``results_dir/report.html`` and ``results_dir/plots/*.png``; returns the page.
+
+    Imports matplotlib on first use only, so notebooks that never report stay light.
+    """
+    from twin.report import build_report
+
+    return build_report(results_dir, scenario)
