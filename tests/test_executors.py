@@ -188,3 +188,27 @@ def test_cli_run_rejects_a_scheduler_without_dask() -> None:
     assert result.exit_code == 2
     assert "--scheduler needs the dask executor" in result.output
     assert "Traceback" not in result.output
+
+
+def test_start_method_avoids_fork_unless_main_cannot_be_reimported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers re-import the parent's main script; code piped to `python -` has none on disk."""
+    import sys
+    import types
+
+    from twin.executors import _default_context
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the fork fallback is Linux-only")
+    piped = types.ModuleType("__main__")
+    piped.__file__ = "<stdin>"
+    monkeypatch.setitem(sys.modules, "__main__", piped)
+    assert _default_context() == "fork"
+    notebook = types.ModuleType("__main__")  # IPython kernels and `python -c`: no file at all
+    monkeypatch.setitem(sys.modules, "__main__", notebook)
+    assert _default_context() == "forkserver"
+    script = types.ModuleType("__main__")
+    script.__file__ = __file__
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert _default_context() == "forkserver"

@@ -141,8 +141,21 @@ def _ignore_sigint() -> None:
 def _default_context() -> str:
     """``forkserver`` on Linux: forking a parent that runs threads (rich's progress refresher,
     Dask's event loop) can deadlock a child on a lock held by another thread; ``spawn``
-    elsewhere (macOS and Windows have no safe fork)."""
-    return "forkserver" if sys.platform.startswith("linux") else "spawn"
+    elsewhere (macOS and Windows have no safe fork).
+
+    Both re-import the parent's ``__main__`` script in every worker (hence the usual
+    ``if __name__ == "__main__":`` guard in scripts). When ``__main__`` names no file that can
+    be re-imported (code piped to ``python -``), they cannot start at all, so Linux falls back
+    to ``fork`` there. Notebooks and ``python -c`` have no main file and need neither.
+    """
+    if not sys.platform.startswith("linux"):
+        return "spawn"
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    spec = getattr(main, "__spec__", None)
+    if path is not None and spec is None and not os.path.isfile(path):
+        return "fork"
+    return "forkserver"
 
 
 @dataclass
