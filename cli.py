@@ -787,8 +787,8 @@ def sweep(
         typer.Option(
             "--file",
             "-f",
-            help="Sweep YAML file: scenario (relative to the file), grid (key: [values]), "
-            "replications, seed, days. Options given here override its values.",
+            help="Sweep YAML file: scenario (relative to the file), grid (each key with a "
+            "list of values), replications, seed, days. Options given here override its values.",
         ),
     ] = None,
     out: Annotated[
