@@ -665,6 +665,25 @@ def test_counter_misses_and_driver_reactions_in_the_layer():
     assert m2["board.full_when_free_min"] == pytest.approx(20 / 60)
 
 
+def test_counter_recount_removes_the_drift_accumulated_so_far():
+    # every pass missed; staff recount every 0.01 h = 36 s
+    lot = make_lot((3,))
+    env = simpy.Environment()
+    s = spec(detection="counters", counter_miss_probability=1.0, counter_recount_hours=0.01)
+    layer = SensorLayer(env, lot, s, rngs())
+    layer.start()
+    script(env, lot, layer, [(10, 1), (20, 1), (50, 1), (60, -1)])
+    env.run(until=35)
+    assert layer.finish(35.0)["counters.drift.P1"] == -2  # two parks unseen
+    env.run(until=40)  # recount at 36
+    assert layer.finish(40.0)["counters.drift.P1"] == 0
+    assert layer.estimator.estimate(0, 40.0).free == 1
+    env.run(until=70)  # +1 park and -1 leave unseen since: they cancel
+    m = layer.finish(70.0)
+    assert m["counters.drift.P1"] == 0 and m["counters.missed"] == 4
+    assert layer.recounts == 1
+
+
 # --------------------------------------------------------------------------- scenario spec
 
 
@@ -692,6 +711,8 @@ def test_spec_defaults_and_core_translation():
         ),
         ({"detection": "radar"}, "detection"),
         ({"counter_miss_probability": 1.5}, "probability between 0 and 1"),
+        ({"detection": "spot_sensors", "counter_recount_hours": 24}, "describes level counters"),
+        ({"counter_recount_hours": 0}, "counter_recount_hours must be > 0"),
         ({"confidence": {"threshold": 1.0}}, "threshold must be >= 0 and < 1"),
         ({"confidence": {"half_life_min": 0}}, "half_life_min must be > 0"),
         ({"displays": {"board_refresh_s": -1}}, "board_refresh_s must be > 0"),

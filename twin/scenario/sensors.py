@@ -17,6 +17,7 @@ Example (every key optional; these are the defaults except where noted)::
         duration: {type: exponential, mean: 45, unit: min}
       confidence: {half_life_min: 10, threshold: 0.5}
       counter_miss_probability: 0.0    # per car passing a level's entry or exit loop
+      counter_recount_hours: null      # reset counters to a manual recount every ... h
       displays: {board_refresh_s: 30, app_refresh_s: 60}
       drivers:
         turn_away_on_full: 0.8         # share of arriving drivers who leave on a FULL sign
@@ -204,6 +205,11 @@ class SensorsSpec(_Spec):
     counter_miss_probability: float = Field(
         default=0.0, description="per car passing a level's entry or exit loop"
     )
+    counter_recount_hours: float | None = Field(
+        default=None,
+        description="staff recount each level and reset its counter every ... hours "
+        "(default: never, so drift accumulates over the whole run)",
+    )
     displays: DisplaysSpec = DisplaysSpec()
     drivers: DriversSpec = DriversSpec()
 
@@ -211,6 +217,13 @@ class SensorsSpec(_Spec):
     @classmethod
     def _miss(cls, v: float) -> float:
         return _probability("counter_miss_probability", v)
+
+    @field_validator("counter_recount_hours")
+    @classmethod
+    def _recount(cls, v: float | None) -> float | None:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"counter_recount_hours must be > 0 hours, got {v}")
+        return v
 
     @model_validator(mode="after")
     def _devices_exist(self) -> SensorsSpec:
@@ -221,11 +234,13 @@ class SensorsSpec(_Spec):
                         f"{key} describes spot sensors, but detection is 'counters' "
                         "(use 'spot_sensors' or 'both', or remove it)"
                     )
-        if self.detection == "spot_sensors" and self.counter_miss_probability > 0:
-            raise ValueError(
-                "counter_miss_probability describes level counters, but detection is "
-                "'spot_sensors' (use 'counters' or 'both', or remove it)"
-            )
+        if self.detection == "spot_sensors":
+            for key in ("counter_miss_probability", "counter_recount_hours"):
+                if getattr(self, key):
+                    raise ValueError(
+                        f"{key} describes level counters, but detection is "
+                        "'spot_sensors' (use 'counters' or 'both', or remove it)"
+                    )
         return self
 
     @property

@@ -9,6 +9,7 @@
 * every level's gateway goes down as a Poisson process (``gateway_outages.rate_per_day``) for
   ``gateway_outages.duration``: all the level's sensors silent at once (correlated outage);
 * each car passing a level's entry or exit loop is missed with ``counter_miss_probability``;
+  every ``counter_recount_hours`` staff recount the levels and the counters restart from it;
 * the level boards and the app republish the estimate every ``displays.*_refresh_s``.
 
 The model tells the layer what really happens (:meth:`SensorLayer.on_park`,
@@ -196,6 +197,7 @@ class SensorLayer:
         self._gateway_down_s = [0.0] * n_levels
         self.gateway_outages = [0] * n_levels
         self.counter_missed = 0
+        self.recounts = 0
         self.shown_full = 0  # arrivals that saw the lot FULL
         self.turned_away = 0
         self.turned_away_with_space = 0
@@ -241,6 +243,8 @@ class SensorLayer:
                 self._at(t0 + up, self._gateway_down, level)
         for display in self.displays:
             self._at(t0 + display.refresh_s, self._refresh, (display, 1))
+        if self.counters is not None and self.spec.counter_recount_hours is not None:
+            self._at(t0 + self.spec.counter_recount_hours * 3600.0, self._recount, 1)
 
     def _fail(self, event: _Event) -> None:
         i, t = event._value, self.env.now
@@ -282,6 +286,15 @@ class SensorLayer:
             self._truth(level, t)
         display.refresh(t)
         self._at(self.t0 + (k + 1) * display.refresh_s, self._refresh, (display, k + 1))
+
+    def _recount(self, event: _Event) -> None:
+        """Staff count every level: counters restart from the true occupancy."""
+        k = event._value
+        for level, occupied in enumerate(self.lot.occupied_by_level):
+            self.counters.calibrate(level, occupied)  # type: ignore[union-attr]
+        self.recounts += 1
+        step = self.spec.counter_recount_hours * 3600.0  # type: ignore[operator]
+        self._at(self.t0 + (k + 1) * step, self._recount, k + 1)
 
     # -- what really happens (the model calls these) ----------------------------------------
     def _missed(self) -> bool:
