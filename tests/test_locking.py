@@ -94,18 +94,37 @@ def test_optimistic_conflict_retry_and_give_up() -> None:
     assert s.held("row") == 2 and s.version("row") == 2
 
 
-def test_optimistic_release_bumps_the_version_so_readers_retry() -> None:
-    s = OptimisticVersion({"row": 2}, max_retries=None)
+def test_optimistic_release_leaves_readers_valid_and_the_count_exact() -> None:
+    """A release between a read and its CAS must not cost a retry, nor be lost."""
+    s = OptimisticVersion({"row": 1}, max_retries=0)
     s.begin("a", "row", 0)
     s.step("a", 0)
-    s.step("a", 0)
+    s.step("a", 0)  # a holds the only unit
     s.begin("b", "row", 1)
-    s.step("b", 1)  # b read version 1
+    assert s.step("b", 1).status is Status.REFUSED  # full at the read
     s.release("a", 2)
     assert s.step("a", 2).status is Status.RELEASED
-    assert s.step("b", 3).status is Status.CONFLICT
-    s.step("b", 4)
-    assert s.step("b", 4).status is Status.GRANTED
+    s.begin("c", "row", 2)
+    s.step("c", 2)  # c reads used 0
+    s.begin("d", "row", 2)
+    s.step("d", 2)  # d reads the same version
+    assert s.step("c", 3).status is Status.GRANTED
+    assert s.step("d", 3).status is Status.FAILED  # d lost to c; no retries allowed
+    s.begin("e", "row", 4)
+    s.step("e", 4)  # e reads used 1: refused, never over capacity
+    assert s.held("row") == 1 and s.store_value("row") == 1
+    assert s.stats.conflicts == 1
+    two = OptimisticVersion({"row": 2}, max_retries=0)
+    two.begin("g", "row", 0)
+    two.step("g", 0)
+    two.step("g", 0)  # g holds one of two units
+    two.begin("f", "row", 1)
+    two.step("f", 1)  # f reads used 1, version 1
+    two.release("g", 2)
+    two.step("g", 2)  # g's release lands between f's read and CAS
+    assert two.version("row") == 1
+    assert two.step("f", 3).status is Status.GRANTED  # no needless conflict, nothing lost
+    assert two.store_value("row") == 1 and two.holders("row") == {"f"}
 
 
 def test_optimistic_refuses_at_the_read_when_full() -> None:

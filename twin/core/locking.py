@@ -388,9 +388,13 @@ class OptimisticVersion(_Base):
     A claim that finds the target full is refused at the read, without a write. A CAS that
     finds a newer version is a conflict: the caller backs off (see :func:`backoff_delay`) and
     steps again, which re-reads. After ``max_retries`` retries the next conflict fails the
-    claim (``None``: retry for ever). Releases are a single atomic
-    ``UPDATE ... SET used = used - 1, version = version + 1``: they never conflict, but they do
-    bump the version, so exits also make in-flight claims retry.
+    claim (``None``: retry for ever).
+
+    The CAS increments relatively (``SET used = used + 1, version = version + 1 WHERE version =
+    seen``), so the version guards only the *decision* "a unit was free when I read". A release
+    (``SET used = used - 1``, one atomic statement that never conflicts) can only make that
+    decision truer, so it leaves the version alone: bumping it would make every exit force the
+    in-flight claims on that row to retry for nothing.
     """
 
     name: ClassVar[str] = "optimistic"
@@ -431,7 +435,6 @@ class OptimisticVersion(_Base):
             return self._pending(tx, Op.READ, t, Status.CONFLICT)
         if op is Op.UPDATE:
             self._used[target] = max(0, self._used[target] - 1)
-            self._version[target] += 1
             return self._finish(tx, Status.RELEASED, t)
         raise ClaimError(f"{op} is not an operation of {self.name}")  # pragma: no cover
 

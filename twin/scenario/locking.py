@@ -1,0 +1,208 @@
+"""The locking study's parameters as a validated YAML file (``scenarios/locking_study.yaml``).
+
+Every latency the study's ceilings come from is a named field here, in the units engineers
+quote them in (milliseconds, transactions per second), so a reader can trace any ceiling back
+to the one or two numbers that set it. Unknown keys are errors, as in parking scenarios, and a
+broken file gives one readable line per problem (``ScenarioError``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from twin.core.locking import CLAIM_STRATEGIES
+from twin.scenario.loader import ScenarioError, apply_overrides, format_errors, read_yaml
+
+StrategyName = Literal["pessimistic", "optimistic", "atomic", "queue"]
+assert set(StrategyName.__args__) == set(CLAIM_STRATEGIES)  # keep the schema and the core in step
+
+#: Offered rates in 1-1.5-2-3-5-7 steps per decade: fine enough to place a ceiling within ~40 %.
+DEFAULT_SWEEP: tuple[float, ...] = (
+    *(50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500),
+    *(2000, 3000, 5000, 7000, 10000, 15000, 20000, 30000),
+)
+
+__all__ = ["LockingStudySpec", "StrategyName", "load_locking_study", "validate_locking_study"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkloadSpec(_Model):
+    """What is claimed: counter rows (lot × spot type), how skewed, how full."""
+
+    rows: int = Field(default=12, ge=1, description="counter rows claims spread over")
+    hot_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="share of claims on row 0, the hot row; the rest spread evenly (1/rows: even)",
+    )
+    capacity: int = Field(default=50, ge=1, description="units per row")
+    occupancy: float = Field(
+        default=0.8,
+        gt=0,
+        le=2,
+        description="offered occupancy of each row; stays are scaled to keep it at every load",
+    )
+
+
+class NetworkSpec(_Model):
+    rtt_ms: float = Field(default=1.0, ge=0, description="app ↔ store round trip")
+
+
+class ClientSpec(_Model):
+    app_ms: float = Field(
+        default=0.5, ge=0, description="app work between reading the row and writing it"
+    )
+
+
+class DatabaseSpec(_Model):
+    """The SQL store behind ``pessimistic`` and ``optimistic``."""
+
+    connections: int = Field(default=20, ge=1, description="connection pool size")
+    workers: int = Field(default=8, ge=1, description="statements executing at once (cores)")
+    statement_ms: float = Field(default=0.25, ge=0, description="CPU per statement")
+    commit_ms: float = Field(default=1.0, ge=0, description="WAL flush per committing write")
+
+
+class PessimisticSpec(_Model):
+    statements_in_lock: int = Field(
+        default=3,
+        ge=1,
+        description="statements sent after SELECT ... FOR UPDATE, COMMIT included; "
+        "each is a round trip with the row locked",
+    )
+
+
+class OptimisticSpec(_Model):
+    max_retries: int = Field(default=5, ge=0, description="retries after a conflict, then fail")
+    backoff_base_ms: float = Field(default=1.0, ge=0, description="first back-off window")
+    backoff_cap_ms: float = Field(default=50.0, ge=0, description="largest back-off window")
+
+
+class AtomicSpec(_Model):
+    """The in-memory counter store (Redis): one thread executes commands one at a time."""
+
+    servers: int = Field(default=1, ge=1, description="commands executing at once")
+    op_ms: float = Field(default=0.05, ge=0, description="service time per command")
+
+
+class QueueSpec(_Model):
+    consumer_ms: float = Field(
+        default=0.5, ge=0, description="the single consumer's time per request"
+    )
+
+
+class SloSpec(_Model):
+    """Where a strategy's ceiling is: the first load it stops tracking or breaks the p95."""
+
+    p95_ms: float = Field(default=50.0, gt=0, description="claim latency p95 objective")
+    tracking: float = Field(
+        default=0.95, gt=0, le=1, description="achieved / offered below this = saturated"
+    )
+
+
+class MeasureSpec(_Model):
+    """How long each (strategy, load) point runs; longer = tighter figures, slower study."""
+
+    warmup_s: float = Field(default=0.2, ge=0, description="not measured")
+    window_claims: int = Field(
+        default=2000, ge=10, description="expected claims in the measured window"
+    )
+    min_window_s: float = Field(default=0.5, gt=0, description="measured window at least this")
+    drain_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="run on after the window; claims not answered by then count as unfinished",
+    )
+    points_past_ceiling: int | None = Field(
+        default=2,
+        ge=0,
+        description="offered rates still run after a strategy's first failing one; "
+        "null: run the whole sweep (overloaded points are the slowest to simulate)",
+    )
+
+
+class LockingStudySpec(_Model):
+    """A sweep of offered claim rates against each claim strategy, with its latency model."""
+
+    kind: Literal["locking_study"] = Field(
+        default="locking_study",
+        description="marks the file as a locking study, not a parking scenario",
+    )
+    name: str = "locking study"
+    description: str = ""
+    seed: int = 1
+    strategies: list[StrategyName] = Field(
+        default_factory=lambda: list(CLAIM_STRATEGIES), min_length=1
+    )
+    offered_tps: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_SWEEP),
+        min_length=1,
+        description="offered claim rates (claims per second), ascending",
+    )
+    service_cv: float = Field(
+        default=0.5, ge=0, le=3, description="coefficient of variation of every service time"
+    )
+    workload: WorkloadSpec = WorkloadSpec()
+    network: NetworkSpec = NetworkSpec()
+    client: ClientSpec = ClientSpec()
+    database: DatabaseSpec = DatabaseSpec()
+    pessimistic: PessimisticSpec = PessimisticSpec()
+    optimistic: OptimisticSpec = OptimisticSpec()
+    atomic: AtomicSpec = AtomicSpec()
+    queue: QueueSpec = QueueSpec()
+    slo: SloSpec = SloSpec()
+    measure: MeasureSpec = MeasureSpec()
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("strategies must not repeat")
+        return v
+
+    @field_validator("offered_tps")
+    @classmethod
+    def _ascending(cls, v: list[float]) -> list[float]:
+        if any(x <= 0 for x in v):
+            raise ValueError("offered rates must be > 0")
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError("offered rates must be strictly ascending")
+        return v
+
+    @model_validator(mode="after")
+    def _drain_covers_slo(self) -> LockingStudySpec:
+        if self.measure.drain_s * 1000 <= self.slo.p95_ms:
+            raise ValueError(
+                "measure.drain_s must be longer than slo.p95_ms, or a p95 above the objective "
+                "could not be measured"
+            )
+        return self
+
+
+def validate_locking_study(
+    data: dict[str, Any], source: str = "<locking study>"
+) -> LockingStudySpec:
+    """Validate a raw mapping; every problem becomes one line of a ScenarioError."""
+    try:
+        return LockingStudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, format_errors(exc, LockingStudySpec)) from None
+
+
+def load_locking_study(
+    path: str | Path, overrides: dict[str, Any] | None = None
+) -> LockingStudySpec:
+    """Read a study file, apply dotted overrides (``{"seed": 7}``) and validate it."""
+    path = Path(path)
+    data = read_yaml(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate_locking_study(data, str(path))

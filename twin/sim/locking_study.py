@@ -1,0 +1,663 @@
+"""How many claims per second each claim strategy sustains, and at what latency.
+
+A SimPy model drives one :mod:`twin.core.locking` strategy at a time with claims arriving as a
+Poisson process, at each offered rate of a sweep. Every change of shared state is a ``step``
+of the core strategy; the model only decides *when* each step happens, from a latency model:
+
+* network: a claim's messages take ``rtt/2`` each way between the app and the store;
+* database (``pessimistic``, ``optimistic``): a connection from a pool of ``connections`` is
+  held from sending a statement to receiving its reply (for ``pessimistic``: the whole
+  transaction, lock waits included); each statement needs one of ``workers`` for
+  ``statement_ms``; a committing write waits ``commit_ms`` for its WAL flush;
+* pessimistic: after ``SELECT ... FOR UPDATE`` the client gets the row, works ``app_ms`` and
+  sends ``statements_in_lock`` more statements (the last is COMMIT), each a round trip with the
+  row locked. The row lock is therefore held about
+  ``statements_in_lock × (rtt + statement) + app + commit`` per claim;
+* optimistic: READ, ``app_ms``, then CAS; a conflict backs off (exponential, full jitter) and
+  starts again with a READ; after ``max_retries`` retries the claim fails;
+* atomic: each Redis command is a round trip plus ``op_ms`` on one of ``servers`` threads
+  (INCR, and DECR when refused);
+* queue: one message to the broker, ``consumer_ms`` of the single consumer, the reply back.
+
+Granted units are given back after a stay (exponential), through the same strategy, so exits
+load the store as entries do. Stays are scaled with the offered rate so that every row sees the
+same offered occupancy at every load point: otherwise a higher claim rate would only mean a
+fuller lot, and the study would measure refusals instead of contention. Rows start at a
+Poisson draw of that occupancy.
+
+Measured per point: claims that *arrive* in the window give the latency percentiles (a claim
+not answered by the end of the drain period counts as infinitely late), the conflict, retry,
+failure and blocking counts, and the arrived rate; answers (grants and refusals) *given* in the
+window give the achieved throughput. A point *tracks* its load when achieved ≥ ``tracking`` ×
+arrived (the realised Poisson count, not the nominal rate, so sampling noise is not read as
+saturation). A strategy's ceiling is the achieved throughput at the highest offered
+rate up to which every point both tracks the offered rate and keeps p95 within the objective.
+
+Randomness: one numpy Generator per purpose (arrivals, rows, stays, service, back-off), seeded
+from ``SeedSequence(seed, spawn_key=(offered rate in mTPS, crc32(purpose)))``. Every strategy
+therefore sees the same claims at a given load (common random numbers), and adding a load point
+to the sweep changes no other point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from twin.core.locking import (
+    CLAIM_STRATEGIES,
+    ClaimStrategy,
+    Op,
+    Status,
+    Step,
+    backoff_delay,
+    make_claim_strategy,
+)
+from twin.scenario.locking import LockingStudySpec
+from twin.sim.rng import stream_key
+
+__all__ = [
+    "COLUMNS",
+    "LockingStudyResult",
+    "ceiling_text",
+    "ceilings",
+    "plot_locking_study",
+    "run_locking_study",
+    "simulate_point",
+]
+
+#: Columns of the tidy result table, one row per (strategy, offered rate).
+COLUMNS = (
+    "strategy",
+    "offered_tps",
+    "arrived_tps",
+    "achieved_tps",
+    "claims",
+    "granted",
+    "refused",
+    "refused_while_free",
+    "failed",
+    "unfinished",
+    "conflicts",
+    "retries",
+    "blocked",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "window_s",
+    "tracks",
+    "within_slo",
+)
+
+_GRANTED, _REFUSED, _FAILED, _OPEN = 0, 1, 2, 3
+_CODE = {Status.GRANTED: _GRANTED, Status.REFUSED: _REFUSED, Status.FAILED: _FAILED}
+Progress = Callable[[int, int, str], None]
+
+
+class _Draws:
+    """Values of one Generator drawn 4,096 at a time: a scalar numpy call per claim step would
+    cost more than the step itself."""
+
+    __slots__ = ("_buf", "_draw", "_i")
+
+    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
+        self._draw = draw
+        self._buf: list[float] = []
+        self._i = 0
+
+    def __call__(self) -> float:
+        if self._i == len(self._buf):
+            self._buf = self._draw(4096).tolist()
+            self._i = 0
+        self._i += 1
+        return self._buf[self._i - 1]
+
+
+def _generator(seed: int, offered: float, purpose: str) -> np.random.Generator:
+    seq = np.random.SeedSequence(
+        entropy=seed, spawn_key=(round(offered * 1000), stream_key(purpose))
+    )
+    return np.random.Generator(np.random.PCG64(seq))
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: float
+    end: float
+    stop: float  # end of the drain period, where the run stops
+
+
+def _window(spec: LockingStudySpec, offered: float) -> _Window:
+    m = spec.measure
+    length = max(m.min_window_s, m.window_claims / offered)
+    return _Window(m.warmup_s, m.warmup_s + length, m.warmup_s + length + m.drain_s)
+
+
+class _Point:
+    """One strategy at one offered rate: the SimPy processes around one core strategy."""
+
+    def __init__(self, spec: LockingStudySpec, name: str, offered: float) -> None:
+        self.spec = spec
+        self.name = name
+        self.offered = offered
+        self.win = _window(spec, offered)
+        env = self.env = simpy.Environment()
+        w = spec.workload
+        self.core: ClaimStrategy = make_claim_strategy(
+            name, dict.fromkeys(range(w.rows), w.capacity), max_retries=spec.optimistic.max_retries
+        )
+        db = spec.database
+        self.pool = simpy.Resource(env, db.connections)
+        self.cpu = simpy.Resource(env, db.workers)
+        self.redis = simpy.Resource(env, spec.atomic.servers)
+        self.waiting: dict[int, simpy.Event] = {}
+        self.half = spec.network.rtt_ms / 2000
+        self.app = spec.client.app_ms / 1000
+        seed = spec.seed
+        gen = {p: _generator(seed, offered, p) for p in ("arrivals", "rows", "stays", "service")}
+        gen["backoff"] = _generator(seed, offered, "backoff")
+        self.gap = _Draws(lambda n: gen["arrivals"].exponential(1 / offered, n))
+        self.unit = _Draws(lambda n: gen["rows"].random(n))
+        self.stay1 = _Draws(lambda n: gen["stays"].exponential(1.0, n))
+        self.jitter = _Draws(lambda n: gen["backoff"].random(n))
+        cv = spec.service_cv
+        if cv == 0:
+            self.svc = _Draws(lambda n: np.ones(n))
+        else:
+            k = 1 / cv**2
+            self.svc = _Draws(lambda n: gen["service"].standard_gamma(k, n) / k)
+        # each row's share of claims, and the mean stay that gives it the offered occupancy
+        if w.rows == 1:
+            shares = [1.0]
+        else:
+            shares = [w.hot_share] + [(1 - w.hot_share) / (w.rows - 1)] * (w.rows - 1)
+        self.shares = shares
+        self.cum = np.cumsum(shares).tolist()
+        self.stay_mean = [
+            w.occupancy * w.capacity / (offered * s) if s > 0 else math.inf for s in shares
+        ]
+        self.rng_init = gen["stays"]
+        # per claim records, indexed by claim id (claims are numbered 0, 1, ... on arrival)
+        self.arrival: list[float] = []
+        self.answer: list[float] = []
+        self.code: list[int] = []
+        self.conflicts: list[int] = []
+        self.blocked: list[bool] = []
+        self.spurious: list[bool] = []  # refused although a unit of the row was free
+        self._claim_body = {
+            "pessimistic": self._pessimistic,
+            "optimistic": self._optimistic,
+            "atomic": self._atomic,
+            "queue": self._queue,
+        }[name]
+        self._release_body = {
+            "pessimistic": self._pessimistic_release,
+            "optimistic": self._optimistic_release,
+            "atomic": self._atomic_release,
+            "queue": self._queue_release,
+        }[name]
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _row(self) -> int:
+        u = self.unit()
+        for i, c in enumerate(self.cum):
+            if u < c:
+                return i
+        return len(self.cum) - 1
+
+    def _step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
+        """Perform the claim's next operation now; if it blocks, wait until it is woken."""
+        step = self.core.step(cid, self.env.now)
+        for woken in step.woken:
+            self.waiting.pop(woken.claim_id).succeed(woken)
+        if step.status is Status.BLOCKED:
+            if cid >= 0:
+                self.blocked[cid] = True
+            event = self.env.event()
+            self.waiting[cid] = event
+            step = yield event
+        return step
+
+    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        with resource.request() as req:
+            yield req
+            yield self.env.timeout(mean_s * self.svc())
+
+    def _statement(self) -> Generator:
+        return self._service(self.cpu, self.spec.database.statement_ms / 1000)
+
+    def _flush(self) -> simpy.Timeout:
+        return self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
+
+    # -- processes --------------------------------------------------------------------------
+    def _arrivals(self) -> Generator:
+        env, gap, row = self.env, self.gap, self._row
+        cid = 0
+        while True:
+            yield env.timeout(gap())
+            self.arrival.append(env.now)
+            self.answer.append(math.nan)
+            self.code.append(_OPEN)
+            self.conflicts.append(0)
+            self.blocked.append(False)
+            self.spurious.append(False)
+            env.process(self._claim(cid, row()))
+            cid += 1
+
+    def _claim(self, cid: int, row: int) -> Generator:
+        step = yield from self._claim_body(cid, row)
+        self.answer[cid] = self.env.now
+        self.code[cid] = _CODE[step.status]
+        if step.status is Status.GRANTED:
+            yield self.env.timeout(self.stay_mean[row] * self.stay1())
+            yield from self._release_body(cid)
+
+    def _prefill(self) -> None:
+        """Rows start at their offered occupancy (Poisson, capped), held by earlier claims."""
+        w = self.spec.workload
+        cid = -1
+        for row, stay in enumerate(self.stay_mean):
+            if math.isinf(stay):
+                continue
+            for _ in range(min(w.capacity, int(self.rng_init.poisson(w.occupancy * w.capacity)))):
+                step = self.core.begin(cid, row, 0.0)
+                while not step.status.final:
+                    step = self.core.step(cid, 0.0)
+                self.env.process(self._prefilled(cid, stay))
+                cid -= 1
+
+    def _prefilled(self, cid: int, stay: float) -> Generator:
+        yield self.env.timeout(stay * self.stay1())
+        yield from self._release_body(cid)
+
+    # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT
+    def _pessimistic(self, cid: int, row: int) -> Generator:
+        env, half = self.env, self.half
+        with self.pool.request() as conn:
+            yield conn
+            yield env.timeout(half)
+            yield from self._statement()
+            self.core.begin(cid, row, env.now)
+            step = yield from self._step(cid)  # LOCK: may wait for the row
+            if step.next_op is Op.ABORT:  # row full: roll back at once
+                yield env.timeout(2 * half)
+                yield from self._statement()
+            else:
+                yield env.timeout(half + self.app)
+                for _ in range(self.spec.pessimistic.statements_in_lock - 1):
+                    yield env.timeout(half)
+                    yield from self._statement()
+                    yield env.timeout(half)
+                yield env.timeout(half)
+                yield from self._statement()
+                yield self._flush()
+            step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
+            yield env.timeout(half)
+        return step
+
+    def _pessimistic_release(self, cid: int) -> Generator:
+        env = self.env
+        with self.pool.request() as conn:
+            yield conn
+            yield env.timeout(self.half)
+            yield from self._statement()
+            self.core.release(cid, env.now)
+            yield from self._step(cid)  # UPDATE: waits for the row lock
+            yield self._flush()
+            yield from self._step(cid)  # COMMIT
+            yield env.timeout(self.half)
+
+    # optimistic: READ, app work, CAS; back off and re-read on a conflict
+    def _optimistic(self, cid: int, row: int) -> Generator:
+        env, half, o = self.env, self.half, self.spec.optimistic
+        self.core.begin(cid, row, env.now)
+        while True:
+            with self.pool.request() as conn:
+                yield conn
+                yield env.timeout(half)
+                yield from self._statement()
+                step = yield from self._step(cid)  # READ
+                yield env.timeout(half)
+            if step.status.final:
+                return step  # refused: the row was full
+            yield env.timeout(self.app)
+            with self.pool.request() as conn:
+                yield conn
+                yield env.timeout(half)
+                yield from self._statement()
+                yield self._flush()  # a CAS behind an uncommitted one waits for its commit
+                step = yield from self._step(cid)  # CAS
+                yield env.timeout(half)
+            if step.status is not Status.CONFLICT:
+                return step
+            self.conflicts[cid] += 1
+            wait = backoff_delay(step.attempt, o.backoff_base_ms, o.backoff_cap_ms, self.jitter())
+            yield env.timeout(wait / 1000)
+
+    def _optimistic_release(self, cid: int) -> Generator:
+        env = self.env
+        with self.pool.request() as conn:
+            yield conn
+            yield env.timeout(self.half)
+            yield from self._statement()
+            yield self._flush()
+            self.core.release(cid, env.now)
+            yield from self._step(cid)  # UPDATE used - 1, version + 1
+            yield env.timeout(self.half)
+
+    # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store
+    def _redis(self, cid: int) -> Generator:
+        yield self.env.timeout(self.half)
+        yield from self._service(self.redis, self.spec.atomic.op_ms / 1000)
+        step = yield from self._step(cid)
+        yield self.env.timeout(self.half)
+        return step
+
+    def _atomic(self, cid: int, row: int) -> Generator:
+        self.core.begin(cid, row, self.env.now)
+        step = yield from self._redis(cid)  # INCR
+        if step.next_op is Op.DECR:
+            # over capacity: refused, and spuriously so if the surplus is others' in-flight INCRs
+            self.spurious[cid] = self.core.held(row) < self.spec.workload.capacity
+            step = yield from self._redis(cid)  # DECR: back out, refused
+        return step
+
+    def _atomic_release(self, cid: int) -> Generator:
+        self.core.release(cid, self.env.now)
+        yield from self._redis(cid)
+
+    # queue: publish, wait for the single consumer, reply
+    def _queued(self, cid: int) -> Generator:
+        yield from self._step(cid)  # ENQUEUE: in service at once, or wait in line
+        yield self.env.timeout(self.spec.queue.consumer_ms / 1000 * self.svc())
+        step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
+        yield self.env.timeout(self.half)
+        return step
+
+    def _queue(self, cid: int, row: int) -> Generator:
+        yield self.env.timeout(self.half)
+        self.core.begin(cid, row, self.env.now)
+        return (yield from self._queued(cid))
+
+    def _queue_release(self, cid: int) -> Generator:
+        yield self.env.timeout(self.half)
+        self.core.release(cid, self.env.now)
+        yield from self._queued(cid)
+
+    # -- run and measure --------------------------------------------------------------------
+    def run(self) -> dict[str, object]:
+        self._prefill()
+        self.env.process(self._arrivals())
+        self.env.run(until=self.win.stop)
+        return self._measure()
+
+    def _measure(self) -> dict[str, object]:
+        win, slo = self.win, self.spec.slo
+        arrival = np.asarray(self.arrival)
+        answer = np.asarray(self.answer)
+        code = np.asarray(self.code, dtype=np.int8)
+        conflicts = np.asarray(self.conflicts)
+        blocked = np.asarray(self.blocked, dtype=bool)
+        spurious = np.asarray(self.spurious, dtype=bool)
+        length = win.end - win.start
+        answered = (code == _GRANTED) | (code == _REFUSED)
+        achieved = float(np.count_nonzero(answered & (answer >= win.start) & (answer < win.end)))
+        mine = (arrival >= win.start) & (arrival < win.end)
+        n = int(np.count_nonzero(mine))
+        latency = np.where(code[mine] == _OPEN, np.inf, answer[mine] - arrival[mine]) * 1000
+        if n:
+            p50, p95, p99 = np.quantile(latency, [0.5, 0.95, 0.99], method="inverted_cdf")
+        else:  # pragma: no cover - a window always holds claims at the validated sizes
+            p50 = p95 = p99 = math.nan
+        failed = int(np.count_nonzero(code[mine] == _FAILED))
+        achieved_tps = achieved / length
+        arrived_tps = n / length
+        return {
+            "strategy": self.name,
+            "offered_tps": float(self.offered),
+            "arrived_tps": arrived_tps,
+            "achieved_tps": achieved_tps,
+            "claims": n,
+            "granted": int(np.count_nonzero(code[mine] == _GRANTED)),
+            "refused": int(np.count_nonzero(code[mine] == _REFUSED)),
+            "refused_while_free": int(np.count_nonzero(spurious[mine])),
+            "failed": failed,
+            "unfinished": int(np.count_nonzero(code[mine] == _OPEN)),
+            "conflicts": int(conflicts[mine].sum()) + failed,
+            "retries": int(conflicts[mine].sum()),
+            "blocked": int(np.count_nonzero(blocked[mine])),
+            "p50_ms": float(p50),
+            "p95_ms": float(p95),
+            "p99_ms": float(p99),
+            "window_s": length,
+            # against the claims that did arrive, so Poisson noise is not read as saturation
+            "tracks": bool(achieved_tps >= slo.tracking * arrived_tps),
+            "within_slo": bool(p95 <= slo.p95_ms),
+        }
+
+
+def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) -> dict[str, object]:
+    """Simulate one strategy at one offered claim rate; one row of the study's table."""
+    if strategy not in CLAIM_STRATEGIES:
+        raise ValueError(f"unknown claim strategy {strategy!r}")
+    if offered_tps <= 0:
+        raise ValueError("offered_tps must be > 0")
+    return _Point(spec, strategy, offered_tps).run()
+
+
+def ceilings(table: pd.DataFrame) -> pd.DataFrame:
+    """Each strategy's ceiling: the achieved rate at the highest offered rate up to which every
+    point tracks the offered rate and keeps p95 within the objective; and what ended it."""
+    rows = []
+    for name, group in table.groupby("strategy", sort=False):
+        group = group.sort_values("offered_tps")
+        ok = (group["tracks"] & group["within_slo"]).to_numpy()
+        bad = np.flatnonzero(~ok)
+        first_bad = int(bad[0]) if len(bad) else len(group)
+        peak = group.loc[group["achieved_tps"].idxmax()]
+        row: dict[str, object] = {
+            "strategy": name,
+            "ceiling_tps": math.nan,
+            "ceiling_offered_tps": math.nan,
+            "limited_by": "not reached in the sweep",
+            "peak_tps": float(peak["achieved_tps"]),
+            "peak_offered_tps": float(peak["offered_tps"]),
+        }
+        if first_bad > 0:
+            last = group.iloc[first_bad - 1]
+            row["ceiling_tps"] = float(last["achieved_tps"])
+            row["ceiling_offered_tps"] = float(last["offered_tps"])
+        if first_bad < len(group):
+            broken = group.iloc[first_bad]
+            reasons = []
+            if not broken["tracks"]:
+                reasons.append("throughput")
+            if not broken["within_slo"]:
+                reasons.append("p95")
+            row["limited_by"] = f"{' and '.join(reasons)} at {broken['offered_tps']:g} TPS"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class LockingStudyResult:
+    """The study's tidy table (one row per strategy × offered rate) and ceilings."""
+
+    spec: LockingStudySpec
+    table: pd.DataFrame
+    ceilings: pd.DataFrame
+
+    def write(self, out_dir: str | Path, fmt: str = "parquet") -> list[Path]:
+        """Write ``locking_study`` and ``locking_ceilings`` (parquet or csv) and the PNG."""
+        if fmt not in ("parquet", "csv"):
+            raise ValueError(f"unknown format {fmt!r}; allowed: parquet, csv")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, frame in (("locking_study", self.table), ("locking_ceilings", self.ceilings)):
+            path = out / f"{name}.{fmt}"
+            if fmt == "parquet":
+                frame.to_parquet(path, index=False)
+            else:
+                frame.to_csv(path, index=False)
+            written.append(path)
+        written.append(plot_locking_study(self, out / "locking_study.png"))
+        return written
+
+
+def run_locking_study(
+    spec: LockingStudySpec,
+    *,
+    strategies: list[str] | None = None,
+    progress: Progress | None = None,
+) -> LockingStudyResult:
+    """Sweep every strategy over the offered rates of ``spec``; same spec → same result.
+
+    A strategy's sweep stops ``measure.points_past_ceiling`` rates after its first failing one.
+    """
+    names = list(strategies or spec.strategies)
+    for name in names:
+        if name not in CLAIM_STRATEGIES:
+            raise ValueError(f"unknown claim strategy {name!r}")
+    rates = spec.offered_tps
+    total = len(names) * len(rates)
+    past_limit = spec.measure.points_past_ceiling
+    rows = []
+    for k, name in enumerate(names):
+        failing = 0
+        for j, rate in enumerate(rates):
+            if progress is not None:
+                progress(k * len(rates) + j, total, f"{name} at {rate:g} TPS")
+            row = simulate_point(spec, name, rate)
+            rows.append(row)
+            failing += failing > 0 or not (row["tracks"] and row["within_slo"])
+            if past_limit is not None and failing > past_limit:
+                break  # saturated: higher rates only cost time
+    if progress is not None:
+        progress(total, total, "done")
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    return LockingStudyResult(spec, table, ceilings(table))
+
+
+#: One colour and marker per strategy, the same in every figure.
+STYLE = {
+    "pessimistic": ("#c0392b", "o"),
+    "optimistic": ("#e67e22", "s"),
+    "atomic": ("#2471a3", "^"),
+    "queue": ("#229954", "D"),
+}
+
+
+def ceiling_text(row: pd.Series, lowest_offered: float) -> str:
+    """A ceiling as people read it: ``≥ x`` when the sweep never reached it, ``< x`` when even
+    the lowest offered rate failed."""
+    if math.isnan(row["ceiling_tps"]):
+        return f"< {lowest_offered:,.0f}"
+    prefix = "≥ " if str(row["limited_by"]).startswith("not reached") else ""
+    return f"{prefix}{row['ceiling_tps']:,.0f}"
+
+
+def plot_locking_study(result: LockingStudyResult, path: str | Path) -> Path:
+    """Achieved throughput and p95 latency against offered load, log axes, one line each.
+
+    A p95 that was not reached before the run ended (more than 5 % of claims unanswered) has
+    no value; those points sit in a shaded band above the measurable range, one row per
+    strategy so that strategies failing at the same load do not hide each other.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec, table = result.spec, result.table
+    lo, hi = min(spec.offered_tps), max(spec.offered_tps)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.6), layout="constrained")
+    ax1.plot([lo, hi], [lo, hi], color="0.6", ls="--", lw=1, label="achieved = offered")
+    roof = spec.measure.drain_s * 1000  # no p95 beyond this can be measured
+    names = list(dict.fromkeys(table["strategy"]))
+    band = [roof * 1.25 * 1.2**i for i in range(len(names))]
+    ceilings_by_name = result.ceilings.set_index("strategy")
+    lines = []
+    for i, name in enumerate(names):
+        colour, marker = STYLE.get(name, ("black", "o"))
+        g = table[table["strategy"] == name].sort_values("offered_tps")
+        x = g["offered_tps"].to_numpy()
+        ax1.plot(x, g["achieved_tps"], color=colour, marker=marker, ms=5, label=name)
+        ceiling = ceilings_by_name.loc[name]
+        if not math.isnan(ceiling["ceiling_tps"]):
+            ax1.scatter(
+                [ceiling["ceiling_offered_tps"]],
+                [ceiling["ceiling_tps"]],
+                s=170 + 90 * i,  # nested rings when two ceilings coincide
+                facecolors="none",
+                edgecolors=colour,
+                lw=1.8,
+                zorder=5,
+            )
+        lines.append(f"{name:<12} {ceiling_text(ceiling, lo):>9}")
+        p95 = g["p95_ms"].to_numpy()
+        finite = np.isfinite(p95) & (p95 <= roof)
+        ax2.plot(x[finite], p95[finite], color=colour, marker=marker, ms=5, label=name)
+        if (~finite).any():
+            ax2.scatter(x[~finite], np.full((~finite).sum(), band[i]), color=colour, marker=marker)
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="offered load (claims/s)",
+        ylabel="achieved throughput (grants + refusals per s)",
+        title="Throughput: where each strategy stops tracking the load",
+    )
+    ax1.plot([], [], ls="none", marker="o", mfc="none", mec="0.3", ms=11, label="ceiling")
+    ax1.legend(loc="upper left", fontsize=9)
+    note = (
+        f"ceiling (TPS): p95 ≤ {spec.slo.p95_ms:g} ms and\n"
+        f"achieved ≥ {spec.slo.tracking:.0%} of arrivals\n" + "\n".join(lines)
+    )
+    ax1.text(
+        0.33,
+        0.975,
+        note,
+        transform=ax1.transAxes,
+        ha="left",
+        va="top",
+        family="monospace",
+        fontsize=8.5,
+        bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
+    )
+    ax2.axhline(spec.slo.p95_ms, color="0.35", ls=":", lw=1.2)
+    ax2.text(
+        hi,
+        spec.slo.p95_ms * 0.9,
+        f"SLO p95 {spec.slo.p95_ms:g} ms",
+        fontsize=8,
+        color="0.3",
+        ha="right",
+        va="top",
+    )
+    ax2.axhspan(roof * 1.12, band[-1] * 1.15, color="0.92", zorder=0)
+    ax2.text(
+        lo, roof * 1.14, f"unfinished: p95 > {roof:g} ms", fontsize=8, color="0.3", va="bottom"
+    )
+    ax2.set(
+        xscale="log",
+        yscale="log",
+        xlabel="offered load (claims/s)",
+        ylabel="claim latency p95 (ms)",
+        title="Latency: p95 of claims arriving at that load",
+    )
+    ax2.set_ylim(top=band[-1] * 1.15)
+    ax2.legend(loc="center left", fontsize=9)
+    for ax in (ax1, ax2):
+        ax.grid(True, which="major", alpha=0.35)
+        ax.grid(True, which="minor", alpha=0.12)
+    fig.suptitle(f"{spec.name}: claim strategies under contention", fontsize=12)
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
