@@ -382,8 +382,7 @@ def regress(
         typer.Option(help="Confidence of the paired t interval.", min=0.5, max=0.9999),
     ] = 0.99,
 ) -> None:
-    """Pricing-regression gate: rerun scenarios and compare revenue, prices and occupancy with
-    stored baselines.
+    """Pricing-regression gate: rerun scenarios, compare revenue and occupancy with baselines.
 
     Each scenario runs with its own seed, so replication r sees the same drivers as replication
     r of the baseline. Per figure (revenue per day by spot type and by tariff band, mean price,
