@@ -924,5 +924,135 @@ def sweep(
     )
 
 
+# -- locking under contention (docs/locking.md) -----------------------------------------------
+DEFAULT_LOCKING_STUDY = Path(__file__).resolve().parent / "scenarios" / "locking_study.yaml"
+
+
+def _ms(value: float, roof_ms: float) -> str:
+    """A latency in ms; one that was never reached before the run ended reads '> roof'."""
+    return f"> {roof_ms:,.0f}" if not math.isfinite(value) or value > roof_ms else f"{value:,.1f}"
+
+
+def locking_tables(result) -> list[Table]:
+    """Strategy × offered load (throughput, p95, conflicts, retries, failures) and ceilings."""
+    from twin.sim.locking_study import ceiling_text
+
+    spec, roof = result.spec, result.spec.measure.drain_s * 1000
+    slo = f"p95 ≤ {spec.slo.p95_ms:g} ms, achieved ≥ {spec.slo.tracking:.0%} of arrivals"
+    points = Table(title=f"{spec.name}: claims by strategy and offered load", title_justify="left")
+    for header in ("strategy", "offered TPS", "achieved TPS", "p50 ms", "p95 ms"):
+        points.add_column(header, justify="left" if header == "strategy" else "right")
+    for header in ("conflicts", "retries", "failed", "refused", "unfinished", "within"):
+        points.add_column(header, justify="right")
+    previous = None
+    for row in result.table.itertuples(index=False):
+        ok = row.tracks and row.within_slo
+        points.add_row(
+            row.strategy if row.strategy != previous else "",
+            f"{row.offered_tps:,.0f}",
+            f"{row.achieved_tps:,.0f}",
+            _ms(row.p50_ms, roof),
+            _ms(row.p95_ms, roof),
+            f"{row.conflicts:,}",
+            f"{row.retries:,}",
+            f"{row.failed:,}",
+            f"{row.refused:,}",
+            f"{row.unfinished:,}",
+            "[green]yes[/]" if ok else "[red]no[/]",
+            end_section=False,
+        )
+        previous = row.strategy
+    ceilings = Table(title=f"ceilings ({slo})", title_justify="left")
+    ceilings.add_column("strategy")
+    ceilings.add_column("ceiling TPS", justify="right")
+    ceilings.add_column("ended by")
+    ceilings.add_column("peak TPS (at offered)", justify="right")
+    low = min(spec.offered_tps)
+    for row in result.ceilings.itertuples(index=False):
+        ceilings.add_row(
+            row.strategy,
+            ceiling_text(result.ceilings.set_index("strategy").loc[row.strategy], low),
+            row.limited_by,
+            f"{row.peak_tps:,.0f} ({row.peak_offered_tps:,.0f})",
+        )
+    return [points, ceilings]
+
+
+@app.command()
+def locking(
+    study: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Locking study YAML (default: the shipped scenarios/locking_study.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for locking_study and locking_ceilings tables and locking_study.png."
+        ),
+    ] = None,
+    format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
+    seed: Annotated[int | None, typer.Option(help="Random seed; default: the study's.")] = None,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only this strategy (repeatable): pessimistic, optimistic, atomic, queue.",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Claim strategies under contention: how many claims per second each one sustains.
+
+    Claims for lot/type counter units arrive as a Poisson process at each offered rate of the
+    study's sweep and are decided by a pessimistic row lock, an optimistic version check with
+    retries, an atomic INCR/DECR counter or a single serialising queue, with latencies from the
+    study file (round trip, lock hold, DB and Redis service, back-off, consumer time). Prints
+    achieved throughput, latency and conflict counts per strategy and load, and each strategy's
+    ceiling: the load where it stops keeping up or breaks the p95 objective. See
+    docs/locking.md. The same study and seed always give the same table.
+    """
+    from twin.core.locking import CLAIM_STRATEGIES
+    from twin.scenario.locking import load_locking_study
+    from twin.sim.locking_study import run_locking_study
+
+    path = study if study is not None else DEFAULT_LOCKING_STUDY
+    try:
+        spec = load_locking_study(path, None if seed is None else {"seed": seed})
+    except api.ScenarioError as exc:
+        _fail(exc.problems, exc.source)
+    chosen = list(dict.fromkeys(strategy)) if strategy else list(spec.strategies)
+    unknown = [s for s in chosen if s not in CLAIM_STRATEGIES]
+    if unknown:
+        _fail([f"unknown strategy {unknown[0]!r} (allowed: {', '.join(CLAIM_STRATEGIES)})"])
+    if out is not None and out.exists() and not out.is_dir():
+        _fail([f"--out {out} exists and is not a folder"])
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(
+        *columns, console=err_console, transient=True, disable=not err_console.is_terminal
+    ) as bar:
+        task = bar.add_task("locking study", total=len(chosen) * len(spec.offered_tps))
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, description=label)
+
+        result = run_locking_study(spec, strategies=chosen, progress=progress)
+    wide = _wide_console()
+    for table in locking_tables(result):
+        wide.print(table)
+    if out is not None:
+        try:
+            written = result.write(out, format.value)
+        except OSError as exc:
+            _fail([f"cannot write to {out}: {exc.strerror or exc}"])
+        console.print(
+            f"wrote {', '.join(p.name for p in written)} to {escape(str(out))}/",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
