@@ -925,7 +925,9 @@ def sweep(
 
 
 # -- locking under contention (docs/locking.md) -----------------------------------------------
-DEFAULT_LOCKING_STUDY = Path(__file__).resolve().parent / "scenarios" / "locking_study.yaml"
+DEFAULT_LOCKING_STUDY = (
+    Path(__file__).resolve().parent / "scenarios" / "studies" / "locking_study.yaml"
+)
 
 
 def _ms(value: float, roof_ms: float) -> str:
@@ -983,7 +985,7 @@ def locking(
     study: Annotated[
         Path | None,
         typer.Argument(
-            help="Locking study YAML (default: the shipped scenarios/locking_study.yaml).",
+            help="Locking study YAML (default: scenarios/studies/locking_study.yaml).",
             show_default=False,
         ),
     ] = None,

@@ -1,4 +1,7 @@
-"""The locking study's parameters as a validated YAML file (``scenarios/locking_study.yaml``).
+"""The locking study's parameters as a validated YAML file.
+
+The shipped one is ``scenarios/studies/locking_study.yaml`` (not in ``scenarios/`` itself: files
+there are parking scenarios, which CI runs and gates against baselines).
 
 Every latency the study's ceilings come from is a named field here, in the units engineers
 quote them in (milliseconds, transactions per second), so a reader can trace any ceiling back
