@@ -408,6 +408,13 @@ def regress(
         )
         raise typer.Exit(code=2)
     names: dict[str, Path] = {}
+    studies = {p: kind for p in paths if (kind := rg.study_kind(p)) is not None}
+    for path, kind in studies.items():
+        console.print(
+            f"skip {escape(str(path))}: a {escape(kind)} file, not a parking scenario",
+            highlight=False,
+        )
+    paths = [p for p in paths if p not in studies]
     for path in paths:  # validate every file before spending time on runs
         sc = _load_or_exit(path)
         if sc.name in names:

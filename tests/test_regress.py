@@ -303,6 +303,8 @@ def test_wrapping_band_belongs_to_the_day_it_starts() -> None:
 def test_every_shipped_scenario_has_a_committed_baseline() -> None:
     """CI runs the gate on scenarios/*.yaml: each needs its baseline, recorded at its seed."""
     for path in SCENARIOS:
+        if regress.study_kind(path) is not None:  # e.g. the locking study: not gated
+            continue
         sc = load_scenario(path)
         bpath = regress.baseline_path(ROOT / "reports" / "baselines", sc.name)
         assert bpath.is_file(), f"record it: parktwin regress {path.name} --update"
@@ -312,3 +314,19 @@ def test_every_shipped_scenario_has_a_committed_baseline() -> None:
             sc.seed,
             sc.replications,
         )
+
+
+def test_study_files_next_to_scenarios_are_skipped(tmp_path: Path) -> None:
+    """scenarios/ may hold other study files (``kind: locking_study``): nothing to gate."""
+    study = tmp_path / "study.yaml"
+    study.write_text("kind: locking_study\nname: x\nseed: 1\n")
+    path = _variant("surface_lot", tmp_path / "sc")
+    baseline = tmp_path / "bl"
+    assert regress.study_kind(study) == "locking_study"
+    assert regress.study_kind(path) is None
+    args = ["regress", str(study), str(path), "--baseline", str(baseline)]
+    assert runner.invoke(app, [*args, "--update"]).exit_code == 0
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "skip" in result.output and "locking_study" in result.output
+    assert [p.name for p in baseline.iterdir()] == ["surface_lot.json"]

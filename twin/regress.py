@@ -39,7 +39,7 @@ from twin.core.clock import DAY, MINUTE
 from twin.core.pricing import WEEK_S, Tariff
 from twin.core.types import SpotType
 from twin.experiments import RunResult, run
-from twin.scenario.loader import load_scenario
+from twin.scenario.loader import ScenarioError, load_scenario, read_yaml
 from twin.scenario.model import Scenario
 from twin.sim.build import calendar_for
 
@@ -380,6 +380,19 @@ class BaselineUpdate:
         if self.table is None:
             return pd.DataFrame()
         return self.table[~self.table["reason"].isin(["identical", "undefined in both"])]
+
+
+def study_kind(path: str | Path) -> str | None:
+    """The ``kind:`` of a YAML study file that is not a parking scenario (e.g. a locking
+    study shipped next to the scenarios), else None. Such files have no revenue or occupancy to
+    gate, so ``scenarios/*.yaml`` may hold them; a file that does not parse is not skipped
+    (loading it reports the problem)."""
+    try:
+        data = read_yaml(Path(path))
+    except ScenarioError:
+        return None
+    kind = data.get("kind")
+    return None if kind in (None, "scenario") else str(kind)
 
 
 def _load(path: str | Path) -> Scenario:
