@@ -72,6 +72,11 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("blocked_pct", "blocked (no spot)", "pct"),
     ("balked_pct", "balked (price)", "pct"),
     ("reneged_pct", "reneged (gave up waiting)", "pct"),
+    ("deterred_per_day", "stayed away at the price, per day", "count"),
+    ("diverted_pct", "turned away, drove to another lot", "pct"),
+    ("diverted_parked_pct", "... and parked there", "pct"),
+    ("lost_pct", "lost to the network (parked nowhere)", "pct"),
+    ("search_km_per_day", "extra km driven between lots, per day", "num"),
     ("revenue_per_day", "revenue per day", "money"),
     ("mean_price", "mean price paid", "money"),
     ("mean_stay_h", "mean stay (h)", "num"),
@@ -126,17 +131,21 @@ def summary_tables(result: api.RunResult) -> list[Table]:
     for name, label, kind in HEADLINE:
         if name in summary.index:
             head.add_row(label, _cell(summary.loc[name], kind, ci))
+    for name in summary.index:
+        if name.startswith("revenue_per_day.lot["):
+            lot = name[len("revenue_per_day.lot[") : -1]
+            head.add_row(escape(f"revenue per day, {lot}"), _cell(summary.loc[name], "money", ci))
     occ = Table(title="occupancy by level and spot type", title_justify="left")
     occ.add_column("level / spot type")
     occ.add_column("mean", justify="right")
     occ.add_column("peak", justify="right")
-    for kind in ("level", "spot_type"):
+    for kind in ("lot", "level", "spot_type"):
         prefix = f"occupancy.{kind}["
         for name in summary.index:
             if name.startswith(prefix) and name.endswith(".mean"):
                 group = name[len(prefix) : -len("].mean")]
                 peak = summary.loc[f"{prefix}{group}].peak"]
-                label = f"level {group}" if kind == "level" else group.lower()
+                label = f"{kind} {group}" if kind in ("lot", "level") else group.lower()
                 occ.add_row(
                     escape(label), _cell(summary.loc[name], "frac", ci), _cell(peak, "frac", ci)
                 )
@@ -313,32 +322,42 @@ def _print_statistics_notes(result: api.RunResult) -> None:
         )
 
 
-def _regress_table(check) -> Table:
-    """The gate's diff table for one scenario: failing rows red, noise-level moves dim."""
+def _regress_table(check, confidence: float = 0.99, updating: bool = False) -> Table:
+    """The gate's diff table for one scenario: failing rows red, noise-level moves dim.
+
+    With ``updating`` it describes a re-recorded baseline: old against new, and which moves
+    the gate would have flagged.
+    """
     from twin.regress import format_ci, format_value
 
     t = check.table
     n = int(t["n"].max()) if len(t) else 0
     bad = len(check.failures)
-    table = Table(
-        title=f"{check.scenario}: {bad} of {len(t)} figures fail "
-        f"(paired over {n} replication{'s' * (n != 1)})",
-        title_justify="left",
-    )
+    level = f"{100 * confidence:g}%"
+    paired = f"paired over {n} replication{'s' * (n != 1)}"
+    if updating:
+        title = f"{check.scenario}: {len(t)} figures changed, {bad} beyond noise ({paired})"
+    else:
+        title = f"{check.scenario}: {bad} of {len(t)} figures fail ({paired})"
+    table = Table(title=title, title_justify="left")
     for name, justify in (
         ("metric", "left"),
-        ("baseline mean", "right"),
-        ("current mean", "right"),
+        ("old baseline" if updating else "baseline mean", "right"),
+        ("new baseline" if updating else "current mean", "right"),
         ("difference", "right"),
-        ("99% CI of difference", "right"),
-        ("verdict", "left"),
+        (f"{level} CI of difference", "right"),
+        ("gate verdict" if updating else "verdict", "left"),
     ):
         table.add_column(name, justify=justify, no_wrap=name == "metric")  # type: ignore[arg-type]
     for row in t.itertuples():
         m = row.metric
         failed = row.verdict != "pass"
-        style = "bold red" if failed else ("dim" if row.reason == "identical" else "")
-        verdict = f"[bold red]FAIL[/] {row.reason}" if failed else f"pass {row.reason}"
+        if updating:
+            style = "yellow" if failed else ""
+            verdict = f"would fail: {row.reason}" if failed else f"would pass: {row.reason}"
+        else:
+            style = "bold red" if failed else ("dim" if row.reason == "identical" else "")
+            verdict = f"[bold red]FAIL[/] {row.reason}" if failed else f"pass {row.reason}"
         table.add_row(
             escape(m),
             format_value(m, row.baseline_mean),
@@ -449,7 +468,7 @@ def regress(
                     highlight=False,
                 )
                 changed = rg.ScenarioCheck(up.scenario, path, up.path, up.changed.copy())
-                out.print(_regress_table(changed))
+                out.print(_regress_table(changed, updating=True))
             continue
         try:
             result = rg.check(path, baseline, replications, confidence)
@@ -470,7 +489,7 @@ def regress(
                 highlight=False,
             )
             continue
-        out.print(_regress_table(result))
+        out.print(_regress_table(result, confidence))
         if result.passed:
             out.print(f"[green]pass[/] {escape(result.scenario)}: moves within replication noise")
         else:

@@ -921,7 +921,7 @@ def _params(res: Results) -> list[tuple[str, str]]:
         )
     sc = res.scenario
     if sc is not None:
-        out.insert(1, ("Facility", sc.facility.name))
+        out.insert(1, ("Facility", ", ".join(lot.name for lot in sc.lot_specs)))
         if sc.tariff is not None:
             bands = ", ".join(
                 b.name or f"{','.join(b.days)} {b.start}-{b.end}" for b in sc.tariff.bands

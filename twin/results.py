@@ -12,29 +12,65 @@ import numpy as np
 import pandas as pd
 
 from twin.core.types import SpotType, VehicleClass
-from twin.sim.model import BALKED, BLOCKED, DETERRED, OUTCOMES, PARKED, RENEGED, RunRecord
+from twin.scenario.model import Scenario
+from twin.sim.model import (
+    BALKED,
+    BLOCKED,
+    DETERRED,
+    OUTCOMES,
+    PARKED,
+    RENEGED,
+    WAITING,
+    RunRecord,
+)
 
 
-def _spot_arrays(rec: RunRecord) -> tuple[np.ndarray, np.ndarray]:
-    spots = rec.lot.spots
-    level = np.array([s.level for s in spots], dtype=np.int64)
-    stype = np.array([int(s.type) for s in spots], dtype=np.int64)
-    return level, stype
+class Facility:
+    """All spots of a replication's lots as flat arrays, indexed like ``RunRecord.spot``.
+
+    Levels are numbered across lots; in a network their names carry the lot
+    (``"North/P2"``), so one-lot outputs keep the plain level names.
+    """
+
+    def __init__(self, rec: RunRecord) -> None:
+        multi = len(rec.lots) > 1
+        self.lot_names = [lot.lot_id for lot in rec.lots]
+        level, stype, lot_ix, ids, names, cap_level = [], [], [], [], [], []
+        cap_type = np.zeros(len(SpotType), dtype=np.int64)
+        for k, lot in enumerate(rec.lots):
+            base = len(names)
+            prefix = f"{lot.lot_id}/" if multi else ""
+            names.extend(prefix + lv.name for lv in lot.levels)
+            cap_level.extend(lot.capacity_by_level)
+            cap_type += np.asarray(lot.capacity_by_type)
+            for s in lot.spots:
+                level.append(base + s.level)
+                stype.append(int(s.type))
+                lot_ix.append(k)
+                ids.append(prefix + s.id)
+        self.level = np.array(level, dtype=np.int64)
+        self.type = np.array(stype, dtype=np.int64)
+        self.lot = np.array(lot_ix, dtype=np.int64)
+        self.ids = np.array(ids, dtype=object)
+        self.level_names = names
+        self.capacity_by_level = cap_level
+        self.capacity_by_type = cap_type.tolist()
+        self.capacity_by_lot = [lot.capacity for lot in rec.lots]
+        self.capacity = int(sum(self.capacity_by_lot))
 
 
 def vehicles_frame(rec: RunRecord) -> pd.DataFrame:
     """One row per arriving driver: who, when, where, how long they queued, what they paid."""
     d = rec.drivers
     sc = rec.scenario
-    level_of, type_of = _spot_arrays(rec)
+    fac = Facility(rec)
     parked = rec.spot >= 0
-    level_names = [lv.name for lv in rec.lot.levels]
-    spot_ids = np.array([s.id for s in rec.lot.spots], dtype=object)
+    spot_ids = fac.ids
     level = pd.Categorical.from_codes(
-        np.where(parked, level_of[np.maximum(rec.spot, 0)], -1), categories=level_names
+        np.where(parked, fac.level[np.maximum(rec.spot, 0)], -1), categories=fac.level_names
     )
     stype = pd.Categorical.from_codes(
-        np.where(parked, type_of[np.maximum(rec.spot, 0)], -1),
+        np.where(parked, fac.type[np.maximum(rec.spot, 0)], -1),
         categories=[t.name for t in SpotType],
     )
     epoch = pd.Timestamp(sc.start)
@@ -51,7 +87,10 @@ def vehicles_frame(rec: RunRecord) -> pd.DataFrame:
             "arrival_s": d.arrival,
             "arrival_time": epoch + pd.to_timedelta(d.arrival, unit="s"),
             "intended_dwell_s": d.dwell,
-            "entry_lane_wait_s": rec.entry_lane_start_t - d.arrival,
+            "lot": pd.Categorical.from_codes(rec.lot_of, categories=fac.lot_names),
+            "lots_tried": rec.tries,
+            "search_km": rec.search_km,
+            "entry_lane_wait_s": rec.entry_lane_start_t - rec.lot_arrival_t,
             "gate_s": rec.gate_t,
             "entry_s": rec.entry_t,
             "level": level,
@@ -66,6 +105,14 @@ def vehicles_frame(rec: RunRecord) -> pd.DataFrame:
         }
     )
     return frame
+
+
+def _has_lanes(sc: Scenario, direction: str) -> bool:
+    """Whether any lot has barriers in this direction ("entry" or "exit")."""
+    return any(
+        spec.lanes is not None and getattr(spec.lanes, direction) is not None
+        for spec in sc.lot_specs
+    )
 
 
 def _count_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -96,24 +143,21 @@ def _peak(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> int:
 
 
 def _groups(rec: RunRecord) -> list[tuple[str, str, np.ndarray, int]]:
-    """(kind, name, mask over vehicles, capacity) for the lot, each level and each spot type."""
-    level_of, type_of = _spot_arrays(rec)
+    """(kind, name, mask over vehicles, capacity): all spots, each lot of a network, each level
+    and each spot type."""
+    fac = Facility(rec)
     parked = rec.spot >= 0
     spot = np.maximum(rec.spot, 0)
-    groups = [("total", "all", parked, rec.lot.capacity)]
-    for lv in rec.lot.levels:
-        groups.append(
-            (
-                "level",
-                lv.name,
-                parked & (level_of[spot] == lv.index),
-                rec.lot.capacity_by_level[lv.index],
-            )
-        )
+    groups = [("total", "all", parked, fac.capacity)]
+    if len(fac.lot_names) > 1:
+        for k, name in enumerate(fac.lot_names):
+            groups.append(("lot", name, parked & (fac.lot[spot] == k), fac.capacity_by_lot[k]))
+    for k, name in enumerate(fac.level_names):
+        groups.append(("level", name, parked & (fac.level[spot] == k), fac.capacity_by_level[k]))
     for t in SpotType:
-        cap = rec.lot.capacity_by_type[t]
+        cap = fac.capacity_by_type[t]
         if cap:
-            groups.append(("spot_type", t.name, parked & (type_of[spot] == t), cap))
+            groups.append(("spot_type", t.name, parked & (fac.type[spot] == t), cap))
     return groups
 
 
@@ -152,10 +196,10 @@ def lanes_frame(rec: RunRecord) -> pd.DataFrame:
     times = np.arange(0.0, sc.horizon_s + step / 2, step)
     rows = []
     for lane, arrive, start in (
-        ("entry", rec.drivers.arrival, rec.entry_lane_start_t),
+        ("entry", rec.lot_arrival_t, rec.entry_lane_start_t),
         ("exit", rec.leave_t, rec.exit_start_t),
     ):
-        if getattr(sc.lanes, lane) is None:
+        if not _has_lanes(sc, lane):
             continue
         used = ~np.isnan(start)  # balked or blocked drivers never joined the lane
         q = _count_at(times, arrive[used], start[used])
@@ -170,7 +214,7 @@ def lanes_frame(rec: RunRecord) -> pd.DataFrame:
 
 def rates_frame(rec: RunRecord) -> pd.DataFrame:
     """Adaptive pricing's rate trajectory: one row per rate table per adjustment."""
-    frame = pd.DataFrame(rec.rates, columns=["time_s", "table", "rate", "occupancy_seen"])
+    frame = pd.DataFrame(rec.rates, columns=["time_s", "table", "rate", "occupancy_seen", "lot"])
     frame.insert(0, "replication", rec.replication)
     frame.insert(
         2, "time", pd.Timestamp(rec.scenario.start) + pd.to_timedelta(frame["time_s"], unit="s")
@@ -214,13 +258,37 @@ def metrics(rec: RunRecord) -> dict[str, float]:
         if kind == "total":
             out["occupied.mean"] = mean
     for lane, arrive, start in (
-        ("entry", d.arrival, rec.entry_lane_start_t),
+        ("entry", rec.lot_arrival_t, rec.entry_lane_start_t),
         ("exit", rec.leave_t, rec.exit_start_t),
     ):
-        if getattr(sc.lanes, lane) is None:
+        if not _has_lanes(sc, lane):
             continue
         served = ~np.isnan(start) & (arrive >= t0)
         wait = start[served] - arrive[served]
         out[f"{lane}_wait_s.mean"] = float(wait.mean()) if len(wait) else 0.0
         out[f"{lane}_wait_s.p95"] = float(np.percentile(wait, 95)) if len(wait) else 0.0
+    if len(rec.lots) > 1:
+        out.update(_network_metrics(rec, counted, paid, days))
+    return out
+
+
+def _network_metrics(
+    rec: RunRecord, counted: np.ndarray, paid: np.ndarray, days: float
+) -> dict[str, float]:
+    """City-level figures: diversions between lots, drivers lost to the network, search."""
+    n = int(counted.sum())
+    pct = 100.0 / n if n else float("nan")
+    parked = rec.spot >= 0
+    diverted = counted & (rec.search_km > 0)
+    out = {
+        "diverted_pct": float(diverted.sum()) * pct,
+        "diverted_parked_pct": float((diverted & parked).sum()) * pct,
+        "lost_pct": float((counted & ~parked & (rec.outcome != WAITING)).sum()) * pct,
+        "search_km_per_day": float(rec.search_km[counted].sum()) / days,
+    }
+    for k, lot in enumerate(rec.lots):
+        mine = paid & (rec.lot_of == k)
+        out[f"revenue_per_day.lot[{lot.lot_id}]"] = (
+            float(np.nansum(rec.amount_cents[mine])) / 100.0 / days
+        )
     return out

@@ -6,6 +6,7 @@ is an error that names the allowed keys instead of a setting silently ignored.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -204,6 +205,9 @@ class StreamSpec(_Model):
     dwell_by_hour: list[DwellBand] = Field(default_factory=list)
     willingness_to_pay: WillingnessSpec | None = None
     patience: Dist | None = None
+    lot: str | None = Field(
+        default=None, description="target lot name, or '*' for any lot at random (networks)"
+    )
     elasticity: ElasticitySpec | None = Field(
         default=None, description="price elasticity of this stream's demand"
     )
@@ -242,6 +246,39 @@ class BehaviourSpec(_Model):
         return self
 
 
+class LotSpec(_Model):
+    """One facility of a network; lanes and tariff default to the scenario's top-level ones."""
+
+    name: str
+    x_km: float = Field(default=0.0, description="position, for travel times from coordinates")
+    y_km: float = 0.0
+    facility: FacilitySpec
+    lanes: LanesSpec | None = None
+    tariff: TariffSpec | None = None
+
+
+class DiversionSpec(_Model):
+    """Whether a driver turned away (full, priced out, tired of waiting) tries another lot.
+
+    The probability of trying the next lot falls with the extra travel time and the extra
+    price, as in SUMO's parking rerouter: ``base × exp(-per_minute·minutes - per_dollar·Δ$)``.
+    """
+
+    base_probability: float = Field(default=0.9, ge=0, le=1)
+    per_minute: float = Field(default=0.05, ge=0, description="decay per minute of extra travel")
+    per_dollar: float = Field(default=0.10, ge=0, description="decay per $ of extra price")
+    max_tries: int = Field(default=3, ge=1, description="other lots tried before giving up")
+
+
+class NetworkSpec(_Model):
+    """Travel between lots: a matrix of minutes, or straight-line coordinates and a speed."""
+
+    travel_time_min: list[list[float]] | None = None
+    speed_kmh: float = Field(default=20.0, gt=0)
+    circuity: float = Field(default=1.3, ge=1, description="road km per straight-line km")
+    diversion: DiversionSpec = Field(default_factory=DiversionSpec)
+
+
 class OutputSpec(_Model):
     interval_min: float = Field(default=15.0, gt=0, description="time-series sampling step")
 
@@ -257,7 +294,9 @@ class Scenario(_Model):
     warmup_hours: float | Literal["auto"] = 0.0
     seed: int = Field(default=1, ge=0)
     replications: int = Field(default=1, ge=1)
-    facility: FacilitySpec
+    facility: FacilitySpec | None = None
+    lots: list[LotSpec] = Field(default_factory=list, description="several facilities")
+    network: NetworkSpec | None = None
     lanes: LanesSpec = Field(default_factory=LanesSpec)
     demand: list[StreamSpec] = Field(min_length=1)
     behaviour: BehaviourSpec = Field(default_factory=BehaviourSpec)
@@ -291,13 +330,69 @@ class Scenario(_Model):
         names = [s.name for s in self.demand]
         if len(set(names)) != len(names):
             raise ValueError(f"demand stream names must be unique, got {names}")
+        if (self.facility is None) == (not self.lots):
+            raise ValueError("give either 'facility' (one lot) or 'lots' (a network), not both")
+        lots = self.lot_specs
+        lot_names = [lot.name for lot in lots]
+        if len(set(lot_names)) != len(lot_names):
+            raise ValueError(f"lot names must be unique, got {lot_names}")
+        for stream in self.demand:
+            if stream.lot is not None and stream.lot != "*" and stream.lot not in lot_names:
+                raise ValueError(
+                    f"demand stream {stream.name!r}: unknown lot {stream.lot!r} "
+                    f"(lots: {', '.join(lot_names)}, or '*')"
+                )
+            if stream.lot is None and len(lots) > 1:
+                raise ValueError(f"demand stream {stream.name!r} needs a 'lot' (or '*')")
+        matrix = self.network.travel_time_min if self.network is not None else None
+        if matrix is not None and (
+            len(matrix) != len(lots) or any(len(row) != len(lots) for row in matrix)
+        ):
+            raise ValueError(f"network.travel_time_min must be {len(lots)} x {len(lots)}")
         priced = [s.name for s in self.demand if s.elasticity is not None]
-        if (self.pricing_policy is not None or priced) and self.tariff is None:
+        untariffed = any(lot.tariff is None for lot in lots)
+        if (self.pricing_policy is not None or priced) and untariffed:
             what = "pricing_policy" if self.pricing_policy is not None else f"elasticity ({priced})"
             raise ValueError(f"{what} needs a tariff")
         if any(s.trace is not None for s in self.demand if s.elasticity is not None):
             raise ValueError("elasticity applies to generated demand, not to a replayed trace")
         return self
+
+    @property
+    def lot_specs(self) -> list[LotSpec]:
+        """Every lot with its lanes and tariff resolved; one lot when ``facility`` is given."""
+        if self.facility is not None:
+            return [
+                LotSpec(
+                    name=self.facility.name,
+                    facility=self.facility,
+                    lanes=self.lanes,
+                    tariff=self.tariff,
+                )
+            ]
+        return [
+            lot.model_copy(
+                update={
+                    "lanes": lot.lanes if lot.lanes is not None else self.lanes,
+                    "tariff": lot.tariff if lot.tariff is not None else self.tariff,
+                }
+            )
+            for lot in self.lots
+        ]
+
+    def travel_minutes(self) -> list[list[float]]:
+        """Driving minutes between lots (matrix, or coordinates × circuity ÷ speed)."""
+        lots = self.lot_specs
+        net = self.network or NetworkSpec()
+        if net.travel_time_min is not None:
+            return net.travel_time_min
+        return [
+            [
+                60.0 * net.circuity * math.hypot(a.x_km - b.x_km, a.y_km - b.y_km) / net.speed_kmh
+                for b in lots
+            ]
+            for a in lots
+        ]
 
     @property
     def horizon_s(self) -> float:

@@ -8,7 +8,7 @@ from twin.core.clock import Calendar
 from twin.core.facility import Level, Spot, build_spots
 from twin.core.lot import Lot
 from twin.core.types import SpotType
-from twin.scenario.model import Scenario
+from twin.scenario.model import LotSpec, Scenario
 
 
 def calendar_for(scenario: Scenario) -> Calendar:
@@ -16,39 +16,47 @@ def calendar_for(scenario: Scenario) -> Calendar:
 
 
 def build_lot(scenario: Scenario, calendar: Calendar | None = None) -> Lot:
-    """A fresh core Lot for one replication (lots are stateful, so never shared)."""
+    """A fresh core Lot for a one-lot scenario (the first lot of a network)."""
     calendar = calendar or calendar_for(scenario)
-    fac = scenario.facility
+    return build_lot_from(scenario.lot_specs[0], calendar)
+
+
+def build_lots(scenario: Scenario, calendar: Calendar | None = None) -> list[Lot]:
+    """Fresh core Lots, one per facility (lots are stateful, so never shared between runs)."""
+    calendar = calendar or calendar_for(scenario)
+    return [build_lot_from(spec, calendar) for spec in scenario.lot_specs]
+
+
+def build_lot_from(spec: LotSpec, calendar: Calendar) -> Lot:
+    fac = spec.facility
     levels = [
         Level(
             index=k,
-            name=spec.name,
+            name=level.name,
             entrance_distance=(
-                spec.entrance_distance_m
-                if spec.entrance_distance_m is not None
+                level.entrance_distance_m
+                if level.entrance_distance_m is not None
                 else k * fac.level_distance_m
             ),
         )
-        for k, spec in enumerate(fac.levels)
+        for k, level in enumerate(fac.levels)
     ]
     if fac.spots_csv is not None:
         spots = read_spot_list(fac.spots_csv, levels)
     else:
-        spots = build_spots(
-            [
-                (lv, {SpotType[t]: n for t, n in spec.spots.items()})
-                for lv, spec in zip(levels, fac.levels, strict=True)
-            ],
-            spacing_m=fac.spot_spacing_m,
-        )
-    tariff = scenario.tariff.build(calendar) if scenario.tariff is not None else None
+        counts = [
+            (lv, {SpotType[t]: n for t, n in level.spots.items()})
+            for lv, level in zip(levels, fac.levels, strict=True)
+        ]
+        spots = build_spots(counts, spacing_m=fac.spot_spacing_m)
+    tariff = spec.tariff.build(calendar) if spec.tariff is not None else None
     return Lot(
         spots,
         levels,
         strategy=fac.strategy,
         tariff=tariff,
         ev_open_to_all=fac.ev_open_to_all,
-        lot_id=fac.name,
+        lot_id=spec.name,
     )
 
 

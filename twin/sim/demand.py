@@ -14,7 +14,14 @@ import pandas as pd
 
 from twin.core.clock import HOUR, Calendar
 from twin.core.types import VehicleClass
-from twin.scenario.model import LaneSpec, Scenario, StreamSpec, TraceSpec, WillingnessSpec
+from twin.scenario.model import (
+    LaneSpec,
+    LanesSpec,
+    Scenario,
+    StreamSpec,
+    TraceSpec,
+    WillingnessSpec,
+)
 from twin.sim.rng import Streams
 
 
@@ -31,12 +38,18 @@ class Drivers:
     wtp_cents: np.ndarray  # float; +inf where the driver takes any price
     wtp_per_hour: np.ndarray  # bool: wtp is per hour of intended stay
     patience: np.ndarray  # seconds; 0 = leaves at once
-    entry_service: np.ndarray  # seconds at the entry barrier (0 without lanes)
-    exit_service: np.ndarray  # seconds at the exit barrier
+    #: Seconds at the entry/exit barrier, one row per distinct lane setting among the lots
+    #: (``lane_kinds``); a driver served at lot k uses row ``lane_kinds[k]``.
+    entry_service: np.ndarray
+    exit_service: np.ndarray
+    lot: np.ndarray  # int32, index of the lot the driver heads for first
+    #: (max tries, n) uniforms deciding whether a turned-away driver tries another lot
+    divert_u: np.ndarray
     #: Price-elastic streams are drawn at ``cap`` × their observed rate; a candidate comes if
     #: ``accept_u × cap`` is below its demand factor at the price it sees. NaN: always comes.
     accept_u: np.ndarray
     trace_dropped: int = 0  # trace rows outside the horizon
+    lane_kinds: tuple[int, ...] = (0,)
 
     def __len__(self) -> int:
         return len(self.arrival)
@@ -154,8 +167,31 @@ def _dwell(stream: StreamSpec, arrival: np.ndarray, calendar: Calendar, rng: Str
     return dwell
 
 
+def _lane_kinds(scenario: Scenario) -> tuple[list[LanesSpec], tuple[int, ...]]:
+    """Distinct lane settings among the lots, and which one each lot uses."""
+    kinds: list[LanesSpec] = []
+    of_lot = []
+    for spec in scenario.lot_specs:
+        lanes = spec.lanes or LanesSpec()
+        if lanes not in kinds:
+            kinds.append(lanes)
+        of_lot.append(kinds.index(lanes))
+    return kinds, tuple(of_lot)
+
+
+def _target_lots(stream: StreamSpec, scenario: Scenario, rng: Streams, n: int) -> np.ndarray:
+    names = [lot.name for lot in scenario.lot_specs]
+    if stream.lot == "*":
+        return rng.get(f"lotpick/{stream.name}").integers(0, len(names), size=n, dtype=np.int32)
+    index = 0 if stream.lot is None else names.index(stream.lot)
+    return np.full(n, index, dtype=np.int32)
+
+
 def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Drivers:
     """Draw every driver of one replication; see the module docstring for why in bulk."""
+    kinds, lane_kind_of_lot = _lane_kinds(scenario)
+    network = scenario.network if len(scenario.lot_specs) > 1 else None
+    tries = network.diversion.max_tries if network is not None else 0
     parts: list[dict[str, np.ndarray]] = []
     dropped = 0
     horizon = scenario.horizon_s
@@ -214,8 +250,21 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
                 "wtp_cents": wtp,
                 "wtp_per_hour": np.full(n, per_hour),
                 "patience": patience,
-                "entry_service": _service(scenario.lanes.entry, rng.get(f"lane-entry/{name}"), n),
-                "exit_service": _service(scenario.lanes.exit, rng.get(f"lane-exit/{name}"), n),
+                # one row per lane setting; the first keeps the one-lot stream names
+                "entry_service": np.array(
+                    [
+                        _service(kind.entry, rng.get(f"lane-entry/{name}" + f"/{j}" * (j > 0)), n)
+                        for j, kind in enumerate(kinds)
+                    ]
+                ),
+                "exit_service": np.array(
+                    [
+                        _service(kind.exit, rng.get(f"lane-exit/{name}" + f"/{j}" * (j > 0)), n)
+                        for j, kind in enumerate(kinds)
+                    ]
+                ),
+                "lot": _target_lots(stream, scenario, rng, n),
+                "divert_u": rng.get(f"divert/{name}").random((tries, n)),
                 "accept_u": (
                     rng.get(f"elasticity/{name}").random(n)
                     if stream.elasticity is not None
@@ -223,6 +272,10 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
                 ),
             }
         )
-    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    merged = {key: np.concatenate([p[key] for p in parts], axis=-1) for key in parts[0]}
     order = np.argsort(merged["arrival"], kind="stable")
-    return Drivers(**{key: value[order] for key, value in merged.items()}, trace_dropped=dropped)
+    return Drivers(
+        **{key: value[..., order] for key, value in merged.items()},
+        trace_dropped=dropped,
+        lane_kinds=lane_kind_of_lot,
+    )

@@ -33,13 +33,22 @@ from twin.core.clock import Calendar
 from twin.core.lot import Lot, Session
 from twin.core.types import Vehicle, VehicleClass
 from twin.scenario.model import Scenario
-from twin.sim.build import build_lot, calendar_for
+from twin.sim.build import build_lots, calendar_for
 from twin.sim.demand import Drivers, draw_drivers
 from twin.sim.rng import Streams
 
 #: Outcome codes of a vehicle record.
-PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED, DETERRED = range(7)
-OUTCOMES = ("parked", "blocked", "balked", "reneged", "waiting", "in_entry_lane", "deterred")
+PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED, DETERRED, DIVERTING = range(8)
+OUTCOMES = (
+    "parked",
+    "blocked",
+    "balked",
+    "reneged",
+    "waiting",
+    "in_entry_lane",
+    "deterred",
+    "diverting",  # driving to another lot of the network when the run ended
+)
 #: ``deterred``: a price-elastic candidate driver who, at the price in force, did not come at
 #: all (they are not arrivals; see ElasticitySpec).
 
@@ -81,10 +90,10 @@ class RunRecord:
     replication: int
     seed: int
     drivers: Drivers
-    lot: Lot
+    lots: list[Lot]
     gate_t: np.ndarray  # time the car passed the entry barrier (NaN if it never did)
     entry_t: np.ndarray  # time it took a spot
-    spot: np.ndarray  # spot index, -1 if none
+    spot: np.ndarray  # spot index over all lots (lot offset + index in lot), -1 if none
     leave_t: np.ndarray  # time it left the spot
     exit_start_t: np.ndarray  # time its exit barrier service started
     exit_t: np.ndarray  # time it passed the exit barrier
@@ -92,9 +101,18 @@ class RunRecord:
     quote_cents: np.ndarray  # price shown at arrival when drivers compare it with their budget
     outcome: np.ndarray  # int8 codes, see OUTCOMES
     entry_lane_start_t: np.ndarray
+    lot_of: np.ndarray  # int32: the lot where the driver parked or was last turned away
+    lot_arrival_t: np.ndarray  # when the driver reached that lot (= arrival unless diverted)
+    tries: np.ndarray  # other lots the driver considered after being turned away
+    search_km: np.ndarray  # extra km driven between lots
     #: Adaptive pricing's decisions: (time s, rate table name, hourly rate $, mean occupancy
-    #: the rule saw over the period that ended then; NaN for the opening rates).
-    rates: list[tuple[float, str, float, float]] = field(default_factory=list)
+    #: the rule saw over the period that ended then (NaN for the opening rates), lot name).
+    rates: list[tuple[float, str, float, float, str]] = field(default_factory=list)
+
+    @property
+    def lot(self) -> Lot:
+        """The facility of a one-lot scenario (the first lot of a network)."""
+        return self.lots[0]
 
 
 class ParkingModel:
@@ -105,12 +123,17 @@ class ParkingModel:
         self.replication = replication
         self.seed = scenario.seed if seed is None else seed
         self.calendar: Calendar = calendar_for(scenario)
-        self.lot = build_lot(scenario, self.calendar)
+        self.lots = build_lots(scenario, self.calendar)
+        self.lot = self.lots[0]
         self.drivers = draw_drivers(scenario, Streams(self.seed, replication), self.calendar)
         self.env = simpy.Environment()
 
     def _adaptive_pricing(
-        self, queue: list, nxt: Callable[[], int], log: list[tuple[float, str, float, float]]
+        self,
+        lot: Lot,
+        queue: list,
+        nxt: Callable[[], int],
+        log: list[tuple[float, str, float, float, str]],
     ) -> None:
         """Sample occupancy per rate table and let the pricing rule move rates every period.
 
@@ -122,7 +145,7 @@ class ParkingModel:
         spec = self.scenario.pricing_policy
         assert spec is not None
         rule = spec.build()
-        lot, env = self.lot, self.env
+        env = self.env
         names = lot.tariff.table_names
         sample = spec.sample_minutes * 60.0
         period = spec.adjust_every_days * 86400.0
@@ -139,7 +162,7 @@ class ParkingModel:
             return out
 
         for k, cents in rates().items():
-            log.append((0.0, names[k], cents / 100.0, math.nan))
+            log.append((0.0, names[k], cents / 100.0, math.nan, lot.lot_id))
 
         def on_sample(event: _Call) -> None:
             t = env._now
@@ -155,7 +178,7 @@ class ParkingModel:
             new = rule.adjust(rates(), seen)
             lot.tariff = lot.tariff.with_hourly_rates(new)
             for k, cents in new.items():
-                log.append((t, names[k], cents / 100.0, seen.get(k, math.nan)))
+                log.append((t, names[k], cents / 100.0, seen.get(k, math.nan), lot.lot_id))
             total[:] = [0.0] * len(names)
             count[:] = [0] * len(names)
             if t + period < horizon:
@@ -168,11 +191,11 @@ class ParkingModel:
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecord:
         """Run to the horizon; ``progress`` gets the fraction of simulated time done."""
         sc = self.scenario
-        env, lot, d = self.env, self.lot, self.drivers
+        env, lots, d = self.env, self.lots, self.drivers
         n = len(d)
         horizon = sc.horizon_s
         queue = env._queue
-        eid = env._eid
+        nxt = env._eid.__next__
 
         arrival = d.arrival.tolist()
         dwell = d.dwell.tolist()
@@ -189,8 +212,7 @@ class ParkingModel:
         profile = d.vclass.astype(np.int64) * 4 + d.handicap * 2 + d.ev
         vehicle_of = [fleet[p] for p in profile.tolist()]
         patience = d.patience.tolist()
-        entry_service = d.entry_service.tolist()
-        exit_service = d.exit_service.tolist()
+        at = d.lot.tolist()  # the lot each driver is at (or driving to)
 
         nan = math.nan
         gate_t = [nan] * n
@@ -201,16 +223,31 @@ class ParkingModel:
         lane_start = [nan] * n
         outcome = [QUEUED] * n
 
-        allocate, release = lot.try_allocate, lot.release
+        # per lot: the core's entry points, barrier next-free times, drivers waiting for a spot
+        allocate = [lot.try_allocate for lot in lots]
+        release = [lot.release for lot in lots]
+        specs = sc.lot_specs
+        entry_free = [
+            [0.0] * spec.lanes.entry.count if spec.lanes and spec.lanes.entry else None
+            for spec in specs
+        ]
+        exit_free = [
+            [0.0] * spec.lanes.exit.count if spec.lanes and spec.lanes.exit else None
+            for spec in specs
+        ]
+        entry_rows = [row.tolist() for row in d.entry_service]
+        exit_rows = [row.tolist() for row in d.exit_service]
+        entry_service = [entry_rows[kind] for kind in d.lane_kinds]
+        exit_service = [exit_rows[kind] for kind in d.lane_kinds]
+        waiting: list[deque[int]] = [deque() for _ in lots]
+        any_entry_lanes = any(free is not None for free in entry_free)
+        any_exit_lanes = any(free is not None for free in exit_free)
+
         pool: list[_Call] = []
         DEPART = _DEPART
-        nxt = eid.__next__
-        entry_lanes = sc.lanes.entry
-        exit_lanes = sc.lanes.exit
-        entry_free = [0.0] * entry_lanes.count if entry_lanes else None
-        exit_free = [0.0] * exit_lanes.count if exit_lanes else None
-        waiting: deque[int] = deque()
-        check_price = lot.tariff is not None and bool(np.isfinite(d.wtp_cents).any())
+        check_price = any(lot.tariff is not None for lot in lots) and bool(
+            np.isfinite(d.wtp_cents).any()
+        )
         accept_u = d.accept_u.tolist()
         stream_of = d.stream.tolist()
         elastic = bool(np.isfinite(d.accept_u).any())
@@ -223,17 +260,61 @@ class ParkingModel:
         wtp = d.wtp_cents.tolist()
         wtp_hourly = d.wtp_per_hour.tolist()
 
+        network = sc.network if len(lots) > 1 else None
+        tries = [0] * n
+        search_km = [0.0] * n
+        rearrived: dict[int, float] = {}  # diverted drivers: when they reached the next lot
+        if network is not None:
+            minutes = sc.travel_minutes()
+            km = [[m * network.speed_kmh / 60.0 for m in row] for row in minutes]
+            nearest_first = [
+                sorted((j for j in range(len(lots)) if j != k), key=lambda j, k=k: minutes[k][j])
+                for k in range(len(lots))
+            ]
+            divert_u = [row.tolist() for row in d.divert_u]
+            rule = network.diversion
+            tried: dict[int, set[int]] = {}
+
+        def price_for(i: int, k: int, t: float) -> float:
+            lot = lots[k]
+            if lot.tariff is None:
+                return 0.0
+            return lot.tariff.quote(t, t + dwell[i], lot.n_occupied / lot.capacity)
+
+        def turned_away(i: int, k: int, t: float, code: int) -> None:
+            """Full, priced out or tired of waiting: leave, or drive to the nearest other lot."""
+            outcome[i] = code
+            if network is None or tries[i] >= rule.max_tries:
+                return
+            seen = tried.setdefault(i, {k})
+            j = next((j for j in nearest_first[k] if j not in seen), None)
+            if j is None:
+                return
+            extra = max(0.0, price_for(i, j, t) - price_for(i, k, t)) / 100.0
+            p = rule.base_probability * math.exp(
+                -rule.per_minute * minutes[k][j] - rule.per_dollar * extra
+            )
+            u = divert_u[tries[i]][i]
+            tries[i] += 1
+            if u < p:
+                seen.add(j)
+                search_km[i] += km[k][j]
+                at[i] = j
+                outcome[i] = DIVERTING
+                heappush(queue, (t + 60.0 * minutes[k][j], _ARRIVE, nxt(), _Call(arrive_again, i)))
+
         def gate(i: int, t: float) -> None:
-            if entry_free is not None:
+            k = at[i]
+            if any_entry_lanes:
                 gate_t[i] = t
-            session = allocate(vehicle_of[i], t)
+            session = allocate[k](vehicle_of[i], t)
             if session is None:
                 if patience[i] > 0.0:
                     outcome[i] = WAITING
-                    waiting.append(i)
-                    heappush(queue, (t + patience[i], _ARRIVE, next(eid), _Call(renege, i)))
+                    waiting[k].append(i)
+                    heappush(queue, (t + patience[i], _ARRIVE, nxt(), _Call(renege, i)))
                 else:
-                    outcome[i] = BLOCKED
+                    turned_away(i, k, t, BLOCKED)
                 return
             session_of[i] = session  # entry time, spot and (later) price live on the session
             if pool:  # departure events are recycled: one fewer object per car
@@ -248,56 +329,70 @@ class ParkingModel:
             gate(event._value, env._now)
 
         def arrive(i: int, t: float) -> None:
-            if elastic:
-                u = accept_u[i]
-                if u == u:  # not NaN: a price-elastic candidate
-                    value, reference, cap = elasticity_of[stream_of[i]]
-                    rate = lot.tariff.hourly_rate_at(t)
-                    if u * cap >= elasticity_factor(rate, reference, value, cap):
-                        outcome[i] = DETERRED
-                        return
+            k = at[i]
             if check_price:
                 stay = dwell[i]
-                q = lot.tariff.quote(t, t + stay, lot.n_occupied / lot.capacity)
-                quote[i] = q
-                budget = wtp[i] * (stay / 3600.0) if wtp_hourly[i] else wtp[i]
-                if q > budget:
-                    outcome[i] = BALKED
-                    return
-            if entry_free is not None:
-                start = entry_free[0]
+                lot = lots[k]
+                if lot.tariff is not None:
+                    q = lot.tariff.quote(t, t + stay, lot.n_occupied / lot.capacity)
+                    quote[i] = q
+                    budget = wtp[i] * (stay / 3600.0) if wtp_hourly[i] else wtp[i]
+                    if q > budget:
+                        turned_away(i, k, t, BALKED)
+                        return
+            free = entry_free[k]
+            if free is not None:
+                start = free[0]
                 start = t if t > start else start
                 lane_start[i] = start
-                done = start + entry_service[i]
-                heapreplace(entry_free, done)
-                heappush(queue, (done, _ARRIVE, next(eid), _Call(at_gate, i)))
+                done = start + entry_service[k][i]
+                heapreplace(free, done)
+                heappush(queue, (done, _ARRIVE, nxt(), _Call(at_gate, i)))
             else:
                 gate(i, t)
+
+        def arrive_first(i: int, t: float) -> None:
+            u = accept_u[i]
+            if u == u:  # not NaN: a price-elastic candidate, who may stay away at this price
+                value, reference, cap = elasticity_of[stream_of[i]]
+                rate = lots[at[i]].tariff.hourly_rate_at(t)
+                if u * cap >= elasticity_factor(rate, reference, value, cap):
+                    outcome[i] = DETERRED
+                    return
+            arrive(i, t)
+
+        def arrive_again(event: _Call) -> None:
+            i = event._value
+            rearrived[i] = env._now
+            arrive(i, env._now)
 
         def depart(event: _Call) -> None:
             i = event._value
             t = env._now
-            release(session_of[i].ticket, t)
+            k = at[i]
+            release[k](session_of[i].ticket, t)
             pool.append(event)
-            if exit_free is not None:
-                start = exit_free[0]
+            free = exit_free[k]
+            if free is not None:
+                start = free[0]
                 start = t if t > start else start
                 exit_start[i] = start
-                done = start + exit_service[i]
-                heapreplace(exit_free, done)
+                done = start + exit_service[k][i]
+                heapreplace(free, done)
                 exit_t[i] = done
-            if waiting:
-                serve_waiting(t)
+            if waiting[k]:
+                serve_waiting(k, t)
 
-        def serve_waiting(t: float) -> None:
+        def serve_waiting(k: int, t: float) -> None:
             # FIFO among those the freed capacity fits; reneged drivers are skipped lazily.
-            for _ in range(len(waiting)):
-                i = waiting.popleft()
+            queued = waiting[k]
+            for _ in range(len(queued)):
+                i = queued.popleft()
                 if outcome[i] != WAITING:
                     continue
-                session = allocate(vehicle_of[i], t)
+                session = allocate[k](vehicle_of[i], t)
                 if session is None:
-                    waiting.append(i)
+                    queued.append(i)
                     continue
                 session_of[i] = session
                 heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
@@ -305,16 +400,21 @@ class ParkingModel:
 
         def renege(event: _Call) -> None:
             i = event._value
-            if outcome[i] == WAITING:
-                outcome[i] = RENEGED
+            if outcome[i] == WAITING and session_of[i] is None:
+                turned_away(i, at[i], env._now, RENEGED)
 
         depart_callbacks = [depart]  # SimPy's step only reads an event's list: one can be shared
 
-        if not check_price and entry_free is None and not elastic:
-            arrive = gate  # nothing happens between arrival and the barrier
-        rates_log: list[tuple[float, str, float, float]] = []
+        if elastic:
+            first = arrive_first
+        elif not check_price and not any_entry_lanes:
+            first = gate  # nothing happens between arrival and the barrier
+        else:
+            first = arrive
+        rates_log: list[tuple[float, str, float, float, str]] = []
         if sc.pricing_policy is not None:
-            self._adaptive_pricing(queue, nxt, rates_log)
+            for lot in lots:
+                self._adaptive_pricing(lot, queue, nxt, rates_log)
 
         if progress is not None:
             step = horizon / 100.0
@@ -322,16 +422,15 @@ class ParkingModel:
             def tick(event: _Call) -> None:
                 progress(min(env._now / horizon, 1.0))
                 if env._now + step < horizon:
-                    heappush(queue, (env._now + step, _ARRIVE, next(eid), _Call(tick, None)))
+                    heappush(queue, (env._now + step, _ARRIVE, nxt(), _Call(tick, None)))
 
-            heappush(queue, (step, _ARRIVE, next(eid), _Call(tick, None)))
+            heappush(queue, (step, _ARRIVE, nxt(), _Call(tick, None)))
 
         # Arrivals are a presorted stream merged with SimPy's event queue instead of one
         # scheduled event each: half the heap traffic for the same order of processing.
         # Scheduled events at the arrival's instant (departures, gate passages) go first.
         env_step = env.step
-        inf = math.inf
-        arrival.append(inf)
+        arrival.append(math.inf)
         i = 0
         # The loop allocates only acyclic objects (sessions, events, heap entries), which
         # reference counting frees; the cyclic collector would rescan every live session and
@@ -359,7 +458,7 @@ class ParkingModel:
                 if ta >= horizon:
                     break
                 env._now = ta
-                arrive(i, ta)
+                first(i, ta)
                 i += 1
         finally:
             if gc_enabled:
@@ -384,24 +483,34 @@ class ParkingModel:
         entry = column(list(map(attrgetter("entry_t"), parked)))
         leave = column(list(map(attrgetter("exit_t"), parked)))
         charged = column(list(map(attrgetter("amount_cents"), parked)))
-        spot = column(list(map(attrgetter("spot.index"), parked)), -1).astype(np.int64)
+        local = column(list(map(attrgetter("spot.index"), parked)), -1).astype(np.int64)
+        lot_of = np.array(at, dtype=np.int32)
+        lot_arrival = d.arrival.copy()
+        if rearrived:
+            lot_arrival[list(rearrived)] = list(rearrived.values())
+        offsets = np.cumsum([0] + [lot.capacity for lot in lots])[:-1]
+        spot = np.where(local >= 0, local + offsets[lot_of], -1)
         return RunRecord(
             scenario=sc,
             replication=self.replication,
             seed=self.seed,
             drivers=d,
-            lot=lot,
+            lots=lots,
             # without barriers, arriving is passing the gate and leaving the spot is exiting
-            gate_t=np.array(gate_t) if entry_free is not None else np.where(balked, nan, d.arrival),
+            gate_t=np.array(gate_t) if any_entry_lanes else np.where(balked, nan, d.arrival),
             entry_t=entry,
             spot=spot,
             leave_t=leave,
-            exit_start_t=np.array(exit_start) if exit_free is not None else leave,
-            exit_t=np.array(exit_t) if exit_free is not None else leave,
+            exit_start_t=np.array(exit_start) if any_exit_lanes else leave,
+            exit_t=np.array(exit_t) if any_exit_lanes else leave,
             amount_cents=charged,
             quote_cents=np.array(quote),
             outcome=outcomes,
             entry_lane_start_t=np.array(lane_start),
+            lot_of=lot_of,
+            lot_arrival_t=lot_arrival,
+            tries=np.array(tries, dtype=np.int16),
+            search_km=np.array(search_km),
             rates=rates_log,
         )
 
