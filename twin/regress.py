@@ -294,7 +294,7 @@ def _judge(
         return "FAIL", "same shift in every replication", mean, mean, mean
     lo, hi = stats.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
     if lo > 0 or hi < 0:
-        return "FAIL", f"{confidence:.0%} CI excludes 0", mean, float(lo), float(hi)
+        return "FAIL", f"{100 * confidence:g}% CI excludes 0", mean, float(lo), float(hi)
     return "pass", "within noise", mean, float(lo), float(hi)
 
 
