@@ -1,0 +1,229 @@
+"""The locking study: shape of the ceilings, physical bounds, determinism, and the CLI.
+
+Runs use the default latency parameters with short measurement windows and a coarse sweep, so
+the whole file stays fast; the full sweep is what `parktwin locking` prints (docs/locking.md).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+from typer.testing import CliRunner
+
+from cli import DEFAULT_LOCKING_STUDY, app
+from twin.scenario.loader import ScenarioError
+from twin.scenario.locking import LockingStudySpec, load_locking_study, validate_locking_study
+from twin.sim.locking_study import COLUMNS, ceilings, run_locking_study, simulate_point
+
+runner = CliRunner()
+
+#: Default latency model, short windows: 300 claims (at least 0.1 s) per point.
+QUICK = {
+    "offered_tps": [100, 400, 1000, 2500, 6000, 15000],
+    "measure": {
+        "warmup_s": 0.05,
+        "window_claims": 300,
+        "min_window_s": 0.1,
+        "drain_s": 0.2,
+        "points_past_ceiling": 1,
+    },
+}
+
+
+def quick_spec(**changes) -> LockingStudySpec:
+    data = {**QUICK, **changes}
+    return validate_locking_study(data)
+
+
+@pytest.fixture(scope="module")
+def quick() -> pd.DataFrame:
+    return run_locking_study(quick_spec()).table
+
+
+@pytest.fixture(scope="module")
+def quick_ceilings(quick: pd.DataFrame) -> pd.DataFrame:
+    return ceilings(quick).set_index("strategy")
+
+
+# -- the shape of the seed's table ---------------------------------------------------------
+def test_ceilings_order_atomic_over_optimistic_over_pessimistic(quick_ceilings) -> None:
+    c = quick_ceilings["ceiling_tps"]
+    assert c["atomic"] > c["optimistic"] > c["pessimistic"] > 0
+    # and each ended inside the sweep (an open-ended ceiling would make the order vacuous)
+    assert not quick_ceilings["limited_by"].str.startswith("not reached").any()
+
+
+def test_optimistic_conflicts_explode_past_its_ceiling(quick: pd.DataFrame, quick_ceilings):
+    opt = quick[quick["strategy"] == "optimistic"].set_index("offered_tps")
+    ceiling_at = quick_ceilings.loc["optimistic", "ceiling_offered_tps"]
+    per_claim = opt["conflicts"] / opt["claims"]
+    beyond = per_claim[per_claim.index > ceiling_at]
+    assert per_claim.loc[100] < 0.2
+    assert beyond.max() > 3 * per_claim.loc[ceiling_at]
+    assert opt["failed"].loc[opt.index > ceiling_at].sum() > 0  # gave up after max_retries
+    # the other strategies never conflict or fail: they wait instead
+    others = quick[quick["strategy"] != "optimistic"]
+    assert (others[["conflicts", "retries", "failed"]] == 0).all().all()
+
+
+def test_queue_is_bounded_by_its_consumer(quick: pd.DataFrame, quick_ceilings) -> None:
+    spec = quick_spec()
+    per_request = spec.queue.consumer_ms / 1000
+    queue = quick[quick["strategy"] == "queue"]
+    # every answer costs the one consumer a service: it can never give more than 1/service
+    assert (queue["achieved_tps"] <= 1.15 / per_request).all()
+    # within its objectives each grant also costs a release: about 1/(2 x service)
+    assert quick_ceilings.loc["queue", "ceiling_tps"] <= 1.1 / (2 * per_request)
+    assert (queue["blocked"] > 0).all()  # claims wait in line for the consumer
+
+
+def test_throughput_never_exceeds_the_load(quick: pd.DataFrame) -> None:
+    # answers in the window can only come from claims that arrived (plus a handful in flight)
+    slack = 5 / quick["window_s"]
+    assert (quick["achieved_tps"] <= 1.03 * quick["arrived_tps"] + slack).all()
+    assert (quick["achieved_tps"] <= 1.2 * quick["offered_tps"]).all()
+    below = quick[quick["offered_tps"] <= 400]
+    assert (below["achieved_tps"] >= 0.9 * below["arrived_tps"]).all()  # light load: keeps up
+
+
+def test_latency_increases_with_load(quick: pd.DataFrame) -> None:
+    for name, group in quick.groupby("strategy"):
+        g = group.sort_values("offered_tps")
+        p95 = g["p95_ms"].replace(np.inf, 1e9).to_numpy()
+        # flat while uncontended (a few % of sampling noise), then up: never a real drop
+        assert (p95[1:] >= 0.9 * p95[:-1]).all(), f"{name}: p95 fell with more load: {p95}"
+        assert p95[-1] > 5 * p95[0], name
+        rho = stats.spearmanr(g["offered_tps"], p95).statistic
+        if name != "atomic":  # atomic is flat until Redis saturates: ranks there are noise
+            assert rho >= 0.8, f"{name}: p95 does not rise with load (Spearman {rho:.2f})"
+
+
+def test_common_random_numbers_and_stable_points(quick: pd.DataFrame) -> None:
+    """Every strategy sees the same claims at a load; a point does not depend on the sweep."""
+    arrivals = quick.groupby("offered_tps")["claims"].nunique()
+    assert (arrivals == 1).all()
+    alone = simulate_point(quick_spec(), "pessimistic", 400)
+    row = quick[(quick["strategy"] == "pessimistic") & (quick["offered_tps"] == 400)].iloc[0]
+    assert alone == {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def test_refusals_at_light_load_match_erlang_b() -> None:
+    """Stays are scaled to give each row the offered occupancy: with no contention, refusals
+    are the Erlang-B loss of a row with `capacity` units and occupancy x capacity erlangs."""
+    spec = quick_spec(offered_tps=[100], measure={**QUICK["measure"], "window_claims": 3000})
+    row = simulate_point(spec, "atomic", 100)
+    w = spec.workload
+    load, loss = w.occupancy * w.capacity, 1.0
+    for servers in range(1, w.capacity + 1):  # Erlang B recursion
+        loss = load * loss / (servers + load * loss)
+    observed = row["refused"] / row["claims"]
+    sd = math.sqrt(loss * (1 - loss) / row["claims"])
+    assert abs(observed - loss) < 5 * sd, (observed, loss)
+    # a refusal with a unit free needs two INCRs on a full row around a release: rare here
+    assert row["refused_while_free"] <= 0.1 * row["refused"]
+
+
+def test_atomic_refuses_with_units_free_when_redis_is_overloaded(quick: pd.DataFrame) -> None:
+    """INCR-then-DECR: queued DECRs leave the counter over capacity, so claims are refused
+    while units are free (the core counts it; the study reports it)."""
+    atomic = quick[quick["strategy"] == "atomic"].set_index("offered_tps")
+    assert atomic.loc[100, "refused_while_free"] == 0
+    assert atomic.loc[15000, "refused_while_free"] > atomic.loc[15000, "granted"]
+    assert (quick[quick["strategy"] != "atomic"]["refused_while_free"] == 0).all()
+
+
+# -- determinism ---------------------------------------------------------------------------
+def test_same_seed_same_table_other_seed_other_table() -> None:
+    spec = quick_spec(offered_tps=[300, 2500], strategies=["optimistic", "queue"])
+    first = run_locking_study(spec).table
+    again = run_locking_study(spec).table
+    pd.testing.assert_frame_equal(first, again)
+    other = run_locking_study(spec.model_copy(update={"seed": 2})).table
+    assert not first.equals(other)
+    assert list(first.columns) == list(COLUMNS)
+
+
+# -- the study file ------------------------------------------------------------------------
+def test_shipped_study_is_the_schema_defaults() -> None:
+    spec = load_locking_study(DEFAULT_LOCKING_STUDY)
+    named = {"name": LockingStudySpec().name, "description": ""}
+    assert spec.model_copy(update=named) == LockingStudySpec()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"workload": {"rowz": 3}}, "workload.rowz: unknown key (allowed: rows, hot_share"),
+        ({"offered_tps": [100, 50]}, "offered_tps: offered rates must be strictly ascending"),
+        ({"strategies": ["redis"]}, "strategies[0]: Input should be 'pessimistic'"),
+        ({"measure": {"drain_s": 0.01}}, "drain_s must be longer than slo.p95_ms"),
+        ({"workload": {"hot_share": 2}}, "workload.hot_share: Input should be less than or"),
+    ],
+)
+def test_bad_study_files_are_readable_errors(data: dict, message: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        validate_locking_study(data, "x.yaml")
+    assert any(message in p for p in info.value.problems), info.value.problems
+
+
+# -- CLI -----------------------------------------------------------------------------------
+def _study_file(folder: Path, **changes) -> Path:
+    data = {**QUICK, "offered_tps": [200, 3000], "strategies": ["pessimistic", "atomic"]}
+    data.update(changes)
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_cli_prints_tables_and_writes_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["locking", str(_study_file(tmp_path)), "--out", str(out), "--format", "csv"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "claims by strategy and offered load" in result.output
+    assert "ceilings (p95 ≤ 50 ms" in result.output
+    table = pd.read_csv(out / "locking_study.csv")
+    assert list(table.columns) == list(COLUMNS)
+    assert set(table["strategy"]) == {"pessimistic", "atomic"}
+    assert set(pd.read_csv(out / "locking_ceilings.csv")["strategy"]) == {"pessimistic", "atomic"}
+    png = (out / "locking_study.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_cli_strategy_option_and_parquet(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    study = _study_file(tmp_path)
+    result = runner.invoke(app, ["locking", str(study), "--strategy", "atomic", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_parquet(out / "locking_study.parquet")["strategy"]) == {"atomic"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.yaml"], "missing.yaml: cannot read file"),
+        (["--strategy", "redis"], "unknown strategy 'redis' (allowed: pessimistic"),
+        (["--out", "FILE"], "exists and is not a folder"),
+        (["BROKEN"], "workload.rowz: unknown key"),
+    ],
+)
+def test_cli_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("workload: {rowz: 3}\n")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    study = _study_file(tmp_path)
+    args = [{"FILE": str(a_file), "BROKEN": str(broken)}.get(a, a) for a in args]
+    if args[0].startswith("--"):
+        args = [str(study), *args]
+    result = runner.invoke(app, ["locking", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
