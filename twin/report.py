@@ -489,7 +489,7 @@ def plot_lost_by_hour(res: Results, path: Path) -> Path:
             )
             shown += 1
         bottom.set_ylabel("share of that hour's arrivals")
-        bottom.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+        bottom.yaxis.set_major_formatter(PercentFormatter(decimals=None))  # auto: 0.5 %, 12 %
         bottom.set_ylim(bottom=0)
         if bottom.get_ylim()[1] < 1:
             bottom.set_ylim(0, 1)
