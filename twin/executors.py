@@ -286,7 +286,8 @@ class DaskExecutor(Executor):
         from distributed import as_completed
 
         client = self._get_client()
-        window = self.window or 2 * max(self.workers, 1)
+        # Each task is a network round trip: keep more in flight than with a local pool.
+        window = self.window or 4 * max(self.workers, 1)
         source = iter(tasks)
         owner: dict[str, Task] = {}
         first = []
