@@ -122,43 +122,76 @@ def _count_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     return np.searchsorted(s, times, side="right") - np.searchsorted(e, times, side="right")
 
 
-def _time_average(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> float:
+def _groupings(rec: RunRecord) -> list[tuple[str, list[str], np.ndarray, np.ndarray]]:
+    """Every way of grouping spots: (kind, group names, capacities, group id per parked car).
+
+    Kinds: ``total`` (one group), ``lot`` (networks only), ``level`` and ``spot_type`` (types
+    the facility has). Group ids index the names; cars that did not park are left out, so
+    figures for a thousand groups cost a few vectorised passes, not a mask per group.
+    """
+    fac = Facility(rec)
+    spot = rec.spot[rec.spot >= 0]
+    kinds = [("total", ["all"], np.array([fac.capacity]), np.zeros(len(spot), dtype=np.int64))]
+    if len(fac.lot_names) > 1:
+        kinds.append(("lot", fac.lot_names, np.array(fac.capacity_by_lot), fac.lot[spot]))
+    kinds.append(("level", fac.level_names, np.array(fac.capacity_by_level), fac.level[spot]))
+    present = [t for t in SpotType if fac.capacity_by_type[t]]
+    remap = np.full(len(SpotType), -1, dtype=np.int64)
+    remap[[int(t) for t in present]] = np.arange(len(present))
+    kinds.append(
+        (
+            "spot_type",
+            [t.name for t in present],
+            np.array([fac.capacity_by_type[t] for t in present]),
+            remap[fac.type[spot]],
+        )
+    )
+    return kinds
+
+
+def _group_counts_at(
+    times: np.ndarray, gid: np.ndarray, n_groups: int, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
+    """(groups × times) array: how many [start, end) intervals of each group contain each time."""
+    width = len(times) + 1
+
+    def cumulative(points: np.ndarray) -> np.ndarray:
+        first = np.searchsorted(times, points, side="left")  # first sample time >= point
+        hist = np.bincount(gid * width + first, minlength=n_groups * width)
+        return np.cumsum(hist.reshape(n_groups, width), axis=1)[:, :-1]
+
+    ends = np.where(np.isnan(ends), np.inf, ends)
+    return cumulative(starts) - cumulative(ends)
+
+
+def _group_time_average(
+    gid: np.ndarray, n_groups: int, starts: np.ndarray, ends: np.ndarray, t0: float, t1: float
+) -> np.ndarray:
     ends = np.where(np.isnan(ends), t1, ends)
     overlap = np.clip(np.minimum(ends, t1) - np.maximum(starts, t0), 0.0, None)
-    return float(overlap.sum() / (t1 - t0))
+    return np.bincount(gid, weights=overlap, minlength=n_groups) / (t1 - t0)
 
 
-def _peak(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> int:
-    """Exact maximum of the count over [t0, t1); departures first at ties (the model's rule)."""
-    if len(starts) == 0:
-        return 0
+def _group_peak(
+    gid: np.ndarray, n_groups: int, starts: np.ndarray, ends: np.ndarray, t0: float, t1: float
+) -> np.ndarray:
+    """Exact maximum of each group's count over [t0, t1); departures first at ties (the
+    model's rule): one sort of all entry and exit events by (group, time, +1/-1)."""
     ends = np.where(np.isnan(ends), np.inf, ends)
+    at_t0 = np.bincount(gid[(starts <= t0) & (ends > t0)], minlength=n_groups)
     times = np.concatenate([starts, ends])
-    deltas = np.concatenate([np.ones(len(starts), int), -np.ones(len(ends), int)])
-    order = np.lexsort((deltas, times))
-    times, level = times[order], np.cumsum(deltas[order])
-    at_t0 = int(_count_at(np.array([t0]), starts, ends)[0])
+    deltas = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])
+    groups = np.concatenate([gid, gid])
+    order = np.lexsort((deltas, times, groups))
+    times, deltas, groups = times[order], deltas[order], groups[order]
+    running = np.cumsum(deltas)
+    first = np.searchsorted(groups, np.arange(n_groups), side="left")
+    before = np.concatenate([[0], running])[first]  # running total where each group begins
+    level = running - before[groups]
     inside = (times >= t0) & (times < t1)
-    return max(at_t0, int(level[inside].max()) if inside.any() else 0)
-
-
-def _groups(rec: RunRecord) -> list[tuple[str, str, np.ndarray, int]]:
-    """(kind, name, mask over vehicles, capacity): all spots, each lot of a network, each level
-    and each spot type."""
-    fac = Facility(rec)
-    parked = rec.spot >= 0
-    spot = np.maximum(rec.spot, 0)
-    groups = [("total", "all", parked, fac.capacity)]
-    if len(fac.lot_names) > 1:
-        for k, name in enumerate(fac.lot_names):
-            groups.append(("lot", name, parked & (fac.lot[spot] == k), fac.capacity_by_lot[k]))
-    for k, name in enumerate(fac.level_names):
-        groups.append(("level", name, parked & (fac.level[spot] == k), fac.capacity_by_level[k]))
-    for t in SpotType:
-        cap = fac.capacity_by_type[t]
-        if cap:
-            groups.append(("spot_type", t.name, parked & (fac.type[spot] == t), cap))
-    return groups
+    peak = at_t0.copy()
+    np.maximum.at(peak, groups[inside], level[inside])
+    return peak
 
 
 def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
@@ -166,17 +199,19 @@ def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
     sc = rec.scenario
     step = sc.output.interval_min * 60.0
     times = np.arange(0.0, sc.horizon_s + step / 2, step)
+    parked = rec.spot >= 0
+    starts, ends = rec.entry_t[parked], rec.leave_t[parked]
     rows = []
-    for kind, name, mask, cap in _groups(rec):
-        occ = _count_at(times, rec.entry_t[mask], rec.leave_t[mask])
+    for kind, names, caps, gid in _groupings(rec):
+        counts = _group_counts_at(times, gid, len(names), starts, ends)
         rows.append(
             pd.DataFrame(
                 {
-                    "time_s": times,
+                    "time_s": np.tile(times, len(names)),
                     "group_kind": kind,
-                    "group": name,
-                    "occupied": occ,
-                    "capacity": cap,
+                    "group": np.repeat(names, len(times)),
+                    "occupied": counts.ravel(),
+                    "capacity": np.repeat(caps, len(times)),
                 }
             )
         )
@@ -249,14 +284,17 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     out["mean_price"] = float(charged.mean()) / 100.0 if len(charged) else float("nan")
     stays = (rec.leave_t - rec.entry_t)[paid]
     out["mean_stay_h"] = float(stays.mean()) / 3600.0 if len(stays) else float("nan")
-    for kind, name, mask, cap in _groups(rec):
-        starts, ends = rec.entry_t[mask], rec.leave_t[mask]
-        prefix = "occupancy" if kind == "total" else f"occupancy.{kind}[{name}]"
-        mean = _time_average(starts, ends, t0, t1)
-        out[f"{prefix}.mean"] = mean / cap
-        out[f"{prefix}.peak"] = _peak(starts, ends, t0, t1) / cap
-        if kind == "total":
-            out["occupied.mean"] = mean
+    parked = rec.spot >= 0
+    starts, ends = rec.entry_t[parked], rec.leave_t[parked]
+    for kind, names, caps, gid in _groupings(rec):
+        means = _group_time_average(gid, len(names), starts, ends, t0, t1)
+        peaks = _group_peak(gid, len(names), starts, ends, t0, t1)
+        for name, cap, mean, peak in zip(names, caps, means, peaks, strict=True):
+            prefix = "occupancy" if kind == "total" else f"occupancy.{kind}[{name}]"
+            out[f"{prefix}.mean"] = float(mean) / cap
+            out[f"{prefix}.peak"] = int(peak) / cap
+            if kind == "total":
+                out["occupied.mean"] = float(mean)
     for lane, arrive, start in (
         ("entry", rec.lot_arrival_t, rec.entry_lane_start_t),
         ("exit", rec.leave_t, rec.exit_start_t),
@@ -286,9 +324,10 @@ def _network_metrics(
         "lost_pct": float((counted & ~parked & (rec.outcome != WAITING)).sum()) * pct,
         "search_km_per_day": float(rec.search_km[counted].sum()) / days,
     }
-    for k, lot in enumerate(rec.lots):
-        mine = paid & (rec.lot_of == k)
-        out[f"revenue_per_day.lot[{lot.lot_id}]"] = (
-            float(np.nansum(rec.amount_cents[mine])) / 100.0 / days
-        )
+    charged = paid & ~np.isnan(rec.amount_cents)
+    per_lot = np.bincount(
+        rec.lot_of[charged], weights=rec.amount_cents[charged], minlength=len(rec.lots)
+    )
+    for lot, cents in zip(rec.lots, per_lot, strict=True):
+        out[f"revenue_per_day.lot[{lot.lot_id}]"] = float(cents) / 100.0 / days
     return out

@@ -70,7 +70,7 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     path = Path(path)
     data = read_yaml(path)
     if overrides:
-        data = apply_overrides(data, overrides)
+        data = apply_overrides(data, overrides, str(path))
     return validate_scenario(data, str(path), base_dir=path.parent)
 
 
@@ -83,21 +83,49 @@ def validate_scenario(
         raise ScenarioError(source, format_errors(exc, Scenario)) from None
 
 
-def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
-    """Set dotted keys (``demand.0.multiplier``) on a copy of the raw scenario mapping."""
-    import copy
+def _unshared(node: Any) -> Any:
+    """A copy with no shared sub-objects: YAML anchors (``&x``/``*x``) make one mapping appear
+    in several places, and an override must change only the place it names."""
+    if isinstance(node, dict):
+        return {k: _unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unshared(v) for v in node]
+    return node
 
-    data = copy.deepcopy(data)
+
+def apply_overrides(data: dict, overrides: dict[str, Any], source: str = "<scenario>") -> dict:
+    """Set dotted keys (``demand.0.multiplier``) on a copy of the raw scenario mapping.
+
+    A path that cannot be followed (an index past the end of a list, a key under a plain
+    value) raises ScenarioError naming the override.
+    """
+    data = _unshared(data)
+    problems = []
     for dotted, value in overrides.items():
         node: Any = data
         parts = dotted.split(".")
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-        last = parts[-1]
-        if isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
+        try:
+            for part in parts[:-1]:
+                if isinstance(node, list):
+                    node = node[int(part)]
+                elif isinstance(node, dict):
+                    node = node.setdefault(part, {})
+                else:
+                    raise TypeError(f"{part!r} is inside a plain value")
+            last = parts[-1]
+            if isinstance(node, list):
+                node[int(last)] = value
+            elif isinstance(node, dict):
+                node[last] = value
+            else:
+                raise TypeError(f"{last!r} is inside a plain value")
+        except (IndexError, ValueError, TypeError) as exc:
+            reason = "no such list item" if isinstance(exc, IndexError) else str(exc)
+            if isinstance(exc, ValueError):
+                reason = "list items are numbered (e.g. demand.0.multiplier)"
+            problems.append(f"override {dotted}: cannot set it ({reason})")
+    if problems:
+        raise ScenarioError(source, problems)
     return data
 
 

@@ -6,6 +6,7 @@ is an error that names the allowed keys instead of a setting silently ignored.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
 from pathlib import Path
@@ -257,6 +258,33 @@ class LotSpec(_Model):
     tariff: TariffSpec | None = None
 
 
+class LotGridSpec(_Model):
+    """Many identical lots on a grid (city-scale studies): ``count`` lots named
+    ``{prefix}{k:03d}``, ``columns`` per row, ``spacing_km`` apart."""
+
+    count: int = Field(ge=1, le=10_000)
+    columns: int = Field(default=25, ge=1)
+    spacing_km: float = Field(default=0.4, gt=0)
+    prefix: str = "L"
+    facility: FacilitySpec
+    lanes: LanesSpec | None = None
+    tariff: TariffSpec | None = None
+
+    def expand(self) -> list[LotSpec]:
+        width = max(3, len(str(self.count - 1)))
+        return [
+            LotSpec(
+                name=f"{self.prefix}{k:0{width}d}",
+                x_km=(k % self.columns) * self.spacing_km,
+                y_km=(k // self.columns) * self.spacing_km,
+                facility=self.facility.model_copy(update={"name": f"{self.prefix}{k:0{width}d}"}),
+                lanes=self.lanes,
+                tariff=self.tariff,
+            )
+            for k in range(self.count)
+        ]
+
+
 class DiversionSpec(_Model):
     """Whether a driver turned away (full, priced out, tired of waiting) tries another lot.
 
@@ -281,6 +309,9 @@ class NetworkSpec(_Model):
 
 class OutputSpec(_Model):
     interval_min: float = Field(default=15.0, gt=0, description="time-series sampling step")
+    vehicles: bool = Field(
+        default=True, description="keep the per-vehicle table (turn off for city-scale runs)"
+    )
 
 
 class Scenario(_Model):
@@ -296,6 +327,7 @@ class Scenario(_Model):
     replications: int = Field(default=1, ge=1)
     facility: FacilitySpec | None = None
     lots: list[LotSpec] = Field(default_factory=list, description="several facilities")
+    lot_grid: LotGridSpec | None = Field(default=None, description="many identical lots")
     network: NetworkSpec | None = None
     lanes: LanesSpec = Field(default_factory=LanesSpec)
     demand: list[StreamSpec] = Field(min_length=1)
@@ -330,8 +362,12 @@ class Scenario(_Model):
         names = [s.name for s in self.demand]
         if len(set(names)) != len(names):
             raise ValueError(f"demand stream names must be unique, got {names}")
-        if (self.facility is None) == (not self.lots):
-            raise ValueError("give either 'facility' (one lot) or 'lots' (a network), not both")
+        given = [k for k in ("facility", "lots", "lot_grid") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'facility' (one lot), 'lots' or 'lot_grid' (a network)"
+                + (f"; got {', '.join(given)}" if given else "")
+            )
         lots = self.lot_specs
         lot_names = [lot.name for lot in lots]
         if len(set(lot_names)) != len(lot_names):
@@ -358,7 +394,7 @@ class Scenario(_Model):
             raise ValueError("elasticity applies to generated demand, not to a replayed trace")
         return self
 
-    @property
+    @functools.cached_property
     def lot_specs(self) -> list[LotSpec]:
         """Every lot with its lanes and tariff resolved; one lot when ``facility`` is given."""
         if self.facility is not None:
@@ -370,6 +406,7 @@ class Scenario(_Model):
                     tariff=self.tariff,
                 )
             ]
+        lots = self.lot_grid.expand() if self.lot_grid is not None else self.lots
         return [
             lot.model_copy(
                 update={
@@ -377,7 +414,7 @@ class Scenario(_Model):
                     "tariff": lot.tariff if lot.tariff is not None else self.tariff,
                 }
             )
-            for lot in self.lots
+            for lot in lots
         ]
 
     def travel_minutes(self) -> list[list[float]]:
