@@ -111,7 +111,10 @@ def test_give_up_after_max_tries_and_nearest_first() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(facility=FACILITY), "give exactly one of 'facility' (one lot), 'lots' or 'lot_grid'"),
+        (
+            lambda d: d.update(facility=FACILITY),
+            "give exactly one of 'facility' (one lot), 'lots' or 'lot_grid'",
+        ),
         (lambda d: d["demand"][0].update(lot="Z"), "unknown lot 'Z'"),
         (lambda d: d["demand"][0].pop("lot"), "needs a 'lot' (or '*')"),
         (
