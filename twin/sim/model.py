@@ -52,6 +52,9 @@ OUTCOMES = (
 #: ``deterred``: a price-elastic candidate driver who, at the price in force, did not come at
 #: all (they are not arrivals; see ElasticitySpec).
 
+#: Above this many drivers a run keeps per-driver data in numpy arrays rather than lists.
+LIST_LIMIT = 1_000_000
+
 _DEPART = 0  # event priorities: departures first at equal times
 _ARRIVE = 1
 
@@ -197,8 +200,19 @@ class ParkingModel:
         queue = env._queue
         nxt = env._eid.__next__
 
-        arrival = d.arrival.tolist()
-        dwell = d.dwell.tolist()
+        # Up to a million drivers, per-driver inputs and records are Python lists (fastest to
+        # index); beyond that, numpy arrays (a tenth of the memory), and sessions are turned
+        # into records as cars leave instead of being kept: what lets a city-day fit in memory.
+        big = n > LIST_LIMIT
+
+        def seq(values: np.ndarray) -> list | np.ndarray:
+            return values if big else values.tolist()
+
+        def record(fill: float) -> list | np.ndarray:
+            return np.full(n, fill) if big else [fill] * n
+
+        arrival = np.append(d.arrival, math.inf) if big else [*d.arrival.tolist(), math.inf]
+        dwell = seq(d.dwell)
         # One shared Vehicle per (class, permit, EV) profile: the core needs only those three
         # facts, and the simulator identifies a driver by its index, so per-car objects would
         # be pure overhead on the hot path.
@@ -210,18 +224,28 @@ class ParkingModel:
         ]
         assert all(v.profile == k for k, v in enumerate(fleet))
         profile = d.vclass.astype(np.int64) * 4 + d.handicap * 2 + d.ev
-        vehicle_of = [fleet[p] for p in profile.tolist()]
-        patience = d.patience.tolist()
-        at = d.lot.tolist()  # the lot each driver is at (or driving to)
+        if big:
+            vehicle_of = np.array(fleet, dtype=object)[profile]
+        else:
+            vehicle_of = [fleet[p] for p in profile.tolist()]
+        patience = seq(d.patience)
+        at = seq(d.lot.copy())  # the lot each driver is at (or driving to)
 
         nan = math.nan
-        gate_t = [nan] * n
+        gate_t = record(nan)
         session_of: list[Session | None] = [None] * n
-        exit_start = [nan] * n
-        exit_t = [nan] * n
-        quote = [nan] * n
-        lane_start = [nan] * n
-        outcome = [QUEUED] * n
+        exit_start = record(nan)
+        exit_t = record(nan)
+        quote = record(nan)
+        lane_start = record(nan)
+        outcome = np.full(n, QUEUED, dtype=np.int8) if big else [QUEUED] * n
+        offsets = np.cumsum([0] + [lot.capacity for lot in lots])[:-1].tolist()
+        entry_rec, leave_rec, amount_rec, spot_rec = (
+            np.full(n, nan),
+            np.full(n, nan),
+            np.full(n, nan),
+            np.full(n, -1, dtype=np.int64),
+        )
 
         # per lot: the core's entry points, barrier next-free times, drivers waiting for a spot
         allocate = [lot.try_allocate for lot in lots]
@@ -235,8 +259,8 @@ class ParkingModel:
             [0.0] * spec.lanes.exit.count if spec.lanes and spec.lanes.exit else None
             for spec in specs
         ]
-        entry_rows = [row.tolist() for row in d.entry_service]
-        exit_rows = [row.tolist() for row in d.exit_service]
+        entry_rows = [seq(row) for row in d.entry_service]
+        exit_rows = [seq(row) for row in d.exit_service]
         entry_service = [entry_rows[kind] for kind in d.lane_kinds]
         exit_service = [exit_rows[kind] for kind in d.lane_kinds]
         waiting: list[deque[int]] = [deque() for _ in lots]
@@ -248,8 +272,8 @@ class ParkingModel:
         check_price = any(lot.tariff is not None for lot in lots) and bool(
             np.isfinite(d.wtp_cents).any()
         )
-        accept_u = d.accept_u.tolist()
-        stream_of = d.stream.tolist()
+        accept_u = seq(d.accept_u)
+        stream_of = seq(d.stream)
         elastic = bool(np.isfinite(d.accept_u).any())
         elasticity_of = [
             (s.elasticity.value, s.elasticity.reference_rate * 100.0, s.elasticity.cap)
@@ -257,12 +281,12 @@ class ParkingModel:
             else None
             for s in sc.demand
         ]
-        wtp = d.wtp_cents.tolist()
-        wtp_hourly = d.wtp_per_hour.tolist()
+        wtp = seq(d.wtp_cents)
+        wtp_hourly = seq(d.wtp_per_hour)
 
         network = sc.network if len(lots) > 1 else None
-        tries = [0] * n
-        search_km = [0.0] * n
+        tries = np.zeros(n, dtype=np.int16) if big else [0] * n
+        search_km = record(0.0)
         rearrived: dict[int, float] = {}  # diverted drivers: when they reached the next lot
         if network is not None:
             minutes = sc.travel_minutes()
@@ -271,7 +295,7 @@ class ParkingModel:
                 sorted((j for j in range(len(lots)) if j != k), key=lambda j, k=k: minutes[k][j])
                 for k in range(len(lots))
             ]
-            divert_u = [row.tolist() for row in d.divert_u]
+            divert_u = [seq(row) for row in d.divert_u]
             rule = network.diversion
             tried: dict[int, set[int]] = {}
 
@@ -370,8 +394,15 @@ class ParkingModel:
             i = event._value
             t = env._now
             k = at[i]
-            release[k](session_of[i].ticket, t)
+            session = session_of[i]
+            release[k](session.ticket, t)
             pool.append(event)
+            if big:  # keep the record, let the session go
+                entry_rec[i] = session.entry_t
+                leave_rec[i] = t
+                amount_rec[i] = nan if session.amount_cents is None else session.amount_cents
+                spot_rec[i] = offsets[k] + session.spot.index
+                session_of[i] = None
             free = exit_free[k]
             if free is not None:
                 start = free[0]
@@ -395,12 +426,13 @@ class ParkingModel:
                     queued.append(i)
                     continue
                 session_of[i] = session
+                outcome[i] = PARKED
                 heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
                 return
 
         def renege(event: _Call) -> None:
             i = event._value
-            if outcome[i] == WAITING and session_of[i] is None:
+            if outcome[i] == WAITING:
                 turned_away(i, at[i], env._now, RENEGED)
 
         depart_callbacks = [depart]  # SimPy's step only reads an event's list: one can be shared
@@ -430,7 +462,6 @@ class ParkingModel:
         # scheduled event each: half the heap traffic for the same order of processing.
         # Scheduled events at the arrival's instant (departures, gate passages) go first.
         env_step = env.step
-        arrival.append(math.inf)
         i = 0
         # The loop allocates only acyclic objects (sessions, events, heap entries), which
         # reference counting frees; the cyclic collector would rescan every live session and
@@ -463,33 +494,32 @@ class ParkingModel:
         finally:
             if gc_enabled:
                 gc.enable()
-        arrival.pop()
         env._now = horizon
         if progress is not None:
             progress(1.0)
 
-        parked = [x for x in session_of if x is not None]
-        where = np.array([k for k, x in enumerate(session_of) if x is not None], dtype=np.int64)
-        outcomes = np.array(outcome, dtype=np.int8)
-        outcomes[where] = PARKED
+        # sessions still held: every one in the list form, those still parked in the big form
+        held = [k for k, x in enumerate(session_of) if x is not None]
+        if held:
+            sessions = [session_of[k] for k in held]
+            lot_held = np.asarray(at)[held]
+            entry_rec[held] = list(map(attrgetter("entry_t"), sessions))
+            # (numpy turns the None of sessions still open into NaN)
+            leave_rec[held] = np.array(list(map(attrgetter("exit_t"), sessions)), dtype=float)
+            amount_rec[held] = np.array(
+                list(map(attrgetter("amount_cents"), sessions)), dtype=float
+            )
+            spot_rec[held] = (
+                np.asarray(list(map(attrgetter("spot.index"), sessions)))
+                + np.asarray(offsets)[lot_held]
+            )
+        session_of.clear()  # the sessions' work is done; free them before the frames are built
+        outcomes = np.asarray(outcome, dtype=np.int8)
+        outcomes[spot_rec >= 0] = PARKED
         balked = outcomes == BALKED
-
-        def column(values: list, fill: float = nan) -> np.ndarray:
-            out = np.full(n, fill, dtype=float)
-            out[where] = np.array(values, dtype=float)
-            return out
-
-        # (numpy turns the None of sessions still open into NaN)
-        entry = column(list(map(attrgetter("entry_t"), parked)))
-        leave = column(list(map(attrgetter("exit_t"), parked)))
-        charged = column(list(map(attrgetter("amount_cents"), parked)))
-        local = column(list(map(attrgetter("spot.index"), parked)), -1).astype(np.int64)
-        lot_of = np.array(at, dtype=np.int32)
+        entry, leave, charged, spot = entry_rec, leave_rec, amount_rec, spot_rec
+        lot_of = np.asarray(at, dtype=np.int32)
         lot_arrival = d.arrival.copy()
-        if rearrived:
-            lot_arrival[list(rearrived)] = list(rearrived.values())
-        offsets = np.cumsum([0] + [lot.capacity for lot in lots])[:-1]
-        spot = np.where(local >= 0, local + offsets[lot_of], -1)
         return RunRecord(
             scenario=sc,
             replication=self.replication,
@@ -497,20 +527,24 @@ class ParkingModel:
             drivers=d,
             lots=lots,
             # without barriers, arriving is passing the gate and leaving the spot is exiting
-            gate_t=np.array(gate_t) if any_entry_lanes else np.where(balked, nan, d.arrival),
+            gate_t=(
+                np.asarray(gate_t, dtype=float)
+                if any_entry_lanes
+                else np.where(balked, nan, d.arrival)
+            ),
             entry_t=entry,
             spot=spot,
             leave_t=leave,
-            exit_start_t=np.array(exit_start) if any_exit_lanes else leave,
-            exit_t=np.array(exit_t) if any_exit_lanes else leave,
+            exit_start_t=np.asarray(exit_start, dtype=float) if any_exit_lanes else leave,
+            exit_t=np.asarray(exit_t, dtype=float) if any_exit_lanes else leave,
             amount_cents=charged,
-            quote_cents=np.array(quote),
+            quote_cents=np.asarray(quote, dtype=float),
             outcome=outcomes,
-            entry_lane_start_t=np.array(lane_start),
+            entry_lane_start_t=np.asarray(lane_start, dtype=float),
             lot_of=lot_of,
             lot_arrival_t=lot_arrival,
-            tries=np.array(tries, dtype=np.int16),
-            search_km=np.array(search_km),
+            tries=np.asarray(tries, dtype=np.int16),
+            search_km=np.asarray(search_km, dtype=float),
             rates=rates_log,
         )
 
