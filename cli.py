@@ -1082,5 +1082,336 @@ def locking(
         )
 
 
+# -- tariff optimisation ----------------------------------------------------------------------
+class ObjectiveName(StrEnum):
+    revenue = "revenue"
+    occupancy_target = "occupancy-target"
+    blocking = "blocking"
+
+
+class SearchMethod(StrEnum):
+    grid = "grid"
+    scipy = "scipy"
+
+
+OPTIMIZE_TABLE_ROWS = 40
+
+
+def _ci_text(mean: float, lo: float, hi: float, kind: str) -> str:
+    """``$1,234 ($1,200 … $1,270)`` with _fmt's units; shares clipped to 0..100."""
+    if kind == "pct":
+        lo, hi = max(lo, 0.0), min(hi, 100.0)
+    if kind == "frac":
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    text = _fmt(mean, kind)
+    if not math.isnan(lo):
+        text += f" [dim]({_fmt(lo, kind)} … {_fmt(hi, kind)})[/]"
+    return text
+
+
+def _pm(mean: float, lo: float, hi: float, unit: str) -> str:
+    """``$12,215 ± $181`` / ``0.16 ± 0.28 pp``: a mean and its 95% half-width, compactly."""
+    from twin.compare import _decimals as decimals
+    from twin.compare import quantity
+
+    if math.isnan(mean):
+        return "–"
+    if math.isnan(lo):
+        return quantity(mean, unit, 2)
+    hw = (hi - lo) / 2
+    d = decimals(hw, mean)
+    return f"{quantity(mean, unit, d)} [dim]± {quantity(hw, unit, d)}[/]"
+
+
+def optimize_tables(result: api.OptimizationResult) -> list[Table]:
+    """Every simulated point (best first) and the best tariff against the current one."""
+    from twin.compare import _decimals as decimals
+    from twin.compare import quantity
+
+    objective = result.spec.objective
+    unit = {"revenue": "$", "blocking": "pp", "occupancy-target": "pp²"}[objective]
+    t = result.table
+    points = Table(
+        title=f"{len(t)} tariffs simulated, best first — mean ± 95% half-width over "
+        f"{result.replications} replications; 'vs best': paired difference point − best",
+        title_justify="left",
+    )
+    points.add_column("#", justify="right")
+    for p in result.params:
+        points.add_column(escape(p.key), justify="right", no_wrap=True)
+    points.add_column(escape(result.objective_label), justify="right")
+    points.add_column("vs best", justify="right")
+    companions = [
+        (name, header, kind)
+        for name, header, kind in (
+            ("revenue_per_day", "revenue $/day", "money"),
+            ("turned_away_pct", "turned away", "pct"),
+            ("balked_pct", "balked", "pct"),
+            ("occupancy.window", "occupancy (window)", "frac"),
+        )
+        if name != result.objective_metric
+    ]
+    for _, header, _ in companions:
+        points.add_column(header, justify="right")
+    points.add_column("")
+    for _, row in t.head(OPTIMIZE_TABLE_ROWS).iterrows():
+        is_best = int(row["point"]) == result.best.index
+        notes = ["[bold green]best[/]"] if is_best else []
+        if row["baseline"]:
+            notes.append("current")
+        if not row["feasible"]:
+            notes.append("[red]misses constraint[/]")
+        elif row["tied_with_best"] and not is_best:
+            notes.append("[dim]tied[/]")
+        if not row["searched"]:
+            notes.append("[dim]outside the ranges[/]")
+        vs = (
+            "–"
+            if is_best
+            else _pm(row["vs_best_mean"], row["vs_best_ci_low"], row["vs_best_ci_high"], unit)
+        )
+        points.add_row(
+            str(int(row["rank"])),
+            *(p.label(row[p.key]) for p in result.params),
+            _pm(row["objective_mean"], row["objective_ci_low"], row["objective_ci_high"], unit),
+            vs,
+            *(_fmt(row.get(f"{name}_mean", math.nan), kind) for name, _, kind in companions),
+            ", ".join(notes),
+        )
+    cmp = result.baseline_comparison
+    ct = cmp.table
+    best = Table(
+        title=f"best tariff against the current one — mean (95% CI); B − A paired over "
+        f"{result.replications} replications (common random numbers)",
+        title_justify="left",
+    )
+    for name, justify in (("figure", "left"), ("current (A)", "right"), ("best (B)", "right")):
+        best.add_column(name, justify=justify)
+    best.add_column("B − A (95% CI)", justify="right")
+    figures = (
+        ("revenue_per_day", "revenue per day", "money"),
+        ("turned_away_pct", "turned away (blocked + reneged)", "pct"),
+        ("blocked_pct", "blocked (no spot)", "pct"),
+        ("reneged_pct", "reneged (gave up waiting)", "pct"),
+        ("balked_pct", "balked (price)", "pct"),
+        ("deterred_per_day", "stayed away at the price, per day", "count"),
+        ("arrivals_per_day", "arrivals per day", "count"),
+        ("mean_price", "mean price paid", "money"),
+        ("occupancy.window", f"occupancy, {result.window.describe()}", "frac"),
+        ("occupancy.mean", "occupancy, mean", "frac"),
+        ("occupancy.peak", "occupancy, peak", "frac"),
+    )
+    summaries = (result.baseline.run.summary(), result.best.run.summary())
+    for metric, label, kind in figures:
+        if metric not in ct.index or math.isnan(ct.loc[metric, "a_mean"]):
+            continue
+        cells = []
+        for summary in summaries:
+            s = summary.loc[metric]
+            cells.append(_ci_text(s["mean"], s["ci_low"], s["ci_high"], kind))
+        row = ct.loc[metric]
+        unit = row["unit"]
+        d = decimals(row["half_width"], row["diff"])
+        diff = quantity(row["diff"], unit, d)
+        if not math.isnan(row["ci_low"]):
+            lo, hi = quantity(row["ci_low"], unit, d), quantity(row["ci_high"], unit, d)
+            diff += f" [dim]({lo} … {hi})[/]"
+        best.add_row(escape(label), *cells, diff)
+    return [points, best]
+
+
+@app.command()
+def optimize(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file with a tariff: section.")],
+    objective: Annotated[
+        ObjectiveName,
+        typer.Option(
+            help="revenue: maximise revenue per day (with --max-blocking as a constraint). "
+            "occupancy-target: bring occupancy in the busy window to --target. blocking: "
+            "turn the fewest drivers away (blocked + reneged) while earning at least "
+            "--min-revenue."
+        ),
+    ] = ObjectiveName.revenue,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=LOW:HIGH",
+            help="A numeric tariff key (dotted, as in the file) and its range, money in "
+            "dollars: tariff.per_period=0.5:6.0, tariff.daily_max=10:40, "
+            "tariff.bands.0.per_period=1:8, tariff.free_minutes=0:60. Repeat for more keys. "
+            "Default: tariff.per_period from half to three times its current value.",
+            show_default=False,
+        ),
+    ] = None,
+    target: Annotated[
+        float,
+        typer.Option(
+            help="occupancy-target: the occupancy to aim for, as a fraction (Shoup: 0.85)."
+        ),
+    ] = 0.85,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            metavar="'DAYS HH:MM-HH:MM'",
+            help="Days and hours in which occupancy is measured for the target, e.g. "
+            "'weekdays 11:00-15:00' or '12:00-16:00' (every day). Default: the busiest 4 "
+            "consecutive hours of the busier day type at the current tariff.",
+            show_default=False,
+        ),
+    ] = None,
+    max_blocking: Annotated[
+        float | None,
+        typer.Option(
+            help="revenue: at most this % of drivers turned away (blocked + reneged), on "
+            "average. Points above it are penalised by a day's current revenue per point over.",
+            show_default=False,
+        ),
+    ] = None,
+    min_revenue: Annotated[
+        float | None,
+        typer.Option(
+            help="blocking: earn at least this many $/day. Default: the current tariff's "
+            "revenue; 0 for no floor.",
+            show_default=False,
+        ),
+    ] = None,
+    replications: Annotated[
+        int, typer.Option(help="Paired replications per tariff (the same ones for every tariff).")
+    ] = 5,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed shared by every tariff; default: the scenario's.")
+    ] = None,
+    method: Annotated[
+        SearchMethod,
+        typer.Option(
+            help="grid: every combination of --grid-points values per key. scipy: bounded "
+            "Brent (one key, plus both ends) or Nelder-Mead (several keys), --max-evals calls."
+        ),
+    ] = SearchMethod.grid,
+    grid_points: Annotated[int, typer.Option(help="grid: values per key, ends included.")] = 7,
+    max_evals: Annotated[
+        int, typer.Option(help="scipy: objective calls at most (repeated points are cached).")
+    ] = 30,
+    days: Annotated[
+        float | None,
+        typer.Option(help="Simulated days per replication; default: the scenario's horizon."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for optimize.csv (one row per tariff, every figure with its 95% CI), "
+            "optimize.json and optimize.png (1 or 2 keys).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Search tariff parameters for an objective: which price does what you want, and how sure?
+
+    Every tariff tried runs with the same seed and replication indexes, so each replication
+    sees the same drivers under every tariff (common random numbers): the search is
+    deterministic, and differences between tariffs are paired, with 95% paired t intervals.
+    Prints every tariff simulated (best first), whether the best is distinguishable from the
+    runner-up, and the best against the current tariff (paired verdicts). See docs/optimize.md.
+    """
+    from twin.optimize import make_spec
+
+    sc = _load_or_exit(scenario)
+    try:
+        spec = make_spec(
+            objective=objective.value,
+            params=param or [],
+            window=window,
+            method=method.value,
+            grid_points=grid_points,
+            max_evals=max_evals,
+            replications=replications,
+            seed=seed,
+            target=target,
+            max_blocking=max_blocking,
+            min_revenue=min_revenue,
+        )
+    except api.OptimizeError as exc:
+        _fail(exc.problems, str(scenario))
+    if out is not None and out.exists() and not out.is_dir():
+        _fail([f"--out {out} exists and is not a folder"])
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(
+            *columns, console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as bar:
+            task = bar.add_task("current tariff", total=None)
+
+            def progress(done: int, total: int, label: str) -> None:
+                bar.update(task, completed=done, total=total, description=label or "tariffs")
+
+            result = api.optimize(
+                sc,
+                spec.objective,
+                [f"{p.key}={p.low}:{p.high}" for p in spec.params],
+                method=spec.method,
+                grid_points=spec.grid_points,
+                max_evals=spec.max_evals,
+                replications=spec.replications,
+                seed=spec.seed,
+                days=days,
+                target=spec.target,
+                window=window,
+                max_blocking=spec.max_blocking,
+                min_revenue=spec.min_revenue,
+                progress=progress,
+            )
+    except (api.OptimizeError, api.ScenarioError) as exc:
+        _fail(exc.problems, getattr(exc, "source", str(scenario)))
+    except ValueError as exc:
+        _fail([str(exc)], str(scenario))
+    wide = _wide_console()
+    s = result.scenario
+    cap = spec.max_blocking
+    what = {
+        "revenue": "maximise revenue per day"
+        + ("" if cap is None else f", at most {cap:g} % turned away"),
+        "occupancy-target": f"occupancy {100 * spec.target:g} % in {result.window.describe()}",
+        "blocking": "turn the fewest drivers away"
+        + (f", earning at least ${result.min_revenue:,.0f}/day" if result.min_revenue else ""),
+    }[spec.objective]
+    ranges = ", ".join(f"{p.key} {p.label(p.low)}…{p.label(p.high)}" for p in result.params)
+    wide.print(
+        f"{escape(s.name)}: {escape(what)}; {escape(ranges)}; {spec.method} search, "
+        f"{len(result.evaluations)} tariffs × {result.replications} paired replications, seed "
+        f"{result.seed}, {s.horizon_days - s.warmup_hours / 24:g} days measured after a "
+        f"{s.warmup_hours:g} h warm-up",
+        highlight=False,
+        soft_wrap=True,
+    )
+    tables = optimize_tables(result)
+    wide.print(tables[0])
+    if len(result.table) > OPTIMIZE_TABLE_ROWS:
+        wide.print(
+            f"[dim]… {len(result.table) - OPTIMIZE_TABLE_ROWS} more in optimize.csv (--out)[/]"
+        )
+    wide.print(tables[1])
+    for line in result.statements():
+        wide.print(f"• {escape(line)}", highlight=False, soft_wrap=True)
+    for line in result.notes:
+        wide.print(f"[yellow]note[/]: {escape(line)}", highlight=False, soft_wrap=True)
+    if out is not None:
+        try:
+            written = result.write(out)
+        except OSError as exc:
+            _fail([f"cannot write to {out}: {exc.strerror or exc}"])
+        wide.print(
+            f"wrote {', '.join(p.name for p in written)} to {escape(str(out))}/",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -16,6 +16,7 @@ from twin.compare import compare as _compare
 from twin.executors import Executor, ExecutorError, make_executor
 from twin.experiments import MIN_SEQUENTIAL_REPLICATIONS, Progress, RunResult, run_sequential
 from twin.experiments import run as _run
+from twin.optimize import OptimizationResult, OptimizeError
 from twin.regress import BaselineMissing, BaselineUpdate, RegressError, ScenarioCheck
 from twin.regress import check as _regress_check
 from twin.regress import update as _regress_update
@@ -40,6 +41,8 @@ __all__ = [
     "Comparison",
     "Executor",
     "ExecutorError",
+    "OptimizationResult",
+    "OptimizeError",
     "RegressError",
     "RunResult",
     "Scenario",
@@ -50,6 +53,7 @@ __all__ = [
     "compare",
     "load",
     "make_executor",
+    "optimize",
     "parse_grid",
     "record_baseline",
     "regress",
@@ -209,6 +213,56 @@ def sweep(
         return _run_sweep(plan, out, executor=executor, **options)
     with make_executor(executor, workers=workers, scheduler=scheduler) as ex:
         return _run_sweep(plan, out, executor=ex, **options)
+
+
+def optimize(
+    scenario: Scenario | str | Path | Mapping[str, Any],
+    objective: str = "revenue",
+    params: Mapping[str, tuple[float, float]] | Sequence[str] | None = None,
+    *,
+    method: str = "grid",
+    grid_points: int = 7,
+    max_evals: int = 30,
+    replications: int = 5,
+    seed: int | None = None,
+    days: float | None = None,
+    target: float = 0.85,
+    window: str | None = None,
+    max_blocking: float | None = None,
+    min_revenue: float | None = None,
+    keep_runs: bool = False,
+    progress: Any = None,
+) -> OptimizationResult:
+    """Search tariff parameters for an objective with common random numbers (twin.optimize).
+
+    ``objective`` is ``revenue`` (optionally with ``max_blocking`` pp of drivers turned away),
+    ``occupancy-target`` (``target`` occupancy inside ``window``, e.g. ``"weekdays
+    11:00-15:00"``; default the busiest 4 hours) or ``blocking`` (with ``min_revenue`` $/day,
+    default the current tariff's). ``params`` maps dotted tariff keys to ``(low, high)``
+    (dollars for money); default ``tariff.per_period`` from half to three times its value.
+    Every point runs with the same seed and replication indexes. The result has ``.best``,
+    ``.table`` (one row per point, best first) and ``.baseline_comparison`` (best against the
+    current tariff, paired). Raises :class:`OptimizeError` / :class:`ScenarioError` on inputs
+    the caller can fix.
+    """
+    from twin.optimize import as_scenario, make_spec
+    from twin.optimize import optimize as _optimize
+
+    spec = make_spec(
+        objective=objective,
+        params=params,
+        window=window,
+        method=method,
+        grid_points=grid_points,
+        max_evals=max_evals,
+        replications=replications,
+        seed=seed,
+        target=target,
+        max_blocking=max_blocking,
+        min_revenue=min_revenue,
+    )
+    sc = _with_days(as_scenario(scenario), days)
+    return _optimize(sc, spec, keep_runs=keep_runs, progress=progress)
 
 
 def regress(
