@@ -307,6 +307,7 @@ def metrics(rec: RunRecord) -> dict[str, float]:
         out[f"{lane}_wait_s.p95"] = float(np.percentile(wait, 95)) if len(wait) else 0.0
     if len(rec.lots) > 1:
         out.update(_network_metrics(rec, counted, paid, days))
+    out.update(rec.component_metrics)  # operations components' own figures
     return out
 
 

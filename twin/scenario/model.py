@@ -24,7 +24,11 @@ from pydantic import (
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
 from twin.scenario.dists import Dist, resolve_path
+from twin.scenario.payments import PaymentsSpec
+from twin.scenario.permits import PermitsSpec
 from twin.scenario.pricing_policy import ElasticitySpec, PricingPolicySpec
+from twin.scenario.reservations import ReservationsSpec
+from twin.scenario.sensors import SensorsSpec
 from twin.scenario.tariff import TariffSpec
 
 SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
@@ -307,6 +311,15 @@ class NetworkSpec(_Model):
     diversion: DiversionSpec = Field(default_factory=DiversionSpec)
 
 
+class OperationsSpec(_Model):
+    """How the lot is run day to day: each part switches on an operations component."""
+
+    reservations: ReservationsSpec | None = None
+    permits: PermitsSpec | None = None
+    payments: PaymentsSpec | None = None
+    sensors: SensorsSpec | None = None
+
+
 class OutputSpec(_Model):
     interval_min: float = Field(default=15.0, gt=0, description="time-series sampling step")
     vehicles: bool = Field(
@@ -335,6 +348,9 @@ class Scenario(_Model):
     tariff: TariffSpec | None = None
     pricing_policy: PricingPolicySpec | None = Field(
         default=None, description="demand-responsive rate adjustment during the run"
+    )
+    operations: OperationsSpec | None = Field(
+        default=None, description="reservations, permits, payments, sensors and displays"
     )
     output: OutputSpec = Field(default_factory=OutputSpec)
 

@@ -26,6 +26,7 @@ from heapq import heappop, heappush, heapreplace
 from operator import attrgetter
 
 import numpy as np
+import pandas as pd
 import simpy
 
 from twin.core.adaptive import elasticity_factor
@@ -34,11 +35,12 @@ from twin.core.lot import Lot, Session
 from twin.core.types import Vehicle, VehicleClass
 from twin.scenario.model import Scenario
 from twin.sim.build import build_lots, calendar_for
+from twin.sim.components import TURN_AWAY, ModelContext, build_components
 from twin.sim.demand import Drivers, draw_drivers
 from twin.sim.rng import Streams
 
 #: Outcome codes of a vehicle record.
-PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED, DETERRED, DIVERTING = range(8)
+PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED, DETERRED, DIVERTING, TURNED_AWAY = range(9)
 OUTCOMES = (
     "parked",
     "blocked",
@@ -48,6 +50,7 @@ OUTCOMES = (
     "in_entry_lane",
     "deterred",
     "diverting",  # driving to another lot of the network when the run ended
+    "turned_away",  # left before the barrier on an operations component's word (display FULL)
 )
 #: ``deterred``: a price-elastic candidate driver who, at the price in force, did not come at
 #: all (they are not arrivals; see ElasticitySpec).
@@ -111,6 +114,8 @@ class RunRecord:
     #: Adaptive pricing's decisions: (time s, rate table name, hourly rate $, mean occupancy
     #: the rule saw over the period that ended then (NaN for the opening rates), lot name).
     rates: list[tuple[float, str, float, float, str]] = field(default_factory=list)
+    component_metrics: dict[str, float] = field(default_factory=dict)
+    component_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def lot(self) -> Lot:
@@ -128,8 +133,10 @@ class ParkingModel:
         self.calendar: Calendar = calendar_for(scenario)
         self.lots = build_lots(scenario, self.calendar)
         self.lot = self.lots[0]
-        self.drivers = draw_drivers(scenario, Streams(self.seed, replication), self.calendar)
+        self.streams = Streams(self.seed, replication)
+        self.drivers = draw_drivers(scenario, self.streams, self.calendar)
         self.env = simpy.Environment()
+        self.components = build_components(scenario)
 
     def _adaptive_pricing(
         self,
@@ -333,6 +340,8 @@ class ParkingModel:
                 gate_t[i] = t
             session = allocate[k](vehicle_of[i], t)
             if session is None:
+                for component in comps:
+                    component.on_refused(i, k, t)
                 if patience[i] > 0.0:
                     outcome[i] = WAITING
                     waiting[k].append(i)
@@ -341,6 +350,9 @@ class ParkingModel:
                     turned_away(i, k, t, BLOCKED)
                 return
             session_of[i] = session  # entry time, spot and (later) price live on the session
+            if comps:
+                for component in comps:
+                    component.on_park(i, k, session, t)
             if pool:  # departure events are recycled: one fewer object per car
                 event = pool.pop()
                 event.callbacks = depart_callbacks
@@ -354,6 +366,15 @@ class ParkingModel:
 
         def arrive(i: int, t: float) -> None:
             k = at[i]
+            for component in comps:
+                verdict = component.on_arrival(i, k, t)
+                if verdict is None:
+                    continue
+                if verdict == TURN_AWAY:
+                    turned_away(i, k, t, TURNED_AWAY)
+                else:  # the component parked the car in a spot kept for it
+                    park(i, k, verdict, t)
+                return
             if check_price:
                 stay = dwell[i]
                 lot = lots[k]
@@ -397,6 +418,9 @@ class ParkingModel:
             session = session_of[i]
             release[k](session.ticket, t)
             pool.append(event)
+            extra = 0.0
+            for component in comps:
+                extra += component.on_leave(i, k, session, t)
             if big:  # keep the record, let the session go
                 entry_rec[i] = session.entry_t
                 leave_rec[i] = t
@@ -408,7 +432,7 @@ class ParkingModel:
                 start = free[0]
                 start = t if t > start else start
                 exit_start[i] = start
-                done = start + exit_service[k][i]
+                done = start + exit_service[k][i] + extra
                 heapreplace(free, done)
                 exit_t[i] = done
             if waiting[k]:
@@ -425,9 +449,7 @@ class ParkingModel:
                 if session is None:
                     queued.append(i)
                     continue
-                session_of[i] = session
-                outcome[i] = PARKED
-                heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
+                park(i, k, session, t)
                 return
 
         def renege(event: _Call) -> None:
@@ -435,11 +457,34 @@ class ParkingModel:
             if outcome[i] == WAITING:
                 turned_away(i, at[i], env._now, RENEGED)
 
+        def park(i: int, k: int, session: Session, t: float) -> None:
+            """A car parks outside the walk-in path (after waiting, or in a kept spot)."""
+            session_of[i] = session
+            outcome[i] = PARKED
+            for component in comps:
+                component.on_park(i, k, session, t)
+            heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
+
         depart_callbacks = [depart]  # SimPy's step only reads an event's list: one can be shared
+        comps = self.components
+        if comps:
+            context = ModelContext(
+                scenario=sc,
+                lots=lots,
+                drivers=d,
+                streams=self.streams,
+                env=env,
+                call_at=lambda t, fn: heappush(
+                    queue, (t, _ARRIVE, nxt(), _Call(lambda ev: fn(env._now), None))
+                ),
+                horizon=horizon,
+            )
+            for component in comps:
+                component.start(context)
 
         if elastic:
             first = arrive_first
-        elif not check_price and not any_entry_lanes:
+        elif not check_price and not any_entry_lanes and not comps:
             first = gate  # nothing happens between arrival and the barrier
         else:
             first = arrive
@@ -545,6 +590,12 @@ class ParkingModel:
             lot_arrival_t=lot_arrival,
             tries=np.asarray(tries, dtype=np.int16),
             search_km=np.asarray(search_km, dtype=float),
+            component_metrics={
+                f"{c.name}.{key}": value for c in comps for key, value in c.finish(horizon).items()
+            },
+            component_frames={
+                f"{c.name}_{key}": frame for c in comps for key, frame in c.frames().items()
+            },
             rates=rates_log,
         )
 

@@ -1,0 +1,127 @@
+"""Operations components: optional parts of the model that watch and steer its cars.
+
+Reservations, permits, payments and sensors each live in a component of their own that the
+model calls at a few fixed moments of a car's visit. A scenario without an ``operations:``
+section has no components, and the model's hot path does not even look for them.
+
+Moments (all times in core seconds, ``i`` the driver's index, ``k`` the lot's index):
+
+* ``start(ctx)`` once before the run: schedule own events with ``ctx.call_at``.
+* ``on_arrival(i, k, t)`` when a driver reaches a lot, before price and barrier. Return
+  ``None`` to let the model carry on, :data:`TURN_AWAY` to send the driver away (counted as
+  ``turned_away``, e.g. a display showing FULL), or a core ``Session`` when the component parked
+  the car itself (a reservation holder or permit holder in the spot kept for them).
+* ``on_refused(i, k, t)`` when the lot had no spot for a walk-in.
+* ``on_park(i, k, session, t)`` after every allocation.
+* ``on_leave(i, k, session, t) -> float`` after the spot is released and priced; the component
+  may change ``session.amount_cents`` (a permit holder pays nothing) and returns extra seconds
+  the car spends at the exit barrier (payment latency, retries).
+* ``finish(t) -> dict[str, float]`` after the run: figures merged into the replication's
+  metrics (names prefixed by the component), and ``frames()`` for tidy tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from twin.sim.rng import Streams
+
+if TYPE_CHECKING:
+    from twin.core.lot import Lot, Session
+    from twin.scenario.model import Scenario
+    from twin.sim.demand import Drivers
+
+#: ``on_arrival`` verdict: the driver leaves this lot (and may divert, in a network).
+TURN_AWAY = "turn away"
+
+
+@dataclass
+class ModelContext:
+    """What a component may use: the run's lots, drivers, scenario, clock and streams."""
+
+    scenario: Scenario
+    lots: list[Lot]
+    drivers: Drivers
+    streams: Streams
+    env: Any  # simpy.Environment
+    call_at: Callable[[float, Callable[[float], None]], None]
+    horizon: float
+
+
+class Component:
+    """Base class: every moment is a no-op, so a component overrides only what it needs."""
+
+    name: ClassVar[str] = "component"
+
+    def start(self, ctx: ModelContext) -> None:
+        self.ctx = ctx
+
+    def on_arrival(self, i: int, k: int, t: float) -> Session | str | None:
+        return None
+
+    def on_refused(self, i: int, k: int, t: float) -> None:
+        return None
+
+    def on_park(self, i: int, k: int, session: Session, t: float) -> None:
+        return None
+
+    def on_leave(self, i: int, k: int, session: Session, t: float) -> float:
+        return 0.0
+
+    def finish(self, t: float) -> dict[str, float]:
+        return {}
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {}
+
+
+#: Builders by ``operations`` key; each takes (spec, scenario) and returns a Component.
+REGISTRY: dict[str, Callable[[Any, Scenario], Component]] = {}
+
+
+def register(key: str) -> Callable:
+    """Class decorator: make a component buildable from ``operations.<key>`` in a scenario."""
+
+    def wrap(cls: type[Component]) -> type[Component]:
+        REGISTRY[key] = cls
+        return cls
+
+    return wrap
+
+
+def build_components(scenario: Scenario) -> list[Component]:
+    """The components a scenario's ``operations:`` section asks for, in a fixed order."""
+    ops = getattr(scenario, "operations", None)
+    if ops is None:
+        return []
+    _import_components()
+    out = []
+    for key in ("permits", "reservations", "sensors", "payments"):
+        spec = getattr(ops, key, None)
+        if spec is not None:
+            if key not in REGISTRY:
+                raise ValueError(f"operations.{key} is not available in this build")
+            out.append(REGISTRY[key](spec, scenario))
+    return out
+
+
+def _import_components() -> None:
+    """Components register themselves on import; import those that exist."""
+    import importlib
+
+    for module in ("ops_permits", "ops_reservations", "ops_sensors", "ops_payments"):
+        try:
+            importlib.import_module(f"twin.sim.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"twin.sim.{module}":
+                raise
+
+
+def uniform(streams: Streams, name: str, n: int) -> np.ndarray:
+    """Bulk uniforms from a named stream: components draw like the model does."""
+    return streams.get(name).random(n)
