@@ -33,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # reflow docstring paragraphs to the terminal's width
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -1129,7 +1130,7 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
     from twin.compare import quantity
 
     objective = result.spec.objective
-    unit = {"revenue": "$", "blocking": "pp", "occupancy-target": "pp²"}[objective]
+    unit = "$" if objective == "revenue" else "pp"
     t = result.table
     points = Table(
         title=f"{len(t)} tariffs simulated, best first — mean ± 95% half-width over "
