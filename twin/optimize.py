@@ -21,11 +21,13 @@ Objectives (see ``docs/optimize.md`` for the reasoning):
     share (blocked + reneged: drivers willing to pay who found no space) exceeds the cap are
     penalised: each pp over the cap costs a whole day's revenue at the current tariff.
 ``occupancy-target``
-    Minimise the mean squared gap (pp²) between occupancy in a *window* and ``target`` (Shoup's
-    85 %). The window is a fixed set of days and hours of the day; by default the busiest four
-    consecutive hours of the busier day type (weekdays or weekend) at the current tariff,
-    because that is when a lot is scarce and what the 85 % rule is about (an all-day mean of a
-    lot that empties every night can never reach 85 %).
+    Minimise the squared gap (pp²) between the mean occupancy in a *window* and ``target``
+    (Shoup's 85 %). Which of two tariffs comes closer is judged per replication, on the
+    absolute gaps ``|occupancy_r − target|`` (paired). The window is a fixed set of days and
+    hours of the day; by default the busiest four consecutive hours of the busier day type
+    (weekdays or weekend) at the current tariff, because that is when a lot is scarce and what
+    the 85 % rule is about (an all-day mean of a lot that empties every night can never reach
+    85 %).
 ``blocking``
     Minimise the turned-away share subject to revenue per day of at least ``min_revenue``
     (default: the current tariff's revenue, i.e. "turn fewer drivers away without earning
@@ -33,7 +35,7 @@ Objectives (see ``docs/optimize.md`` for the reasoning):
     (e.g. several prices with nobody turned away) go to the higher revenue.
 
 Penalties are a device for the search; the statistics (intervals, paired comparisons) are
-always about the figure itself: revenue, the turned-away share, the squared gap.
+always about the figure itself: revenue, the turned-away share, the gap to the target.
 """
 
 from __future__ import annotations
@@ -475,7 +477,8 @@ class Evaluation:
     run: RunResult  # frames dropped unless keep_runs
     searched: bool = True  # proposed by the search (False: only the current tariff)
     baseline: bool = False
-    primary: np.ndarray = field(default_factory=lambda: np.array([]))
+    primary: np.ndarray = field(default_factory=lambda: np.array([]))  # objective figure
+    compared: np.ndarray = field(default_factory=lambda: np.array([]))  # for paired tests
     score: float = math.nan
     feasible: bool = True
 
@@ -501,7 +504,7 @@ class _Objective:
         return {
             "revenue": "revenue_per_day",
             "blocking": "turned_away_pct",
-            "occupancy-target": "target_gap_sq_pp2",
+            "occupancy-target": "target_gap_pp",
         }[self.name]
 
     @property
@@ -509,16 +512,22 @@ class _Objective:
         return {
             "revenue": "revenue per day (maximised)",
             "blocking": "turned away, % (minimised)",
-            "occupancy-target": f"squared gap to {100 * self.target:g} % occupancy, pp² "
-            "(minimised)",
+            "occupancy-target": f"gap to {100 * self.target:g} % occupancy, pp "
+            "(its square minimised)",
         }[self.name]
 
     def assess(self, ev: Evaluation) -> None:
-        """Fill ``primary``, ``score`` (lower is better) and ``feasible`` of an evaluation."""
+        """Fill ``primary``, ``compared``, ``score`` (lower is better) and ``feasible``.
+
+        ``primary`` is the objective figure per replication (revenue, turned-away %, signed gap
+        to the target in pp); ``compared`` what paired tests between points use: the same,
+        except the absolute gap for the occupancy target (closer is better on either side).
+        """
         m = ev.metrics
         if self.name == "occupancy-target":
-            m["target_gap_sq_pp2"] = (100.0 * (m["occupancy.window"] - self.target)) ** 2
+            m["target_gap_pp"] = 100.0 * (m["occupancy.window"] - self.target)
         ev.primary = m[self.metric].to_numpy(dtype=float)
+        ev.compared = np.abs(ev.primary) if self.name == "occupancy-target" else ev.primary
         mean = float(np.nanmean(ev.primary)) if np.isfinite(ev.primary).any() else math.nan
         violation = 0.0
         if self.name == "revenue":
@@ -530,8 +539,8 @@ class _Objective:
             if self.min_revenue:
                 short = self.min_revenue - ev.mean("revenue_per_day")
                 violation = max(0.0, 100.0 * short / self.min_revenue)
-        else:
-            score = mean
+        else:  # the squared gap of the mean occupancy: smooth for scipy, the same argmin
+            score = mean**2
         ev.feasible = violation <= 0.0
         ev.score = score + self.penalty * violation if math.isfinite(score) else math.inf
 
@@ -711,8 +720,9 @@ class OptimizationResult:
         lines = [f"Best tariff: {self.describe(self.best)}"]
         d = self.runner_up_difference
         if self.runner_up is not None and d is not None:
-            unit = {"revenue_per_day": "$/day", "turned_away_pct": "pp"}.get(
-                self.objective_metric, "pp²"
+            unit = "$/day" if self.objective_metric == "revenue_per_day" else "pp"
+            gap = (
+                " (absolute gap to the target)" if self.spec.objective == "occupancy-target" else ""
             )
             what = self.describe(self.runner_up)
             if math.isnan(d.ci_low):
@@ -727,7 +737,7 @@ class OptimizationResult:
                     else "the data cannot separate them"
                 )
                 lines.append(
-                    f"Runner-up ({what}): runner-up − best = {quantity(d.mean, unit, dec)}, "
+                    f"Runner-up ({what}): runner-up − best{gap} = {quantity(d.mean, unit, dec)}, "
                     f"95% paired CI {quantity(d.ci_low, unit, dec)} … "
                     f"{quantity(d.ci_high, unit, dec)}: {verdict_text}"
                 )
@@ -824,7 +834,7 @@ def build_table(
     rows = []
     for rank, ev in enumerate(ranked, start=1):
         mean, _, lo, hi = confidence_interval(ev.primary, confidence)
-        diff = paired_difference(best.primary, ev.primary, confidence)
+        diff = paired_difference(best.compared, ev.compared, confidence)
         tied = ev is best or not diff.significant
         row: dict[str, Any] = {"rank": rank, "point": ev.index}
         row.update({p.key: ev.values[p.key] for p in params})
@@ -1007,7 +1017,7 @@ def optimize(
     following = [e for e in sorted(searched, key=rank_key) if e is not best]
     runner_up = next((e for e in following if e.feasible or not best.feasible), None)
     runner_diff = (
-        paired_difference(best.primary, runner_up.primary) if runner_up is not None else None
+        paired_difference(best.compared, runner_up.compared) if runner_up is not None else None
     )
     if not best.feasible:
         notes.append(
@@ -1051,12 +1061,13 @@ def _scipy_search(
     keys = [p.key for p in params]
     if len(params) == 1:
         p = params[0]
-        resolution = 10.0 ** -_KINDS[p.kind][0]
+        # stop at 1 % of the range: finer steps move the figures by less than their noise
+        tolerance = max(10.0 ** -_KINDS[p.kind][0], 0.01 * (p.high - p.low))
         minimize_scalar(
             lambda x: ev.score({p.key: p.snap(x)}),
             bounds=(p.low, p.high),
             method="bounded",
-            options={"xatol": resolution / 2, "maxiter": spec.max_evals},
+            options={"xatol": tolerance, "maxiter": spec.max_evals},
         )
         ev.evaluate({p.key: p.snap(p.low)})
         ev.evaluate({p.key: p.snap(p.high)})
@@ -1133,7 +1144,7 @@ _PLOTTED: dict[str, tuple[tuple[str, str, float, str], tuple[str, str, float, st
         ("revenue_per_day", "revenue per day ($)", 1.0, "money"),
     ),
     "occupancy-target": (
-        ("occupancy.window", "occupancy in the window, %", 100.0, "pct"),
+        ("occupancy.window", "occupancy in the window, %", 100.0, "occ"),
         ("revenue_per_day", "revenue per day ($)", 1.0, "money"),
     ),
 }
@@ -1147,9 +1158,9 @@ def _stats(evs: list[Evaluation], metric: str, scale: float) -> tuple[np.ndarray
     return mean, lo, hi
 
 
-def _dollars(value: float, _pos: object = None) -> str:
-    """Axis ticks: ``$1,200``, ``-$500``."""
-    return f"{'-' if value < 0 else ''}${abs(value):,.0f}"
+def _dollars(value: float, decimals: int = 0) -> str:
+    """Axis ticks: ``$1,200``, ``-$500``, ``$0.50``."""
+    return f"{'-' if value < 0 else ''}${abs(value):,.{decimals}f}"
 
 
 def _fmt_value(value: float, kind: str) -> str:
@@ -1180,7 +1191,7 @@ def plot_optimization(result: OptimizationResult, path: str | Path) -> Path:
         f"{result.seed}, the same drivers at every point"
     )
     if spec.objective == "occupancy-target" or first[0] == "occupancy.window":
-        subtitle += f"; window {result.window.describe()}"
+        subtitle += f"\noccupancy measured {result.window.describe()}"
     if len(result.params) == 1:
         fig = _plot_1d(result, first, second, subtitle, Figure)
     else:
@@ -1190,7 +1201,6 @@ def plot_optimization(result: OptimizationResult, path: str | Path) -> Path:
 
 
 def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cls) -> Any:
-    from matplotlib.ticker import FuncFormatter
 
     p = result.params[0]
     spec = result.spec
@@ -1226,14 +1236,14 @@ def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cl
         elinewidth=1.3,
         color="C0",
     )
-    unit = {"money": "$/day", "pct": "pp"}[kind]
+    unit = "$/day" if kind == "money" else "pp"
     middle.set_ylabel(f"point − best, {unit}\n(paired 95% CI)")
     middle.grid(True, alpha=0.3)
     if kind == "money":
-        middle.yaxis.set_major_formatter(FuncFormatter(_dollars))
+        middle.yaxis.set_major_formatter(_tex_dollars_formatter())
     for ax, (metric, ylabel, scale, kind), colour in ((top, first, "C0"), (bottom, second, "C1")):
         mean, lo, hi = _stats(searched, metric, scale)
-        if kind == "pct":
+        if kind in ("pct", "occ"):
             lo, hi = np.clip(lo, 0, 100), np.clip(hi, 0, 100)
 
         def lab(text: str, ax: Any = ax) -> str | None:
@@ -1284,7 +1294,7 @@ def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cl
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if kind == "money":
-            ax.yaxis.set_major_formatter(FuncFormatter(_dollars))
+            ax.yaxis.set_major_formatter(_tex_dollars_formatter())
         if kind == "pct":  # shares from 0; money autoscales so an interior optimum shows
             ax.set_ylim(bottom=0)
             ax.set_ylim(bottom=-0.03 * ax.get_ylim()[1])
@@ -1313,18 +1323,21 @@ def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cl
             linewidth=1.2,
             label=f"floor ${result.min_revenue:,.0f}/day",
         )
-    if first[3] == "pct" and top.get_ylim()[1] > 100:
-        top.set_ylim(top=103)
+    if first[3] in ("pct", "occ") and top.get_ylim()[1] > 100:
+        top.set_ylim(top=101)
     top.legend(fontsize=8, frameon=False, loc="best", ncol=2)
     if bottom.get_legend_handles_labels()[0]:
         bottom.legend(fontsize=8, frameon=False, loc="best")
     bottom.set_xlabel(f"{p.key} ({'$' if p.kind == 'money' else p.kind})")
     best_text = f"best: {p.label(result.best.values[p.key])}"
     fig.suptitle(
-        f"{_TITLES[spec.objective]} by {p.key} — {best_text}", fontsize=11.5, x=0.015, ha="left"
+        _tex(f"{_TITLES[spec.objective]} by {p.key} — {best_text}"),
+        fontsize=11.5,
+        x=0.015,
+        ha="left",
     )
-    top.set_title(subtitle, fontsize=8.5, loc="left", color="0.35")
-    fig.subplots_adjust(left=0.155, right=0.97, top=0.915, bottom=0.07, hspace=0.08)
+    top.set_title(_tex(subtitle), fontsize=8.5, loc="left", color="0.35")
+    fig.subplots_adjust(left=0.155, right=0.97, top=0.9, bottom=0.07, hspace=0.08)
     fig.align_ylabels([top, middle, bottom])
     return fig
 
@@ -1336,8 +1349,16 @@ _TITLES = {
 }
 
 
+def _tex(text: str) -> str:
+    """Text for matplotlib: a literal ``$`` (two of them would start mathtext)."""
+    return text.replace("$", r"\$")
+
+
 def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> Any:
+    """Grid search: a heatmap of the objective figure over the grid, values in the cells.
+    Otherwise (scipy): the points tried, coloured by the figure and numbered in order."""
     from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Rectangle
 
     px, py = result.params
     spec = result.spec
@@ -1352,24 +1373,36 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
         t = 100 * spec.target
         span = max(float(np.nanmax(np.abs(mean - t))), 1.0) if np.isfinite(mean).any() else 1.0
         norm = TwoSlopeNorm(vcenter=t, vmin=t - span, vmax=t + span)
-    fig = figure_cls(figsize=(8.5, 6.4), dpi=120)
+    fig = figure_cls(figsize=(8.5, 6.6), dpi=120)
     ax = fig.add_subplot()
-    xs = sorted({e.values[px.key] for e in searched})
-    ys = sorted({e.values[py.key] for e in searched})
-    full_grid = spec.method == "grid" and len(searched) == len(xs) * len(ys)
-    if full_grid:
+    best, base = result.best, result.baseline
+    marks: list[tuple[Evaluation, dict[str, Any]]] = [
+        (
+            base,
+            dict(
+                marker="D", markersize=8, color="0.15", mfc="none", mew=1.8, label="current tariff"
+            ),
+        ),
+        (best, dict(marker="*", markersize=17, color="C3", mec="k", mew=0.6, label="best")),
+    ]
+    if spec.method == "grid":
+        xs, ys = px.grid(spec.grid_points), py.grid(spec.grid_points)
         grid = np.full((len(ys), len(xs)), np.nan)
+        cells = {}
         for e, m in zip(searched, mean, strict=True):
-            grid[ys.index(e.values[py.key]), xs.index(e.values[px.key])] = m
+            vx, vy = e.values[px.key], e.values[py.key]
+            if vx in xs and vy in ys:
+                grid[ys.index(vy), xs.index(vx)] = m
+                cells[(ys.index(vy), xs.index(vx))] = e
         image = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, norm=norm)
-        ax.set_xticks(range(len(xs)), [px.label(v) for v in xs], fontsize=8)
-        ax.set_yticks(range(len(ys)), [py.label(v) for v in ys], fontsize=8)
-        for e, m in zip(searched, mean, strict=True):
-            i, j = ys.index(e.values[py.key]), xs.index(e.values[px.key])
-            bright = image.norm(m) > 0.55 if cmap == "viridis" else image.norm(m) < 0.45
-            if cmap == "RdBu_r":
-                bright = abs(image.norm(m) - 0.5) < 0.3
-            text = _fmt_value(m, kind) + ("\n✗" if not e.feasible else "")
+        ax.set_xticks(range(len(xs)), [_tex(px.label(v)) for v in xs], fontsize=8)
+        ax.set_yticks(range(len(ys)), [_tex(py.label(v)) for v in ys], fontsize=8)
+        for (i, j), e in cells.items():
+            shade = float(image.norm(grid[i, j]))
+            dark = abs(shade - 0.5) > 0.3 if cmap == "RdBu_r" else shade < 0.5
+            if cmap == "viridis_r":
+                dark = shade > 0.5
+            text = _tex(_fmt_value(grid[i, j], kind)) + ("\n✗" if not e.feasible else "")
             ax.text(
                 j,
                 i,
@@ -1377,83 +1410,89 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
                 ha="center",
                 va="center",
                 fontsize=7.5,
-                color="black" if bright else "white",
+                color="white" if dark else "black",
             )
-        bi, bj = ys.index(result.best.values[py.key]), xs.index(result.best.values[px.key])
-        from matplotlib.patches import Rectangle
+            if e is best:
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="C3", linewidth=2.5)
+                )
 
-        ax.add_patch(
-            Rectangle(
-                (bj - 0.5, bi - 0.5), 1, 1, fill=False, edgecolor="C3", linewidth=2.5, label="best"
+        def where(e: Evaluation) -> tuple[float, float] | None:
+            vx, vy = e.values[px.key], e.values[py.key]
+            if vx is None or vy is None:
+                return None  # e.g. no daily maximum today
+            # fractional cell position (the grid is evenly spaced), so off-grid points show too
+            return (
+                float(np.interp(vx, xs, range(len(xs)))),
+                float(np.interp(vy, ys, range(len(ys)))),
             )
-        )
-        base = result.baseline
-        bx, by = base.values[px.key], base.values[py.key]
-        if bx in xs and by in ys:
-            ax.plot(
-                [xs.index(bx)],
-                [ys.index(by)],
-                marker="D",
-                markersize=6,
-                color="0.2",
-                mfc="none",
-                mew=1.5,
-                linestyle="none",
-                label="current tariff",
-            )
-        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.09), ncol=2)
+
+        ax.set_xlim(-0.5, len(xs) - 0.5)
+        ax.set_ylim(-0.5, len(ys) - 0.5)
     else:
         x = np.array([e.values[px.key] for e in searched], dtype=float)
         y = np.array([e.values[py.key] for e in searched], dtype=float)
         image = ax.scatter(x, y, c=mean, cmap=cmap, norm=norm, s=70, edgecolors="0.3")
+        shown: list[tuple[float, float]] = []
         for e, xi, yi in zip(searched, x, y, strict=True):
+            u, v = (xi - px.low) / (px.high - px.low), (yi - py.low) / (py.high - py.low)
+            if any(abs(u - a) < 0.04 and abs(v - b) < 0.03 for a, b in shown):
+                continue  # its number would sit on another's: the order shows well enough
+            shown.append((u, v))
+            tag = str(e.index) + (" ✗" if not e.feasible else "")
             ax.annotate(
-                str(e.index),
-                (xi, yi),
-                textcoords="offset points",
-                xytext=(5, 5),
-                fontsize=7,
-                color="0.3",
+                tag, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7, color="0.3"
             )
-        ax.plot(
-            [result.best.values[px.key]],
-            [result.best.values[py.key]],
-            marker="*",
-            markersize=18,
-            color="C3",
-            mec="k",
-            linestyle="none",
-            label="best",
-        )
-        base = result.baseline
-        if base.values[px.key] is not None and base.values[py.key] is not None:
-            ax.plot(
-                [base.values[px.key]],
-                [base.values[py.key]],
-                marker="D",
-                markersize=8,
-                color="0.2",
-                mfc="none",
-                mew=1.5,
-                linestyle="none",
-                label="current tariff",
-            )
-        ax.set_xlim(px.low - 0.03 * (px.high - px.low), px.high + 0.03 * (px.high - px.low))
-        ax.set_ylim(py.low - 0.03 * (py.high - py.low), py.high + 0.03 * (py.high - py.low))
+
+        def where(e: Evaluation) -> tuple[float, float] | None:
+            vx, vy = e.values[px.key], e.values[py.key]
+            return None if vx is None or vy is None else (vx, vy)
+
+        pad_x, pad_y = 0.04 * (px.high - px.low), 0.04 * (py.high - py.low)
+        ax.set_xlim(px.low - pad_x, px.high + pad_x)
+        ax.set_ylim(py.low - pad_y, py.high + pad_y)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(0, -0.09), ncol=2)
+        for axis, p in ((ax.xaxis, px), (ax.yaxis, py)):
+            if p.kind == "money":  # cents on short ranges, where ticks fall between dollars
+                axis.set_major_formatter(_tex_dollars_formatter(2 if p.high - p.low < 10 else 0))
+    for e, style in marks:
+        at = where(e)
+        if at is not None:
+            ax.plot([at[0]], [at[1]], linestyle="none", zorder=5, **style)
+    handles, labels = ax.get_legend_handles_labels()
+    if any(not e.feasible for e in searched):
+        labels.append("✗ misses the constraint")
+        handles.append(Rectangle((0, 0), 0, 0, fill=False, edgecolor="none"))
+    ax.legend(
+        handles,
+        labels,
+        fontsize=8,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(0, -0.09),
+        ncol=3,
+    )
     bar = fig.colorbar(image, ax=ax, pad=0.02)
-    bar.set_label(label + (f" (target {100 * spec.target:g} %)" if norm is not None else ""))
-    ax.set_xlabel(px.key)
-    ax.set_ylabel(py.key)
-    best = result.best
+    extra = f" (target {100 * spec.target:g} %)" if norm is not None else ""
+    bar.set_label(_tex(label.replace("\n", " ") + extra))
+    if kind == "money":
+        bar.formatter = _tex_dollars_formatter()
+        bar.update_ticks()
+    ax.set_xlabel(_tex(px.key))
+    ax.set_ylabel(_tex(py.key))
+    best_text = f"{px.label(best.values[px.key])}, {py.label(best.values[py.key])}"
     fig.suptitle(
-        f"{_TITLES[spec.objective]} by {px.key} and {py.key} — best: "
-        f"{px.label(best.values[px.key])}, {py.label(best.values[py.key])}",
+        _tex(f"{_TITLES[spec.objective]} by {px.key} and {py.key} — best: {best_text}"),
         fontsize=11,
         x=0.015,
         ha="left",
     )
-    ax.set_title(subtitle, fontsize=8.5, loc="left", color="0.35")
-    fig.subplots_adjust(left=0.12, right=0.98, top=0.89, bottom=0.17)
+    ax.set_title(_tex(subtitle), fontsize=8.5, loc="left", color="0.35")
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.17)
     return fig
+
+
+def _tex_dollars_formatter(decimals: int = 0) -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: _tex(_dollars(v, decimals)))
