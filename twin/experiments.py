@@ -230,7 +230,7 @@ def _from_record(rec: RunRecord) -> Replication:
     return Replication(
         index=rec.replication,
         metrics=metrics(rec),
-        vehicles=vehicles_frame(rec),
+        vehicles=vehicles_frame(rec) if rec.scenario.output.vehicles else pd.DataFrame(),
         occupancy=occupancy_frame(rec),
         lanes=lanes_frame(rec),
         trace_dropped=rec.drivers.trace_dropped,
