@@ -329,7 +329,7 @@ class Window(BaseModel):
         minute = (times.dt.hour * 60 + times.dt.minute).to_numpy()
         lo, hi = self.minutes
         inside = (minute >= lo) & (minute < hi) if lo < hi else (minute >= lo) | (minute < hi)
-        return inside & np.isin(times.dt.weekday.to_numpy(), day_numbers)
+        return inside & np.isin(times.dt.day_of_week.to_numpy(), day_numbers)
 
 
 def parse_window(text: str) -> Window:
@@ -372,7 +372,7 @@ def busiest_window(run_result: RunResult, hours: int = DEFAULT_WINDOW_HOURS) -> 
     every sampled hour.
     """
     samples = _total_occupancy(run_result)
-    weekday = samples["time"].dt.weekday.to_numpy()
+    weekday = samples["time"].dt.day_of_week.to_numpy()
     hour = samples["time"].dt.hour.to_numpy()
     occupancy = samples["occupancy"].to_numpy(dtype=float)
     best: tuple[float, list[str], int] | None = None
