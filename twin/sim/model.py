@@ -215,7 +215,9 @@ class ParkingModel:
         def seq(values: np.ndarray) -> list | np.ndarray:
             return values if big else values.tolist()
 
-        def record(fill: float) -> list | np.ndarray:
+        def record(fill: float, used: bool = True) -> list | np.ndarray:
+            if not used:
+                return np.broadcast_to(np.float64(fill), n)
             return np.full(n, fill) if big else [fill] * n
 
         arrival = np.append(d.arrival, math.inf) if big else [*d.arrival.tolist(), math.inf]
@@ -239,12 +241,7 @@ class ParkingModel:
         at = seq(d.lot.copy())  # the lot each driver is at (or driving to)
 
         nan = math.nan
-        gate_t = record(nan)
         session_of: list[Session | None] = [None] * n
-        exit_start = record(nan)
-        exit_t = record(nan)
-        quote = record(nan)
-        lane_start = record(nan)
         outcome = np.full(n, QUEUED, dtype=np.int8) if big else [QUEUED] * n
         offsets = np.cumsum([0] + [lot.capacity for lot in lots])[:-1].tolist()
         entry_rec, leave_rec, amount_rec, spot_rec = (
@@ -279,6 +276,12 @@ class ParkingModel:
         check_price = any(lot.tariff is not None for lot in lots) and bool(
             np.isfinite(d.wtp_cents).any()
         )
+        # records of features the scenario does not use are shared read-only placeholders
+        gate_t = record(nan, any_entry_lanes)
+        lane_start = record(nan, any_entry_lanes)
+        exit_start = record(nan, any_exit_lanes)
+        exit_t = record(nan, any_exit_lanes)
+        quote = record(nan, check_price)
         accept_u = seq(d.accept_u)
         stream_of = seq(d.stream)
         elastic = bool(np.isfinite(d.accept_u).any())
@@ -293,7 +296,7 @@ class ParkingModel:
 
         network = sc.network if len(lots) > 1 else None
         tries = np.zeros(n, dtype=np.int16) if big else [0] * n
-        search_km = record(0.0)
+        search_km = record(0.0, len(lots) > 1)
         rearrived: dict[int, float] = {}  # diverted drivers: when they reached the next lot
         if network is not None:
             minutes = sc.travel_minutes()
