@@ -728,7 +728,11 @@ class OptimizationResult:
             if math.isnan(d.ci_low):
                 lines.append(f"Runner-up ({what}): cannot tell with {d.n} replications")
             elif d.sd == 0 and d.mean == 0:
-                lines.append(f"Runner-up ({what}) is identical in every replication: a tie")
+                broken = "the share turned away" if self.spec.objective == "revenue" else "revenue"
+                lines.append(
+                    f"Runner-up ({what}) scores the same in every replication: a tie, "
+                    f"ranked by {broken}"
+                )
             else:
                 dec = _decimals(d.half_width, d.mean)
                 verdict_text = (
