@@ -104,8 +104,11 @@ class PermitStats:
     assigned_busy: int = 0  # assigned spot in use (second car on one permit): general spot
     exits: int = 0
     waived_cents: int = 0  # tariff amount of permit stays, not charged
+    #: Seconds assigned spots spent held (RESERVED) with nobody in them, over closed holds;
+    #: :meth:`PermitRegistry.idle_spot_seconds` adds the holds still open.
+    held_idle_s: float = 0.0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -125,6 +128,7 @@ class PermitRegistry:
         self._by_id: dict[str, MonthlyPermit] = {}
         self._spot_owner: dict[int, list[MonthlyPermit]] = {}
         self._held: set[int] = set()  # assigned spots this registry holds RESERVED now
+        self._held_since: dict[int, float] = {}  # held spot -> when its current hold began
         self._claim: set[int] = set()  # assigned spots to hold as soon as they free
         self._inside: dict[str, tuple[int, MonthlyPermit]] = {}  # plate -> (ticket, permit)
         self._tickets: dict[int, tuple[str, MonthlyPermit]] = {}
@@ -193,7 +197,7 @@ class PermitRegistry:
             elif self._owner_at(spot, at) is None:
                 self._claim.discard(spot)
                 if spot in self._held:
-                    self._held.discard(spot)
+                    self._unhold(spot, at)
                     self.lot.set_status(spot, SpotStatus.AVAILABLE, at)
 
     def _owner_at(self, spot: int, t: float) -> MonthlyPermit | None:
@@ -209,11 +213,25 @@ class PermitRegistry:
         if status is SpotStatus.AVAILABLE:
             self.lot.set_status(spot_index, SpotStatus.RESERVED, t)
             self._held.add(spot_index)
+            self._held_since[spot_index] = t
             self._claim.discard(spot_index)
         elif status is not SpotStatus.OCCUPIED or not self._holder_parked_in(spot_index):
             # taken by a walk-in, held by a reservation or in maintenance since registration:
             # claimed when it frees (on_spot_freed), never taken from under anyone
             self._claim.add(spot_index)
+
+    def _unhold(self, spot_index: int, t: float) -> None:
+        """Stop counting a hold (its holder parked, or its permit ended) and book its idle time."""
+        self._held.discard(spot_index)
+        self.stats.held_idle_s += t - self._held_since.pop(spot_index)
+
+    def idle_spot_seconds(self, t: float) -> float:
+        """Spot-seconds assigned spots were held empty up to ``t`` (open holds counted to ``t``).
+
+        What selling assigned spots costs in capacity: a walk-in can never use a held spot,
+        even while its holder is away. O(assigned spots held now).
+        """
+        return self.stats.held_idle_s + sum(t - s for s in self._held_since.values())
 
     def _holder_parked_in(self, spot_index: int) -> bool:
         """A permit holder (not a walk-in) is in the spot. O(holders inside), rare calls."""
@@ -266,7 +284,7 @@ class PermitRegistry:
             except NoCompatibleSpot:
                 session = None  # e.g. a van on a permit whose spot is compact: general spot
             if session is not None:
-                self._held.discard(spot)
+                self._unhold(spot, t)
                 self.stats.assigned_entries += 1
                 return self._admitted(plate, permit, session)
         if spot is not None:
@@ -289,15 +307,33 @@ class PermitRegistry:
         if ticket not in self._tickets:
             raise UnknownTicket(f"ticket {ticket!r} is not a permit holder's")
         session = self.lot.release(ticket, t)  # refuses an exit before entry, keeps state
+        self.settle_exit(session, t)
+        return session
+
+    def settle_exit(self, session: Session, t: float) -> int:
+        """The permit's part of an exit whose session the lot has already released and priced.
+
+        For a caller that releases through the lot itself (the simulator releases every car
+        the same way): forget the plate, waive the tariff amount (returned, in cents, and set
+        the session's amount to 0) and hold the spot again if it is assigned. Call it in the
+        same instant as the release, so nobody slips into the freed assigned spot.
+        """
+        ticket = session.ticket
+        if ticket not in self._tickets:
+            raise UnknownTicket(f"ticket {ticket!r} is not a permit holder's")
+        if session.open:
+            raise InvalidTransition(f"ticket {ticket!r} is still open: release it first")
+        self.advance(t)
         plate, _ = self._tickets.pop(ticket)
         del self._inside[plate]
-        self.stats.waived_cents += session.amount_cents or 0
+        waived = session.amount_cents or 0
+        self.stats.waived_cents += waived
         session.amount_cents = 0
         self.stats.exits += 1
         spot = session.spot.index
         if self._owner_at(spot, t) is not None:
             self._hold(spot, t)  # released and re-held at one instant: nobody slips in
-        return session
+        return waived
 
 
 # =========================================================================== accessible bays

@@ -1,10 +1,12 @@
 """The ``permits:`` section of a scenario: monthly permit holders, accessible bays, EV charging.
 
-The simulator draws permit holders' visits from :class:`MonthlyPermitsSpec`; the rules become
-core objects (:class:`~twin.core.permits.HandicapEnforcement`,
-:class:`~twin.core.permits.ChargingPolicy`) through ``build()``. Money is written in currency
-units and held as integer cents; energies in kWh. This module does not import
-:mod:`twin.scenario.model`, so the scenario schema can import it without a cycle.
+In the simulator (``twin.sim.ops_permits``) permit holders are drivers of the demand streams
+named in :class:`MonthlyPermitsSpec` ``streams``: their arrivals and stays are drawn like every
+other driver's, so they show in every table and figure. The rules become core objects
+(:class:`~twin.core.permits.HandicapEnforcement`, :class:`~twin.core.permits.ChargingPolicy`)
+through ``build()``. Money is written in currency units and held as integer cents; energies
+in kWh. This module does not import :mod:`twin.scenario.model`, so the scenario schema can
+import it without a cycle.
 """
 
 from __future__ import annotations
@@ -32,10 +34,41 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Visit settings of the stand-alone holder description; with ``streams`` the demand streams
+#: say all this, so giving them as well would be two answers to one question.
+_VISIT_KEYS = (
+    "vehicle_class",
+    "ev_share",
+    "visit_days",
+    "visit_probability",
+    "arrival_time",
+    "dwell",
+)
+
+
 class MonthlyPermitsSpec(_Spec):
-    """Contract parkers: how many, when they come, and whether a spot is kept for them."""
+    """Contract parkers: how many, when they come, and whether a spot is kept for them.
+
+    Two ways to say when holders come. ``streams`` names demand streams whose drivers are the
+    holders (``holder_share`` of them): what the simulator runs, because the model's drivers all
+    come from ``demand``. The visit keys (``arrival_time``, ``dwell``, ``visit_days``, ...)
+    describe holders on their own, for studies of the core; the simulator refuses them.
+    """
 
     holders: int = Field(ge=1, description="number of monthly permits sold")
+    streams: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="demand streams whose drivers are the permit holders (their arrivals, "
+        "stays, vehicle class and EV flags come from there); each arrival takes a plate of a "
+        "permit whose cars are all outside",
+    )
+    holder_share: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="share of those streams' drivers who hold a permit; the rest pay",
+    )
     plates_per_permit: int = Field(default=1, ge=1, description="cars registered per permit")
     vehicle_class: VehicleClassName = "REGULAR"
     ev_share: float = Field(default=0.0, ge=0, le=1)
@@ -46,11 +79,12 @@ class MonthlyPermitsSpec(_Spec):
     visit_probability: float = Field(
         default=0.9, ge=0, le=1, description="chance a holder comes on a visit day"
     )
-    arrival_time: Dist = Field(
+    arrival_time: Dist | None = Field(
+        default=None,
         description="time of day of arrival, from midnight, e.g. {type: uniform, low: 7.5, "
-        "high: 9.5, unit: h}"
+        "high: 9.5, unit: h} (without 'streams')",
     )
-    dwell: Dist = Field(description="stay length")
+    dwell: Dist | None = Field(default=None, description="stay length (without 'streams')")
     assigned_spots: int = Field(
         default=0, ge=0, description="holders with a spot kept for them (out of allocation)"
     )
@@ -61,22 +95,38 @@ class MonthlyPermitsSpec(_Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> MonthlyPermitsSpec:
+        if self.streams is not None:
+            both = [k for k in _VISIT_KEYS if k in self.model_fields_set]
+            if both:
+                raise ValueError(
+                    "with 'streams', holders' arrivals, stays, class and EV share come from those "
+                    f"demand streams: remove {', '.join(repr(k) for k in both)}"
+                )
+            if len(set(self.streams)) != len(self.streams):
+                raise ValueError(f"'streams' names a stream twice: {self.streams}")
+        elif self.arrival_time is None or self.dwell is None:
+            raise ValueError(
+                "give 'streams' (demand streams whose drivers hold the permits), or "
+                "'arrival_time' and 'dwell'"
+            )
         if self.assigned_spots > self.holders:
             raise ValueError(
                 f"assigned_spots ({self.assigned_spots}) cannot exceed holders ({self.holders})"
             )
         if self.assigned_spots:
             stype = SpotType[self.assigned_spot_type]
-            if SPOT_CAPACITY[stype] < VehicleClass[self.vehicle_class]:
-                raise ValueError(
-                    f"a {self.vehicle_class} vehicle does not fit a {stype.name} assigned spot"
-                )
-            if stype is SpotType.EV and self.ev_share < 1:
-                raise ValueError("EV assigned spots need ev_share: 1 (only EVs may use them)")
             if stype is SpotType.HANDICAP:
                 raise ValueError(
                     "HANDICAP bays cannot be assigned: they stay open to every permit holder"
                 )
+            # with 'streams', class and EV share are the streams': the simulator checks them
+            if self.streams is None:
+                if SPOT_CAPACITY[stype] < VehicleClass[self.vehicle_class]:
+                    raise ValueError(
+                        f"a {self.vehicle_class} vehicle does not fit a {stype.name} assigned spot"
+                    )
+                if stype is SpotType.EV and self.ev_share < 1:
+                    raise ValueError("EV assigned spots need ev_share: 1 (only EVs may use them)")
         if (
             self.valid_from is not None
             and self.valid_until is not None
