@@ -463,6 +463,8 @@ class Reservation:
     #: the held (then occupied) spot; ``hold_t`` while the hold lasts
     spot_index: int | None = None
     hold_t: float | None = None
+    #: when the reservation first held a spot (kept after the hold ends, for the record)
+    held_from: float | None = None
     waiting: bool = False
     ticket: int | None = None
     arrived_t: float | None = None
@@ -777,6 +779,8 @@ class ReservationBook:
 
     def _attach(self, res: Reservation, spot_index: int, t: float) -> None:
         res.spot_index, res.hold_t, res.waiting = spot_index, t, False
+        if res.held_from is None:
+            res.held_from = t
         self._held[res.spot_type] += 1
         self._open_holds += 1
         self._open_hold_t_sum += t

@@ -98,6 +98,9 @@ class ReservationsSpec(_Spec):
     """Advance bookings: the booking stream the simulator draws and the rules that judge it."""
 
     # -- the booking stream ------------------------------------------------------------------
+    lot: str | None = Field(
+        default=None, description="lot taking the bookings, in a network (default: the first)"
+    )
     rate_per_hour: float | None = Field(default=None, ge=0, description="constant booking rate")
     profile: BookingProfileSpec | None = None
     spot_types: dict[SpotTypeName, float] = Field(
