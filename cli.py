@@ -27,6 +27,7 @@ from rich.text import Text
 
 from twin import api
 from twin.executors import ExecutorName
+from twin.formatting import format_figure
 
 app = typer.Typer(
     help="ParkTwin: simulate parking facilities to plan capacity, allocation and pricing.",
@@ -37,6 +38,27 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+#: Options shared by every command that runs replications (run, sweep).
+ExecutorOption = Annotated[
+    ExecutorName | None,
+    typer.Option(
+        help="Where runs execute: serial (this process), processes (a local pool) or dask "
+        "(a local cluster, or --scheduler). The numbers are the same with each."
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Worker processes (processes: default all cores; dask: 2).", min=1),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (implies --executor dask).",
+    ),
+]
 
 
 class Format(StrEnum):
@@ -90,28 +112,16 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _fmt(value: float, kind: str) -> str:
-    if value is None or math.isnan(value):
-        return "–"
-    if kind == "pct":
-        return f"{value:.2f} %"
-    if kind == "frac":
-        return f"{100 * value:.1f} %"
-    if kind == "money":
-        return f"${value:,.2f}"
-    if kind == "count":
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
 
 
 def _cell(row, kind: str, with_ci: bool) -> str:
     """Mean, and with replicates its 95% interval, clipped to the figure's possible range."""
-    text = _fmt(row["mean"], kind)
+    text = format_figure(row["mean"], kind)
     if with_ci and not math.isnan(row["ci_low"]):
         lo = max(row["ci_low"], 0.0)
         hi = min(row["ci_high"], 1.0) if kind == "frac" else row["ci_high"]
         hi = min(hi, 100.0) if kind == "pct" else hi
-        text += f"  [dim]({_fmt(lo, kind)} … {_fmt(hi, kind)})[/]"
+        text += f"  [dim]({format_figure(lo, kind)} … {format_figure(hi, kind)})[/]"
     return text
 
 
@@ -168,24 +178,9 @@ def run(
         typer.Option(help="Folder for vehicles/occupancy/lanes tables and summary.json."),
     ] = None,
     format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
-    executor: Annotated[
-        ExecutorName | None,
-        typer.Option(
-            help="Where replications run: serial (this process), processes (a local pool) or "
-            "dask (a local cluster, or --scheduler). The numbers are the same with each."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (processes: default all cores; dask: 2).", min=1),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDRESS",
-            help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (implies --executor dask).",
-        ),
-    ] = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     warmup: Annotated[
         str | None,
         typer.Option(
@@ -834,24 +829,9 @@ def sweep(
     days: Annotated[
         float | None, typer.Option(help="Simulated days at every point; overrides horizon_days.")
     ] = None,
-    executor: Annotated[
-        ExecutorName | None,
-        typer.Option(
-            help="Where runs execute: serial (this process), processes (a local pool) or dask "
-            "(a local cluster, or --scheduler). Results are identical with each."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (processes: default all cores; dask: 2).", min=1),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDRESS",
-            help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 (implies --executor dask).",
-        ),
-    ] = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -1104,9 +1084,9 @@ def _ci_text(mean: float, lo: float, hi: float, kind: str) -> str:
         lo, hi = max(lo, 0.0), min(hi, 100.0)
     if kind == "frac":
         lo, hi = max(lo, 0.0), min(hi, 1.0)
-    text = _fmt(mean, kind)
+    text = format_figure(mean, kind)
     if not math.isnan(lo):
-        text += f" [dim]({_fmt(lo, kind)} … {_fmt(hi, kind)})[/]"
+        text += f" [dim]({format_figure(lo, kind)} … {format_figure(hi, kind)})[/]"
     return text
 
 
@@ -1176,7 +1156,10 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
             *(p.label(row[p.key]) for p in result.params),
             _pm(row["objective_mean"], row["objective_ci_low"], row["objective_ci_high"], unit),
             vs,
-            *(_fmt(row.get(f"{name}_mean", math.nan), kind) for name, _, kind in companions),
+            *(
+                format_figure(row.get(f"{name}_mean", math.nan), kind)
+                for name, _, kind in companions
+            ),
             ", ".join(notes),
         )
     cmp = result.baseline_comparison

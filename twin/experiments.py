@@ -37,7 +37,7 @@ from twin.results import (
 )
 from twin.scenario.model import Scenario
 from twin.sim.model import RunRecord, simulate
-from twin.stats import confidence_interval, half_width, mser
+from twin.stats import confidence_interval, describe, half_width, mser
 
 if TYPE_CHECKING:
     from twin.executors import Executor
@@ -127,18 +127,8 @@ class RunResult:
         for name in self.metrics.columns:
             if name == "replication":
                 continue
-            mean, sd, lo, hi = confidence_interval(self.metrics[name].to_numpy(), confidence)
-            rows.append(
-                {
-                    "metric": name,
-                    "mean": mean,
-                    "sd": sd,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "half_width": (hi - lo) / 2,
-                    "n": len(self.metrics),
-                }
-            )
+            row = describe(self.metrics[name].to_numpy(), confidence)
+            rows.append({"metric": name, **row, "n": len(self.metrics)})
         return pd.DataFrame(rows).set_index("metric")
 
     def summary_dict(self) -> dict:

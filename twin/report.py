@@ -39,6 +39,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from twin.core.types import SpotType
 from twin.experiments import confidence_interval
+from twin.formatting import format_figure
 from twin.regress import band_names, entry_bands
 from twin.scenario.loader import ScenarioError, load_scenario
 from twin.scenario.model import Scenario
@@ -673,18 +674,6 @@ def plot_revenue(res: Results, path: Path) -> Path:
         return _save(fig, path)
 
 
-def _fmt(value: float | None, kind: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if kind == "pct":
-        return f"{value:.2f} %"
-    if kind == "frac":
-        return f"{100 * value:.1f} %"
-    if kind == "money":
-        return f"${value:,.2f}"
-    if kind == "count":
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
 
 
 def _clip(lo: float, hi: float, kind: str) -> tuple[float, float]:
@@ -740,9 +729,9 @@ def plot_headline_ci(res: Results, path: Path) -> Path:
             ax.set_yticks([])
             ax.spines["left"].set_visible(False)
             ax.grid(axis="y", visible=False)
-            text = _fmt(mean, kind)
+            text = format_figure(mean, kind)
             if has_ci:
-                text += f"   (95% CI {_fmt(lo, kind)} … {_fmt(hi, kind)})"
+                text += f"   (95% CI {format_figure(lo, kind)} … {format_figure(hi, kind)})"
             ax.set_title(f"{label}\n{text}", loc="left", fontsize=9.5, fontweight="normal")
             low = min(np.nanmin(values), lo) * f
             high = max(np.nanmax(values), hi) * f
@@ -874,9 +863,9 @@ def _headline_rows(res: Results) -> str:
             lo = max(lo, 0.0)  # the figure cannot be negative: clip as the CLI does
         if hi is not None and kind == "frac":
             hi = min(hi, 1.0)
-        ci = "–" if lo is None else f"{_fmt(lo, kind)} … {_fmt(hi, kind)}"
+        ci = "–" if lo is None else f"{format_figure(lo, kind)} … {format_figure(hi, kind)}"
         rows.append(
-            f"<tr><td>{html.escape(label)}</td><td>{_fmt(m['mean'], kind)}</td>"
+            f"<tr><td>{html.escape(label)}</td><td>{format_figure(m['mean'], kind)}</td>"
             f'<td class="ci">{ci}</td></tr>'
         )
     return "\n".join(rows)
@@ -892,8 +881,12 @@ def _level_rows(res: Results) -> str:
         cells = []
         for m in (mean, peak):
             lo, hi = m.get("ci95") or [None, None]
-            ci = "" if lo is None else f" ({_fmt(max(lo, 0), 'frac')} … {_fmt(min(hi, 1), 'frac')})"
-            cells.append(f"{_fmt(m['mean'], 'frac')}<span class='ci'>{ci}</span>")
+            ci = (
+                ""
+                if lo is None
+                else f" ({format_figure(max(lo, 0), 'frac')} … {format_figure(min(hi, 1), 'frac')})"
+            )
+            cells.append(f"{format_figure(m['mean'], 'frac')}<span class='ci'>{ci}</span>")
         rows.append(
             f"<tr><td>Level {html.escape(lv)}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>"
         )

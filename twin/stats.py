@@ -57,6 +57,20 @@ def confidence_interval(
     return mean, sd, float(lo), float(hi)
 
 
+def describe(values: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """One summary row: mean, sd, interval bounds, half-width and how many values counted."""
+    values = np.asarray(values, dtype=float)
+    mean, sd, lo, hi = confidence_interval(values, confidence)
+    return {
+        "mean": mean,
+        "sd": sd,
+        "ci_low": lo,
+        "ci_high": hi,
+        "half_width": (hi - lo) / 2,
+        "n": int(np.count_nonzero(~np.isnan(values))),
+    }
+
+
 def half_width(values: np.ndarray, confidence: float = 0.95) -> float:
     """Half-width of the t interval of the mean (NaN with fewer than two values)."""
     _, _, lo, hi = confidence_interval(values, confidence)

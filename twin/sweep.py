@@ -56,7 +56,6 @@ from pydantic import (
 )
 
 from twin.executors import Executor, SerialExecutor, Task
-from twin.experiments import confidence_interval
 from twin.scenario.loader import (
     ScenarioError,
     apply_overrides,
@@ -65,6 +64,7 @@ from twin.scenario.loader import (
     validate_scenario,
 )
 from twin.scenario.model import Scenario
+from twin.stats import describe
 
 #: A grid value: what a YAML scalar can be (dates are kept as their ISO text).
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
@@ -477,20 +477,8 @@ def summarise(table: pd.DataFrame, plan: SweepPlan, confidence: float = 0.95) ->
     rows = []
     for point, group in table.groupby("point", sort=True):
         for name in metric_names:
-            values = group[name].to_numpy(dtype=float)
-            mean, sd, lo, hi = confidence_interval(values, confidence)
-            rows.append(
-                {
-                    "point": point,
-                    "metric": name,
-                    "mean": mean,
-                    "sd": sd,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "half_width": (hi - lo) / 2,
-                    "n": int(np.count_nonzero(~np.isnan(values))),
-                }
-            )
+            row = describe(group[name].to_numpy(dtype=float), confidence)
+            rows.append({"point": point, "metric": name, **row})
     return _with_params(pd.DataFrame(rows), plan)
 
 
