@@ -1126,7 +1126,7 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
         (name, header, kind)
         for name, header, kind in (
             ("revenue_per_day", "revenue $/day", "money"),
-            ("turned_away_pct", "turned away", "pct"),
+            ("no_space_pct", "turned away", "pct"),
             ("balked_pct", "balked", "pct"),
             ("occupancy.window", "occupancy (window)", "frac"),
         )
@@ -1174,7 +1174,7 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
     best.add_column("B − A (95% CI)", justify="right")
     figures = (
         ("revenue_per_day", "revenue per day", "money"),
-        ("turned_away_pct", "turned away (blocked + reneged)", "pct"),
+        ("no_space_pct", "turned away (blocked + reneged)", "pct"),
         ("blocked_pct", "blocked (no spot)", "pct"),
         ("reneged_pct", "reneged (gave up waiting)", "pct"),
         ("balked_pct", "balked (price)", "pct"),

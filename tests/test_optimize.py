@@ -93,7 +93,7 @@ def test_inelastic_demand_puts_the_revenue_optimum_at_the_upper_bound() -> None:
     assert result.distinguishable() is True
     # fewer drivers come as the price rises (deterred), none are turned away for lack of space
     assert (np.diff(searched["deterred_per_day_mean"].to_numpy()) > 0).all()
-    assert (searched["turned_away_pct_mean"] == 0).all()
+    assert (searched["no_space_pct_mean"] == 0).all()
     # the analytic ratio between the ends: (6/1)^0.6 = 2.93 (the $1 end is still uncapped)
     assert revenue[-1] / revenue[0] == pytest.approx(6.0**0.6, rel=0.08)
 
@@ -169,9 +169,9 @@ def test_max_blocking_constraint_moves_the_revenue_optimum_to_a_feasible_price()
             params={"tariff.flat": (2.0, 9.0)}, grid_points=8, replications=3, max_blocking=2.0
         ),
     )
-    assert free.best.mean("turned_away_pct") > 2.0  # the unconstrained optimum turns many away
+    assert free.best.mean("no_space_pct") > 2.0  # the unconstrained optimum turns many away
     assert capped.best.feasible
-    assert capped.best.mean("turned_away_pct") <= 2.0
+    assert capped.best.mean("no_space_pct") <= 2.0
     assert capped.best.values["tariff.flat"] > free.best.values["tariff.flat"]
     assert capped.best.mean("revenue_per_day") < free.best.mean("revenue_per_day")
     # every cheaper price breaks the cap (that is why the optimum moved)
@@ -195,7 +195,7 @@ def test_blocking_objective_keeps_revenue_at_least_the_current_tariffs() -> None
     base = result.baseline
     assert result.min_revenue == pytest.approx(base.mean("revenue_per_day"))
     assert result.best.mean("revenue_per_day") >= base.mean("revenue_per_day")
-    assert result.best.mean("turned_away_pct") < base.mean("turned_away_pct")
+    assert result.best.mean("no_space_pct") < base.mean("no_space_pct")
     # without the floor, the fewest turned away is simply the highest price
     no_floor = optimize(
         scenario,
@@ -299,6 +299,18 @@ def test_bad_keys_and_ranges_are_readable_errors() -> None:
         optimize(wtp_lot(), make_spec(params={"tariff.flat": (5, 1)}))
     with pytest.raises(OptimizeError, match="must be >= 0"):
         optimize(wtp_lot(), make_spec(params={"tariff.flat": (-1, 1)}))
+    # two searched keys that conflict somewhere in the box: refused before anything runs
+    dynamic = wtp_lot()
+    dynamic["tariff"] = {"per_period": 2.0, "dynamic": {"min_multiplier": 0.5}}
+    ranges = {"tariff.dynamic.min_multiplier": (0.5, 1.5), "tariff.dynamic.max_multiplier": (1, 2)}
+    calls: list[int] = []
+    with pytest.raises(OptimizeError, match="narrow the ranges"):
+        optimize(
+            dynamic,
+            make_spec(params=ranges, grid_points=3),
+            progress=lambda done, total, label: calls.append(done),
+        )
+    assert calls == []
     with pytest.raises(ValueError, match="expected KEY=LOW:HIGH"):
         parse_param("tariff.flat=3")
     with pytest.raises(ValueError, match="must be numbers"):

@@ -84,11 +84,12 @@ MethodName = Literal["grid", "scipy"]
 OBJECTIVES: tuple[str, ...] = ("revenue", "occupancy-target", "blocking")
 
 #: Figures every evaluated point reports with a 95 % interval (stored units: occupancy as a
-#: fraction, shares in %, money in dollars). ``turned_away_pct`` and ``occupancy.window`` are
-#: added here; the others come from :func:`twin.results.metrics`.
+#: fraction, shares in %, money in dollars). Added here: ``no_space_pct`` (blocked +
+#: reneged, "turned away" in the reports: drivers willing to pay who found no space in time)
+#: and ``occupancy.window``; the others come from :func:`twin.results.metrics`.
 KEY_FIGURES: tuple[str, ...] = (
     "revenue_per_day",
-    "turned_away_pct",
+    "no_space_pct",
     "blocked_pct",
     "reneged_pct",
     "balked_pct",
@@ -223,14 +224,22 @@ def _tariff_path(key: str, scenario: Scenario) -> tuple[str, str | None]:
     bad key the second item is None and the first is the reason.
     """
     parts = key.split(".")
+    not_numeric = f"not a numeric tariff key; searchable keys are {NUMERIC_KEYS_HELP}"
     if parts[0] == "tariff":
-        if scenario.tariff is None and scenario.facility is not None:
+        if scenario.tariff is None:
+            if scenario.lots:
+                return "the scenario has no top-level tariff; use lots.<i>.tariff....", None
             return "the scenario has no tariff to change; add a tariff: section", None
-        return "tariff", ".".join(parts[1:]) or None
+        inner = ".".join(parts[1:])
+        return ("tariff", inner) if inner else (not_numeric, None)
     if parts[0] == "lots" and len(parts) >= 3 and parts[2] == "tariff":
         if not parts[1].isdigit() or int(parts[1]) >= len(scenario.lots):
             return f"the scenario has {len(scenario.lots)} lots; no lot {parts[1]!r}", None
-        return f"lots.{parts[1]}.tariff", ".".join(parts[3:]) or None
+        lot = scenario.lots[int(parts[1])]
+        if lot.tariff is None and scenario.tariff is None:
+            return f"lot {lot.name!r} has no tariff to change", None
+        inner = ".".join(parts[3:])
+        return (f"lots.{parts[1]}.tariff", inner) if inner else (not_numeric, None)
     return f"not a tariff key; searchable keys are {NUMERIC_KEYS_HELP}", None
 
 
@@ -473,7 +482,7 @@ class Evaluation:
 
     index: int  # order in which it was first simulated (0 = current tariff)
     values: dict[str, float | None]
-    metrics: pd.DataFrame  # one row per replication, with turned_away_pct, occupancy.window
+    metrics: pd.DataFrame  # one row per replication, with no_space_pct, occupancy.window
     run: RunResult  # frames dropped unless keep_runs
     searched: bool = True  # proposed by the search (False: only the current tariff)
     baseline: bool = False
@@ -503,7 +512,7 @@ class _Objective:
         """Per-replication figure the statistics are about."""
         return {
             "revenue": "revenue_per_day",
-            "blocking": "turned_away_pct",
+            "blocking": "no_space_pct",
             "occupancy-target": "target_gap_pp",
         }[self.name]
 
@@ -533,7 +542,7 @@ class _Objective:
         if self.name == "revenue":
             score = -mean
             if self.max_blocking is not None:
-                violation = max(0.0, ev.mean("turned_away_pct") - self.max_blocking)
+                violation = max(0.0, ev.mean("no_space_pct") - self.max_blocking)
         elif self.name == "blocking":
             score = mean
             if self.min_revenue:
@@ -547,7 +556,7 @@ class _Objective:
     def tie_break(self, ev: Evaluation) -> float:
         """Second sort key: less turned away for revenue; more revenue for the others."""
         if self.name == "revenue":
-            return ev.mean("turned_away_pct")
+            return ev.mean("no_space_pct")
         return -ev.mean("revenue_per_day")
 
 
@@ -598,7 +607,14 @@ class _Evaluator:
         lots = list(self.base.lots)
         for where, overrides in by_tariff.items():
             raw = _tariff_at(self.base, where).model_dump(exclude_unset=True)
-            tariff = TariffSpec.model_validate(apply_overrides(raw, overrides))
+            try:
+                tariff = TariffSpec.model_validate(apply_overrides(raw, overrides))
+            except ValidationError as exc:  # e.g. two searched keys that must stay ordered
+                point = ", ".join(f"{k}={v}" for k, v in values.items())
+                raise OptimizeError(
+                    [f"{point}: {line}" for line in format_errors(exc, TariffSpec)]
+                    + ["narrow the ranges so that every combination is a valid tariff"]
+                ) from None
             if where == "tariff":
                 update["tariff"] = tariff
             else:
@@ -624,7 +640,7 @@ class _Evaluator:
             self.progress(len(self.order), self.total, shown)
         result = run(scenario, replications=self.replications, seed=self.seed)
         metrics = result.metrics.copy()
-        metrics["turned_away_pct"] = metrics["blocked_pct"] + metrics["reneged_pct"]
+        metrics["no_space_pct"] = metrics["blocked_pct"] + metrics["reneged_pct"]
         if self.window is None:  # the current tariff's run chooses the default window
             self.window = busiest_window(result)
         metrics["occupancy.window"] = _window_means(result, self.window, self.replications)
@@ -975,6 +991,15 @@ def optimize(
         axes = []
         total = spec.max_evals + (3 if len(params) == 1 else 1)
     ev = _Evaluator(base, params, spec.replications, seed, keep_runs, progress, total)
+    # every grid point (or every corner of the box, for scipy) must be a valid tariff before
+    # anything runs: two searched keys can conflict (min_multiplier above max_multiplier)
+    keys = [p.key for p in params]
+    grid_size = math.prod(len(a) for a in axes) if axes else 0
+    checked = axes if axes and grid_size <= 10_000 else [[p.low, p.high] for p in params]
+    for combo in itertools.product(*checked):
+        ev.candidate(
+            dict(zip(keys, (p.snap(v) for p, v in zip(params, combo, strict=True)), strict=True))
+        )
     ev.window = spec.window
     # the current tariff is a candidate like any other when it lies inside every range
     inside = all(
@@ -1115,7 +1140,7 @@ def _baseline_comparison(
     table = _table(baseline.run, best.run, 0.95)
     who = "The best tariff"
     nouns = [(m, noun) for m, _, noun in HEADLINE]
-    nouns.insert(2, ("turned_away_pct", "the share turned away (blocked + reneged)"))
+    nouns.insert(2, ("no_space_pct", "the share turned away (blocked + reneged)"))
     verdicts = [
         verdict(noun, table.loc[metric], who=who)
         for metric, noun in nouns
@@ -1141,10 +1166,10 @@ def _baseline_comparison(
 _PLOTTED: dict[str, tuple[tuple[str, str, float, str], tuple[str, str, float, str]]] = {
     "revenue": (
         ("revenue_per_day", "revenue per day ($)", 1.0, "money"),
-        ("turned_away_pct", "turned away, %\n(blocked + reneged)", 1.0, "pct"),
+        ("no_space_pct", "turned away, %\n(blocked + reneged)", 1.0, "pct"),
     ),
     "blocking": (
-        ("turned_away_pct", "turned away, %\n(blocked + reneged)", 1.0, "pct"),
+        ("no_space_pct", "turned away, %\n(blocked + reneged)", 1.0, "pct"),
         ("revenue_per_day", "revenue per day ($)", 1.0, "money"),
     ),
     "occupancy-target": (
