@@ -1,8 +1,9 @@
 """The ``sensors:`` settings of a scenario: detection devices, their failures, the displays.
 
-Not yet a key of :class:`~twin.scenario.model.Scenario`; this module validates the section on
-its own. :class:`~twin.sim.sensors.SensorLayer` reads it, draws the failures it describes and
-drives the pure core in :mod:`twin.core.sensors` (see ``docs/sensors.md``).
+The ``operations.sensors`` key of :class:`~twin.scenario.model.Scenario`, wired into the model
+by :mod:`twin.sim.ops_sensors`. :class:`~twin.sim.sensors.SensorLayer` reads it, draws the
+failures it describes and drives the pure core in :mod:`twin.core.sensors` (see
+``docs/sensors.md``).
 
 Example (every key optional; these are the defaults except where noted)::
 
