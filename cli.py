@@ -95,6 +95,7 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("blocked_pct", "blocked (no spot)", "pct"),
     ("balked_pct", "balked (price)", "pct"),
     ("reneged_pct", "reneged (gave up waiting)", "pct"),
+    ("turned_away_pct", "turned away before the barrier (display FULL)", "pct"),
     ("deterred_per_day", "stayed away at the price, per day", "count"),
     ("diverted_pct", "turned away, drove to another lot", "pct"),
     ("diverted_parked_pct", "... and parked there", "pct"),

@@ -337,7 +337,10 @@ def resolve_warmup(
     else:
         for r in range(pilot_replications):
             rec = simulate(pilot, replication=r, seed=seed, progress=_callback(progress, r))
-            records[r] = rec
+            # operations components measure over the warm-up they were given, so a pilot
+            # record is reused only when there are none
+            if scenario.operations is None:
+                records[r] = rec
             series.append(_total_occupied(rec))
     mean_series = np.mean(series, axis=0)
     try:

@@ -20,6 +20,7 @@ from twin.sim.model import (
     OUTCOMES,
     PARKED,
     RENEGED,
+    TURNED_AWAY,
     WAITING,
     RunRecord,
 )
@@ -277,6 +278,8 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     out["blocked_pct"] = (oc == BLOCKED).sum() * pct
     out["balked_pct"] = (oc == BALKED).sum() * pct
     out["reneged_pct"] = (oc == RENEGED).sum() * pct
+    if sc.operations is not None:  # components may send drivers away before the barrier
+        out["turned_away_pct"] = (oc == TURNED_AWAY).sum() * pct
     paid = (rec.leave_t >= t0) & (rec.leave_t < t1)
     revenue = float(np.nansum(rec.amount_cents[paid])) / 100.0
     out["revenue"] = revenue
