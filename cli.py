@@ -113,8 +113,6 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
 )
 
 
-
-
 def _cell(row, kind: str, with_ci: bool) -> str:
     """Mean, and with replicates its 95% interval, clipped to the figure's possible range."""
     text = format_figure(row["mean"], kind)

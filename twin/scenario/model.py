@@ -6,7 +6,6 @@ is an error that names the allowed keys instead of a setting silently ignored.
 
 from __future__ import annotations
 
-import functools
 import math
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -410,9 +410,26 @@ class Scenario(_Model):
             raise ValueError("elasticity applies to generated demand, not to a replayed trace")
         return self
 
-    @functools.cached_property
+    _lot_specs_cache: tuple | None = PrivateAttr(default=None)
+
+    @property
     def lot_specs(self) -> list[LotSpec]:
-        """Every lot with its lanes and tariff resolved; one lot when ``facility`` is given."""
+        """Every lot with its lanes and tariff resolved; one lot when ``facility`` is given.
+
+        Cached (a city grid expands to hundreds of lots), keyed on the identity of the fields
+        it reads, so a ``model_copy(update=...)`` that swaps any of them recomputes.
+        """
+        key = tuple(
+            id(getattr(self, name)) for name in ("facility", "lots", "lot_grid", "lanes", "tariff")
+        )
+        cached = self._lot_specs_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        specs = self._resolve_lot_specs()
+        self.__pydantic_private__["_lot_specs_cache"] = (key, specs)
+        return specs
+
+    def _resolve_lot_specs(self) -> list[LotSpec]:
         if self.facility is not None:
             return [
                 LotSpec(
