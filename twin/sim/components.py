@@ -16,6 +16,9 @@ Moments (all times in core seconds, ``i`` the driver's index, ``k`` the lot's in
 * ``on_leave(i, k, session, t) -> float`` after the spot is released and priced; the component
   may change ``session.amount_cents`` (a permit holder pays nothing) and returns extra seconds
   the car spends at the exit barrier (payment latency, retries).
+* ``on_external_park(k, session, t)`` / ``on_external_leave(k, session, t)`` when another
+  component parked or released a car that is not one of the model's drivers (a reservation
+  holder): the lot's state changed, so sensors and displays must hear of it.
 * ``finish(t) -> dict[str, float]`` after the run: figures merged into the replication's
   metrics (names prefixed by the component), and ``frames()`` for tidy tables.
 """
@@ -51,6 +54,11 @@ class ModelContext:
     env: Any  # simpy.Environment
     call_at: Callable[[float, Callable[[float], None]], None]
     horizon: float
+    #: A component freed a spot at lot k (a holder left, a hold ended): serve waiting drivers.
+    spot_freed: Callable[[int, float], None] = lambda k, t: None
+    #: A component parked / released a car of its own: tell the other components.
+    external_park: Callable[[int, Session, float], None] = lambda k, s, t: None
+    external_leave: Callable[[int, Session, float], None] = lambda k, s, t: None
 
 
 class Component:
@@ -72,6 +80,12 @@ class Component:
 
     def on_leave(self, i: int, k: int, session: Session, t: float) -> float:
         return 0.0
+
+    def on_external_park(self, k: int, session: Session, t: float) -> None:
+        return None
+
+    def on_external_leave(self, k: int, session: Session, t: float) -> None:
+        return None
 
     def finish(self, t: float) -> dict[str, float]:
         return {}

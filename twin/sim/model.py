@@ -481,6 +481,13 @@ class ParkingModel:
                     queue, (t, _ARRIVE, nxt(), _Call(lambda ev: fn(env._now), None))
                 ),
                 horizon=horizon,
+                spot_freed=lambda k, t: serve_waiting(k, t) if waiting[k] else None,
+                external_park=lambda k, session, t: [
+                    c.on_external_park(k, session, t) for c in comps
+                ],
+                external_leave=lambda k, session, t: [
+                    c.on_external_leave(k, session, t) for c in comps
+                ],
             )
             for component in comps:
                 component.start(context)

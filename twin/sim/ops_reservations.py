@@ -284,7 +284,8 @@ class ReservationsComponent(Component):
     def _tick(self, t: float) -> None:
         if t >= self._timer_at:
             self._timer_at = math.inf
-        self.book.advance(t)
+        self.book.advance(t)  # may end holds (no-shows): spots come free for walk-ins
+        self.ctx.spot_freed(self.k, t)
         self._sync()
 
     # -- the booking stream -----------------------------------------------------------------
@@ -323,19 +324,22 @@ class ReservationsComponent(Component):
         """The holder reaches the gate: park in the held spot, or be bumped, or be too late."""
         rid = self._rid[j]
         try:
-            self.book.arrive(rid, self._holder[SpotType(self._type[j])], t)
+            session = self.book.arrive(rid, self._holder[SpotType(self._type[j])], t)
         except ReservationNotHonoured:  # no spot of the type: bumped (the book counts it)
             return
         except InvalidReservationTransition:  # came at or after start + grace: a no-show
             self._late += 1
             return
         self._arrived[j] = t
+        self.ctx.external_park(self.k, session, t)
         self._at(max(self._leave_t[j], t), lambda now: self._depart(j, now))
 
     def _depart(self, j: int, t: float) -> None:
         """The holder leaves: the book releases the spot and captures the tariff price."""
-        self.book.depart(self._rid[j], t)
+        session = self.book.depart(self._rid[j], t)
         self._left[j] = t
+        self.ctx.external_leave(self.k, session, t)
+        self.ctx.spot_freed(self.k, t)
 
     # -- the model's hooks ------------------------------------------------------------------
     def on_refused(self, i: int, k: int, t: float) -> None:

@@ -188,6 +188,12 @@ class SensorsComponent(Component):
         self.layers[k].on_leave(session.spot, t)
         return 0.0
 
+    def on_external_park(self, k: int, session: Session, t: float) -> None:
+        self.layers[k].on_park(session.spot, t)  # e.g. a reservation holder: sensors see it
+
+    def on_external_leave(self, k: int, session: Session, t: float) -> None:
+        self.layers[k].on_leave(session.spot, t)
+
     def _search(self, i: int, k: int, taken_level: int | None) -> None:
         """Guided search against the truth the driver met, i.e. before their own allocation
         (``taken_level`` gets its bay back); extra seconds from the driver's own draws."""
