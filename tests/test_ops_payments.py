@@ -49,8 +49,7 @@ def scenario(payments: dict, *, days: float = 1.0, warmup_h: float = 0.0, rate: 
 def run(data: dict) -> tuple[dict[str, float], object, PaymentsComponent]:
     model = ParkingModel(validate_scenario(data))
     rec = model.run()
-    (component,) = model.components
-    assert isinstance(component, PaymentsComponent)
+    (component,) = [c for c in model.components if isinstance(c, PaymentsComponent)]
     return metrics(rec), rec, component
 
 
@@ -230,3 +229,18 @@ def test_cli_run_reports_payment_figures_in_summary_json(tmp_path) -> None:
     bad = runner.invoke(app, ["run", str(path)])
     assert bad.exit_code == 2
     assert "plate_pool must be at least 1" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_permit_holders_free_stay_has_no_ticket_to_lose() -> None:
+    data = scenario({"lost_ticket_probability": 1.0})
+    data["operations"]["permits"] = {
+        "monthly": {"holders": 30, "streams": ["cars"], "holder_share": 0.3}
+    }
+    m, rec, _ = run(data)
+    holders = m["permits.monthly.exits"]
+    assert holders > 50
+    # permits waive the holders' stays before payments settle them: free exits, not lost tickets
+    outcomes = rec.component_frames["payments_bills"]["outcome"].astype(str)
+    assert (outcomes == "free").sum() == holders
+    assert pay(m, "lost_tickets") == pay(m, "exits") - holders
+    assert m["revenue"] == pay(m, "revenue_expected") == 20 * pay(m, "lost_tickets")
