@@ -159,7 +159,22 @@ def summary_tables(result: api.RunResult) -> list[Table]:
                 occ.add_row(
                     escape(label), _cell(summary.loc[name], "frac", ci), _cell(peak, "frac", ci)
                 )
-    return [head, occ]
+    tables = [head, occ]
+    ops = [
+        name
+        for name in summary.index
+        if name.split(".", 1)[0] in ("reservations", "permits", "payments", "sensors")
+        and "[" not in name
+    ]
+    if ops:
+        table = Table(title="operations (see docs/ for each figure)", title_justify="left")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for name in ops:
+            kind = "pct" if name.endswith("_pct") else "num"
+            table.add_row(escape(name), _cell(summary.loc[name], kind, ci))
+        tables.append(table)
+    return tables
 
 
 @app.command()

@@ -114,6 +114,8 @@ class RunResult:
     lanes: pd.DataFrame
     trace_dropped: int = 0
     rates: pd.DataFrame | None = None  # adaptive pricing's rate trajectory, if any
+    #: Operations components' tables (e.g. payments_bills), all replications, by name.
+    extra_frames: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     warmup: WarmupDetection | None = None  # set when the scenario asked for warmup_hours: auto
     stopping: StoppingReport | None = None  # set by run_sequential
 
@@ -177,6 +179,7 @@ class RunResult:
             ("lanes", self.lanes),
             ("replications", self.metrics),
             *((("rates", self.rates),) if self.rates is not None and len(self.rates) else ()),
+            *((name, frame) for name, frame in self.extra_frames.items() if len(frame)),
         ):
             path = out / f"{name}.{fmt}"
             if fmt == "parquet":
@@ -204,6 +207,7 @@ class Replication:
     lanes: pd.DataFrame
     trace_dropped: int = 0
     rates: pd.DataFrame | None = None
+    extra_frames: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
 
 
 def replicate(
@@ -225,6 +229,10 @@ def _from_record(rec: RunRecord) -> Replication:
         lanes=lanes_frame(rec),
         trace_dropped=rec.drivers.trace_dropped,
         rates=rates_frame(rec) if rec.scenario.pricing_policy is not None else None,
+        extra_frames={
+            name: frame.assign(replication=rec.replication)
+            for name, frame in rec.component_frames.items()
+        },
     )
 
 
@@ -239,6 +247,10 @@ def collect(scenario: Scenario, seed: int, replications: list[Replication]) -> R
         occupancy=pd.concat([r.occupancy for r in reps], ignore_index=True),
         lanes=pd.concat([r.lanes for r in reps], ignore_index=True),
         trace_dropped=sum(r.trace_dropped for r in reps),
+        extra_frames={
+            name: pd.concat([r.extra_frames[name] for r in reps], ignore_index=True)
+            for name in reps[0].extra_frames
+        },
         rates=(
             pd.concat([r.rates for r in reps], ignore_index=True)
             if reps[0].rates is not None
