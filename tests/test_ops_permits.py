@@ -111,6 +111,7 @@ def test_a_holder_at_a_full_lot_is_turned_away(tmp_path) -> None:
     rec, m, _ = run(build({"REGULAR": 1}, [staff, visitors], {"monthly": monthly}))
     assert figures(m, "monthly")["refused_full"] == 1 and figures(m, "monthly")["entries"] == 0
     assert rec.outcome[1] == TURNED_AWAY and rec.outcome[0] == PARKED
+    assert m["turned_away_pct"] == 50.0 and m["blocked_pct"] == 0.0
 
 
 def test_validity_window_holds_the_spot_on_time_and_claims_it_from_a_walk_in(tmp_path) -> None:
