@@ -341,7 +341,10 @@ class PermitsComponent(Component):
                 waived = registry.settle_exit(session, t)
                 self._pool.give_back(plate)
                 assigned = session.spot.index in self._assigned_set
-                self._visits.append((i, plate, k, entry_t, t, assigned, waived / 100.0))
+                lot_id = self.ctx.lots[k].lot_id
+                self._visits.append(
+                    (i, plate, lot_id, session.spot.id, entry_t, t, assigned, waived / 100.0)
+                )
                 if counted:
                     n["monthly.exits"] += 1
                     n["monthly.waived_cents"] += waived
@@ -360,8 +363,8 @@ class PermitsComponent(Component):
             self._charges.append(
                 (
                     i,
-                    k,
-                    session.spot.index,
+                    self.ctx.lots[k].lot_id,
+                    session.spot.id,
                     t - bill.charge_s - bill.idle_s,
                     t,
                     bill.energy_kwh,
@@ -449,6 +452,7 @@ class PermitsComponent(Component):
                     "driver",
                     "plate",
                     "lot",
+                    "spot",
                     "entry_s",
                     "exit_s",
                     "assigned_spot",
