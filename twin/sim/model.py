@@ -339,8 +339,6 @@ class ParkingModel:
 
         def gate(i: int, t: float) -> None:
             k = at[i]
-            if any_entry_lanes:
-                gate_t[i] = t
             session = allocate[k](vehicle_of[i], t)
             if session is None:
                 for component in comps:
@@ -365,7 +363,9 @@ class ParkingModel:
             heappush(queue, (t + dwell[i], DEPART, nxt(), event))
 
         def at_gate(event: _Call) -> None:
-            gate(event._value, env._now)
+            i = event._value
+            gate_t[i] = env._now  # passing a barrier (without one, arrival is the gate time)
+            gate(i, env._now)
 
         def arrive(i: int, t: float) -> None:
             k = at[i]
@@ -397,6 +397,8 @@ class ParkingModel:
                 heapreplace(free, done)
                 heappush(queue, (done, _ARRIVE, nxt(), _Call(at_gate, i)))
             else:
+                if any_entry_lanes:  # a lot without barriers in a network that has some
+                    gate_t[i] = t
                 gate(i, t)
 
         def arrive_first(i: int, t: float) -> None:
@@ -421,6 +423,13 @@ class ParkingModel:
             session = session_of[i]
             release[k](session.ticket, t)
             pool.append(event)
+            if after_leave:
+                leave_lot(i, k, session, t)
+            if waiting[k]:
+                serve_waiting(k, t)
+
+        def leave_lot(i: int, k: int, session: Session, t: float) -> None:
+            """After the spot: components, the exit barrier, and (big runs) the record."""
             extra = 0.0
             for component in comps:
                 extra += component.on_leave(i, k, session, t)
@@ -438,8 +447,6 @@ class ParkingModel:
                 done = start + exit_service[k][i] + extra
                 heapreplace(free, done)
                 exit_t[i] = done
-            if waiting[k]:
-                serve_waiting(k, t)
 
         def serve_waiting(k: int, t: float) -> None:
             # FIFO among those the freed capacity fits; reneged drivers are skipped lazily.
@@ -470,6 +477,7 @@ class ParkingModel:
 
         depart_callbacks = [depart]  # SimPy's step only reads an event's list: one can be shared
         comps = self.components
+        after_leave = bool(comps) or big or any_exit_lanes
         if comps:
             context = ModelContext(
                 scenario=sc,
