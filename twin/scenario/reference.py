@@ -1,0 +1,65 @@
+"""The scenario-file reference, generated from the pydantic models so it cannot drift.
+
+``python -m twin.scenario.reference`` prints the markdown table the README carries for the
+``operations:`` section; a test fails when the README's copy differs from the models.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from twin.scenario.model import OperationsSpec
+
+
+def _models(annotation: object) -> list[type[BaseModel]]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, dict, tuple):
+        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _default(field: typing.Any) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        return "—"
+    value = field.default
+    if value is None:
+        return "none"
+    if isinstance(value, Decimal):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 30 else "…"
+
+
+def rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
+    """(dotted key, default, meaning) for every field, depth first; distributions stay leaves."""
+    out: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}"
+        subs = [m for m in _models(field.annotation) if m.__module__ != "twin.scenario.dists"]
+        meaning = field.description or ""
+        if subs and not meaning:
+            meaning = ((subs[0].__doc__ or "").strip().splitlines() or [""])[0]
+        out.append((path, _default(field), meaning.replace("|", "/")))
+        for sub in subs:
+            out.extend(rows(sub, path))
+    return out
+
+
+def operations_reference() -> str:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(OperationsSpec, "operations")]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(operations_reference(), end="")
