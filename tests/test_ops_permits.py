@@ -53,7 +53,7 @@ def build(spots: dict, demand: list[dict], permits: dict, **extra) -> dict:
 def run(data: dict, replication: int = 0) -> tuple[RunRecord, dict, PermitsComponent]:
     model = ParkingModel(validate_scenario(data), replication)
     rec = model.run()
-    (component,) = model.components
+    (component,) = (c for c in model.components if isinstance(c, PermitsComponent))
     return rec, metrics(rec), component
 
 
@@ -136,6 +136,58 @@ def test_validity_window_holds_the_spot_on_time_and_claims_it_from_a_walk_in(tmp
     assert m["revenue"] == 2.0 + 6.0  # staff at 9h, visitor's 3 h
     assert rec.spot[1] == rec.spot[2] == comp.assigned[0]  # visitor, then the holder
     assert comp.ctx.lots[0].spots[comp.assigned[0]].status.name == "AVAILABLE"  # after 18h
+
+
+def test_a_driver_waiting_gets_the_assigned_spot_when_its_permit_ends(tmp_path) -> None:
+    # 2 REGULAR spots, one held for a permit valid until 12h. A 10h-16h takes the other spot;
+    # B arrives at 11h and waits (patience 2 h): the held spot frees at 12h and B parks then.
+    visitors = trace(tmp_path, "visitors", [(10, 360), (11, 60)])
+    staff = trace(tmp_path, "staff", [(20, 60)])
+    monthly = {
+        "holders": 1,
+        "streams": ["staff"],
+        "assigned_spots": 1,
+        "valid_until": "2026-01-05T12:00:00",
+    }
+    behaviour = {"when_full": "wait", "patience": {"type": "constant", "value": 120}}
+    data = build({"REGULAR": 2}, [visitors, staff], {"monthly": monthly}, behaviour=behaviour)
+    rec, m, comp = run(data)
+    assert rec.entry_t[1] == 12 * 3600.0 and rec.spot[1] == comp.assigned[0]
+    assert figures(m, "monthly")["assigned_idle_spot_hours"] == pytest.approx(12.0)
+    assert figures(m, "monthly")["not_valid"] == 1  # staff at 20h: the permit has ended
+
+
+def test_reservation_holders_at_chargers_are_billed_too() -> None:
+    # No walk-ins: every car is a reservation holder of an EV bay (kept by the reservations
+    # component, not one of the model's drivers). Each stays its 2 h window and wants 15 kWh
+    # at 10 kW: 1.5 h charging and 0.5 h idle, $15 at $1/kWh.
+    data = build(
+        {"REGULAR": 2, "EV": 3},
+        [{"name": "nobody", "rate_per_hour": 0, "dwell": {"type": "constant", "value": 60}}],
+        {
+            "ev_charging": {
+                "charger_power_kw": 10,
+                "energy_kwh": {"type": "constant", "value": 15},
+                "fee_per_kwh": 1,
+            }
+        },
+        seed=4,
+    )
+    data["operations"]["reservations"] = {
+        "rate_per_hour": 1,
+        "spot_types": {"EV": 1},
+        "lead_time": {"type": "constant", "value": 60},
+        "window": {"type": "constant", "value": 120},
+        "reserved_share": {"EV": 1},
+    }
+    _, m, comp = run(data)
+    ev = figures(m, "ev")
+    arrived = m["reservations.arrivals"]
+    assert arrived - 3 <= ev["sessions"] <= arrived and ev["sessions"] > 10
+    assert ev["charge_hours"] == pytest.approx(1.5 * ev["sessions"])
+    assert ev["idle_hours"] == pytest.approx(0.5 * ev["sessions"])
+    assert ev["charging_revenue"] == 15 * ev["sessions"]
+    assert (comp.frames()["charging"]["driver"] == -1).all()
 
 
 # =========================================================================== accessible bays

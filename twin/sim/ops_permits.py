@@ -40,6 +40,7 @@ still open at the horizon are not counted. Money is in currency units, like ``re
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -162,6 +163,28 @@ class _PlatePool:
         self.outside.append(plate)
 
 
+class _Draws:
+    """Numbers for cars the model did not draw (another component's), drawn in chunks.
+
+    Reservation holders are not among the model's drivers, so their energy wants and
+    inspection draws cannot be per-driver arrays; a chunk of draws at a time keeps scipy off
+    the per-car path, and the order of calls (fixed by the event order) keeps runs repeatable.
+    """
+
+    def __init__(self, draw: Callable[[int], np.ndarray], chunk: int = 256) -> None:
+        self._draw = draw
+        self._chunk = chunk
+        self._values: list[float] = []
+        self._next = 0
+
+    def next(self) -> float:
+        if self._next == len(self._values):
+            self._values = self._draw(self._chunk).tolist()
+            self._next = 0
+        self._next += 1
+        return self._values[self._next - 1]
+
+
 @register("permits")
 class PermitsComponent(Component):
     """Monthly permit holders, accessible-bay violations and EV charging on the model's cars."""
@@ -202,6 +225,8 @@ class PermitsComponent(Component):
             u = ctx.streams.get("permits/violation").random(n)
             code |= (~d.handicap & (u < handicap.violation_probability)) * np.int8(_VIOLATOR)
             self._inspect_u = ctx.streams.get("permits/inspection").random(n).tolist()
+            inspection = ctx.streams.get("permits/external_inspection")
+            self._external_inspection = _Draws(inspection.random)
             # the lot plans allocations per (class, placard, EV) profile: one vehicle each
             self._walk_in = {
                 (c, e): Vehicle(f"sim:{c.name}{':ev' * e}", c, False, bool(e))
@@ -213,6 +238,10 @@ class PermitsComponent(Component):
             self.stations = [ChargingStations(ev.build()) for _ in ctx.lots]
             energy = ev.energy_kwh.sample(ctx.streams.get("permits/ev_energy"), n)
             self._energy = np.maximum(energy, 0.0).tolist()
+            gen = ctx.streams.get("permits/external_ev_energy")
+            self._external_energy = _Draws(
+                lambda size: np.maximum(ev.energy_kwh.sample(gen, size), 0.0)
+            )
         self._code = code.tolist()
         self._vclass = d.vclass.tolist()
         self._ev = d.ev.tolist()
@@ -248,9 +277,15 @@ class PermitsComponent(Component):
         ]
         registry = self.registry = PermitRegistry(lot)
         registry.add_many(permits, 0.0)
+        k = self._permit_lot
+
+        def boundary(t: float) -> None:
+            registry.advance(t)
+            ctx.spot_freed(k, t)  # expired holds are spots for drivers waiting now
+
         for t in (valid_from, valid_until):  # holds start and end on time, arrivals or not
             if 0.0 < t < ctx.horizon:
-                ctx.call_at(t, registry.advance)
+                ctx.call_at(t, boundary)
         self._idle_at_t0 = 0.0
         if self.t0 > 0.0:
 
@@ -329,6 +364,17 @@ class PermitsComponent(Component):
         elif t >= self.t0:
             self._n["ev.parked_without_charger"] += 1
 
+    def on_external_park(self, k: int, session: Session, t: float) -> None:
+        """Another component's car (a reservation holder) parked: plug it in at a charger."""
+        if self.stations is not None and session.vehicle.ev and session.spot.type is _EV:
+            self.stations[k].plug_in(session, self._external_energy.next(), t)
+
+    def on_external_leave(self, k: int, session: Session, t: float) -> None:
+        """Another component's car left: a permit may claim the spot; inspect, bill the EV."""
+        if self.registry is not None and k == self._permit_lot:
+            self.registry.on_spot_freed(session.spot.index, t)
+        self._bays(-1, k, session, t)
+
     def on_leave(self, i: int, k: int, session: Session, t: float) -> float:
         """Waive a holder's amount, re-hold assigned spots, inspect accessible bays, bill EVs."""
         counted = t >= self.t0
@@ -350,9 +396,17 @@ class PermitsComponent(Component):
                     n["monthly.waived_cents"] += waived
             else:  # a walk-in freed a spot a permit may be waiting to claim
                 registry.on_spot_freed(session.spot.index, t)
+        self._bays(i, k, session, t)
+        return 0.0
+
+    def _bays(self, i: int, k: int, session: Session, t: float) -> None:
+        """Inspect a stay in an accessible bay, settle one at a charger (``i`` -1: external)."""
+        counted = t >= self.t0
+        n = self._n
         spot_type = session.spot.type
         if spot_type is _HANDICAP and self.enforcer is not None:
-            fined = self.enforcer.inspect(session, self._inspect_u[i])
+            u = self._inspect_u[i] if i >= 0 else self._external_inspection.next()
+            fined = self.enforcer.inspect(session, u)
             if counted:
                 n["handicap.inspected"] += 1
                 n["handicap.violations"] += not session.vehicle.handicap
@@ -384,7 +438,6 @@ class PermitsComponent(Component):
                 n["ev.energy_fees_cents"] += bill.energy_fee_cents
                 n["ev.time_fees_cents"] += bill.time_fee_cents
                 n["ev.idle_fees_cents"] += bill.idle_fee_cents
-        return 0.0
 
     # -- results ------------------------------------------------------------------------------
     def finish(self, t: float) -> dict[str, float]:
