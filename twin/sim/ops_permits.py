@@ -31,6 +31,11 @@ EV charging
     *idle at the charger*. Energy, time and idle fees are figures of their own: the parking
     amount is unchanged.
 
+Cars another component parks (reservation holders, announced through ``on_external_park`` /
+``on_external_leave``) are inspected and billed the same way; not being the model's drivers,
+their draws come in chunks from ``permits/external_inspection`` and
+``permits/external_ev_energy``, and their leaves let a permit claim the spot they freed.
+
 Figures (``permits.<part>.<name>`` in the metrics and ``summary.json``) count what happened in
 ``[warm-up, horizon)`` as the model's revenue does: entries and illegal parkings by arrival time,
 exits, waivers, inspections, fines and charging sessions by the time the car left its spot. Stays
