@@ -131,7 +131,7 @@ def _groupings(rec: RunRecord) -> list[tuple[str, list[str], np.ndarray, np.ndar
     figures for a thousand groups cost a few vectorised passes, not a mask per group.
     """
     fac = Facility(rec)
-    spot = rec.spot[rec.spot >= 0]
+    spot, _, _ = _stays(rec)
     kinds = [("total", ["all"], np.array([fac.capacity]), np.zeros(len(spot), dtype=np.int64))]
     if len(fac.lot_names) > 1:
         kinds.append(("lot", fac.lot_names, np.array(fac.capacity_by_lot), fac.lot[spot]))
@@ -148,6 +148,19 @@ def _groupings(rec: RunRecord) -> list[tuple[str, list[str], np.ndarray, np.ndar
         )
     )
     return kinds
+
+
+def _stays(rec: RunRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(spot, entry, leave) of every car that parked: the model's drivers, then the cars that
+    operations components parked themselves (reservation holders)."""
+    parked = rec.spot >= 0
+    spot, starts, ends = rec.spot[parked], rec.entry_t[parked], rec.leave_t[parked]
+    ext = rec.external_stays
+    if ext is not None and len(ext):
+        spot = np.concatenate([spot, ext["spot"].to_numpy()])
+        starts = np.concatenate([starts, ext["entry_t"].to_numpy(dtype=float)])
+        ends = np.concatenate([ends, ext["leave_t"].to_numpy(dtype=float)])
+    return spot, starts, ends
 
 
 def _group_counts_at(
@@ -202,8 +215,7 @@ def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
     sc = rec.scenario
     step = sc.output.interval_min * 60.0
     times = np.arange(0.0, sc.horizon_s + step / 2, step)
-    parked = rec.spot >= 0
-    starts, ends = rec.entry_t[parked], rec.leave_t[parked]
+    _, starts, ends = _stays(rec)
     rows = []
     for kind, names, caps, gid in _groupings(rec):
         counts = _group_counts_at(times, gid, len(names), starts, ends)
@@ -282,6 +294,14 @@ def metrics(rec: RunRecord) -> dict[str, float]:
         out["turned_away_pct"] = (oc == TURNED_AWAY).sum() * pct
     paid = (rec.leave_t >= t0) & (rec.leave_t < t1)
     revenue = float(np.nansum(rec.amount_cents[paid])) / 100.0
+    ext = rec.external_stays
+    if sc.operations is not None:  # cars parked by components (reservation holders)
+        out["component_parked"] = 0.0
+        if ext is not None and len(ext):
+            ext_paid = (ext["leave_t"] >= t0) & (ext["leave_t"] < t1)
+            revenue += float(np.nansum(ext.loc[ext_paid, "amount_cents"])) / 100.0
+            entered = (ext["entry_t"] >= t0) & (ext["entry_t"] < t1)
+            out["component_parked"] = float(entered.sum())
     out["revenue"] = revenue
     out["revenue_per_day"] = revenue / days
     charged = rec.amount_cents[paid]
@@ -289,8 +309,7 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     out["mean_price"] = float(charged.mean()) / 100.0 if len(charged) else float("nan")
     stays = (rec.leave_t - rec.entry_t)[paid]
     out["mean_stay_h"] = float(stays.mean()) / 3600.0 if len(stays) else float("nan")
-    parked = rec.spot >= 0
-    starts, ends = rec.entry_t[parked], rec.leave_t[parked]
+    _, starts, ends = _stays(rec)
     for kind, names, caps, gid in _groupings(rec):
         means = _group_time_average(gid, len(names), starts, ends, t0, t1)
         peaks = _group_peak(gid, len(names), starts, ends, t0, t1)

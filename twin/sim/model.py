@@ -114,6 +114,9 @@ class RunRecord:
     #: Adaptive pricing's decisions: (time s, rate table name, hourly rate $, mean occupancy
     #: the rule saw over the period that ended then (NaN for the opening rates), lot name).
     rates: list[tuple[float, str, float, float, str]] = field(default_factory=list)
+    #: Cars that components parked (reservation holders): columns entry_t, leave_t,
+    #: amount_cents, spot (same numbering as ``spot``) and lot; counted in occupancy and revenue.
+    external_stays: pd.DataFrame | None = None
     component_metrics: dict[str, float] = field(default_factory=dict)
     component_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
 
@@ -477,6 +480,7 @@ class ParkingModel:
 
         depart_callbacks = [depart]  # SimPy's step only reads an event's list: one can be shared
         comps = self.components
+        external: list[tuple[int, Session]] = []  # cars parked by components (holders)
         after_leave = bool(comps) or big or any_exit_lanes
         if comps:
             context = ModelContext(
@@ -491,7 +495,8 @@ class ParkingModel:
                 horizon=horizon,
                 spot_freed=lambda k, t: serve_waiting(k, t) if waiting[k] else None,
                 external_park=lambda k, session, t: [
-                    c.on_external_park(k, session, t) for c in comps
+                    external.append((k, session)),
+                    *(c.on_external_park(k, session, t) for c in comps),
                 ],
                 external_leave=lambda k, session, t: [
                     c.on_external_leave(k, session, t) for c in comps
@@ -608,6 +613,7 @@ class ParkingModel:
             lot_arrival_t=lot_arrival,
             tries=np.asarray(tries, dtype=np.int16),
             search_km=np.asarray(search_km, dtype=float),
+            external_stays=_external_stays(external, offsets),
             component_metrics={
                 f"{c.name}.{key}": value for c in comps for key, value in c.finish(horizon).items()
             },
@@ -616,6 +622,20 @@ class ParkingModel:
             },
             rates=rates_log,
         )
+
+
+def _external_stays(external: list[tuple[int, Session]], offsets: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "entry_t": [s.entry_t for _, s in external],
+            "leave_t": [math.nan if s.exit_t is None else s.exit_t for _, s in external],
+            "amount_cents": [
+                math.nan if s.amount_cents is None else s.amount_cents for _, s in external
+            ],
+            "spot": np.array([offsets[k] + s.spot.index for k, s in external], dtype=np.int64),
+            "lot": np.array([k for k, _ in external], dtype=np.int32),
+        }
+    )
 
 
 def simulate(
