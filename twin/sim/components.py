@@ -59,6 +59,11 @@ class ModelContext:
     #: A component parked / released a car of its own: tell the other components.
     external_park: Callable[[int, Session, float], None] = lambda k, s, t: None
     external_leave: Callable[[int, Session, float], None] = lambda k, s, t: None
+    #: When a car leaving its spot at lot k at time t would reach the exit barrier's service
+    #: (t itself without barriers): payments judge the network at that moment.
+    exit_barrier_time: Callable[[int, float], float] = lambda k, t: t
+    #: Another component by name (e.g. reservations asking payments for its processor).
+    component: Callable[[str], Component | None] = lambda name: None
 
 
 class Component:

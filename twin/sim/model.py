@@ -501,6 +501,10 @@ class ParkingModel:
                 external_leave=lambda k, session, t: [
                     c.on_external_leave(k, session, t) for c in comps
                 ],
+                exit_barrier_time=lambda k, t: (
+                    t if exit_free[k] is None else max(t, exit_free[k][0])
+                ),
+                component=lambda name: next((c for c in comps if c.name == name), None),
             )
             for component in comps:
                 component.start(context)
