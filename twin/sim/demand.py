@@ -272,10 +272,32 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
                 ),
             }
         )
-    merged = {key: np.concatenate([p[key] for p in parts], axis=-1) for key in parts[0]}
-    order = np.argsort(merged["arrival"], kind="stable")
-    return Drivers(
-        **{key: value[..., order] for key, value in merged.items()},
-        trace_dropped=dropped,
-        lane_kinds=lane_kind_of_lot,
-    )
+    return Drivers(**_merge(parts), trace_dropped=dropped, lane_kinds=lane_kind_of_lot)
+
+
+def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """All streams' columns in arrival order, one column at a time to bound peak memory.
+
+    A column holding one value throughout (no lanes: zero service; no budget: infinite
+    willingness to pay) becomes a read-only broadcast view: a city-day has millions of drivers.
+    """
+    keys = list(parts[0])
+    arrival = np.concatenate([p["arrival"] for p in parts])
+    order = np.argsort(arrival, kind="stable")
+    out = {"arrival": arrival[order]}
+    del arrival
+    for key in keys[1:]:
+        column = np.concatenate([p.pop(key) for p in parts], axis=-1)
+        if column.size and _constant(column):
+            out[key] = np.broadcast_to(column[..., :1], column.shape)
+        else:
+            out[key] = column[..., order]
+    return out
+
+
+def _constant(column: np.ndarray) -> bool:
+    first = column[..., :1]
+    same = column == first
+    if column.dtype.kind == "f":
+        same |= np.isnan(column) & np.isnan(first)
+    return bool(same.all())
