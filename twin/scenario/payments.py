@@ -19,7 +19,7 @@ Example (every key optional; these are the defaults except where noted)::
         between: {type: exponential, mean: 72, unit: h}
         duration: {type: exponential, mean: 20, unit: min}
       retry: {max_attempts: 3, backoff_s: 1, backoff_factor: 2, timeout_s: 15}
-      strikes: {threshold: 3, window_days: 30}
+      strikes: {threshold: 3, window_days: 30, prepay: true, debt_at_entry: true}
       write_off_days: 90
       lost_ticket_probability: 0.005
       plate_read_probability: 0.9      # entry camera read: a lost ticket pays the actual stay
@@ -119,13 +119,27 @@ class RetrySpec(_Spec):
 
 
 class StrikesSpec(_Spec):
-    """Repeat offenders: ``threshold`` unpaid exits within ``window_days`` -> blocklist."""
+    """Repeat offenders: ``threshold`` unpaid exits within ``window_days`` -> blocklist.
+
+    A blocklisted plate must prepay at the entry (``prepay``): the quoted price of the intended
+    stay, plus with ``debt_at_entry`` what the plate still owes on open invoices, so the gate
+    never lets an untrusted card in on credit. Paying the debt lifts the block for the next
+    visit when ``unblock_when_paid`` (the core's rule).
+    """
 
     threshold: int = Field(default=3, description="strikes that put a plate on the blocklist")
     window_days: float = Field(default=30.0, description="the strikes must fall within this span")
     count_partial: bool = Field(default=True, description="does a partly paid exit count?")
     unblock_when_paid: bool = Field(
         default=True, description="paying every open invoice lifts the blocklist"
+    )
+    prepay: bool = Field(
+        default=True,
+        description="blocklisted plates prepay the quoted stay at the entry; false: let in",
+    )
+    debt_at_entry: bool = Field(
+        default=True,
+        description="a blocklisted driver also pays the plate's open invoices with the prepayment",
     )
 
     @field_validator("threshold")
