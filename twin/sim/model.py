@@ -215,8 +215,9 @@ class ParkingModel:
         # into records as cars leave instead of being kept: what lets a city-day fit in memory.
         big = n > LIST_LIMIT
 
-        def seq(values: np.ndarray) -> list | np.ndarray:
-            return values if big else values.tolist()
+        def seq(values: np.ndarray, used: bool = True) -> list | np.ndarray:
+            # features a scenario does not use keep their (often broadcast) arrays untouched
+            return values if big or not used else values.tolist()
 
         def record(fill: float, used: bool = True) -> list | np.ndarray:
             if not used:
@@ -240,7 +241,7 @@ class ParkingModel:
             vehicle_of = np.array(fleet, dtype=object)[profile]
         else:
             vehicle_of = [fleet[p] for p in profile.tolist()]
-        patience = seq(d.patience)
+        patience = seq(d.patience, bool(d.patience.any()))
         at = seq(d.lot.copy())  # the lot each driver is at (or driving to)
 
         nan = math.nan
@@ -266,13 +267,13 @@ class ParkingModel:
             [0.0] * spec.lanes.exit.count if spec.lanes and spec.lanes.exit else None
             for spec in specs
         ]
-        entry_rows = [seq(row) for row in d.entry_service]
-        exit_rows = [seq(row) for row in d.exit_service]
+        any_entry_lanes = any(free is not None for free in entry_free)
+        any_exit_lanes = any(free is not None for free in exit_free)
+        entry_rows = [seq(row, any_entry_lanes) for row in d.entry_service]
+        exit_rows = [seq(row, any_exit_lanes) for row in d.exit_service]
         entry_service = [entry_rows[kind] for kind in d.lane_kinds]
         exit_service = [exit_rows[kind] for kind in d.lane_kinds]
         waiting: list[deque[int]] = [deque() for _ in lots]
-        any_entry_lanes = any(free is not None for free in entry_free)
-        any_exit_lanes = any(free is not None for free in exit_free)
 
         pool: list[_Call] = []
         DEPART = _DEPART
@@ -285,17 +286,17 @@ class ParkingModel:
         exit_start = record(nan, any_exit_lanes)
         exit_t = record(nan, any_exit_lanes)
         quote = record(nan, check_price)
-        accept_u = seq(d.accept_u)
-        stream_of = seq(d.stream)
         elastic = bool(np.isfinite(d.accept_u).any())
+        accept_u = seq(d.accept_u, elastic)
+        stream_of = seq(d.stream, elastic)
         elasticity_of = [
             (s.elasticity.value, s.elasticity.reference_rate * 100.0, s.elasticity.cap)
             if s.elasticity is not None
             else None
             for s in sc.demand
         ]
-        wtp = seq(d.wtp_cents)
-        wtp_hourly = seq(d.wtp_per_hour)
+        wtp = seq(d.wtp_cents, check_price)
+        wtp_hourly = seq(d.wtp_per_hour, check_price)
 
         network = sc.network if len(lots) > 1 else None
         tries = np.zeros(n, dtype=np.int16) if big else [0] * n
@@ -571,26 +572,23 @@ class ParkingModel:
             progress(1.0)
 
         # sessions still held: every one in the list form, those still parked in the big form
+        lot_of = np.asarray(at, dtype=np.int32)
         held = [k for k, x in enumerate(session_of) if x is not None]
         if held:
             sessions = [session_of[k] for k in held]
-            lot_held = np.asarray(at)[held]
-            entry_rec[held] = list(map(attrgetter("entry_t"), sessions))
             # (numpy turns the None of sessions still open into NaN)
+            entry_rec[held] = np.fromiter(map(attrgetter("entry_t"), sessions), float, len(held))
             leave_rec[held] = np.array(list(map(attrgetter("exit_t"), sessions)), dtype=float)
             amount_rec[held] = np.array(
                 list(map(attrgetter("amount_cents"), sessions)), dtype=float
             )
-            spot_rec[held] = (
-                np.asarray(list(map(attrgetter("spot.index"), sessions)))
-                + np.asarray(offsets)[lot_held]
-            )
+            local = np.fromiter(map(attrgetter("spot.index"), sessions), np.int64, len(held))
+            spot_rec[held] = local + np.asarray(offsets)[lot_of[held]] if len(lots) > 1 else local
         session_of.clear()  # the sessions' work is done; free them before the frames are built
         outcomes = np.asarray(outcome, dtype=np.int8)
         outcomes[spot_rec >= 0] = PARKED
         balked = outcomes == BALKED
         entry, leave, charged, spot = entry_rec, leave_rec, amount_rec, spot_rec
-        lot_of = np.asarray(at, dtype=np.int32)
         lot_arrival = d.arrival.copy()
         return RunRecord(
             scenario=sc,
