@@ -22,7 +22,7 @@ from cli import app
 from twin.core.types import SpotStatus, SpotType
 from twin.results import metrics
 from twin.scenario.loader import validate_scenario
-from twin.sim.model import BLOCKED, PARKED, RunRecord, simulate
+from twin.sim.model import BLOCKED, PARKED, ParkingModel, RunRecord, simulate
 
 H = 3600.0
 MIN = 60.0
@@ -386,3 +386,116 @@ def test_cli_run_reports_reservation_figures(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["run", str(path)])
     assert bad.exit_code == 2
     assert "unknown lot 'nowhere'" in bad.output and "Traceback" not in bad.output
+
+
+# --------------------------------------------------------------------------- with payments on
+
+CARDS = {
+    "decline_probability": 0.1,
+    "partial_probability": 0.05,
+    "card_limit": {"type": "uniform", "low": 0, "high": 20},
+}
+
+
+def busy_run_with_payments(payments: dict) -> tuple[RunRecord, object]:
+    data = scenario(
+        BUSY,
+        {"REGULAR": 8, "EV": 2},
+        horizon_days=4,
+        demand=WALK_INS,
+        behaviour={"when_full": "wait", "patience": {"type": "exponential", "mean": 20}},
+    )
+    data["operations"]["payments"] = payments
+    model = ParkingModel(validate_scenario(data))
+    rec = model.run()
+    (pay,) = [c for c in model.components if c.name == "payments"]
+    return rec, pay
+
+
+def test_with_payments_every_reservation_capture_goes_through_the_shared_processor() -> None:
+    rec, pay = busy_run_with_payments(CARDS)
+    f = figures(rec)
+    frame = bookings(rec)
+    proc = pay.processor
+    # which booking each processor payment belongs to: its authorization's key res-<id>/...
+    owner: dict[int, int] = {}
+    for p in proc.payments.values():
+        key = proc.authorizations[p.authorization_id].key
+        if key.startswith("res-"):
+            rid = int(key[4 : key.index("/")])
+            owner[rid] = owner.get(rid, 0) + p.amount_cents
+    accepted = frame[frame["reservation"] >= 0]
+    got = accepted["reservation"].map(lambda rid: owner.get(rid, 0))
+    np.testing.assert_array_equal(got, accepted["captured_cents"])
+    assert set(owner) <= set(accepted["reservation"])
+    assert f["captured"] * 100 == accepted["captured_cents"].sum() == sum(owner.values()) > 0
+    assert f["revenue"] == f["captured"]  # the book's revenue is what the processor took
+    # the processor's total is the exit lanes' ledger plus the reservations
+    bills = rec.component_frames["payments_bills"]
+    assert proc.captured_cents() == bills["captured_cents"].sum() + sum(owner.values())
+    # no-shows forfeit deposit + penalty from their full hold; stays pay the tariff from the
+    # hold, and a top-up the card declines is unpaid
+    assert (frame.loc[frame["status"] == "no_show", "captured_cents"] == 1000).all()
+    done = frame[frame["status"] == "completed"]
+    hours = np.ceil((done["left_t"] - done["arrived_t"]) / H)
+    assert f["unpaid"] * 100 == (200 * hours - done["captured_cents"]).sum()
+    # declined or partly approved holds refused their bookings; the partial ones were voided
+    declined = frame["status"] == "rejected:payment_declined"
+    assert declined.sum() == f["rejected.payment_declined"] == f["declined_holds"] > 5
+    assert f["requested"] == f["accepted"] + sum(v for k, v in f.items() if k[:9] == "rejected.")
+    assert f["accepted"] == (frame["reservation"] >= 0).sum()
+    # every hold still open belongs to a reservation still live at the horizon
+    live = frame["status"].isin(["confirmed", "arrived"])
+    open_res = {a.id for a in proc.open_authorizations() if a.key.startswith("res-")}
+    assert open_res == set(frame.loc[live, "authorization_id"]) - {""}
+    res_auths = [a for a in proc.authorizations.values() if a.key.startswith("res-")]
+    assert f["authorizations"] == len(res_auths)
+    assert f["voids"] == sum(a.status.value == "voided" for a in res_auths) > 0
+    # same seed, same figures; other payment settings, same booking stream
+    assert figures(busy_run_with_payments(CARDS)[0]) == f
+    np.testing.assert_array_equal(bookings(busy_run())["request_t"], frame["request_t"])
+
+
+def test_a_declined_or_partial_hold_refuses_the_booking() -> None:
+    plain = figures(busy_run())
+    assert plain["accepted"] > 20  # without payments: today's behaviour, nothing declined
+    assert plain["rejected.payment_declined"] == 0 and "declined_holds" not in plain
+    rec, pay = busy_run_with_payments({"decline_probability": 1.0})
+    f = figures(rec)
+    assert f["requested"] == plain["requested"]
+    assert f["accepted"] == f["arrivals"] == f["no_shows"] == 0
+    assert f["declined_holds"] == f["requested"] - sum(
+        v for k, v in f.items() if k[:9] == "rejected." and k != "rejected.payment_declined"
+    )
+    assert f["declined_holds"] >= plain["accepted"]
+    assert f["revenue"] == f["captured"] == f["idle_spot_hours"] == 0
+    assert set(bookings(rec)["status"]) <= {
+        "rejected:payment_declined",
+        "rejected:cap_reached",
+        "rejected:expected_full",
+    }
+    # a card that can pay $1 gets a partial approval, which is voided at once
+    limited = {"partial_probability": 1.0, "card_limit": {"type": "constant", "value": 1}}
+    rec, pay = busy_run_with_payments(limited)
+    f = figures(rec)
+    assert f["accepted"] == 0 and f["declined_holds"] > 0
+    assert f["voids"] == f["authorizations"] == f["declined_holds"]
+    assert not [a for a in pay.processor.open_authorizations() if a.key.startswith("res-")]
+
+
+def test_cli_run_reports_reservation_payment_figures(tmp_path: Path) -> None:
+    data = scenario(BUSY, {"REGULAR": 8, "EV": 2}, horizon_days=2, demand=WALK_INS)
+    data["operations"]["payments"] = CARDS
+    path = tmp_path / "res_pay.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(path), "--replications", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())["metrics"]
+    for name in ("authorizations", "captures", "captured", "voids", "declined_holds"):
+        assert len(summary[f"reservations.{name}"]["values"]) == 2
+    assert summary["reservations.captured"]["mean"] > 0
+    assert (
+        summary["reservations.declined_holds"]["values"]
+        == (summary["reservations.rejected.payment_declined"]["values"])
+    )

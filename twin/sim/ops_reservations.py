@@ -25,6 +25,19 @@ and occupied spots through the shared :class:`~twin.core.lot.Lot`; the model's h
 book about walk-ins refused (``note_walk_in_refused``) and about every spot a walk-in frees
 (``on_spot_freed``, which hands it to a hold waiting for one).
 
+Money. With ``operations.payments`` on as well, the book pays through the payments
+component's card processor (:class:`~twin.core.reservations.ProcessorGateway`), so holds,
+captures, top-ups, voids and no-show captures are requests the same processor sees next to the
+exit lanes' payments: confirming authorises ``max(quote, deposit + penalty)`` on the booking's
+card, the holder's exit captures the stay's price from that hold (the seed's mitigation: an
+authorization hold at booking, captured at exit), a no-show captures deposit + penalty, a free
+cancellation or a bump voids it. The card of each booking is pre-drawn from the payments
+settings (stream ``reservations/payments``: decline, card limit; slot 0 for the booking's hold,
+slot 1 for a top-up at exit). A declined hold, or one only partly approved (voided at once),
+refuses the booking with reason ``payment_declined``. Bookings are made online, so the exit
+terminals' network outages and latency do not touch them. Without ``operations.payments`` the
+book keeps no gateway and books every amount as collected.
+
 Figures cover ``[warm-up, horizon)`` like the model's own: the book's counters are read at the
 warm-up instant and subtracted at the end.
 """
@@ -40,9 +53,11 @@ import numpy as np
 import pandas as pd
 
 from twin.core.clock import HOUR, Calendar
+from twin.core.payments import OK, Condition, PaymentResult, Status
 from twin.core.reservations import (
     BookingRejected,
     InvalidReservationTransition,
+    ProcessorGateway,
     RejectReason,
     ReservationBook,
     ReservationNotHonoured,
@@ -56,7 +71,9 @@ from twin.sim.rng import Streams
 
 if TYPE_CHECKING:
     from twin.core.lot import Lot, Session
+    from twin.core.payments import PaymentProcessor
     from twin.scenario.model import Scenario
+    from twin.scenario.payments import ConditionDraws
 
 #: What an accepted booking will do (drawn per booking, whether or not it is accepted).
 SHOW, CANCEL, NO_SHOW = 0, 1, 2
@@ -171,10 +188,75 @@ def draw_bookings(
     )
 
 
+class BookingCards:
+    """The payments component's processor as the reservation book reaches it.
+
+    Sits between :class:`~twin.core.reservations.ProcessorGateway` and the processor: it adds
+    the booking's pre-drawn card to each authorization (slot 0: the booking's hold, slot 1: a
+    top-up at exit) and counts the requests. The processor is looked up at the first request,
+    because the payments component starts after this one.
+    """
+
+    #: Requests per booking with a drawn card: the hold, a top-up.
+    SLOTS = 2
+
+    def __init__(
+        self,
+        resolve: Callable[[], PaymentProcessor],
+        draws: ConditionDraws,
+        booking_of: Callable[[int], int],
+    ) -> None:
+        self._resolve = resolve
+        self._processor: PaymentProcessor | None = None
+        self.draws = draws
+        self._booking_of = booking_of
+        self.counts = dict.fromkeys(
+            ("authorizations", "declined", "captures", "captured_cents", "voids"), 0
+        )
+
+    @property
+    def processor(self) -> PaymentProcessor:
+        if self._processor is None:
+            self._processor = self._resolve()
+        return self._processor
+
+    def condition(self, key: str) -> Condition:
+        """The card of the booking the key ``res-<id>/...`` belongs to, over a working network."""
+        j = self._booking_of(int(key[4 : key.index("/")]))
+        slot = 0 if key.endswith("/authorize") else 1
+        c = self.draws.condition(j * self.SLOTS + slot)
+        return Condition(declined=c.declined, limit_cents=c.limit_cents)
+
+    def authorize(
+        self, key: str, account: str, amount_cents: int, t: float, cond: Condition | None = None
+    ) -> PaymentResult:
+        result = self.processor.authorize(key, account, amount_cents, t, self.condition(key))
+        self.counts["authorizations"] += 1
+        self.counts["declined"] += result.status is not Status.APPROVED
+        return result
+
+    def capture(
+        self, key: str, authorization_id: str, amount_cents: int, t: float, cond: Condition = OK
+    ) -> PaymentResult:
+        result = self.processor.capture(key, authorization_id, amount_cents, t, cond)
+        if result.status is Status.APPROVED:
+            self.counts["captures"] += 1
+            self.counts["captured_cents"] += result.amount_cents
+        return result
+
+    def void(
+        self, key: str, authorization_id: str, t: float, cond: Condition = OK
+    ) -> PaymentResult:
+        result = self.processor.void(key, authorization_id, t, cond)
+        self.counts["voids"] += result.status is Status.APPROVED
+        return result
+
+
 #: Counters read from the book at the warm-up instant and at the end (cumulative ones only).
 _COUNTERS = (
     "requested",
     "accepted",
+    "payment_declined",
     "cancellations",
     "late_cancellations",
     "no_shows",
@@ -222,10 +304,24 @@ class ReservationsComponent(Component):
         super().start(ctx)
         sc = ctx.scenario
         self.lot: Lot = ctx.lots[self.k]
-        self.book = ReservationBook(self.lot, self.policy)
         draws = draw_bookings(self.spec, ctx.streams, calendar_for(sc), ctx.horizon)
         self.draws = draws
         n = len(draws)
+        self._booking_now = -1  # the booking whose request is being judged
+        self._booking_of_rid: dict[int, int] = {}
+        pay_spec = sc.operations.payments if sc.operations is not None else None
+        self.cards: BookingCards | None = None
+        if pay_spec is not None:
+            cards = pay_spec.sample_condition_draws(
+                ctx.streams.get("reservations/payments"), n * BookingCards.SLOTS
+            )
+            self.cards = BookingCards(
+                self._payments_processor,
+                cards,
+                lambda rid: self._booking_of_rid.get(rid, self._booking_now),
+            )
+        gateway = ProcessorGateway(self.cards) if self.cards is not None else None
+        self.book = ReservationBook(self.lot, self.policy, payments=gateway)
         # Python lists: the callbacks index them one booking at a time
         self._request_t = draws.request_t.tolist()
         self._start = draws.start.tolist()
@@ -267,11 +363,18 @@ class ReservationsComponent(Component):
         self._vehicle_of: Callable[[int], Vehicle] = lambda i: fleet[int(profile[i])]
         raw = sc.warmup_hours
         self.t0 = 0.0 if raw == "auto" else min(float(raw) * 3600.0, ctx.horizon)
-        self._base = dict.fromkeys((*_COUNTERS, "late_arrivals", "idle_spot_hours"), 0.0)
+        self._base = dict.fromkeys(self._counters(0.0), 0.0)
         if self.t0 > 0:
             ctx.call_at(self.t0, self._snapshot)
         if n:
             ctx.call_at(self._request_t[0], self._request)
+
+    def _payments_processor(self) -> PaymentProcessor:
+        """The payments component's processor (it starts after this component)."""
+        payments = self.ctx.component("payments")
+        if payments is None:
+            raise RuntimeError("operations.payments is set but its component is not running")
+        return payments.processor  # type: ignore[attr-defined]
 
     # -- the book's clock -------------------------------------------------------------------
     def _sync(self) -> None:
@@ -299,6 +402,7 @@ class ReservationsComponent(Component):
         tariff = self.lot.tariff
         quote = tariff.price(start, end) if tariff is not None else 0
         self._quote[j] = quote
+        self._booking_now = j
         try:
             res = self.book.create_reservation(
                 self._account[j], SpotType(self._type[j]), start, end, t, quote_cents=quote
@@ -309,6 +413,7 @@ class ReservationsComponent(Component):
         finally:
             self._sync()
         self._rid[j] = res.id
+        self._booking_of_rid[res.id] = j
         fate = self._fate[j]
         if fate == CANCEL:
             self._at(self._cancel_t[j], lambda now: self.book.cancel(res.id, now))
@@ -357,6 +462,8 @@ class ReservationsComponent(Component):
         out = {key: float(stats[key]) for key in _COUNTERS}
         out["late_arrivals"] = float(self._late)
         out["idle_spot_hours"] = self.book.idle_spot_hours(t)
+        if self.cards is not None:
+            out.update({f"card_{k}": float(v) for k, v in self.cards.counts.items()})
         return out
 
     def _snapshot(self, t: float) -> None:
@@ -381,10 +488,14 @@ class ReservationsComponent(Component):
         parked = ~np.isnan(arrived)
         stay_end = np.where(np.isnan(left), t, left)[parked]
         overlap = np.clip(stay_end, self.t0, t) - np.clip(arrived[parked], self.t0, t)
+        # The book counts a booking whose payment hold is refused as accepted (capacity was
+        # given, then the reservation expired); for the customer it was refused.
+        declined = c["payment_declined"]
+        accepted = c["accepted"] - declined
         out = {
             "requested": c["requested"],
-            "accepted": c["accepted"],
-            "acceptance_pct": pct(c["accepted"], c["requested"]),
+            "accepted": accepted,
+            "acceptance_pct": pct(accepted, c["requested"]),
             "requests_per_day": c["requested"] / days,
             "cancellations": c["cancellations"],
             "late_cancellations": c["late_cancellations"],
@@ -411,6 +522,14 @@ class ReservationsComponent(Component):
         }
         for reason in RejectReason:
             out[f"rejected.{reason.value}"] = c[f"rejected_{reason.value}"]
+        out["rejected.payment_declined"] += declined
+        if self.cards is not None:  # requests to the payments component's processor
+            out["declined_holds"] = declined
+            out["authorizations"] = c["card_authorizations"]
+            out["authorizations_declined"] = c["card_declined"]
+            out["captures"] = c["card_captures"]
+            out["captured"] = c["card_captured_cents"] / 100.0
+            out["voids"] = c["card_voids"]
         return out
 
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -418,6 +537,7 @@ class ReservationsComponent(Component):
         d = self.draws
         n = len(d)
         status, spot, held_from, closed, captured, refunded = [], [], [], [], [], []
+        authorization: list[str] = []
         for j in range(n):
             rid = self._rid[j]
             if rid < 0:
@@ -427,6 +547,7 @@ class ReservationsComponent(Component):
                 closed.append(math.nan)
                 captured.append(0)
                 refunded.append(0)
+                authorization.append("")
                 continue
             res = self.book.get(rid)
             status.append(res.status.value)
@@ -435,6 +556,7 @@ class ReservationsComponent(Component):
             closed.append(math.nan if res.closed_t is None else res.closed_t)
             captured.append(res.captured_cents)
             refunded.append(res.refunded_cents)
+            authorization.append(res.authorization_id or "")
         return {
             "bookings": pd.DataFrame(
                 {
@@ -457,6 +579,7 @@ class ReservationsComponent(Component):
                     "closed_t": np.asarray(closed, dtype=float),
                     "captured_cents": np.asarray(captured, dtype=np.int64),
                     "refunded_cents": np.asarray(refunded, dtype=np.int64),
+                    "authorization_id": authorization,
                 }
             )
         }
