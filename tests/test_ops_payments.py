@@ -411,6 +411,11 @@ def test_cli_run_reports_payment_figures_in_summary_json(tmp_path) -> None:
     assert expected == figures["revenue"]["values"]
     assert all(c < e for c, e in zip(collected["values"], expected, strict=True))
     assert figures["payments.declines"]["mean"] > 0
+    # regulars who kept declining prepaid their next visits; --out writes who and what
+    prepay = pd.read_parquet(out / "payments_prepay.parquet")
+    prepaid = (prepay["outcome"] == "prepaid").groupby(prepay["replication"]).sum()
+    assert prepaid.tolist() == figures["payments.prepaid_entries"]["values"]
+    assert figures["payments.prepay_asked"]["mean"] > 0
 
     data["operations"]["payments"]["plate_pool"] = 0
     path.write_text(yaml.safe_dump(data))
