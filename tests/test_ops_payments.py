@@ -344,6 +344,20 @@ def test_prepaid_entries_pay_the_quote_and_settle_the_difference_at_the_exit() -
     assert pay(m, "debt_collected_at_entry") == 0 and pay(m, "plates_unblocked") == 0
 
 
+def test_a_prepayment_asked_during_an_outage_gets_no_answer_and_turns_the_driver_away() -> None:
+    strikes = {"threshold": 1, "debt_at_entry": False}
+    rec = run(scenario({**CARD_LIMIT_5, "strikes": strikes, "outages": OUTAGES}))[1]
+    prepay = rec.component_frames["payments_prepay"]
+    down = in_outage(prepay["arrival_s"].to_numpy())
+    assert down.sum() > 10 and (~down).sum() > 10
+    # three timeouts, no decline, refused: the gate does not let an untrusted card in offline
+    assert (prepay.loc[down, "outcome"] == "refused").all()
+    assert (prepay.loc[down, "attempts"] == 3).all() and (prepay.loc[down, "declines"] == 0).all()
+    # with the network up, the card limit decides, as without outages
+    up = prepay[~down]
+    assert ((up["outcome"] == "prepaid") == (up["quote_cents"] <= 500)).all()
+
+
 def test_paying_the_debt_at_the_entry_lifts_the_block_per_the_policy() -> None:
     m, rec, comp = run(scenario({**CARD_LIMIT_5, "strikes": {"threshold": 1}}))
     bills = rec.component_frames["payments_bills"]
