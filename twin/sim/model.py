@@ -202,7 +202,12 @@ class ParkingModel:
             heappush(queue, (period, _DEPART, nxt(), _Call(on_adjust, None)))
 
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecord:
-        """Run to the horizon; ``progress`` gets the fraction of simulated time done."""
+        """Run to the horizon; ``progress`` gets the fraction of simulated time done.
+
+        One long function on purpose: the per-car callbacks are closures over its locals,
+        the cheapest way to reach state in CPython (an attribute lookup per access would cost
+        more than the allocation itself; see benchmarks/README.md).
+        """
         sc = self.scenario
         env, lots, d = self.env, self.lots, self.drivers
         n = len(d)
