@@ -707,7 +707,9 @@ def test_declined_payment_expires_the_booking_and_frees_capacity():
     assert exc.value.reservation.status is RS.EXPIRED
     book.create_reservation("u", REG, 2 * H, 3 * H, 0.0)  # the one reservable spot is free
     s = book.stats
-    assert (s.payment_declined, s.expired, s.accepted, s.confirmed) == (1, 1, 2, 1)
+    # the declined booking counts as rejected for the customer, not as accepted
+    assert (s.payment_declined, s.expired, s.accepted, s.confirmed) == (1, 1, 1, 1)
+    assert s.rejected[RejectReason.PAYMENT_DECLINED.value] == 1
     assert s.requested == s.accepted + sum(s.rejected.values())
 
 

@@ -694,6 +694,9 @@ class ReservationBook:
                 self._set(res, RS.EXPIRED, t, "payment declined")
                 self.stats.payment_declined += 1
                 self.stats.expired += 1
+                # for the customer the booking was refused: keep requested = accepted + rejected
+                self.stats.accepted -= 1
+                self.stats.rejected[RejectReason.PAYMENT_DECLINED.value] += 1
                 raise BookingRejected(
                     RejectReason.PAYMENT_DECLINED, f"authorisation of {amount} cents refused", res
                 )

@@ -488,10 +488,8 @@ class ReservationsComponent(Component):
         parked = ~np.isnan(arrived)
         stay_end = np.where(np.isnan(left), t, left)[parked]
         overlap = np.clip(stay_end, self.t0, t) - np.clip(arrived[parked], self.t0, t)
-        # The book counts a booking whose payment hold is refused as accepted (capacity was
-        # given, then the reservation expired); for the customer it was refused.
-        declined = c["payment_declined"]
-        accepted = c["accepted"] - declined
+        declined = c["payment_declined"]  # the book counts these as rejected, not accepted
+        accepted = c["accepted"]
         out = {
             "requested": c["requested"],
             "accepted": accepted,
@@ -522,7 +520,6 @@ class ReservationsComponent(Component):
         }
         for reason in RejectReason:
             out[f"rejected.{reason.value}"] = c[f"rejected_{reason.value}"]
-        out["rejected.payment_declined"] += declined
         if self.cards is not None:  # requests to the payments component's processor
             out["declined_holds"] = declined
             out["authorizations"] = c["card_authorizations"]
