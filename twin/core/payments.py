@@ -568,6 +568,7 @@ class Ledger:
     def __init__(self) -> None:
         self._bills: dict[str, Bill] = {}
         self._invoices: dict[str, Invoice] = {}
+        self._plate_invoices: dict[str, list[Invoice]] = {}  # so a plate's debt is O(its own)
 
     # ------------------------------------------------------------------ writes
 
@@ -607,6 +608,7 @@ class Ledger:
             reason,
         )
         self._invoices[inv.id] = inv
+        self._plate_invoices.setdefault(inv.plate, []).append(inv)
         bill.invoiced_cents += cents
         bill.invoice_ids.append(inv.id)
         return inv
@@ -678,7 +680,7 @@ class Ledger:
         ]
 
     def outstanding_cents(self, plate: str) -> int:
-        return sum(i.outstanding_cents for i in self._invoices.values() if i.plate == plate)
+        return sum(i.outstanding_cents for i in self._plate_invoices.get(plate, ()))
 
     def totals(self, plate: str | None = None) -> LedgerTotals:
         """Summed money over all bills, or over one plate's."""
