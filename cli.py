@@ -1313,25 +1313,7 @@ def optimize(
     Prints every tariff simulated (best first), whether the best is distinguishable from the
     runner-up, and the best against the current tariff (paired verdicts). See docs/optimize.md.
     """
-    from twin.optimize import make_spec
-
     sc = _load_or_exit(scenario)
-    try:
-        spec = make_spec(
-            objective=objective.value,
-            params=param or [],
-            window=window,
-            method=method.value,
-            grid_points=grid_points,
-            max_evals=max_evals,
-            replications=replications,
-            seed=seed,
-            target=target,
-            max_blocking=max_blocking,
-            min_revenue=min_revenue,
-        )
-    except api.OptimizeError as exc:
-        _fail(exc.problems, str(scenario))
     if out is not None and out.exists() and not out.is_dir():
         _fail([f"--out {out} exists and is not a folder"])
     columns = (
@@ -1351,24 +1333,25 @@ def optimize(
 
             result = api.optimize(
                 sc,
-                spec.objective,
-                [f"{p.key}={p.low}:{p.high}" for p in spec.params],
-                method=spec.method,
-                grid_points=spec.grid_points,
-                max_evals=spec.max_evals,
-                replications=spec.replications,
-                seed=spec.seed,
+                objective.value,
+                param or [],
+                method=method.value,
+                grid_points=grid_points,
+                max_evals=max_evals,
+                replications=replications,
+                seed=seed,
                 days=days,
-                target=spec.target,
+                target=target,
                 window=window,
-                max_blocking=spec.max_blocking,
-                min_revenue=spec.min_revenue,
+                max_blocking=max_blocking,
+                min_revenue=min_revenue,
                 progress=progress,
             )
     except (api.OptimizeError, api.ScenarioError) as exc:
         _fail(exc.problems, getattr(exc, "source", str(scenario)))
     except ValueError as exc:
         _fail([str(exc)], str(scenario))
+    spec = result.spec
     wide = _wide_console()
     s = result.scenario
     cap = spec.max_blocking
