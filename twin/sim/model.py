@@ -84,6 +84,8 @@ def call_at(
 
     Absolute, not ``now + delay``: with a delay the event time is ``now + (t - now)``, which
     can differ from ``t`` in the last bit and break ties that the model's records rely on.
+    The per-car callbacks in :meth:`ParkingModel.run` push the same tuple inline, with
+    recycled events: they run millions of times.
     """
     heappush(env._queue, (t, priority, next(env._eid), _Call(callback, value)))
 
@@ -141,13 +143,7 @@ class ParkingModel:
         self.env = simpy.Environment()
         self.components = build_components(scenario)
 
-    def _adaptive_pricing(
-        self,
-        lot: Lot,
-        queue: list,
-        nxt: Callable[[], int],
-        log: list[tuple[float, str, float, float, str]],
-    ) -> None:
+    def _adaptive_pricing(self, lot: Lot, log: list[tuple[float, str, float, float, str]]) -> None:
         """Sample occupancy per rate table and let the pricing rule move rates every period.
 
         Occupancy is sampled every ``sample_minutes`` and credited to the table (time band) in
@@ -183,7 +179,7 @@ class ParkingModel:
             total[k] += lot.n_occupied / lot.capacity
             count[k] += 1
             if t + sample < horizon:
-                heappush(queue, (t + sample, _ARRIVE, nxt(), _Call(on_sample, None)))
+                call_at(env, t + sample, _ARRIVE, on_sample, None)
 
         def on_adjust(event: _Call) -> None:
             t = env._now
@@ -195,11 +191,11 @@ class ParkingModel:
             total[:] = [0.0] * len(names)
             count[:] = [0] * len(names)
             if t + period < horizon:
-                heappush(queue, (t + period, _ARRIVE, nxt(), _Call(on_adjust, None)))
+                call_at(env, t + period, _ARRIVE, on_adjust, None)
 
-        heappush(queue, (sample / 2, _ARRIVE, nxt(), _Call(on_sample, None)))
+        call_at(env, sample / 2, _ARRIVE, on_sample, None)
         if period < horizon:
-            heappush(queue, (period, _DEPART, nxt(), _Call(on_adjust, None)))
+            call_at(env, period, _DEPART, on_adjust, None)
 
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecord:
         """Run to the horizon; ``progress`` gets the fraction of simulated time done.
@@ -495,9 +491,7 @@ class ParkingModel:
                 drivers=d,
                 streams=self.streams,
                 env=env,
-                call_at=lambda t, fn: heappush(
-                    queue, (t, _ARRIVE, nxt(), _Call(lambda ev: fn(env._now), None))
-                ),
+                call_at=lambda t, fn: call_at(env, t, _ARRIVE, lambda ev: fn(env._now), None),
                 horizon=horizon,
                 spot_freed=lambda k, t: serve_waiting(k, t) if waiting[k] else None,
                 external_park=lambda k, session, t: [
@@ -524,7 +518,7 @@ class ParkingModel:
         rates_log: list[tuple[float, str, float, float, str]] = []
         if sc.pricing_policy is not None:
             for lot in lots:
-                self._adaptive_pricing(lot, queue, nxt, rates_log)
+                self._adaptive_pricing(lot, rates_log)
 
         if progress is not None:
             step = horizon / 100.0
@@ -532,9 +526,9 @@ class ParkingModel:
             def tick(event: _Call) -> None:
                 progress(min(env._now / horizon, 1.0))
                 if env._now + step < horizon:
-                    heappush(queue, (env._now + step, _ARRIVE, nxt(), _Call(tick, None)))
+                    call_at(env, env._now + step, _ARRIVE, tick, None)
 
-            heappush(queue, (step, _ARRIVE, nxt(), _Call(tick, None)))
+            call_at(env, step, _ARRIVE, tick, None)
 
         # Arrivals are a presorted stream merged with SimPy's event queue instead of one
         # scheduled event each: half the heap traffic for the same order of processing.
