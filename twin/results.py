@@ -33,6 +33,15 @@ class Facility:
     (``"North/P2"``), so one-lot outputs keep the plain level names.
     """
 
+    @classmethod
+    def of(cls, rec: RunRecord) -> Facility:
+        """The record's facility arrays, built once: every frame and figure reads them, and a
+        city grid has half a million spots to walk."""
+        fac = rec.__dict__.get("_facility")
+        if fac is None:
+            fac = rec.__dict__["_facility"] = cls(rec)
+        return fac
+
     def __init__(self, rec: RunRecord) -> None:
         multi = len(rec.lots) > 1
         self.lot_names = [lot.lot_id for lot in rec.lots]
@@ -64,7 +73,7 @@ def vehicles_frame(rec: RunRecord) -> pd.DataFrame:
     """One row per arriving driver: who, when, where, how long they queued, what they paid."""
     d = rec.drivers
     sc = rec.scenario
-    fac = Facility(rec)
+    fac = Facility.of(rec)
     parked = rec.spot >= 0
     spot_ids = fac.ids
     level = pd.Categorical.from_codes(
@@ -130,7 +139,7 @@ def _groupings(rec: RunRecord) -> list[tuple[str, list[str], np.ndarray, np.ndar
     the facility has). Group ids index the names; cars that did not park are left out, so
     figures for a thousand groups cost a few vectorised passes, not a mask per group.
     """
-    fac = Facility(rec)
+    fac = Facility.of(rec)
     spot, _, _ = _stays(rec)
     kinds = [("total", ["all"], np.array([fac.capacity]), np.zeros(len(spot), dtype=np.int64))]
     if len(fac.lot_names) > 1:
