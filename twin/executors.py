@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import pandas as pd
-
 from twin.experiments import Replication, replicate
 from twin.scenario.model import Scenario
 
@@ -77,12 +75,8 @@ class Task:
 
 
 def run_task(task: Task) -> Replication:
-    """Run one task (in a worker) and drop the frames the caller did not ask for."""
-    rep = replicate(task.scenario, task.replication, task.seed)
-    for name in FRAMES:
-        if name not in task.keep:
-            setattr(rep, name, pd.DataFrame())
-    return rep
+    """Run one task (in a worker), building only the frames the caller asked for."""
+    return replicate(task.scenario, task.replication, task.seed, frames=task.keep)
 
 
 @dataclass

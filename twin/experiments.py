@@ -215,18 +215,27 @@ def replicate(
     replication: int,
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
+    frames: tuple[str, ...] = ("vehicles", "occupancy", "lanes"),
 ) -> Replication:
-    """Run replication ``replication`` alone; the result depends only on its arguments."""
-    return _from_record(simulate(scenario, replication=replication, seed=seed, progress=progress))
+    """Run replication ``replication`` alone; the result depends only on its arguments.
+
+    ``frames`` names the tables to build (the others come back empty): a sweep that keeps
+    only figures should not pay for per-vehicle tables.
+    """
+    rec = simulate(scenario, replication=replication, seed=seed, progress=progress)
+    return _from_record(rec, frames)
 
 
-def _from_record(rec: RunRecord) -> Replication:
+def _from_record(
+    rec: RunRecord, frames: tuple[str, ...] = ("vehicles", "occupancy", "lanes")
+) -> Replication:
+    keep_vehicles = "vehicles" in frames and rec.scenario.output.vehicles
     return Replication(
         index=rec.replication,
         metrics=metrics(rec),
-        vehicles=vehicles_frame(rec) if rec.scenario.output.vehicles else pd.DataFrame(),
-        occupancy=occupancy_frame(rec),
-        lanes=lanes_frame(rec),
+        vehicles=vehicles_frame(rec) if keep_vehicles else pd.DataFrame(),
+        occupancy=occupancy_frame(rec) if "occupancy" in frames else pd.DataFrame(),
+        lanes=lanes_frame(rec) if "lanes" in frames else pd.DataFrame(),
         trace_dropped=rec.drivers.trace_dropped,
         rates=rates_frame(rec) if rec.scenario.pricing_policy is not None else None,
         extra_frames={
