@@ -376,9 +376,8 @@ def test_allocation_reads_few_spots_on_a_big_lot(strategy):
                 )
     assert 1_000 < lot.n_available < 9_000
 
-    counting = CountingList(lot.spots)
-    lot.spots = counting
-    lot.strategy._spots = counting  # the index reads spots through this sequence
+    counting = CountingList(lot.strategy._by_rank)
+    lot.strategy._by_rank = counting  # the index reads spots through this sequence (by rank)
     per_allocation = []
     for _ in range(1_000):
         before = counting.reads
