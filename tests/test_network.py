@@ -140,10 +140,12 @@ def test_random_target_lot_spreads_demand() -> None:
     assert share_a == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize("scenario", ["surface_lot", "city_network", "downtown_garage"])
+@pytest.mark.parametrize(
+    "scenario", ["surface_lot", "city_network", "downtown_garage", "downtown_operations"]
+)
 def test_array_mode_for_big_runs_gives_the_same_records(scenario: str, monkeypatch) -> None:
-    """Above LIST_LIMIT drivers the model keeps numpy arrays and drops sessions as cars leave;
-    the records must not change."""
+    """Above LIST_LIMIT drivers the model keeps memoryviews of arrays and drops sessions as
+    cars leave; the records must not change."""
     from pathlib import Path
 
     import twin.sim.model as model

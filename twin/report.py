@@ -674,8 +674,6 @@ def plot_revenue(res: Results, path: Path) -> Path:
         return _save(fig, path)
 
 
-
-
 def _clip(lo: float, hi: float, kind: str) -> tuple[float, float]:
     """An interval clipped to what the figure can take (no negative counts, shares <= 100 %)."""
     if kind in ("pct", "frac", "count", "money", "num"):

@@ -88,9 +88,16 @@ def poisson_arrivals(edges: np.ndarray, rates: np.ndarray, gen: np.random.Genera
     """
     lengths = np.diff(edges)
     counts = gen.poisson(rates * lengths)
-    starts = np.repeat(edges[:-1], counts)
-    widths = np.repeat(lengths, counts)
-    times = starts + gen.random(int(counts.sum())) * widths
+    times = gen.random(int(counts.sum()))
+    ends = np.cumsum(counts).tolist()
+    # in place, slot by slot: a city-day has millions of arrivals, and repeating the slot
+    # starts and widths per arrival would hold two more arrays of that size
+    for start, width, lo, hi in zip(
+        edges[:-1].tolist(), lengths.tolist(), [0, *ends[:-1]], ends, strict=True
+    ):
+        part = times[lo:hi]
+        part *= width
+        part += start
     times.sort()
     return times
 
@@ -242,7 +249,7 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
         parts.append(
             {
                 "arrival": arrival,
-                "dwell": np.maximum(dwell, 0.0),
+                "dwell": np.maximum(dwell, 0.0, out=dwell),
                 "vclass": vclass,
                 "ev": ev,
                 "handicap": handicap,
@@ -279,19 +286,22 @@ def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """All streams' columns in arrival order, one column at a time to bound peak memory.
 
     A column holding one value throughout (no lanes: zero service; no budget: infinite
-    willingness to pay) becomes a read-only broadcast view: a city-day has millions of drivers.
+    willingness to pay) becomes a read-only broadcast of a one-element copy (a view of the full
+    column would keep all of it alive): a city-day has millions of drivers.
     """
     keys = list(parts[0])
-    arrival = np.concatenate([p["arrival"] for p in parts])
-    order = np.argsort(arrival, kind="stable")
-    out = {"arrival": arrival[order]}
+    single = len(parts) == 1  # one stream is drawn in arrival order already
+    arrival = parts[0]["arrival"] if single else np.concatenate([p["arrival"] for p in parts])
+    order = None if single else np.argsort(arrival, kind="stable")
+    out = {"arrival": arrival if order is None else arrival[order]}
     del arrival
     for key in keys[1:]:
-        column = np.concatenate([p.pop(key) for p in parts], axis=-1)
+        column = parts[0].pop(key) if single else np.concatenate([p.pop(key) for p in parts], -1)
         if column.size and _constant(column):
-            out[key] = np.broadcast_to(column[..., :1], column.shape)
+            out[key] = np.broadcast_to(column[..., :1].copy(), column.shape)
         else:
-            out[key] = column[..., order]
+            out[key] = column if order is None else column[..., order]
+        del column
     return out
 
 
