@@ -26,6 +26,11 @@ from twin.sim.model import (
 )
 
 
+def _code_dtype(n_codes: int) -> type[np.signedinteger]:
+    """The smallest signed integer type for codes 0..n_codes-1 (int16 sorts by radix)."""
+    return np.int16 if n_codes < 2**15 else np.int32
+
+
 class Facility:
     """All spots of a replication's lots as flat arrays, indexed like ``RunRecord.spot``.
 
@@ -58,9 +63,10 @@ class Facility:
                 stype.append(int(s.type))
                 lot_ix.append(k)
                 ids.append(prefix + s.id)
-        self.level = np.array(level, dtype=np.int64)
-        self.type = np.array(stype, dtype=np.int64)
-        self.lot = np.array(lot_ix, dtype=np.int64)
+        # compact codes: group ids of millions of stays are gathered from these
+        self.level = np.array(level, dtype=_code_dtype(len(names)))
+        self.type = np.array(stype, dtype=np.int8)
+        self.lot = np.array(lot_ix, dtype=_code_dtype(len(rec.lots)))
         self.ids = np.array(ids, dtype=object)
         self.level_names = names
         self.capacity_by_level = cap_level
@@ -141,12 +147,12 @@ def _groupings(rec: RunRecord) -> list[tuple[str, list[str], np.ndarray, np.ndar
     """
     fac = Facility.of(rec)
     spot, _, _ = _stays(rec)
-    kinds = [("total", ["all"], np.array([fac.capacity]), np.zeros(len(spot), dtype=np.int64))]
+    kinds = [("total", ["all"], np.array([fac.capacity]), np.zeros(len(spot), dtype=np.int8))]
     if len(fac.lot_names) > 1:
         kinds.append(("lot", fac.lot_names, np.array(fac.capacity_by_lot), fac.lot[spot]))
     kinds.append(("level", fac.level_names, np.array(fac.capacity_by_level), fac.level[spot]))
     present = [t for t in SpotType if fac.capacity_by_type[t]]
-    remap = np.full(len(SpotType), -1, dtype=np.int64)
+    remap = np.full(len(SpotType), -1, dtype=np.int8)
     remap[[int(t) for t in present]] = np.arange(len(present))
     kinds.append(
         (
@@ -180,7 +186,7 @@ def _group_counts_at(
 
     def cumulative(points: np.ndarray) -> np.ndarray:
         first = np.searchsorted(times, points, side="left")  # first sample time >= point
-        hist = np.bincount(gid * width + first, minlength=n_groups * width)
+        hist = np.bincount(gid.astype(np.int64) * width + first, minlength=n_groups * width)
         return np.cumsum(hist.reshape(n_groups, width), axis=1)[:, :-1]
 
     ends = np.where(np.isnan(ends), np.inf, ends)
@@ -195,28 +201,53 @@ def _group_time_average(
     return np.bincount(gid, weights=overlap, minlength=n_groups) / (t1 - t0)
 
 
-def _group_peak(
-    gid: np.ndarray, n_groups: int, starts: np.ndarray, ends: np.ndarray, t0: float, t1: float
-) -> np.ndarray:
-    """Exact maximum of each group's count over [t0, t1); departures first at ties (the
-    model's rule): one sort of all entry and exit events by (group, time, +1/-1)."""
-    ends = np.where(np.isnan(ends), np.inf, ends)
-    at_t0 = np.bincount(gid[(starts <= t0) & (ends > t0)], minlength=n_groups)
-    times = np.concatenate([starts, ends])
-    # small integer types: a city-day sorts 14 million events here
-    deltas = np.concatenate([np.ones(len(starts), np.int8), -np.ones(len(ends), np.int8)])
-    groups = np.concatenate([gid, gid]).astype(np.int32)
-    order = np.lexsort((deltas, times, groups))
-    times, deltas, groups = times[order], deltas[order], groups[order]
-    del order
-    running = np.cumsum(deltas, dtype=np.int32)
-    first = np.searchsorted(groups, np.arange(n_groups), side="left")
-    before = np.concatenate([[0], running])[first]  # running total where each group begins
-    level = running - before[groups]
-    inside = (times >= t0) & (times < t1)
-    peak = at_t0.copy()
-    np.maximum.at(peak, groups[inside], level[inside])
-    return peak
+class _Events:
+    """Every stay's entry and exit in time order, exits first at equal times (the model's
+    rule), sorted once and shared by every grouping's peak.
+
+    Only the order is kept (int32 where it fits) and events are walked in chunks, so a
+    city-day's 14 million events cost one sort and a few chunk-sized arrays, not a full
+    re-sort with its copies per grouping.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.starts, self.ends, self.n = starts, ends, len(starts)
+        times = np.concatenate([ends, starts])  # exits first: the stable sort keeps them ahead
+        times[np.isnan(times)] = np.inf  # still parked at the horizon: never leaves
+        order = np.argsort(times, kind="stable")
+        del times
+        self.order = order.astype(np.int32) if len(order) < 2**31 else order
+
+    def peaks(self, gid: np.ndarray, n_groups: int, t0: float, t1: float) -> np.ndarray:
+        """Exact maximum of each group's count over [t0, t1)."""
+        starts, ends, n = self.starts, self.ends, self.n
+        peak = np.bincount(gid[(starts <= t0) & ~(ends <= t0)], minlength=n_groups)
+        count = np.zeros(n_groups, dtype=np.int64)
+        lowest = np.iinfo(np.int64).min
+        for lo in range(0, 2 * n, self.CHUNK):
+            event = self.order[lo : lo + self.CHUNK]
+            entering = event >= n
+            stay = event - n * entering
+            group = gid[stay]
+            delta = np.where(entering, 1, -1)
+            t = np.where(entering, starts[stay], ends[stay])
+            del event, stay
+            # within the chunk, each group's events in time order (a stable sort by group)
+            by = np.argsort(group, kind="stable")
+            group, delta, t = group[by], delta[by], t[by]
+            first = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+            length = np.diff(np.append(first, len(group)))
+            running = np.cumsum(delta)
+            base = count[group[first]] - (running[first] - delta[first])
+            level = running + np.repeat(base, length)
+            inside = (t >= t0) & (t < t1)
+            best = np.maximum.reduceat(np.where(inside, level, lowest), first)
+            groups = group[first]
+            peak[groups] = np.maximum(peak[groups], best)
+            count[groups] = level[first + length - 1]
+        return peak
 
 
 def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
@@ -319,9 +350,10 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     stays = (rec.leave_t - rec.entry_t)[paid]
     out["mean_stay_h"] = float(stays.mean()) / 3600.0 if len(stays) else float("nan")
     _, starts, ends = _stays(rec)
+    events = _Events(starts, ends)
     for kind, names, caps, gid in _groupings(rec):
         means = _group_time_average(gid, len(names), starts, ends, t0, t1)
-        peaks = _group_peak(gid, len(names), starts, ends, t0, t1)
+        peaks = events.peaks(gid, len(names), t0, t1)
         for name, cap, mean, peak in zip(names, caps, means, peaks, strict=True):
             prefix = "occupancy" if kind == "total" else f"occupancy.{kind}[{name}]"
             out[f"{prefix}.mean"] = float(mean) / cap
