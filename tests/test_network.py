@@ -65,6 +65,11 @@ def test_turned_away_drivers_drive_to_the_other_lot() -> None:
     # they reach B after 3 km at 30 km/h = 6 minutes, and park at once (B is large)
     np.testing.assert_allclose(moved["entry_s"] - moved["arrival_s"], 360.0)
     np.testing.assert_allclose(moved["search_km"], 3.0)
+    # the record of where they were last is B, reached 6 minutes after they first arrived
+    rows = moved.index.to_numpy()
+    np.testing.assert_allclose(rec.lot_arrival_t[rows] - rec.drivers.arrival[rows], 360.0)
+    stayed = np.setdiff1d(np.arange(len(rec.drivers)), rows)
+    np.testing.assert_array_equal(rec.lot_arrival_t[stayed], rec.drivers.arrival[stayed])
     assert m["lost_pct"] == 0.0 and m["blocked_pct"] == 0.0
     assert m["diverted_pct"] == pytest.approx(100 * len(moved) / m["arrivals"], rel=0.02)
     assert m["search_km_per_day"] == pytest.approx(3.0 * len(moved) / 10, rel=0.02)

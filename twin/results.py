@@ -169,7 +169,10 @@ def _stays(rec: RunRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(spot, entry, leave) of every car that parked: the model's drivers, then the cars that
     operations components parked themselves (reservation holders)."""
     parked = rec.spot >= 0
-    spot, starts, ends = rec.spot[parked], rec.entry_t[parked], rec.leave_t[parked]
+    if parked.all():  # no copies (a city-day's columns are 55 MB each)
+        spot, starts, ends = rec.spot, rec.entry_t, rec.leave_t
+    else:
+        spot, starts, ends = rec.spot[parked], rec.entry_t[parked], rec.leave_t[parked]
     ext = rec.external_stays
     if ext is not None and len(ext):
         spot = np.concatenate([spot, ext["spot"].to_numpy()])

@@ -628,7 +628,10 @@ class ParkingModel:
         outcomes[spot_rec >= 0] = PARKED
         balked = outcomes == BALKED
         entry, leave, charged, spot = entry_rec, leave_rec, amount_rec, spot_rec
-        lot_arrival = d.arrival.copy()
+        lot_arrival = d.arrival  # a copy only when someone drove on to another lot
+        if rearrived:
+            lot_arrival = d.arrival.copy()
+            lot_arrival[list(rearrived)] = list(rearrived.values())
         return RunRecord(
             scenario=sc,
             replication=self.replication,
@@ -639,7 +642,7 @@ class ParkingModel:
             gate_t=(
                 np.asarray(gate_t, dtype=float)
                 if any_entry_lanes
-                else np.where(balked, nan, d.arrival)
+                else (np.where(balked, nan, d.arrival) if balked.any() else d.arrival)
             ),
             entry_t=entry,
             spot=spot,
