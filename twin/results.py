@@ -8,6 +8,8 @@ Figures exclude the warm-up: rates count drivers arriving after it, averages int
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -50,7 +52,8 @@ class Facility:
     def __init__(self, rec: RunRecord) -> None:
         multi = len(rec.lots) > 1
         self.lot_names = [lot.lot_id for lot in rec.lots]
-        level, stype, lot_ix, ids, names, cap_level = [], [], [], [], [], []
+        self._lots, self._multi = rec.lots, multi
+        level, stype, lot_ix, names, cap_level = [], [], [], [], []
         cap_type = np.zeros(len(SpotType), dtype=np.int64)
         for k, lot in enumerate(rec.lots):
             base = len(names)
@@ -62,17 +65,28 @@ class Facility:
                 level.append(base + s.level)
                 stype.append(int(s.type))
                 lot_ix.append(k)
-                ids.append(prefix + s.id)
         # compact codes: group ids of millions of stays are gathered from these
         self.level = np.array(level, dtype=_code_dtype(len(names)))
         self.type = np.array(stype, dtype=np.int8)
         self.lot = np.array(lot_ix, dtype=_code_dtype(len(rec.lots)))
-        self.ids = np.array(ids, dtype=object)
         self.level_names = names
         self.capacity_by_level = cap_level
         self.capacity_by_type = cap_type.tolist()
         self.capacity_by_lot = [lot.capacity for lot in rec.lots]
         self.capacity = int(sum(self.capacity_by_lot))
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """Spot ids (``"North/P2-017"`` in a network); only per-vehicle frames need them, and a
+        city grid's half a million strings are not worth building for the figures."""
+        return np.array(
+            [
+                f"{lot.lot_id}/{s.id}" if self._multi else s.id
+                for lot in self._lots
+                for s in lot.spots
+            ],
+            dtype=object,
+        )
 
 
 def vehicles_frame(rec: RunRecord) -> pd.DataFrame:
@@ -196,12 +210,13 @@ def _group_counts_at(
     return cumulative(starts) - cumulative(ends)
 
 
-def _group_time_average(
-    gid: np.ndarray, n_groups: int, starts: np.ndarray, ends: np.ndarray, t0: float, t1: float
-) -> np.ndarray:
-    ends = np.where(np.isnan(ends), t1, ends)
-    overlap = np.clip(np.minimum(ends, t1) - np.maximum(starts, t0), 0.0, None)
-    return np.bincount(gid, weights=overlap, minlength=n_groups) / (t1 - t0)
+def _overlap(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> np.ndarray:
+    """Seconds each stay spent inside [t0, t1): the same for every grouping, so computed once,
+    in place (a city-day has 7 million stays)."""
+    overlap = np.where(np.isnan(ends), t1, ends)
+    np.minimum(overlap, t1, out=overlap)
+    overlap -= np.maximum(starts, t0)
+    return np.clip(overlap, 0.0, None, out=overlap)
 
 
 class _Events:
@@ -353,9 +368,10 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     stays = (rec.leave_t - rec.entry_t)[paid]
     out["mean_stay_h"] = float(stays.mean()) / 3600.0 if len(stays) else float("nan")
     _, starts, ends = _stays(rec)
+    overlap = _overlap(starts, ends, t0, t1)
     events = _Events(starts, ends)
     for kind, names, caps, gid in _groupings(rec):
-        means = _group_time_average(gid, len(names), starts, ends, t0, t1)
+        means = np.bincount(gid, weights=overlap, minlength=len(names)) / (t1 - t0)
         peaks = events.peaks(gid, len(names), t0, t1)
         for name, cap, mean, peak in zip(names, caps, means, peaks, strict=True):
             prefix = "occupancy" if kind == "total" else f"occupancy.{kind}[{name}]"

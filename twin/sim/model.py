@@ -228,7 +228,9 @@ class ParkingModel:
         def record(fill: float, used: bool = True) -> list | memoryview | np.ndarray:
             if not used:
                 return np.broadcast_to(np.float64(fill), n)
-            return memoryview(np.full(n, fill)) if big else [fill] * n
+            if big:  # zeros are calloc'd: pages never written cost no memory
+                return memoryview(np.zeros(n) if fill == 0.0 else np.full(n, fill))
+            return [fill] * n
 
         arrival = seq(np.append(d.arrival, math.inf))
         dwell = seq(d.dwell)
