@@ -377,7 +377,8 @@ def test_allocation_reads_few_spots_on_a_big_lot(strategy):
     assert 1_000 < lot.n_available < 9_000
 
     counting = CountingList(lot.strategy._by_rank)
-    lot.strategy._by_rank = counting  # the index reads spots through this sequence (by rank)
+    # the index reads spots through this sequence (by rank); the lot pops one-heap plans itself
+    lot.strategy._by_rank = lot._by_rank = counting
     per_allocation = []
     for _ in range(1_000):
         before = counting.reads

@@ -108,6 +108,20 @@ class AllocationStrategy:
         plan = (tuple(heaps[t] for t in tier if t in heaps) for tier in tiers)
         return tuple(tier for tier in plan if tier)
 
+    @property
+    def by_rank(self) -> Sequence[Spot]:
+        """Spots in heap-entry order: a heap entry (a rank) is an index into this."""
+        return self._by_rank
+
+    def single_heap(self, plan: Any) -> Heap | None:
+        """The heap a plan reduces to when choosing from it is just popping that heap's best
+        available spot (one tier, one heap), else None. The lot then pops it itself, saving
+        a call per car; strategies whose choice is anything else return None."""
+        plain = type(self).choose_plan is AllocationStrategy.choose_plan
+        if plain and len(plan) == 1 and len(plan[0]) == 1:
+            return plan[0][0]
+        return None
+
     def choose_plan(self, plan: Any) -> Spot | None:
         """Remove and return the best available spot for a plan, or None if none is free."""
         by_rank = self._by_rank

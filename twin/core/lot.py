@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from heapq import heappush
+from heapq import heappop, heappush
 from numbers import Integral
 
 from twin.core.allocation import AllocationStrategy, SpreadAcrossLevels, Tiers, make_strategy
@@ -121,6 +121,7 @@ class Lot:
             self.strategy.capacity = [max(c, 1) for c in self.capacity_by_level]
         self.strategy.bind(self.spots)
         self._home, self._entry = self.strategy.home, self.strategy.entry
+        self._by_rank = self.strategy.by_rank
         self._choose = self.strategy.choose_plan
         self._plans: list[object] = [None] * (4 * len(VehicleClass))
         self._needs_context = tariff is not None and getattr(tariff, "dynamic", None) is not None
@@ -171,6 +172,12 @@ class Lot:
                         return True
         return False
 
+    def _plan_for(self, vehicle: Vehicle) -> object:
+        """The strategy's plan for this vehicle's profile, or the one heap it reduces to."""
+        plan = self.strategy.plan(self.tiers(vehicle))
+        heap = self.strategy.single_heap(plan)
+        return plan if heap is None else heap
+
     # -- the state machine ----------------------------------------------------------------
     def allocate(self, vehicle: Vehicle, t: float) -> Session:
         """Give ``vehicle`` a spot at time ``t`` and open a session, or raise why not."""
@@ -186,10 +193,20 @@ class Lot:
         busy gate, and raising costs more than the allocation itself."""
         plan = self._plans[vehicle.profile]
         if plan is None:
-            plan = self._plans[vehicle.profile] = self.strategy.plan(self.tiers(vehicle))
-        spot = self._choose(plan)
-        if spot is None:
-            return None
+            plan = self._plans[vehicle.profile] = self._plan_for(vehicle)
+        if plan.__class__ is list:  # one heap to pop from: the strategy's choice, written out
+            by_rank = self._by_rank
+            while plan:
+                spot = by_rank[heappop(plan)]
+                spot.indexed = False
+                if spot.status is _AVAILABLE:
+                    break
+            else:
+                return None
+        else:
+            spot = self._choose(plan)
+            if spot is None:
+                return None
         # set_status(AVAILABLE -> OCCUPIED) written out: this is the hot path
         n_occupied = self.n_occupied
         occupancy = n_occupied / self._n_spots

@@ -60,7 +60,7 @@ LIST_LIMIT = 1_000_000
 
 _DEPART = 0  # event priorities: departures first at equal times
 _ARRIVE = 1
-_UNDECIDED, _OFF_STREAM = -1, -2  # see eid_of in ParkingModel.run
+_UNDECIDED, _ON_STREAM, _OFF_STREAM = 0, 1, 2  # see stream_state in ParkingModel.run
 
 
 class _Call:
@@ -364,8 +364,10 @@ class ParkingModel:
             if comps:
                 for component in comps:
                     component.on_park(i, k, session, t)
-            if eid_of[i] == _UNDECIDED and t == arrival[i]:
-                eid_of[i] = nxt()  # parked on arrival: leaves in the presorted departure stream
+            if stream_state[i] == _UNDECIDED and t == arrival[i]:
+                # parked on arrival: leaves in the presorted departure stream
+                stream_state[i] = _ON_STREAM
+                eid_of[i] = nxt()
             else:
                 heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
 
@@ -543,14 +545,13 @@ class ParkingModel:
         dep_t = seq(np.append(leave_at[by_leave], math.inf))
         dep_i = seq(np.append(by_leave, n).astype(np.int32))
         del leave_at, by_leave
-        # per driver: the event id its stream departure carries; _UNDECIDED until its arrival
-        # has been handled, _OFF_STREAM if it did not park then (it may still park later, e.g.
-        # after waiting; that departure goes through the heap)
-        eid_of = (
-            memoryview(np.full(n + 1, _UNDECIDED, dtype=np.int64))
-            if big
-            else [_UNDECIDED] * (n + 1)
-        )
+        # Per driver: _UNDECIDED until its arrival has been handled, then _ON_STREAM if it
+        # parked at once, _OFF_STREAM if not (it may still park later, e.g. after waiting; that
+        # departure goes through the heap). One byte each: the loop reads it for every stream
+        # entry, and a compact array stays in the CPU cache where event-id objects would not.
+        # The event id a stream departure carries is read only to break an exact time tie.
+        stream_state = bytearray(n + 1)
+        eid_of = memoryview(np.zeros(n + 1, dtype=np.int64)) if big else [0] * (n + 1)
         env_step = env.step
         i = j = 0
         # The loop allocates only acyclic objects (sessions, events, heap entries), which
@@ -561,18 +562,20 @@ class ParkingModel:
         try:
             while True:
                 p = dep_i[j]
-                e = eid_of[p]
-                if e == _OFF_STREAM:
+                state = stream_state[p]
+                if state == _OFF_STREAM:
                     j += 1
                     continue
-                # (e < 0 now means driver p has not arrived yet: arrival[i] <= dep_t[j])
+                # (state _UNDECIDED: driver p has not arrived yet, arrival[i] <= dep_t[j])
                 ta = arrival[i]
                 tp = dep_t[j]
                 if queue:
                     top = queue[0]
                     td = top[0]
                     if td <= ta and (
-                        e < 0 or td < tp or (td == tp and (top[1], top[2]) < (_DEPART, e))
+                        state == _UNDECIDED
+                        or td < tp
+                        or (td == tp and (top[1], top[2]) < (_DEPART, eid_of[p]))
                     ):
                         if td >= horizon:
                             break
@@ -585,7 +588,7 @@ class ParkingModel:
                         else:
                             env_step()  # any other SimPy event (processes, timeouts)
                         continue
-                if e >= 0 and tp <= ta:
+                if state == _ON_STREAM and tp <= ta:
                     if tp >= horizon:
                         break
                     env._now = tp
@@ -596,8 +599,8 @@ class ParkingModel:
                     break
                 env._now = ta
                 first(i, ta)
-                if eid_of[i] < 0:
-                    eid_of[i] = _OFF_STREAM
+                if stream_state[i] == _UNDECIDED:
+                    stream_state[i] = _OFF_STREAM
                 i += 1
         finally:
             if gc_enabled:
@@ -622,7 +625,7 @@ class ParkingModel:
         session_of.clear()  # the sessions' work is done; free them before the frames are built
         # The callbacks reference each other, so the arrays they close over would live until
         # the cyclic collector runs; a city-day's run arrays are hundreds of MB: free them now.
-        arrival = dep_t = dep_i = eid_of = profile = dwell = None  # type: ignore[assignment]
+        arrival = dep_t = dep_i = eid_of = stream_state = profile = dwell = None  # type: ignore[assignment]
         if big and network is not None:
             divert_u = None  # type: ignore[assignment]
             d.divert_u = d.divert_u[:, :0]  # spent: they decided this run's diversions
