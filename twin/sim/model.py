@@ -212,11 +212,10 @@ class ParkingModel:
         queue = env._queue
         nxt = env._eid.__next__
 
-        # Up to a million drivers, per-driver inputs and records are Python lists (fastest to
-        # index); beyond that, memoryviews of numpy arrays (8 bytes a value instead of a list's
-        # 32, and indexed twice as fast as numpy, returning plain Python numbers), and sessions
-        # are turned into records as cars leave instead of being kept: what lets a city-day
-        # fit in memory.
+        # Up to a million drivers, per-driver inputs are Python lists (fastest to index);
+        # beyond that, memoryviews of numpy arrays (8 bytes a value instead of a list's 32, and
+        # indexed twice as fast as numpy, returning plain Python numbers): what lets a city-day
+        # fit in memory. Either way sessions become records as cars leave.
         big = n > LIST_LIMIT
 
         def seq(values: np.ndarray, used: bool = True) -> list | memoryview | np.ndarray:
@@ -258,10 +257,10 @@ class ParkingModel:
             np.full(n, nan),
             np.full(n, -1, dtype=np.int64),
         )
-        if big:  # written car by car as cars leave
-            entry_w, leave_w, amount_w, spot_w = map(
-                memoryview, (entry_rec, leave_rec, amount_rec, spot_rec)
-            )
+        # written car by car as cars leave
+        entry_w, leave_w, amount_w, spot_w = map(
+            memoryview, (entry_rec, leave_rec, amount_rec, spot_rec)
+        )
 
         # per lot: the core's entry points, barrier next-free times, drivers waiting for a spot
         allocate = [lot.try_allocate for lot in lots]
@@ -433,21 +432,23 @@ class ParkingModel:
             session = session_of[i]
             release[k](session.ticket, t)
             if after_leave:
-                leave_lot(i, k, session, t)
+                leave_lot(i, k, session, t)  # components may settle the amount differently
+            # keep the record and let the session go: memory is reused while it is still in
+            # the CPU cache, and the run ends without millions of sessions to read back
+            session_of[i] = None
+            entry_w[i] = session.entry_t
+            leave_w[i] = t
+            amount = session.amount_cents
+            amount_w[i] = nan if amount is None else amount
+            spot_w[i] = offsets[k] + session.spot.index
             if waiting[k]:
                 serve_waiting(k, t)
 
         def leave_lot(i: int, k: int, session: Session, t: float) -> None:
-            """After the spot: components, the exit barrier, and (big runs) the record."""
+            """After the spot: components and the exit barrier."""
             extra = 0.0
             for component in comps:
                 extra += component.on_leave(i, k, session, t)
-            if big:  # keep the record, let the session go
-                entry_w[i] = session.entry_t
-                leave_w[i] = t
-                amount_w[i] = nan if session.amount_cents is None else session.amount_cents
-                spot_w[i] = offsets[k] + session.spot.index
-                session_of[i] = None
             free = exit_free[k]
             if free is not None:
                 start = free[0]
@@ -486,7 +487,7 @@ class ParkingModel:
 
         comps = self.components
         external: list[tuple[int, Session]] = []  # cars parked by components (holders)
-        after_leave = bool(comps) or big or any_exit_lanes
+        after_leave = bool(comps) or any_exit_lanes
         if comps:
             context = ModelContext(
                 scenario=sc,
@@ -609,7 +610,7 @@ class ParkingModel:
         if progress is not None:
             progress(1.0)
 
-        # sessions still held: every one in the list form, those still parked in the big form
+        # sessions still open at the horizon
         lot_of = np.asarray(at, dtype=np.int32)
         held = [k for k, x in enumerate(session_of) if x is not None]
         if held:
