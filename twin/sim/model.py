@@ -1,12 +1,13 @@
 """The SimPy model of one facility for one replication.
 
 Design for speed (see benchmarks/): no SimPy process per vehicle. Arrivals are drawn before the
-run and merged, in time order, with SimPy's event queue; every other happening is a plain
-callback on that queue: one per gate passage when there are entry lanes, one per departure,
-one per patience deadline. Barrier queues are FIFO multi-server
-queues, so a car's barrier time follows from the lanes' next-free times (Kiefer-Wolfowitz
-recursion) without simulating the queue car by car; queue lengths are rebuilt exactly from the
-per-vehicle records afterwards.
+run, and so are the departures of cars that park the moment they arrive (arrival + dwell): both
+are presorted streams merged, in SimPy's own (time, priority, id) order, with SimPy's event
+queue. Everything else is a plain callback on that queue: a gate passage when there are entry
+lanes, a departure after waiting or queueing, a patience deadline, a drive to another lot.
+Barrier queues are FIFO multi-server queues, so a car's barrier time follows from the lanes'
+next-free times (Kiefer-Wolfowitz recursion) without simulating the queue car by car; queue
+lengths are rebuilt exactly from the per-vehicle records afterwards.
 
 Every allocation, release and price is a call into :mod:`twin.core` - the same Lot a gate
 controller runs.
