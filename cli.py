@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -124,6 +125,19 @@ def _cell(row, kind: str, with_ci: bool) -> str:
     return text
 
 
+#: Rows per group kind a terminal table shows; a city grid has hundreds of lots and levels.
+MAX_GROUP_ROWS = 12
+
+
+def _busiest(names: list[str], key: Callable[[str], float]) -> tuple[list[str], int]:
+    """All names when there are few; else the MAX_GROUP_ROWS with the highest ``key`` (in
+    their original order) and how many were left out."""
+    if len(names) <= MAX_GROUP_ROWS:
+        return names, 0
+    top = set(sorted(names, key=key, reverse=True)[:MAX_GROUP_ROWS])
+    return [name for name in names if name in top], len(names) - MAX_GROUP_ROWS
+
+
 def summary_tables(result: api.RunResult) -> list[Table]:
     """Headline figures and occupancy by level and spot type, each ± its 95% CI."""
     sc = result.scenario
@@ -141,24 +155,40 @@ def summary_tables(result: api.RunResult) -> list[Table]:
     for name, label, kind in HEADLINE:
         if name in summary.index:
             head.add_row(label, _cell(summary.loc[name], kind, ci))
-    for name in summary.index:
-        if name.startswith("revenue_per_day.lot["):
-            lot = name[len("revenue_per_day.lot[") : -1]
-            head.add_row(escape(f"revenue per day, {lot}"), _cell(summary.loc[name], "money", ci))
+    per_lot = [name for name in summary.index if name.startswith("revenue_per_day.lot[")]
+    shown, hidden = _busiest(per_lot, lambda name: summary.loc[name, "mean"])
+    for name in shown:
+        lot = name[len("revenue_per_day.lot[") : -1]
+        head.add_row(escape(f"revenue per day, {lot}"), _cell(summary.loc[name], "money", ci))
+    if hidden:
+        head.add_row(f"[dim]… {hidden} more lots (highest shown; all in summary.json)[/]", "")
     occ = Table(title="occupancy by level and spot type", title_justify="left")
     occ.add_column("level / spot type")
     occ.add_column("mean", justify="right")
     occ.add_column("peak", justify="right")
     for kind in ("lot", "level", "spot_type"):
         prefix = f"occupancy.{kind}["
-        for name in summary.index:
-            if name.startswith(prefix) and name.endswith(".mean"):
-                group = name[len(prefix) : -len("].mean")]
-                peak = summary.loc[f"{prefix}{group}].peak"]
-                label = f"{kind} {group}" if kind in ("lot", "level") else group.lower()
-                occ.add_row(
-                    escape(label), _cell(summary.loc[name], "frac", ci), _cell(peak, "frac", ci)
-                )
+        groups = [
+            name[len(prefix) : -len("].mean")]
+            for name in summary.index
+            if name.startswith(prefix) and name.endswith(".mean")
+        ]
+        shown, hidden = _busiest(groups, lambda g, p=prefix: summary.loc[f"{p}{g}].peak", "mean"])
+        for group in shown:
+            peak = summary.loc[f"{prefix}{group}].peak"]
+            label = f"{kind} {group}" if kind in ("lot", "level") else group.lower()
+            occ.add_row(
+                escape(label),
+                _cell(summary.loc[f"{prefix}{group}].mean"], "frac", ci),
+                _cell(peak, "frac", ci),
+            )
+        if hidden:
+            occ.add_row(
+                f"[dim]… {hidden} more {kind}s (highest peaks shown; all in summary.json and "
+                "occupancy.parquet)[/]",
+                "",
+                "",
+            )
     tables = [head, occ]
     ops = [
         name

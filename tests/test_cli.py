@@ -160,3 +160,40 @@ def test_help_explains() -> None:
     assert result.exit_code == 0
     for option in ("--seed", "--days", "--replications", "--out", "--format"):
         assert option in result.output
+
+
+def test_a_city_grid_summary_shows_the_busiest_groups_not_hundreds_of_rows(tmp_path: Path) -> None:
+    """A planner's terminal gets the MAX_GROUP_ROWS busiest lots and levels and a pointer to the
+    files with all of them, not a table of every level of a city."""
+    from cli import MAX_GROUP_ROWS
+
+    scenario = tmp_path / "grid.yaml"
+    scenario.write_text(
+        """
+name: grid
+horizon_days: 0.25
+lot_grid:
+  count: 30
+  columns: 6
+  spacing_km: 0.4
+  facility:
+    levels:
+      - {name: P1, spots: {REGULAR: 20}}
+      - {name: P2, spots: {REGULAR: 20}}
+network: {speed_kmh: 20}
+tariff: {name: city, period_minutes: 60, per_period: 2.5}
+demand:
+  - {name: drivers, lot: "*", rate_per_hour: 600, dwell: {type: exponential, mean: 1, unit: h}}
+"""
+    )
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(scenario), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert sum("revenue per day, L" in line for line in lines) == MAX_GROUP_ROWS
+    assert sum("│ lot L" in line for line in lines) == MAX_GROUP_ROWS
+    assert sum("│ level L" in line for line in lines) == MAX_GROUP_ROWS
+    assert "18 more lots" in result.output and "48 more levels" in result.output
+    figures = json.loads((out / "summary.json").read_text())["metrics"]
+    peaks = [k for k in figures if k.startswith("occupancy.level[") and k.endswith(".peak")]
+    assert len(peaks) == 60  # every level is still in the file
