@@ -258,7 +258,7 @@ class ParkingModel:
             np.full(n, nan),
             np.full(n, -1, dtype=np.int64),
         )
-        # written car by car as cars leave
+        # written car by car as cars park and leave
         entry_w, leave_w, amount_w, spot_w = map(
             memoryview, (entry_rec, leave_rec, amount_rec, spot_rec)
         )
@@ -360,7 +360,9 @@ class ParkingModel:
                 else:
                     turned_away(i, k, t, BLOCKED)
                 return
-            session_of[i] = session  # entry time, spot and (later) price live on the session
+            session_of[i] = session  # the price lives on the session until the car leaves
+            entry_w[i] = t  # written now, in arrival order: cheaper than at a random leave
+            spot_w[i] = offsets[k] + session.spot.index
             if comps:
                 for component in comps:
                     component.on_park(i, k, session, t)
@@ -426,24 +428,25 @@ class ParkingModel:
             arrive(i, env._now)
 
         def depart(event: _Call) -> None:
-            leave(event._value, env._now)
+            # (stream departures' times and amounts are filled in after the run)
+            i = event._value
+            leave_w[i] = env._now
+            amount_w[i] = leave(i, env._now)
 
-        def leave(i: int, t: float) -> None:
+        def leave(i: int, t: float) -> float:
+            """The car leaves its spot: release, components, exit barrier; what it paid."""
             k = at[i]
             session = session_of[i]
             release[k](session.ticket, t)
             if after_leave:
                 leave_lot(i, k, session, t)  # components may settle the amount differently
-            # keep the record and let the session go: memory is reused while it is still in
-            # the CPU cache, and the run ends without millions of sessions to read back
+            # let the session go: memory is reused while it is still in the CPU cache, and the
+            # run ends without millions of sessions to read back
             session_of[i] = None
-            entry_w[i] = session.entry_t
-            leave_w[i] = t
-            amount = session.amount_cents
-            amount_w[i] = nan if amount is None else amount
-            spot_w[i] = offsets[k] + session.spot.index
             if waiting[k]:
                 serve_waiting(k, t)
+            amount = session.amount_cents
+            return nan if amount is None else amount
 
         def leave_lot(i: int, k: int, session: Session, t: float) -> None:
             """After the spot: components and the exit barrier."""
@@ -481,6 +484,8 @@ class ParkingModel:
         def park(i: int, k: int, session: Session, t: float) -> None:
             """A car parks outside the walk-in path (after waiting, or in a kept spot)."""
             session_of[i] = session
+            entry_w[i] = t
+            spot_w[i] = offsets[k] + session.spot.index
             outcome[i] = PARKED
             for component in comps:
                 component.on_park(i, k, session, t)
@@ -544,9 +549,12 @@ class ParkingModel:
         # Most cars never touch the heap, so an event costs O(1) instead of O(log queue).
         leave_at = d.arrival + d.dwell
         by_leave = np.argsort(leave_at, kind="stable")
-        dep_t = seq(np.append(leave_at[by_leave], math.inf))
-        dep_i = seq(np.append(by_leave, n).astype(np.int32))
+        dep_t_np = np.append(leave_at[by_leave], math.inf)
+        dep_i_np = np.append(by_leave, n).astype(np.int32)
         del leave_at, by_leave
+        dep_t, dep_i = seq(dep_t_np), seq(dep_i_np)
+        paid_np = np.full(n + 1, nan)
+        paid_j = memoryview(paid_np)
         # Per driver: _UNDECIDED until its arrival has been handled, then _ON_STREAM if it
         # parked at once, _OFF_STREAM if not (it may still park later, e.g. after waiting; that
         # departure goes through the heap). One byte each: the loop reads it for every stream
@@ -594,8 +602,9 @@ class ParkingModel:
                     if tp >= horizon:
                         break
                     env._now = tp
+                    # kept in departure order (written in sequence, not at a random driver)
+                    paid_j[j] = leave(p, tp)
                     j += 1
-                    leave(p, tp)
                     continue
                 if ta >= horizon:
                     break
@@ -611,6 +620,14 @@ class ParkingModel:
         if progress is not None:
             progress(1.0)
 
+        # departures through the presorted stream: their times, and what each paid
+        dep_t, dep_i, paid_j = dep_t_np[:n], dep_i_np[:n], paid_np[:n]
+        left = np.frombuffer(stream_state, dtype=np.uint8, count=n + 1)[dep_i] == _ON_STREAM
+        left &= dep_t < horizon
+        who = dep_i[left]
+        leave_rec[who] = dep_t[left]
+        amount_rec[who] = paid_j[left]
+        del left, who
         # sessions still open at the horizon
         lot_of = np.asarray(at, dtype=np.int32)
         held = [k for k, x in enumerate(session_of) if x is not None]
@@ -627,7 +644,8 @@ class ParkingModel:
         session_of.clear()  # the sessions' work is done; free them before the frames are built
         # The callbacks reference each other, so the arrays they close over would live until
         # the cyclic collector runs; a city-day's run arrays are hundreds of MB: free them now.
-        arrival = dep_t = dep_i = eid_of = stream_state = profile = dwell = None  # type: ignore[assignment]
+        arrival = dep_t = dep_i = dep_t_np = dep_i_np = paid_np = paid_j = None  # type: ignore[assignment]
+        eid_of = stream_state = profile = dwell = None  # type: ignore[assignment]
         if big and network is not None:
             divert_u = None  # type: ignore[assignment]
             d.divert_u = d.divert_u[:, :0]  # spent: they decided this run's diversions
