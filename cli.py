@@ -129,7 +129,7 @@ def _cell(row, kind: str, with_ci: bool) -> str:
 MAX_GROUP_ROWS = 12
 
 
-def _busiest(names: list[str], key: Callable[[str], float]) -> tuple[list[str], int]:
+def _busiest(names: list[str], key: Callable[[str], object]) -> tuple[list[str], int]:
     """All names when there are few; else the MAX_GROUP_ROWS with the highest ``key`` (in
     their original order) and how many were left out."""
     if len(names) <= MAX_GROUP_ROWS:
@@ -161,8 +161,13 @@ def summary_tables(result: api.RunResult) -> list[Table]:
         lot = name[len("revenue_per_day.lot[") : -1]
         head.add_row(escape(f"revenue per day, {lot}"), _cell(summary.loc[name], "money", ci))
     if hidden:
-        head.add_row(f"[dim]… {hidden} more lots (highest shown; all in summary.json)[/]", "")
-    occ = Table(title="occupancy by level and spot type", title_justify="left")
+        head.add_row(f"[dim]… {hidden} more lots in summary.json[/]", "")
+    n_levels = sum(n.startswith("occupancy.level[") and n.endswith(".mean") for n in summary.index)
+    occ = Table(
+        title="occupancy by level and spot type"
+        + (f" (the {MAX_GROUP_ROWS} highest peaks of each)" if n_levels > MAX_GROUP_ROWS else ""),
+        title_justify="left",
+    )
     occ.add_column("level / spot type")
     occ.add_column("mean", justify="right")
     occ.add_column("peak", justify="right")
@@ -173,7 +178,13 @@ def summary_tables(result: api.RunResult) -> list[Table]:
             for name in summary.index
             if name.startswith(prefix) and name.endswith(".mean")
         ]
-        shown, hidden = _busiest(groups, lambda g, p=prefix: summary.loc[f"{p}{g}].peak", "mean"])
+        shown, hidden = _busiest(  # highest peak first, then highest mean
+            groups,
+            lambda g, p=prefix: (
+                summary.loc[f"{p}{g}].peak", "mean"],
+                summary.loc[f"{p}{g}].mean", "mean"],
+            ),
+        )
         for group in shown:
             peak = summary.loc[f"{prefix}{group}].peak"]
             label = f"{kind} {group}" if kind in ("lot", "level") else group.lower()
@@ -183,12 +194,7 @@ def summary_tables(result: api.RunResult) -> list[Table]:
                 _cell(peak, "frac", ci),
             )
         if hidden:
-            occ.add_row(
-                f"[dim]… {hidden} more {kind}s (highest peaks shown; all in summary.json and "
-                "occupancy.parquet)[/]",
-                "",
-                "",
-            )
+            occ.add_row(f"[dim]… {hidden} more {kind}s in summary.json[/]", "", "")
     tables = [head, occ]
     ops = [
         name
