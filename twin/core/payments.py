@@ -325,13 +325,7 @@ class PaymentProcessor:
         _check_cents("amount_cents", amount_cents, 1)
 
         def run() -> _Outcome:
-            auth = self.authorizations.get(authorization_id)
-            if auth is None:
-                raise InvalidPaymentRequest(f"unknown authorization {authorization_id!r}")
-            if auth.status is not AuthStatus.AUTHORIZED:
-                raise InvalidPaymentRequest(
-                    f"authorization {authorization_id} is {auth.status.value}, cannot capture"
-                )
+            auth = self._open_authorization(authorization_id, "capture")
             if amount_cents > auth.amount_cents:
                 raise InvalidPaymentRequest(
                     f"capture of {amount_cents} cents exceeds the {auth.amount_cents} cents "
@@ -353,18 +347,24 @@ class PaymentProcessor:
         """Release an authorization that will not be captured (e.g. a cancelled reservation)."""
 
         def run() -> _Outcome:
-            auth = self.authorizations.get(authorization_id)
-            if auth is None:
-                raise InvalidPaymentRequest(f"unknown authorization {authorization_id!r}")
-            if auth.status is not AuthStatus.AUTHORIZED:
-                raise InvalidPaymentRequest(
-                    f"authorization {authorization_id} is {auth.status.value}, cannot void "
-                    "(refund a captured payment instead)"
-                )
+            auth = self._open_authorization(
+                authorization_id, "void (refund a captured payment instead)"
+            )
             auth.status = AuthStatus.VOIDED
             return Status.APPROVED, auth.amount_cents, auth.id, ""
 
         return self._call(Operation.VOID, idempotency_key, (authorization_id,), t, cond, run)
+
+    def _open_authorization(self, authorization_id: str, action: str) -> Authorization:
+        """The authorization, if it exists and is still open for ``action``; else refuse."""
+        auth = self.authorizations.get(authorization_id)
+        if auth is None:
+            raise InvalidPaymentRequest(f"unknown authorization {authorization_id!r}")
+        if auth.status is not AuthStatus.AUTHORIZED:
+            raise InvalidPaymentRequest(
+                f"authorization {authorization_id} is {auth.status.value}, cannot {action}"
+            )
+        return auth
 
     def refund(
         self,
