@@ -13,8 +13,10 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from scipy import stats
+
+from twin.scenario.common import Spec
 
 #: Seconds per unit; time distributions are sampled in seconds.
 UNIT_SECONDS: dict[str, float] = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -30,9 +32,7 @@ def resolve_path(v: Path, info: ValidationInfo) -> Path:
     return path
 
 
-class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Dist(Spec):
     unit: Unit = "min"
 
     def frozen(self) -> stats.rv_continuous:  # pragma: no cover - overridden

@@ -15,9 +15,10 @@ import itertools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from twin.core.locking import CLAIM_STRATEGIES
+from twin.scenario.common import Spec
 from twin.scenario.loader import ScenarioError, apply_overrides, format_errors, read_yaml
 
 StrategyName = Literal["pessimistic", "optimistic", "atomic", "queue"]
@@ -32,11 +33,7 @@ DEFAULT_SWEEP: tuple[float, ...] = (
 __all__ = ["LockingStudySpec", "StrategyName", "load_locking_study", "validate_locking_study"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class WorkloadSpec(_Model):
+class WorkloadSpec(Spec):
     """What is claimed: counter rows (lot × spot type), how skewed, how full."""
 
     rows: int = Field(default=12, ge=1, description="counter rows claims spread over")
@@ -55,17 +52,17 @@ class WorkloadSpec(_Model):
     )
 
 
-class NetworkSpec(_Model):
+class NetworkSpec(Spec):
     rtt_ms: float = Field(default=1.0, ge=0, description="app ↔ store round trip")
 
 
-class ClientSpec(_Model):
+class ClientSpec(Spec):
     app_ms: float = Field(
         default=0.5, ge=0, description="app work between reading the row and writing it"
     )
 
 
-class DatabaseSpec(_Model):
+class DatabaseSpec(Spec):
     """The SQL store behind ``pessimistic`` and ``optimistic``."""
 
     connections: int = Field(default=20, ge=1, description="connection pool size")
@@ -74,7 +71,7 @@ class DatabaseSpec(_Model):
     commit_ms: float = Field(default=1.0, ge=0, description="WAL flush per committing write")
 
 
-class PessimisticSpec(_Model):
+class PessimisticSpec(Spec):
     statements_in_lock: int = Field(
         default=3,
         ge=1,
@@ -83,26 +80,26 @@ class PessimisticSpec(_Model):
     )
 
 
-class OptimisticSpec(_Model):
+class OptimisticSpec(Spec):
     max_retries: int = Field(default=5, ge=0, description="retries after a conflict, then fail")
     backoff_base_ms: float = Field(default=1.0, ge=0, description="first back-off window")
     backoff_cap_ms: float = Field(default=50.0, ge=0, description="largest back-off window")
 
 
-class AtomicSpec(_Model):
+class AtomicSpec(Spec):
     """The in-memory counter store (Redis): one thread executes commands one at a time."""
 
     servers: int = Field(default=1, ge=1, description="commands executing at once")
     op_ms: float = Field(default=0.05, ge=0, description="service time per command")
 
 
-class QueueSpec(_Model):
+class QueueSpec(Spec):
     consumer_ms: float = Field(
         default=0.5, ge=0, description="the single consumer's time per request"
     )
 
 
-class SloSpec(_Model):
+class SloSpec(Spec):
     """Where a strategy's ceiling is: the first load it stops tracking or breaks the p95."""
 
     p95_ms: float = Field(default=50.0, gt=0, description="claim latency p95 objective")
@@ -111,7 +108,7 @@ class SloSpec(_Model):
     )
 
 
-class MeasureSpec(_Model):
+class MeasureSpec(Spec):
     """How long each (strategy, load) point runs; longer = tighter figures, slower study."""
 
     warmup_s: float = Field(default=0.2, ge=0, description="not measured")
@@ -132,7 +129,7 @@ class MeasureSpec(_Model):
     )
 
 
-class LockingStudySpec(_Model):
+class LockingStudySpec(Spec):
     """A sweep of offered claim rates against each claim strategy, with its latency model."""
 
     kind: Literal["locking_study"] = Field(

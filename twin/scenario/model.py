@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
@@ -23,6 +21,7 @@ from pydantic import (
 
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
+from twin.scenario.common import Spec, SpotTypeName, VehicleClassName
 from twin.scenario.dists import Dist, resolve_path
 from twin.scenario.payments import PaymentsSpec
 from twin.scenario.permits import PermitsSpec
@@ -31,20 +30,14 @@ from twin.scenario.reservations import ReservationsSpec
 from twin.scenario.sensors import SensorsSpec
 from twin.scenario.tariff import TariffSpec
 
-SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
-VehicleClassName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE"]
 StrategyName = Literal["nearest", "spread", "best_fit", "first_fit"]
 assert set(StrategyName.__args__) == set(STRATEGIES)  # keep the schema and the core in step
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # -- facility -------------------------------------------------------------------------------
-class LevelSpec(_Model):
+class LevelSpec(Spec):
     """One floor: spot counts per type and how far its ramp is from the entrance."""
 
     name: str
@@ -62,7 +55,7 @@ class LevelSpec(_Model):
         return v
 
 
-class FacilitySpec(_Model):
+class FacilitySpec(Spec):
     name: str = "lot"
     strategy: StrategyName = "nearest"
     ev_open_to_all: bool = Field(
@@ -98,18 +91,18 @@ class FacilitySpec(_Model):
 
 
 # -- lanes ----------------------------------------------------------------------------------
-class LaneSpec(_Model):
+class LaneSpec(Spec):
     count: int = Field(ge=1, description="number of barriers working in parallel")
     service: Dist = Field(description="time at the barrier per vehicle (ticket, payment)")
 
 
-class LanesSpec(_Model):
+class LanesSpec(Spec):
     entry: LaneSpec | None = None
     exit: LaneSpec | None = None
 
 
 # -- demand ---------------------------------------------------------------------------------
-class ProfileSpec(_Model):
+class ProfileSpec(Spec):
     """Hourly arrival rates (vehicles/hour, 24 values from 00:00) by day.
 
     The most specific key wins: a day name (``mon``..``sun``) over ``weekday``/``weekend``
@@ -156,7 +149,7 @@ class ProfileSpec(_Model):
         return group if group is not None else self.all
 
 
-class TraceSpec(_Model):
+class TraceSpec(Spec):
     """Recorded arrivals replayed as they happened (e.g. last Tuesday's gate log)."""
 
     path: Path
@@ -176,14 +169,14 @@ class TraceSpec(_Model):
         return resolve_path(v, info)
 
 
-class WillingnessSpec(_Model):
+class WillingnessSpec(Spec):
     """What a driver will pay at most, in dollars, per visit or per hour of their stay."""
 
     per: Literal["visit", "hour"] = "visit"
     distribution: Dist
 
 
-class DwellBand(_Model):
+class DwellBand(Spec):
     hours: tuple[int, int] = Field(description="[from, to) hour of arrival, 0..24")
     dwell: Dist
 
@@ -195,7 +188,7 @@ class DwellBand(_Model):
         return v
 
 
-class StreamSpec(_Model):
+class StreamSpec(Spec):
     """One arrival stream: a class of drivers with its own rate, dwell and behaviour."""
 
     name: str
@@ -237,7 +230,7 @@ class StreamSpec(_Model):
         return self
 
 
-class BehaviourSpec(_Model):
+class BehaviourSpec(Spec):
     when_full: Literal["leave", "wait"] = Field(
         default="leave", description="leave at once (blocked) or wait up to 'patience'"
     )
@@ -251,7 +244,7 @@ class BehaviourSpec(_Model):
         return self
 
 
-class LotSpec(_Model):
+class LotSpec(Spec):
     """One facility of a network; lanes and tariff default to the scenario's top-level ones."""
 
     name: str
@@ -262,7 +255,7 @@ class LotSpec(_Model):
     tariff: TariffSpec | None = None
 
 
-class LotGridSpec(_Model):
+class LotGridSpec(Spec):
     """Many identical lots on a grid (city-scale studies): ``count`` lots named
     ``{prefix}{k:03d}``, ``columns`` per row, ``spacing_km`` apart."""
 
@@ -289,7 +282,7 @@ class LotGridSpec(_Model):
         ]
 
 
-class DiversionSpec(_Model):
+class DiversionSpec(Spec):
     """Whether a driver turned away (full, priced out, tired of waiting) tries another lot.
 
     The probability of trying the next lot falls with the extra travel time and the extra
@@ -302,7 +295,7 @@ class DiversionSpec(_Model):
     max_tries: int = Field(default=3, ge=1, description="other lots tried before giving up")
 
 
-class NetworkSpec(_Model):
+class NetworkSpec(Spec):
     """Travel between lots: a matrix of minutes, or straight-line coordinates and a speed."""
 
     travel_time_min: list[list[float]] | None = None
@@ -311,7 +304,7 @@ class NetworkSpec(_Model):
     diversion: DiversionSpec = Field(default_factory=DiversionSpec)
 
 
-class OperationsSpec(_Model):
+class OperationsSpec(Spec):
     """How the lot is run day to day: each part switches on an operations component."""
 
     reservations: ReservationsSpec | None = None
@@ -320,14 +313,14 @@ class OperationsSpec(_Model):
     sensors: SensorsSpec | None = None
 
 
-class OutputSpec(_Model):
+class OutputSpec(Spec):
     interval_min: float = Field(default=15.0, gt=0, description="time-series sampling step")
     vehicles: bool = Field(
         default=True, description="keep the per-vehicle table (turn off for city-scale runs)"
     )
 
 
-class Scenario(_Model):
+class Scenario(Spec):
     """A complete, runnable description of one facility under one demand."""
 
     name: str

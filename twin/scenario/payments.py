@@ -35,8 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -44,6 +42,7 @@ from pydantic import (
 )
 
 from twin.core.payments import Condition, PaymentProcessor, PolicyConfig, RetryPolicy
+from twin.scenario.common import Spec
 from twin.scenario.dists import UNIT_SECONDS, Constant, Dist
 
 DAY_S = 86_400.0
@@ -55,11 +54,7 @@ def _probability(name: str, value: float) -> float:
     return float(value)
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OutageSpec(_Spec):
+class OutageSpec(Spec):
     """Network outages of the exit terminals, as an alternating up/down renewal process."""
 
     between: Dist = Field(description="up time from the end of one outage to the next outage")
@@ -81,7 +76,7 @@ class OutageSpec(_Spec):
         return up / (up + down)
 
 
-class RetrySpec(_Spec):
+class RetrySpec(Spec):
     """How hard an exit terminal tries before it falls back to the offline batch or an invoice."""
 
     max_attempts: int = Field(default=3, description="authorization requests per exit, 1..10")
@@ -118,7 +113,7 @@ class RetrySpec(_Spec):
         return v
 
 
-class StrikesSpec(_Spec):
+class StrikesSpec(Spec):
     """Repeat offenders: ``threshold`` unpaid exits within ``window_days`` -> blocklist.
 
     A blocklisted plate must prepay at the entry (``prepay``): the quoted price of the intended
@@ -157,7 +152,7 @@ class StrikesSpec(_Spec):
         return v
 
 
-class PaymentsSpec(_Spec):
+class PaymentsSpec(Spec):
     """Payment failure settings and the exit policy's parameters (see the module docstring)."""
 
     decline_probability: float = Field(default=0.0, description="per attempt")

@@ -13,26 +13,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from twin.core.permits import ChargingPolicy, HandicapEnforcement
 from twin.core.types import SPOT_CAPACITY, SpotType, VehicleClass
+from twin.scenario.common import Spec, SpotTypeName, VehicleClassName, cents
 from twin.scenario.dists import Dist
 from twin.scenario.tariff import Days, Money
-
-SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
-VehicleClassName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE"]
-
-
-def _cents(amount: Decimal) -> int:
-    return int(amount * 100)
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 #: Visit settings of the stand-alone holder description; with ``streams`` the demand streams
 #: say all this, so giving them as well would be two answers to one question.
@@ -46,7 +34,7 @@ _VISIT_KEYS = (
 )
 
 
-class MonthlyPermitsSpec(_Spec):
+class MonthlyPermitsSpec(Spec):
     """Contract parkers: how many, when they come, and whether a spot is kept for them.
 
     Two ways to say when holders come. ``streams`` names demand streams whose drivers are the
@@ -136,7 +124,7 @@ class MonthlyPermitsSpec(_Spec):
         return self
 
 
-class HandicapSpec(_Spec):
+class HandicapSpec(Spec):
     """Accessible bays: how often drivers without a permit use them, and how often it is caught."""
 
     violation_probability: float = Field(
@@ -152,10 +140,10 @@ class HandicapSpec(_Spec):
     fine: Money = Field(default=Decimal(0))
 
     def build(self) -> HandicapEnforcement:
-        return HandicapEnforcement(self.enforcement_probability, _cents(self.fine))
+        return HandicapEnforcement(self.enforcement_probability, cents(self.fine))
 
 
-class EVChargingSpec(_Spec):
+class EVChargingSpec(Spec):
     """Chargers at EV bays: power, energy wanted per car, and what charging and idling cost."""
 
     charger_power_kw: float = Field(gt=0, le=1000, description="power of each charger")
@@ -179,14 +167,14 @@ class EVChargingSpec(_Spec):
     def build(self) -> ChargingPolicy:
         return ChargingPolicy(
             power_kw=self.charger_power_kw,
-            fee_cents_per_kwh=_cents(self.fee_per_kwh),
-            fee_cents_per_hour=_cents(self.fee_per_hour),
-            idle_fee_cents_per_hour=_cents(self.idle_fee_per_hour),
+            fee_cents_per_kwh=cents(self.fee_per_kwh),
+            fee_cents_per_hour=cents(self.fee_per_hour),
+            idle_fee_cents_per_hour=cents(self.idle_fee_per_hour),
             idle_grace_s=self.idle_grace_min * 60.0,
         )
 
 
-class PermitsSpec(_Spec):
+class PermitsSpec(Spec):
     """Every special-access rule of the lot; leave a part out to switch it off."""
 
     monthly: MonthlyPermitsSpec | None = None

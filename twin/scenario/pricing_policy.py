@@ -5,18 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from twin.core.adaptive import SFparkRule, TargetOccupancyRule
+from twin.scenario.common import Spec
 
 
 def _cents(dollars: float) -> int:
     return int((Decimal(str(dollars)) * 100).to_integral_value())
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Spec(Spec):
     adjust_every_days: float = Field(
         default=7.0, gt=0, description="simulated days between rate changes (one step at most)"
     )
@@ -80,14 +79,12 @@ class TargetOccupancySpec(_Spec):
 PricingPolicySpec = Annotated[SFparkSpec | TargetOccupancySpec, Field(discriminator="rule")]
 
 
-class ElasticitySpec(BaseModel):
+class ElasticitySpec(Spec):
     """Constant-elasticity demand: arrivals scale by (hourly rate / reference_rate) ** value.
 
     The stream's rate or profile is what was observed at ``reference_rate``; SFpark's estimate
     of the elasticity is about −0.4.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     value: float = Field(le=0, description="elasticity of demand, e.g. -0.4")
     reference_rate: float = Field(gt=0, description="$/h at which the stream's rate was observed")

@@ -14,28 +14,17 @@ the scenario schema can import it without a cycle.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from twin.core.reservations import ReservationPolicy
 from twin.core.types import SPOT_CAPACITY, SpotType, VehicleClass
+from twin.scenario.common import Spec, SpotTypeName, VehicleClassName, cents
 from twin.scenario.dists import Dist
 from twin.scenario.tariff import Money
 
-SpotTypeName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE", "HANDICAP", "EV"]
-VehicleClassName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE"]
 
-
-def _cents(amount: Decimal) -> int:
-    return int(amount * 100)
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BookingProfileSpec(_Spec):
+class BookingProfileSpec(Spec):
     """Bookings made per hour of the day (24 values from 00:00), all days or weekday/weekend.
 
     The more specific key wins (``weekday``/``weekend`` over ``all``).
@@ -69,7 +58,7 @@ class BookingProfileSpec(_Spec):
         return chosen
 
 
-class ArrivalOffsetSpec(_Spec):
+class ArrivalOffsetSpec(Spec):
     """When holders who come arrive, relative to their window start.
 
     A share ``early_share`` arrive early by a draw of ``early``; the rest late by a draw of
@@ -89,12 +78,12 @@ class ArrivalOffsetSpec(_Spec):
         return self
 
 
-class RateLimitSpec(_Spec):
+class RateLimitSpec(Spec):
     max_bookings: int = Field(ge=1, description="bookings one account may make ...")
     per_hours: float = Field(default=24.0, gt=0, description="... in any window this long")
 
 
-class ReservationsSpec(_Spec):
+class ReservationsSpec(Spec):
     """Advance bookings: the booking stream the simulator draws and the rules that judge it."""
 
     # -- the booking stream ------------------------------------------------------------------
@@ -205,8 +194,8 @@ class ReservationsSpec(_Spec):
             early_arrival_s=None if self.early_arrival_min is None else self.early_arrival_min * 60,
             pending_ttl_s=self.pending_ttl_min * 60.0,
             max_lead_s=None if self.max_lead_days is None else self.max_lead_days * 86_400.0,
-            deposit_cents=_cents(self.deposit),
-            no_show_penalty_cents=_cents(self.no_show_penalty),
+            deposit_cents=cents(self.deposit),
+            no_show_penalty_cents=cents(self.no_show_penalty),
             free_cancel_before_s=self.free_cancel_before_h * 3600.0,
             late_cancel_refund_share=self.late_cancel_refund_share,
             rate_limit_max=None if self.rate_limit is None else self.rate_limit.max_bookings,

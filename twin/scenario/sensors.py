@@ -30,9 +30,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from twin.core.sensors import FAILURE_MODES, ConfidenceModel, Detection, SensorMode
+from twin.scenario.common import Spec
 from twin.scenario.dists import UNIT_SECONDS, Constant, Dist
 
 
@@ -51,11 +52,7 @@ def _seconds(dist: Dist) -> float:
     return dist.mean_value * UNIT_SECONDS[dist.unit]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FailureModes(_Spec):
+class FailureModes(Spec):
     """What a failed sensor does; probabilities of the three modes, summing to 1.
 
     A mode left out has probability 0; with no ``modes`` key at all, failed sensors go silent.
@@ -92,7 +89,7 @@ class FailureModes(_Spec):
         return a, b, c
 
 
-class SensorFailures(_Spec):
+class SensorFailures(Spec):
     """Each spot sensor alternates working / failed: up ~ ``between``, down ~ ``repair``."""
 
     between: Dist = Field(description="time from a repair (or the start) to the next failure")
@@ -112,7 +109,7 @@ class SensorFailures(_Spec):
         return up / (up + down)
 
 
-class GatewayOutages(_Spec):
+class GatewayOutages(Spec):
     """Outages of a level's gateway: every sensor on the level silent at once."""
 
     rate_per_day: float = Field(description="outages per level per day (Poisson while up)")
@@ -131,7 +128,7 @@ class GatewayOutages(_Spec):
         return self
 
 
-class ConfidenceSpec(_Spec):
+class ConfidenceSpec(Spec):
     """How fast a silent sensor loses credibility, and when the estimate stops using it."""
 
     half_life_min: float = Field(default=10.0, description="confidence halves every ... minutes")
@@ -161,7 +158,7 @@ class ConfidenceSpec(_Spec):
         return ConfidenceModel(self.half_life_min * 60.0, self.threshold)
 
 
-class DisplaysSpec(_Spec):
+class DisplaysSpec(Spec):
     """How often the level boards and the app republish the estimate."""
 
     board_refresh_s: float = Field(default=30.0, description="level boards at the entrance")
@@ -175,7 +172,7 @@ class DisplaysSpec(_Spec):
         return v
 
 
-class DriversSpec(_Spec):
+class DriversSpec(Spec):
     """How drivers react to what the displays show."""
 
     turn_away_on_full: float = Field(
@@ -192,7 +189,7 @@ class DriversSpec(_Spec):
         return _probability("turn_away_on_full", v)
 
 
-class SensorsSpec(_Spec):
+class SensorsSpec(Spec):
     """Detection devices, their failures, the displays and the drivers' reaction to them."""
 
     detection: Literal["spot_sensors", "counters", "both"] = Field(

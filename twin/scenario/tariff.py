@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from twin.core.clock import Calendar
 from twin.core.pricing import (
@@ -24,6 +24,7 @@ from twin.core.pricing import (
     TimeBand,
     TimeBandMultiplier,
 )
+from twin.scenario.common import Spec
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -132,11 +133,7 @@ def _check_window(start: str, end: str) -> None:
 # --------------------------------------------------------------------------- models
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BandSpec(_Spec):
+class BandSpec(Spec):
     """A weekday/time-of-day window with its own rates; unset rate keys inherit the top level.
 
     ``flat: null`` or ``daily_max: null`` written explicitly removes an inherited value.
@@ -160,7 +157,7 @@ class BandSpec(_Spec):
         return self
 
 
-class EventSpec(_Spec):
+class EventSpec(Spec):
     """An event window; entries inside ``[start, end)`` pay ``flat`` for their first 24 h."""
 
     name: str
@@ -190,7 +187,7 @@ def _check_mult(v: float) -> float:
     return v
 
 
-class OccupancyBandSpec(_Spec):
+class OccupancyBandSpec(Spec):
     min_occupancy: float
     multiplier: float
 
@@ -209,7 +206,7 @@ class OccupancyBandSpec(_Spec):
         return _check_mult(v)
 
 
-class TimeMultiplierSpec(_Spec):
+class TimeMultiplierSpec(Spec):
     name: str | None = None
     days: Days
     start: TimeOfDay
@@ -227,7 +224,7 @@ class TimeMultiplierSpec(_Spec):
         return self
 
 
-class DynamicSpec(_Spec):
+class DynamicSpec(Spec):
     """Dynamic pricing multipliers; see ``DEFAULT_OCCUPANCY_BANDS`` for the occupancy default."""
 
     occupancy_bands: list[OccupancyBandSpec] = Field(
@@ -294,7 +291,7 @@ _RATE_KEYS = (
 )
 
 
-class TariffSpec(_Spec):
+class TariffSpec(Spec):
     """The ``tariff:`` section. Money in currency units, durations in whole minutes."""
 
     name: str = "tariff"
