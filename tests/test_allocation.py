@@ -11,6 +11,7 @@ import random
 from fractions import Fraction
 
 import pytest
+from test_core_lot import FITS  # the hand-written table of which bay takes which vehicle
 
 from twin.core.allocation import STRATEGIES, make_strategy
 from twin.core.errors import LotFull, NoCompatibleSpot, ParkingError
@@ -22,16 +23,6 @@ ST = SpotType
 VC = VehicleClass
 AVAILABLE, OCCUPIED = SpotStatus.AVAILABLE, SpotStatus.OCCUPIED
 GENERAL = (ST.MOTORCYCLE, ST.COMPACT, ST.REGULAR, ST.LARGE)  # smallest first
-
-#: Vehicle classes each spot type takes (by hand, from the rules).
-FITS: dict[SpotType, frozenset[VehicleClass]] = {
-    ST.MOTORCYCLE: frozenset({VC.MOTORCYCLE}),
-    ST.COMPACT: frozenset({VC.MOTORCYCLE, VC.COMPACT}),
-    ST.REGULAR: frozenset({VC.MOTORCYCLE, VC.COMPACT, VC.REGULAR}),
-    ST.LARGE: frozenset(VC),
-    ST.HANDICAP: frozenset(VC),
-    ST.EV: frozenset({VC.MOTORCYCLE, VC.COMPACT, VC.REGULAR}),
-}
 
 
 # --------------------------------------------------------------------- references
