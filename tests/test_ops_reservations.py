@@ -255,15 +255,19 @@ WALK_INS = [
 ]
 
 
-def busy_run() -> RunRecord:
-    data = scenario(
+def busy_data() -> dict:
+    """Ten spots, walk-ins who wait for a spot, and the busy booking stream: four days."""
+    return scenario(
         BUSY,
         {"REGULAR": 8, "EV": 2},
         horizon_days=4,
         demand=WALK_INS,
         behaviour={"when_full": "wait", "patience": {"type": "exponential", "mean": 20}},
     )
-    return simulate(validate_scenario(data))
+
+
+def busy_run() -> RunRecord:
+    return simulate(validate_scenario(busy_data()))
 
 
 def test_holds_never_double_book_a_spot_with_walk_ins_present() -> None:
@@ -398,13 +402,7 @@ CARDS = {
 
 
 def busy_run_with_payments(payments: dict) -> tuple[RunRecord, object]:
-    data = scenario(
-        BUSY,
-        {"REGULAR": 8, "EV": 2},
-        horizon_days=4,
-        demand=WALK_INS,
-        behaviour={"when_full": "wait", "patience": {"type": "exponential", "mean": 20}},
-    )
+    data = busy_data()
     data["operations"]["payments"] = payments
     model = ParkingModel(validate_scenario(data))
     rec = model.run()
