@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from heapq import heappop, heappush, heapreplace
-from operator import attrgetter
 
 import numpy as np
 import pandas as pd
@@ -628,19 +627,9 @@ class ParkingModel:
         leave_rec[who] = dep_t[left]
         amount_rec[who] = paid_j[left]
         del left, who
-        # sessions still open at the horizon
+        # Cars still parked at the horizon keep the entry time and spot written when they
+        # parked, and no leave time or amount (NaN): there is nothing to read from their sessions.
         lot_of = np.asarray(at, dtype=np.int32)
-        held = [k for k, x in enumerate(session_of) if x is not None]
-        if held:
-            sessions = [session_of[k] for k in held]
-            # (numpy turns the None of sessions still open into NaN)
-            entry_rec[held] = np.fromiter(map(attrgetter("entry_t"), sessions), float, len(held))
-            leave_rec[held] = np.array(list(map(attrgetter("exit_t"), sessions)), dtype=float)
-            amount_rec[held] = np.array(
-                list(map(attrgetter("amount_cents"), sessions)), dtype=float
-            )
-            local = np.fromiter(map(attrgetter("spot.index"), sessions), np.int64, len(held))
-            spot_rec[held] = local + np.asarray(offsets)[lot_of[held]] if len(lots) > 1 else local
         session_of.clear()  # the sessions' work is done; free them before the frames are built
         # The callbacks reference each other, so the arrays they close over would live until
         # the cyclic collector runs; a city-day's run arrays are hundreds of MB: free them now.
