@@ -56,12 +56,6 @@ class AllocationStrategy:
         self._by_rank: Sequence[Spot] = ()
         self._heaps: dict[object, Heap] = {}
         self._plans: dict[Tiers, Any] = {}
-        #: Per spot: its heap entry (built once) and the heap it belongs to. Public so the lot
-        #: can inline ``push`` on its hot path. An entry is the spot's rank in ``key`` order
-        #: over the whole lot: heaps of small ints compare several times faster than heaps of
-        #: key tuples, and a rank orders spots across heaps as the keys would.
-        self.entry: list[int] = []
-        self.home: list[Heap] = []
 
     def key(self, spot: Spot) -> tuple:
         """Heap order inside a group: nearest first, ties by spot index (deterministic)."""
@@ -74,25 +68,26 @@ class AllocationStrategy:
         """Build the index from scratch (O(n log n)); called once when the lot is created."""
         self._heaps = {}
         self._plans = {}
+        # A spot's heap entry (``spot.rank``) is its rank in ``key`` order over the whole lot:
+        # heaps of small ints compare several times faster than heaps of key tuples, and a rank
+        # orders spots across heaps as the keys would. ``spot.home`` is the heap it belongs to;
+        # both live on the spot so the lot can inline ``push`` on its hot path.
         keys = [self.key(spot) for spot in spots]
         order = sorted(range(len(spots)), key=keys.__getitem__)
         self._by_rank = [spots[i] for i in order]
-        self.entry = [0] * len(spots)
-        for rank, i in enumerate(order):
-            self.entry[i] = rank
-        self.home = [self._heap(self.group(spot)) for spot in spots]
-        for spot in spots:
+        for rank, spot in enumerate(self._by_rank):
+            spot.rank = rank
+            spot.home = self._heap(self.group(spot))
             spot.indexed = spot.status == _AVAILABLE
             if spot.indexed:
-                self.home[spot.index].append(self.entry[spot.index])
+                spot.home.append(rank)
         for heap in self._heaps.values():
             heap.sort()
 
     def push(self, spot: Spot) -> None:
         """A spot became AVAILABLE. Pushed only if no entry for it is still in a heap."""
         if not spot.indexed:
-            i = spot.index
-            heappush(self.home[i], self.entry[i])
+            heappush(spot.home, spot.rank)
             spot.indexed = True
 
     def _heap(self, group: object) -> Heap:

@@ -21,6 +21,12 @@ class Spot:
     #: True while a heap entry for this spot may exist in the strategy's free index; lets the
     #: index delete lazily without ever holding two live entries for one spot.
     indexed: bool = field(default=False, repr=False)
+    #: The spot's entry in its lot's free-spot index and the heap it goes back to when freed,
+    #: set by the allocation strategy. Kept on the spot so a release reads the object it
+    #: already holds instead of two lot-wide lists at a random position (a cache miss each
+    #: in a large lot).
+    rank: int = field(default=-1, repr=False)
+    home: list[int] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from heapq import heappop, heappush
 from numbers import Integral
 
@@ -46,6 +47,17 @@ class Session:
     @property
     def open(self) -> bool:
         return self.exit_t is None
+
+
+@cache
+def _fractions(n: int) -> tuple[float, ...]:
+    """``k / n`` for k = 0..n, shared by every lot of n spots.
+
+    A session records the occupancy at its entry; taking the float from this table instead of
+    dividing gives the same value without a new object per car that lives as long as the stay
+    (a large lot holds thousands, scattered over memory).
+    """
+    return tuple(k / n for k in range(n + 1))
 
 
 def compatible_tiers(
@@ -120,12 +132,11 @@ class Lot:
             self.strategy.occupied = self.occupied_by_level
             self.strategy.capacity = [max(c, 1) for c in self.capacity_by_level]
         self.strategy.bind(self.spots)
-        self._home, self._entry = self.strategy.home, self.strategy.entry
         self._by_rank = self.strategy.by_rank
         self._choose = self.strategy.choose_plan
         self._plans: list[object] = [None] * (4 * len(VehicleClass))
         self._needs_context = tariff is not None and getattr(tariff, "dynamic", None) is not None
-        self._n_spots = len(self.spots)
+        self._fraction = _fractions(len(self.spots))
         self._open: dict[int, Session] = {}
         self._next_ticket = 0
 
@@ -209,7 +220,7 @@ class Lot:
                 return None
         # set_status(AVAILABLE -> OCCUPIED) written out: this is the hot path
         n_occupied = self.n_occupied
-        occupancy = n_occupied / self._n_spots
+        occupancy = self._fraction[n_occupied]
         spot.status = _OCCUPIED
         level, stype = spot.level, spot.type
         self.available[level][stype] -= 1
@@ -239,7 +250,7 @@ class Lot:
         self.n_occupied -= 1
         self.available[level][stype] += 1
         if not spot.indexed:  # AllocationStrategy.push, written out: this is the hot path
-            heappush(self._home[spot.index], self._entry[spot.index])
+            heappush(spot.home, spot.rank)
             spot.indexed = True
         session.exit_t = t
         tariff = self.tariff
@@ -323,7 +334,7 @@ class Lot:
                 f"{self.lot_id}: vehicle {vehicle.id} may not use {spot.type.name} spot {spot.id}"
             )
         # An AVAILABLE spot keeps its (now stale) heap entry: the index discards it lazily.
-        occupancy = self.n_occupied / self._n_spots
+        occupancy = self._fraction[self.n_occupied]
         self._count(spot, spot.status, -1)
         spot.status = _OCCUPIED
         self._count(spot, _OCCUPIED, +1)

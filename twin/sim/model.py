@@ -558,9 +558,10 @@ class ParkingModel:
         # parked at once, _OFF_STREAM if not (it may still park later, e.g. after waiting; that
         # departure goes through the heap). One byte each: the loop reads it for every stream
         # entry, and a compact array stays in the CPU cache where event-id objects would not.
-        # The event id a stream departure carries is read only to break an exact time tie.
+        # The event id a stream departure carries is read only to break an exact time tie, so
+        # it is kept as 8 raw bytes, not as an int object per parked car held to the end.
         stream_state = bytearray(n + 1)
-        eid_of = memoryview(np.zeros(n + 1, dtype=np.int64)) if big else [0] * (n + 1)
+        eid_of = memoryview(np.zeros(n + 1, dtype=np.int64))
         env_step = env.step
         i = j = 0
         # The loop allocates only acyclic objects (sessions, events, heap entries), which
