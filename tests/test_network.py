@@ -143,25 +143,3 @@ def test_random_target_lot_spreads_demand() -> None:
     rec = simulate(validate_scenario(data))
     share_a = float((rec.drivers.lot == 0).mean())
     assert share_a == pytest.approx(0.5, abs=0.05)
-
-
-@pytest.mark.parametrize(
-    "scenario", ["surface_lot", "city_network", "downtown_garage", "downtown_operations"]
-)
-def test_array_mode_for_big_runs_gives_the_same_records(scenario: str, monkeypatch) -> None:
-    """Above LIST_LIMIT drivers the model keeps memoryviews of arrays and drops sessions as
-    cars leave; the records must not change."""
-    from pathlib import Path
-
-    import twin.sim.model as model
-    from twin.scenario.loader import load_scenario
-
-    path = Path(__file__).resolve().parents[1] / "scenarios" / f"{scenario}.yaml"
-    sc = load_scenario(path, {"horizon_days": 2})
-    small = simulate(sc)
-    monkeypatch.setattr(model, "LIST_LIMIT", 0)
-    big = simulate(sc)
-    for name, value in vars(small).items():
-        if isinstance(value, np.ndarray):
-            np.testing.assert_array_equal(value, getattr(big, name), err_msg=name)
-    pd.testing.assert_series_equal(pd.Series(metrics(small)), pd.Series(metrics(big)))

@@ -55,9 +55,6 @@ OUTCOMES = (
 #: ``deterred``: a price-elastic candidate driver who, at the price in force, did not come at
 #: all (they are not arrivals; see ElasticitySpec).
 
-#: Above this many drivers a run keeps per-driver data in numpy arrays rather than lists.
-LIST_LIMIT = 1_000_000
-
 _DEPART = 0  # event priorities: departures first at equal times
 _ARRIVE = 1
 _UNDECIDED, _ON_STREAM, _OFF_STREAM = 0, 1, 2  # see stream_state in ParkingModel.run
@@ -212,24 +209,22 @@ class ParkingModel:
         queue = env._queue
         nxt = env._eid.__next__
 
-        # Up to a million drivers, per-driver inputs are Python lists (fastest to index);
-        # beyond that, memoryviews of numpy arrays (8 bytes a value instead of a list's 32, and
-        # indexed twice as fast as numpy, returning plain Python numbers): what lets a city-day
-        # fit in memory. Either way sessions become records as cars leave.
-        big = n > LIST_LIMIT
+        # Per-driver inputs and records are memoryviews of numpy arrays: indexed twice as fast
+        # as numpy and returning plain Python numbers, at 8 bytes a value where a list holds a
+        # 32-byte object per value. Lists would save nothing: building them costs as much as
+        # the reads they speed up, and their objects stream through the CPU cache and push out
+        # the parked cars' state, which is what makes a large lot slower per car. It is also
+        # what lets a city-day fit in memory.
 
-        def seq(values: np.ndarray, used: bool = True) -> list | memoryview | np.ndarray:
+        def seq(values: np.ndarray, used: bool = True) -> memoryview | np.ndarray:
             # features a scenario does not use keep their (often broadcast) arrays untouched
-            if not used:
-                return values
-            return memoryview(values) if big else values.tolist()
+            return memoryview(values) if used else values
 
-        def record(fill: float, used: bool = True) -> list | memoryview | np.ndarray:
+        def record(fill: float, used: bool = True) -> memoryview | np.ndarray:
             if not used:
                 return np.broadcast_to(np.float64(fill), n)
-            if big:  # zeros are calloc'd: pages never written cost no memory
-                return memoryview(np.zeros(n) if fill == 0.0 else np.full(n, fill))
-            return [fill] * n
+            # zeros are calloc'd: pages never written cost no memory
+            return memoryview(np.zeros(n) if fill == 0.0 else np.full(n, fill))
 
         arrival = seq(np.append(d.arrival, math.inf))
         dwell = seq(d.dwell)
@@ -249,7 +244,7 @@ class ParkingModel:
 
         nan = math.nan
         session_of: list[Session | None] = [None] * n
-        outcome = memoryview(np.full(n, QUEUED, dtype=np.int8)) if big else [QUEUED] * n
+        outcome = memoryview(np.full(n, QUEUED, dtype=np.int8))
         offsets = np.cumsum([0] + [lot.capacity for lot in lots])[:-1].tolist()
         entry_rec, leave_rec, amount_rec, spot_rec = (
             np.full(n, nan),
@@ -304,7 +299,7 @@ class ParkingModel:
         wtp_hourly = seq(d.wtp_per_hour, check_price)
 
         network = sc.network if len(lots) > 1 else None
-        tries = memoryview(np.zeros(n, dtype=np.int16)) if big else [0] * n
+        tries = memoryview(np.zeros(n, dtype=np.int16))
         search_km = record(0.0, len(lots) > 1)
         rearrived: dict[int, float] = {}  # diverted drivers: when they reached the next lot
         if network is not None:
@@ -636,7 +631,7 @@ class ParkingModel:
         # the cyclic collector runs; a city-day's run arrays are hundreds of MB: free them now.
         arrival = dep_t = dep_i = dep_t_np = dep_i_np = paid_np = paid_j = None  # type: ignore[assignment]
         eid_of = stream_state = profile = dwell = None  # type: ignore[assignment]
-        if big and network is not None:
+        if network is not None:
             divert_u = None  # type: ignore[assignment]
             d.divert_u = d.divert_u[:, :0]  # spent: they decided this run's diversions
         outcomes = np.asarray(outcome, dtype=np.int8)
