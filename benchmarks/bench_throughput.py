@@ -6,11 +6,12 @@ Prints, in one run:
   (b) the same system as idiomatic SimPy (a process per car, simpy.Resource) and as callback-only
       SimPy (benchmarks/reference_models.py), in the same process, as references;
   (c) the shipped downtown garage scenario (lanes, bands, balking, waiting).
-Each figure is the best of --repeat runs (the least disturbed by other load on the machine).
+Each figure is the best of --repeat rounds (the least disturbed by other load on the machine);
+the three models of one c take turns within each round.
 The targets from the foundation issue are checked and printed, not asserted: speed is measured
 here, never by a timed test.
 
-    python benchmarks/bench_throughput.py [--vehicles 200000] [--repeat 3]
+    python benchmarks/bench_throughput.py [--vehicles 200000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -75,14 +76,27 @@ Counts = tuple[int, int]  # (vehicles, blocked)
 
 def best_of(repeat: int, fn: Callable[[], Counts]) -> tuple[float, Counts]:
     """Best wall time of ``repeat`` calls, and the counts the call reports."""
-    best = float("inf")
-    counts = (0, 0)
+    return best_interleaved(repeat, {"": fn})[""]
+
+
+def best_interleaved(
+    repeat: int, fns: dict[str, Callable[[], Counts]]
+) -> dict[str, tuple[float, Counts]]:
+    """Best wall time of each function over ``repeat`` rounds, one call of each per round.
+
+    Rounds, not one function's calls back to back: this VM's speed drifts over tens of seconds
+    (other tenants), and interleaving lets every model sample the same drift, so their ratios
+    compare like with like.
+    """
+    best = dict.fromkeys(fns, float("inf"))
+    counts = dict.fromkeys(fns, (0, 0))
     for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        counts = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, counts
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            counts[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: (best[name], counts[name]) for name in fns}
 
 
 def parktwin_run(scenario: Scenario) -> Callable[[], Counts]:
@@ -105,7 +119,7 @@ def reference_run(model: Callable[[int, int, int], dict], c: int, n: int) -> Cal
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vehicles", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     console = Console()
     n, repeat = args.vehicles, args.repeat
@@ -116,12 +130,15 @@ def main() -> None:
     per_vehicle: dict[str, dict[int, float]] = {"parktwin": {}, "idiomatic": {}, "callback": {}}
     for c in (50, 500, 5000):
         theory = 100 * erlang_b(c, 0.9 * c)
-        for name, fn in (
-            ("parktwin", parktwin_run(mgcc_scenario(c, n))),
-            ("idiomatic", reference_run(run_idiomatic_simpy, c, n)),
-            ("callback", reference_run(run_callback_simpy, c, n)),
-        ):
-            seconds, (count, blocked) = best_of(repeat, fn)
+        timed = best_interleaved(
+            repeat,
+            {
+                "parktwin": parktwin_run(mgcc_scenario(c, n)),
+                "idiomatic": reference_run(run_idiomatic_simpy, c, n),
+                "callback": reference_run(run_callback_simpy, c, n),
+            },
+        )
+        for name, (seconds, (count, blocked)) in timed.items():
             per_vehicle[name][c] = seconds / count
             table.add_row(
                 f"{c:,}",
