@@ -7,6 +7,7 @@ Compatibility is checked against a table written out here from the rules (not de
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from itertools import product
 
@@ -31,7 +32,7 @@ from twin.core.errors import (
     UnknownTicket,
 )
 from twin.core.facility import Level, Spot, build_spots
-from twin.core.lot import Lot, compatible_tiers
+from twin.core.lot import Lot, Session, compatible_tiers
 from twin.core.pricing import DynamicPricing, PriceContext, RateTable, Tariff
 from twin.core.types import SpotStatus, SpotType, Vehicle, VehicleClass
 
@@ -585,6 +586,46 @@ def test_dynamic_price_uses_occupancy_at_entry_not_at_exit():
 # --------------------------------------------------------------------- stateful
 
 
+def test_recycled_session_is_indistinguishable_from_a_new_one() -> None:
+    """Every field of a reused session is set afresh (a field added to Session and not reset
+    on reuse fails this), and its ticket is the next one."""
+    spec = [(ST.REGULAR, 1.0, 0), (ST.REGULAR, 2.0, 0), (ST.LARGE, 3.0, 0)]
+    tariff = Tariff("hourly", RateTable(period_minutes=60, period_cents=200))
+    fresh, reuse = lot_of(spec, tariff=tariff), lot_of(spec, tariff=tariff)
+    for lot in (fresh, reuse):
+        first = lot.allocate(Vehicle("a", VC.LARGE), 0.0)
+        lot.allocate(Vehicle("b"), 10.0)
+        closed = lot.release(first.ticket, 4000.0)
+        assert closed.amount_cents == 400 and closed.exit_t == 4000.0
+    old = closed
+    reuse.recycle(old)
+    new = reuse.allocate(Vehicle("c", VC.COMPACT, ev=True), 5000.0)
+    assert new is old
+    expected = fresh.allocate(Vehicle("c", VC.COMPACT, ev=True), 5000.0)
+    assert new is not expected
+    for f in dataclasses.fields(Session):
+        mine, theirs = getattr(new, f.name), getattr(expected, f.name)
+        if f.name == "spot":  # a spot of the other lot: the same bay
+            mine, theirs = mine.index, theirs.index
+        assert mine == theirs, f.name
+    assert new.open and new.ticket == 2 and new.amount_cents is None
+    assert reuse.release(new.ticket, 5000.0 + 60).amount_cents == 200
+
+
+def test_recycle_refuses_open_and_twice_recycled_sessions() -> None:
+    lot = lot_of([(ST.REGULAR, 1.0, 0), (ST.REGULAR, 2.0, 0)])
+    s = lot.allocate(Vehicle("a"), 0.0)
+    with pytest.raises(InvalidTransition, match="still open"):
+        lot.recycle(s)
+    lot.release(s.ticket, 1.0)
+    lot.recycle(s)
+    with pytest.raises(InvalidTransition, match="recycled already"):
+        lot.recycle(s)
+    # handed out once only: the next two cars get two different sessions
+    a, b = lot.allocate(Vehicle("b"), 2.0), lot.allocate(Vehicle("c"), 2.0)
+    assert a is s and b is not s and a.spot is not b.spot
+
+
 class LotMachine(RuleBasedStateMachine):
     """Random traffic against a randomly shaped lot, checked against a model kept here."""
 
@@ -659,6 +700,8 @@ class LotMachine(RuleBasedStateMachine):
         assert s.spot.index == self.open.pop(ticket)
         assert s.spot.status == AVAILABLE
         self.closed.append(ticket)
+        if data.draw(st.booleans(), label="recycle"):
+            self.lot.recycle(s)  # as the simulator does: the object comes back as a new car's
 
     @precondition(lambda self: self.closed)
     @rule(data=st.data())

@@ -434,12 +434,13 @@ class ParkingModel:
             release[k](session.ticket, t)
             if after_leave:
                 leave_lot(i, k, session, t)  # components may settle the amount differently
-            # let the session go: memory is reused while it is still in the CPU cache, and the
-            # run ends without millions of sessions to read back
+            # let the session go: the run ends without millions of sessions to read back
             session_of[i] = None
+            amount = session.amount_cents
+            if recycle is not None:  # nothing else holds it: the next car reuses the object
+                recycle[k](session)
             if waiting[k]:
                 serve_waiting(k, t)
-            amount = session.amount_cents
             return nan if amount is None else amount
 
         def leave_lot(i: int, k: int, session: Session, t: float) -> None:
@@ -486,6 +487,9 @@ class ParkingModel:
             heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
 
         comps = self.components
+        # Components may keep the sessions they are shown; without them, the model holds the
+        # last reference to a session once its car has left, and hands it back to the lot.
+        recycle = None if comps else [lot.recycle for lot in lots]
         external: list[tuple[int, Session]] = []  # cars parked by components (holders)
         after_leave = bool(comps) or any_exit_lanes
         if comps:
