@@ -105,9 +105,9 @@ def test_parse_sets_reads_yaml_scalars() -> None:
     ("key", "fragment"),
     [
         ("facility.strategyy", "facility.strategyy: unknown key (allowed: name, strategy"),
-        ("demand.7.multiplier", "--set demand.7.multiplier: demand has 3 items; no item 7"),
-        ("demand.first.multiplier", "demand is a list; index it by number (0..2)"),
-        ("name.x", "--set name.x: name is a single value"),
+        ("demand.7.multiplier", "demand.7.multiplier: demand has 3 items (0..2), no item 7"),
+        ("demand.first.multiplier", "demand is a list: use an item number (0..2), not 'first'"),
+        ("name.x", "name.x: name is a single value ('surface_lot'), it has no key 'x'"),
     ],
 )
 def test_load_variant_turns_bad_keys_into_readable_lines(key: str, fragment: str) -> None:
@@ -170,7 +170,7 @@ def test_cli_compare_two_files(tmp_path: Path) -> None:
 def test_cli_compare_bad_input_exits_2_readably(tmp_path: Path) -> None:
     cases = {
         ("--set", "facility.strategyy=spread"): "facility.strategyy: unknown key (allowed:",
-        ("--set", "demand.9.multiplier=2"): "demand has 3 items; no item 9",
+        ("--set", "demand.9.multiplier=2"): "demand has 3 items (0..2), no item 9",
         ("--set", "nonsense"): "expected KEY=VALUE",
         ("--set", "tariff.per_period=[1"): "the value is not valid YAML",
         (): "give a second scenario B or at least one --set",

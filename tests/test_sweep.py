@@ -19,8 +19,10 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from cli import app
+from twin.compare import load_variant
 from twin.executors import Executor, SerialExecutor, Task
 from twin.experiments import Replication
+from twin.scenario.loader import ScenarioError
 from twin.sweep import (
     SweepError,
     expand_grid,
@@ -155,6 +157,22 @@ def test_bad_keys_give_readable_lines(key: str, message: str) -> None:
     assert len(err.value.problems) == 1
     assert message in err.value.problems[0]
     assert err.value.problems[0].startswith(f"point 0 ({key}=1): ")
+
+
+def test_sweep_and_compare_read_dotted_keys_by_one_rule() -> None:
+    """A key that cannot be followed reads the same in both commands, and a negative item
+    number counts from the end in both, as the loader applies it."""
+    for key in ("demand.7.multiplier", "demand.first.multiplier", "name.x"):
+        with pytest.raises(SweepError) as in_sweep:
+            plan_sweep(make_spec(SURFACE, {key: [1]}, days=1))
+        with pytest.raises(ScenarioError) as in_compare:
+            load_variant(SURFACE, {key: 1})
+        assert len(in_compare.value.problems) == 1
+        assert in_sweep.value.problems == [f"point 0 ({key}=1): {in_compare.value.problems[0]}"]
+    plan = plan_sweep(make_spec(SURFACE, {"demand.-1.multiplier": [3.0]}, days=1))
+    variant = load_variant(SURFACE, {"demand.-1.multiplier": 3.0})
+    for demand in (plan.points[0].scenario.demand, variant.demand):
+        assert [s.multiplier for s in demand] == [1.0] * (len(demand) - 1) + [3.0]
 
 
 def test_overriding_inside_a_yaml_anchor_changes_only_that_stream() -> None:

@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 
 from twin.experiments import Progress, RunResult, WarmupDetection, resolve_warmup, run
-from twin.scenario.loader import ScenarioError, load_scenario, read_yaml
+from twin.scenario.loader import load_scenario
 from twin.scenario.model import Scenario
 from twin.stats import paired_difference
 
@@ -398,44 +398,9 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_path(data: dict, dotted: str) -> str | None:
-    """Why ``dotted`` cannot be set in the raw mapping ``data`` (None if it can).
-
-    Missing mapping keys are fine here (the schema then names the allowed ones); what the
-    loader's ``apply_overrides`` cannot do is index a list by name or out of range, or go
-    inside a plain value.
-    """
-    node: Any = data
-    walked: list[str] = []
-    for part in dotted.split("."):
-        where = ".".join(walked) or "(top level)"
-        if isinstance(node, list):
-            if not part.lstrip("-").isdigit():
-                return f"{where} is a list; index it by number (0..{len(node) - 1}), got {part!r}"
-            index = int(part)
-            if not -len(node) <= index < len(node):
-                return f"{where} has {len(node)} items; no item {index}"
-            node = node[index]
-        elif isinstance(node, dict):
-            if part == "":
-                return f"empty key in {dotted!r}"
-            node = node.get(part, {})
-        else:
-            return f"{where} is a single value ({node!r}); it has no key {part!r}"
-        walked.append(part)
-    return None
-
-
 def load_variant(path: str | Path, overrides: dict[str, Any]) -> Scenario:
     """Load a scenario file with dotted-key overrides; every problem as a ScenarioError line."""
-    path = Path(path)
-    data = read_yaml(path)
-    problems = [
-        f"--set {key}: {why}" for key in overrides if (why := _check_path(data, key)) is not None
-    ]
-    if problems:
-        raise ScenarioError(str(path), problems)
-    return load_scenario(path, overrides)
+    return load_scenario(Path(path), overrides)
 
 
 def _yaml_text(value: Any) -> str:

@@ -264,45 +264,6 @@ class SweepPlan:
         }
 
 
-def _path_problem(raw: dict, dotted: str) -> str | None:
-    """Why ``dotted`` cannot be set in the raw scenario mapping, or None if it can.
-
-    ``apply_overrides`` creates missing mappings (a schema error then names the allowed keys),
-    but it fails with a bare IndexError or TypeError on list indexes out of range or on a path
-    that runs through a plain value; this turns those into one readable line.
-    """
-    node: Any = raw
-    seen: list[str] = []
-    for part in dotted.split("."):
-        where = ".".join(seen) or "(top level)"
-        if isinstance(node, list):
-            if not part.lstrip("-").isdigit():
-                return f"{where} is a list: use an item number (0..{len(node) - 1}), not {part!r}"
-            if not 0 <= int(part) < len(node):
-                return f"{where} has {len(node)} items (0..{len(node) - 1}), no item {part}"
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            node = node.get(part, {})
-        else:
-            return f"{where} is a single value ({node!r}), it has no key {part!r}"
-        seen.append(part)
-    return None
-
-
-def _unshared(node: Any) -> Any:
-    """A copy of the raw YAML tree in which no mapping or list is shared.
-
-    YAML anchors (``profile: &commuters`` ... ``profile: *commuters``) load as one object
-    referenced from several places, and ``copy.deepcopy`` keeps that sharing: overriding
-    ``demand.0.profile.weekday`` would silently change every stream that reuses the anchor.
-    """
-    if isinstance(node, dict):
-        return {k: _unshared(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_unshared(v) for v in node]
-    return node
-
-
 def plan_sweep(spec: SweepSpec) -> SweepPlan:
     """Validate the scenario and every point's overrides before anything runs.
 
@@ -310,20 +271,20 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     concerns; a problem shared by several points is listed once, naming them all.
     """
     path = Path(spec.scenario)
-    raw = _unshared(read_yaml(path))  # ScenarioError (unreadable, bad YAML) propagates as is
+    raw = read_yaml(path)  # ScenarioError (unreadable, bad YAML) propagates as is
+    # (apply_overrides works on an unshared copy: YAML anchors stay independent per point)
     base_overrides: dict[str, Any] = {} if spec.days is None else {"horizon_days": spec.days}
     base = validate_scenario(apply_overrides(raw, base_overrides), str(path), path.parent)
     problems: dict[str, list[tuple[int, str]]] = {}
     points: list[Point] = []
     for k, overrides in enumerate(expand_grid(spec.grid)):
         label = ", ".join(f"{key}={v}" for key, v in overrides.items())
-        lines = [f"{key}: {p}" for key in overrides if (p := _path_problem(raw, key))]
-        if not lines:
-            try:
-                data = apply_overrides(raw, {**base_overrides, **overrides})
-                points.append(Point(k, overrides, validate_scenario(data, str(path), path.parent)))
-            except ScenarioError as exc:
-                lines = exc.problems
+        lines = []
+        try:
+            data = apply_overrides(raw, {**base_overrides, **overrides})
+            points.append(Point(k, overrides, validate_scenario(data, str(path), path.parent)))
+        except ScenarioError as exc:
+            lines = exc.problems
         for line in lines:
             problems.setdefault(line, []).append((k, label))
     if problems:

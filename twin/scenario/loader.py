@@ -93,37 +93,59 @@ def _unshared(node: Any) -> Any:
     return node
 
 
+def override_problem(data: Any, dotted: str) -> str | None:
+    """Why the dotted key cannot be set in the raw mapping ``data``, or None if it can.
+
+    Missing mapping keys are fine (they are created, and the schema then names the allowed
+    ones); what cannot be followed is a list indexed by anything but an item number in range
+    (negative numbers count from the end, as in Python) or a key under a plain value. One rule
+    and one wording for every command that takes dotted keys (run, compare, sweep).
+    """
+    node: Any = data
+    walked: list[str] = []
+    for part in dotted.split("."):
+        where = ".".join(walked) or "(top level)"
+        if isinstance(node, list):
+            if not node:
+                return f"{where} is an empty list, no item {part!r}"
+            if not part.lstrip("-").isdigit():
+                return f"{where} is a list: use an item number (0..{len(node) - 1}), not {part!r}"
+            index = int(part)
+            if not -len(node) <= index < len(node):
+                return f"{where} has {len(node)} items (0..{len(node) - 1}), no item {index}"
+            node = node[index]
+        elif isinstance(node, dict):
+            if part == "":
+                return f"empty key in {dotted!r}"
+            node = node.get(part, {})
+        else:
+            return f"{where} is a single value ({node!r}), it has no key {part!r}"
+        walked.append(part)
+    return None
+
+
 def apply_overrides(data: dict, overrides: dict[str, Any], source: str = "<scenario>") -> dict:
     """Set dotted keys (``demand.0.multiplier``) on a copy of the raw scenario mapping.
 
-    A path that cannot be followed (an index past the end of a list, a key under a plain
-    value) raises ScenarioError naming the override.
+    A path that cannot be followed raises ScenarioError with one line per such override (see
+    :func:`override_problem`). Overrides apply in order, so one may build what a later one
+    goes into.
     """
     data = _unshared(data)
     problems = []
     for dotted, value in overrides.items():
+        why = override_problem(data, dotted)
+        if why is not None:
+            problems.append(f"{dotted}: {why}")
+            continue
         node: Any = data
-        parts = dotted.split(".")
-        try:
-            for part in parts[:-1]:
-                if isinstance(node, list):
-                    node = node[int(part)]
-                elif isinstance(node, dict):
-                    node = node.setdefault(part, {})
-                else:
-                    raise TypeError(f"{part!r} is inside a plain value")
-            last = parts[-1]
-            if isinstance(node, list):
-                node[int(last)] = value
-            elif isinstance(node, dict):
-                node[last] = value
-            else:
-                raise TypeError(f"{last!r} is inside a plain value")
-        except (IndexError, ValueError, TypeError) as exc:
-            reason = "no such list item" if isinstance(exc, IndexError) else str(exc)
-            if isinstance(exc, ValueError):
-                reason = "list items are numbered (e.g. demand.0.multiplier)"
-            problems.append(f"override {dotted}: cannot set it ({reason})")
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
     if problems:
         raise ScenarioError(source, problems)
     return data
