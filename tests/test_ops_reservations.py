@@ -364,15 +364,21 @@ def test_unknown_lot_is_a_clear_error() -> None:
 # --------------------------------------------------------------------------- end to end
 
 
+def run_two_replications(data: dict, path: Path) -> dict:
+    """``parktwin run`` of ``data`` (written to ``path``) with two replications, as a user
+    would; the metrics of the summary.json it writes beside the file."""
+    path.write_text(yaml.safe_dump(data))
+    out = path.parent / "out"
+    result = CliRunner().invoke(app, ["run", str(path), "--replications", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "summary.json").read_text())["metrics"]
+
+
 def test_cli_run_reports_reservation_figures(tmp_path: Path) -> None:
     data = copy.deepcopy(scenario(BUSY, {"REGULAR": 8, "EV": 2}, horizon_days=2))
     data["demand"] = WALK_INS
     path = tmp_path / "res.yaml"
-    path.write_text(yaml.safe_dump(data))
-    out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["run", str(path), "--replications", "2", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())["metrics"]
+    summary = run_two_replications(data, path)
     for name in ("acceptance_pct", "no_show_pct", "idle_spot_hours", "walk_ins_turned_away"):
         assert len(summary[f"reservations.{name}"]["values"]) == 2
     revenue = summary["reservations.revenue"]["values"]
@@ -484,12 +490,7 @@ def test_a_declined_or_partial_hold_refuses_the_booking() -> None:
 def test_cli_run_reports_reservation_payment_figures(tmp_path: Path) -> None:
     data = scenario(BUSY, {"REGULAR": 8, "EV": 2}, horizon_days=2, demand=WALK_INS)
     data["operations"]["payments"] = CARDS
-    path = tmp_path / "res_pay.yaml"
-    path.write_text(yaml.safe_dump(data))
-    out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["run", str(path), "--replications", "2", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())["metrics"]
+    summary = run_two_replications(data, tmp_path / "res_pay.yaml")
     for name in ("authorizations", "captures", "captured", "voids", "declined_holds"):
         assert len(summary[f"reservations.{name}"]["values"]) == 2
     assert summary["reservations.captured"]["mean"] > 0
