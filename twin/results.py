@@ -152,15 +152,17 @@ def _count_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     return np.searchsorted(s, times, side="right") - np.searchsorted(e, times, side="right")
 
 
-def _groupings(rec: RunRecord) -> list[tuple[str, list[str], np.ndarray, np.ndarray]]:
-    """Every way of grouping spots: (kind, group names, capacities, group id per parked car).
+def _groupings(
+    rec: RunRecord, spot: np.ndarray
+) -> list[tuple[str, list[str], np.ndarray, np.ndarray]]:
+    """Every way of grouping spots: (kind, group names, capacities, group id per stay), for
+    the stays' spots ``spot`` as :func:`_stays` gives them.
 
     Kinds: ``total`` (one group), ``lot`` (networks only), ``level`` and ``spot_type`` (types
     the facility has). Group ids index the names; cars that did not park are left out, so
     figures for a thousand groups cost a few vectorised passes, not a mask per group.
     """
     fac = Facility.of(rec)
-    spot, _, _ = _stays(rec)
     kinds = [("total", ["all"], np.array([fac.capacity]), np.zeros(len(spot), dtype=np.int8))]
     if len(fac.lot_names) > 1:
         kinds.append(("lot", fac.lot_names, np.array(fac.capacity_by_lot), fac.lot[spot]))
@@ -273,9 +275,9 @@ def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
     sc = rec.scenario
     step = sc.output.interval_min * 60.0
     times = np.arange(0.0, sc.horizon_s + step / 2, step)
-    _, starts, ends = _stays(rec)
+    spot, starts, ends = _stays(rec)
     rows = []
-    for kind, names, caps, gid in _groupings(rec):
+    for kind, names, caps, gid in _groupings(rec, spot):
         counts = _group_counts_at(times, gid, len(names), starts, ends)
         rows.append(
             pd.DataFrame(
@@ -367,10 +369,10 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     out["mean_price"] = float(charged.mean()) / 100.0 if len(charged) else float("nan")
     stays = (rec.leave_t - rec.entry_t)[paid]
     out["mean_stay_h"] = float(stays.mean()) / 3600.0 if len(stays) else float("nan")
-    _, starts, ends = _stays(rec)
+    spot, starts, ends = _stays(rec)
     overlap = _overlap(starts, ends, t0, t1)
     events = _Events(starts, ends)
-    for kind, names, caps, gid in _groupings(rec):
+    for kind, names, caps, gid in _groupings(rec, spot):
         means = np.bincount(gid, weights=overlap, minlength=len(names)) / (t1 - t0)
         peaks = events.peaks(gid, len(names), t0, t1)
         for name, cap, mean, peak in zip(names, caps, means, peaks, strict=True):
