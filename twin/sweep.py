@@ -279,14 +279,12 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     points: list[Point] = []
     for k, overrides in enumerate(expand_grid(spec.grid)):
         label = ", ".join(f"{key}={v}" for key, v in overrides.items())
-        lines = []
         try:
             data = apply_overrides(raw, {**base_overrides, **overrides})
             points.append(Point(k, overrides, validate_scenario(data, str(path), path.parent)))
         except ScenarioError as exc:
-            lines = exc.problems
-        for line in lines:
-            problems.setdefault(line, []).append((k, label))
+            for line in exc.problems:
+                problems.setdefault(line, []).append((k, label))
     if problems:
         out = []
         for line, where in problems.items():
