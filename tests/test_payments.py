@@ -411,6 +411,23 @@ def test_strikes_spread_wider_than_the_window_do_not_blocklist():
     assert pol.requires_prepay("P")
 
 
+def test_open_invoices_are_the_plates_own_unpaid_ones_in_issue_order():
+    pol = policy(strike_threshold=5)
+    a = pol.settle("s1", "P", 500, 0.0, DECLINE)
+    pol.settle("s2", "Q", 400, H, DECLINE)
+    b = pol.settle("s3", "P", 300, 2 * H, DECLINE)
+    c = pol.settle("s4", "P", 200, 3 * H, DECLINE)
+    ledger = pol.ledger
+    assert [i.id for i in ledger.open_invoices("P")] == [a.invoice_id, b.invoice_id, c.invoice_id]
+    pol.pay_invoice(b.invoice_id, 300, 4 * H)  # paid in full: closed
+    pol.pay_invoice(c.invoice_id, 50, 4 * H)  # partly paid: still open
+    assert [i.id for i in ledger.open_invoices("P")] == [a.invoice_id, c.invoice_id]
+    assert sum(i.outstanding_cents for i in ledger.open_invoices("P")) == (
+        ledger.outstanding_cents("P")
+    )
+    assert ledger.open_invoices("nobody") == []
+
+
 def test_paying_every_invoice_lifts_the_blocklist():
     pol = policy(strike_threshold=2)
     a = pol.settle("s1", "P", 500, 0.0, DECLINE)

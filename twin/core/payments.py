@@ -682,6 +682,10 @@ class Ledger:
     def outstanding_cents(self, plate: str) -> int:
         return sum(i.outstanding_cents for i in self._plate_invoices.get(plate, ()))
 
+    def open_invoices(self, plate: str) -> list[Invoice]:
+        """The plate's open invoices in issue order (what it owes at a gate), O(its own)."""
+        return [i for i in self._plate_invoices.get(plate, ()) if i.status is InvoiceStatus.OPEN]
+
     def totals(self, plate: str | None = None) -> LedgerTotals:
         """Summed money over all bills, or over one plate's."""
         return _sum_bills(b for b in self._bills.values() if plate is None or b.plate == plate)

@@ -74,7 +74,6 @@ from twin.core.payments import (
     ExitDecision,
     ExitOutcome,
     ExitPaymentPolicy,
-    InvoiceStatus,
     OfflinePayment,
     PaymentProcessor,
     Status,
@@ -183,7 +182,6 @@ class PaymentsComponent(Component):
         self._rows: list[tuple[int, int, float, int, int, float, int, int]] = []
         self._blocklisted_exits: list[float] = []  # leave times of plates already blocklisted
         self._settlements = 0
-        self._owed: dict[str, list[str]] = {}  # plate -> its open invoices (in issue order)
         self._holds: dict[int, _Prepay] = {}  # driver -> approved prepayment, car not parked
         self._prepaid: dict[int, _Prepay] = {}  # driver -> captured prepayment, car not left
         self._entries: list[_Prepay] = []  # every prepayment asked, in time order
@@ -236,7 +234,7 @@ class PaymentsComponent(Component):
         invoices: list[str] = []
         debt = 0
         if self.spec.strikes.debt_at_entry:
-            invoices = self._open_invoices(plate)
+            invoices = [inv.id for inv in policy.ledger.open_invoices(plate)]
             ledger = policy.ledger
             debt = sum(ledger.invoice(inv).outstanding_cents for inv in invoices)
         if quote + debt <= 0:
@@ -248,16 +246,6 @@ class PaymentsComponent(Component):
             return TURN_AWAY
         self._holds[i] = entry
         return None
-
-    def _open_invoices(self, plate: str) -> list[str]:
-        """The plate's open invoices (O(its invoices): the list is pruned as they close)."""
-        ids = self._owed.get(plate)
-        if not ids:
-            return []
-        ledger = self.policy.ledger
-        open_ids = [inv for inv in ids if ledger.invoice(inv).status is InvoiceStatus.OPEN]
-        self._owed[plate] = open_ids
-        return list(open_ids)
 
     def _authorize_entry(self, entry: _Prepay, amount: int) -> bool:
         """Hold ``amount`` on the driver's card as the exit terminal would try it.
@@ -366,8 +354,6 @@ class PaymentsComponent(Component):
         else:
             decision = policy.settle(ref, plate, amount, at, conds)
         self._record(i, k, t, decision)
-        if decision.invoice_id is not None:
-            self._owed.setdefault(plate, []).append(decision.invoice_id)
         if decision.outcome is ExitOutcome.OFFLINE and up:
             self._schedule_forward(at + self.spec.offline_forward_minutes * 60.0)
         return decision.latency_s
@@ -409,16 +395,7 @@ class PaymentsComponent(Component):
         self._settle_t = t
         self.policy.settle_offline(t, self._replay_condition)
         self._settle_t = math.inf
-        ledger = self.policy.ledger
-        left = self.policy.offline_queue
-        waiting = {item.ref for item in left}
-        for item in queue:  # forwarded payments the card did not cover were invoiced
-            if item.ref in waiting:
-                continue
-            bill = ledger.bill(item.ref)
-            if bill.invoice_ids:  # an offline payment's bill has no invoice before this
-                self._owed.setdefault(item.plate, []).extend(bill.invoice_ids)
-        later = [item.exit_t for item in left]
+        later = [item.exit_t for item in self.policy.offline_queue]
         if later:  # payments whose barrier moment had not come: forward them after it
             self._schedule_forward(min(later) + self.spec.offline_forward_minutes * 60.0)
 
