@@ -320,9 +320,9 @@ def reference_waiting(frame: pd.DataFrame, spots: list, patience_s: float) -> di
 
     Rules, from the model's documentation: at one instant departures go first (in the order
     they were scheduled), then patience deadlines, then arrivals in trace order. A departure
-    serves the waiting line FIFO: the first driver a freed spot fits parks; drivers it does not
-    fit go to the back of the line; one driver is served per departure. Drivers who waited
-    leave at park time + dwell.
+    serves the waiting line first come, first served across classes: the freed spot goes to
+    the longest-waiting driver it fits; drivers it does not fit keep their place. Drivers who
+    waited leave at park time + dwell.
     """
     arrival, dwell, cls = trace_columns(frame)
     table = [(s.index, s.type.name, s.distance) for s in spots]
@@ -354,14 +354,11 @@ def reference_waiting(frame: pd.DataFrame, spots: list, patience_s: float) -> di
             break
         if kind == _DEPART:
             free.add(payload[1])
-            for _ in range(len(line)):
-                row = line.pop(0)
+            for row in list(line):
                 spot = take(row)
-                if spot is None:
-                    line.append(row)
-                    continue
-                park(row, spot, t)
-                break
+                if spot is not None:
+                    line.remove(row)
+                    park(row, spot, t)
         elif kind == _RENEGE:
             if payload in line:
                 line.remove(payload)
@@ -405,3 +402,45 @@ def test_waiting_drivers_match_reference(trace, patience_min: int) -> None:
     )
     np.testing.assert_array_equal(rec.entry_t, want_entry)
     assert np.array_equal(rec.outcome == RENEGED, reneged)
+
+
+def test_waiting_line_is_first_come_first_served_across_classes(tmp_path: Path) -> None:
+    """A freed spot goes to the longest-waiting driver it fits, whatever waits in between.
+
+    One REGULAR and one MOTORCYCLE spot. The REGULAR of minute 2 waits for the REGULAR spot
+    freed at 100; the MOTORCYCLE spot freed at 51 does not fit it, and that must not send it
+    behind the REGULAR of minute 4 (which parks when the minute-2 car leaves, at 130).
+    """
+    path = tmp_path / "five.csv"
+    pd.DataFrame(
+        {
+            "minute": [0, 1, 2, 3, 4],
+            "stay": [100, 50, 30, 30, 30],
+            "cls": ["REGULAR", "MOTORCYCLE", "REGULAR", "MOTORCYCLE", "REGULAR"],
+        }
+    ).to_csv(path, index=False)
+    sc = {
+        "name": "fcfs",
+        "horizon_days": 1,
+        "facility": {"levels": [{"name": "G", "spots": {"REGULAR": 1, "MOTORCYCLE": 1}}]},
+        "demand": [
+            {
+                "name": "gate",
+                "trace": {
+                    "path": str(path),
+                    "time_column": "minute",
+                    "time_unit": "min",
+                    "dwell_column": "stay",
+                    "dwell_unit": "min",
+                    "class_column": "cls",
+                },
+            }
+        ],
+        "behaviour": {
+            "when_full": "wait",
+            "patience": {"type": "constant", "value": 10, "unit": "h"},
+        },
+    }
+    rec = simulate(validate_scenario(sc))
+    assert (rec.outcome == PARKED).all()
+    assert (rec.entry_t / 60.0).tolist() == [0, 1, 100, 51, 130]

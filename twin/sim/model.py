@@ -458,18 +458,37 @@ class ParkingModel:
                 exit_t[i] = done
 
         def serve_waiting(k: int, t: float) -> None:
-            # FIFO among those the freed capacity fits; reneged drivers are skipped lazily.
+            """First come, first served across classes: each freed spot goes to the
+            longest-waiting driver it fits; the others keep their place in the line.
+
+            A profile the lot refused once is refused again at this instant (a refusal changes
+            nothing, and parking others only takes spots), so the scan asks the lot at most
+            once per profile, and stops when the lot is full. Drivers who parked, reneged or
+            drove on are dropped lazily: from the front, or when they are most of the line.
+            """
             queued = waiting[k]
-            for _ in range(len(queued)):
-                i = queued.popleft()
-                if outcome[i] != WAITING:
+            lot = lots[k]
+            refused = 0  # bit mask of the vehicle profiles the lot has no spot for now
+            gone = 0
+            for i in queued:
+                if outcome[i] != WAITING or at[i] != k:
+                    gone += 1
                     continue
-                session = allocate[k](fleet[profile[i]], t)
+                p = profile[i]
+                if refused >> p & 1:
+                    continue
+                session = allocate[k](fleet[p], t)
                 if session is None:
-                    queued.append(i)
+                    refused |= 1 << p
                     continue
                 park(i, k, session, t)
-                return
+                gone += 1
+                if lot.n_occupied == lot.capacity:
+                    break
+            while queued and (outcome[queued[0]] != WAITING or at[queued[0]] != k):
+                queued.popleft()
+            if gone > len(queued) // 2:
+                waiting[k] = deque(i for i in queued if outcome[i] == WAITING and at[i] == k)
 
         def renege(event: _Call) -> None:
             i = event._value
