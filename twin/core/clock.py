@@ -7,7 +7,7 @@ clock, so the simulator and a live gate drive the same code with different time 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 DAY = 86_400.0
@@ -20,11 +20,21 @@ class Calendar:
     """Maps core seconds to weekday and time of day without datetime objects on the hot path."""
 
     epoch: datetime = datetime(2026, 1, 5)  # a Monday, 00:00
+    #: Seconds from the Monday 00:00 before the epoch to the epoch, microseconds included:
+    #: arrival times are epoch + t, so hour-of-day and band edges must count from the same
+    #: instant. Computed once: every tariff quote and demand slot reads it.
+    _offset: float = field(init=False, repr=False, compare=False)
 
-    @property
-    def _offset(self) -> float:
+    def __post_init__(self) -> None:
         e = self.epoch
-        return e.weekday() * DAY + e.hour * HOUR + e.minute * MINUTE + e.second
+        offset = (
+            e.weekday() * DAY
+            + e.hour * HOUR
+            + e.minute * MINUTE
+            + e.second
+            + e.microsecond / 1_000_000
+        )
+        object.__setattr__(self, "_offset", offset)
 
     def week_seconds(self, t: float) -> float:
         """Seconds since Monday 00:00 of the week containing ``t``."""
