@@ -19,8 +19,10 @@ from twin.sim.model import (
     BALKED,
     BLOCKED,
     DETERRED,
+    DIVERTING,
     OUTCOMES,
     PARKED,
+    QUEUED,
     RENEGED,
     TURNED_AWAY,
     WAITING,
@@ -352,6 +354,15 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     out["reneged_pct"] = (oc == RENEGED).sum() * pct
     if sc.operations is not None:  # components may send drivers away before the barrier
         out["turned_away_pct"] = (oc == TURNED_AWAY).sum() * pct
+    # Drivers the run ended on before they parked or left: an overloaded barrier or a long
+    # waiting line can hold most arrivals, which the shares above would not show. A figure for
+    # every such outcome the scenario can produce (so replications have the same figures).
+    if sc.behaviour.when_full == "wait":
+        out["waiting_pct"] = (oc == WAITING).sum() * pct
+    if _has_lanes(sc, "entry"):
+        out["in_entry_lane_pct"] = (oc == QUEUED).sum() * pct
+    if len(rec.lots) > 1:
+        out["diverting_pct"] = (oc == DIVERTING).sum() * pct
     paid = (rec.leave_t >= t0) & (rec.leave_t < t1)
     revenue = float(np.nansum(rec.amount_cents[paid])) / 100.0
     ext = rec.external_stays
