@@ -22,9 +22,15 @@ assert set(VehicleClassName.__args__) == set(VehicleClass.__members__)
 
 class Spec(BaseModel):
     """A part of a scenario file: unknown keys are errors (a typo must not be ignored), and a
-    validated scenario never changes underneath the run that uses it."""
+    validated scenario never changes underneath the run that uses it.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Every float (and Decimal) in every section must be finite: YAML's ``.nan`` and ``.inf``
+    pass ``ge``/``le`` bounds unnoticed (NaN compares false both ways) and then change results
+    silently, e.g. a NaN willingness to pay never balks. A field where infinity means something
+    must say so itself (``Field(allow_inf_nan=True)``) and handle it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def cents(amount: Decimal) -> int:

@@ -8,12 +8,13 @@ parameterised by them and converted to scipy's shape/scale here, once.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 from scipy import stats
 
 from twin.scenario.common import Spec
@@ -21,6 +22,14 @@ from twin.scenario.common import Spec
 #: Seconds per unit; time distributions are sampled in seconds.
 UNIT_SECONDS: dict[str, float] = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 Unit = Literal["s", "min", "h", "d"]
+
+#: The longest mean (or sd, or value) a duration may have: a year. A longer stay, wait or
+#: service has no meaning in a parking study, and prices are worked out day by day over a stay,
+#: so a dwell of 1e300 minutes would hang the run instead of failing.
+MAX_DURATION_S = 366 * 86400.0
+#: sd/mean beyond these bounds makes lognormal and gamma parameters overflow or collapse to a
+#: point (scipy then raises a bare "Domain error in arguments").
+SD_RATIO_BOUNDS = (1e-6, 1e6)
 
 
 def resolve_path(v: Path, info: ValidationInfo) -> Path:
@@ -37,6 +46,37 @@ class _Dist(Spec):
 
     def frozen(self) -> stats.rv_continuous:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def stated(self) -> list[float]:
+        """The sizes the file states (means, sds, bounds, values), in the spec's unit."""
+        return [getattr(self, k) for k in ("mean", "sd", "high", "value") if hasattr(self, k)]
+
+    def problem(self) -> str | None:
+        """Why scipy cannot sample these parameters, or None; checked once at load so that a
+        bad setting is named instead of failing in the middle of a run."""
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                frozen = self.frozen()
+                usable = math.isfinite(frozen.mean()) and math.isfinite(frozen.std())
+        except (OverflowError, ZeroDivisionError, ValueError, TypeError):
+            usable = False
+        if usable:
+            return None
+        shown = ", ".join(
+            f"{k} {getattr(self, k):g}"
+            for k in ("mean", "sd", "shape")
+            if getattr(self, k, None) is not None
+        )
+        kind = getattr(self, "type", "")
+        return f"scipy cannot use a {kind} distribution with {shown} (its mean or sd overflows)"
+
+    @model_validator(mode="after")
+    def _usable(self) -> _Dist:
+        why = self.problem()
+        if why is not None:
+            raise ValueError(why)
+        return self
 
     def sample(self, gen: np.random.Generator, n: int) -> np.ndarray:
         """``n`` draws in the spec's own unit."""
@@ -63,6 +103,9 @@ class Lognormal(_Dist):
     mean: float = Field(gt=0)
     sd: float = Field(gt=0)
 
+    def problem(self) -> str | None:
+        return _sd_ratio_problem(self.mean, self.sd) or super().problem()
+
     def frozen(self) -> stats.rv_continuous:
         sigma2 = math.log1p((self.sd / self.mean) ** 2)
         return stats.lognorm(s=math.sqrt(sigma2), scale=self.mean * math.exp(-sigma2 / 2))
@@ -80,6 +123,12 @@ class Gamma(_Dist):
             raise ValueError("give exactly one of 'sd' or 'shape'")
         return self
 
+    def problem(self) -> str | None:
+        if (self.sd is None) == (self.shape is None):
+            return None  # _one_of says what is wrong
+        ratio = _sd_ratio_problem(self.mean, self.sd) if self.sd is not None else None
+        return ratio or super().problem()
+
     def frozen(self) -> stats.rv_continuous:
         k = self.shape if self.shape is not None else (self.mean / self.sd) ** 2
         return stats.gamma(a=k, scale=self.mean / k)
@@ -96,6 +145,9 @@ class Uniform(_Dist):
             raise ValueError(f"'high' ({self.high}) must be greater than 'low' ({self.low})")
         return self
 
+    def problem(self) -> str | None:
+        return None  # any finite low < high can be sampled; _ordered checks the order
+
     def frozen(self) -> stats.rv_continuous:
         return stats.uniform(loc=self.low, scale=self.high - self.low)
 
@@ -103,6 +155,9 @@ class Uniform(_Dist):
 class Constant(_Dist):
     type: Literal["constant"]
     value: float = Field(ge=0)
+
+    def problem(self) -> str | None:
+        return None
 
     def sample(self, gen: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, self.value, dtype=float)
@@ -145,6 +200,12 @@ class Empirical(_Dist):
                 raise ValueError(f"{self.csv}: needs non-empty, finite, non-negative numbers")
         return self
 
+    def problem(self) -> str | None:
+        return None  # checked by _one_source: values present, finite and >= 0
+
+    def stated(self) -> list[float]:
+        return [float(self._data().max())]
+
     def _data(self) -> np.ndarray:
         if self.values is not None:
             return np.asarray(self.values, dtype=float)
@@ -162,7 +223,29 @@ class Empirical(_Dist):
         return float(self._data().mean())
 
 
+def _sd_ratio_problem(mean: float, sd: float) -> str | None:
+    low, high = SD_RATIO_BOUNDS
+    if low <= sd / mean <= high:
+        return None
+    return f"sd/mean must be between {low:g} and {high:g} (got sd {sd:g}, mean {mean:g})"
+
+
 Dist = Annotated[
     Exponential | Lognormal | Gamma | Uniform | Constant | Empirical,
     Field(discriminator="type"),
 ]
+
+
+def _at_most_a_year(dist: _Dist) -> _Dist:
+    """A duration's stated sizes, in seconds, within MAX_DURATION_S (see there why)."""
+    largest = max(dist.stated()) * UNIT_SECONDS[dist.unit]
+    if largest > MAX_DURATION_S:
+        raise ValueError(
+            f"a duration of at most {MAX_DURATION_S / 86400:g} days is allowed "
+            f"(got {largest / 86400:.4g} days)"
+        )
+    return dist
+
+
+#: A distribution of durations (stays, waits, service times): bounded by MAX_DURATION_S.
+Duration = Annotated[Dist, AfterValidator(_at_most_a_year)]

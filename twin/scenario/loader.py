@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -52,8 +53,20 @@ def read_yaml(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            str(path),
+            [
+                f"not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+                "a scenario is YAML text"
+            ],
+        ) from None
+    if _flow_depth(text) > MAX_DEPTH:  # PyYAML's scanner is quadratic in this depth
+        raise ScenarioError(str(path), [_too_deep()])
     try:
         data = yaml.load(text, Loader=_StrictLoader)
+    except RecursionError:
+        raise ScenarioError(str(path), [_too_deep()]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -62,7 +75,47 @@ def read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         got = "an empty file" if data is None else type(data).__name__
         raise ScenarioError(str(path), [f"expected a mapping of scenario keys, got {got}"])
+    where = _too_deep_at(data)
+    if where is not None:
+        raise ScenarioError(str(path), [f"{where}: {_too_deep()}"])
     return data
+
+
+#: How deep mappings and lists may nest in a file. The schema needs about 8 levels; a file
+#: nested thousands deep would exhaust Python's recursion in the parser or the validation.
+MAX_DEPTH = 64
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` brackets, counted as if none were quoted (a bound
+    that real files stay far below, found without parsing)."""
+    if "[" not in text and "{" not in text:
+        return 0
+    codes = np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8)
+    step = np.isin(codes, OPENERS).astype(np.int32) - np.isin(codes, CLOSERS)
+    return int(np.cumsum(step).max(initial=0))
+
+
+OPENERS = np.frombuffer(b"[{", dtype=np.uint8)
+CLOSERS = np.frombuffer(b"]}", dtype=np.uint8)
+
+
+def _too_deep() -> str:
+    return f"nested more than {MAX_DEPTH} levels deep (scenario files need fewer than 10)"
+
+
+def _too_deep_at(data: Any) -> str | None:
+    """The dotted path where ``data`` first nests deeper than MAX_DEPTH, or None."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path.split(".", 1)[0] or "(top level)"
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
+    return None
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
@@ -229,6 +282,8 @@ def format_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
         elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
             ctx = err.get("ctx", {})
             msg = f"unknown or missing 'type' (allowed: {ctx.get('expected_tags', '')})"
+        elif kind == "finite_number":
+            msg = f"must be a finite number (got {err.get('input')!r})"
         else:
             msg = err["msg"]
             if msg.startswith("Value error, "):

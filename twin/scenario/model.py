@@ -22,7 +22,7 @@ from pydantic import (
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
 from twin.scenario.common import Spec, SpotTypeName, VehicleClassName
-from twin.scenario.dists import Dist, resolve_path
+from twin.scenario.dists import Dist, Duration, resolve_path
 from twin.scenario.payments import PaymentsSpec
 from twin.scenario.permits import PermitsSpec
 from twin.scenario.pricing_policy import ElasticitySpec, PricingPolicySpec
@@ -34,6 +34,9 @@ StrategyName = Literal["nearest", "spread", "best_fit", "first_fit"]
 assert set(StrategyName.__args__) == set(STRATEGIES)  # keep the schema and the core in step
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Simulated time is kept as pandas nanosecond timestamps, which span 1677-09-21..2262-04-11.
+FIRST_START = datetime(1678, 1, 1)
+LAST_END = datetime(2262, 1, 1)
 
 
 # -- facility -------------------------------------------------------------------------------
@@ -93,7 +96,7 @@ class FacilitySpec(Spec):
 # -- lanes ----------------------------------------------------------------------------------
 class LaneSpec(Spec):
     count: int = Field(ge=1, description="number of barriers working in parallel")
-    service: Dist = Field(description="time at the barrier per vehicle (ticket, payment)")
+    service: Duration = Field(description="time at the barrier per vehicle (ticket, payment)")
 
 
 class LanesSpec(Spec):
@@ -178,7 +181,7 @@ class WillingnessSpec(Spec):
 
 class DwellBand(Spec):
     hours: tuple[int, int] = Field(description="[from, to) hour of arrival, 0..24")
-    dwell: Dist
+    dwell: Duration
 
     @field_validator("hours")
     @classmethod
@@ -199,10 +202,10 @@ class StreamSpec(Spec):
     profile: ProfileSpec | None = None
     trace: TraceSpec | None = None
     multiplier: float = Field(default=1.0, ge=0, description="scales the rate or profile")
-    dwell: Dist | None = None
+    dwell: Duration | None = None
     dwell_by_hour: list[DwellBand] = Field(default_factory=list)
     willingness_to_pay: WillingnessSpec | None = None
-    patience: Dist | None = None
+    patience: Duration | None = None
     lot: str | None = Field(
         default=None, description="target lot name, or '*' for any lot at random (networks)"
     )
@@ -234,7 +237,7 @@ class BehaviourSpec(Spec):
     when_full: Literal["leave", "wait"] = Field(
         default="leave", description="leave at once (blocked) or wait up to 'patience'"
     )
-    patience: Dist | None = None
+    patience: Duration | None = None
     willingness_to_pay: WillingnessSpec | None = None
 
     @model_validator(mode="after")
@@ -357,12 +360,27 @@ class Scenario(Spec):
             hours = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ValueError(f"must be hours >= 0 or 'auto', got {value!r}") from None
-        if not hours >= 0:
+        if not 0 <= hours < math.inf:
             raise ValueError(f"must be hours >= 0 or 'auto', got {value!r}")
         return hours
 
+    @field_validator("start")
+    @classmethod
+    def _in_calendar(cls, value: datetime) -> datetime:
+        """Times become pandas timestamps (nanoseconds since 1970), which end in 2262."""
+        if not FIRST_START <= value <= LAST_END:
+            raise ValueError(
+                f"must be between {FIRST_START:%Y-%m-%d} and {LAST_END:%Y-%m-%d}, got {value}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
+        if (LAST_END - self.start).total_seconds() < self.horizon_s:
+            raise ValueError(
+                f"horizon_days ({self.horizon_days:g}) runs past {LAST_END:%Y-%m-%d}, the last "
+                "date pandas timestamps can hold: shorten it or start earlier"
+            )
         if self.warmup_hours != "auto" and self.warmup_hours >= self.horizon_days * 24:
             raise ValueError(
                 f"warmup_hours ({self.warmup_hours}) must be shorter than the horizon "

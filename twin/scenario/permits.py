@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from twin.core.permits import ChargingPolicy, HandicapEnforcement
 from twin.core.types import SPOT_CAPACITY, SpotType, VehicleClass
 from twin.scenario.common import Spec, SpotTypeName, VehicleClassName, cents
-from twin.scenario.dists import Dist
+from twin.scenario.dists import Dist, Duration
 from twin.scenario.tariff import Days, Money
 
 #: Visit settings of the stand-alone holder description; with ``streams`` the demand streams
@@ -72,7 +72,7 @@ class MonthlyPermitsSpec(Spec):
         description="time of day of arrival, from midnight, e.g. {type: uniform, low: 7.5, "
         "high: 9.5, unit: h} (without 'streams')",
     )
-    dwell: Dist | None = Field(default=None, description="stay length (without 'streams')")
+    dwell: Duration | None = Field(default=None, description="stay length (without 'streams')")
     assigned_spots: int = Field(
         default=0, ge=0, description="holders with a spot kept for them (out of allocation)"
     )

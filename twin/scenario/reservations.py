@@ -20,7 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from twin.core.reservations import ReservationPolicy
 from twin.core.types import SPOT_CAPACITY, SpotType, VehicleClass
 from twin.scenario.common import Spec, SpotTypeName, VehicleClassName, cents
-from twin.scenario.dists import Dist
+from twin.scenario.dists import Dist, Duration
 from twin.scenario.tariff import Money
 
 
@@ -101,8 +101,8 @@ class ReservationsSpec(Spec):
         default=1000, ge=1, description="distinct customers booking (rate limit and strikes)"
     )
     lead_time: Dist = Field(description="time from booking to window start")
-    window: Dist = Field(description="length of the booked window")
-    dwell: Dist | None = Field(
+    window: Duration = Field(description="length of the booked window")
+    dwell: Duration | None = Field(
         default=None, description="stay after arrival; default: until the window ends"
     )
     cancel_probability: float = Field(default=0.0, ge=0, le=1)

@@ -1,0 +1,194 @@
+"""Bad numbers are refused at load with one line naming the file and the field, exit 2.
+
+NaN and infinity pass ``ge``/``le`` bounds unnoticed, overflowing parameters reach scipy, and a
+file that is not YAML text or nests thousands deep used to end in a traceback. Each case here
+goes through ``parktwin run`` as a user types it.
+"""
+
+from __future__ import annotations
+
+import copy
+import decimal
+import importlib
+import math
+import pkgutil
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, ValidationError
+from typer.testing import CliRunner
+
+import twin.scenario
+from cli import app
+from twin.scenario.common import Spec
+from twin.scenario.model import Scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def surface_lot(**top: Any) -> dict:
+    """The shipped surface lot, one short replication: a valid base to break one thing in."""
+    data = yaml.safe_load((ROOT / "scenarios" / "surface_lot.yaml").read_text())
+    data.update({"replications": 1, "horizon_days": 1, "warmup_hours": 0, **top})
+    return data
+
+
+def run_cli(tmp_path: Path, data: dict | str | bytes, *args: str) -> tuple[int, list[str]]:
+    """``parktwin run FILE``: exit code and the lines written to stderr."""
+    path = tmp_path / "bad.yaml"
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    result = runner.invoke(app, ["run", str(path), *args])
+    return result.exit_code, result.stderr.splitlines()
+
+
+def assert_refused(code: int, lines: list[str], *words: str) -> None:
+    assert code == 2, lines
+    assert len(lines) == 1, lines
+    assert "bad.yaml" in lines[0] and "Traceback" not in lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+# -- every float of the schema must be finite ---------------------------------------------
+def _schema_models() -> list[type[Spec]]:
+    """Every section model of the scenario schema (all Spec subclasses, however deep)."""
+    for info in pkgutil.iter_modules(twin.scenario.__path__):
+        importlib.import_module(f"twin.scenario.{info.name}")
+    found, todo = [], [Spec]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return found
+
+
+def _holding(annotation: Any, bad: float) -> Any:
+    """A value of type ``annotation`` with ``bad`` in every float (or Decimal) place, or None
+    when the type holds no float."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (float, decimal.Decimal):
+        return bad
+    if origin is typing.Annotated:
+        return _holding(args[0], bad)
+    if origin in (typing.Union, types.UnionType):
+        return next((v for a in args if (v := _holding(a, bad)) is not None), None)
+    if origin is list:
+        inner = _holding(args[0], bad)
+        return None if inner is None else [inner]
+    if origin is tuple:
+        inner = [_holding(a, bad) for a in args if a is not Ellipsis]
+        return None if all(v is None for v in inner) else inner
+    if origin is dict:
+        inner = _holding(args[1], bad)
+        if inner is None:
+            return None
+        key_type = args[0]
+        key = typing.get_args(key_type)[0] if typing.get_origin(key_type) else "x"
+        return {key: inner}
+    return None
+
+
+FLOAT_FIELDS = [
+    (model, name, field.annotation)
+    for model in _schema_models()
+    for name, field in model.model_fields.items()
+    if _holding(field.annotation, math.nan) is not None
+]
+
+
+def test_the_walk_finds_the_float_fields() -> None:
+    found = {(m.__name__, n) for m, n, _ in FLOAT_FIELDS}
+    assert {("Lognormal", "sd"), ("Empirical", "values"), ("StreamSpec", "rate_per_hour")} <= found
+    assert ("ProfileSpec", "weekday") in found and ("Scenario", "horizon_days") in found
+    assert len(found) > 80  # every section contributes
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_every_float_field_of_the_schema_rejects_nan_and_inf(bad: float) -> None:
+    accepted = []
+    for model, name, annotation in FLOAT_FIELDS:
+        try:
+            model.model_validate({name: _holding(annotation, bad)}, context={"base_dir": None})
+        except ValidationError as exc:
+            if any(err["loc"][:1] == (name,) for err in exc.errors()):
+                continue
+        accepted.append(f"{model.__name__}.{name}")
+    assert not accepted, f"{bad} accepted by {accepted}"
+
+
+def test_a_new_section_inherits_the_rule() -> None:
+    class Later(Spec):
+        share: float = 0.5
+
+    with pytest.raises(ValidationError, match="finite"):
+        Later(share=math.nan)
+    assert issubclass(Scenario, BaseModel)
+
+
+# -- the issue's examples, through the CLI ------------------------------------------------
+def test_nan_willingness_to_pay_is_refused(tmp_path: Path) -> None:
+    data = surface_lot()
+    data["behaviour"]["willingness_to_pay"]["distribution"] = {
+        "type": "empirical",
+        "values": [math.nan, 1],
+    }
+    code, lines = run_cli(tmp_path, data)
+    assert_refused(code, lines, "behaviour.willingness_to_pay.distribution.values[0]", "finite")
+
+
+def test_nan_exit_service_and_patience_are_refused(tmp_path: Path) -> None:
+    data = surface_lot()
+    data["lanes"]["exit"]["service"] = {"type": "empirical", "values": [math.nan, 600]}
+    assert_refused(*run_cli(tmp_path, data), "lanes.exit.service.values[0]", "finite")
+    data = surface_lot()
+    data["behaviour"]["patience"] = {"type": "exponential", "mean": math.inf}
+    assert_refused(*run_cli(tmp_path, data), "behaviour.patience.mean", "finite")
+
+
+@pytest.mark.parametrize(
+    ("dwell", "words"),
+    [
+        ({"type": "lognormal", "mean": 8, "sd": 1e300}, ["demand[0].dwell", "sd/mean"]),
+        ({"type": "lognormal", "mean": 1e200, "sd": 1}, ["demand[0].dwell", "sd/mean"]),
+        ({"type": "exponential", "mean": 1e300}, ["demand[0].dwell"]),
+        ({"type": "gamma", "mean": 2, "shape": 1e-320}, ["demand[0].dwell"]),
+        ({"type": "constant", "value": 1e9, "unit": "h"}, ["demand[0].dwell", "366 days"]),
+    ],
+    ids=["lognormal-sd-overflow", "lognormal-collapses", "huge-mean", "gamma-shape", "too-long"],
+)
+def test_unusable_distribution_parameters_are_named(
+    tmp_path: Path, dwell: dict, words: list[str]
+) -> None:
+    data = surface_lot()
+    data["demand"][0]["dwell"] = dwell
+    assert_refused(*run_cli(tmp_path, data), *words)
+
+
+def test_a_start_pandas_cannot_hold_is_named(tmp_path: Path) -> None:
+    assert_refused(*run_cli(tmp_path, surface_lot(start="9999-12-31")), "start", "2262")
+    late = surface_lot(start="2261-12-01", horizon_days=60)
+    assert_refused(*run_cli(tmp_path, late), "horizon_days")
+
+
+def test_a_binary_file_is_refused(tmp_path: Path) -> None:
+    assert_refused(*run_cli(tmp_path, bytes(range(256)) * 4), "UTF-8")
+
+
+def test_deep_nesting_is_refused(tmp_path: Path) -> None:
+    code, lines = run_cli(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_refused(code, lines, "nested more than")
+    data = surface_lot()
+    node = data["facility"]
+    for _ in range(200):
+        node["x"] = {}
+        node = node["x"]
+    assert_refused(*run_cli(tmp_path, copy.deepcopy(data)), "facility", "nested more than")
