@@ -57,8 +57,8 @@ def read_yaml(path: Path) -> dict:
         raise ScenarioError(
             str(path),
             [
-                f"not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
-                "a scenario is YAML text"
+                f"not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}): a scenario is YAML text"
             ],
         ) from None
     if _flow_depth(text) > MAX_DEPTH:  # PyYAML's scanner is quadratic in this depth
