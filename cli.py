@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -28,7 +27,6 @@ from rich.text import Text
 
 from twin import api
 from twin.executors import ExecutorName
-from twin.formatting import format_figure
 
 app = typer.Typer(
     help="ParkTwin: simulate parking facilities to plan capacity, allocation and pricing.",
@@ -89,60 +87,12 @@ def _load_or_exit(path: Path, overrides: dict | None = None) -> api.Scenario:
         raise typer.Exit(code=2) from None
 
 
-#: Headline figures in the order a planner reads them, with labels and how to print them.
-HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("arrivals_per_day", "arrivals per day", "count"),
-    ("parked", "parked (after warm-up)", "count"),
-    ("blocked_pct", "blocked (no spot)", "pct"),
-    ("balked_pct", "balked (price)", "pct"),
-    ("reneged_pct", "reneged (gave up waiting)", "pct"),
-    ("turned_away_pct", "turned away before the barrier (display FULL)", "pct"),
-    ("waiting_pct", "still waiting for a spot at the end", "pct"),
-    ("in_entry_lane_pct", "still in the entry lane at the end", "pct"),
-    ("diverting_pct", "driving to another lot at the end", "pct"),
-    ("deterred_per_day", "stayed away at the price, per day", "count"),
-    ("diverted_pct", "turned away, drove to another lot", "pct"),
-    ("diverted_parked_pct", "... and parked there", "pct"),
-    ("lost_pct", "lost to the network (parked nowhere)", "pct"),
-    ("search_km_per_day", "extra km driven between lots, per day", "num"),
-    ("revenue_per_day", "revenue per day", "money"),
-    ("mean_price", "mean price paid", "money"),
-    ("mean_stay_h", "mean stay (h)", "num"),
-    ("occupancy.mean", "occupancy, mean", "frac"),
-    ("occupancy.peak", "occupancy, peak", "frac"),
-    ("entry_wait_s.mean", "entry lane wait, mean (s)", "num"),
-    ("entry_wait_s.p95", "entry lane wait, p95 (s)", "num"),
-    ("exit_wait_s.mean", "exit lane wait, mean (s)", "num"),
-    ("exit_wait_s.p95", "exit lane wait, p95 (s)", "num"),
-)
-
-
-def _cell(row, kind: str, with_ci: bool) -> str:
-    """Mean, and with replicates its 95% interval, clipped to the figure's possible range."""
-    text = format_figure(row["mean"], kind)
-    if with_ci and not math.isnan(row["ci_low"]):
-        lo = max(row["ci_low"], 0.0)
-        hi = min(row["ci_high"], 1.0) if kind == "frac" else row["ci_high"]
-        hi = min(hi, 100.0) if kind == "pct" else hi
-        text += f"  [dim]({format_figure(lo, kind)} … {format_figure(hi, kind)})[/]"
-    return text
-
-
-#: Rows per group kind a terminal table shows; a city grid has hundreds of lots and levels.
-MAX_GROUP_ROWS = 12
-
-
-def _busiest(names: list[str], key: Callable[[str], object]) -> tuple[list[str], int]:
-    """All names when there are few; else the MAX_GROUP_ROWS with the highest ``key`` (in
-    their original order) and how many were left out."""
-    if len(names) <= MAX_GROUP_ROWS:
-        return names, 0
-    top = set(sorted(names, key=key, reverse=True)[:MAX_GROUP_ROWS])
-    return [name for name in names if name in top], len(names) - MAX_GROUP_ROWS
-
-
 def summary_tables(result: api.RunResult) -> list[Table]:
-    """Headline figures and occupancy by level and spot type, each ± its 95% CI."""
+    """Headline figures and occupancy by level and spot type, each ± its 95% CI; then each
+    operations component's figures (labels and units from twin.figures)."""
+    from twin import figures
+    from twin.tables import MAX_GROUP_ROWS, busiest, cell, figure_table, operations_tables
+
     sc = result.scenario
     n = result.replications
     ci = n > 1
@@ -152,17 +102,12 @@ def summary_tables(result: api.RunResult) -> list[Table]:
         f"{sc.warmup_hours:g} h warm-up, "
         f"{n} replication{'s' * (n > 1)}, seed {result.seed}" + (" — mean (95% CI)" if ci else "")
     )
-    head = Table(title=title, title_justify="left")
-    head.add_column("figure")
-    head.add_column("value", justify="right")
-    for name, label, kind in HEADLINE:
-        if name in summary.index:
-            head.add_row(label, _cell(summary.loc[name], kind, ci))
-    per_lot = [name for name in summary.index if name.startswith("revenue_per_day.lot[")]
-    shown, hidden = _busiest(per_lot, lambda name: summary.loc[name, "mean"])
+    main = [n for n in figures.headline(summary.index) if not figures.lookup(n).section.component]
+    head = figure_table(title, main, summary, ci)
+    per_lot = figures.matching(list(summary.index), "revenue_per_day.lot[{lot}]")
+    shown, hidden = busiest(per_lot, lambda name: summary.loc[name, "mean"])
     for name in shown:
-        lot = name[len("revenue_per_day.lot[") : -1]
-        head.add_row(escape(f"revenue per day, {lot}"), _cell(summary.loc[name], "money", ci))
+        head.add_row(escape(figures.label_of(name)), cell(name, summary.loc[name], ci))
     if hidden:
         head.add_row(f"[dim]… {hidden} more lots in summary.json[/]", "")
     n_levels = sum(n.startswith("occupancy.level[") and n.endswith(".mean") for n in summary.index)
@@ -181,7 +126,7 @@ def summary_tables(result: api.RunResult) -> list[Table]:
             for name in summary.index
             if name.startswith(prefix) and name.endswith(".mean")
         ]
-        shown, hidden = _busiest(  # highest peak first, then highest mean
+        shown, hidden = busiest(  # highest peak first, then highest mean
             groups,
             lambda g, p=prefix: (
                 summary.loc[f"{p}{g}].peak", "mean"],
@@ -193,27 +138,12 @@ def summary_tables(result: api.RunResult) -> list[Table]:
             label = f"{kind} {group}" if kind in ("lot", "level") else group.lower()
             occ.add_row(
                 escape(label),
-                _cell(summary.loc[f"{prefix}{group}].mean"], "frac", ci),
-                _cell(peak, "frac", ci),
+                cell(f"{prefix}{group}].mean", summary.loc[f"{prefix}{group}].mean"], ci),
+                cell(f"{prefix}{group}].peak", peak, ci),
             )
         if hidden:
             occ.add_row(f"[dim]… {hidden} more {kind}s in summary.json[/]", "", "")
-    tables = [head, occ]
-    ops = [
-        name
-        for name in summary.index
-        if name.split(".", 1)[0] in ("reservations", "permits", "payments", "sensors")
-        and "[" not in name
-    ]
-    if ops:
-        table = Table(title="operations (see docs/ for each figure)", title_justify="left")
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        for name in ops:
-            kind = "pct" if name.endswith("_pct") else "num"
-            table.add_row(escape(name), _cell(summary.loc[name], kind, ci))
-        tables.append(table)
-    return tables
+    return [head, occ, *operations_tables(summary, ci)]
 
 
 @app.command()
@@ -607,8 +537,8 @@ def report(
 
 def _comparison_table(comparison: api.Comparison) -> Table:
     """Headline figures of A and B and the paired difference with its 95% interval."""
-    from twin.compare import HEADLINE, quantity
-    from twin.compare import _decimals as decimals
+    from twin import figures
+    from twin.tables import comparison_cells
 
     t = comparison.table
     table = Table(
@@ -620,25 +550,15 @@ def _comparison_table(comparison: api.Comparison) -> Table:
         table.add_column(name, justify=justify)
     table.add_column("B − A (95% CI)", justify="right")
     table.add_column("CRN variance cut", justify="right")
-    for metric, label, _ in HEADLINE:
-        if metric not in t.index or math.isnan(t.loc[metric, "a_mean"]):
+    for metric in figures.headline(t.index):
+        if math.isnan(t.loc[metric, "a_mean"]):
             continue
         row = t.loc[metric]
-        unit = row["unit"]
-        level_unit = "%" if unit == "pp" else unit  # values in %, differences in points
-        d = decimals(row["half_width"], row["diff"])
-        dv = decimals(row["half_width"], max(abs(row["a_mean"]), abs(row["b_mean"])))
-        diff = quantity(row["diff"], unit, d)
-        if not math.isnan(row["ci_low"]):
-            lo, hi = quantity(row["ci_low"], unit, d), quantity(row["ci_high"], unit, d)
-            diff += f" [dim]({lo} … {hi})[/]"
         cut = row["variance_reduction"]
         unchanged = row["sd"] == 0 and row["diff"] == 0  # B changed nothing: no CRN figure
         table.add_row(
-            escape(label),
-            quantity(row["a_mean"], level_unit, dv),
-            quantity(row["b_mean"], level_unit, dv),
-            diff,
+            escape(figures.label_of(metric)),
+            *comparison_cells(metric, row),
             "–" if math.isnan(cut) or unchanged else f"{100 * cut:.0f} %",
         )
     return table
@@ -790,21 +710,14 @@ class _RunsPerSecond(ProgressColumn):
         return Text(text, style="progress.data.speed")
 
 
-#: Figures in the per-point sweep table: name, column header (with the unit), scale, decimals.
-SWEEP_HEADLINE: tuple[tuple[str, str, float, int], ...] = (
-    ("blocked_pct", "blocked %", 1.0, 2),
-    ("balked_pct", "balked %", 1.0, 2),
-    ("reneged_pct", "reneged %", 1.0, 2),
-    ("occupancy.mean", "occupancy mean %", 100.0, 1),
-    ("occupancy.peak", "occupancy peak %", 100.0, 1),
-    ("revenue_per_day", "revenue $/day", 1.0, 0),
-)
 SWEEP_TABLE_ROWS = 40
 
 
 def sweep_table(result: api.SweepResult) -> Table:
-    """One row per point: its parameters, then each headline figure as mean ± 95% half-width
-    (units in the headers, so the cells stay narrow enough for a terminal)."""
+    """One row per point: its parameters, then each compact figure (twin.figures) as mean ±
+    95% half-width (units in the headers, so the cells stay narrow enough for a terminal)."""
+    from twin import figures
+
     plan = result.plan
     reps = plan.replications
     title = (
@@ -818,19 +731,16 @@ def sweep_table(result: api.SweepResult) -> Table:
         table.add_column(escape(key), no_wrap=True)
     summary = result.summary.set_index(["point", "metric"])
     first = plan.points[0].index
-    shown = [h for h in SWEEP_HEADLINE if (first, h[0]) in summary.index]
-    for _, header, _, _ in shown:
-        table.add_column(header, justify="right")
+    shown = figures.compact(list(summary.loc[first].index))
+    for name in shown:  # the unit in the header keeps the cells narrow enough for a terminal
+        table.add_column(escape(figures.column_header(name)), justify="right")
     for point in plan.points[:SWEEP_TABLE_ROWS]:
         cells = [str(point.index), *(escape(str(v)) for v in point.overrides.values())]
-        for name, _, scale, decimals in shown:
+        for name in shown:
             row = summary.loc[(point.index, name)]
-            if math.isnan(row["mean"]):
-                cells.append("–")
-                continue
-            text = f"{row['mean'] * scale:,.{decimals}f}"
-            if reps > 1 and not math.isnan(row["half_width"]):
-                text += f" [dim]± {row['half_width'] * scale:,.{decimals}f}[/]"
+            text = figures.format_number(name, row["mean"])
+            if reps > 1 and not math.isnan(row["half_width"]) and not math.isnan(row["mean"]):
+                text += f" [dim]± {figures.format_number(name, row['half_width'])}[/]"
             cells.append(text)
         table.add_row(*cells)
     if len(plan.points) > SWEEP_TABLE_ROWS:
@@ -1131,22 +1041,10 @@ class SearchMethod(StrEnum):
 OPTIMIZE_TABLE_ROWS = 40
 
 
-def _ci_text(mean: float, lo: float, hi: float, kind: str) -> str:
-    """``$1,234 ($1,200 … $1,270)`` with _fmt's units; shares clipped to 0..100."""
-    if kind == "pct":
-        lo, hi = max(lo, 0.0), min(hi, 100.0)
-    if kind == "frac":
-        lo, hi = max(lo, 0.0), min(hi, 1.0)
-    text = format_figure(mean, kind)
-    if not math.isnan(lo):
-        text += f" [dim]({format_figure(lo, kind)} … {format_figure(hi, kind)})[/]"
-    return text
-
-
 def _pm(mean: float, lo: float, hi: float, unit: str) -> str:
     """``$12,215 ± $181`` / ``0.16 ± 0.28 pp``: a mean and its 95% half-width, compactly."""
-    from twin.compare import _decimals as decimals
-    from twin.compare import quantity
+    from twin.figures import quantity
+    from twin.figures import significant_decimals as decimals
 
     if math.isnan(mean):
         return "–"
@@ -1159,8 +1057,9 @@ def _pm(mean: float, lo: float, hi: float, unit: str) -> str:
 
 def optimize_tables(result: api.OptimizationResult) -> list[Table]:
     """Every simulated point (best first) and the best tariff against the current one."""
-    from twin.compare import _decimals as decimals
-    from twin.compare import quantity
+    from twin import figures
+    from twin.optimize import key_figures
+    from twin.tables import cell, comparison_cells
 
     objective = result.spec.objective
     unit = "$" if objective == "revenue" else "pp"
@@ -1175,18 +1074,10 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
         points.add_column(escape(p.key), justify="right", no_wrap=True)
     points.add_column(escape(result.objective_label), justify="right")
     points.add_column("vs best", justify="right")
-    companions = [
-        (name, header, kind)
-        for name, header, kind in (
-            ("revenue_per_day", "revenue $/day", "money"),
-            ("no_space_pct", "turned away", "pct"),
-            ("balked_pct", "balked", "pct"),
-            ("occupancy.window", "occupancy (window)", "frac"),
-        )
-        if name != result.objective_metric
-    ]
-    for _, header, _ in companions:
-        points.add_column(header, justify="right")
+    present = [c.removesuffix("_mean") for c in t.columns if c.endswith("_mean")]
+    companions = [n for n in figures.compact(present) if n != result.objective_metric]
+    for name in companions:
+        points.add_column(escape(figures.column_header(name)), justify="right")
     points.add_column("")
     for _, row in t.head(OPTIMIZE_TABLE_ROWS).iterrows():
         is_best = int(row["point"]) == result.best.index
@@ -1209,10 +1100,7 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
             *(p.label(row[p.key]) for p in result.params),
             _pm(row["objective_mean"], row["objective_ci_low"], row["objective_ci_high"], unit),
             vs,
-            *(
-                format_figure(row.get(f"{name}_mean", math.nan), kind)
-                for name, _, kind in companions
-            ),
+            *(figures.format_number(name, row[f"{name}_mean"]) for name in companions),
             ", ".join(notes),
         )
     cmp = result.baseline_comparison
@@ -1225,35 +1113,15 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
     for name, justify in (("figure", "left"), ("current (A)", "right"), ("best (B)", "right")):
         best.add_column(name, justify=justify)
     best.add_column("B − A (95% CI)", justify="right")
-    figures = (
-        ("revenue_per_day", "revenue per day", "money"),
-        ("no_space_pct", "turned away (blocked + reneged)", "pct"),
-        ("blocked_pct", "blocked (no spot)", "pct"),
-        ("reneged_pct", "reneged (gave up waiting)", "pct"),
-        ("balked_pct", "balked (price)", "pct"),
-        ("deterred_per_day", "stayed away at the price, per day", "count"),
-        ("arrivals_per_day", "arrivals per day", "count"),
-        ("mean_price", "mean price paid", "money"),
-        ("occupancy.window", f"occupancy, {result.window.describe()}", "frac"),
-        ("occupancy.mean", "occupancy, mean", "frac"),
-        ("occupancy.peak", "occupancy, peak", "frac"),
-    )
     summaries = (result.baseline.run.summary(), result.best.run.summary())
-    for metric, label, kind in figures:
-        if metric not in ct.index or math.isnan(ct.loc[metric, "a_mean"]):
+    for metric in key_figures(list(ct.index)):
+        if math.isnan(ct.loc[metric, "a_mean"]):
             continue
-        cells = []
-        for summary in summaries:
-            s = summary.loc[metric]
-            cells.append(_ci_text(s["mean"], s["ci_low"], s["ci_high"], kind))
-        row = ct.loc[metric]
-        unit = row["unit"]
-        d = decimals(row["half_width"], row["diff"])
-        diff = quantity(row["diff"], unit, d)
-        if not math.isnan(row["ci_low"]):
-            lo, hi = quantity(row["ci_low"], unit, d), quantity(row["ci_high"], unit, d)
-            diff += f" [dim]({lo} … {hi})[/]"
-        best.add_row(escape(label), *cells, diff)
+        label = figures.label_of(metric)
+        if metric == "occupancy.window":
+            label = f"occupancy, {result.window.describe()}"
+        cells = [cell(metric, summary.loc[metric], True) for summary in summaries]
+        best.add_row(escape(label), *cells, comparison_cells(metric, ct.loc[metric])[2])
     return [points, best]
 
 

@@ -165,7 +165,7 @@ def test_help_explains() -> None:
 def test_a_city_grid_summary_shows_the_busiest_groups_not_hundreds_of_rows(tmp_path: Path) -> None:
     """A planner's terminal gets the MAX_GROUP_ROWS busiest lots and levels and a pointer to the
     files with all of them, not a table of every level of a city."""
-    from cli import MAX_GROUP_ROWS
+    from twin.tables import MAX_GROUP_ROWS
 
     scenario = tmp_path / "grid.yaml"
     scenario.write_text(

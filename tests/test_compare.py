@@ -13,8 +13,9 @@ import yaml
 from typer.testing import CliRunner
 
 from cli import app
+from twin import figures
 from twin.api import ScenarioError, compare, load
-from twin.compare import load_variant, parse_sets, quantity, unit_of, verdict
+from twin.compare import load_variant, parse_sets, quantity, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 SURFACE = ROOT / "scenarios" / "surface_lot.yaml"
@@ -32,7 +33,8 @@ def test_a_scenario_compared_with_itself_differs_by_exactly_nothing() -> None:
     assert len(c.table) > 20
     assert (c.table["diff"] == 0).all() and (c.table["sd"].fillna(0) == 0).all()
     assert (c.paired()["diff"].fillna(0) == 0).all()
-    assert len(c.verdicts) == 10
+    defined = [m for m in figures.headline(c.table.index) if not np.isnan(c.table.loc[m, "a_mean"])]
+    assert len(c.verdicts) == len(defined) >= 10  # one per headline figure the lot has
     assert all("unchanged" in v for v in c.verdicts), c.verdicts
     assert "Revenue unchanged (identical in all 3 replications)" in c.verdicts
 
@@ -64,27 +66,49 @@ def test_doubling_the_price_raises_revenue_and_crn_narrows_the_interval() -> Non
 
 
 def test_units_and_verdict_wording() -> None:
-    assert unit_of("blocked_pct").unit == "pp"
+    unit_of = figures.unit_of
+    assert unit_of("blocked_pct").diff == "pp"
     assert unit_of("occupancy.level[A].mean") == unit_of("occupancy.mean")
     assert unit_of("occupancy.mean").scale == 100.0
-    assert unit_of("revenue_per_day").unit == "$/day"
-    assert unit_of("entry_wait_s.p95").unit == "s"
+    assert unit_of("occupancy.mean").diff == "pp"
+    assert unit_of("revenue_per_day").symbol == "$/day"
+    assert unit_of("entry_wait_s.p95").symbol == "s"
     assert quantity(1240.4, "$/day", 0) == "$1,240/day"
     assert quantity(-3.5, "$", 2) == "-$3.50"
-    row = pd.Series(
-        {"unit": "pp", "n": 5, "diff": -0.05, "ci_low": -0.3, "ci_high": 0.2, "half_width": 0.25}
-        | {"sd": 0.2}
-    )
-    assert verdict("blocking", row) == (
+    base = {"unit": "%", "n": 5, "diff": -0.05, "ci_low": -0.3, "ci_high": 0.2}
+    base |= {"half_width": 0.25, "sd": 0.2}
+    row = pd.Series(base)
+    assert verdict("blocked_pct", row) == (
         "Blocking unchanged within ±0.30 pp (95% CI -0.30 pp … 0.20 pp)"
+    )
+    # occupancy is stored as a fraction (as in summary()) and spoken of in percentage points
+    occ = base | {"unit": "share", "diff": 0.012, "ci_low": 0.010, "ci_high": 0.014}
+    occ |= {"half_width": 0.002}
+    assert verdict("occupancy.mean", pd.Series(occ)) == (
+        "B raises mean occupancy by 1.20 pp ± 0.20 pp (95% CI)"
     )
     up = {"unit": "$/day", "n": 5, "diff": 1240.0, "ci_low": 930.0, "ci_high": 1550.0}
     up |= {"half_width": 310.0, "sd": 250.0}
-    assert verdict("revenue", pd.Series(up)) == (
+    assert verdict("revenue_per_day", pd.Series(up)) == (
         "B raises revenue by $1,240/day ± $310/day (95% CI)"
     )
     down = pd.Series(up | {"diff": -1240.0, "ci_low": -1550.0, "ci_high": -930.0})
-    assert verdict("revenue", down).startswith("B lowers revenue by $1,240/day")
+    assert verdict("revenue_per_day", down).startswith("B lowers revenue by $1,240/day")
+
+
+def test_one_unit_per_figure_in_compare_and_summary() -> None:
+    """compare's table and run().summary() give every figure in the same (registry) unit: the
+    compare means are the summary means, occupancy included (a fraction in both)."""
+    a = load_variant(SURFACE, NO_BUDGET)
+    b = load_variant(SURFACE, DOUBLED)
+    c = compare(a, b, replications=2)
+    sa, sb = c.a.summary(), c.b.summary()
+    assert 0 < c.table.loc["occupancy.mean", "a_mean"] <= 1
+    for name, row in c.table.iterrows():
+        assert row["unit"] == sa.loc[name, "unit"] == figures.unit_of(name).symbol, name
+        for side, s in (("a_mean", sa), ("b_mean", sb)):
+            expected = s.loc[name, "mean"]
+            assert row[side] == pytest.approx(expected, nan_ok=True), (name, side)
 
 
 def test_parse_sets_reads_yaml_scalars() -> None:

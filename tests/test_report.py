@@ -95,7 +95,7 @@ def test_html_names_scenario_and_headline_figures(downtown: tuple[Path, Path]) -
     assert f"${m['revenue_per_day']['mean']:,.2f}" in page
     assert f"{m['arrivals_per_day']['mean']:,.0f}" in page
     lo, hi = m["revenue_per_day"]["ci95"]
-    assert f"${lo:,.2f} … ${hi:,.2f}" in page  # the 95% interval from summary.json
+    assert f"${lo:,.2f}/day … ${hi:,.2f}/day" in page  # the 95% interval from summary.json
     assert f"{100 * m['occupancy.mean']['mean']:.1f} %" in page
     assert "Replications" in page and f"(seed {summary['seed']})" in page
     assert "early bird" in page  # tariff bands known from the scenario

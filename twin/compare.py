@@ -9,10 +9,12 @@ figure it takes the per-replication differences ``B_r − A_r``, and their t int
 removes most of the noise from the difference; :class:`Comparison` reports how much
 (paired sd against the sd the difference would have with independent runs).
 
-Verdicts are plain sentences for the headline figures, in each figure's units: ``_pct`` figures
-and occupancies in percentage points, revenue in dollars per day, lane waits in seconds. A
-figure whose interval contains 0 is reported as *unchanged within ±x*, where x is the larger
-end of the interval: the size of an effect the data cannot rule out.
+The table holds every figure in the unit the figure registry (:mod:`twin.figures`) gives it,
+the same unit as ``run(...).summary()``: shares of drivers in %, occupancies as fractions, money
+in dollars. Verdicts are plain sentences for the registry's headline figures, shown as people
+read them: shares and occupancies in percentage points, revenue in dollars per day, lane waits
+in seconds. A figure whose interval contains 0 is reported as *unchanged within ±x*, where x is
+the larger end of the interval: the size of an effect the data cannot rule out.
 """
 
 from __future__ import annotations
@@ -27,105 +29,30 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from twin import figures
 from twin.experiments import Progress, RunResult, WarmupDetection, resolve_warmup, run
+from twin.figures import quantity, significant_decimals
 from twin.scenario.loader import load_scenario
 from twin.scenario.model import Scenario
 from twin.stats import paired_difference
 
 __all__ = [
-    "HEADLINE",
     "Comparison",
     "compare",
     "load_variant",
     "parse_sets",
-    "unit_of",
+    "quantity",
 ]
-
-#: Headline figures the verdicts speak about: (figure, table label, noun in a verdict).
-HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("arrivals_per_day", "arrivals per day", "arrivals"),
-    ("blocked_pct", "blocked", "blocking"),
-    ("balked_pct", "balked (price)", "balking"),
-    ("reneged_pct", "reneged", "reneging"),
-    ("revenue_per_day", "revenue per day", "revenue"),
-    ("mean_price", "mean price paid", "the mean price paid"),
-    ("occupancy.mean", "occupancy, mean", "mean occupancy"),
-    ("occupancy.peak", "occupancy, peak", "peak occupancy"),
-    ("entry_wait_s.mean", "entry wait, mean", "the mean entry wait"),
-    ("exit_wait_s.mean", "exit wait, mean", "the mean exit wait"),
-)
 
 #: Figures whose CRN variance reduction is reported in words (revenue is the headline one).
 CRN_REPORTED: tuple[str, ...] = ("revenue_per_day", "blocked_pct", "occupancy.mean")
-
-
-@dataclass(frozen=True)
-class Unit:
-    """How a figure is shown: factor from stored values to display values, and the unit."""
-
-    scale: float
-    unit: str  # "pp", "$/day", "$", "s", "h", "/day", "vehicles", "spots" or ""
-
-
-def unit_of(metric: str) -> Unit:
-    """Display unit from the figure's name (the naming convention of :func:`twin.results.metrics`).
-
-    Occupancies are stored as fractions and shown in percentage points (×100), like ``_pct``
-    figures; anything else keeps its stored value.
-    """
-    if metric.endswith("_pct"):
-        return Unit(1.0, "pp")
-    if metric.startswith("occupancy"):
-        return Unit(100.0, "pp")
-    if metric.startswith("revenue"):
-        return Unit(1.0, "$/day" if "per_day" in metric else "$")
-    if metric == "mean_price":
-        return Unit(1.0, "$")
-    if "_s." in metric or metric.endswith("_s"):
-        return Unit(1.0, "s")
-    if metric.endswith("_h"):
-        return Unit(1.0, "h")
-    if metric.endswith("per_day"):
-        return Unit(1.0, "/day")
-    if metric in ("arrivals", "parked"):
-        return Unit(1.0, "vehicles")
-    if metric.startswith("occupied"):
-        return Unit(1.0, "spots")
-    return Unit(1.0, "")
-
-
-def _decimals(half_width: float, value: float) -> int:
-    """Two significant digits of the half-width (its precision is all the data support)."""
-    ref = half_width if half_width > 0 and math.isfinite(half_width) else abs(value)
-    if not ref > 0 or not math.isfinite(ref):
-        return 2
-    return int(min(4, max(0, 1 - math.floor(math.log10(ref)))))
-
-
-def quantity(value: float, unit: str, decimals: int) -> str:
-    """``1240`` in ``$/day`` → ``$1,240/day``; ``0.3`` in ``pp`` → ``0.30 pp``.
-
-    Levels (a figure's value rather than a difference) in ``pp`` read better as ``%``: pass
-    ``unit="%"`` for them.
-    """
-    if unit.startswith("$"):
-        decimals = min(decimals, 2)  # cents at most
-    number = f"{value:,.{decimals}f}"
-    if unit.startswith("$"):
-        sign = "-" if number.startswith("-") else ""
-        return f"{sign}${number.lstrip('-')}{unit[1:]}"
-    if unit == "/day":
-        return f"{number}/day"
-    if unit == "%":
-        return f"{number} %"
-    return f"{number} {unit}" if unit else number
 
 
 @dataclass
 class Comparison:
     """A paired comparison of B against A: the per-figure table, verdicts, and the runs.
 
-    ``table`` is indexed by figure, in display units (see :func:`unit_of`), with columns
+    ``table`` is indexed by figure, in the registry's units (as ``summary()``), with columns
     ``unit, a_mean, b_mean, diff, ci_low, ci_high, half_width, sd, unpaired_sd,
     unpaired_half_width, variance_reduction, n``. ``sd`` is the sd of the per-replication
     differences; ``unpaired_sd`` what it would be with independent random numbers,
@@ -150,12 +77,11 @@ class Comparison:
         return self.a.replications
 
     def paired(self) -> pd.DataFrame:
-        """Per replication and figure: A, B and B − A (display units), long format."""
+        """Per replication and figure: A, B and B − A (the registry's units), long format."""
         rows = []
         for metric in self.table.index:
-            scale = unit_of(metric).scale
-            a = self.a.metrics[metric].to_numpy(dtype=float) * scale
-            b = self.b.metrics[metric].to_numpy(dtype=float) * scale
+            a = self.a.metrics[metric].to_numpy(dtype=float)
+            b = self.b.metrics[metric].to_numpy(dtype=float)
             for r, va, vb in zip(self.a.metrics["replication"], a, b, strict=True):
                 rows.append({"replication": int(r), "metric": metric, "a": va, "b": vb})
         frame = pd.DataFrame(rows)
@@ -171,18 +97,22 @@ class Comparison:
             row = self.table.loc[metric]
             if not row["unpaired_sd"] > 0 or (row["sd"] == 0 and row["diff"] == 0):
                 continue  # no spread at all, or B changed nothing: nothing to report
-            label = next((noun for m, _, noun in HEADLINE if m == metric), metric)
-            d = _decimals(row["unpaired_half_width"], row["unpaired_sd"])
-            unit = row["unit"]
+            label = figures.lookup(metric).noun
+            u = figures.unit_of(metric)
+            d = significant_decimals(
+                row["unpaired_half_width"] * u.scale, row["unpaired_sd"] * u.scale
+            )
+
+            def q(x: float, d: int = d, metric: str = metric) -> str:
+                return figures.format_diff(metric, x, d)
+
             cut = row["variance_reduction"]
             removed = f"{100 * cut:.0f}% of its variance removed" if cut >= 0 else "no gain"
             lines.append(
                 f"common random numbers: the {label} difference has sd "
-                f"{quantity(row['sd'], unit, d)} paired vs "
-                f"{quantity(row['unpaired_sd'], unit, d)} with independent runs "
-                f"({removed}; "
-                f"95% CI ±{quantity(row['half_width'], unit, d)} instead of "
-                f"±{quantity(row['unpaired_half_width'], unit, d)})"
+                f"{q(row['sd'])} paired vs {q(row['unpaired_sd'])} with independent runs "
+                f"({removed}; 95% CI ±{q(row['half_width'])} instead of "
+                f"±{q(row['unpaired_half_width'])})"
             )
         return lines
 
@@ -241,16 +171,20 @@ def _side(label: str, result: RunResult) -> dict[str, Any]:
     return side
 
 
-def verdict(label: str, row: pd.Series, who: str = "B") -> str:
-    """One sentence on one figure: raised/lowered by x ± h, or unchanged within ±bound."""
-    unit = row["unit"]
+def verdict(metric: str, row: pd.Series, who: str = "B") -> str:
+    """One sentence on one figure: raised/lowered by x ± h, or unchanged within ±bound; in the
+    registry's words for the figure and in the unit people read its differences in."""
+    found = figures.find(metric)
+    label = found.noun if found is not None else metric
+    shown = figures.unit_of(metric)
+    unit = shown.diff
     n = int(row["n"])
-    mean, lo, hi, hw = row["diff"], row["ci_low"], row["ci_high"], row["half_width"]
+    mean, lo, hi, hw = (row[k] * shown.scale for k in ("diff", "ci_low", "ci_high", "half_width"))
     if n < 2 or math.isnan(mean) or math.isnan(lo):
         return f"{label[0].upper()}{label[1:]}: cannot tell from {n} replication{'s' * (n != 1)}"
     if row["sd"] == 0 and mean == 0:
         return f"{label[0].upper()}{label[1:]} unchanged (identical in all {n} replications)"
-    d = _decimals(hw, mean)
+    d = significant_decimals(hw, mean)
     if lo > 0 or hi < 0:
         verb = "raises" if mean > 0 else "lowers"
         return (
@@ -258,27 +192,27 @@ def verdict(label: str, row: pd.Series, who: str = "B") -> str:
             f"± {quantity(hw, unit, d)} (95% CI)"
         )
     bound = max(abs(lo), abs(hi))
-    d = _decimals(bound, bound)
+    d = significant_decimals(bound, bound)
     return (
         f"{label[0].upper()}{label[1:]} unchanged within ±{quantity(bound, unit, d)} "
         f"(95% CI {quantity(lo, unit, d)} … {quantity(hi, unit, d)})"
     )
 
 
-def _table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
+def paired_table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
+    """Every figure both runs have, paired B − A, in the registry's units (see Comparison)."""
     names = [m for m in a.metrics.columns if m != "replication" and m in b.metrics.columns]
     rows = []
     for metric in names:
-        u = unit_of(metric)
         diff = paired_difference(
-            a.metrics[metric].to_numpy(dtype=float) * u.scale,
-            b.metrics[metric].to_numpy(dtype=float) * u.scale,
+            a.metrics[metric].to_numpy(dtype=float),
+            b.metrics[metric].to_numpy(dtype=float),
             confidence,
         )
         rows.append(
             {
                 "metric": metric,
-                "unit": u.unit,
+                "unit": figures.unit_of(metric).symbol,
                 "a_mean": diff.mean_a,
                 "b_mean": diff.mean_b,
                 "diff": diff.mean,
@@ -359,11 +293,11 @@ def compare(
     res_a = run(ra, replications=reps, seed=seed, progress=shifted(0))
     res_b = run(rb, replications=reps, seed=seed, progress=shifted(reps))
     res_a.warmup, res_b.warmup = da, db
-    table = _table(res_a, res_b, confidence)
+    table = paired_table(res_a, res_b, confidence)
     verdicts = [
-        verdict(noun, table.loc[metric])
-        for metric, _, noun in HEADLINE
-        if metric in table.index and not math.isnan(table.loc[metric, "a_mean"])
+        verdict(metric, table.loc[metric])
+        for metric in figures.headline(list(table.index))
+        if not math.isnan(table.loc[metric, "a_mean"])
     ]
     return Comparison(
         a=res_a,

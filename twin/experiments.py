@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from twin import figures
 from twin.results import (
     _count_at,
     lanes_frame,
@@ -124,13 +125,15 @@ class RunResult:
         return len(self.metrics)
 
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
-        """Each figure's mean, sd and confidence interval over the replications."""
+        """Each figure's mean, sd and confidence interval over the replications, and the unit
+        they are in (the figure registry's, :mod:`twin.figures`: the same in every output)."""
         rows = []
         for name in self.metrics.columns:
             if name == "replication":
                 continue
             row = describe(self.metrics[name].to_numpy(), confidence)
-            rows.append({"metric": name, **row, "n": len(self.metrics)})
+            unit = figures.unit_of(name).symbol
+            rows.append({"metric": name, **row, "n": len(self.metrics), "unit": unit})
         return pd.DataFrame(rows).set_index("metric")
 
     def summary_dict(self) -> dict:
@@ -159,6 +162,7 @@ class RunResult:
             **extra,
             "metrics": {
                 name: {
+                    "unit": row["unit"],
                     "mean": clean(row["mean"]),
                     "sd": clean(row["sd"]),
                     "ci95": [clean(row["ci_low"]), clean(row["ci_high"])],

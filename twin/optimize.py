@@ -52,8 +52,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from twin.compare import HEADLINE, Comparison, _decimals, _table, quantity, verdict
+from twin import figures
+from twin.compare import Comparison, paired_table, verdict
 from twin.experiments import RunResult, resolve_warmup, run
+from twin.figures import quantity, significant_decimals
 from twin.scenario.loader import (
     apply_overrides,
     format_errors,
@@ -65,7 +67,6 @@ from twin.scenario.tariff import Days, TariffSpec, TimeOfDay
 from twin.stats import PairedDifference, confidence_interval, paired_difference
 
 __all__ = [
-    "KEY_FIGURES",
     "OBJECTIVES",
     "Evaluation",
     "OptimizationResult",
@@ -73,6 +74,7 @@ __all__ = [
     "OptimizeSpec",
     "ParamRange",
     "Window",
+    "key_figures",
     "make_spec",
     "optimize",
     "parse_param",
@@ -83,23 +85,16 @@ ObjectiveName = Literal["revenue", "occupancy-target", "blocking"]
 MethodName = Literal["grid", "scipy"]
 OBJECTIVES: tuple[str, ...] = ("revenue", "occupancy-target", "blocking")
 
-#: Figures every evaluated point reports with a 95 % interval (stored units: occupancy as a
-#: fraction, shares in %, money in dollars). Added here: ``no_space_pct`` (blocked +
-#: reneged, "turned away" in the reports: drivers willing to pay who found no space in time)
-#: and ``occupancy.window``; the others come from :func:`twin.results.metrics`.
-KEY_FIGURES: tuple[str, ...] = (
-    "revenue_per_day",
-    "no_space_pct",
-    "blocked_pct",
-    "reneged_pct",
-    "balked_pct",
-    "occupancy.window",
-    "occupancy.mean",
-    "occupancy.peak",
-    "mean_price",
-    "arrivals_per_day",
-    "deterred_per_day",
-)
+
+def key_figures(names: list[str] | pd.Index) -> list[str]:
+    """Figures every evaluated point reports with a 95 % interval, of ``names`` (a run's): the
+    search's own (``no_space_pct``, blocked + reneged, "turned away" in the reports: drivers
+    willing to pay who found no space in time, and ``occupancy.window``) and the registry's
+    headline figures, in the registry's units and order (:mod:`twin.figures`)."""
+    own = figures.in_section(list(names), "optimize")
+    lot = [n for n in figures.headline(list(names)) if not figures.lookup(n).section.component]
+    return own + lot
+
 
 #: Length of the default occupancy window: SFpark's rate bands were 3-5 hours long, and four
 #: hours covers a lunchtime or morning peak without diluting it with the shoulders.
@@ -750,7 +745,7 @@ class OptimizationResult:
                     f"ranked by {broken}"
                 )
             else:
-                dec = _decimals(d.half_width, d.mean)
+                dec = significant_decimals(d.half_width, d.mean)
                 verdict_text = (
                     "the best is distinguishable from it"
                     if d.significant
@@ -849,7 +844,7 @@ def build_table(
     lower is better), ``objective_mean/_ci_low/_ci_high`` (the objective figure and its 95 %
     t interval over replications), ``vs_best_mean/_ci_low/_ci_high`` (paired difference of
     the objective figure, point − best), ``tied_with_best`` (that interval contains 0), then
-    ``<figure>_mean/_ci_low/_ci_high`` for each of :data:`KEY_FIGURES` the scenario has.
+    ``<figure>_mean/_ci_low/_ci_high`` for each of :func:`key_figures` the scenario has.
     """
     rows = []
     for rank, ev in enumerate(ranked, start=1):
@@ -873,7 +868,7 @@ def build_table(
                 "tied_with_best": tied,
             }
         )
-        for name in KEY_FIGURES:
+        for name in key_figures(list(ev.metrics.columns)):
             if name in ev.metrics:
                 m, _, lo, hi = confidence_interval(ev.metrics[name].to_numpy(dtype=float))
                 row.update({f"{name}_mean": m, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
@@ -1137,14 +1132,11 @@ def _baseline_comparison(
     baseline: Evaluation, best: Evaluation, params: list[ParamRange]
 ) -> Comparison:
     """Paired comparison (twin.compare) of the best tariff (B) against the current one (A)."""
-    table = _table(baseline.run, best.run, 0.95)
-    who = "The best tariff"
-    nouns = [(m, noun) for m, _, noun in HEADLINE]
-    nouns.insert(2, ("no_space_pct", "the share turned away (blocked + reneged)"))
+    table = paired_table(baseline.run, best.run, 0.95)
     verdicts = [
-        verdict(noun, table.loc[metric], who=who)
-        for metric, noun in nouns
-        if metric in table.index and not math.isnan(table.loc[metric, "a_mean"])
+        verdict(metric, table.loc[metric], who="The best tariff")
+        for metric in key_figures(list(table.index))
+        if not math.isnan(table.loc[metric, "a_mean"])
     ]
 
     def label(ev: Evaluation) -> str:

@@ -35,6 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import stats
 
+from twin import figures
 from twin.core.clock import DAY, MINUTE
 from twin.core.pricing import WEEK_S, Tariff
 from twin.core.types import SpotType
@@ -52,17 +53,6 @@ ABS_TOL = 1e-12
 #: Revenue by entry time outside every named band of the tariff.
 DEFAULT_BAND = "default"
 BASELINE_FORMAT = 1
-
-#: Scenario-wide figures taken straight from the replication metrics, in display order.
-CORE_METRICS: tuple[str, ...] = (
-    "revenue_per_day",
-    "mean_price",
-    "occupancy.mean",
-    "occupancy.peak",
-    "blocked_pct",
-    "balked_pct",
-    "reneged_pct",
-)
 
 Verdict = Literal["pass", "FAIL"]
 
@@ -121,10 +111,11 @@ def _spot_types(result: RunResult) -> list[str]:
 
 
 def gate_metrics(result: RunResult) -> pd.DataFrame:
-    """The figures the gate compares, one row per replication (index: replication).
+    """The figures the gate compares, one row per replication (index: replication): every
+    figure of the run that the registry (:mod:`twin.figures`) marks as gated, in its order.
 
-    Revenue per day split by the spot type the car used and by the tariff band in force at
-    its entry; like ``revenue_per_day`` it counts amounts charged at exits inside
+    The gate adds revenue per day split by the spot type the car used and by the tariff band
+    in force at its entry; like ``revenue_per_day`` it counts amounts charged at exits inside
     [warm-up, horizon], so each split sums to the total.
     """
     sc = result.scenario
@@ -132,8 +123,7 @@ def gate_metrics(result: RunResult) -> pd.DataFrame:
     days = (t1 - t0) / DAY
     reps = result.metrics["replication"].astype(int).to_list()
     table = result.metrics.set_index(result.metrics["replication"].astype(int))
-    out = pd.DataFrame(index=pd.Index(reps, name="replication"))
-    out["revenue_per_day"] = table["revenue_per_day"]
+    split: dict[str, np.ndarray] = {}
 
     v = result.vehicles
     paid = v["leave_s"].ge(t0) & v["leave_s"].lt(t1) & v["amount"].notna()
@@ -159,10 +149,11 @@ def gate_metrics(result: RunResult) -> pd.DataFrame:
             .fillna(0.0)
         )
         for name in names:
-            out[f"revenue_per_day.{kind}[{name}]"] = sums[name].to_numpy() / days
-    for name in CORE_METRICS[1:]:
-        out[name] = table[name]
-    return out
+            split[f"revenue_per_day.{kind}[{name}]"] = sums[name].to_numpy() / days
+    columns = {name: table[name].to_numpy(dtype=float) for name in table.columns}
+    columns.update(split)
+    names = figures.gated(list(columns))
+    return pd.DataFrame({n: columns[n] for n in names}, index=pd.Index(reps, name="replication"))
 
 
 # --------------------------------------------------------------------------- baselines
@@ -482,32 +473,11 @@ def update(
 # --------------------------------------------------------------------------- formatting
 
 
-def metric_kind(metric: str) -> str:
-    """``money``, ``pct`` (already in %) or ``frac`` (0..1): how to print a gate figure."""
-    if metric.startswith("revenue") or metric == "mean_price":
-        return "money"
-    if metric.endswith("_pct"):
-        return "pct"
-    if metric.startswith("occupancy"):
-        return "frac"
-    return "num"
-
-
 def format_value(metric: str, value: float, signed: bool = False) -> str:
     """A gate figure (or, with ``signed``, a difference) in the unit planners read it in."""
-    if value is None or math.isnan(value):
-        return "–"
-    kind = metric_kind(metric)
-    sign = "+" if signed and value != 0 else ""
-    if kind == "money":
-        text = f"{abs(value):,.2f}"
-        prefix = ("-" if value < 0 else sign) + "$"
-        return prefix + text
-    if kind in ("pct", "frac"):
-        x = 100 * value if kind == "frac" else value
-        unit = " pp" if signed else " %"
-        return f"{x:{sign}.2f}{unit}"
-    return f"{value:{sign},.4g}"
+    if signed:
+        return figures.format_diff(metric, value, signed=True)
+    return figures.format_value(metric, value)
 
 
 def format_ci(metric: str, lo: float, hi: float) -> str:

@@ -37,9 +37,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from twin import figures
 from twin.core.types import SpotType
 from twin.experiments import confidence_interval
-from twin.formatting import format_figure
 from twin.regress import band_names, entry_bands
 from twin.scenario.loader import ScenarioError, load_scenario
 from twin.scenario.model import Scenario
@@ -47,23 +47,6 @@ from twin.sim.build import calendar_for
 
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
-
-#: Headline figures in the order a planner reads them: (metric, label, kind).
-HEADLINE: tuple[tuple[str, str, str], ...] = (
-    ("arrivals_per_day", "Arrivals per day", "count"),
-    ("blocked_pct", "Blocked (no spot)", "pct"),
-    ("balked_pct", "Balked (price too high)", "pct"),
-    ("reneged_pct", "Reneged (gave up waiting)", "pct"),
-    ("revenue_per_day", "Revenue per day", "money"),
-    ("mean_price", "Mean price paid", "money"),
-    ("mean_stay_h", "Mean stay (h)", "num"),
-    ("occupancy.mean", "Occupancy, mean", "frac"),
-    ("occupancy.peak", "Occupancy, peak", "frac"),
-    ("entry_wait_s.mean", "Entry lane wait, mean (s)", "num"),
-    ("entry_wait_s.p95", "Entry lane wait, p95 (s)", "num"),
-    ("exit_wait_s.mean", "Exit lane wait, mean (s)", "num"),
-    ("exit_wait_s.p95", "Exit lane wait, p95 (s)", "num"),
-)
 
 #: Colour-blind-safe palette (Okabe-Ito) for lines and bars.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -127,6 +110,16 @@ class Results:
 
     def metric(self, name: str) -> dict | None:
         return self.summary.get("metrics", {}).get(name)
+
+    def headline(self, section: str | None = None) -> list[str]:
+        """The registry's headline figures this run has a value for (one section's, or those
+        of the model itself: components get sections of their own)."""
+        names = [n for n, m in self.summary.get("metrics", {}).items() if m.get("mean") is not None]
+        return [
+            n
+            for n in figures.headline(names, section)
+            if section is not None or not figures.lookup(n).section.component
+        ]
 
 
 def _read_table(folder: Path, name: str, required: bool) -> pd.DataFrame | None:
@@ -674,36 +667,27 @@ def plot_revenue(res: Results, path: Path) -> Path:
         return _save(fig, path)
 
 
-def _clip(lo: float, hi: float, kind: str) -> tuple[float, float]:
-    """An interval clipped to what the figure can take (no negative counts, shares <= 100 %)."""
-    if kind in ("pct", "frac", "count", "money", "num"):
-        lo = max(lo, 0.0)
-    if kind == "frac":
-        hi = min(hi, 1.0)
-    elif kind == "pct":
-        hi = min(hi, 100.0)
-    return lo, hi
-
-
-def plot_headline_ci(res: Results, path: Path) -> Path:
-    """Each headline figure in its own panel: replications as dots, mean and 95% interval."""
-    shown = []
-    for name, label, kind in HEADLINE:
-        m = res.metric(name)
-        if m is not None and m.get("mean") is not None:
-            shown.append((label, kind, m))
+def plot_headline_ci(
+    res: Results, path: Path, names: list[str] | None = None, title: str = "Headline figures"
+) -> Path:
+    """Each figure (default: the headline ones) in its own panel: replications as dots, mean
+    and 95% interval."""
+    shown = [
+        (name, _label(name), figures.unit_of(name).kind, res.metric(name))
+        for name in (res.headline() if names is None else names)
+    ]
     ncols = 3
     nrows = math.ceil(len(shown) / ncols)
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(11, 0.7 + 1.55 * nrows), squeeze=False)
-        for k, (label, kind, m) in enumerate(shown):
+        for k, (name, label, kind, m) in enumerate(shown):
             ax = axes[k // ncols][k % ncols]
-            f = 100.0 if kind == "frac" else 1.0
+            f = figures.unit_of(name).scale
             values = np.array([np.nan if x is None else x for x in m["values"]], float)
             mean = float(m["mean"])
             ci = m.get("ci95") or [None, None]
             has_ci = ci[0] is not None and ci[1] is not None
-            lo, hi = _clip(ci[0], ci[1], kind) if has_ci else (mean, mean)
+            lo, hi = figures.clip(name, ci[0], ci[1]) if has_ci else (mean, mean)
             ax.scatter(
                 values * f,
                 np.zeros_like(values),
@@ -727,9 +711,10 @@ def plot_headline_ci(res: Results, path: Path) -> Path:
             ax.set_yticks([])
             ax.spines["left"].set_visible(False)
             ax.grid(axis="y", visible=False)
-            text = format_figure(mean, kind)
+            text = figures.format_value(name, mean)
             if has_ci:
-                text += f"   (95% CI {format_figure(lo, kind)} … {format_figure(hi, kind)})"
+                lo_text, hi_text = figures.format_value(name, lo), figures.format_value(name, hi)
+                text += f"   (95% CI {lo_text} … {hi_text})"
             ax.set_title(f"{label}\n{text}", loc="left", fontsize=9.5, fontweight="normal")
             low = min(np.nanmin(values), lo) * f
             high = max(np.nanmax(values), hi) * f
@@ -753,7 +738,7 @@ def plot_headline_ci(res: Results, path: Path) -> Path:
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper right", ncols=2, bbox_to_anchor=(1.0, 1.0))
         fig.suptitle(
-            f"Headline figures: {_plural(res.replications, 'replication')} and the 95% t "
+            f"{title}: {_plural(res.replications, 'replication')} and the 95% t "
             "interval of their mean",
             fontweight="bold",
             x=0.01,
@@ -850,23 +835,43 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
-def _headline_rows(res: Results) -> str:
+def _label(name: str) -> str:
+    """The registry's label, capitalised for a table row or a chart title."""
+    label = figures.label_of(name)
+    return label[:1].upper() + label[1:]
+
+
+def _figure_rows(res: Results, names: list[str]) -> str:
+    """Table rows: label, mean and 95% interval (clipped to what the figure can take)."""
     rows = []
-    for name, label, kind in HEADLINE:
+    for name in names:
         m = res.metric(name)
         if m is None or m.get("mean") is None:
             continue
         lo, hi = m.get("ci95") or [None, None]
-        if lo is not None and kind in ("pct", "frac", "count", "money"):
-            lo = max(lo, 0.0)  # the figure cannot be negative: clip as the CLI does
-        if hi is not None and kind == "frac":
-            hi = min(hi, 1.0)
-        ci = "–" if lo is None else f"{format_figure(lo, kind)} … {format_figure(hi, kind)}"
+        ci = "–"
+        if lo is not None and hi is not None:
+            lo, hi = figures.clip(name, lo, hi)
+            ci = f"{figures.format_value(name, lo)} … {figures.format_value(name, hi)}"
         rows.append(
-            f"<tr><td>{html.escape(label)}</td><td>{format_figure(m['mean'], kind)}</td>"
+            f"<tr><td>{html.escape(_label(name))}</td>"
+            f"<td>{figures.format_value(name, m['mean'])}</td>"
             f'<td class="ci">{ci}</td></tr>'
         )
     return "\n".join(rows)
+
+
+def _value_ci(res: Results, name: str) -> str:
+    """``52.8 % (50.1 % … 55.0 %)`` in HTML: a figure's mean and its clipped 95% interval."""
+    m = res.metric(name)
+    if m is None or m.get("mean") is None:
+        return "–"
+    lo, hi = m.get("ci95") or [None, None]
+    ci = ""
+    if lo is not None and hi is not None:
+        lo, hi = figures.clip(name, lo, hi)
+        ci = f" ({figures.format_value(name, lo)} … {figures.format_value(name, hi)})"
+    return f"{figures.format_value(name, m['mean'])}<span class='ci'>{html.escape(ci)}</span>"
 
 
 def _level_rows(res: Results) -> str:
@@ -876,15 +881,7 @@ def _level_rows(res: Results) -> str:
         peak = res.metric(f"occupancy.level[{lv}].peak")
         if mean is None or peak is None:
             continue
-        cells = []
-        for m in (mean, peak):
-            lo, hi = m.get("ci95") or [None, None]
-            ci = (
-                ""
-                if lo is None
-                else f" ({format_figure(max(lo, 0), 'frac')} … {format_figure(min(hi, 1), 'frac')})"
-            )
-            cells.append(f"{format_figure(m['mean'], 'frac')}<span class='ci'>{ci}</span>")
+        cells = [_value_ci(res, f"occupancy.level[{lv}].{stat}") for stat in ("mean", "peak")]
         rows.append(
             f"<tr><td>Level {html.escape(lv)}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>"
         )
@@ -1063,7 +1060,7 @@ def _html(res: Results, sections: list[tuple[str, Path | None, str]]) -> str:
 confidence interval of the mean (clipped to what the figure can take).</p>
 <table>
 <tr><th>figure</th><th>mean</th><th>95% CI</th></tr>
-{_headline_rows(res)}
+{_figure_rows(res, res.headline())}
 </table>
 {level_table}
 {"".join(body)}

@@ -55,6 +55,7 @@ from pydantic import (
     field_validator,
 )
 
+from twin import figures
 from twin.executors import Executor, SerialExecutor, Task
 from twin.scenario.loader import (
     ScenarioError,
@@ -71,20 +72,6 @@ Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 #: Keys the sweep itself controls; overriding them per point would break common random numbers.
 RESERVED_KEYS = {"seed": "the sweep's seed", "replications": "the sweep's replications"}
-
-#: Figures plotted per point: name, title, y-axis label, scale ("frac" is shown as %).
-PLOT_METRICS: tuple[tuple[str, str, str, str], ...] = (
-    ("arrivals_per_day", "Arrivals per day", "drivers per day", "count"),
-    ("blocked_pct", "Blocked (no compatible spot)", "% of arriving drivers", "pct"),
-    ("balked_pct", "Balked at the price", "% of arriving drivers", "pct"),
-    ("reneged_pct", "Reneged (gave up waiting for a spot)", "% of arriving drivers", "pct"),
-    ("occupancy.mean", "Mean occupancy", "% of spots occupied", "frac"),
-    ("occupancy.peak", "Peak occupancy", "% of spots occupied", "frac"),
-    ("revenue_per_day", "Revenue per day", "$ per day", "money"),
-    ("mean_price", "Mean price paid", "$ per paying driver", "money"),
-    ("entry_wait_s.p95", "Entry lane wait, 95th percentile", "seconds", "num"),
-    ("exit_wait_s.p95", "Exit lane wait, 95th percentile", "seconds", "num"),
-)
 
 #: sweep.json fields that must match for ``resume`` to continue a stored sweep.
 DEFINITION_KEYS = ("scenario_digest", "grid", "replications", "seed", "days", "keep_occupancy")
@@ -476,14 +463,18 @@ def plot_sweep(summary: pd.DataFrame, plan: SweepPlan, folder: Path) -> list[Pat
     reps = plan.replications
     indexed = summary.set_index(["point", "metric"])
     written = []
-    for name, title, ylabel, kind in PLOT_METRICS:
-        if name not in indexed.index.get_level_values("metric"):
+    names = list(pd.unique(indexed.index.get_level_values("metric")))
+    for name in figures.headline(names):
+        found = figures.lookup(name)
+        if found.section.component:  # the report's business; a sweep plots the lot's figures
             continue
         rows = indexed.xs(name, level="metric")
         if rows["mean"].isna().all():
             continue
-        scale = 100.0 if kind == "frac" else 1.0
-        top = 100.0 if kind in ("frac", "pct") else math.inf
+        title = found.label[:1].upper() + found.label[1:]
+        ylabel = found.unit.shown or "value"
+        scale = found.unit.scale
+        top = found.unit.high * scale if found.unit.high is not None else math.inf
         fig = Figure(figsize=(8, 4.6), dpi=120)
         ax = fig.add_subplot()
         for j, fixed in enumerate(series):
