@@ -52,12 +52,19 @@ __all__ = [
     "Kind",
     "Op",
     "OptimisticVersion",
+    "Outcome",
     "PessimisticLock",
+    "RemoteClaim",
     "SerialQueue",
     "Status",
     "Step",
+    "after_cas_conflict",
+    "after_locked_read",
     "backoff_delay",
+    "free_at_read",
+    "incr_grants",
     "make_claim_strategy",
+    "serve_request",
 ]
 
 
@@ -181,6 +188,45 @@ def backoff_delay(attempt: int, base: float, cap: float, u: float) -> float:
     if base < 0 or cap < 0:
         raise ValueError("base and cap must be >= 0")
     return u * min(cap, base * 2.0 ** min(attempt - 1, 62))
+
+
+# -- the decisions ----------------------------------------------------------------------------
+# Every choice a claim makes between two operations, as a pure function of what the operation
+# saw. The in-memory strategies below call them, and so does ``RemoteClaim`` for stores that
+# perform the operations themselves (adapters/stores): one rule, whichever store holds the row.
+
+
+def after_locked_read(kind: Kind, used: int, capacity: int) -> Op:
+    """Pessimistic: the row is locked and read; a claim commits if a unit is left, else aborts."""
+    if kind is Kind.RELEASE:
+        return Op.COMMIT
+    return Op.ABORT if used >= capacity else Op.COMMIT
+
+
+def free_at_read(used: int, capacity: int) -> bool:
+    """Optimistic: a read that finds the target full refuses at once, without a write."""
+    return used < capacity
+
+
+def after_cas_conflict(attempt: int, max_retries: int | None) -> Status:
+    """Optimistic: after the ``attempt``-th conflict, retry (CONFLICT) or give up (FAILED)."""
+    if max_retries is not None and attempt > max_retries:
+        return Status.FAILED
+    return Status.CONFLICT
+
+
+def incr_grants(value: int, capacity: int) -> bool:
+    """Atomic: the value INCR returned is a grant when within capacity; otherwise DECR back."""
+    return value <= capacity
+
+
+def serve_request(kind: Kind, used: int, capacity: int) -> tuple[Status, int]:
+    """Queue: the consumer's decision on one request and the target's count after it."""
+    if kind is Kind.RELEASE:
+        return Status.RELEASED, used - 1
+    if used < capacity:
+        return Status.GRANTED, used + 1
+    return Status.REFUSED, used
 
 
 @dataclass(slots=True)
@@ -345,10 +391,9 @@ class PessimisticLock(_Base):
 
     def _acquired(self, tx: _Tx) -> Op:
         """Read the row under the freshly taken lock and choose what to send next."""
-        if tx.kind is Kind.RELEASE:
-            return Op.COMMIT
-        tx.full = self._used[tx.target] >= self._cap[tx.target]
-        return Op.ABORT if tx.full else Op.COMMIT
+        op = after_locked_read(tx.kind, self._used[tx.target], self._cap[tx.target])
+        tx.full = op is Op.ABORT
+        return op
 
     def _perform(self, tx: _Tx, op: Op, t: float) -> Step:
         target = tx.target
@@ -418,7 +463,7 @@ class OptimisticVersion(_Base):
     def _perform(self, tx: _Tx, op: Op, t: float) -> Step:
         target = tx.target
         if op is Op.READ:
-            if self._used[target] >= self._cap[target]:
+            if not free_at_read(self._used[target], self._cap[target]):
                 return self._finish(tx, Status.REFUSED, t)
             tx.seen_version = self._version[target]
             return self._pending(tx, Op.CAS, t)
@@ -429,7 +474,7 @@ class OptimisticVersion(_Base):
                 return self._finish(tx, Status.GRANTED, t)
             self.stats.conflicts += 1
             tx.attempt += 1
-            if self.max_retries is not None and tx.attempt > self.max_retries:
+            if after_cas_conflict(tx.attempt, self.max_retries) is Status.FAILED:
                 return self._finish(tx, Status.FAILED, t)
             self.stats.retries += 1
             return self._pending(tx, Op.READ, t, Status.CONFLICT)
@@ -464,7 +509,7 @@ class AtomicCounter(_Base):
         target = tx.target
         if op is Op.INCR:
             self._value[target] += 1
-            if self._value[target] <= self._cap[target]:
+            if incr_grants(self._value[target], self._cap[target]):
                 return self._finish(tx, Status.GRANTED, t)
             tx.spurious = self.held(target) < self._cap[target]
             return self._pending(tx, Op.DECR, t)
@@ -514,14 +559,9 @@ class SerialQueue(_Base):
             self._queue.append(tx.claim_id)
             return self._block(tx, t)
         if op is Op.SERVE:
-            if tx.kind is Kind.RELEASE:
-                self._used[target] -= 1
-                status = Status.RELEASED
-            elif self._used[target] < self._cap[target]:
-                self._used[target] += 1
-                status = Status.GRANTED
-            else:
-                status = Status.REFUSED
+            status, self._used[target] = serve_request(
+                tx.kind, self._used[target], self._cap[target]
+            )
             woken: tuple[Step, ...] = ()
             if self._queue:
                 nxt = self._tx[self._queue.popleft()]
@@ -549,3 +589,108 @@ def make_claim_strategy(
     if name == OptimisticVersion.name:
         return OptimisticVersion(capacities, max_retries=max_retries)
     return CLAIM_STRATEGIES[name](capacities)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a real store reported for one operation (only the fields that operation has)."""
+
+    used: int | None = None  # LOCK, READ: the row's count; INCR: the counter after it
+    capacity: int | None = None  # LOCK, READ, INCR: the target's capacity
+    version: int | None = None  # READ: the row's version
+    matched: bool | None = None  # CAS: the version still matched, the write happened
+    status: Status | None = None  # SERVE: the consumer's decision
+
+
+class RemoteClaim:
+    """One claim (or release) against a store that performs each operation itself.
+
+    The store (a PostgreSQL row, a Redis counter, a queue's single consumer) holds the shared
+    state and performs each operation atomically; this object makes every decision between two
+    operations, with the functions the in-memory strategies use. ``start`` names the first
+    operation; the store performs ``step.next_op`` and reports an :class:`Outcome`; ``observe``
+    says what comes next. A CONFLICT means: wait ``backoff_delay(step.attempt, ...)``, then
+    perform ``next_op`` (a new READ). The store never chooses, so the decisions running against
+    PostgreSQL or Redis are the ones the study and the property tests exercise.
+    """
+
+    __slots__ = (
+        "_next",
+        "attempt",
+        "claim_id",
+        "kind",
+        "max_retries",
+        "seen_version",
+        "strategy",
+        "target",
+    )
+
+    def __init__(
+        self,
+        strategy: str,
+        claim_id: Hashable,
+        target: Hashable,
+        kind: Kind = Kind.CLAIM,
+        *,
+        max_retries: int | None = 5,
+    ) -> None:
+        if strategy not in CLAIM_STRATEGIES:
+            allowed = ", ".join(CLAIM_STRATEGIES)
+            raise ValueError(f"unknown claim strategy {strategy!r} (allowed: {allowed})")
+        self.strategy, self.claim_id, self.target, self.kind = strategy, claim_id, target, kind
+        self.max_retries = max_retries
+        self.attempt = 0
+        self.seen_version = -1
+        cls = CLAIM_STRATEGIES[strategy]
+        self._next: Op | None = cls._first_op if kind is Kind.CLAIM else cls._release_op
+
+    def start(self, t: float) -> Step:
+        return Step(self.claim_id, self.kind, Status.PENDING, t, self._next)
+
+    def observe(self, outcome: Outcome, t: float) -> Step:
+        """The store performed ``next_op`` and saw ``outcome``: decide the next move."""
+        op, self._next = self._next, None
+        if op is None:
+            raise ClaimError(f"claim {self.claim_id!r} has nothing left to perform")
+        kind, status, nxt = self.kind, Status.PENDING, None
+        if op is Op.LOCK or (op is Op.UPDATE and self.strategy == PessimisticLock.name):
+            nxt = after_locked_read(kind, _need(outcome.used), _need(outcome.capacity))
+        elif op is Op.COMMIT:
+            status = Status.GRANTED if kind is Kind.CLAIM else Status.RELEASED
+        elif op is Op.ABORT:
+            status = Status.REFUSED
+        elif op is Op.READ:
+            if free_at_read(_need(outcome.used), _need(outcome.capacity)):
+                self.seen_version, nxt = _need(outcome.version), Op.CAS
+            else:
+                status = Status.REFUSED
+        elif op is Op.CAS:
+            if outcome.matched:
+                status = Status.GRANTED
+            else:
+                self.attempt += 1
+                status = after_cas_conflict(self.attempt, self.max_retries)
+                nxt = Op.READ if status is Status.CONFLICT else None
+        elif op is Op.UPDATE or (op is Op.DECR and kind is Kind.RELEASE):
+            status = Status.RELEASED
+        elif op is Op.INCR:
+            if incr_grants(_need(outcome.used), _need(outcome.capacity)):
+                status = Status.GRANTED
+            else:
+                nxt = Op.DECR
+        elif op is Op.DECR:
+            status = Status.REFUSED
+        elif op is Op.ENQUEUE:
+            nxt = Op.SERVE
+        elif op is Op.SERVE:
+            status = outcome.status or Status.PENDING
+            if not status.final:
+                raise ClaimError(f"the consumer answered {outcome.status!r}, not a decision")
+        self._next = nxt
+        return Step(self.claim_id, kind, status, t, nxt, self.attempt)
+
+
+def _need(value: int | None) -> int:
+    if value is None:
+        raise ClaimError("the store did not report a value this operation needs")
+    return value
