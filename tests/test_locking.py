@@ -414,3 +414,89 @@ def test_the_checker_catches_a_double_grant() -> None:
     sched.advance(0)
     with pytest.raises(AssertionError, match="holders > capacity"):
         sched.advance(1)
+
+
+# -- RemoteClaim: the core deciding for a store that performs the operations -----------------
+def test_remote_claim_decides_as_the_in_memory_strategies() -> None:
+    from twin.core.locking import Outcome, RemoteClaim
+
+    pess = RemoteClaim("pessimistic", "a", "row")
+    assert pess.start(0.0).next_op is Op.LOCK
+    assert pess.observe(Outcome(used=2, capacity=2), 1.0).next_op is Op.ABORT  # full
+    assert pess.observe(Outcome(), 2.0).status is Status.REFUSED
+    rel = RemoteClaim("pessimistic", "a", "row", Kind.RELEASE)
+    assert rel.start(0.0).next_op is Op.UPDATE
+    assert rel.observe(Outcome(used=1, capacity=2), 1.0).next_op is Op.COMMIT
+    assert rel.observe(Outcome(), 2.0).status is Status.RELEASED
+
+    opt = RemoteClaim("optimistic", "b", "row", max_retries=1)
+    opt.start(0.0)
+    step = opt.observe(Outcome(used=0, capacity=1, version=7), 0.0)
+    assert (step.next_op, opt.seen_version) == (Op.CAS, 7)
+    step = opt.observe(Outcome(matched=False), 0.0)
+    assert (step.status, step.attempt, step.next_op) == (Status.CONFLICT, 1, Op.READ)
+    opt.observe(Outcome(used=0, capacity=1, version=8), 0.0)
+    step = opt.observe(Outcome(matched=False), 0.0)
+    assert (step.status, step.attempt) == (Status.FAILED, 2)  # gave up after max_retries
+    with pytest.raises(ClaimError):
+        opt.observe(Outcome(), 0.0)  # nothing left to perform
+
+    atom = RemoteClaim("atomic", "c", "row")
+    atom.start(0.0)
+    assert atom.observe(Outcome(used=3, capacity=2), 0.0).next_op is Op.DECR  # the surplus
+    assert atom.observe(Outcome(used=2, capacity=2), 0.0).status is Status.REFUSED
+
+    que = RemoteClaim("queue", "d", "row")
+    assert que.start(0.0).next_op is Op.ENQUEUE
+    assert que.observe(Outcome(), 0.0).next_op is Op.SERVE
+    with pytest.raises(ClaimError):
+        que.observe(Outcome(), 0.0)  # the consumer must answer with a decision
+    with pytest.raises(ValueError, match="unknown claim strategy"):
+        RemoteClaim("nope", "e", "row")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_remote_claims_on_a_store_of_record_match_the_in_memory_strategy(name: str) -> None:
+    """Sequential claims through RemoteClaim, with each operation performed on a plain dict,
+    give the same answers as the in-memory strategy: one set of decisions."""
+    from twin.core.locking import Outcome, RemoteClaim, serve_request
+
+    cap, row = 2, {"used": 0, "version": 0, "counter": 0}
+
+    def perform(claim: RemoteClaim, op: Op) -> Outcome:
+        if op in (Op.LOCK, Op.READ):
+            return Outcome(used=row["used"], capacity=cap, version=row["version"])
+        if op is Op.COMMIT:
+            row["used"] += 1 if claim.kind is Kind.CLAIM else -1
+        if op is Op.CAS:
+            row["used"] += 1
+            row["version"] += 1
+            return Outcome(matched=True)
+        if op is Op.INCR:
+            row["counter"] += 1
+            return Outcome(used=row["counter"], capacity=cap)
+        if op is Op.DECR:
+            row["counter"] -= 1
+        if op is Op.SERVE:
+            status, row["used"] = serve_request(claim.kind, row["used"], cap)
+            return Outcome(status=status)
+        if op is Op.UPDATE and name == "pessimistic":
+            return Outcome(used=row["used"], capacity=cap)
+        if op is Op.UPDATE:
+            row["used"] -= 1
+        return Outcome()
+
+    def run(claim: RemoteClaim) -> Status:
+        step = claim.start(0.0)
+        while not step.status.final:
+            step = claim.observe(perform(claim, step.next_op), 0.0)
+        return step.status
+
+    core = make_claim_strategy(name, {"row": cap})
+    for i, kind in enumerate([Kind.CLAIM] * 3 + [Kind.RELEASE] + [Kind.CLAIM] * 2):
+        cid = i if kind is Kind.CLAIM else 0
+        remote = run(RemoteClaim(name, cid, "row", kind))
+        step = core.begin(cid, "row", 0.0) if kind is Kind.CLAIM else core.release(cid, 0.0)
+        while not step.status.final:
+            step = core.step(cid, 0.0)
+        assert remote is step.status, (name, i)
