@@ -975,6 +975,19 @@ def locking(
             show_default=False,
         ),
     ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Measure on a real store instead of simulating (repeatable): "
+            "postgres://... runs pessimistic and optimistic, redis://... atomic and queue. "
+            "Needs the 'stores' extra.",
+            metavar="URL",
+            show_default=False,
+        ),
+    ] = None,
+    clients: Annotated[
+        int, typer.Option(min=1, help="With --backend: client processes, one connection each.")
+    ] = 8,
 ) -> None:
     """Claim strategies under contention: how many claims per second each one sustains.
 
@@ -985,6 +998,9 @@ def locking(
     achieved throughput, latency and conflict counts per strategy and load, and each strategy's
     ceiling: the load where it stops keeping up or breaks the p95 objective. See
     docs/locking.md. The same study and seed always give the same table.
+
+    With --backend the same sweep runs against real PostgreSQL / Redis stores with --clients
+    processes, and the tables report what was measured.
     """
     from twin.core.locking import CLAIM_STRATEGIES
     from twin.scenario.locking import load_locking_study
@@ -1010,7 +1026,22 @@ def locking(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, description=label)
 
-        result = run_locking_study(spec, strategies=chosen, progress=progress)
+        if backend:
+            from adapters.stores import StoreUnavailable
+            from twin.locking_live import run_live_study
+
+            try:
+                result = run_live_study(
+                    spec,
+                    backend,
+                    strategies=strategy and chosen,
+                    clients=clients,
+                    progress=progress,
+                )
+            except (ValueError, StoreUnavailable) as exc:
+                _fail([str(exc)])
+        else:
+            result = run_locking_study(spec, strategies=chosen, progress=progress)
     wide = _wide_console()
     for table in locking_tables(result):
         wide.print(table)

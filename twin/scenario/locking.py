@@ -30,7 +30,13 @@ DEFAULT_SWEEP: tuple[float, ...] = (
     *(2000, 3000, 5000, 7000, 10000, 15000, 20000, 30000),
 )
 
-__all__ = ["LockingStudySpec", "StrategyName", "load_locking_study", "validate_locking_study"]
+__all__ = [
+    "LockingStudySpec",
+    "StrategyName",
+    "WorkloadSpec",
+    "load_locking_study",
+    "validate_locking_study",
+]
 
 
 class WorkloadSpec(Spec):

@@ -59,15 +59,20 @@ from twin.core.locking import (
     backoff_delay,
     make_claim_strategy,
 )
-from twin.scenario.locking import LockingStudySpec
+from twin.scenario.locking import LockingStudySpec, WorkloadSpec
 from twin.sim.rng import stream_key
 
 __all__ = [
     "COLUMNS",
+    "OUTCOME_CODE",
     "LockingStudyResult",
+    "MeasureWindow",
     "ceiling_text",
     "ceilings",
+    "measure_point",
+    "measure_window",
     "plot_locking_study",
+    "row_shares_and_stays",
     "run_locking_study",
     "simulate_point",
 ]
@@ -95,8 +100,9 @@ COLUMNS = (
     "within_slo",
 )
 
-_GRANTED, _REFUSED, _FAILED, _OPEN = 0, 1, 2, 3
-_CODE = {Status.GRANTED: _GRANTED, Status.REFUSED: _REFUSED, Status.FAILED: _FAILED}
+#: Outcome codes of per-claim records (OPEN: not answered by the end of the run).
+GRANTED, REFUSED, FAILED, OPEN = 0, 1, 2, 3
+OUTCOME_CODE = {Status.GRANTED: GRANTED, Status.REFUSED: REFUSED, Status.FAILED: FAILED}
 Progress = Callable[[int, int, str], None]
 
 
@@ -127,16 +133,17 @@ def _generator(seed: int, offered: float, purpose: str) -> np.random.Generator:
 
 
 @dataclass(frozen=True)
-class _Window:
+class MeasureWindow:
     start: float
     end: float
     stop: float  # end of the drain period, where the run stops
 
 
-def _window(spec: LockingStudySpec, offered: float) -> _Window:
+def measure_window(spec: LockingStudySpec, offered: float) -> MeasureWindow:
+    """Warm-up, then the measured window, then the drain (seconds from the point's start)."""
     m = spec.measure
     length = max(m.min_window_s, m.window_claims / offered)
-    return _Window(m.warmup_s, m.warmup_s + length, m.warmup_s + length + m.drain_s)
+    return MeasureWindow(m.warmup_s, m.warmup_s + length, m.warmup_s + length + m.drain_s)
 
 
 class _Point:
@@ -146,7 +153,7 @@ class _Point:
         self.spec = spec
         self.name = name
         self.offered = offered
-        self.win = _window(spec, offered)
+        self.win = measure_window(spec, offered)
         env = self.env = simpy.Environment()
         w = spec.workload
         self.core: ClaimStrategy = make_claim_strategy(
@@ -172,16 +179,8 @@ class _Point:
         else:
             k = 1 / cv**2
             self.svc = _Draws(lambda n: gen["service"].standard_gamma(k, n) / k)
-        # each row's share of claims, and the mean stay that gives it the offered occupancy
-        if w.rows == 1:
-            shares = [1.0]
-        else:
-            shares = [w.hot_share] + [(1 - w.hot_share) / (w.rows - 1)] * (w.rows - 1)
-        self.shares = shares
-        self.cum = np.cumsum(shares).tolist()
-        self.stay_mean = [
-            w.occupancy * w.capacity / (offered * s) if s > 0 else math.inf for s in shares
-        ]
+        self.shares, self.stay_mean = row_shares_and_stays(w, offered)
+        self.cum = np.cumsum(self.shares).tolist()
         self.rng_init = gen["stays"]
         # per claim records, indexed by claim id (claims are numbered 0, 1, ... on arrival)
         self.arrival: list[float] = []
@@ -243,7 +242,7 @@ class _Point:
             yield env.timeout(gap())
             self.arrival.append(env.now)
             self.answer.append(math.nan)
-            self.code.append(_OPEN)
+            self.code.append(OPEN)
             self.conflicts.append(0)
             self.blocked.append(False)
             self.spurious.append(False)
@@ -253,7 +252,7 @@ class _Point:
     def _claim(self, cid: int, row: int) -> Generator:
         step = yield from self._claim_body(cid, row)
         self.answer[cid] = self.env.now
-        self.code[cid] = _CODE[step.status]
+        self.code[cid] = OUTCOME_CODE[step.status]
         if step.status is Status.GRANTED:
             yield self.env.timeout(self.stay_mean[row] * self.stay1())
             yield from self._release_body(cid)
@@ -398,48 +397,89 @@ class _Point:
         return self._measure()
 
     def _measure(self) -> dict[str, object]:
-        win, slo = self.win, self.spec.slo
-        arrival = np.asarray(self.arrival)
-        answer = np.asarray(self.answer)
-        code = np.asarray(self.code, dtype=np.int8)
-        conflicts = np.asarray(self.conflicts)
-        blocked = np.asarray(self.blocked, dtype=bool)
-        spurious = np.asarray(self.spurious, dtype=bool)
-        length = win.end - win.start
-        answered = (code == _GRANTED) | (code == _REFUSED)
-        achieved = float(np.count_nonzero(answered & (answer >= win.start) & (answer < win.end)))
-        mine = (arrival >= win.start) & (arrival < win.end)
-        n = int(np.count_nonzero(mine))
-        latency = np.where(code[mine] == _OPEN, np.inf, answer[mine] - arrival[mine]) * 1000
-        if n:
-            p50, p95, p99 = np.quantile(latency, [0.5, 0.95, 0.99], method="inverted_cdf")
-        else:  # pragma: no cover - a window always holds claims at the validated sizes
-            p50 = p95 = p99 = math.nan
-        failed = int(np.count_nonzero(code[mine] == _FAILED))
-        achieved_tps = achieved / length
-        arrived_tps = n / length
-        return {
-            "strategy": self.name,
-            "offered_tps": float(self.offered),
-            "arrived_tps": arrived_tps,
-            "achieved_tps": achieved_tps,
-            "claims": n,
-            "granted": int(np.count_nonzero(code[mine] == _GRANTED)),
-            "refused": int(np.count_nonzero(code[mine] == _REFUSED)),
-            "refused_while_free": int(np.count_nonzero(spurious[mine])),
-            "failed": failed,
-            "unfinished": int(np.count_nonzero(code[mine] == _OPEN)),
-            "conflicts": int(conflicts[mine].sum()) + failed,
-            "retries": int(conflicts[mine].sum()),
-            "blocked": int(np.count_nonzero(blocked[mine])),
-            "p50_ms": float(p50),
-            "p95_ms": float(p95),
-            "p99_ms": float(p99),
-            "window_s": length,
-            # against the claims that did arrive, so Poisson noise is not read as saturation
-            "tracks": bool(achieved_tps >= slo.tracking * arrived_tps),
-            "within_slo": bool(p95 <= slo.p95_ms),
-        }
+        return measure_point(
+            self.spec,
+            self.name,
+            self.offered,
+            self.win,
+            arrival=self.arrival,
+            answer=self.answer,
+            code=self.code,
+            conflicts=self.conflicts,
+            blocked=self.blocked,
+            spurious=self.spurious,
+        )
+
+
+def row_shares_and_stays(w: WorkloadSpec, offered: float) -> tuple[list[float], list[float]]:
+    """Each row's share of the claims (row 0 is the hot one), and the mean stay that gives
+    every row the offered occupancy at this claim rate."""
+    if w.rows == 1:
+        shares = [1.0]
+    else:
+        shares = [w.hot_share] + [(1 - w.hot_share) / (w.rows - 1)] * (w.rows - 1)
+    stays = [w.occupancy * w.capacity / (offered * s) if s > 0 else math.inf for s in shares]
+    return shares, stays
+
+
+def measure_point(
+    spec: LockingStudySpec,
+    name: str,
+    offered: float,
+    win: MeasureWindow,
+    *,
+    arrival,
+    answer,
+    code,
+    conflicts,
+    blocked,
+    spurious,
+) -> dict[str, object]:
+    """One row of the study's table from per-claim records (arrival and answer times in s,
+    outcome codes, conflicts, blocked and refused-while-free flags), simulated or measured on
+    a real store: one definition of every column for both."""
+    slo = spec.slo
+    arrival = np.asarray(arrival, dtype=float)
+    answer = np.asarray(answer, dtype=float)
+    code = np.asarray(code, dtype=np.int8)
+    conflicts = np.asarray(conflicts)
+    blocked = np.asarray(blocked, dtype=bool)
+    spurious = np.asarray(spurious, dtype=bool)
+    length = win.end - win.start
+    answered = (code == GRANTED) | (code == REFUSED)
+    achieved = float(np.count_nonzero(answered & (answer >= win.start) & (answer < win.end)))
+    mine = (arrival >= win.start) & (arrival < win.end)
+    n = int(np.count_nonzero(mine))
+    latency = np.where(code[mine] == OPEN, np.inf, answer[mine] - arrival[mine]) * 1000
+    if n:
+        p50, p95, p99 = np.quantile(latency, [0.5, 0.95, 0.99], method="inverted_cdf")
+    else:  # pragma: no cover - a window always holds claims at the validated sizes
+        p50 = p95 = p99 = math.nan
+    failed = int(np.count_nonzero(code[mine] == FAILED))
+    achieved_tps = achieved / length
+    arrived_tps = n / length
+    return {
+        "strategy": name,
+        "offered_tps": float(offered),
+        "arrived_tps": arrived_tps,
+        "achieved_tps": achieved_tps,
+        "claims": n,
+        "granted": int(np.count_nonzero(code[mine] == GRANTED)),
+        "refused": int(np.count_nonzero(code[mine] == REFUSED)),
+        "refused_while_free": int(np.count_nonzero(spurious[mine])),
+        "failed": failed,
+        "unfinished": int(np.count_nonzero(code[mine] == OPEN)),
+        "conflicts": int(conflicts[mine].sum()) + failed,
+        "retries": int(conflicts[mine].sum()),
+        "blocked": int(np.count_nonzero(blocked[mine])),
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "window_s": length,
+        # against the claims that did arrive, so Poisson noise is not read as saturation
+        "tracks": bool(achieved_tps >= slo.tracking * arrived_tps),
+        "within_slo": bool(p95 <= slo.p95_ms),
+    }
 
 
 def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) -> dict[str, object]:
@@ -516,10 +556,13 @@ def run_locking_study(
     *,
     strategies: list[str] | None = None,
     progress: Progress | None = None,
+    point: Callable[[LockingStudySpec, str, float], dict[str, object]] = simulate_point,
 ) -> LockingStudyResult:
     """Sweep every strategy over the offered rates of ``spec``; same spec → same result.
 
     A strategy's sweep stops ``measure.points_past_ceiling`` rates after its first failing one.
+    ``point`` makes one row of the table: simulated by default; ``twin.locking_live`` passes
+    one that measures a real store, so both sweeps stop and summarise by the same rules.
     """
     names = list(strategies or spec.strategies)
     for name in names:
@@ -534,7 +577,7 @@ def run_locking_study(
         for j, rate in enumerate(rates):
             if progress is not None:
                 progress(k * len(rates) + j, total, f"{name} at {rate:g} TPS")
-            row = simulate_point(spec, name, rate)
+            row = point(spec, name, rate)
             rows.append(row)
             failing += failing > 0 or not (row["tracks"] and row["within_slo"])
             if past_limit is not None and failing > past_limit:

@@ -1,0 +1,354 @@
+"""The locking study against real stores: measured ceilings, and the model held to them.
+
+``parktwin locking --backend postgres://... --backend redis://...`` sweeps the study's offered
+rates with ``clients`` client *processes*, each with its own connection, driving the claim
+stores of :mod:`adapters.stores` (the core decides, the server performs). Each client draws its
+share of the Poisson arrivals (``rate / clients``) with the study's rows, hot share and stays,
+runs them open-loop in order on its one connection, and releases granted units after their
+stays. A claim's latency is from its *scheduled* arrival to its answer, so a client that falls
+behind shows the wait (no coordinated omission). The rows of the table are computed by the
+study's own ``measure_point`` and the sweep stops by the study's own rule, so the simulated
+and the measured tables have the same columns and mean the same things. Not observable on a
+real server: ``blocked`` and ``refused_while_free`` (left 0).
+
+:func:`measure_inputs` measures the latencies the study's model takes as inputs (round trips,
+statement and commit time, Redis's CPU per command, the consumer's time per request) so that
+:func:`predicted_spec` can rerun the simulated study with this machine's numbers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from adapters.stores import STORE_OF, open_store, run_claim
+from adapters.stores.load import client_main, target_name
+from twin.core.locking import RemoteClaim, Status
+from twin.scenario.locking import LockingStudySpec
+from twin.sim.locking_study import (
+    OPEN,
+    OUTCOME_CODE,
+    LockingStudyResult,
+    Progress,
+    measure_point,
+    measure_window,
+    row_shares_and_stays,
+    run_locking_study,
+)
+
+__all__ = [
+    "LiveStudy",
+    "measure_inputs",
+    "parse_backends",
+    "predicted_spec",
+    "run_live_study",
+]
+
+_SCHEMES = {
+    "postgres": ("postgres://", "postgresql://"),
+    "redis": ("redis://", "rediss://", "unix://"),
+}
+_START_S = 0.3  # clients start a point this long after the order, all at the same instant
+
+
+def parse_backends(urls: list[str]) -> dict[str, str]:
+    """``{"postgres": url, "redis": url}`` from connection strings; ValueError naming a bad one."""
+    found: dict[str, str] = {}
+    for url in urls:
+        server = next((k for k, v in _SCHEMES.items() if url.startswith(v)), None)
+        if server is None:
+            raise ValueError(f"--backend {url!r}: expected postgres://... or redis://...")
+        if server in found:
+            raise ValueError(f"--backend: two {server} servers given ({found[server]}, {url})")
+        found[server] = url
+    return found
+
+
+# -- the coordinator -------------------------------------------------------------------------
+class LiveStudy:
+    """Runs the study's points on real stores; use as ``point=`` of ``run_locking_study``.
+
+    Client processes (and the queue's consumer) are started once per strategy and reused for
+    all its points; each point starts from an empty store prefilled to the offered occupancy.
+    Use as a context manager: leaving it stops the processes and drops the schema / keys.
+    """
+
+    def __init__(self, backends: Mapping[str, str], clients: int = 8) -> None:
+        if clients < 1:
+            raise ValueError("clients must be >= 1")
+        self.backends = dict(backends)
+        self.clients = clients
+        self.ns = f"parktwin_live_{uuid.uuid4().hex[:8]}"
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["adapters.stores.load", "adapters.stores.redis_store"])
+        self._strategy: str | None = None
+        self._store = None
+        self._procs: list = []
+        self._pipes: list = []
+        self._consumer = None
+        self._stop = None
+        self._consumer_stats = None
+        self.consumer_ms: float | None = None  # the queue consumer's measured time per request
+
+    def supports(self, strategy: str) -> bool:
+        return STORE_OF[strategy] in self.backends
+
+    def __enter__(self) -> LiveStudy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._teardown()
+
+    def __call__(self, spec: LockingStudySpec, strategy: str, offered: float) -> dict[str, Any]:
+        if strategy != self._strategy:
+            self._teardown()
+            self._start(spec, strategy)
+        return self._point(spec, strategy, offered)
+
+    def _start(self, spec: LockingStudySpec, strategy: str) -> None:
+        url = self.backends[STORE_OF[strategy]]
+        w = spec.workload
+        store = open_store(strategy, url, namespace=self.ns)
+        store.setup({target_name(r): w.capacity for r in range(w.rows)})
+        self._store, self._strategy = store, strategy
+        if strategy == "queue":
+            from adapters.stores.redis_store import serve_until
+
+            self._stop, self._consumer_stats = self._ctx.Event(), self._ctx.Queue()
+            self._consumer = self._ctx.Process(
+                target=serve_until, args=(url, self.ns, self._stop, self._consumer_stats)
+            )
+            self._consumer.start()
+        params = {
+            "shares": row_shares_and_stays(w, 1.0)[0],
+            "seed": spec.seed,
+            "max_retries": spec.optimistic.max_retries,
+            "backoff_ms": (spec.optimistic.backoff_base_ms, spec.optimistic.backoff_cap_ms),
+        }
+        for _ in range(self.clients):
+            mine, theirs = self._ctx.Pipe()
+            proc = self._ctx.Process(
+                target=client_main, args=(strategy, url, self.ns, params, theirs), daemon=True
+            )
+            proc.start()
+            self._procs.append(proc)
+            self._pipes.append(mine)
+        for pipe in self._pipes:  # connected, before any point's clock starts
+            if not pipe.poll(120) or pipe.recv() != "ready":
+                raise RuntimeError("a load client did not start (see its error above)")
+
+    def _point(self, spec: LockingStudySpec, strategy: str, offered: float) -> dict[str, Any]:
+        store, w = self._store, spec.workload
+        win = measure_window(spec, offered)
+        _, stays = row_shares_and_stays(w, offered)
+        if strategy == "queue":  # drop a backlog left by an overloaded point, then start empty
+            store.r.delete(store.k_queue)
+            time.sleep(0.05)
+        store.reset()
+        rng = np.random.Generator(np.random.PCG64(spec.seed))
+        holders, releases = {}, [[] for _ in range(self.clients)]
+        for row, stay in enumerate(stays):
+            for k in range(min(w.capacity, int(rng.poisson(w.occupancy * w.capacity)))):
+                cid = f"p{row}-{k}"
+                holders[cid] = target_name(row)
+                releases[len(holders) % self.clients].append((stay * rng.exponential(), row, cid))
+        store.prefill(holders)
+        t0 = time.monotonic() + _START_S
+        for index, pipe in enumerate(self._pipes):
+            pipe.send(
+                {
+                    "rate": offered / self.clients,
+                    "stop": win.stop,
+                    "t0": t0,
+                    "index": index,
+                    "mtps": round(offered * 1000),
+                    "stays": stays,
+                    "releases": releases[index],
+                }
+            )
+        records: dict[str, list] = {"arrival": [], "answer": [], "code": [], "conflicts": []}
+        for pipe in self._pipes:
+            got = pipe.recv()
+            records["arrival"] += got["arrival"]
+            records["answer"] += got["answer"]
+            records["conflicts"] += got["conflicts"]
+            records["code"] += [OUTCOME_CODE[Status(s)] if s else OPEN for s in got["status"]]
+        zeros = [False] * len(records["arrival"])
+        return measure_point(spec, strategy, offered, win, blocked=zeros, spurious=zeros, **records)
+
+    def _teardown(self) -> None:
+        for pipe in self._pipes:
+            pipe.send(None)
+        for proc in self._procs:
+            proc.join(10)
+        self._procs, self._pipes = [], []
+        if self._consumer is not None:
+            self._stop.set()
+            served, busy = self._consumer_stats.get(timeout=10)
+            self.consumer_ms = 1000 * busy / served if served else None
+            self._consumer.join(10)
+            self._consumer = None
+        if self._store is not None:
+            self._store.drop()
+            self._store.close()
+            self._store = None
+        self._strategy = None
+
+
+def run_live_study(
+    spec: LockingStudySpec,
+    backend_urls: list[str],
+    *,
+    strategies: list[str] | None = None,
+    clients: int = 8,
+    progress: Progress | None = None,
+) -> LockingStudyResult:
+    """The study's sweep measured on real stores: the strategies the given servers run
+    (``strategies`` limits them; asking for one no given server runs is a ValueError)."""
+    backends = parse_backends(backend_urls)
+    wanted = list(strategies or spec.strategies)
+    missing = [s for s in strategies or [] if STORE_OF[s] not in backends]
+    if missing:
+        need = STORE_OF[missing[0]]
+        raise ValueError(f"strategy {missing[0]!r} runs on {need}: give --backend {need}://...")
+    chosen = [s for s in wanted if STORE_OF[s] in backends]
+    with LiveStudy(backends, clients) as live:
+        return run_locking_study(spec, strategies=chosen, progress=progress, point=live)
+
+
+# -- the model's inputs, measured -------------------------------------------------------------
+def _median_ms(fn: Callable[[], object], n: int) -> float:
+    for _ in range(min(50, n)):  # warm caches, plans, connections
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, float]:
+    """The study's latency inputs on this machine, one client, no contention (medians, ms).
+
+    ``pg_rtt_ms``: ``SELECT 1``; ``statement_ms``: a primary-key read beyond that;
+    ``commit_ms``: an autocommitted one-row UPDATE beyond the same UPDATE inside a transaction
+    (the WAL flush); ``lock_hold_ms``: a pessimistic grant from its locking read to its commit
+    returning; ``redis_rtt_ms``: PING; ``op_ms``: Redis's own CPU per INCR script (INFO cpu
+    over many calls); ``consumer_ms``: the queue consumer's time per request, draining a burst.
+    """
+    out: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
+    ns = f"parktwin_inputs_{uuid.uuid4().hex[:8]}"
+    if "postgres" in backends:
+        from psycopg import sql
+
+        store = open_store("pessimistic", backends["postgres"], namespace=ns, pool_size=2)
+        try:
+            store.setup({"r": n * 4})
+            with store.pool.connection() as conn:
+                out["pg_rtt_ms"] = _median_ms(lambda: conn.execute("SELECT 1").fetchone(), n)
+                read = sql.SQL("SELECT used FROM {s}.claim_counter WHERE target = 'r'").format(
+                    s=sql.Identifier(ns)
+                )
+                out["statement_ms"] = max(
+                    0.0, _median_ms(lambda: conn.execute(read).fetchone(), n) - out["pg_rtt_ms"]
+                )
+                bump = sql.SQL("UPDATE {s}.claim_counter SET version = version + 1").format(
+                    s=sql.Identifier(ns)
+                )
+                autocommit = _median_ms(lambda: conn.execute(bump), n // 2)
+                conn.execute("BEGIN")
+                in_tx = _median_ms(lambda: conn.execute(bump), n // 2)
+                conn.execute("ROLLBACK")
+                out["commit_ms"] = max(0.0, autocommit - in_tx)
+            holds = []
+            for i in range(n // 4):
+                marks: list[float] = []
+                run_claim(
+                    store, f"h{i}", "r", on_step=lambda _s, m=marks: m.append(time.perf_counter())
+                )
+                holds.append(marks[1] - marks[0])  # locking read answered → commit answered
+            out["lock_hold_ms"] = 1000 * statistics.median(holds)
+        finally:
+            store.drop()
+            store.close()
+    if "redis" in backends:
+        atomic = open_store("atomic", backends["redis"], namespace=ns, pool_size=2)
+        try:
+            atomic.setup({"L0/r": 10**9})
+            out["redis_rtt_ms"] = _median_ms(atomic.r.ping, n)
+            claim = RemoteClaim("atomic", "x", "L0/r")
+
+            def incr() -> None:
+                atomic.perform(claim, claim.start(0.0).next_op)
+
+            incr()
+            cpu0 = _redis_cpu(atomic.r)
+            calls = 4 * n
+            for _ in range(calls):
+                incr()
+            out["op_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / calls
+            out["queue_consumer_ms"] = _consumer_ms(backends["redis"], ns, n)
+        finally:
+            atomic.drop()
+            atomic.close()
+    return out
+
+
+def _redis_cpu(r) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def _consumer_ms(url: str, ns: str, n: int) -> float:
+    """Queue a burst of requests, then time one consumer (in this process) draining them."""
+    import json
+
+    from adapters.stores.redis_store import QueueConsumer, QueueStore
+
+    prefix = ns + "_q"
+    store = QueueStore(url, prefix=prefix)
+    try:
+        store.setup({"L0/r": 10**9})
+        pipe = store.r.pipeline(transaction=False)
+        for i in range(n):
+            reply = f"{{{prefix}}}:reply:{i}"
+            pipe.lpush(
+                store.k_queue,
+                json.dumps({"id": str(i), "kind": "claim", "target": "L0/r", "reply": reply}),
+            )
+        pipe.execute()
+        consumer = QueueConsumer(url, prefix=prefix)
+        t = time.perf_counter()
+        consumer.run(lambda: consumer.served >= n)
+        return 1000 * (time.perf_counter() - t) / n
+    finally:
+        store.drop()
+        store.close()
+
+
+def predicted_spec(
+    spec: LockingStudySpec, inputs: Mapping[str, float], strategy: str, clients: int
+) -> LockingStudySpec:
+    """``spec`` with the latencies measured by :func:`measure_inputs` for ``strategy``'s server
+    and the live run's shape (one connection per client, no app work between statements)."""
+    data = spec.model_dump()
+    data["client"]["app_ms"] = 0.0
+    data["database"]["connections"] = clients
+    data["database"]["workers"] = int(inputs.get("cores", data["database"]["workers"]))
+    if STORE_OF[strategy] == "postgres":
+        data["network"]["rtt_ms"] = inputs["pg_rtt_ms"]
+        data["database"]["statement_ms"] = inputs["statement_ms"]
+        data["database"]["commit_ms"] = inputs["commit_ms"]
+    else:
+        data["network"]["rtt_ms"] = inputs["redis_rtt_ms"]
+        data["atomic"]["op_ms"] = inputs["op_ms"]
+        data["queue"]["consumer_ms"] = inputs["queue_consumer_ms"]
+    return LockingStudySpec.model_validate(data)
