@@ -73,6 +73,7 @@ def _ceiling(ceilings, name: str) -> tuple[float, str]:
 
 
 def main() -> None:
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
@@ -141,11 +142,14 @@ def main() -> None:
             name, f"{m:,.0f}", f"{p:,.0f}", f"{ratio:.2f}", SEED_RANGE[name], m_by, p_by
         )
     console.print(summary)
-    order_m = [r["strategy"] for r in sorted(rows, key=lambda r: r["measured_tps"])]
-    order_p = [r["strategy"] for r in sorted(rows, key=lambda r: r["predicted_tps"])]
+
+    def order(key: str) -> list[str]:  # a ceiling below the sweep's first rate counts as 0
+        return [r["strategy"] for r in sorted(rows, key=lambda r: np.nan_to_num(r[key]))]
+
+    same = order("measured_tps") == order("predicted_tps")
     console.print(
-        f"order, lowest first: measured {order_m}; predicted {order_p}"
-        f" ({'same' if order_m == order_p else 'DIFFERENT'})"
+        f"order, lowest first: measured {order('measured_tps')}; predicted "
+        f"{order('predicted_tps')} ({'same' if same else 'DIFFERENT'})"
     )
     console.print(f"after the live sweep: {after_live}")
     console.print(f"after: {_uptime()}; took {time.perf_counter() - started:.0f} s")

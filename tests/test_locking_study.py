@@ -227,3 +227,19 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], m
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_client_cpu_on_shared_cores_caps_the_ceiling_and_is_off_by_default() -> None:
+    """Clients on a small machine (the live benchmark's case): each command costs client CPU
+    on ``client.cores`` shared cores, so 1 ms per command on one core allows at most ~500
+    claims/s (a claim and its release are two commands), whatever Redis could do."""
+    shared = quick_spec(client={"cpu_ms": 1.0, "cores": 1})
+    own = quick_spec(client={"cpu_ms": 1.0})
+    assert not simulate_point(shared, "atomic", 1000)["tracks"]
+    assert simulate_point(shared, "atomic", 300)["tracks"]
+    assert simulate_point(own, "atomic", 1000)["tracks"]  # only a delay: p50 grows by ~1 ms
+    assert simulate_point(own, "atomic", 1000)["p50_ms"] > simulate_point(
+        quick_spec(), "atomic", 1000
+    )["p50_ms"] + 0.9
+    # the default (cpu_ms 0) leaves the shipped study's numbers as they were
+    assert quick_spec().client.cpu_ms == 0 and quick_spec().client.cores is None

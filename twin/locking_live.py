@@ -224,24 +224,26 @@ def run_live_study(
 
 
 # -- the model's inputs, measured -------------------------------------------------------------
-def _median_ms(fn: Callable[[], object], n: int) -> float:
+def _mean_ms(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    """Mean wall time and mean CPU time of this process per call of ``fn``, in ms: means,
+    because the model's service times are means."""
     for _ in range(min(50, n)):  # warm caches, plans, connections
         fn()
-    times = []
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
-        t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    return 1000 * (time.perf_counter() - wall) / n, 1000 * (time.process_time() - cpu) / n
 
 
 def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, float]:
-    """The study's latency inputs on this machine, one client, no contention (medians, ms).
+    """The study's latency inputs on this machine, one client, no contention (means, ms).
 
-    ``pg_rtt_ms``: ``SELECT 1``; ``statement_ms``: a primary-key read beyond that;
+    ``pg_rtt_ms``: ``SELECT 1``, of which ``pg_client_cpu_ms`` is this client's own CPU
+    (psycopg, the socket calls); ``statement_ms``: a primary-key read beyond ``SELECT 1``;
     ``commit_ms``: an autocommitted one-row UPDATE beyond the same UPDATE inside a transaction
     (the WAL flush); ``lock_hold_ms``: a pessimistic grant from its locking read to its commit
-    returning; ``redis_rtt_ms``: PING; ``op_ms``: Redis's own CPU per INCR script (INFO cpu
+    returning; ``redis_rtt_ms``: PING; ``redis_client_cpu_ms``: this client's CPU per
+    INCR script call; ``op_ms``: Redis's own CPU per INCR script (INFO cpu
     over many calls); ``consumer_ms``: the queue consumer's time per request, draining a burst.
     """
     out: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
@@ -253,19 +255,21 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
         try:
             store.setup({"r": n * 4})
             with store.pool.connection() as conn:
-                out["pg_rtt_ms"] = _median_ms(lambda: conn.execute("SELECT 1").fetchone(), n)
+                out["pg_rtt_ms"], out["pg_client_cpu_ms"] = _mean_ms(
+                    lambda: conn.execute("SELECT 1").fetchone(), n
+                )
                 read = sql.SQL("SELECT used FROM {s}.claim_counter WHERE target = 'r'").format(
                     s=sql.Identifier(ns)
                 )
                 out["statement_ms"] = max(
-                    0.0, _median_ms(lambda: conn.execute(read).fetchone(), n) - out["pg_rtt_ms"]
+                    0.0, _mean_ms(lambda: conn.execute(read).fetchone(), n)[0] - out["pg_rtt_ms"]
                 )
                 bump = sql.SQL("UPDATE {s}.claim_counter SET version = version + 1").format(
                     s=sql.Identifier(ns)
                 )
-                autocommit = _median_ms(lambda: conn.execute(bump), n // 2)
+                autocommit = _mean_ms(lambda: conn.execute(bump), n // 2)[0]
                 conn.execute("BEGIN")
-                in_tx = _median_ms(lambda: conn.execute(bump), n // 2)
+                in_tx = _mean_ms(lambda: conn.execute(bump), n // 2)[0]
                 conn.execute("ROLLBACK")
                 out["commit_ms"] = max(0.0, autocommit - in_tx)
             holds = []
@@ -275,7 +279,7 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
                     store, f"h{i}", "r", on_step=lambda _s, m=marks: m.append(time.perf_counter())
                 )
                 holds.append(marks[1] - marks[0])  # locking read answered → commit answered
-            out["lock_hold_ms"] = 1000 * statistics.median(holds)
+            out["lock_hold_ms"] = 1000 * statistics.mean(holds)
         finally:
             store.drop()
             store.close()
@@ -283,7 +287,7 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
         atomic = open_store("atomic", backends["redis"], namespace=ns, pool_size=2)
         try:
             atomic.setup({"L0/r": 10**9})
-            out["redis_rtt_ms"] = _median_ms(atomic.r.ping, n)
+            out["redis_rtt_ms"], out["redis_ping_cpu_ms"] = _mean_ms(atomic.r.ping, n)
             claim = RemoteClaim("atomic", "x", "L0/r")
 
             def incr() -> None:
@@ -292,9 +296,8 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
             incr()
             cpu0 = _redis_cpu(atomic.r)
             calls = 4 * n
-            for _ in range(calls):
-                incr()
-            out["op_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / calls
+            out["redis_client_cpu_ms"] = _mean_ms(incr, calls)[1]
+            out["op_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / (calls + min(50, calls))
             out["queue_consumer_ms"] = _consumer_ms(backends["redis"], ns, n)
         finally:
             atomic.drop()
@@ -341,14 +344,18 @@ def predicted_spec(
     and the live run's shape (one connection per client, no app work between statements)."""
     data = spec.model_dump()
     data["client"]["app_ms"] = 0.0
+    data["client"]["cores"] = int(inputs["cores"])
     data["database"]["connections"] = clients
     data["database"]["workers"] = int(inputs.get("cores", data["database"]["workers"]))
     if STORE_OF[strategy] == "postgres":
-        data["network"]["rtt_ms"] = inputs["pg_rtt_ms"]
+        # the model's round trip is the client's CPU for the message, then the network
+        data["network"]["rtt_ms"] = max(0.0, inputs["pg_rtt_ms"] - inputs["pg_client_cpu_ms"])
+        data["client"]["cpu_ms"] = inputs["pg_client_cpu_ms"]
         data["database"]["statement_ms"] = inputs["statement_ms"]
         data["database"]["commit_ms"] = inputs["commit_ms"]
     else:
-        data["network"]["rtt_ms"] = inputs["redis_rtt_ms"]
+        data["network"]["rtt_ms"] = max(0.0, inputs["redis_rtt_ms"] - inputs["redis_ping_cpu_ms"])
+        data["client"]["cpu_ms"] = inputs["redis_client_cpu_ms"]
         data["atomic"]["op_ms"] = inputs["op_ms"]
         data["queue"]["consumer_ms"] = inputs["queue_consumer_ms"]
     return LockingStudySpec.model_validate(data)

@@ -63,8 +63,22 @@ class NetworkSpec(Spec):
 
 
 class ClientSpec(Spec):
+    """The application side. ``cpu_ms`` and ``cores`` matter when clients are CPU-bound, as
+    when they run on the same small machine as the servers (the live benchmark)."""
+
     app_ms: float = Field(
         default=0.5, ge=0, description="app work between reading the row and writing it"
+    )
+    cpu_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="client CPU per command or statement sent (driver, protocol, syscalls); "
+        "0: not modelled",
+    )
+    cores: int | None = Field(
+        default=None,
+        ge=1,
+        description="cores all clients' CPU work shares; null: every client has its own",
     )
 
 

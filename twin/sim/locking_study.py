@@ -163,6 +163,9 @@ class _Point:
         self.pool = simpy.Resource(env, db.connections)
         self.cpu = simpy.Resource(env, db.workers)
         self.redis = simpy.Resource(env, spec.atomic.servers)
+        c = spec.client
+        self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
+        self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
         self.half = spec.network.rtt_ms / 2000
         self.app = spec.client.app_ms / 1000
@@ -231,6 +234,16 @@ class _Point:
     def _statement(self) -> Generator:
         return self._service(self.cpu, self.spec.database.statement_ms / 1000)
 
+    def _send(self) -> Generator:
+        """The client sends a statement or command: its CPU for it (if modelled, on the
+        clients' shared cores), then half a round trip to the server."""
+        if self.send_cpu > 0:
+            if self.client_cpu is None:
+                yield self.env.timeout(self.send_cpu * self.svc())
+            else:
+                yield from self._service(self.client_cpu, self.send_cpu)
+        yield self.env.timeout(self.half)
+
     def _flush(self) -> simpy.Timeout:
         return self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
 
@@ -280,20 +293,21 @@ class _Point:
         env, half = self.env, self.half
         with self.pool.request() as conn:
             yield conn
-            yield env.timeout(half)
+            yield from self._send()
             yield from self._statement()
             self.core.begin(cid, row, env.now)
             step = yield from self._step(cid)  # LOCK: may wait for the row
             if step.next_op is Op.ABORT:  # row full: roll back at once
-                yield env.timeout(2 * half)
+                yield env.timeout(half)
+                yield from self._send()
                 yield from self._statement()
             else:
                 yield env.timeout(half + self.app)
                 for _ in range(self.spec.pessimistic.statements_in_lock - 1):
-                    yield env.timeout(half)
+                    yield from self._send()
                     yield from self._statement()
                     yield env.timeout(half)
-                yield env.timeout(half)
+                yield from self._send()
                 yield from self._statement()
                 yield self._flush()
             step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
@@ -304,7 +318,7 @@ class _Point:
         env = self.env
         with self.pool.request() as conn:
             yield conn
-            yield env.timeout(self.half)
+            yield from self._send()
             yield from self._statement()
             self.core.release(cid, env.now)
             yield from self._step(cid)  # UPDATE: waits for the row lock
@@ -319,7 +333,7 @@ class _Point:
         while True:
             with self.pool.request() as conn:
                 yield conn
-                yield env.timeout(half)
+                yield from self._send()
                 yield from self._statement()
                 step = yield from self._step(cid)  # READ
                 yield env.timeout(half)
@@ -328,7 +342,7 @@ class _Point:
             yield env.timeout(self.app)
             with self.pool.request() as conn:
                 yield conn
-                yield env.timeout(half)
+                yield from self._send()
                 yield from self._statement()
                 yield self._flush()  # a CAS behind an uncommitted one waits for its commit
                 step = yield from self._step(cid)  # CAS
@@ -343,7 +357,7 @@ class _Point:
         env = self.env
         with self.pool.request() as conn:
             yield conn
-            yield env.timeout(self.half)
+            yield from self._send()
             yield from self._statement()
             yield self._flush()
             self.core.release(cid, env.now)
@@ -352,7 +366,7 @@ class _Point:
 
     # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store
     def _redis(self, cid: int) -> Generator:
-        yield self.env.timeout(self.half)
+        yield from self._send()
         yield from self._service(self.redis, self.spec.atomic.op_ms / 1000)
         step = yield from self._step(cid)
         yield self.env.timeout(self.half)
@@ -380,12 +394,12 @@ class _Point:
         return step
 
     def _queue(self, cid: int, row: int) -> Generator:
-        yield self.env.timeout(self.half)
+        yield from self._send()
         self.core.begin(cid, row, self.env.now)
         return (yield from self._queued(cid))
 
     def _queue_release(self, cid: int) -> Generator:
-        yield self.env.timeout(self.half)
+        yield from self._send()
         self.core.release(cid, self.env.now)
         yield from self._queued(cid)
 
