@@ -244,9 +244,21 @@ class _Events:
 
     def peaks(self, gid: np.ndarray, n_groups: int, t0: float, t1: float) -> np.ndarray:
         """Exact maximum of each group's count over [t0, t1)."""
+        never = np.full(n_groups, np.iinfo(np.int64).max)
+        return self.walk(gid, n_groups, t0, t1, never)[0]
+
+    def walk(
+        self, gid: np.ndarray, n_groups: int, t0: float, t1: float, caps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact maximum of each group's count over [t0, t1), and the seconds of [t0, t1)
+        each group spent full (count at its capacity ``caps``): from the same walk, between
+        each event and the group's next one."""
         starts, ends, n = self.starts, self.ends, self.n
         peak = np.bincount(gid[(starts <= t0) & ~(ends <= t0)], minlength=n_groups)
         count = np.zeros(n_groups, dtype=np.int64)
+        last_t = np.full(n_groups, -np.inf)  # time of each group's latest event so far
+        full_s = np.zeros(n_groups)
+        caps = np.asarray(caps)
         lowest = np.iinfo(np.int64).min
         for lo in range(0, 2 * n, self.CHUNK):
             event = self.order[lo : lo + self.CHUNK]
@@ -268,8 +280,21 @@ class _Events:
             best = np.maximum.reduceat(np.where(inside, level, lowest), first)
             groups = group[first]
             peak[groups] = np.maximum(peak[groups], best)
+            # time full: [previous event of the group, this event) at the level before it
+            at = np.where(np.isnan(t), np.inf, t)  # still parked at the horizon: never leaves
+            since = np.empty_like(at)
+            since[1:] = at[:-1]
+            since[first] = last_t[groups]
+            span = np.minimum(at, t1) - np.maximum(since, t0)
+            is_full = (level - delta) >= caps[group]
+            full_s += np.bincount(
+                group, weights=np.where(is_full & (span > 0), span, 0.0), minlength=n_groups
+            )
             count[groups] = level[first + length - 1]
-        return peak
+            last_t[groups] = at[first + length - 1]
+        tail = t1 - np.maximum(last_t, t0)
+        full_s += np.where((count >= caps) & (tail > 0), tail, 0.0)
+        return peak, full_s
 
 
 def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
@@ -385,13 +410,16 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     events = _Events(starts, ends)
     for kind, names, caps, gid in _groupings(rec, spot):
         means = np.bincount(gid, weights=overlap, minlength=len(names)) / (t1 - t0)
-        peaks = events.peaks(gid, len(names), t0, t1)
-        for name, cap, mean, peak in zip(names, caps, means, peaks, strict=True):
+        peaks, full_s = events.walk(gid, len(names), t0, t1, caps)
+        for name, cap, mean, peak, full in zip(names, caps, means, peaks, full_s, strict=True):
             prefix = "occupancy" if kind == "total" else f"occupancy.{kind}[{name}]"
             out[f"{prefix}.mean"] = float(mean) / cap
             out[f"{prefix}.peak"] = int(peak) / cap
             if kind == "total":
                 out["occupied.mean"] = float(mean)
+                out["time_full_pct"] = 100.0 * float(full) / (t1 - t0)
+            elif kind == "lot":
+                out[f"time_full_pct.lot[{name}]"] = 100.0 * float(full) / (t1 - t0)
     for lane, arrive, start in (
         ("entry", rec.lot_arrival_t, rec.entry_lane_start_t),
         ("exit", rec.leave_t, rec.exit_start_t),
