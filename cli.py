@@ -103,13 +103,12 @@ def summary_tables(result: api.RunResult) -> list[Table]:
         f"{n} replication{'s' * (n > 1)}, seed {result.seed}" + (" — mean (95% CI)" if ci else "")
     )
     main = [n for n in figures.headline(summary.index) if not figures.lookup(n).section.component]
-    head = figure_table(title, main, summary, ci)
     per_lot = figures.matching(list(summary.index), "revenue_per_day.lot[{lot}]")
     shown, hidden = busiest(per_lot, lambda name: summary.loc[name, "mean"])
-    for name in shown:
-        head.add_row(escape(figures.label_of(name)), cell(name, summary.loc[name], ci))
+    head = figure_table(title, main + shown, summary, ci)
     if hidden:
-        head.add_row(f"[dim]… {hidden} more lots in summary.json[/]", "")
+        more = f"[dim]… {hidden} more lots in summary.json[/]"
+        head.add_row(more, *[""] * (len(head.columns) - 1))
     n_levels = sum(n.startswith("occupancy.level[") and n.endswith(".mean") for n in summary.index)
     occ = Table(
         title="occupancy by level and spot type"

@@ -6,6 +6,7 @@ way ``parktwin run --out`` writes them.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -17,8 +18,9 @@ from matplotlib import image
 from typer.testing import CliRunner
 
 from cli import app
+from twin import figures
 from twin.experiments import run
-from twin.report import ReportError, build_report, load_results, plot_lanes
+from twin.report import ReportError, build_report, load_results, plot_lanes, total_label
 from twin.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,10 +94,10 @@ def test_html_names_scenario_and_headline_figures(downtown: tuple[Path, Path]) -
     assert "<title>ParkTwin report: downtown_garage</title>" in page
     assert "<h1>ParkTwin report: downtown_garage</h1>" in page
     m = summary["metrics"]
-    assert f"${m['revenue_per_day']['mean']:,.2f}" in page
+    assert f"${m['revenue_per_day']['mean']:,.0f}/day" in page  # whole dollars from $1,000
     assert f"{m['arrivals_per_day']['mean']:,.0f}" in page
     lo, hi = m["revenue_per_day"]["ci95"]
-    assert f"${lo:,.2f}/day … ${hi:,.2f}/day" in page  # the 95% interval from summary.json
+    assert f"${lo:,.0f}/day … ${hi:,.0f}/day" in page  # the 95% interval from summary.json
     assert f"{100 * m['occupancy.mean']['mean']:.1f} %" in page
     assert "Replications" in page and f"(seed {summary['seed']})" in page
     assert "early bird" in page  # tariff bands known from the scenario
@@ -155,3 +157,49 @@ def test_cli_report_errors_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(empty)])
     assert result.exit_code == 2 and "summary.json" in result.output
     assert "Traceback" not in result.output
+
+
+def _one_day(data: dict) -> None:
+    data["horizon_days"] = 1
+    data["warmup_hours"] = 2
+
+
+def test_each_operations_component_gets_its_section(tmp_path: Path) -> None:
+    """downtown_operations: reservations, permits, payments and sensors each get a section
+    with their headline figures (with intervals, labels and units from the registry) and one
+    chart; every figure of summary.json is in the report."""
+    out, spec = _results(tmp_path, "downtown_operations", edit=_one_day)
+    page = build_report(out, spec).read_text()
+    summary = json.loads((out / "summary.json").read_text())["metrics"]
+    for title, key, figure in (
+        ("Reservations", "reservations", "reservations.no_show_pct"),
+        ("Permits", "permits", "permits.monthly.assigned_idle_share"),
+        ("Payments", "payments", "payments.collected_pct"),
+        ("Sensors and displays", "sensors", "sensors.fallback_min_per_day"),
+    ):
+        assert f"<h2>{title}</h2>" in page
+        assert (out / "plots" / f"{key}.png").read_bytes()[:8] == PNG_MAGIC
+        label = figures.label_of(figure)
+        assert f"<td>{html.escape(label[:1].upper() + label[1:])}</td>" in page, figure
+    assert "level-min/day" in page  # a total over levels is not passed off as minutes a day
+    for name, m in summary.items():
+        if m["mean"] is not None:
+            label = figures.label_of(name)
+            assert html.escape(label[:1].upper() + label[1:]) in page, name
+
+
+def test_a_network_gets_a_per_lot_table_and_chart(tmp_path: Path) -> None:
+    out, spec = _results(tmp_path, "city_network", edit=_one_day)
+    page = build_report(out, spec).read_text()
+    assert "<h2>Lots of the network</h2>" in page
+    assert (out / "plots" / "network_lots.png").read_bytes()[:8] == PNG_MAGIC
+    table = page[page.index("<h2>Lots of the network</h2>") :]
+    table = table[: table.index("</table>")]
+    for lot in ("Central", "Market", "Riverside", "Fringe"):
+        assert f"<td>{lot}</td>" in table
+    for column in ("revenue per day", "drivers heading for the lot who drove on"):
+        assert f"<th>{column}<br>" in table
+    for figure in ("diverted_pct", "lost_pct", "search_km_per_day"):
+        label = figures.label_of(figure)
+        assert html.escape(label[:1].upper() + label[1:]) in page
+    assert total_label(load_results(out, spec)) == "All lots"  # no panel says "Whole lot"

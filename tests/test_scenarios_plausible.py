@@ -225,3 +225,33 @@ def test_downtown_weekday_shape_matches_birmingham() -> None:
     table = "  ".join(f"{h}h {s:.2f}/{b:.2f}" for h, s, b in zip(HOURS, sim, real, strict=True))
     assert r >= 0.95, f"Pearson r = {r:.3f}; sim/real: {table}"
     assert gap <= 0.10, f"largest gap {gap:.3f}; sim/real: {table}"
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_bay_type_has_drivers_who_may_use_it(path: Path) -> None:
+    """A shipped scenario has no bay no driver may park in (city_network had EV bays without
+    EV drivers and compact bays without compact cars: capacity that only diluted occupancy).
+    Checked with the core's own rule (compatible_tiers), for every kind of driver a stream
+    can send (with or without an EV, with or without a disabled badge)."""
+    from twin.core.lot import compatible_tiers
+    from twin.core.types import SpotType, VehicleClass
+    from twin.scenario.loader import ScenarioError
+
+    try:
+        sc = load(path)
+    except ScenarioError:
+        pytest.skip("not a parking scenario")
+    for spec in sc.lot_specs:
+        usable: set[SpotType] = set()
+        for stream in sc.demand:
+            size = int(VehicleClass[stream.vehicle_class])
+            for ev in {False, stream.ev_share > 0}:
+                for badge in {False, stream.handicap_share > 0}:
+                    tiers = compatible_tiers(
+                        size, badge, ev, spec.facility.ev_open_to_all, by_size=False
+                    )
+                    usable.update(t for tier in tiers for t in tier)
+        present = {
+            SpotType[name] for level in spec.facility.levels for name, n in level.spots.items() if n
+        }
+        assert present <= usable, f"{spec.name}: no driver may use {present - usable}"

@@ -44,6 +44,7 @@ __all__ = [
     "quantity",
     "significant_decimals",
     "unit_of",
+    "unit_text",
 ]
 
 
@@ -220,6 +221,15 @@ FIGURES: tuple[Figure, ...] = (
        noun="drivers lost to the network", headline=True),
     _f("search_km_per_day", "extra km driven between lots, per day", "km/day", "network",
        better=_LOWER, noun="the extra km driven", headline=True),
+    # per lot, of the drivers who headed for it first
+    _f("arrivals_per_day.lot[{lot}]", "drivers heading for {lot} first, per day",
+       "vehicles/day", "network"),
+    _f("diverted_pct.lot[{lot}]", "drivers heading for {lot} who drove on", "%", "network",
+       better=_LOWER),
+    _f("lost_pct.lot[{lot}]", "drivers heading for {lot} lost to the network", "%", "network",
+       better=_LOWER),
+    _f("search_km_per_day.lot[{lot}]", "extra km driven by drivers heading for {lot}, per day",
+       "km/day", "network", better=_LOWER),
     # -- revenue ----------------------------------------------------------------------------------
     _f("revenue_per_day", "revenue per day", "$/day", "revenue", better=_HIGHER, noun="revenue",
        short="revenue",
@@ -228,7 +238,7 @@ FIGURES: tuple[Figure, ...] = (
        headline=True, gate=True),
     _f("revenue", "revenue over the measured days", "$", "revenue"),
     _f("revenue_per_day.lot[{lot}]", "revenue per day, {lot}", "$/day", "revenue",
-       better=_HIGHER, noun="revenue of {lot}", gate="not yet in the baselines"),
+       better=_HIGHER, noun="revenue of {lot}", gate=True),
     _f("revenue_per_day.spot_type[{spot_type}]", "revenue per day, {spot_type} bays", "$/day",
        "revenue", gate=True),
     _f("revenue_per_day.band[{band}]", "revenue per day, entered in band {band}", "$/day",
@@ -246,8 +256,10 @@ FIGURES: tuple[Figure, ...] = (
        noun="the time {lot} was full", gate=True),
     _f("occupied.mean", "occupied spots, mean", "spots", "occupancy",
        gate="occupancy.mean times the capacity"),
-    _f("occupancy.lot[{lot}].mean", "occupancy of {lot}, mean", "share", "occupancy"),
-    _f("occupancy.lot[{lot}].peak", "occupancy of {lot}, peak", "share", "occupancy"),
+    _f("occupancy.lot[{lot}].mean", "occupancy of {lot}, mean", "share", "occupancy",
+       gate=True),
+    _f("occupancy.lot[{lot}].peak", "occupancy of {lot}, peak", "share", "occupancy",
+       gate=True),
     _f("occupancy.level[{level}].mean", "occupancy of level {level}, mean", "share",
        "occupancy"),
     _f("occupancy.level[{level}].peak", "occupancy of level {level}, peak", "share",
@@ -392,28 +404,29 @@ FIGURES: tuple[Figure, ...] = (
     _f("payments.debt_collected_at_entry", "old debts collected at entry", "$", "payments"),
     _f("payments.plates_unblocked", "plates taken off the blocklist", "count", "payments"),
     # -- sensors and displays ---------------------------------------------------------------------
-    # Totals over a lot's levels are level-minutes (5 levels: up to 7,200 a day); the same
-    # figure per level (.level[L]) is in minutes of that level's day (at most 1,440).
+    # Totals over a lot's levels are level-minutes (summed over levels: 5 levels make up to
+    # 7,200 a day), over sensors sensor-minutes, over bays spot-minutes: their units say so.
+    # The same figure per level (.level[L]) is in minutes of that level's day (at most 1,440).
     _f("sensors.wrong_display_min_per_day", "level boards wrong (FULL with bays free, or "
-       "the reverse), summed over levels", "level-min/day", "sensors", better=_LOWER,
+       "the reverse)", "level-min/day", "sensors", better=_LOWER,
        headline=True),
     _f("sensors.turned_away_with_space_pct", "drivers who left on a FULL sign with a bay free",
        "%", "sensors", better=_LOWER, headline=True),
     _f("sensors.extra_search_s_per_driver", "extra search per driver (misleading boards)",
        "s", "sensors", better=_LOWER, headline=True),
-    _f("sensors.fallback_min_per_day", "boards showing a counter estimate (sensors not "
-       "trusted), summed over levels", "level-min/day", "sensors", headline=True),
-    _f("sensors.sensor_down_min_per_day", "bay sensors failed, summed over sensors",
+    _f("sensors.fallback_min_per_day", "boards on the counters' estimate (sensors "
+       "not trusted)", "level-min/day", "sensors", headline=True),
+    _f("sensors.sensor_down_min_per_day", "bay sensors failed",
        "sensor-min/day", "sensors", better=_LOWER, headline=True),
-    _f("sensors.full_when_free_min_per_day", "boards FULL with bays free, summed over levels",
+    _f("sensors.full_when_free_min_per_day", "boards FULL with bays free",
        "level-min/day", "sensors", better=_LOWER),
-    _f("sensors.free_when_full_min_per_day", "boards showing bays on a full level, summed over "
-       "levels", "level-min/day", "sensors", better=_LOWER),
+    _f("sensors.free_when_full_min_per_day", "boards showing bays on a full level",
+       "level-min/day", "sensors", better=_LOWER),
     _f("sensors.phantom_full_spot_min_per_day", "free bays the boards hid", "spot-min/day",
        "sensors", better=_LOWER),
     _f("sensors.phantom_free_spot_min_per_day", "bays the boards promised that were taken",
        "spot-min/day", "sensors", better=_LOWER),
-    _f("sensors.app_wrong_display_min_per_day", "app wrong, summed over levels",
+    _f("sensors.app_wrong_display_min_per_day", "app wrong",
        "level-min/day", "sensors", better=_LOWER),
     _f("sensors.shown_full_per_day", "arrivals shown FULL", "/day", "sensors"),
     _f("sensors.turned_away_per_day", "arrivals who left on a FULL sign", "/day", "sensors"),
@@ -427,7 +440,7 @@ FIGURES: tuple[Figure, ...] = (
     _f("sensors.counter_missed_per_day", "vehicles the counters missed", "/day", "sensors"),
     _f("sensors.sensor_failures_per_day", "bay sensor failures", "/day", "sensors"),
     _f("sensors.gateway_outages_per_day", "gateway outages", "/day", "sensors"),
-    _f("sensors.gateway_down_min_per_day", "gateways down, summed over levels",
+    _f("sensors.gateway_down_min_per_day", "gateways down",
        "level-min/day", "sensors"),
     _f("sensors.counter_drift_abs", "counter drift at the end, Σ|counted − true|", "vehicles",
        "sensors"),
@@ -437,8 +450,8 @@ FIGURES: tuple[Figure, ...] = (
        "free bays hidden on level {level}", "spot-min/day", "sensors"),
     _f("sensors.phantom_free_spot_min_per_day.level[{level}]",
        "taken bays promised on level {level}", "spot-min/day", "sensors"),
-    _f("sensors.wrong_display_min_per_day.lot[{lot}]", "boards of {lot} wrong, summed over "
-       "levels", "level-min/day", "sensors"),
+    _f("sensors.wrong_display_min_per_day.lot[{lot}]", "boards of {lot} wrong",
+       "level-min/day", "sensors"),
     _f("sensors.turned_away_with_space_per_day.lot[{lot}]",
        "left {lot} on a FULL sign with a bay free", "/day", "sensors"),
     _f("sensors.extra_search_s_per_driver.lot[{lot}]", "extra search per driver at {lot}", "s",
@@ -605,15 +618,29 @@ def quantity(value: float, unit: str, decimals: int) -> str:
     return f"{number} {unit}" if unit else number
 
 
-def format_value(name: str, value: float | None, decimals: int | None = None) -> str:
-    """A figure's stored value as a person reads it: ``12.5 %``, ``$1,240.00/day``, ``3.2 s``."""
+def format_value(
+    name: str, value: float | None, decimals: int | None = None, unit: bool = True
+) -> str:
+    """A figure's stored value as a person reads it: ``12.5 %``, ``$1,240.00/day``, ``3.2 s``;
+    with ``unit=False`` only the number (money keeps its ``$``) for a table with a unit column
+    (:func:`unit_text`)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     u = unit_of(name)
     shown = value * u.scale
     if decimals is None:
         decimals = {"money": 2, "count": 0, "pct": 2, "frac": 1}.get(u.kind, 2)
-    return quantity(shown, u.shown, decimals)
+        if u.kind == "money" and abs(shown) >= 1000:
+            decimals = 0  # $10,860 a day: cents add digits, not information
+    assert u.shown is not None
+    bare = "$" if u.shown.startswith("$") else ""
+    return quantity(shown, u.shown if unit else bare, decimals)
+
+
+def unit_text(name: str) -> str:
+    """The unit a figure is shown in, for a unit column: ``%``, ``$/day``, ``s``, ``total``
+    (a count over the measured days)."""
+    return unit_of(name).shown or "total"
 
 
 def format_diff(name: str, value: float | None, decimals: int | None = None,

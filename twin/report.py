@@ -34,13 +34,27 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from twin import figures
 from twin.core.types import SpotType
 from twin.experiments import confidence_interval
 from twin.regress import band_names, entry_bands
+from twin.report_sections import (
+    PALETTE,
+    all_figures_html,
+    component_html,
+    components,
+    figure_table,
+    network_html,
+    plot_intervals,
+    plot_network,
+    value_ci,
+)
+from twin.report_sections import STYLE as _STYLE
+from twin.report_sections import money as _money
+from twin.report_sections import plural as _plural
+from twin.report_sections import save as _save
 from twin.scenario.loader import ScenarioError, load_scenario
 from twin.scenario.model import Scenario
 from twin.sim.build import calendar_for
@@ -48,23 +62,8 @@ from twin.sim.build import calendar_for
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
 
-#: Colour-blind-safe palette (Okabe-Ito) for lines and bars.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-
-_STYLE = {
-    "font.size": 10.5,
-    "axes.titlesize": 12,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 10.5,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.frameon": False,
-    "figure.dpi": 110,
-    "savefig.dpi": 110,
-    "savefig.bbox": "tight",
-}
+#: A report section: title, chart (or None), caption, and optionally a table (HTML) above it.
+Section = tuple[str, Path | None, str] | tuple[str, Path | None, str, str]
 
 
 class ReportError(Exception):
@@ -226,21 +225,17 @@ def _levels(occ: pd.DataFrame) -> list[str]:
     return list(pd.unique(occ.loc[occ["group_kind"].astype(str) == "level", "group"].astype(str)))
 
 
+def _lots(occ: pd.DataFrame) -> list[str]:
+    """Lot names of a network in the facility's order (none for a single lot)."""
+    return list(pd.unique(occ.loc[occ["group_kind"].astype(str) == "lot", "group"].astype(str)))
+
+
 def _measured(res: Results, frame: pd.DataFrame, col: str = "time_s") -> pd.DataFrame:
     return frame[(frame[col] >= res.warmup_s) & (frame[col] < res.horizon_s)]
 
 
 def _clock(res: Results, seconds: pd.Series | np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(res.start + pd.to_timedelta(np.asarray(seconds, float), unit="s"))
-
-
-def _money(x: float, _pos: object = None) -> str:
-    """Whole dollars from $100 (and for 0), cents below: what a tick or a bar label needs."""
-    return f"${x:,.0f}" if abs(x) >= 100 or x == 0 else f"${x:,.2f}"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def _shade_warmup(ax: plt.Axes, res: Results) -> None:
@@ -272,13 +267,12 @@ def _date_axis(ax: plt.Axes, res: Results) -> None:
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 # --------------------------------------------------------------------------- charts
+
+
+def total_label(res: Results) -> str:
+    """What the total covers: the lot, or every lot of a network."""
+    return "All lots" if len(_lots(res.occupancy)) > 1 else "Whole lot"
 
 
 def plot_occupancy_heatmap(res: Results, path: Path) -> Path:
@@ -289,7 +283,7 @@ def plot_occupancy_heatmap(res: Results, path: Path) -> Path:
     levels = _levels(occ)
     rows = [("level", lv, f"Level {lv}") for lv in levels]
     if len(levels) > 1:
-        rows.append(("total", "all", "Whole lot"))
+        rows.append(("total", "all", total_label(res)))
     grid = np.full((len(rows), 24), np.nan)
     for i, (kind, name, _) in enumerate(rows):
         sel = occ[(occ["group_kind"].astype(str) == kind) & (occ["group"].astype(str) == name)]
@@ -393,7 +387,7 @@ def plot_occupancy_levels(res: Results, path: Path) -> Path:
     occ = res.occupancy
     groups = [("level", lv, f"Level {lv}") for lv in _levels(occ)]
     if len(groups) != 1:
-        groups.insert(0, ("total", "all", "Whole lot"))
+        groups.insert(0, ("total", "all", total_label(res)))
     ncols = 1 if len(groups) <= 3 else 2
     nrows = math.ceil(len(groups) / ncols)
     with plt.rc_context(_STYLE):
@@ -667,85 +661,10 @@ def plot_revenue(res: Results, path: Path) -> Path:
         return _save(fig, path)
 
 
-def plot_headline_ci(
-    res: Results, path: Path, names: list[str] | None = None, title: str = "Headline figures"
-) -> Path:
-    """Each figure (default: the headline ones) in its own panel: replications as dots, mean
-    and 95% interval."""
-    shown = [
-        (name, _label(name), figures.unit_of(name).kind, res.metric(name))
-        for name in (res.headline() if names is None else names)
-    ]
-    ncols = 3
-    nrows = math.ceil(len(shown) / ncols)
-    with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(11, 0.7 + 1.55 * nrows), squeeze=False)
-        for k, (name, label, kind, m) in enumerate(shown):
-            ax = axes[k // ncols][k % ncols]
-            f = figures.unit_of(name).scale
-            values = np.array([np.nan if x is None else x for x in m["values"]], float)
-            mean = float(m["mean"])
-            ci = m.get("ci95") or [None, None]
-            has_ci = ci[0] is not None and ci[1] is not None
-            lo, hi = figures.clip(name, ci[0], ci[1]) if has_ci else (mean, mean)
-            ax.scatter(
-                values * f,
-                np.zeros_like(values),
-                s=20,
-                color="0.55",
-                zorder=2,
-                label="replications",
-            )
-            ax.errorbar(
-                mean * f,
-                0,
-                xerr=[[(mean - lo) * f], [(hi - mean) * f]],
-                fmt="o",
-                color=PALETTE[0],
-                capsize=5,
-                ms=7,
-                lw=2,
-                zorder=3,
-                label="mean, 95% CI",
-            )
-            ax.set_yticks([])
-            ax.spines["left"].set_visible(False)
-            ax.grid(axis="y", visible=False)
-            text = figures.format_value(name, mean)
-            if has_ci:
-                lo_text, hi_text = figures.format_value(name, lo), figures.format_value(name, hi)
-                text += f"   (95% CI {lo_text} … {hi_text})"
-            ax.set_title(f"{label}\n{text}", loc="left", fontsize=9.5, fontweight="normal")
-            low = min(np.nanmin(values), lo) * f
-            high = max(np.nanmax(values), hi) * f
-            span = high - low
-            if span <= 0:  # every replication identical: centre the point, one tick
-                pad = max(abs(low) * 0.05, 1.0)
-                ax.set_xlim(low - pad, low + pad)
-                ax.set_xticks([low])
-            else:
-                ax.set_xlim(low - 0.12 * span, high + 0.12 * span)
-                ax.xaxis.set_major_locator(plt.MaxNLocator(4))
-            ax.set_ylim(-1, 1)
-            if kind == "money":
-                ax.xaxis.set_major_formatter(FuncFormatter(_money))
-            elif kind == "count":
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:,.0f}"))
-            elif kind in ("pct", "frac"):
-                ax.xaxis.set_major_formatter(PercentFormatter(decimals=1))
-        for k in range(len(shown), nrows * ncols):
-            axes[k // ncols][k % ncols].set_visible(False)
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper right", ncols=2, bbox_to_anchor=(1.0, 1.0))
-        fig.suptitle(
-            f"{title}: {_plural(res.replications, 'replication')} and the 95% t "
-            "interval of their mean",
-            fontweight="bold",
-            x=0.01,
-            ha="left",
-        )
-        fig.tight_layout(rect=(0, 0, 1, 0.97), h_pad=1.2)
-        return _save(fig, path)
+def plot_headline_ci(res: Results, path: Path) -> Path:
+    """Each headline figure in its own panel: replications as dots, mean and 95% interval."""
+    metrics = res.summary.get("metrics", {})
+    return plot_intervals(metrics, res.headline(), res.replications, path, "Headline figures")
 
 
 def plot_rates(res: Results, path: Path) -> Path:
@@ -819,7 +738,9 @@ table { border-collapse: collapse; margin: 10px 0; font-size: 14px; }
 th, td { padding: 5px 12px; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f2f6fa; }
-td.ci { color: #666; }
+td.ci, .ci { color: #666; }
+table.lots th, table.lots td { padding: 4px 8px; font-size: 13px; }
+table.lots td { white-space: nowrap; }
 .params td { text-align: left; }
 figure { margin: 16px 0 26px 0; }
 figure img { width: 100%; border: 1px solid #eee; }
@@ -835,45 +756,6 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
-def _label(name: str) -> str:
-    """The registry's label, capitalised for a table row or a chart title."""
-    label = figures.label_of(name)
-    return label[:1].upper() + label[1:]
-
-
-def _figure_rows(res: Results, names: list[str]) -> str:
-    """Table rows: label, mean and 95% interval (clipped to what the figure can take)."""
-    rows = []
-    for name in names:
-        m = res.metric(name)
-        if m is None or m.get("mean") is None:
-            continue
-        lo, hi = m.get("ci95") or [None, None]
-        ci = "–"
-        if lo is not None and hi is not None:
-            lo, hi = figures.clip(name, lo, hi)
-            ci = f"{figures.format_value(name, lo)} … {figures.format_value(name, hi)}"
-        rows.append(
-            f"<tr><td>{html.escape(_label(name))}</td>"
-            f"<td>{figures.format_value(name, m['mean'])}</td>"
-            f'<td class="ci">{ci}</td></tr>'
-        )
-    return "\n".join(rows)
-
-
-def _value_ci(res: Results, name: str) -> str:
-    """``52.8 % (50.1 % … 55.0 %)`` in HTML: a figure's mean and its clipped 95% interval."""
-    m = res.metric(name)
-    if m is None or m.get("mean") is None:
-        return "–"
-    lo, hi = m.get("ci95") or [None, None]
-    ci = ""
-    if lo is not None and hi is not None:
-        lo, hi = figures.clip(name, lo, hi)
-        ci = f" ({figures.format_value(name, lo)} … {figures.format_value(name, hi)})"
-    return f"{figures.format_value(name, m['mean'])}<span class='ci'>{html.escape(ci)}</span>"
-
-
 def _level_rows(res: Results) -> str:
     rows = []
     for lv in _levels(res.occupancy):
@@ -881,7 +763,10 @@ def _level_rows(res: Results) -> str:
         peak = res.metric(f"occupancy.level[{lv}].peak")
         if mean is None or peak is None:
             continue
-        cells = [_value_ci(res, f"occupancy.level[{lv}].{stat}") for stat in ("mean", "peak")]
+        cells = []
+        for stat in ("mean", "peak"):
+            mean, ci = value_ci(res.summary["metrics"], f"occupancy.level[{lv}].{stat}")
+            cells.append(f"{html.escape(mean)}<span class='ci'> ({html.escape(ci)})</span>")
         rows.append(
             f"<tr><td>Level {html.escape(lv)}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>"
         )
@@ -928,7 +813,7 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
     res = load_results(folder, scenario)
     plots = res.path / "plots"
     plots.mkdir(exist_ok=True)
-    sections: list[tuple[str, Path | None, str]] = []
+    sections: list[Section] = []
     sections.append(
         (
             "Headline figures with their 95% intervals",
@@ -937,6 +822,33 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
             "the mean. A wide bar means more replications are needed before deciding.",
         )
     )
+    metrics = res.summary.get("metrics", {})
+    lots = _lots(res.occupancy)
+    if lots:
+        sections.append(
+            (
+                "Lots of the network",
+                plot_network(metrics, lots, plots / "network_lots.png"),
+                "Per lot, mean over replications with the 95% interval. Drivers are counted at "
+                "the lot they headed for first: 'drove on' tried another lot, 'lost' parked "
+                "nowhere.",
+                network_html(metrics, lots),
+            )
+        )
+    for comp in components(metrics):
+        chart = None
+        if comp.headline:
+            path = plots / f"{comp.key}.png"
+            chart = plot_intervals(metrics, comp.headline, res.replications, path, comp.title)
+        sections.append(
+            (
+                comp.title,
+                chart,
+                f"The {comp.title.lower()} component's headline figures: grey dots are the "
+                "replications, the blue bar the 95% interval of the mean.",
+                component_html(metrics, comp),
+            )
+        )
     sections.append(
         (
             "Occupancy by level and hour of day",
@@ -1021,14 +933,17 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
     return out
 
 
-def _html(res: Results, sections: list[tuple[str, Path | None, str]]) -> str:
+def _html(res: Results, sections: list[Section]) -> str:
     e = html.escape
     desc = res.scenario.description.strip() if res.scenario is not None else ""
     params = "\n".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _params(res))
     notes = "\n".join(f'<p class="note">{e(n)}</p>' for n in res.notes)
     body = []
-    for title, png, caption in sections:
+    for section in sections:
+        title, png, caption = section[:3]
         body.append(f"<h2>{e(title)}</h2>")
+        if len(section) > 3:
+            body.append(section[3])
         if png is None:
             body.append(f"<p>{e(caption)}</p>")
         else:
@@ -1058,12 +973,11 @@ def _html(res: Results, sections: list[tuple[str, Path | None, str]]) -> str:
 <h2>Headline figures</h2>
 <p>Mean over {_plural(res.replications, "replication")}, measured after the warm-up, with the 95 % t
 confidence interval of the mean (clipped to what the figure can take).</p>
-<table>
-<tr><th>figure</th><th>mean</th><th>95% CI</th></tr>
-{_figure_rows(res, res.headline())}
-</table>
+{figure_table(res.summary["metrics"], res.headline())}
 {level_table}
 {"".join(body)}
+<h2>Every figure</h2>
+{all_figures_html(res.summary.get("metrics", {}))}
 <footer>Generated by ParkTwin on {datetime.now():%Y-%m-%d %H:%M} from
 {e(str(res.path))}. Every figure is computed per replication; replications are independent
 runs with their own random streams.</footer>

@@ -450,6 +450,17 @@ def _network_metrics(
         "lost_pct": float((counted & ~parked & (rec.outcome != WAITING)).sum()) * pct,
         "search_km_per_day": float(rec.search_km[counted].sum()) / days,
     }
+    # per lot, the drivers who headed for it first: how many, and what became of them
+    first = rec.drivers.lot
+    for k, lot in enumerate(rec.lots):
+        wanted = counted & (first == k)
+        m = int(wanted.sum())
+        share = 100.0 / m if m else float("nan")
+        lost = wanted & ~parked & (rec.outcome != WAITING)
+        out[f"arrivals_per_day.lot[{lot.lot_id}]"] = m / days
+        out[f"diverted_pct.lot[{lot.lot_id}]"] = float((wanted & (rec.search_km > 0)).sum()) * share
+        out[f"lost_pct.lot[{lot.lot_id}]"] = float(lost.sum()) * share
+        out[f"search_km_per_day.lot[{lot.lot_id}]"] = float(rec.search_km[wanted].sum()) / days
     charged = paid & ~np.isnan(rec.amount_cents)
     per_lot = np.bincount(
         rec.lot_of[charged], weights=rec.amount_cents[charged], minlength=len(rec.lots)

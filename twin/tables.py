@@ -40,12 +40,22 @@ def busiest(names: list[str], key: Callable[[str], object]) -> tuple[list[str], 
 
 
 def figure_table(title: str, names: list[str], summary: Any, with_ci: bool) -> Table:
-    """One row per figure: its registry label and its value (± interval)."""
+    """One row per figure: its registry label, mean, 95% interval (clipped to what the figure
+    can take) and unit, in a column of its own so the numbers stay short."""
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
-    table.add_column("value", justify="right")
+    table.add_column("mean", justify="right")
+    if with_ci:
+        table.add_column("95% CI", justify="right", style="dim")
+    table.add_column("unit")
     for name in names:
-        table.add_row(escape(figures.label_of(name)), cell(name, summary.loc[name], with_ci))
+        row = summary.loc[name]
+        cells = [format_value(name, row["mean"], unit=False)]
+        if with_ci:
+            lo, hi = figures.clip(name, row["ci_low"], row["ci_high"])
+            bounds = [format_value(name, x, unit=False) for x in (lo, hi)]
+            cells.append("–" if math.isnan(row["ci_low"]) else " … ".join(bounds))
+        table.add_row(escape(figures.label_of(name)), *cells, escape(figures.unit_text(name)))
     return table
 
 
@@ -68,7 +78,8 @@ def operations_tables(summary: Any, with_ci: bool) -> list[Table]:
         if lead and rest:
             table.rows[len(lead) - 1].end_section = True
         if detail:
-            table.add_row(f"[dim]… {len(detail)} per-level/per-lot figures in summary.json[/]", "")
+            more = f"[dim]… {len(detail)} per-level/per-lot figures in summary.json[/]"
+            table.add_row(more, *[""] * (len(table.columns) - 1))
         tables.append(table)
     return tables
 
