@@ -138,7 +138,11 @@ class Lot:
         self._by_rank = self.strategy.by_rank
         self._choose = self.strategy.choose_plan
         self._plans: list[object] = [None] * (4 * len(VehicleClass))
-        self._needs_context = tariff is not None and getattr(tariff, "dynamic", None) is not None
+        self._needs_context = tariff is not None and (
+            getattr(tariff, "dynamic", None) is not None or getattr(tariff, "sells_products", False)
+        )
+        #: ticket -> (bought the event product, validation index) for tickets that hold any
+        self._products: dict[int, tuple[bool, int | None]] = {}
         self._fraction = _fractions(len(self.spots))
         self._open: dict[int, Session] = {}
         self._spare: list[Session] = []  # closed sessions handed back by ``recycle``
@@ -287,16 +291,36 @@ class Lot:
         session.exit_t = t
         tariff = self.tariff
         if tariff is not None:  # self.price written out: one call less per exit
-            ctx = PriceContext(session.occupancy_at_entry) if self._needs_context else None
-            session.amount_cents = tariff.price(session.entry_t, t, ctx)
+            if self._needs_context:
+                ctx = self._context(session, self._products.pop(session.ticket, None))
+                session.amount_cents = tariff.price(session.entry_t, t, ctx)
+            else:
+                session.amount_cents = tariff.price(session.entry_t, t)
         return session
+
+    def hold(self, ticket: int, prepaid: bool, validation: int | None) -> None:
+        """Record what an open ticket holds: the event product bought at entry, a merchant
+        validation (index into the tariff's validations). Priced at exit."""
+        if ticket not in self._open:
+            raise UnknownTicket(f"{self.lot_id}: ticket {ticket!r} is not open")
+        if prepaid or validation is not None:
+            self._products[ticket] = (prepaid, validation)
+
+    def _context(
+        self, session: Session, held: tuple[bool, int | None] | None
+    ) -> PriceContext | None:
+        # A context object costs as much as a simple price; build it only when prices use it.
+        if not self._needs_context:
+            return None
+        if held is None:
+            return PriceContext(session.occupancy_at_entry)
+        return PriceContext(session.occupancy_at_entry, prepaid=held[0], validation=held[1])
 
     def price(self, session: Session, exit_t: float) -> int:
         """What the session costs if it leaves at ``exit_t`` (a quote, or the final charge)."""
         if self.tariff is None:
             return 0
-        # A context object costs as much as a simple price; build it only when prices use it.
-        ctx = PriceContext(occupancy=session.occupancy_at_entry) if self._needs_context else None
+        ctx = self._context(session, self._products.get(session.ticket))
         return self.tariff.price(session.entry_t, exit_t, ctx)
 
     def set_status(self, spot_index: int, status: SpotStatus | int, t: float) -> None:

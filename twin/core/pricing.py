@@ -74,125 +74,58 @@ Dynamic pricing
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from twin.core.clock import Calendar
+from twin.core.pricing_days import DayPlan, group_caps
+from twin.core.pricing_parts import (
+    DAY_S,
+    MINUTES_PER_DAY,
+    MINUTES_PER_WEEK,
+    WEEK_S,
+    RateTable,
+    SpecialDay,
+    Validation,
+    WindowCap,
+    check_days,
+    check_int,
+    check_multiplier,
+    check_opt_int,
+    check_window,
+    compress,
+    paint_week,
+    week_minutes,
+)
 
-DAY_S = 86_400.0
-WEEK_S = 604_800.0
-MINUTES_PER_DAY = 1_440
-MINUTES_PER_WEEK = 10_080
+__all__ = [
+    "DAY_S",
+    "MINUTES_PER_DAY",
+    "MINUTES_PER_WEEK",
+    "WEEK_S",
+    "DynamicPricing",
+    "EventRate",
+    "PriceContext",
+    "RateTable",
+    "SpecialDay",
+    "Tariff",
+    "TimeBand",
+    "TimeBandMultiplier",
+    "Validation",
+    "WindowCap",
+]
+
+#: How a day's maximum is counted: 24 h blocks from entry (the default), or operating days
+#: between two daily boundaries at ``Tariff.day_start_minute``.
+DAILY_MAX_PER = ("24h_from_entry", "operating_day")
+#: Where an instant exactly on an edge (band, window, operating day, event) belongs.
+AT_BOUNDARY = ("next", "previous")
 
 _ONE = Decimal(1)
 
 
-# --------------------------------------------------------------------------- validation helpers
-
-
-def _check_int(name: str, value: object, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_opt_int(name: str, value: object, minimum: int = 0) -> None:
-    if value is not None:
-        _check_int(name, value, minimum)
-
-
-def _check_multiplier(name: str, value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    dec = Decimal(str(value))
-    if not dec.is_finite() or dec <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return dec
-
-
-def _check_days(days: Iterable[int]) -> frozenset[int]:
-    fs = frozenset(days)
-    if not fs:
-        raise ValueError("days must not be empty")
-    for d in fs:
-        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6:
-            raise ValueError(f"days must be ints 0 (Mon) .. 6 (Sun), got {d!r}")
-    return fs
-
-
-def _check_window(start_minute: int, end_minute: int) -> None:
-    _check_int("start_minute", start_minute)
-    _check_int("end_minute", end_minute)
-    if start_minute >= MINUTES_PER_DAY:
-        raise ValueError(f"start_minute must be in 0..1439, got {start_minute}")
-    if end_minute > MINUTES_PER_DAY:
-        raise ValueError(f"end_minute must be in 0..1440, got {end_minute}")
-    if start_minute == end_minute:
-        raise ValueError("start_minute == end_minute is an empty band; use 0..1440 for all day")
-
-
-def _week_minutes(days: frozenset[int], start_minute: int, end_minute: int) -> Iterable[int]:
-    """Minutes of the week (0 = Mon 00:00) covered by a daily window on ``days``.
-
-    A wrapping window (start > end) belongs to the day it starts on: Fri 22:00-06:00 covers
-    Fri 22:00 to Sat 06:00 (and Sun 22:00-06:00 runs into Monday).
-    """
-    for d in sorted(days):
-        a = d * MINUTES_PER_DAY + start_minute
-        b = d * MINUTES_PER_DAY + end_minute
-        if end_minute < start_minute:
-            b += MINUTES_PER_DAY
-        for m in range(a, b):
-            yield m % MINUTES_PER_WEEK
-
-
-def _compress(values: list) -> tuple[tuple[float, ...], tuple[float, ...], tuple]:
-    """Run-length encode a per-minute week array into (starts_s, ends_s, values)."""
-    starts: list[float] = []
-    ends: list[float] = []
-    vals: list = []
-    for m, v in enumerate(values):
-        if not vals or v != vals[-1]:
-            if vals:
-                ends.append(m * 60.0)
-            starts.append(m * 60.0)
-            vals.append(v)
-    ends.append(WEEK_S)
-    return tuple(starts), tuple(ends), tuple(vals)
-
-
 # --------------------------------------------------------------------------- data model
-
-
-@dataclass(frozen=True, slots=True)
-class RateTable:
-    """One rate table; all money in integer cents, all durations in whole minutes.
-
-    ``flat_cents`` set: each started 24 h block costs that amount (incremental fields ignored,
-    grace still delays the start of blocks after the first). Otherwise incremental: after
-    ``free_minutes``, every started ``period_minutes`` costs ``period_cents``; a period is only
-    started once more than ``grace_minutes`` of it have elapsed. ``first_period_min_cents`` is the
-    minimum charge once anything is charged; ``daily_max_cents`` caps each 24 h block from entry.
-    """
-
-    flat_cents: int | None = None
-    free_minutes: int = 0
-    period_minutes: int = 60
-    period_cents: int = 0
-    grace_minutes: int = 0
-    first_period_min_cents: int = 0
-    daily_max_cents: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_opt_int("flat_cents", self.flat_cents)
-        _check_int("free_minutes", self.free_minutes)
-        _check_int("period_minutes", self.period_minutes, 1)
-        _check_int("period_cents", self.period_cents)
-        _check_int("grace_minutes", self.grace_minutes)
-        _check_int("first_period_min_cents", self.first_period_min_cents)
-        _check_opt_int("daily_max_cents", self.daily_max_cents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,29 +144,39 @@ class TimeBand:
     name: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "days", _check_days(self.days))
-        _check_window(self.start_minute, self.end_minute)
+        object.__setattr__(self, "days", check_days(self.days))
+        check_window(self.start_minute, self.end_minute)
         if not isinstance(self.table, RateTable):
             raise TypeError("table must be a RateTable")
 
 
 @dataclass(frozen=True, slots=True)
 class EventRate:
-    """Event pricing: an entry in ``[start_s, end_s)`` pays ``flat_cents`` for its first 24 h.
+    """Event pricing: an entry in ``[start_s, end_s)`` pays ``flat_cents`` for its first day.
 
     ``flat_cents=None`` declares an event window that only triggers the dynamic
-    ``event_multiplier`` (table pricing otherwise unchanged).
+    ``event_multiplier`` (table pricing otherwise unchanged). ``prepaid``: the flat rate is a
+    product sold at entry (to ``share`` of the drivers entering in the window); drivers who take
+    a normal ticket pay the normal tariff, at most ``flat_cents`` for their first day when
+    ``cap_others``.
     """
 
     name: str
     start_s: float
     end_s: float
     flat_cents: int | None = None
+    prepaid: bool = False
+    share: float = 1.0
+    cap_others: bool = False
 
     def __post_init__(self) -> None:
-        _check_opt_int("flat_cents", self.flat_cents)
+        check_opt_int("flat_cents", self.flat_cents)
         if not self.end_s > self.start_s:
             raise ValueError(f"event {self.name!r}: end_s must be after start_s")
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"event {self.name!r}: share must be in [0, 1]")
+        if (self.prepaid or self.cap_others) and self.flat_cents is None:
+            raise ValueError(f"event {self.name!r}: a prepaid product or cap needs flat_cents")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +190,9 @@ class TimeBandMultiplier:
     name: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "days", _check_days(self.days))
-        _check_window(self.start_minute, self.end_minute)
-        _check_multiplier("multiplier", self.multiplier)
+        object.__setattr__(self, "days", check_days(self.days))
+        check_window(self.start_minute, self.end_minute)
+        check_multiplier("multiplier", self.multiplier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,10 +224,10 @@ class DynamicPricing:
             if t in seen:
                 raise ValueError(f"duplicate occupancy threshold {t}")
             seen.add(t)
-            _check_multiplier("occupancy multiplier", m)
+            check_multiplier("occupancy multiplier", m)
         object.__setattr__(self, "occupancy_bands", tuple(sorted(bands)))
         object.__setattr__(self, "time_bands", tuple(self.time_bands))
-        _check_multiplier("event_multiplier", self.event_multiplier)
+        check_multiplier("event_multiplier", self.event_multiplier)
         lo = Decimal(str(self.min_multiplier))
         if not lo.is_finite() or lo < 0:
             raise ValueError("min_multiplier must be >= 0")
@@ -299,6 +242,10 @@ class PriceContext:
     occupancy: float = 0.0
     lot_id: str | None = None
     extra: Mapping[str, object] | None = None
+    #: The driver bought the event product sold at entry (see ``EventRate.prepaid``).
+    prepaid: bool = False
+    #: Index into ``Tariff.validations`` of the validation stamped on the ticket, if any.
+    validation: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +264,14 @@ class Tariff:
     daily_max_cents: int | None = None
     dynamic: DynamicPricing | None = None
     calendar: Calendar = field(default_factory=Calendar)
+    daily_max_per: str = "24h_from_entry"
+    day_start_minute: int = 0
+    windows: tuple[WindowCap, ...] = ()
+    special_days: tuple[SpecialDay, ...] = ()
+    weekly_max_cents: int | None = None
+    monthly_max_cents: int | None = None
+    validations: tuple[Validation, ...] = ()
+    at_boundary: str = "next"
 
     # precomputed (not part of identity)
     _off: float = field(init=False, repr=False, compare=False)
@@ -340,6 +295,7 @@ class Tariff:
     _min: int = field(init=False, repr=False, compare=False)
     _cap: int | None = field(init=False, repr=False, compare=False)
     _flat: int | None = field(init=False, repr=False, compare=False)
+    _plan: DayPlan | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sa = object.__setattr__
@@ -353,12 +309,30 @@ class Tariff:
         for e in events:
             if not isinstance(e, EventRate):
                 raise TypeError("events must be EventRate instances")
-        _check_opt_int("daily_max_cents", self.daily_max_cents)
+        check_opt_int("daily_max_cents", self.daily_max_cents)
+        check_opt_int("weekly_max_cents", self.weekly_max_cents)
+        check_opt_int("monthly_max_cents", self.monthly_max_cents)
+        if self.daily_max_per not in DAILY_MAX_PER:
+            raise ValueError(f"daily_max_per must be one of {DAILY_MAX_PER}")
+        if self.at_boundary not in AT_BOUNDARY:
+            raise ValueError(f"at_boundary must be one of {AT_BOUNDARY}")
+        check_int("day_start_minute", self.day_start_minute)
+        if self.day_start_minute >= MINUTES_PER_DAY:
+            raise ValueError("day_start_minute must be in 0..1439")
+        for name, kind in (
+            ("windows", WindowCap),
+            ("special_days", SpecialDay),
+            ("validations", Validation),
+        ):
+            sa(self, name, tuple(getattr(self, name)))
+            if not all(isinstance(x, kind) for x in getattr(self, name)):
+                raise TypeError(f"{name} must be {kind.__name__} instances")
         sa(self, "bands", bands)
         sa(self, "events", events)
         sa(self, "_off", self.calendar.week_seconds(0.0))
 
-        tables = (self.default, *(b.table for b in bands))
+        special_tables = tuple(sp.table for sp in self.special_days if sp.table is not None)
+        tables = (self.default, *(b.table for b in bands), *special_tables)
         sa(self, "_tables", tables)
         sa(
             self,
@@ -382,13 +356,9 @@ class Tariff:
         sa(self, "_rates", tuple(rates))
 
         # Week timeline of table indices (0 = default, i + 1 = bands[i]).
+        band_layers = [(b.days, b.start_minute, b.end_minute, i + 1) for i, b in enumerate(bands)]
         if bands:
-            week = [0] * MINUTES_PER_WEEK
-            for i in range(len(bands) - 1, -1, -1):  # reversed: earlier bands paint last, win
-                b = bands[i]
-                for m in _week_minutes(b.days, b.start_minute, b.end_minute):
-                    week[m] = i + 1
-            starts, ends, vals = _compress(week)
+            starts, ends, vals = paint_week(band_layers, 0)
         else:
             starts, ends, vals = (0.0,), (WEEK_S,), (0,)
         sa(self, "_iv_start", starts)
@@ -403,9 +373,9 @@ class Tariff:
             tweek = [_ONE] * MINUTES_PER_WEEK
             for tb in dyn.time_bands:
                 mult = Decimal(str(tb.multiplier))
-                for m in _week_minutes(tb.days, tb.start_minute, tb.end_minute):
+                for m in week_minutes(tb.days, tb.start_minute, tb.end_minute):
                     tweek[m] *= mult
-            dstarts, _dends, tvals = _compress(tweek)
+            dstarts, _dends, tvals = compress(tweek)
             ev_m = Decimal(str(dyn.event_multiplier))
             lo = Decimal(str(dyn.min_multiplier))
             hi = None if dyn.max_multiplier is None else Decimal(str(dyn.max_multiplier))
@@ -431,8 +401,41 @@ class Tariff:
             sa(self, "_mtab", ((_ONE, _ONE),))
             sa(self, "_ev_on_flat", False)
 
+        general = (
+            self.daily_max_per != "24h_from_entry"
+            or self.at_boundary != "next"
+            or self.windows
+            or self.special_days
+            or self.weekly_max_cents is not None
+            or self.monthly_max_cents is not None
+            or self.validations
+            or any(e.prepaid or e.cap_others for e in events)
+        )
+        plan = None
+        if general:
+            index = iter(range(1 + len(bands), len(tables)))
+            own = tuple(-1 if sp.table is None else next(index) for sp in self.special_days)
+            plan = DayPlan(
+                tables=tables,
+                caps=self._caps,
+                rates=self._rates,
+                band_layers=band_layers,
+                windows=self.windows,
+                specials=self.special_days,
+                special_tables=own,
+                epoch=self.calendar.epoch.date(),
+                week_offset_s=self._off,
+                day_start_minute=(
+                    self.day_start_minute if self.daily_max_per == "operating_day" else None
+                ),
+                boundary_to_previous=self.at_boundary == "previous",
+                weekly_max_cents=self.weekly_max_cents,
+                monthly_max_cents=self.monthly_max_cents,
+            )
+        sa(self, "_plan", plan)
+
         d = self.default
-        sa(self, "_fast", not bands and not events and dyn is None)
+        sa(self, "_fast", not bands and not events and dyn is None and plan is None)
         sa(self, "_fg_s", (d.free_minutes + d.grace_minutes) * 60.0)
         sa(self, "_p_s", d.period_minutes * 60.0)
         sa(self, "_g_s", d.grace_minutes * 60.0)
@@ -469,21 +472,69 @@ class Tariff:
                         amount = cap
                 return amount
             return self._incremental(d, 0.0, 0, 0, False)
+        if self._plan is not None:
+            return self._price_days(entry_s, exit_s, ctx)
         return self._price(entry_s, exit_s, 0.0 if ctx is None else ctx.occupancy)
 
     def quote(self, entry_s: float, expected_exit_s: float, occupancy: float = 0.0) -> int:
-        """What a driver sees at the gate: ``price`` with the occupancy at entry."""
+        """What a driver sees at the gate: ``price`` with the occupancy at entry (a normal
+        ticket: no event product bought, no validation)."""
         if self._fast:
             return self.price(entry_s, expected_exit_s)
+        if self._plan is not None:
+            return self._price_days(entry_s, expected_exit_s, PriceContext(occupancy))
         return self._price(entry_s, expected_exit_s, occupancy)
 
     @property
+    def sells_products(self) -> bool:
+        """Whether a price depends on what the driver bought or had stamped (event products,
+        validations): then the seller must say so in the :class:`PriceContext`."""
+        return bool(self.validations) or any(e.prepaid for e in self.events)
+
+    def event_product_at(self, t_s: float) -> EventRate | None:
+        """The prepaid event product on sale to an entry at ``t_s``, if any (the event that
+        would price that entry, see the module docstring)."""
+        for e in self.events:
+            if e.flat_cents is not None and self._in_window(e, t_s):
+                return e if e.prepaid else None
+        return None
+
+    def products_for(self, t_s: float, u_event: float, u_validation: float) -> PriceContext:
+        """What a driver entering at ``t_s`` holds, given two uniform draws in [0, 1): the event
+        product on sale if ``u_event < share``; the validation whose cumulative share first
+        exceeds ``u_validation`` (validations in order), else none."""
+        product = self.event_product_at(t_s)
+        validation = None
+        acc = 0.0
+        for j, v in enumerate(self.validations):
+            acc += v.share
+            if u_validation < acc:
+                validation = j
+                break
+        return PriceContext(
+            prepaid=product is not None and u_event < product.share, validation=validation
+        )
+
+    def _in_window(self, e: EventRate, t_s: float) -> bool:
+        if self.at_boundary == "previous":
+            return e.start_s < t_s <= e.end_s
+        return e.start_s <= t_s < e.end_s
+
+    @property
     def table_names(self) -> tuple[str, ...]:
-        """Names of the rate tables: ``"default"`` then each band's name (index order)."""
-        return ("default", *(b.name or f"band {i + 1}" for i, b in enumerate(self.bands)))
+        """Names of the rate tables: ``"default"``, each band's name, then each special day's
+        with a table of its own (index order)."""
+        return (
+            "default",
+            *(b.name or f"band {i + 1}" for i, b in enumerate(self.bands)),
+            *(sp.name for sp in self.special_days if sp.table is not None),
+        )
 
     def table_index_at(self, t_s: float) -> int:
-        """Which table is in force at ``t_s``: 0 = default, ``i + 1`` = ``bands[i]``."""
+        """Which table is in force at ``t_s``: 0 = default, ``i + 1`` = ``bands[i]``, then the
+        special days' own tables."""
+        if self._plan is not None:
+            return self._plan.table_at(t_s)
         ws = (t_s + self._off) % WEEK_S
         return self._iv_table[bisect_right(self._iv_start, ws) - 1]
 
@@ -507,7 +558,11 @@ class Tariff:
             num = 2 * int(cents_per_hour) * t.period_minutes + 60
             tables[index] = replace(t, period_cents=num // 120)
         bands = tuple(replace(b, table=tables[i + 1]) for i, b in enumerate(self.bands))
-        return replace(self, default=tables[0], bands=bands)
+        own = iter(tables[1 + len(bands) :])
+        specials = tuple(
+            sp if sp.table is None else replace(sp, table=next(own)) for sp in self.special_days
+        )
+        return replace(self, default=tables[0], bands=bands, special_days=specials)
 
     def multiplier(self, t_s: float, occupancy: float) -> Decimal:
         """Clamped dynamic multiplier for an entry at ``t_s`` (event multiplier included when
@@ -515,7 +570,7 @@ class Tariff:
         if self.dynamic is None:
             return _ONE
         ws = (t_s + self._off) % WEEK_S
-        in_event = any(s <= t_s < e for s, e, _ in self._ev)
+        in_event = any(self._in_window(e, t_s) for e in self.events)
         return self._mult(ws, occupancy, in_event)
 
     # ------------------------------------------------------------------ internals
@@ -557,6 +612,48 @@ class Tariff:
             if m != _ONE:
                 amount = int((Decimal(amount) * m).quantize(_ONE, rounding=ROUND_HALF_UP))
         return amount
+
+    def _price_days(self, entry_s: float, exit_s: float, ctx: PriceContext | None) -> int:
+        """The general path (operating days, windows, calendars, products, validations)."""
+        d = exit_s - entry_s
+        if not d >= 0:
+            raise ValueError(f"exit {exit_s} is before entry {entry_s}")
+        plan = self._plan
+        et = plan.locate(entry_s)[0]
+        table = self._tables[et]
+        cap0 = self._caps[et]
+        in_event = False
+        ev_flat = None
+        for e in self.events:
+            if not self._in_window(e, entry_s):
+                continue
+            in_event = True
+            if e.flat_cents is None:
+                continue
+            if not e.prepaid or (ctx is not None and ctx.prepaid):
+                ev_flat = e.flat_cents
+            elif e.cap_others and (cap0 is None or e.flat_cents < cap0):
+                cap0 = e.flat_cents
+            break
+        free_s = table.free_minutes * 60.0
+        off = 0
+        if ctx is not None and ctx.validation is not None:
+            v = self.validations[ctx.validation]
+            if v.free_minutes * 60.0 > free_s:
+                free_s = v.free_minutes * 60.0
+            off = v.amount_off_cents
+        days = plan.day_charges(entry_s, d, et, free_s, ev_flat is not None, cap0)
+        if ev_flat is not None:
+            days[0] = ev_flat
+            if not self._ev_on_flat:
+                in_event = False
+        amount = group_caps(days, self.weekly_max_cents, self.monthly_max_cents)
+        if amount and self.dynamic is not None:
+            ws0 = (entry_s + self._off) % WEEK_S
+            m = self._mult(ws0, 0.0 if ctx is None else ctx.occupancy, in_event)
+            if m != _ONE:
+                amount = int((Decimal(amount) * m).quantize(_ONE, rounding=ROUND_HALF_UP))
+        return amount - off if amount > off else 0
 
     @staticmethod
     def _flat_blocks(d: float, flat: int, cap: int | None, g_s: float, skip0: bool) -> int:

@@ -9,9 +9,9 @@ with two decimal places; :meth:`TariffSpec.build` converts it to integer cents. 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -20,9 +20,12 @@ from twin.core.pricing import (
     DynamicPricing,
     EventRate,
     RateTable,
+    SpecialDay,
     Tariff,
     TimeBand,
     TimeBandMultiplier,
+    Validation,
+    WindowCap,
 )
 from twin.scenario.common import Spec
 
@@ -158,12 +161,22 @@ class BandSpec(Spec):
 
 
 class EventSpec(Spec):
-    """An event window; entries inside ``[start, end)`` pay ``flat`` for their first 24 h."""
+    """An event window; entries inside ``[start, end)`` pay ``flat`` for their first day.
+
+    ``prepaid: true`` sells the flat rate at entry to ``share`` of the drivers entering in the
+    window; the others take a normal ticket, at most ``flat`` for their first day with
+    ``cap_others: true``. ``lots``: the network lots that run the event (default: every lot
+    with this tariff).
+    """
 
     name: str
     start: datetime
     end: datetime
     flat: Money | None = None
+    prepaid: bool = False
+    share: float = Field(default=1.0, ge=0, le=1)
+    cap_others: bool = False
+    lots: list[str] | None = None
 
     @field_validator("start", "end")
     @classmethod
@@ -178,7 +191,87 @@ class EventSpec(Spec):
     def _order(self) -> EventSpec:
         if self.end <= self.start:
             raise ValueError(f"event {self.name!r}: end must be after start")
+        if (self.prepaid or self.cap_others) and self.flat is None:
+            raise ValueError(f"event {self.name!r}: prepaid or cap_others needs a flat price")
         return self
+
+
+class WindowSpec(Spec):
+    """A window cap: the periods of a stay that start inside the window cost at most ``max``."""
+
+    name: str | None = None
+    days: Days = Field(default_factory=lambda: list(DAY_NAMES))
+    start: TimeOfDay
+    end: TimeOfDay
+    max: Money
+
+    @model_validator(mode="after")
+    def _window(self) -> WindowSpec:
+        _check_window(self.start, self.end)
+        return self
+
+    def build(self) -> WindowCap:
+        return WindowCap(
+            days=_day_numbers(self.days),
+            start_minute=_minute(self.start),
+            end_minute=_minute(self.end),
+            max_cents=_cents(self.max),
+            name=self.name or f"{self.start}-{self.end}",
+        )
+
+
+class SpecialDaySpec(Spec):
+    """Dates priced as another weekday (``like: sun``) or with rate keys of their own (unset
+    keys inherit the top level; bands do not apply on such a day)."""
+
+    name: str
+    dates: list[date] = Field(min_length=1)
+    like: str | None = None
+    flat: Money | None = None
+    free_minutes: int | None = Field(default=None, ge=0)
+    period_minutes: int | None = Field(default=None, ge=1)
+    per_period: Money | None = None
+    grace_minutes: int | None = Field(default=None, ge=0)
+    first_period_min: Money | None = None
+    daily_max: Money | None = None
+
+    @field_validator("like")
+    @classmethod
+    def _weekday(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        days = _parse_days(v)
+        if len(days) != 1:
+            raise ValueError(f"like is one day name (mon ... sun), got {v!r}")
+        return days[0]
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SpecialDaySpec:
+        own = [k for k in _RATE_KEYS if k in self.model_fields_set]
+        if (self.like is None) == (not own):
+            raise ValueError(
+                f"special day {self.name!r}: give either like: <day> or rate keys of its own "
+                f"({', '.join(_RATE_KEYS)}), not both"
+            )
+        return self
+
+
+class ValidationSpec(Spec):
+    """A merchant validation given to ``share`` of the drivers: the first ``free_minutes`` free,
+    then ``amount_off`` off the receipt."""
+
+    name: str
+    share: float = Field(default=0.0, ge=0, le=1)
+    free_minutes: int = Field(default=0, ge=0)
+    amount_off: Money = Decimal("0.00")
+
+    def build(self) -> Validation:
+        return Validation(
+            name=self.name,
+            free_minutes=self.free_minutes,
+            amount_off_cents=_cents(self.amount_off),
+            share=self.share,
+        )
 
 
 def _check_mult(v: float) -> float:
@@ -303,11 +396,39 @@ class TariffSpec(Spec):
     grace_minutes: int = Field(default=0, ge=0)
     first_period_min: Money = Decimal("0.00")
     daily_max: Money | None = None
+    daily_max_per: Literal["24h_from_entry", "operating_day"] | None = None
+    day_starts: TimeOfDay | None = None
+    at_boundary: Literal["next", "previous"] = "next"
     bands: list[BandSpec] = Field(default_factory=list)
+    windows: list[WindowSpec] = Field(default_factory=list)
     events: list[EventSpec] = Field(default_factory=list)
+    special_days: list[SpecialDaySpec] = Field(default_factory=list)
+    weekly_max: Money | None = None
+    monthly_max: Money | None = None
+    validations: list[ValidationSpec] = Field(default_factory=list)
     dynamic: DynamicSpec | None = None
 
-    def _table(self, band: BandSpec | None = None) -> RateTable:
+    @model_validator(mode="after")
+    def _days(self) -> TariffSpec:
+        if self.daily_max_per == "24h_from_entry" and self.day_starts is not None:
+            raise ValueError(
+                "day_starts sets operating days; it cannot go with daily_max_per: 24h_from_entry"
+            )
+        if self.day_starts == "24:00":
+            raise ValueError("day_starts must be before 24:00 (a day starting at midnight: 00:00)")
+        total = sum(v.share for v in self.validations)
+        if total > 1:
+            raise ValueError(f"validations: shares add up to {total:g}, at most 1")
+        return self
+
+    @property
+    def per_operating_day(self) -> bool:
+        """Day maximums per operating day: asked for, or implied by a ``day_starts``."""
+        if self.daily_max_per is None:
+            return self.day_starts is not None
+        return self.daily_max_per == "operating_day"
+
+    def _table(self, band: BandSpec | SpecialDaySpec | None = None) -> RateTable:
         values = {k: getattr(self, k) for k in _RATE_KEYS}
         if band is not None:
             for k in _RATE_KEYS:
@@ -327,8 +448,11 @@ class TariffSpec(Spec):
             daily_max_cents=_cents(values["daily_max"]),
         )
 
-    def build(self, calendar: Calendar) -> Tariff:
-        """The core :class:`Tariff`; event date-times become core seconds via ``calendar``."""
+    def build(self, calendar: Calendar, lot: str | None = None) -> Tariff:
+        """The core :class:`Tariff`; event date-times become core seconds via ``calendar``.
+
+        ``lot``: the network lot the tariff is for (events naming other lots are left out).
+        """
         return Tariff(
             name=self.name,
             default=self._table(),
@@ -348,9 +472,29 @@ class TariffSpec(Spec):
                     start_s=calendar.to_seconds(e.start),
                     end_s=calendar.to_seconds(e.end),
                     flat_cents=_cents(e.flat),
+                    prepaid=e.prepaid,
+                    share=e.share,
+                    cap_others=e.cap_others,
                 )
                 for e in self.events
+                if e.lots is None or lot is None or lot in e.lots
             ),
             dynamic=None if self.dynamic is None else self.dynamic.build(),
             calendar=calendar,
+            daily_max_per="operating_day" if self.per_operating_day else "24h_from_entry",
+            day_start_minute=0 if self.day_starts is None else _minute(self.day_starts),
+            windows=tuple(w.build() for w in self.windows),
+            special_days=tuple(
+                SpecialDay(
+                    name=sp.name,
+                    dates=frozenset(sp.dates),
+                    like_weekday=None if sp.like is None else DAY_NAMES.index(sp.like),
+                    table=None if sp.like is not None else self._table(sp),
+                )
+                for sp in self.special_days
+            ),
+            weekly_max_cents=_cents(self.weekly_max),
+            monthly_max_cents=_cents(self.monthly_max),
+            validations=tuple(v.build() for v in self.validations),
+            at_boundary=self.at_boundary,
         )

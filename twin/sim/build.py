@@ -49,7 +49,7 @@ def build_lot_from(spec: LotSpec, calendar: Calendar) -> Lot:
             for lv, level in zip(levels, fac.levels, strict=True)
         ]
         spots = build_spots(counts, spacing_m=fac.spot_spacing_m)
-    tariff = spec.tariff.build(calendar) if spec.tariff is not None else None
+    tariff = spec.tariff.build(calendar, lot=spec.name) if spec.tariff is not None else None
     return Lot(
         spots,
         levels,

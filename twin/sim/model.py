@@ -141,6 +141,14 @@ class ParkingModel:
         self.env = simpy.Environment()
         self.components = build_components(scenario)
 
+    def product_draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per driver, the uniform draws that decide whether they buy the event product on sale
+        at their entry and which validation they get (:meth:`Tariff.products_for`); a stream of
+        their own, so the same drivers hold them whatever else changes."""
+        rng = self.streams.get("products")
+        n = len(self.drivers)
+        return rng.random(n), rng.random(n)
+
     def _adaptive_pricing(self, lot: Lot, log: list[tuple[float, str, float, float, str]]) -> None:
         """Sample occupancy per rate table and let the pricing rule move rates every period.
 
@@ -313,6 +321,13 @@ class ParkingModel:
             rule = network.diversion
             tried: dict[int, set[int]] = {}
 
+        # event products and validations: who buys or gets one is drawn from a stream of its own
+        # (common random numbers: the same drivers hold them whatever else changes)
+        sells = [lot.tariff is not None and lot.tariff.sells_products for lot in lots]
+        selling = any(sells)
+        if selling:
+            u_event, u_validation = map(seq, self.product_draws())
+
         def price_for(i: int, k: int, t: float) -> float:
             lot = lots[k]
             if lot.tariff is None:
@@ -355,6 +370,9 @@ class ParkingModel:
                     turned_away(i, k, t, BLOCKED)
                 return
             session_of[i] = session  # the price lives on the session until the car leaves
+            if selling and sells[k]:
+                held = lots[k].tariff.products_for(t, u_event[i], u_validation[i])
+                lots[k].hold(session.ticket, held.prepaid, held.validation)
             entry_w[i] = t  # written now, in arrival order: cheaper than at a random leave
             spot_w[i] = offsets[k] + session.spot.index
             if comps:
