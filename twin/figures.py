@@ -243,6 +243,8 @@ FIGURES: tuple[Figure, ...] = (
        "revenue", gate=True),
     _f("revenue_per_day.band[{band}]", "revenue per day, entered in band {band}", "$/day",
        "revenue", gate=True),
+    _f("receipts_per_day", "receipts of the same drivers, priced without simulating, per day",
+       "$/day", "revenue", gate=True),
     # -- occupancy --------------------------------------------------------------------------------
     _f("occupancy.mean", "occupancy, mean", "share", "occupancy", noun="mean occupancy",
        short="occupancy mean",

@@ -15,6 +15,9 @@ comparison is paired: for every figure we look at ``d_r = current_r - baseline_r
   excludes 0, and **pass** when it contains 0 (the figure moved, but not more than the
   replications disagree among themselves: noise from drivers being reshuffled).
 
+Figures in :data:`EXACT_FIGURES` (``receipts_per_day``: the same drivers priced without
+simulating, :mod:`twin.receipts`) carry no noise, so any difference fails them.
+
 A figure present on only one side, or defined (not NaN) on only one side, fails too: the set of
 tariff bands or spot types changed, which a reviewer must see. ``reports/README.md`` states the
 rule for readers of CI logs and what to do when a change is intended (``--update``).
@@ -40,6 +43,7 @@ from twin.core.clock import DAY, MINUTE
 from twin.core.pricing import WEEK_S, Tariff
 from twin.core.types import SpotType
 from twin.experiments import RunResult, run
+from twin.receipts import receipts_per_day
 from twin.scenario.loader import ScenarioError, load_scenario, read_yaml
 from twin.scenario.model import Scenario
 from twin.sim.build import calendar_for
@@ -53,6 +57,11 @@ ABS_TOL = 1e-12
 #: Revenue by entry time outside every named band of the tariff.
 DEFAULT_BAND = "default"
 BASELINE_FORMAT = 1
+
+#: Figures computed without simulating (see :mod:`twin.receipts`): the same drivers priced the
+#: same way, so any paired difference beyond float noise is a change, never noise.
+RECEIPTS = "receipts_per_day"
+EXACT_FIGURES = frozenset({RECEIPTS})
 
 Verdict = Literal["pass", "FAIL"]
 
@@ -152,6 +161,7 @@ def gate_metrics(result: RunResult) -> pd.DataFrame:
             split[f"revenue_per_day.{kind}[{name}]"] = sums[name].to_numpy() / days
     columns = {name: table[name].to_numpy(dtype=float) for name in table.columns}
     columns.update(split)
+    columns[RECEIPTS] = np.array([receipts_per_day(sc, r, sc.seed) for r in reps])
     names = figures.gated(list(columns))
     return pd.DataFrame({n: columns[n] for n in names}, index=pd.Index(reps, name="replication"))
 
@@ -263,9 +273,10 @@ def write_baseline(baseline: Baseline, path: str | Path) -> Path:
 
 
 def _judge(
-    b: np.ndarray, c: np.ndarray, confidence: float
+    b: np.ndarray, c: np.ndarray, confidence: float, exact: bool = False
 ) -> tuple[Verdict, str, float, float, float]:
-    """Verdict, reason, mean difference and its CI for paired values ``b`` and ``c``."""
+    """Verdict, reason, mean difference and its CI for paired values ``b`` and ``c``;
+    ``exact``: a figure without noise (any difference fails)."""
     b_nan, c_nan = np.isnan(b), np.isnan(c)
     if (b_nan != c_nan).any():
         return "FAIL", "defined in only one of the runs", math.nan, math.nan, math.nan
@@ -277,6 +288,8 @@ def _judge(
     mean = float(d.mean())
     if not d.any():
         return "pass", "identical", 0.0, 0.0, 0.0
+    if exact:
+        return "FAIL", "same drivers, other receipts", mean, float(d.min()), float(d.max())
     n = len(d)
     if n == 1:
         return "FAIL", "changed (1 replication, no spread to judge by)", mean, mean, mean
@@ -316,7 +329,9 @@ def compare(
         else:
             b = baseline.loc[common, name].to_numpy(dtype=float)
             c = current.loc[common, name].to_numpy(dtype=float)
-            verdict, reason, mean, lo, hi = _judge(b.copy(), c.copy(), confidence)
+            verdict, reason, mean, lo, hi = _judge(
+                b.copy(), c.copy(), confidence, exact=name in EXACT_FIGURES
+            )
             row.update(
                 baseline_mean=float(np.nanmean(b)) if (~np.isnan(b)).any() else math.nan,
                 current_mean=float(np.nanmean(c)) if (~np.isnan(c)).any() else math.nan,

@@ -179,7 +179,7 @@ class DayPlan:
         x = d - free_s - g_s
         sums = [0]
         if x > 0:
-            self._periods(entry, et, free_s, p_s, int(-(-x // p_s)), sums, cap0)
+            self._periods(entry, et, free_s, p_s, int(-(-x // p_s)), sums)
         lifted = skip0
         fmin = t.first_period_min_cents
         for j, b in enumerate(sums):
@@ -223,21 +223,19 @@ class DayPlan:
         return self.caps[self.locate(self._day_end(entry, j - 1), after=True)[0]]
 
     def _periods(
-        self,
-        entry: float,
-        et: int,
-        free_s: float,
-        p_s: float,
-        n: int,
-        sums: list[int],
-        cap0: int | None,
+        self, entry: float, et: int, free_s: float, p_s: float, n: int, sums: list[int]
     ) -> None:
-        """Add each started period's charge to ``sums[day]`` (days appended as reached)."""
+        """Add the started periods' charges to ``sums[day]`` (days appended as reached).
+
+        Walks the stay by stretches of one day and one timeline state (table, window
+        occurrence): the ``m`` periods starting in a stretch cost ``m * rate``, or inside a
+        window ``min(m * rate, allowance left)`` -- the same as charging them one by one.
+        """
         rates = self.rates[et]
         occ_max = self.occ_max
         first = entry + free_s
         j = 0
-        cap = cap0
+        day_end = self._day_end(entry, 0)
         occ = _NO_WINDOW
         occ_left = 0
         occ_first = 0.0
@@ -245,30 +243,31 @@ class DayPlan:
         while k < n:
             s = first + k * p_s
             dj = self._day_of(entry, s)
-            while j < dj:
-                sums.append(0)
-                j += 1
-                cap = self._cap_of(entry, j, et)
-            table, oc, seg_end = self.locate(s)
-            r = rates[table]
+            if dj > j:
+                sums.extend([0] * (dj - j))
+                j = dj
+                day_end = self._day_end(entry, j)
+            table, oc, end = self.locate(s)
+            if day_end < end:
+                end = day_end
+            k2 = int(-(-(end - first) // p_s))  # first period starting at or after `end`
+            if k2 <= k:
+                k2 = k + 1  # `end` is `s` itself (an edge that belongs to what ends there)
+            elif k2 > n:
+                k2 = n
+            amount = (k2 - k) * rates[table]
             if oc >= 0:
                 if oc != occ or s - occ_first >= DAY_S:
                     occ = oc
                     occ_left = occ_max[oc]
                     occ_first = s
-                if r > occ_left:
-                    r = occ_left
-                occ_left -= r
+                if amount > occ_left:
+                    amount = occ_left
+                occ_left -= amount
             else:
                 occ = _NO_WINDOW
-            sums[j] += r
-            k += 1
-            if cap is not None and sums[j] >= cap and (oc < 0 or occ_left == 0):
-                # the day is full: later periods in this state cannot change anything
-                target = min(self._day_end(entry, j), seg_end)
-                jump = int(-(-(target - first) // p_s))
-                if jump > k:
-                    k = jump if jump < n else n
+            sums[j] += amount
+            k = k2
 
 
 def group_caps(days: list[int], weekly: int | None, monthly: int | None) -> int:
