@@ -296,6 +296,8 @@ class Tariff:
     _cap: int | None = field(init=False, repr=False, compare=False)
     _flat: int | None = field(init=False, repr=False, compare=False)
     _plan: DayPlan | None = field(init=False, repr=False, compare=False)
+    _prev: bool = field(init=False, repr=False, compare=False)
+    _events: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sa = object.__setattr__
@@ -433,6 +435,12 @@ class Tariff:
                 monthly_max_cents=self.monthly_max_cents,
             )
         sa(self, "_plan", plan)
+        sa(self, "_prev", self.at_boundary == "previous")
+        sa(
+            self,
+            "_events",
+            tuple((e.start_s, e.end_s, e.flat_cents, e.prepaid, e.cap_others) for e in events),
+        )
 
         d = self.default
         sa(self, "_fast", not bands and not events and dyn is None and plan is None)
@@ -624,16 +632,17 @@ class Tariff:
         cap0 = self._caps[et]
         in_event = False
         ev_flat = None
-        for e in self.events:
-            if not self._in_window(e, entry_s):
+        prev = self._prev
+        for start, end, flat, prepaid, cap_others in self._events:
+            if not ((start < entry_s <= end) if prev else (start <= entry_s < end)):
                 continue
             in_event = True
-            if e.flat_cents is None:
+            if flat is None:
                 continue
-            if not e.prepaid or (ctx is not None and ctx.prepaid):
-                ev_flat = e.flat_cents
-            elif e.cap_others and (cap0 is None or e.flat_cents < cap0):
-                cap0 = e.flat_cents
+            if not prepaid or (ctx is not None and ctx.prepaid):
+                ev_flat = flat
+            elif cap_others and (cap0 is None or flat < cap0):
+                cap0 = flat
             break
         free_s = table.free_minutes * 60.0
         off = 0

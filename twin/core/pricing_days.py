@@ -236,17 +236,18 @@ class DayPlan:
         first = entry + free_s
         j = 0
         day_end = self._day_end(entry, 0)
+        # a period exactly on an operating-day edge belongs to the day that ends there
+        on_edge_old = self.prev and self.operating_day
         occ = _NO_WINDOW
         occ_left = 0
         occ_first = 0.0
         k = 0
         while k < n:
             s = first + k * p_s
-            dj = self._day_of(entry, s)
-            if dj > j:
-                sums.extend([0] * (dj - j))
-                j = dj
-                day_end = self._day_end(entry, j)
+            while s > day_end or (s == day_end and not on_edge_old):
+                sums.append(0)
+                j += 1
+                day_end += DAY_S
             table, oc, end = self.locate(s)
             if day_end < end:
                 end = day_end
