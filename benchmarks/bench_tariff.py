@@ -65,9 +65,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     ramp, work = stays("city_ramp_tariff")
-    others = {
-        name: load(SCENARIOS / f"{name}.yaml") for name in ("downtown_garage", "surface_lot")
-    }
+    others = {name: load(SCENARIOS / f"{name}.yaml") for name in ("downtown_garage", "surface_lot")}
     table = Table(title=f"Tariff.price on {len(work):,} stays of the city ramp's drivers")
     table.add_column("tariff")
     table.add_column("path")

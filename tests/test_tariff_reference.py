@@ -138,8 +138,16 @@ ROWS = receipts(DOC.read_text(encoding="utf-8"))
 def test_the_reference_has_receipts_for_every_feature():
     assert len(ROWS) >= 60
     text = DOC.read_text(encoding="utf-8")
-    for key in ("day_starts", "windows", "at_boundary", "prepaid", "special_days",
-                "weekly_max", "validations", "daily_max_per"):
+    for key in (
+        "day_starts",
+        "windows",
+        "at_boundary",
+        "prepaid",
+        "special_days",
+        "weekly_max",
+        "validations",
+        "daily_max_per",
+    ):
         assert f"{key}" in text
 
 
@@ -167,8 +175,14 @@ def test_the_city_ramp_sign_takes_at_most_ten_lines():
 
 @pytest.mark.parametrize(
     ("text", "hours"),
-    [("Mon 08:50–11:10", 2 + 20 / 60), ("Fri 20:00–Sat 01:00", 5), ("Mon 23:00–01:00", 2),
-     ("3 h 10 min", 3 + 10 / 60), ("2 days", 48), ("Sat 14 Mar 17:30–22:30", 5)],
+    [
+        ("Mon 08:50–11:10", 2 + 20 / 60),
+        ("Fri 20:00–Sat 01:00", 5),
+        ("Mon 23:00–01:00", 2),
+        ("3 h 10 min", 3 + 10 / 60),
+        ("2 days", 48),
+        ("Sat 14 Mar 17:30–22:30", 5),
+    ],
 )
 def test_stay_cells_are_read_as_written(text, hours):
     entry, exit_ = parse_stay(text)
