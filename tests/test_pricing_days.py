@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -550,3 +551,18 @@ def test_the_sign_in_yaml_builds_the_same_tariff():
 def test_schema_rejects_with_a_message(extra, message):
     with pytest.raises(ValidationError, match=message):
         TariffSpec.model_validate({"per_period": 1, "day_starts": "03:00", **extra})
+
+
+def test_event_lots_must_name_lots_of_the_scenario():
+    import yaml
+
+    from twin.scenario.loader import ScenarioError, validate_scenario
+
+    data = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "scenarios" / "city_ramp_tariff.yaml").read_text()
+    )
+    data["tariff"]["events"][0]["lots"] = ["Nowhere Garage"]
+    with pytest.raises(ScenarioError, match="unknown lot"):
+        validate_scenario(data)
+    data["tariff"]["events"][0]["lots"] = ["City Ramp"]
+    assert validate_scenario(data).tariff.events[0].lots == ["City Ramp"]

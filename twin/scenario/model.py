@@ -407,6 +407,14 @@ class Scenario(Spec):
                 )
             if stream.lot is None and len(lots) > 1:
                 raise ValueError(f"demand stream {stream.name!r} needs a 'lot' (or '*')")
+        for lot in lots:
+            for event in lot.tariff.events if lot.tariff is not None else ():
+                unknown = [name for name in event.lots or () if name not in lot_names]
+                if unknown:
+                    raise ValueError(
+                        f"tariff event {event.name!r}: unknown lot(s) {', '.join(unknown)} "
+                        f"(lots: {', '.join(lot_names)})"
+                    )
         matrix = self.network.travel_time_min if self.network is not None else None
         if matrix is not None and (
             len(matrix) != len(lots) or any(len(row) != len(lots) for row in matrix)
