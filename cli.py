@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -25,8 +26,20 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from twin import api
+import twin
+from twin import installed
 from twin.executors import ExecutorName
+
+if TYPE_CHECKING:
+    from twin import api
+else:
+    # `parktwin --help` and `--version` must not wait ~1 s for scipy, pandas and pydantic:
+    # twin.api is executed at a command's first `api.` lookup (tests/test_startup.py).
+    _spec = importlib.util.find_spec("twin.api")
+    _spec.loader = importlib.util.LazyLoader(_spec.loader)
+    api = sys.modules.setdefault("twin.api", importlib.util.module_from_spec(_spec))
+    if api.__spec__ is _spec:
+        _spec.loader.exec_module(api)
 
 app = typer.Typer(
     help="ParkTwin: simulate parking facilities to plan capacity, allocation and pricing.",
@@ -65,12 +78,25 @@ class Format(StrEnum):
     csv = "csv"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"parktwin {twin.__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """ParkTwin: simulate parking facilities to plan capacity, allocation and pricing.
 
-    Describe a facility and its demand in a YAML scenario (see scenarios/ and the README),
-    then `parktwin run SCENARIO`.
+    Describe a facility and its demand in a YAML scenario (`parktwin examples --copy DIR`
+    copies the shipped ones to start from; see the README), then `parktwin run SCENARIO`.
     """
 
 
@@ -186,7 +212,7 @@ def run(
     ] = False,
     min_replications: Annotated[
         int, typer.Option(help="With --precision: never stop before this many.", min=2)
-    ] = api.MIN_SEQUENTIAL_REPLICATIONS,
+    ] = 5,  # api.MIN_SEQUENTIAL_REPLICATIONS, spelled out to keep --help light (tested)
     max_replications: Annotated[
         int, typer.Option(help="With --precision: stop here even if the target is not met.", min=2)
     ] = 100,
@@ -357,11 +383,19 @@ def _wide_console() -> Console:
 def regress(
     scenarios: Annotated[
         list[Path] | None,
-        typer.Argument(help="Scenario YAML files; default: every scenarios/*.yaml."),
+        typer.Argument(
+            help="Scenario YAML files; default: every shipped scenario (`parktwin examples`).",
+            show_default=False,
+        ),
     ] = None,
     baseline: Annotated[
-        Path, typer.Option(help="Folder of baselines, one <scenario name>.json per scenario.")
-    ] = Path("reports/baselines"),
+        Path | None,
+        typer.Option(
+            help="Folder of baselines, one `<scenario name>.json` per scenario; default: the "
+            "baselines of the shipped scenarios.",
+            show_default=False,
+        ),
+    ] = None,
     replications: Annotated[
         int | None,
         typer.Option(help="Replications to run; default: the scenario's own.", min=1),
@@ -392,12 +426,8 @@ def regress(
     """
     from twin import regress as rg
 
-    paths = list(scenarios) if scenarios else sorted(Path("scenarios").glob("*.yaml"))
-    if not paths:
-        err_console.print(
-            "[bold red]error[/]: no scenario files given and none in ./scenarios", highlight=False
-        )
-        raise typer.Exit(code=2)
+    paths = list(scenarios) if scenarios else installed.gate_scenarios()
+    baseline = installed.baselines_dir() if baseline is None else baseline
     if baseline.exists() and not baseline.is_dir():
         err_console.print(
             f"[bold red]error[/]: --baseline {escape(str(baseline))} is not a folder",
@@ -504,7 +534,8 @@ def report(
         Path | None,
         typer.Option(
             help="The scenario YAML the run used, to split revenue by tariff band; default: "
-            "scenarios/<scenario name>.yaml if it exists."
+            "`scenarios/<scenario name>.yaml` in the working folder, beside the results folder "
+            "or among the shipped examples."
         ),
     ] = None,
 ) -> None:
@@ -811,7 +842,7 @@ def sweep(
             "--keep-occupancy", help="Also keep each run's occupancy time series in runs/."
         ),
     ] = False,
-    plots: Annotated[bool, typer.Option(help="Draw plots/<figure>.png.")] = True,
+    plots: Annotated[bool, typer.Option(help="Draw `plots/<figure>.png`.")] = True,
 ) -> None:
     """Run SCENARIO at every combination of --grid values, with common random numbers.
 
@@ -894,9 +925,7 @@ def sweep(
 
 
 # -- locking under contention (docs/locking.md) -----------------------------------------------
-DEFAULT_LOCKING_STUDY = (
-    Path(__file__).resolve().parent / "scenarios" / "studies" / "locking_study.yaml"
-)
+DEFAULT_LOCKING_STUDY = installed.locking_study()
 
 
 def _ms(value: float, roof_ms: float) -> str:
@@ -954,7 +983,8 @@ def locking(
     study: Annotated[
         Path | None,
         typer.Argument(
-            help="Locking study YAML (default: scenarios/studies/locking_study.yaml).",
+            help="Locking study YAML; default: the shipped `studies/locking_study.yaml` "
+            "(`parktwin examples`).",
             show_default=False,
         ),
     ] = None,
@@ -1331,5 +1361,45 @@ def optimize(
         )
 
 
+@app.command()
+def examples(
+    copy: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Copy every example to DIR (keeping its studies/, sweeps/ and scale/ folders) "
+            "to run or edit; never overwrites a file.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """List the example scenarios, studies and sweeps shipped with ParkTwin, or copy them.
+
+    `parktwin examples --copy my_lots` then `parktwin run my_lots/surface_lot.yaml`. The
+    regression gate (`parktwin regress`) and `parktwin locking` use the shipped files by default.
+    """
+    if copy is not None:
+        try:
+            installed.copy_examples(copy)
+        except installed.ExamplesError as exc:
+            _fail([str(exc)])
+    console.print(installed.examples_table(copy))
+    if copy is None:
+        console.print("Copy them with `parktwin examples --copy DIR` to run or edit them.")
+
+
+def console_main() -> None:
+    """The `parktwin` command: the app, plus a one-line hint instead of a traceback when a
+    command needs an optional extra that is not installed (the base install is light)."""
+    try:
+        app()
+    except Exception as exc:
+        message = installed.missing_extra(exc)
+        if message is None:
+            raise
+        err_console.print(f"[bold red]error[/]: {escape(message)}", highlight=False)
+        sys.exit(2)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    console_main()

@@ -1,4 +1,5 @@
-# Sourced by demo.sh and test.sh: make .venv with the project and its dev tools installed.
+# Sourced by demo.sh and test.sh: make .venv with the project, every optional extra (all) and
+# the dev tools installed.
 # Re-installs only when pyproject.toml changed, so repeated runs start at once.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +14,7 @@ WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "installing parktwin and its dependencies into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[dev,stores]"
+    .venv/bin/python -m pip install --quiet -e ".[all,dev]"
     echo "$WANT" > "$STAMP"
 fi
 # Broker tests start their own Mosquitto on a free port: the binary must exist.

@@ -16,6 +16,7 @@ from twin.compare import compare as _compare
 from twin.executors import Executor, ExecutorError, make_executor
 from twin.experiments import MIN_SEQUENTIAL_REPLICATIONS, Progress, RunResult, run_sequential
 from twin.experiments import run as _run
+from twin.installed import baselines_dir
 from twin.optimize import OptimizationResult, OptimizeError
 from twin.regress import BaselineMissing, BaselineUpdate, RegressError, ScenarioCheck
 from twin.regress import check as _regress_check
@@ -267,27 +268,31 @@ def optimize(
 
 def regress(
     scenario: str | Path,
-    baseline_dir: str | Path = "reports/baselines",
+    baseline_dir: str | Path | None = None,
     *,
     replications: int | None = None,
     confidence: float = 0.99,
 ) -> ScenarioCheck:
-    """Pricing-regression gate for one scenario file against its stored baseline.
+    """Pricing-regression gate for one scenario file against its stored baseline (by default
+    in the baselines shipped with ParkTwin, :func:`twin.installed.baselines_dir`).
 
     ``.passed``, ``.failures`` and ``.table`` (metric, baseline/current mean, difference, its
     paired t interval, verdict) say whether revenue, prices or occupancy moved; see
     ``reports/README.md`` for the rule. Raises :class:`BaselineMissing` / :class:`RegressError`.
     """
+    baseline_dir = baselines_dir() if baseline_dir is None else baseline_dir
     return _regress_check(scenario, baseline_dir, replications, confidence)
 
 
 def record_baseline(
     scenario: str | Path,
-    baseline_dir: str | Path = "reports/baselines",
+    baseline_dir: str | Path | None = None,
     *,
     replications: int | None = None,
 ) -> BaselineUpdate:
-    """(Re)record a scenario's baseline; ``.changed`` lists the figures that moved."""
+    """(Re)record a scenario's baseline (by default among the shipped baselines, which in an
+    editable install are the repository's); ``.changed`` lists the figures that moved."""
+    baseline_dir = baselines_dir() if baseline_dir is None else baseline_dir
     return _regress_update(scenario, baseline_dir, replications)
 
 

@@ -33,10 +33,11 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from twin.experiments import Replication, replicate
-from twin.scenario.model import Scenario
+if TYPE_CHECKING:  # the CLI imports ExecutorName for --help: keep numpy, scipy, pydantic out
+    from twin.experiments import Replication
+    from twin.scenario.model import Scenario
 
 #: The frames a replication can carry besides its figures.
 FRAMES: tuple[str, ...] = ("vehicles", "occupancy", "lanes")
@@ -76,6 +77,8 @@ class Task:
 
 def run_task(task: Task) -> Replication:
     """Run one task (in a worker), building only the frames the caller asked for."""
+    from twin.experiments import replicate
+
     return replicate(task.scenario, task.replication, task.seed, frames=task.keep)
 
 

@@ -138,8 +138,11 @@ def _read_table(folder: Path, name: str, required: bool) -> pd.DataFrame | None:
 
 
 def _find_scenario(name: str, folder: Path) -> Path | None:
-    """``scenarios/<name>.yaml`` next to the working directory, the results or the package."""
-    roots = [Path.cwd(), folder.resolve().parent, Path(__file__).resolve().parents[1]]
+    """``scenarios/<name>.yaml`` in the working directory, beside the results or among the
+    shipped examples (found through the installed package, not beside this file)."""
+    from twin.installed import package_root
+
+    roots = [Path.cwd(), folder.resolve().parent, package_root()]
     for root in roots:
         path = root / "scenarios" / f"{name}.yaml"
         if path.is_file():

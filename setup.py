@@ -1,0 +1,49 @@
+"""Which files an install holds; the project's metadata is in pyproject.toml.
+
+The repository keeps its layout: `twin/` (the library), `cli.py` (the `parktwin` command),
+`adapters/`, and the example scenarios and baselines in `scenarios/` and `reports/baselines/`.
+Installed, everything except `twin` lives inside one `parktwin` package, so the generic names
+`cli` and `adapters` never land at the top of site-packages (PyPI has an unrelated `adapters`):
+
+    twin/...                          the library, imported as `twin` (twin.api, twin.core, ...)
+    parktwin/cli.py                   <- cli.py
+    parktwin/adapters/...             <- adapters/
+    parktwin/scenarios/**/*.yaml      <- scenarios/ (examples, studies/, sweeps/, scale/)
+    parktwin/reports/baselines/*.json <- reports/baselines/
+
+`package_dir` maps `parktwin` onto the repository root, so an editable install serves the
+repository's own files (no copy to keep in step) and twin.installed finds the data the same
+way in both. Only cli.py is taken from the root's modules (not setup.py).
+"""
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+#: Data shipped inside the parktwin package, relative to the repository root.
+PACKAGE_DATA = [
+    "scenarios/*.yaml",
+    "scenarios/*/*.yaml",
+    "reports/baselines/*.json",
+]
+
+
+class BuildPy(build_py):
+    """The root's only module that belongs to the package is cli.py."""
+
+    def find_package_modules(self, package, package_dir):
+        modules = super().find_package_modules(package, package_dir)
+        if package == "parktwin":
+            modules = [m for m in modules if m[1] == "cli"]
+        return modules
+
+
+setup(
+    cmdclass={"build_py": BuildPy},
+    package_dir={"parktwin": "."},
+    packages=[
+        *find_packages(include=["twin", "twin.*"]),
+        "parktwin",
+        *(f"parktwin.{name}" for name in find_packages(include=["adapters", "adapters.*"])),
+    ],
+    package_data={"parktwin": PACKAGE_DATA},
+)
