@@ -47,6 +47,13 @@ for m in pkgutil.walk_packages(twin.core.__path__, 'twin.core.'):
 print('twin.core imports with the standard library alone')"
 "$WORK/core/bin/pip" install --quiet "$WHEEL"
 "$WORK/core/bin/parktwin" --help >/dev/null
-size() { du -sm "$(echo "$1"/lib/python3*/site-packages)" | cut -f1; }
-echo "site-packages: base install (typer, rich) $(size "$WORK/core") MB;" \
+# MB in site-packages, without the pip and setuptools every new venv starts with
+size() {
+    local sp; sp="$(echo "$1"/lib/python3*/site-packages)"
+    local all; all="$(du -sk "$sp" | cut -f1)"
+    local venv; venv="$(du -skc "$sp"/pip "$sp"/pip-* "$sp"/setuptools "$sp"/setuptools-* \
+        "$sp"/pkg_resources "$sp"/_distutils_hack 2>/dev/null | tail -1 | cut -f1)"
+    echo $(( (all - venv) / 1024 ))
+}
+echo "installed size: base (typer, rich) $(size "$WORK/core") MB;" \
      "with sim and plot $(size "$WORK/user") MB" >&2
