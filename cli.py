@@ -1056,7 +1056,7 @@ def locking(
             bar.update(task, completed=done, description=label)
 
         if backend:
-            from adapters.stores import StoreUnavailable
+            from parktwin.adapters.stores import StoreUnavailable
             from twin.locking_live import run_live_study
 
             try:

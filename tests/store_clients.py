@@ -7,7 +7,7 @@ import os
 import random
 import time
 
-from adapters.stores import open_store, run_claim, run_release
+from parktwin.adapters.stores import open_store, run_claim, run_release
 from twin.core.locking import Kind, RemoteClaim, Status
 
 

@@ -27,16 +27,16 @@ import store_clients
 pytest.importorskip("psycopg", reason="the `stores` extra is not installed")
 pytest.importorskip("redis", reason="the `stores` extra is not installed")
 
-from adapters.stores import STORE_OF, open_store, run_claim, run_release
-from adapters.stores.postgres_store import MIGRATIONS, pg_available
-from adapters.stores.redis_store import redis_available, serve_until
+from parktwin.adapters.stores import STORE_OF, open_store, run_claim, run_release
+from parktwin.adapters.stores.postgres_store import MIGRATIONS, pg_available
+from parktwin.adapters.stores.redis_store import redis_available, serve_until
 from twin.core.locking import Status
 
 CAPS = {"L1/REGULAR": 3, "L1/EV": 1, "L2/REGULAR": 2}  # a small lot; L1/EV is a single spot
 # Children come from a fork server that has imported the clients once: no inherited sockets
 # or pool threads (as with fork), and no second of imports per child on a busy machine (spawn).
 SPAWN = mp.get_context("forkserver")
-SPAWN.set_forkserver_preload(["store_clients", "adapters.stores.redis_store"])
+SPAWN.set_forkserver_preload(["store_clients", "parktwin.adapters.stores.redis_store"])
 _MISSING = {"postgres": pg_available(), "redis": redis_available()}
 
 

@@ -42,6 +42,9 @@ EXTRAS: dict[str, str] = {
     "distributed": "dask",
     "matplotlib": "plot",
     "paho": "mqtt",
+    "psycopg": "stores",
+    "psycopg_pool": "stores",
+    "redis": "stores",
 }
 
 

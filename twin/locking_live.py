@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from adapters.stores import STORE_OF, open_store, run_claim
-from adapters.stores.load import client_main, target_name
+from parktwin.adapters.stores import STORE_OF, open_store, run_claim
+from parktwin.adapters.stores.load import client_main, target_name
 from twin.core.locking import RemoteClaim, Status
 from twin.scenario.locking import LockingStudySpec
 from twin.sim.locking_study import (
@@ -87,7 +87,9 @@ class LiveStudy:
         self.clients = clients
         self.ns = f"parktwin_live_{uuid.uuid4().hex[:8]}"
         self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["adapters.stores.load", "adapters.stores.redis_store"])
+        self._ctx.set_forkserver_preload(
+            ["parktwin.adapters.stores.load", "parktwin.adapters.stores.redis_store"]
+        )
         self._strategy: str | None = None
         self._store = None
         self._procs: list = []
@@ -119,7 +121,7 @@ class LiveStudy:
         store.setup({target_name(r): w.capacity for r in range(w.rows)})
         self._store, self._strategy = store, strategy
         if strategy == "queue":
-            from adapters.stores.redis_store import serve_until
+            from parktwin.adapters.stores.redis_store import serve_until
 
             self._stop, self._consumer_stats = self._ctx.Event(), self._ctx.Queue()
             self._consumer = self._ctx.Process(
@@ -314,7 +316,7 @@ def _consumer_ms(url: str, ns: str, n: int) -> float:
     """Queue a burst of requests, then time one consumer (in this process) draining them."""
     import json
 
-    from adapters.stores.redis_store import QueueConsumer, QueueStore
+    from parktwin.adapters.stores.redis_store import QueueConsumer, QueueStore
 
     prefix = ns + "_q"
     store = QueueStore(url, prefix=prefix)

@@ -8,7 +8,7 @@ extra: ``pip install 'parktwin[stores]'``.
 
 from __future__ import annotations
 
-from adapters.stores.base import (
+from .base import (
     ClaimStore,
     StoreUnavailable,
     pg_dsn,
@@ -48,10 +48,10 @@ def open_store(
     if strategy not in STORE_OF:
         raise ValueError(f"unknown claim strategy {strategy!r} (allowed: {', '.join(STORE_OF)})")
     if STORE_OF[strategy] == "postgres":
-        from adapters.stores.postgres_store import PostgresClaimStore
+        from .postgres_store import PostgresClaimStore
 
         return PostgresClaimStore(strategy, url, schema=namespace, pool_size=pool_size)
-    from adapters.stores.redis_store import AtomicCounterStore, QueueStore
+    from .redis_store import AtomicCounterStore, QueueStore
 
     cls = AtomicCounterStore if strategy == "atomic" else QueueStore
     return cls(url, prefix=namespace, pool_size=pool_size)

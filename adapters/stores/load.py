@@ -19,8 +19,9 @@ import time
 
 import numpy as np
 
-from adapters.stores import open_store, run_claim, run_release
 from twin.core.locking import Status
+
+from . import open_store, run_claim, run_release
 
 __all__ = ["client_main", "run_client_point", "target_name"]
 

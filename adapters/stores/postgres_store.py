@@ -27,8 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 
-from adapters.stores.base import StoreUnavailable, pg_dsn
 from twin.core.locking import Kind, Op, Outcome, RemoteClaim
+
+from .base import StoreUnavailable, pg_dsn
 
 try:
     import psycopg

@@ -34,8 +34,9 @@ import os
 import time
 from collections.abc import Mapping
 
-from adapters.stores.base import StoreUnavailable, redis_url
 from twin.core.locking import Kind, Op, Outcome, RemoteClaim, Status, serve_request
+
+from .base import StoreUnavailable, redis_url
 
 try:
     import redis
