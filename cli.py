@@ -29,6 +29,7 @@ from rich.text import Text
 import twin
 from twin import installed
 from twin.executors import ExecutorName
+from twin.outputs import OutputError, claim
 
 if TYPE_CHECKING:
     from twin import api
@@ -173,6 +174,7 @@ def summary_tables(result: api.RunResult) -> list[Table]:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (see scenarios/).")],
     seed: Annotated[int | None, typer.Option(help="Random seed; default: the scenario's.")] = None,
     days: Annotated[
@@ -186,6 +188,14 @@ def run(
         typer.Option(help="Folder for vehicles/occupancy/lanes tables and summary.json."),
     ] = None,
     format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the outputs of an earlier run in --out (only ParkTwin's own files "
+            "there are deleted). Without it such a folder is refused.",
+        ),
+    ] = False,
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
@@ -225,6 +235,7 @@ def run(
     so stopping at n gives exactly the numbers of a plain run with n replications).
     """
     sc = _load_or_exit(scenario, {"warmup_hours": warmup} if warmup is not None else None)
+    _hold_out(ctx, out, run_overwrite=overwrite)
     reps = replications or sc.replications
     if precision is not None:
         reps = max_replications
@@ -279,7 +290,7 @@ def run(
             "and were not replayed"
         )
     if out is not None:
-        written = result.write(out, format.value)
+        written = result.write(out, format.value, overwrite=overwrite)
         console.print(
             f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
         )
@@ -551,7 +562,7 @@ def report(
 
     try:
         page = build_report(results_dir, scenario)
-    except ReportError as exc:
+    except (ReportError, OutputError) as exc:
         err_console.print(
             f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True
         )
@@ -596,6 +607,7 @@ def _comparison_table(comparison: api.Comparison) -> Table:
 
 @app.command()
 def compare(
+    ctx: typer.Context,
     a: Annotated[Path, typer.Argument(help="Scenario A, the reference (YAML file).")],
     b: Annotated[
         Path | None,
@@ -658,6 +670,7 @@ def compare(
                 soft_wrap=True,
             )
         raise typer.Exit(code=2) from None
+    _hold_out(ctx, out)
     label_a = str(a)
     label_b = describe_sets(str(b_path), overrides)
     reps = replications or sc_a.replications
@@ -718,6 +731,24 @@ def _fail(lines: list[str], source: str | None = None) -> NoReturn:
             f"[bold red]error[/]: {where}{escape(line)}", highlight=False, soft_wrap=True
         )
     raise typer.Exit(code=2)
+
+
+def _hold_out(ctx: typer.Context, out: Path | None, run_overwrite: bool | None = None) -> None:
+    """Claim ``--out`` for the rest of the command, before anything is simulated: a path that
+    cannot be a folder, a folder another process is writing, or (``run``) a folder holding
+    another run without ``--overwrite`` ends the command at once with one line (exit 2).
+    The claim (:func:`twin.outputs.claim`) is released when the command ends, however it ends.
+    """
+    if out is None:
+        return
+    try:
+        ctx.with_resource(claim(out))
+        if run_overwrite is not None:
+            from twin.experiments import prepare_run_folder
+
+            prepare_run_folder(out, run_overwrite)
+    except OutputError as exc:
+        _fail([str(exc)])
 
 
 def _executor_or_exit(
@@ -781,6 +812,7 @@ def sweep_table(result: api.SweepResult) -> Table:
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     scenario: Annotated[
         Path | None, typer.Argument(help="Scenario YAML file (or give a sweep --file).")
     ] = None,
@@ -859,6 +891,7 @@ def sweep(
         grid_values = api.parse_grid(grid or [])
     except api.ScenarioError as exc:
         _fail(exc.problems, exc.source)
+    _hold_out(ctx, out)
     pool = _executor_or_exit(executor, workers, scheduler)
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -912,6 +945,12 @@ def sweep(
         if pool is not None:
             pool.close()
     wide = _wide_console()
+    for path, reason in result.unreadable:
+        wide.print(
+            f"[yellow]note[/]: {escape(str(path))} was unreadable ({escape(reason)}); ran it again",
+            highlight=False,
+            soft_wrap=True,
+        )
     wide.print(sweep_table(result))
     done = f"ran {result.ran} runs" + (
         f" ({result.skipped} already on disk)" if result.skipped else ""
@@ -980,6 +1019,7 @@ def locking_tables(result) -> list[Table]:
 
 @app.command()
 def locking(
+    ctx: typer.Context,
     study: Annotated[
         Path | None,
         typer.Argument(
@@ -1044,8 +1084,7 @@ def locking(
     unknown = [s for s in chosen if s not in CLAIM_STRATEGIES]
     if unknown:
         _fail([f"unknown strategy {unknown[0]!r} (allowed: {', '.join(CLAIM_STRATEGIES)})"])
-    if out is not None and out.exists() and not out.is_dir():
-        _fail([f"--out {out} exists and is not a folder"])
+    _hold_out(ctx, out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(
         *columns, console=err_console, transient=True, disable=not err_console.is_terminal
@@ -1187,6 +1226,7 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
 
 @app.command()
 def optimize(
+    ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file with a tariff: section.")],
     objective: Annotated[
         ObjectiveName,
@@ -1281,8 +1321,7 @@ def optimize(
     runner-up, and the best against the current tariff (paired verdicts). See docs/optimize.md.
     """
     sc = _load_or_exit(scenario)
-    if out is not None and out.exists() and not out.is_dir():
-        _fail([f"--out {out} exists and is not a folder"])
+    _hold_out(ctx, out)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -133,6 +133,11 @@ def test_csv_results_and_rate_trajectory(tmp_path: Path) -> None:
         }
     )
     rates.to_parquet(out / "rates.parquet")
+    # a table summary.json does not name is another run's (or a stranger's): never read
+    assert "Adaptive pricing" not in build_report(out, spec).read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    summary["files"]["rates"] = "rates.parquet"
+    (out / "summary.json").write_text(json.dumps(summary))
     page = build_report(out, spec).read_text()
     assert (out / "plots" / "rates.png").read_bytes()[:8] == PNG_MAGIC
     assert "Adaptive pricing" in page

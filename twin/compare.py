@@ -19,7 +19,6 @@ the larger end of the interval: the size of an effect the data cannot rule out.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import yaml
 from twin import figures
 from twin.experiments import Progress, RunResult, WarmupDetection, resolve_warmup, run
 from twin.figures import quantity, significant_decimals
+from twin.outputs import claim, write_frame, write_json
 from twin.scenario.loader import load_scenario
 from twin.scenario.model import Scenario
 from twin.stats import paired_difference
@@ -150,12 +150,9 @@ class Comparison:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ``comparison.csv`` (the table) and ``comparison.json`` (everything)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        csv = out / "comparison.csv"
-        self.table.reset_index().to_csv(csv, index=False)
-        js = out / "comparison.json"
-        js.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        with claim(out_dir) as out:
+            csv = write_frame(self.table.reset_index(), out / "comparison.csv")
+            js = write_json(out / "comparison.json", self.to_dict())
         return [csv, js]
 
 

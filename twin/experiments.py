@@ -16,6 +16,7 @@ Statistics themselves (t intervals, MSER-5, paired differences) live in :mod:`tw
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from twin import figures
+from twin.outputs import FORMATS, OutputError, claim, remove_temporaries, write_frame, write_json
 from twin.results import (
     _count_at,
     lanes_frame,
@@ -52,9 +54,11 @@ __all__ = [  # confidence_interval: re-exported from twin.stats for existing cal
     "WarmupDetection",
     "collect",
     "confidence_interval",
+    "prepare_run_folder",
     "replicate",
     "resolve_warmup",
     "run",
+    "run_folder_files",
     "run_sequential",
 ]
 
@@ -172,31 +176,82 @@ class RunResult:
             },
         }
 
-    def write(self, out_dir: str | Path, fmt: str = "parquet") -> list[Path]:
-        """Write vehicles, occupancy, lanes (parquet or csv), metrics and summary.json."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, frame in (
-            ("vehicles", self.vehicles),
-            ("occupancy", self.occupancy),
-            ("lanes", self.lanes),
-            ("replications", self.metrics),
-            *((("rates", self.rates),) if self.rates is not None and len(self.rates) else ()),
-            *((name, frame) for name, frame in self.extra_frames.items() if len(frame)),
-        ):
-            path = out / f"{name}.{fmt}"
-            if fmt == "parquet":
-                frame.to_parquet(path, index=False)
-            elif fmt == "csv":
-                frame.to_csv(path, index=False)
-            else:
-                raise ValueError(f"unknown format {fmt!r}; allowed: parquet, csv")
-            written.append(path)
-        path = out / "summary.json"
-        path.write_text(json.dumps(self.summary_dict(), indent=2, sort_keys=True) + "\n")
-        written.append(path)
+    def write(
+        self, out_dir: str | Path, fmt: str = "parquet", overwrite: bool = False
+    ) -> list[Path]:
+        """Write vehicles, occupancy, lanes (parquet or csv), metrics and summary.json.
+
+        Every file is written atomically while the folder is claimed (:mod:`twin.outputs`), and
+        ``summary.json``, written last, names the tables of this run (``files``), so a reader
+        never takes another run's table for this one's. A folder that already holds a run is
+        refused (:class:`~twin.outputs.OutputError`) unless ``overwrite``, which first deletes
+        ParkTwin's own files there (see :func:`prepare_run_folder`). The vehicles table is
+        left out when it was not kept (``output.vehicles: false`` or ``vehicles=False``).
+        """
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+        with claim(out_dir) as out:
+            prepare_run_folder(out, overwrite)
+            written = []
+            for name, frame in (
+                *((("vehicles", self.vehicles),) if self.has_vehicles else ()),
+                ("occupancy", self.occupancy),
+                ("lanes", self.lanes),
+                ("replications", self.metrics),
+                *((("rates", self.rates),) if self.rates is not None and len(self.rates) else ()),
+                *((name, frame) for name, frame in self.extra_frames.items() if len(frame)),
+            ):
+                written.append(write_frame(frame, out / f"{name}.{fmt}", fmt))
+            summary = {**self.summary_dict(), "files": {p.stem: p.name for p in written}}
+            written.append(write_json(out / "summary.json", summary))
         return written
+
+    @property
+    def has_vehicles(self) -> bool:
+        """Whether per-vehicle records were kept (they are not with ``output.vehicles: false``
+        or a run that asked for figures only)."""
+        return len(self.vehicles.columns) > 0
+
+
+#: Tables a run folder held before ``summary.json`` named its files (``files``).
+RUN_TABLES = ("vehicles", "occupancy", "lanes", "replications", "rates")
+
+
+def run_folder_files(folder: str | Path) -> list[Path]:
+    """ParkTwin's own files in a run folder: ``summary.json``, the tables it names (the standard
+    tables, for a folder written before it named them), and what ``report`` added."""
+    folder = Path(folder)
+    summary = folder / "summary.json"
+    names: list[str] = []
+    if summary.is_file():
+        try:
+            names = list(json.loads(summary.read_text(encoding="utf-8")).get("files", {}).values())
+        except (OSError, ValueError, AttributeError):
+            names = []
+    names += [f"{stem}.{fmt}" for stem in RUN_TABLES for fmt in FORMATS]
+    names += ["summary.json", "report.html"]
+    files = [folder / n for n in dict.fromkeys(names) if "/" not in n and (folder / n).is_file()]
+    return files + sorted((folder / "plots").glob("*.png"))
+
+
+def prepare_run_folder(folder: str | Path, overwrite: bool = False) -> None:
+    """Refuse a folder that holds another run's outputs, or with ``overwrite`` delete them
+    (ParkTwin's own files only: anything else in the folder stays). Call it while holding the
+    folder's claim, before simulating, so a refusal costs nothing."""
+    folder = Path(folder)
+    files = run_folder_files(folder)
+    if not files:
+        return
+    if not overwrite:
+        raise OutputError(
+            f"--out {folder} already holds a run's outputs ({files[0].name}): add --overwrite "
+            "to replace them, or choose another folder"
+        )
+    for path in files:
+        path.unlink(missing_ok=True)
+    remove_temporaries(folder)
+    with contextlib.suppress(OSError):
+        (folder / "plots").rmdir()  # only if the report's charts were all it held
 
 
 @dataclass

@@ -41,7 +41,6 @@ always about the figure itself: revenue, the turned-away share, the gap to the t
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from twin import figures
 from twin.compare import Comparison, paired_table, verdict
 from twin.experiments import RunResult, resolve_warmup, run
 from twin.figures import quantity, significant_decimals
+from twin.outputs import claim, save_figure, write_frame, write_json
 from twin.scenario.loader import (
     apply_overrides,
     format_errors,
@@ -809,17 +809,12 @@ class OptimizationResult:
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ``optimize.csv`` (one row per point), ``optimize.json`` and ``optimize.png``
         (1 or 2 parameters)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        csv = out / "optimize.csv"
-        self.table.to_csv(csv, index=False)
-        js = out / "optimize.json"
-        js.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
-        written = [csv, js]
-        if len(self.params) <= 2:
-            png = out / "optimize.png"
-            plot_optimization(self, png)
-            written.append(png)
+        with claim(out_dir) as out:
+            csv = write_frame(self.table, out / "optimize.csv")
+            js = write_json(out / "optimize.json", self.to_dict(), default=str)
+            written = [csv, js]
+            if len(self.params) <= 2:
+                written.append(plot_optimization(self, out / "optimize.png"))
         return written
 
 
@@ -1217,8 +1212,7 @@ def plot_optimization(result: OptimizationResult, path: str | Path) -> Path:
         fig = _plot_1d(result, first, second, subtitle, Figure)
     else:
         fig = _plot_2d(result, first, subtitle, Figure)
-    fig.savefig(path, format="png")
-    return path
+    return save_figure(fig, path)
 
 
 def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cls) -> Any:

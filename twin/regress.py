@@ -43,6 +43,7 @@ from twin.core.clock import DAY, MINUTE
 from twin.core.pricing import WEEK_S, Tariff
 from twin.core.types import SpotType
 from twin.experiments import RunResult, run
+from twin.outputs import write_text
 from twin.receipts import receipts_per_day
 from twin.scenario.loader import ScenarioError, load_scenario, read_yaml
 from twin.scenario.model import Scenario
@@ -265,7 +266,7 @@ def write_baseline(baseline: Baseline, path: str | Path) -> Path:
     # one line per figure: a re-recorded figure shows up as exactly one changed line
     body = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(metrics.items()))
     lines.append('  "metrics": {\n' + body + "\n  }")
-    path.write_text("{\n" + "\n".join(lines) + "\n}\n")
+    write_text(path, "{\n" + "\n".join(lines) + "\n}\n")
     return path
 
 

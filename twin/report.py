@@ -39,6 +39,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from twin import figures
 from twin.core.types import SpotType
 from twin.experiments import confidence_interval
+from twin.outputs import claim, write_text
 from twin.regress import band_names, entry_bands
 from twin.report_sections import (
     PALETTE,
@@ -79,7 +80,7 @@ class Results:
 
     path: Path
     summary: dict
-    vehicles: pd.DataFrame
+    vehicles: pd.DataFrame | None  # None: the run kept no per-vehicle records
     occupancy: pd.DataFrame
     lanes: pd.DataFrame
     rates: pd.DataFrame | None
@@ -121,14 +122,33 @@ class Results:
         ]
 
 
-def _read_table(folder: Path, name: str, required: bool) -> pd.DataFrame | None:
-    for ext in ("parquet", "csv"):
-        path = folder / f"{name}.{ext}"
-        if path.is_file():
-            try:
-                return pd.read_parquet(path) if ext == "parquet" else pd.read_csv(path)
-            except Exception as exc:  # pyarrow and the csv parser raise many types
-                raise ReportError(f"{path}: cannot read table: {exc}") from None
+#: What stands in for the charts drawn from per-vehicle records when a run kept none.
+NO_VEHICLES = (
+    "This run kept no per-vehicle records (output.vehicles: false or --no-vehicles), so this "
+    "chart cannot be drawn; the headline figures above still cover it. Run again with "
+    "per-vehicle records for the breakdown by hour, tariff band and spot type."
+)
+
+
+def _read_table(
+    folder: Path, name: str, required: bool, files: dict[str, str] | None
+) -> pd.DataFrame | None:
+    """The run's table ``name``: the file ``summary.json`` names (``files``), so a stale table
+    of another run in the same folder is never read; a folder written before the summary named
+    its files is searched for ``name.parquet`` then ``name.csv``."""
+    names = ([files[name]] if name in files else []) if files is not None else []
+    if files is None:
+        names = [f"{name}.parquet", f"{name}.csv"]
+    for fname in names:
+        path = folder / fname
+        if not path.is_file():
+            if files is not None and required:
+                raise ReportError(f"{path}: named in summary.json but missing")
+            continue
+        try:
+            return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        except Exception as exc:  # pyarrow and the csv parser raise many types
+            raise ReportError(f"{path}: cannot read table: {exc}") from None
     if required:
         raise ReportError(
             f"{folder}: no {name}.parquet or {name}.csv (write the folder with "
@@ -169,15 +189,24 @@ def load_results(folder: str | Path, scenario: str | Path | None = None) -> Resu
         raise ReportError(f"{spath}: not valid JSON ({exc})") from None
     if not isinstance(summary, dict) or "metrics" not in summary or "horizon_days" not in summary:
         raise ReportError(f"{spath}: not a ParkTwin summary (no metrics / horizon_days)")
-    vehicles = _read_table(folder, "vehicles", True)
-    occupancy = _read_table(folder, "occupancy", True)
-    lanes = _read_table(folder, "lanes", False)
-    rates = _read_table(folder, "rates", False)
-    assert vehicles is not None and occupancy is not None
-    for frame, cols, what in (
-        (vehicles, ("replication", "arrival_s", "outcome", "amount"), "vehicles"),
-        (occupancy, ("replication", "time_s", "group_kind", "group", "occupancy"), "occupancy"),
+    files = summary.get("files")
+    if files is not None and not (
+        isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
     ):
+        raise ReportError(f"{spath}: files must map table names to file names")
+    vehicles = _read_table(folder, "vehicles", False, files)
+    if vehicles is not None and not len(vehicles.columns):
+        vehicles = None  # written by a run that kept no per-vehicle records
+    occupancy = _read_table(folder, "occupancy", True, files)
+    lanes = _read_table(folder, "lanes", False, files)
+    rates = _read_table(folder, "rates", False, files)
+    assert occupancy is not None
+    checks = [
+        (occupancy, ("replication", "time_s", "group_kind", "group", "occupancy"), "occupancy")
+    ]
+    if vehicles is not None:
+        checks.append((vehicles, ("replication", "arrival_s", "outcome", "amount"), "vehicles"))
+    for frame, cols, what in checks:
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ReportError(f"{folder}: {what} table lacks columns {', '.join(missing)}")
@@ -813,7 +842,13 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
 
     Raises :class:`ReportError` when the folder is not a results folder.
     """
-    res = load_results(folder, scenario)
+    if not Path(folder).is_dir():
+        raise ReportError(f"{folder}: no such results folder")
+    with claim(folder, option=""):
+        return _build_report(load_results(folder, scenario))
+
+
+def _build_report(res: Results) -> Path:
     plots = res.path / "plots"
     plots.mkdir(exist_ok=True)
     sections: list[Section] = []
@@ -882,9 +917,13 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
     sections.append(
         (
             "Arrivals and lost drivers by hour of day",
-            plot_lost_by_hour(res, plots / "lost_by_hour.png"),
+            plot_lost_by_hour(res, plots / "lost_by_hour.png")
+            if res.vehicles is not None
+            else None,
             "Blocked: no compatible spot; reneged: waited for a spot longer than their "
-            "patience; balked: the quoted price was above what they would pay.",
+            "patience; balked: the quoted price was above what they would pay."
+            if res.vehicles is not None
+            else NO_VEHICLES,
         )
     )
     if len(res.lanes) and not res.lanes["queue"].any():
@@ -921,7 +960,10 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
         caption += " The scenario has no tariff, so there is no revenue."
     elif res.scenario is not None and not res.scenario.tariff.bands:  # type: ignore[union-attr]
         caption += " The tariff has no time bands: every stay pays the default rate."
-    sections.append(("Revenue", plot_revenue(res, plots / "revenue.png"), caption))
+    if res.vehicles is None:
+        sections.append(("Revenue", None, NO_VEHICLES))
+    else:
+        sections.append(("Revenue", plot_revenue(res, plots / "revenue.png"), caption))
     if res.rates is not None and len(res.rates):
         sections.append(
             (
@@ -932,8 +974,7 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
         )
     page = _html(res, sections)
     out = res.path / "report.html"
-    out.write_text(page, encoding="utf-8")
-    return out
+    return write_text(out, page)
 
 
 def _html(res: Results, sections: list[Section]) -> str:

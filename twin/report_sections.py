@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from twin import figures
+from twin.outputs import save_figure
 
 #: Colour-blind-safe palette (Okabe-Ito) for lines and bars.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -56,7 +57,7 @@ def plural(n: int, word: str) -> str:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

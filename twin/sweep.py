@@ -30,11 +30,10 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,14 @@ from pydantic import (
 
 from twin import figures
 from twin.executors import Executor, SerialExecutor, Task
+from twin.outputs import (
+    atomic_write,
+    claim,
+    remove_temporaries,
+    save_figure,
+    write_frame,
+    write_json,
+)
 from twin.scenario.loader import (
     ScenarioError,
     apply_overrides,
@@ -303,24 +310,8 @@ def occupancy_path(out: Path, point: int, replication: int) -> Path:
     return out / "runs" / f"point={point}" / f"occupancy-rep={replication}.parquet"
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a hidden temporary name in the same folder, then rename over ``path``.
-
-    The rename is atomic, so ``path`` either does not exist or is complete: a run killed
-    mid-write leaves only a ``.*.tmp`` file, which resume ignores and removes.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 def _write_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
+    write_json(path, data, sort_keys=False)
 
 
 def _run_row(point: Point, replication: int, seed: int, metrics: dict[str, float]) -> pa.Table:
@@ -372,8 +363,7 @@ def _prepare_dir(out: Path, plan: SweepPlan, resume: bool, overwrite: bool) -> N
                     lines.append(f"--resume: {key} differs (stored {was}, now {now})")
             lines.append("run it without --resume into another folder, or add --overwrite")
             raise SweepError(str(stored_path), lines)
-        for tmp in (out / "runs").glob("point=*/.*.tmp"):
-            tmp.unlink(missing_ok=True)
+        remove_temporaries(out / "runs", recursive=True)
     _write_json(stored_path, definition)
 
 
@@ -545,7 +535,7 @@ def plot_sweep(summary: pd.DataFrame, plan: SweepPlan, folder: Path) -> list[Pat
             right = min(0.85, max(0.5, 0.94 - 0.0095 * longest - 0.05))
         fig.subplots_adjust(left=0.09, right=right, top=0.86, bottom=0.12)
         path = folder / f"{name}.png"
-        _atomic_write(path, lambda p, fig=fig: fig.savefig(p, format="png"))
+        save_figure(fig, path)
         written.append(path)
     return written
 
@@ -561,6 +551,8 @@ class SweepResult:
     plots: list[Path]
     ran: int  # runs simulated by this call
     skipped: int  # runs found finished on disk (resume)
+    #: run files found unreadable on resume (path under ``out``, reason): deleted and run again
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
     def wide(self, metrics: Sequence[str] | None = None) -> pd.DataFrame:
         """The summary with one row per point and ``<figure>`` / ``<figure>.half_width``
@@ -577,11 +569,53 @@ class SweepResult:
         return pd.concat([params, mean, half], axis=1).reset_index()
 
 
-def _tasks(plan: SweepPlan, out: Path, keep: tuple[str, ...]) -> Iterator[Task]:
+def _finished(
+    out: Path, plan: SweepPlan, keep: tuple[str, ...]
+) -> tuple[set[tuple[int, int]], list[tuple[Path, str]]]:
+    """The runs on disk that are complete, and the files that are not: a run file (or its
+    occupancy file) that is empty, truncated or otherwise unreadable is deleted and named, so
+    the run is done again instead of crashing ``--resume`` later."""
+
+    def check(key: tuple[int, int]) -> tuple[tuple[int, int], Path | None, str]:
+        paths = [run_path(out, *key)]
+        if keep:
+            paths.append(occupancy_path(out, *key))
+        for path in paths:
+            try:
+                rows = pq.read_table(path).num_rows
+            except FileNotFoundError:
+                if path is paths[0]:
+                    return key, None, ""  # not run yet
+                rows, error = -1, "missing"
+            except (OSError, pa.ArrowException) as exc:
+                rows, error = -1, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            else:
+                error = "" if rows >= 1 else "no rows"
+            if error:
+                return key, path, error
+        return key, None, "done"
+
+    keys = [(p.index, r) for p in plan.points for r in range(plan.replications)]
+    done: set[tuple[int, int]] = set()
+    unreadable: list[tuple[Path, str]] = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for key, bad, state in pool.map(check, keys):
+            if bad is not None:
+                unreadable.append((bad.relative_to(out), state))
+                run_path(out, *key).unlink(missing_ok=True)
+                occupancy_path(out, *key).unlink(missing_ok=True)
+            elif state == "done":
+                done.add(key)
+    return done, unreadable
+
+
+def _tasks(
+    plan: SweepPlan, keep: tuple[str, ...], finished: set[tuple[int, int]]
+) -> Iterator[Task]:
     """Runs still to do, replication by replication across all points (lazy)."""
     for r in range(plan.replications):
         for point in plan.points:
-            if not run_path(out, point.index, r).exists():
+            if (point.index, r) not in finished:
                 yield Task(point.scenario, r, plan.seed, keep=keep, tag=point.index)
 
 
@@ -599,30 +633,40 @@ def run_sweep(
 
     ``executor`` defaults to :class:`SerialExecutor`; the table does not depend on it. Raises
     :class:`SweepError` if ``out`` holds a different sweep (or any sweep, without ``resume`` or
-    ``overwrite``). Interrupting (KeyboardInterrupt) loses at most the runs in flight.
+    ``overwrite``), :class:`~twin.outputs.OutputError` if ``out`` cannot be a folder or another
+    process is writing it. A run file found unreadable on resume is run again
+    (``SweepResult.unreadable`` names it). Interrupting (KeyboardInterrupt) loses at most the
+    runs in flight.
     """
-    out = Path(out)
+    with claim(out) as folder:
+        return _run_sweep(plan, folder, executor, resume, overwrite, plots, progress)
+
+
+def _run_sweep(
+    plan: SweepPlan,
+    out: Path,
+    executor: Executor | None,
+    resume: bool,
+    overwrite: bool,
+    plots: bool,
+    progress: SweepProgress | None,
+) -> SweepResult:
     _prepare_dir(out, plan, resume, overwrite)
     keep = ("occupancy",) if plan.spec.keep_occupancy else ()
     by_index = {p.index: p for p in plan.points}
-    skipped = sum(
-        run_path(out, p.index, r).exists() for p in plan.points for r in range(plan.replications)
-    )
-    done = skipped
+    finished, unreadable = _finished(out, plan, keep)
+    skipped = done = len(finished)
     if progress is not None:
         progress(done, plan.total)
     own = executor is None
     executor = executor or SerialExecutor()
     try:
-        for task, rep in executor.map_tasks(_tasks(plan, out, keep)):
+        for task, rep in executor.map_tasks(_tasks(plan, keep, finished)):
             point = by_index[task.tag]
             if keep:
-                _atomic_write(
-                    occupancy_path(out, point.index, task.replication),
-                    lambda p, f=rep.occupancy: f.to_parquet(p, index=False),
-                )
+                write_frame(rep.occupancy, occupancy_path(out, point.index, task.replication))
             row = _run_row(point, task.replication, task.seed, rep.metrics)
-            _atomic_write(
+            atomic_write(
                 run_path(out, point.index, task.replication),
                 lambda p, t=row: pq.write_table(t, p),
             )
@@ -634,10 +678,12 @@ def run_sweep(
             executor.close()
     table = read_table(out, plan)
     summary = summarise(table, plan)
-    _atomic_write(out / "sweep.parquet", lambda p: table.to_parquet(p, index=False))
-    _atomic_write(out / "summary.parquet", lambda p: summary.to_parquet(p, index=False))
+    write_frame(table, out / "sweep.parquet")
+    write_frame(summary, out / "summary.parquet")
     written = plot_sweep(summary, plan, out / "plots") if plots else []
-    return SweepResult(out, plan, table, summary, written, ran=done - skipped, skipped=skipped)
+    return SweepResult(
+        out, plan, table, summary, written, done - skipped, skipped, unreadable=unreadable
+    )
 
 
 def runs_on_disk(out: str | Path) -> int:

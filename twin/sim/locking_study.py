@@ -59,6 +59,7 @@ from twin.core.locking import (
     backoff_delay,
     make_claim_strategy,
 )
+from twin.outputs import claim, save_figure, write_frame
 from twin.scenario.locking import LockingStudySpec, WorkloadSpec
 from twin.sim.rng import stream_key
 
@@ -551,17 +552,15 @@ class LockingStudyResult:
         """Write ``locking_study`` and ``locking_ceilings`` (parquet or csv) and the PNG."""
         if fmt not in ("parquet", "csv"):
             raise ValueError(f"unknown format {fmt!r}; allowed: parquet, csv")
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, frame in (("locking_study", self.table), ("locking_ceilings", self.ceilings)):
-            path = out / f"{name}.{fmt}"
-            if fmt == "parquet":
-                frame.to_parquet(path, index=False)
-            else:
-                frame.to_csv(path, index=False)
-            written.append(path)
-        written.append(plot_locking_study(self, out / "locking_study.png"))
+        with claim(out_dir) as out:
+            written = [
+                write_frame(frame, out / f"{name}.{fmt}", fmt)
+                for name, frame in (
+                    ("locking_study", self.table),
+                    ("locking_ceilings", self.ceilings),
+                )
+            ]
+            written.append(plot_locking_study(self, out / "locking_study.png"))
         return written
 
 
@@ -714,7 +713,6 @@ def plot_locking_study(result: LockingStudyResult, path: str | Path) -> Path:
         ax.grid(True, which="major", alpha=0.35)
         ax.grid(True, which="minor", alpha=0.12)
     fig.suptitle(f"{spec.name}: claim strategies under contention", fontsize=12)
-    path = Path(path)
-    fig.savefig(path, dpi=130)
+    path = save_figure(fig, path, dpi=130)
     plt.close(fig)
     return path
