@@ -28,6 +28,7 @@ from twin.sweep import (
     expand_grid,
     load_sweep_file,
     make_spec,
+    occupancy_path,
     parse_grid,
     parse_grid_option,
     plan_sweep,
@@ -269,6 +270,40 @@ def test_resume_runs_only_what_is_missing_and_gives_the_same_table(tmp_path: Pat
     result = run_sweep(plan, out, executor=again, resume=True, plots=False)
     assert again.ran == [] and result.skipped == 12
     pd.testing.assert_frame_equal(result.table, full, check_exact=True)
+
+
+def test_resume_reruns_truncated_empty_or_unreadable_run_files(tmp_path: Path) -> None:
+    """A run file cut short (a full disk, a copy interrupted) once crashed --resume with
+    "Parquet magic bytes not found": it is now named, deleted and run again."""
+    plan = _plan(keep_occupancy=True)
+    out = tmp_path / "s"
+    full = run_sweep(plan, out, plots=False).table
+    truncated, empty, garbage = run_path(out, 1, 0), run_path(out, 2, 1), run_path(out, 3, 0)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    empty.write_bytes(b"")
+    garbage.write_bytes(b"not parquet at all")
+    occupancy_path(out, 4, 1).write_bytes(b"")  # the run's other file
+    again = Recording()
+    result = run_sweep(plan, out, executor=again, resume=True, plots=False)
+    assert sorted(again.ran) == [(1, 0), (2, 1), (3, 0), (4, 1)]
+    named = {str(path) for path, _ in result.unreadable}
+    assert named == {
+        "runs/point=1/rep=0.parquet",
+        "runs/point=2/rep=1.parquet",
+        "runs/point=3/rep=0.parquet",
+        "runs/point=4/occupancy-rep=1.parquet",
+    }
+    assert all(reason for _, reason in result.unreadable)
+    pd.testing.assert_frame_equal(result.table, full, check_exact=True)
+    # and on the command line, the note names the file
+    empty.write_bytes(b"")
+    args = ["sweep", str(SURFACE), "--grid", "tariff.per_period=1,2", "--days", "1"]
+    cli_out = tmp_path / "c"
+    assert runner.invoke(app, [*args, "--replications", "1", "--out", str(cli_out)]).exit_code == 0
+    run_path(cli_out, 1, 0).write_bytes(b"")
+    resumed = runner.invoke(app, [*args, "--replications", "1", "--out", str(cli_out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "runs/point=1/rep=0.parquet was unreadable" in resumed.output
 
 
 def test_resume_refuses_a_changed_definition(tmp_path: Path) -> None:
