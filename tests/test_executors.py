@@ -6,7 +6,12 @@ The process pool and the Dask cluster each start once per module (a few seconds 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -212,3 +217,42 @@ def test_start_method_avoids_fork_unless_main_cannot_be_reimported(
     script.__file__ = __file__
     monkeypatch.setitem(sys.modules, "__main__", script)
     assert _default_context() == "forkserver"
+
+
+def test_pool_workers_exit_when_their_owner_is_killed(tmp_path: Path) -> None:
+    """``kill -9`` of a ``--executor processes`` sweep once left the fork server, the workers
+    and the resource tracker running as orphans; now all of them end within seconds."""
+    import psutil
+
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "cli", "sweep", str(ROOT / "scenarios" / "surface_lot.yaml")]
+    args += ["--grid", "tariff.per_period=1,2,3,4", "--days", "30", "--replications", "50"]
+    args += ["--executor", "processes", "--workers", "2", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        owner = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        while not list(out.glob("runs/point=*/rep=*.parquet")):  # the workers are running
+            assert proc.poll() is None and time.monotonic() < deadline, "sweep did not start"
+            time.sleep(0.1)
+        family = owner.children(recursive=True)
+        assert len(family) >= 3  # fork server, two workers (and the resource tracker)
+    finally:
+        proc.kill()
+        proc.wait()
+
+    def running(p: psutil.Process) -> bool:
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(running(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [f"{p.pid} {p.name()}" for p in family if running(p)]
+    for p in family:  # never leave them behind, even when the test fails
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    assert not left, f"still running after their owner was killed: {left}"
