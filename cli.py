@@ -188,6 +188,14 @@ def run(
         typer.Option(help="Folder for vehicles/occupancy/lanes tables and summary.json."),
     ] = None,
     format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
+    no_vehicles: Annotated[
+        bool,
+        typer.Option(
+            "--no-vehicles",
+            help="Write no per-vehicle table to --out (memory then stays flat however many "
+            "replications and days; the figures are the same). Without --out none is kept.",
+        ),
+    ] = False,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -268,6 +276,7 @@ def run(
                 relative=relative,
                 min_replications=min_replications,
                 max_replications=max_replications,
+                vehicles=out is not None and not no_vehicles,
             )
     except ValueError as exc:
         err_console.print(

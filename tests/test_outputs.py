@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 import twin.api
@@ -208,3 +209,44 @@ def test_run_into_another_runs_folder_is_refused_unless_overwrite(tmp_path: Path
     )
     page = build_report(out, SURFACE).read_text()
     assert "Adaptive pricing" not in page
+
+
+def test_vehicles_kept_only_when_asked_and_report_works_without_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-vehicle records (~0.45 MB per replication-day on the downtown garage) are built only
+    for --out (and the API), --no-vehicles leaves them out there too, and a run written without
+    them (that, or ``output.vehicles: false``) still makes a report."""
+    import twin.experiments
+
+    assert len(twin.api.run(SURFACE, days=1, replications=1).vehicles) > 0  # the API keeps them
+    real = twin.experiments.vehicles_frame
+    built: list[int] = []
+    monkeypatch.setattr(
+        twin.experiments, "vehicles_frame", lambda rec: built.append(1) or real(rec)
+    )
+    plain = runner.invoke(app, ["run", str(SURFACE), *SHORT])
+    assert plain.exit_code == 0, plain.output
+    assert built == []  # nothing asked for them: none built
+    out = tmp_path / "nv"
+    args = ["run", str(SURFACE), "--days", "1", "--replications", "2", "--out", str(out)]
+    written = runner.invoke(app, [*args, "--no-vehicles"])
+    assert written.exit_code == 0, written.output
+    assert built == [] and not (out / "vehicles.parquet").exists()
+    assert "vehicles" not in json.loads((out / "summary.json").read_text())["files"]
+    page = runner.invoke(app, ["report", str(out), "--scenario", str(SURFACE)])
+    assert page.exit_code == 0, page.output
+    html = (out / "report.html").read_text()
+    assert html.count("kept no per-vehicle records") == 2  # lost drivers by hour, revenue
+    assert "Headline figures" in html
+    # the same with output.vehicles: false in the scenario (the README's advice at city scale)
+    data = yaml.safe_load(SURFACE.read_text())
+    data["output"] = {**data.get("output", {}), "vehicles": False}
+    spec = tmp_path / "surface_lot.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    quiet = tmp_path / "q"
+    ran = runner.invoke(app, ["run", str(spec), *SHORT, "--out", str(quiet)])
+    assert ran.exit_code == 0, ran.output
+    report = runner.invoke(app, ["report", str(quiet), "--scenario", str(spec)])
+    assert report.exit_code == 0, report.output
+    assert "kept no per-vehicle records" in (quiet / "report.html").read_text()

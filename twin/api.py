@@ -14,7 +14,13 @@ from typing import Any
 from twin.compare import Comparison
 from twin.compare import compare as _compare
 from twin.executors import Executor, ExecutorError, make_executor
-from twin.experiments import MIN_SEQUENTIAL_REPLICATIONS, Progress, RunResult, run_sequential
+from twin.experiments import (
+    FRAMES,
+    MIN_SEQUENTIAL_REPLICATIONS,
+    Progress,
+    RunResult,
+    run_sequential,
+)
 from twin.experiments import run as _run
 from twin.installed import baselines_dir
 from twin.optimize import OptimizationResult, OptimizeError
@@ -83,8 +89,12 @@ def run(
     relative: bool = False,
     min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
     max_replications: int = 100,
+    vehicles: bool = True,
 ) -> RunResult:
     """Run a scenario (object or file) with optional overrides of seed, horizon, replications.
+
+    ``vehicles=False`` keeps no per-vehicle records (``result.vehicles`` is empty; figures are
+    the same): memory then no longer grows with replications × days.
 
     ``executor`` (from :func:`make_executor`, used as a context manager) runs the replications
     in parallel; the numbers are the same as a serial run's.
@@ -97,6 +107,7 @@ def run(
     if not isinstance(scenario, Scenario):
         scenario = load(scenario)
     scenario = _with_days(scenario, days)
+    frames = FRAMES if vehicles else tuple(f for f in FRAMES if f != "vehicles")
     if precision is not None:
         if replications is not None:
             raise ValueError("give either a fixed number of replications or a precision, not both")
@@ -110,9 +121,15 @@ def run(
             seed=seed,
             progress=progress,
             executor=executor,
+            frames=frames,
         )
     return _run(
-        scenario, replications=replications, seed=seed, progress=progress, executor=executor
+        scenario,
+        replications=replications,
+        seed=seed,
+        progress=progress,
+        executor=executor,
+        frames=frames,
     )
 
 

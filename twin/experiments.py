@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from twin import figures
+from twin.executors import FRAMES
 from twin.outputs import FORMATS, OutputError, claim, remove_temporaries, write_frame, write_json
 from twin.results import (
     _count_at,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [  # confidence_interval: re-exported from twin.stats for existing callers
     "DEFAULT_PILOT_REPLICATIONS",
+    "FRAMES",
     "MIN_SEQUENTIAL_REPLICATIONS",
     "Replication",
     "RunResult",
@@ -63,6 +65,7 @@ __all__ = [  # confidence_interval: re-exported from twin.stats for existing cal
 ]
 
 Progress = Callable[[int, float], None]
+
 
 #: Pilot replications behind ``warmup_hours: auto``. A fixed number (not "as many as the run"),
 #: so the detected warm-up of a scenario and seed does not change with ``--replications``.
@@ -274,7 +277,7 @@ def replicate(
     replication: int,
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
-    frames: tuple[str, ...] = ("vehicles", "occupancy", "lanes"),
+    frames: tuple[str, ...] = FRAMES,
 ) -> Replication:
     """Run replication ``replication`` alone; the result depends only on its arguments.
 
@@ -285,9 +288,7 @@ def replicate(
     return _from_record(rec, frames)
 
 
-def _from_record(
-    rec: RunRecord, frames: tuple[str, ...] = ("vehicles", "occupancy", "lanes")
-) -> Replication:
+def _from_record(rec: RunRecord, frames: tuple[str, ...] = FRAMES) -> Replication:
     keep_vehicles = "vehicles" in frames and rec.scenario.output.vehicles
     return Replication(
         index=rec.replication,
@@ -334,8 +335,12 @@ def run(
     progress: Progress | None = None,
     executor: Executor | None = None,
     pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
+    frames: tuple[str, ...] = FRAMES,
 ) -> RunResult:
     """Run ``replications`` independent replications and collect frames and figures.
+
+    ``frames`` names the tables to keep (a subset of :data:`FRAMES`; the others are empty):
+    the figures never depend on it, only the memory a long run holds does.
 
     With ``warmup_hours: auto`` the warm-up is detected first (:func:`resolve_warmup`) from
     ``pilot_replications`` pilot replications, and ``RunResult.warmup`` says what was cut.
@@ -353,14 +358,14 @@ def run(
     if executor is not None:
         from twin.executors import Task
 
-        tasks = (Task(scenario, r, seed) for r in range(reps))
+        tasks = (Task(scenario, r, seed, keep=frames) for r in range(reps))
         done = []
         for rep in executor.map_replications(tasks):
             done.append(rep)
             if progress is not None:
                 progress(len(done) - 1, 1.0)
     else:
-        done = [_replication(scenario, r, seed, pilot, progress) for r in range(reps)]
+        done = [_replication(scenario, r, seed, pilot, progress, frames) for r in range(reps)]
     result = collect(scenario, seed, done)
     result.warmup = detection
     return result
@@ -451,12 +456,13 @@ def _replication(
     seed: int,
     pilot: dict[int, RunRecord],
     progress: Progress | None,
+    frames: tuple[str, ...] = FRAMES,
 ) -> Replication:
     """Replication ``r``: from the warm-up pilot's record if it ran there, else simulated."""
     rec = pilot.pop(r, None)
     if rec is not None:
-        return _from_record(rec)
-    return replicate(scenario, r, seed, _callback(progress, r))
+        return _from_record(rec, frames)
+    return replicate(scenario, r, seed, _callback(progress, r), frames)
 
 
 def run_sequential(
@@ -472,6 +478,7 @@ def run_sequential(
     progress: Progress | None = None,
     executor: Executor | None = None,
     pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
+    frames: tuple[str, ...] = FRAMES,
 ) -> RunResult:
     """Add replications until ``metric``'s confidence half-width is at most the target.
 
@@ -508,10 +515,11 @@ def run_sequential(
         first = len(done)
         indexes = range(first, min(first + count, max_replications))
         if executor is None:
-            return [_replication(scenario, r, seed, pilot, progress) for r in indexes]
+            return [_replication(scenario, r, seed, pilot, progress, frames) for r in indexes]
         from twin.executors import Task
 
-        reps = list(executor.map_replications(Task(scenario, r, seed) for r in indexes))
+        tasks = (Task(scenario, r, seed, keep=frames) for r in indexes)
+        reps = list(executor.map_replications(tasks))
         if progress is not None:
             progress(indexes[-1], 1.0)
         return sorted(reps, key=lambda rep: rep.index)
