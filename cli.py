@@ -276,7 +276,7 @@ def run(
                 relative=relative,
                 min_replications=min_replications,
                 max_replications=max_replications,
-                vehicles=out is not None and not no_vehicles,
+                frames=_kept_frames(out, no_vehicles),
             )
     except ValueError as exc:
         err_console.print(
@@ -303,6 +303,15 @@ def run(
         console.print(
             f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
         )
+
+
+def _kept_frames(out: Path | None, no_vehicles: bool) -> tuple[str, ...]:
+    """The tables ``run`` keeps: none without --out (the terminal shows figures only, so
+    memory stays flat however many replications and days), and for --out every one but the
+    per-vehicle table with --no-vehicles."""
+    if out is None:
+        return ()
+    return tuple(f for f in api.FRAMES if not (no_vehicles and f == "vehicles"))
 
 
 def _print_statistics_notes(result: api.RunResult) -> None:

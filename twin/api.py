@@ -24,6 +24,7 @@ from twin.experiments import (
 from twin.experiments import run as _run
 from twin.installed import baselines_dir
 from twin.optimize import OptimizationResult, OptimizeError
+from twin.outputs import OutputError
 from twin.regress import BaselineMissing, BaselineUpdate, RegressError, ScenarioCheck
 from twin.regress import check as _regress_check
 from twin.regress import update as _regress_update
@@ -42,6 +43,7 @@ from twin.sweep import plan_sweep as _plan_sweep
 from twin.sweep import run_sweep as _run_sweep
 
 __all__ = [
+    "FRAMES",
     "MIN_SEQUENTIAL_REPLICATIONS",
     "BaselineMissing",
     "BaselineUpdate",
@@ -50,6 +52,7 @@ __all__ = [
     "ExecutorError",
     "OptimizationResult",
     "OptimizeError",
+    "OutputError",
     "RegressError",
     "RunResult",
     "Scenario",
@@ -89,12 +92,13 @@ def run(
     relative: bool = False,
     min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
     max_replications: int = 100,
-    vehicles: bool = True,
+    frames: Sequence[str] = FRAMES,
 ) -> RunResult:
     """Run a scenario (object or file) with optional overrides of seed, horizon, replications.
 
-    ``vehicles=False`` keeps no per-vehicle records (``result.vehicles`` is empty; figures are
-    the same): memory then no longer grows with replications × days.
+    ``frames`` names the tables to keep (any of ``vehicles``, ``occupancy``, ``lanes``; the
+    others come back empty, the figures are the same): ``frames=()`` is a figures-only run, and
+    without ``vehicles`` memory no longer grows with replications × days.
 
     ``executor`` (from :func:`make_executor`, used as a context manager) runs the replications
     in parallel; the numbers are the same as a serial run's.
@@ -107,7 +111,10 @@ def run(
     if not isinstance(scenario, Scenario):
         scenario = load(scenario)
     scenario = _with_days(scenario, days)
-    frames = FRAMES if vehicles else tuple(f for f in FRAMES if f != "vehicles")
+    frames = tuple(frames)
+    unknown = sorted(set(frames) - set(FRAMES))
+    if unknown:
+        raise ValueError(f"unknown frames {unknown}; allowed: {', '.join(FRAMES)}")
     if precision is not None:
         if replications is not None:
             raise ValueError("give either a fixed number of replications or a precision, not both")
