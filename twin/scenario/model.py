@@ -153,7 +153,15 @@ class ProfileSpec(Spec):
 
 
 class TraceSpec(Spec):
-    """Recorded arrivals replayed as they happened (e.g. last Tuesday's gate log)."""
+    """Recorded arrivals replayed as they happened (e.g. last Tuesday's gate log).
+
+    Every row needs a time (a finite number, or an ISO date-time without UTC offset); rows
+    before the start or after the horizon are counted and reported once. Dwell cells are
+    numbers >= 0; yes/no columns hold true/false, yes/no or 1/0 in any case. An empty dwell,
+    class or yes/no cell means "not recorded": it is drawn as for a stream without that column
+    (the stream's dwell distribution, vehicle_class, ev_share or handicap_share). Any other
+    cell stops the run with its file row.
+    """
 
     path: Path
     time_column: str = "arrival"
