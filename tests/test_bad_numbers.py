@@ -12,6 +12,8 @@ import decimal
 import importlib
 import math
 import pkgutil
+import subprocess
+import sys
 import types
 import typing
 from pathlib import Path
@@ -277,3 +279,52 @@ def test_spot_list_distances_must_be_finite(tmp_path: Path, distance: str) -> No
     data = surface_lot()
     data["facility"]["spots_csv"] = str(tmp_path / "spots.csv")
     assert_refused(*run_cli(tmp_path, data), "spots.csv", "row 3", "distance_m")
+
+
+# -- absurd sizes: refused before simulating, through the installed command ----------------
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+
+def _set(data: dict, dotted: str, value: Any) -> dict:
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[last] = value
+    return data
+
+
+SIZES = {
+    "spots": ("facility.levels.0.spots.REGULAR", 1_000_000_000, "facility.levels[0].spots"),
+    "lanes": ("lanes.entry.count", 1e9, "lanes.entry.count"),
+    "rate": ("demand.2.rate_per_hour", 1e7, "demand[2] ('riders')"),
+    "interval": ("output.interval_min", 1e-6, "output.interval_min"),
+    "multiplier": ("demand.0.multiplier", 1e300, "demand[0] ('commuters')"),
+    "horizon": ("horizon_days", 1e7, "(top level): horizon_days"),
+    "long": ("horizon_days", 20_000, "demand["),
+    "replications": ("replications", 10**9, "replications"),
+}
+
+
+def test_absurd_sizes_are_refused_quickly_in_little_memory(tmp_path: Path) -> None:
+    """The issue's examples (a hang at 3.6 GB, MemoryError, 10.7 GiB, 'lam value too large')
+    each end in one line naming the setting, within a 3 GiB address space; all run at once."""
+    procs = {}
+    for name, (dotted, value, _) in SIZES.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(_set(surface_lot(), dotted, value)))
+        procs[name] = subprocess.Popen(
+            [str(Path(sys.executable).parent / "parktwin"), "run", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_limit_memory,
+        )
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        lines = err.splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, (name, err[-2000:])
+        assert f"{name}.yaml: {SIZES[name][2]}" in lines[0], lines[0]

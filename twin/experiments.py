@@ -38,6 +38,7 @@ from twin.results import (
 )
 from twin.scenario.model import Scenario
 from twin.sim.model import RunRecord, simulate
+from twin.sim.size import check_size
 from twin.stats import confidence_interval, describe, half_width, mser
 
 if TYPE_CHECKING:
@@ -293,6 +294,7 @@ def run(
     """
     reps = scenario.replications if replications is None else replications
     seed = scenario.seed if seed is None else seed
+    check_size(scenario, reps)  # every replication's frames are kept: refuse before the first
     scenario, detection, pilot = resolve_warmup(
         scenario, seed, pilot_replications, progress, executor
     )

@@ -34,6 +34,10 @@ StrategyName = Literal["nearest", "spread", "best_fit", "first_fit"]
 assert set(StrategyName.__args__) == set(STRATEGIES)  # keep the schema and the core in step
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Bounds no real facility comes near; beyond them the model's per-barrier and per-spot
+#: structures alone would exhaust memory (a billion spots hung for minutes, then 3.6 GB).
+MAX_LANES = 1_000
+MAX_SPOTS_PER_TYPE = 1_000_000
 #: Simulated time is kept as pandas nanosecond timestamps, which span 1677-09-21..2262-04-11.
 FIRST_START = datetime(1678, 1, 1)
 LAST_END = datetime(2262, 1, 1)
@@ -52,9 +56,9 @@ class LevelSpec(Spec):
     @field_validator("spots")
     @classmethod
     def _counts(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = {k: n for k, n in v.items() if n < 0}
+        bad = {k: n for k, n in v.items() if not 0 <= n <= MAX_SPOTS_PER_TYPE}
         if bad:
-            raise ValueError(f"spot counts must be >= 0, got {bad}")
+            raise ValueError(f"spot counts must be 0..{MAX_SPOTS_PER_TYPE:,}, got {bad}")
         return v
 
 
@@ -95,7 +99,7 @@ class FacilitySpec(Spec):
 
 # -- lanes ----------------------------------------------------------------------------------
 class LaneSpec(Spec):
-    count: int = Field(ge=1, description="number of barriers working in parallel")
+    count: int = Field(ge=1, le=MAX_LANES, description="number of barriers working in parallel")
     service: Duration = Field(description="time at the barrier per vehicle (ticket, payment)")
 
 
@@ -326,6 +330,14 @@ class OperationsSpec(Spec):
 
 class OutputSpec(Spec):
     interval_min: float = Field(default=15.0, gt=0, description="time-series sampling step")
+
+    @field_validator("interval_min")
+    @classmethod
+    def _a_second_at_least(cls, v: float) -> float:
+        if v < 1 / 60:
+            raise ValueError(f"must be at least 1 s (1/60 min), got {v:g}")
+        return v
+
     vehicles: bool = Field(
         default=True, description="keep the per-vehicle table (turn off for city-scale runs)"
     )
