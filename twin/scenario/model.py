@@ -56,9 +56,12 @@ class LevelSpec(Spec):
     @field_validator("spots")
     @classmethod
     def _counts(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = {k: n for k, n in v.items() if not 0 <= n <= MAX_SPOTS_PER_TYPE}
+        bad = {k: n for k, n in v.items() if n < 0}
         if bad:
-            raise ValueError(f"spot counts must be 0..{MAX_SPOTS_PER_TYPE:,}, got {bad}")
+            raise ValueError(f"spot counts must be >= 0, got {bad}")
+        huge = {k: n for k, n in v.items() if n > MAX_SPOTS_PER_TYPE}
+        if huge:
+            raise ValueError(f"at most {MAX_SPOTS_PER_TYPE:,} spots per type and level, got {huge}")
         return v
 
 
