@@ -12,6 +12,8 @@ import decimal
 import importlib
 import math
 import pkgutil
+import subprocess
+import sys
 import types
 import typing
 from pathlib import Path
@@ -192,3 +194,137 @@ def test_deep_nesting_is_refused(tmp_path: Path) -> None:
         node["x"] = {}
         node = node["x"]
     assert_refused(*run_cli(tmp_path, copy.deepcopy(data)), "facility", "nested more than")
+
+
+# -- trace CSVs: every cell read as written, or refused with its row ------------------------
+def trace_scenario(tmp_path: Path, csv: str, **trace: Any) -> dict:
+    """A small lot replaying ``csv`` (columns t in minutes, stay in minutes, ev)."""
+    (tmp_path / "trace.csv").write_text(csv)
+    return {
+        "name": "trace",
+        "horizon_days": 1,
+        "facility": {"levels": [{"name": "G", "spots": {"REGULAR": 5, "EV": 5}}]},
+        "demand": [
+            {
+                "name": "log",
+                "trace": {
+                    "path": str(tmp_path / "trace.csv"),
+                    "time_column": "t",
+                    "time_unit": "min",
+                    "dwell_column": "stay",
+                    "ev_column": "ev",
+                    **trace,
+                },
+            }
+        ],
+    }
+
+
+def test_trace_yes_no_cells_are_read_as_written(tmp_path: Path) -> None:
+    from twin.experiments import simulate
+    from twin.scenario.loader import validate_scenario
+
+    words = ["yes", "no", "No", "TRUE", "false", "0", "1", " Yes ", ""]
+    rows = "".join(f"{k},30,{w}\n" for k, w in enumerate(words))
+    rec = simulate(validate_scenario(trace_scenario(tmp_path, "t,stay,ev\n" + rows)))
+    # the empty cell is not recorded: drawn from the stream's ev_share (0 here)
+    assert rec.drivers.ev.tolist() == [True, False, False, True, False, False, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("csv", "words"),
+    [
+        ("t,stay,ev\n1,30,no\n2,30,maybe\n", ["row 3", "'ev'", "maybe", "yes/no"]),
+        ("t,stay,ev\n1,30,no\n2,-5,no\n3,-1,no\n", ["rows 3, 4 (2 rows)", "'stay'", ">= 0"]),
+        ("t,stay,ev\n1,30,no\n,30,no\n", ["row 3", "'t'", "a number of min"]),
+        ("t,stay,ev\n1,30,no\nnan,30,no\n", ["row 3", "'t'", "nan"]),
+        ("t,stay,ev\n1,30,no\n2,inf,no\n", ["row 3", "'stay'", "inf"]),
+        ("t,stay,ev\nsoon,30,no\n", ["row 2", "'t'", "soon"]),
+    ],
+    ids=["bad-boolean", "negative-dwell", "blank-time", "nan-time", "inf-dwell", "text-time"],
+)
+def test_bad_trace_cells_are_refused_with_their_row(
+    tmp_path: Path, csv: str, words: list[str]
+) -> None:
+    code, lines = run_cli(tmp_path, trace_scenario(tmp_path, csv))
+    assert_refused(code, lines, "trace.csv", *words)
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["05/01/2026 08:00", "2026-01-05T08:00:00+01:00", "2026-02-30 08:00"],
+    ids=["not-iso", "utc-offset", "no-such-day"],
+)
+def test_bad_trace_datetimes_are_refused_with_their_row(tmp_path: Path, when: str) -> None:
+    csv = f"t,stay,ev\n2026-01-05 08:00:00,30,no\n{when},30,no\n"
+    code, lines = run_cli(tmp_path, trace_scenario(tmp_path, csv, time_unit="datetime"))
+    assert_refused(code, lines, "trace.csv", "'t'")
+    assert "row 3" in lines[0] or "offset" in lines[0]
+
+
+def test_rows_outside_the_horizon_are_reported_once(tmp_path: Path) -> None:
+    csv = "t,stay,ev\n-5,30,no\n10,30,no\n2000,30,no\n3000,30,yes\n"
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump(trace_scenario(tmp_path, csv)))
+    result = runner.invoke(app, ["run", str(path), "--replications", "3"])
+    assert result.exit_code == 0, result.output
+    assert "3 trace rows fell outside the horizon" in result.stdout
+
+
+@pytest.mark.parametrize("distance", ["nan", "inf", "-3", "far"])
+def test_spot_list_distances_must_be_finite(tmp_path: Path, distance: str) -> None:
+    (tmp_path / "spots.csv").write_text(
+        f"id,level,type,distance_m\nA1,G,REGULAR,10\nA2,G,REGULAR,{distance}\n"
+    )
+    data = surface_lot()
+    data["facility"]["spots_csv"] = str(tmp_path / "spots.csv")
+    assert_refused(*run_cli(tmp_path, data), "spots.csv", "row 3", "distance_m")
+
+
+# -- absurd sizes: refused before simulating, through the installed command ----------------
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+
+def _set(data: dict, dotted: str, value: Any) -> dict:
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[last] = value
+    return data
+
+
+SIZES = {
+    "spots": ("facility.levels.0.spots.REGULAR", 1_000_000_000, "facility.levels[0].spots"),
+    "lanes": ("lanes.entry.count", 1e9, "lanes.entry.count"),
+    "rate": ("demand.2.rate_per_hour", 1e7, "demand[2] ('riders')"),
+    "interval": ("output.interval_min", 1e-6, "output.interval_min"),
+    "multiplier": ("demand.0.multiplier", 1e300, "demand[0] ('commuters')"),
+    "horizon": ("horizon_days", 1e7, "(top level): horizon_days"),
+    "long": ("horizon_days", 20_000, "demand["),
+    "replications": ("replications", 10**9, "replications"),
+}
+
+
+def test_absurd_sizes_are_refused_quickly_in_little_memory(tmp_path: Path) -> None:
+    """The issue's examples (a hang at 3.6 GB, MemoryError, 10.7 GiB, 'lam value too large')
+    each end in one line naming the setting, within a 3 GiB address space; all run at once."""
+    procs = {}
+    for name, (dotted, value, _) in SIZES.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(_set(surface_lot(), dotted, value)))
+        procs[name] = subprocess.Popen(
+            [str(Path(sys.executable).parent / "parktwin"), "run", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_limit_memory,
+        )
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        lines = err.splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, (name, err[-2000:])
+        assert f"{name}.yaml: {SIZES[name][2]}" in lines[0], lines[0]

@@ -41,6 +41,7 @@ from twin.results import (
 )
 from twin.scenario.model import Scenario
 from twin.sim.model import RunRecord, simulate
+from twin.sim.size import check_size
 from twin.stats import confidence_interval, describe, half_width, mser
 
 if TYPE_CHECKING:
@@ -315,7 +316,8 @@ def collect(scenario: Scenario, seed: int, replications: list[Replication]) -> R
         vehicles=pd.concat([r.vehicles for r in reps], ignore_index=True),
         occupancy=pd.concat([r.occupancy for r in reps], ignore_index=True),
         lanes=pd.concat([r.lanes for r in reps], ignore_index=True),
-        trace_dropped=sum(r.trace_dropped for r in reps),
+        # every replication replays the same trace rows: say how many fell outside once
+        trace_dropped=max(r.trace_dropped for r in reps),
         extra_frames={
             name: pd.concat([r.extra_frames[name] for r in reps], ignore_index=True)
             for name in reps[0].extra_frames
@@ -352,6 +354,7 @@ def run(
     """
     reps = scenario.replications if replications is None else replications
     seed = scenario.seed if seed is None else seed
+    check_size(scenario, reps)  # every replication's frames are kept: refuse before the first
     scenario, detection, pilot = resolve_warmup(
         scenario, seed, pilot_replications, progress, executor
     )

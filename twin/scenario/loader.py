@@ -61,8 +61,9 @@ def read_yaml(path: Path) -> dict:
                 f"{exc.start}): a scenario is YAML text"
             ],
         ) from None
-    if _flow_depth(text) > MAX_DEPTH:  # PyYAML's scanner is quadratic in this depth
-        raise ScenarioError(str(path), [_too_deep()])
+    line = _too_deep_line(text)
+    if line is not None:  # before parsing: PyYAML's scanner is quadratic in this depth
+        raise ScenarioError(str(path), [f"line {line}: {_too_deep()}"])
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except RecursionError:
@@ -86,14 +87,17 @@ def read_yaml(path: Path) -> dict:
 MAX_DEPTH = 64
 
 
-def _flow_depth(text: str) -> int:
-    """The deepest nesting of ``[``/``{`` brackets, counted as if none were quoted (a bound
-    that real files stay far below, found without parsing)."""
+def _too_deep_line(text: str) -> int | None:
+    """The line where ``[``/``{`` brackets first nest deeper than MAX_DEPTH, counted as if
+    none were quoted (a bound real files stay far below, found without parsing), or None."""
     if "[" not in text and "{" not in text:
-        return 0
+        return None
     codes = np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8)
-    step = np.isin(codes, OPENERS).astype(np.int32) - np.isin(codes, CLOSERS)
-    return int(np.cumsum(step).max(initial=0))
+    depth = np.cumsum(np.isin(codes, OPENERS).astype(np.int32) - np.isin(codes, CLOSERS))
+    deep = np.flatnonzero(depth > MAX_DEPTH)
+    if not len(deep):
+        return None
+    return int(np.count_nonzero(codes[: deep[0]] == ord("\n"))) + 1
 
 
 OPENERS = np.frombuffer(b"[{", dtype=np.uint8)

@@ -34,6 +34,10 @@ StrategyName = Literal["nearest", "spread", "best_fit", "first_fit"]
 assert set(StrategyName.__args__) == set(STRATEGIES)  # keep the schema and the core in step
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Bounds no real facility comes near; beyond them the model's per-barrier and per-spot
+#: structures alone would exhaust memory (a billion spots hung for minutes, then 3.6 GB).
+MAX_LANES = 1_000
+MAX_SPOTS_PER_TYPE = 1_000_000
 #: Simulated time is kept as pandas nanosecond timestamps, which span 1677-09-21..2262-04-11.
 FIRST_START = datetime(1678, 1, 1)
 LAST_END = datetime(2262, 1, 1)
@@ -55,6 +59,9 @@ class LevelSpec(Spec):
         bad = {k: n for k, n in v.items() if n < 0}
         if bad:
             raise ValueError(f"spot counts must be >= 0, got {bad}")
+        huge = {k: n for k, n in v.items() if n > MAX_SPOTS_PER_TYPE}
+        if huge:
+            raise ValueError(f"at most {MAX_SPOTS_PER_TYPE:,} spots per type and level, got {huge}")
         return v
 
 
@@ -95,7 +102,7 @@ class FacilitySpec(Spec):
 
 # -- lanes ----------------------------------------------------------------------------------
 class LaneSpec(Spec):
-    count: int = Field(ge=1, description="number of barriers working in parallel")
+    count: int = Field(ge=1, le=MAX_LANES, description="number of barriers working in parallel")
     service: Duration = Field(description="time at the barrier per vehicle (ticket, payment)")
 
 
@@ -153,7 +160,15 @@ class ProfileSpec(Spec):
 
 
 class TraceSpec(Spec):
-    """Recorded arrivals replayed as they happened (e.g. last Tuesday's gate log)."""
+    """Recorded arrivals replayed as they happened (e.g. last Tuesday's gate log).
+
+    Every row needs a time (a finite number, or an ISO date-time without UTC offset); rows
+    before the start or after the horizon are counted and reported once. Dwell cells are
+    numbers >= 0; yes/no columns hold true/false, yes/no or 1/0 in any case. An empty dwell,
+    class or yes/no cell means "not recorded": it is drawn as for a stream without that column
+    (the stream's dwell distribution, vehicle_class, ev_share or handicap_share). Any other
+    cell stops the run with its file row.
+    """
 
     path: Path
     time_column: str = "arrival"
@@ -318,6 +333,14 @@ class OperationsSpec(Spec):
 
 class OutputSpec(Spec):
     interval_min: float = Field(default=15.0, gt=0, description="time-series sampling step")
+
+    @field_validator("interval_min")
+    @classmethod
+    def _a_second_at_least(cls, v: float) -> float:
+        if v < 1 / 60:
+            raise ValueError(f"must be at least 1 s (1/60 min), got {v:g}")
+        return v
+
     vehicles: bool = Field(
         default=True, description="keep the per-vehicle table (turn off for city-scale runs)"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from twin.core.clock import Calendar
@@ -73,13 +75,19 @@ def read_spot_list(path, levels: list[Level]) -> list[Spot]:
             raise ValueError(f"{path}: row {k + 2}: unknown level {row.level!r}")
         if str(row.type).upper() not in SpotType.__members__:
             raise ValueError(f"{path}: row {k + 2}: unknown spot type {row.type!r}")
+        distance = pd.to_numeric(row.distance_m, errors="coerce")
+        if not 0 <= distance < math.inf:
+            raise ValueError(
+                f"{path}: row {k + 2}, column 'distance_m': {row.distance_m!r} "
+                "(allowed: a finite distance in metres >= 0)"
+            )
         spots.append(
             Spot(
                 index=k,
                 id=str(row.id),
                 level=by_name[str(row.level)],
                 type=SpotType[str(row.type).upper()],
-                distance=float(row.distance_m),
+                distance=float(distance),
             )
         )
     return spots

@@ -14,6 +14,7 @@ import pandas as pd
 
 from twin.core.clock import HOUR, Calendar
 from twin.core.types import VehicleClass
+from twin.scenario.dists import UNIT_SECONDS
 from twin.scenario.model import (
     LaneSpec,
     LanesSpec,
@@ -112,8 +113,79 @@ def read_trace(stream: StreamSpec, calendar: Calendar) -> pd.DataFrame:
         raise ValueError(f"trace of stream {stream.name!r}: {exc}") from None
 
 
+#: How a trace's yes/no columns may say yes and no (in any case).
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0"})
+
+
+def _rows(mask: np.ndarray) -> str:
+    """File rows where ``mask`` holds (the header is row 1): the first few, and how many."""
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(r + 2) for r in rows[:5])
+    if len(rows) == 1:
+        return f"row {shown}"
+    return f"rows {shown}{', ...' * (len(rows) > 5)} ({len(rows)} rows)"
+
+
+def _refuse(spec: TraceSpec, column: str, mask: np.ndarray, cells: pd.Series, allowed: str):
+    first = cells.to_numpy()[np.flatnonzero(mask)[0]]
+    return ValueError(f"{spec.path}: {_rows(mask)}, column {column!r}: {first!r} ({allowed})")
+
+
+def _numbers(spec: TraceSpec, column: str, cells: pd.Series, allowed: str) -> np.ndarray:
+    """Finite numbers, NaN where a cell is empty; anything else is refused with its rows."""
+    values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
+    blank = cells.str.strip().eq("").to_numpy()
+    bad = ~np.isfinite(values) & ~blank
+    if bad.any():
+        raise _refuse(spec, column, bad, cells, allowed)
+    return values
+
+
+def _arrivals(spec: TraceSpec, cells: pd.Series, calendar: Calendar) -> np.ndarray:
+    """Seconds since the scenario start; every row must hold a time."""
+    column = spec.time_column
+    if spec.time_unit != "datetime":
+        allowed = f"allowed: a number of {spec.time_unit} since the scenario start"
+        seconds = _numbers(spec, column, cells, allowed) * UNIT_SECONDS[spec.time_unit]
+        missing = np.isnan(seconds)
+    else:
+        allowed = "allowed: a local ISO date-time such as 2026-01-05 08:30:00, no UTC offset"
+        offset = cells.str.contains(UTC_OFFSET, regex=True).to_numpy()
+        if offset.any():  # the scenario calendar is local: an offset would shift the times
+            raise _refuse(spec, column, offset, cells, allowed)
+        when = pd.to_datetime(cells, errors="coerce", format="ISO8601")
+        seconds = (when - pd.Timestamp(calendar.epoch)).dt.total_seconds().to_numpy()
+        missing = np.isnan(seconds)
+    if missing.any():
+        raise _refuse(spec, column, missing, cells, allowed)
+    return seconds
+
+
+#: A time of day followed by ``Z`` or ``+hh:mm``.
+UTC_OFFSET = r"\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:Z|[+-]\d\d:?\d\d)\s*$"
+
+
+def _flags(spec: TraceSpec, column: str, cells: pd.Series) -> np.ndarray:
+    """1.0 (yes), 0.0 (no) or NaN (empty: not recorded, drawn from the stream's share)."""
+    words = cells.str.strip().str.lower()
+    out = np.full(len(words), np.nan)
+    out[words.isin(TRUE_WORDS).to_numpy()] = 1.0
+    out[words.isin(FALSE_WORDS).to_numpy()] = 0.0
+    bad = np.isnan(out) & words.ne("").to_numpy()
+    if bad.any():
+        raise _refuse(spec, column, bad, cells, "allowed: true/false, yes/no, 1/0, or empty")
+    return out
+
+
 def _parse_trace(spec: TraceSpec, calendar: Calendar) -> pd.DataFrame:
-    frame = pd.read_csv(spec.path)
+    """The trace's columns, every cell checked (see :class:`TraceSpec` for what is allowed).
+
+    Read as text so that nothing is guessed: pandas would read ``no`` as a true value once cast
+    to bool and a blank time as NaN, which then counted as "outside the horizon". Empty dwell,
+    class and flag cells mean "not recorded" and are drawn as for a stream without that column.
+    """
+    frame = pd.read_csv(spec.path, dtype=str, keep_default_na=False)
     missing = [
         c
         for c in (
@@ -127,25 +199,27 @@ def _parse_trace(spec: TraceSpec, calendar: Calendar) -> pd.DataFrame:
     ]
     if missing:
         raise ValueError(f"{spec.path}: missing column(s) {missing}; has {list(frame.columns)}")
-    if spec.time_unit == "datetime":
-        when = pd.to_datetime(frame[spec.time_column])
-        arrival = (when - pd.Timestamp(calendar.epoch)).dt.total_seconds().to_numpy()
-    else:
-        scale = {"s": 1.0, "min": 60.0, "h": 3600.0}[spec.time_unit]
-        arrival = frame[spec.time_column].to_numpy(dtype=float) * scale
-    out = pd.DataFrame({"arrival": arrival})
+    out = pd.DataFrame({"arrival": _arrivals(spec, frame[spec.time_column], calendar)})
     if spec.dwell_column:
-        scale = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}[spec.dwell_unit]
-        out["dwell"] = frame[spec.dwell_column].to_numpy(dtype=float) * scale
+        column = spec.dwell_column
+        allowed = f"allowed: a stay in {spec.dwell_unit} >= 0, or empty"
+        dwell = _numbers(spec, column, frame[column], allowed)
+        negative = dwell < 0
+        if negative.any():
+            raise _refuse(spec, column, negative, frame[column], allowed)
+        out["dwell"] = dwell * UNIT_SECONDS[spec.dwell_unit]
     if spec.class_column:
-        names = frame[spec.class_column].astype(str).str.upper()
-        bad = sorted(set(names) - set(VehicleClass.__members__))
-        if bad:
-            raise ValueError(f"{spec.path}: unknown vehicle classes {bad}")
-        out["vclass"] = names.map(lambda n: VehicleClass[n].value).to_numpy()
+        cells = frame[spec.class_column]
+        names = cells.str.strip().str.upper()
+        bad = (~names.isin([*VehicleClass.__members__, ""])).to_numpy()
+        if bad.any():
+            allowed = "allowed: " + ", ".join(VehicleClass.__members__) + ", or empty"
+            raise _refuse(spec, spec.class_column, bad, cells, allowed)
+        codes = {name: member.value for name, member in VehicleClass.__members__.items()}
+        out["vclass"] = names.map(codes).to_numpy(dtype=float)
     for col, name in ((spec.ev_column, "ev"), (spec.handicap_column, "handicap")):
         if col:
-            out[name] = frame[col].astype(bool).to_numpy()
+            out[name] = _flags(spec, col, frame[col])
     return out
 
 
@@ -234,10 +308,12 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
         ev = flags.random(n) < stream.ev_share
         handicap = flags.random(n) < stream.handicap_share
         vclass = np.full(n, VehicleClass[stream.vehicle_class].value, dtype=np.int8)
-        if trace is not None:
+        if trace is not None:  # recorded cells win; empty ones keep the draw
             for col, arr in (("ev", ev), ("handicap", handicap), ("vclass", vclass)):
                 if col in trace:
-                    arr[:] = trace[col].to_numpy()
+                    recorded = trace[col].to_numpy()
+                    known = ~np.isnan(recorded)
+                    arr[known] = recorded[known]
         wtp, per_hour = _wtp(
             stream.willingness_to_pay or behaviour.willingness_to_pay, rng.get(f"wtp/{name}"), n
         )

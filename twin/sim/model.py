@@ -38,6 +38,7 @@ from twin.sim.build import build_lots, calendar_for
 from twin.sim.components import TURN_AWAY, ModelContext, build_components
 from twin.sim.demand import Drivers, draw_drivers
 from twin.sim.rng import Streams
+from twin.sim.size import check_size
 
 #: Outcome codes of a vehicle record.
 PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED, DETERRED, DIVERTING, TURNED_AWAY = range(9)
@@ -739,5 +740,10 @@ def simulate(
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> RunRecord:
-    """Run one replication of ``scenario``; the Python entry point notebooks call."""
+    """Run one replication of ``scenario``; the Python entry point notebooks call.
+
+    Raises RunTooLarge (a ValueError naming the setting) before drawing anything when the
+    replication would not fit in memory.
+    """
+    check_size(scenario)
     return ParkingModel(scenario, replication, seed).run(progress)
