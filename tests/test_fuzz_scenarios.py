@@ -113,7 +113,7 @@ def _child(files: list[str]) -> None:
 
     from typer.testing import CliRunner
 
-    from cli import app
+    from parktwin.cli import app
 
     class Hang(Exception):
         pass
