@@ -23,9 +23,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import twin.api
 import twin.sim.locking_study
 from cli import app
+from twin import api
 from twin.experiments import run
 from twin.outputs import LOCK_NAME, OutputError, claim
 from twin.report import build_report
@@ -114,7 +114,7 @@ def test_a_second_writer_is_refused_at_the_start_and_a_stale_lock_taken_over(
         with pytest.raises(OutputError, match=busy), claim(out):
             pass
         calls: list[str] = []
-        monkeypatch.setattr(twin.api, "run", lambda *a, **k: calls.append("run"))
+        monkeypatch.setattr(api, "run", lambda *a, **k: calls.append("run"))
         refused = runner.invoke(app, ["run", str(SURFACE), *SHORT, "--out", str(out)])
         _one_line_exit_2(refused, str(out), f"process {holder.pid} is writing this folder")
         assert calls == []  # refused before simulating
@@ -178,7 +178,7 @@ def test_out_that_cannot_be_a_folder_is_refused_before_simulating(
         raise AssertionError("simulated before checking --out")
 
     for name in ("run", "compare", "sweep", "optimize"):
-        monkeypatch.setattr(twin.api, name, simulated)
+        monkeypatch.setattr(api, name, simulated)
     monkeypatch.setattr(twin.sim.locking_study, "run_locking_study", simulated)
     result = runner.invoke(app, _commands(path)[command])
     _one_line_exit_2(result, f"--out {path}")
@@ -219,7 +219,7 @@ def test_vehicles_kept_only_when_asked_and_report_works_without_them(
     them (that, or ``output.vehicles: false``) still makes a report."""
     import twin.experiments
 
-    assert len(twin.api.run(SURFACE, days=1, replications=1).vehicles) > 0  # the API keeps them
+    assert len(api.run(SURFACE, days=1, replications=1).vehicles) > 0  # the API keeps them
     real = twin.experiments.vehicles_frame
     built: list[int] = []
     monkeypatch.setattr(
