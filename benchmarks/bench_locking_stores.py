@@ -151,6 +151,17 @@ def main() -> None:
         f"order, lowest first: measured {order('measured_tps')}; predicted "
         f"{order('predicted_tps')} ({'same' if same else 'DIFFERENT'})"
     )
+    console.print("\nfor docs/locking.md:\n")
+    console.print("| strategy | measured ceiling (TPS) | predicted | predicted / measured | seed |")
+    console.print("|---|---:|---:|---:|---|")
+    for r in rows:
+        m, p = r["measured_tps"], r["predicted_tps"]
+        low = f"< {min(spec.offered_tps):g}"
+        console.print(
+            f"| {r['strategy']} | {low if np.isnan(m) else f'{m:,.0f}'} | "
+            f"{low if np.isnan(p) else f'{p:,.0f}'} | {r['ratio']:.2f} | "
+            f"{SEED_RANGE[r['strategy']]} |"
+        )
     console.print(f"after the live sweep: {after_live}")
     console.print(f"after: {_uptime()}; took {time.perf_counter() - started:.0f} s")
     if args.out is not None:
