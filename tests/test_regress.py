@@ -330,3 +330,18 @@ def test_study_files_next_to_scenarios_are_skipped(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "skip" in result.output and "locking_study" in result.output
     assert [p.name for p in baseline.iterdir()] == ["surface_lot.json"]
+
+
+def test_revenue_split_names_a_public_holiday_by_the_table_that_priced_it() -> None:
+    """city_ramp_tariff prices 2026-03-04 (a Wednesday) like a Sunday: a 07:00 entry that day
+    is charged by the weekend band, so the revenue split must say "weekend", not "early bird"
+    (the weekday band a weekly-window lookup would pick)."""
+    sc = load_scenario(ROOT / "scenarios" / "city_ramp_tariff.yaml")
+    cal = calendar_for(sc)
+    tariff = sc.tariff.build(cal)
+    holiday = cal.to_seconds(pd.Timestamp("2026-03-04 07:00").to_pydatetime())
+    ordinary = cal.to_seconds(pd.Timestamp("2026-03-11 07:00").to_pydatetime())
+    got = list(regress.entry_bands(tariff, np.array([holiday, ordinary, np.nan])))
+    assert got == ["weekend", "early bird", "default"]
+    # the name follows the price: the holiday pays the weekend band's per-period rate
+    assert tariff.price(holiday, holiday + 3600) != tariff.price(ordinary, ordinary + 3600)

@@ -39,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scipy import stats
 
 from twin import figures
-from twin.core.clock import DAY, MINUTE
-from twin.core.pricing import WEEK_S, Tariff
+from twin.core.clock import DAY
+from twin.core.pricing import Tariff
 from twin.core.types import SpotType
 from twin.experiments import RunResult, run
 from twin.outputs import write_text
@@ -79,37 +79,35 @@ class BaselineMissing(RegressError):
 
 
 def band_names(tariff: Tariff | None) -> list[str]:
-    """The tariff's band names in file order (duplicates once), then ``"default"``."""
+    """The tariff's table names (bands, then special days with a table of their own) in file
+    order, duplicates once, then ``"default"``."""
     names: list[str] = []
-    for band in tariff.bands if tariff is not None else ():
-        if band.name not in names and band.name != DEFAULT_BAND:
-            names.append(band.name)
+    for name in tariff.table_names[1:] if tariff is not None else ():
+        if name not in names and name != DEFAULT_BAND:
+            names.append(name)
     return [*names, DEFAULT_BAND]
 
 
 def entry_bands(tariff: Tariff | None, entry_s: np.ndarray) -> np.ndarray:
-    """Name of the tariff band in force at each entry instant (core seconds), else "default".
+    """Name of the rate table in force at each entry instant (core seconds), else "default".
 
-    Follows the pricing rule exactly: bands are weekly windows at minute resolution, the first
-    band in file order wins where they overlap, and a wrapping window (end before start) belongs
-    to the day it starts on.
+    Asks the tariff itself (:meth:`Tariff.table_index_at`), so the split follows the pricing
+    rule exactly: the first band in file order wins where bands overlap, a wrapping window
+    belongs to the day it starts on, the file's boundary semantics hold, and a special day
+    (a public holiday priced like a Sunday) is named by the table that priced it, not by the
+    weekday's band.
     """
     entry_s = np.asarray(entry_s, dtype=float)
     out = np.full(entry_s.shape, DEFAULT_BAND, dtype=object)
-    if tariff is None or not tariff.bands:
+    if tariff is None:
         return out
-    week_s = (entry_s + tariff.calendar.week_seconds(0.0)) % WEEK_S
-    minute = np.floor(np.nan_to_num(week_s) / MINUTE).astype(np.int64)
-    day = minute // int(DAY / MINUTE)
-    mod = minute % int(DAY / MINUTE)
-    for band in reversed(tariff.bands):  # earlier bands painted last: the first one wins
-        days = np.array(sorted(band.days))
-        s, e = band.start_minute, band.end_minute
-        if s < e:
-            covered = np.isin(day, days) & (mod >= s) & (mod < e)
-        else:
-            covered = (np.isin(day, days) & (mod >= s)) | (np.isin((day - 1) % 7, days) & (mod < e))
-        out[covered & ~np.isnan(entry_s)] = band.name
+    names = np.asarray(tariff.table_names, dtype=object)
+    names[0] = DEFAULT_BAND
+    known = ~np.isnan(entry_s)
+    index = np.fromiter(
+        (tariff.table_index_at(t) for t in entry_s[known].tolist()), dtype=np.int64
+    )
+    out[known] = names[index]
     return out
 
 
