@@ -136,7 +136,20 @@ def _check_window(start: str, end: str) -> None:
 # --------------------------------------------------------------------------- models
 
 
-class BandSpec(Spec):
+class RateOverrides(Spec):
+    """Rate keys a band or a special day may set for itself; each unset key inherits the
+    tariff's top level (one list, so a band and a special day cannot drift apart)."""
+
+    flat: Money | None = None
+    free_minutes: int | None = Field(default=None, ge=0)
+    period_minutes: int | None = Field(default=None, ge=1)
+    per_period: Money | None = None
+    grace_minutes: int | None = Field(default=None, ge=0)
+    first_period_min: Money | None = None
+    daily_max: Money | None = None
+
+
+class BandSpec(RateOverrides):
     """A weekday/time-of-day window with its own rates; unset rate keys inherit the top level.
 
     ``flat: null`` or ``daily_max: null`` written explicitly removes an inherited value.
@@ -146,13 +159,6 @@ class BandSpec(Spec):
     days: Days
     start: TimeOfDay
     end: TimeOfDay
-    flat: Money | None = None
-    free_minutes: int | None = Field(default=None, ge=0)
-    period_minutes: int | None = Field(default=None, ge=1)
-    per_period: Money | None = None
-    grace_minutes: int | None = Field(default=None, ge=0)
-    first_period_min: Money | None = None
-    daily_max: Money | None = None
 
     @model_validator(mode="after")
     def _window(self) -> BandSpec:
@@ -220,20 +226,13 @@ class WindowSpec(Spec):
         )
 
 
-class SpecialDaySpec(Spec):
+class SpecialDaySpec(RateOverrides):
     """Dates priced as another weekday (``like: sun``) or with rate keys of their own (unset
     keys inherit the top level; bands do not apply on such a day)."""
 
     name: str
     dates: list[date] = Field(min_length=1)
     like: str | None = None
-    flat: Money | None = None
-    free_minutes: int | None = Field(default=None, ge=0)
-    period_minutes: int | None = Field(default=None, ge=1)
-    per_period: Money | None = None
-    grace_minutes: int | None = Field(default=None, ge=0)
-    first_period_min: Money | None = None
-    daily_max: Money | None = None
 
     @field_validator("like")
     @classmethod
@@ -373,15 +372,7 @@ class DynamicSpec(Spec):
         )
 
 
-_RATE_KEYS = (
-    "flat",
-    "free_minutes",
-    "period_minutes",
-    "per_period",
-    "grace_minutes",
-    "first_period_min",
-    "daily_max",
-)
+_RATE_KEYS = tuple(RateOverrides.model_fields)
 
 
 class TariffSpec(Spec):
