@@ -20,7 +20,7 @@ the larger end of the interval: the size of an effect the data cannot rule out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,20 @@ import pandas as pd
 import yaml
 
 from twin import figures
-from twin.experiments import Progress, RunResult, WarmupDetection, resolve_warmup, run
+from twin.experiments import (
+    COUNT_SHARES,
+    UNRELIABLE_NOTE,
+    Progress,
+    RunResult,
+    WarmupDetection,
+    resolve_warmup,
+    run,
+)
 from twin.figures import quantity, significant_decimals
 from twin.outputs import claim, write_frame, write_json
 from twin.scenario.loader import load_scenario
 from twin.scenario.model import Scenario
-from twin.stats import paired_difference
+from twin.stats import PairedDifference, count_share_interval, mover_difference, paired_difference
 
 __all__ = [
     "Comparison",
@@ -54,8 +62,8 @@ class Comparison:
 
     ``table`` is indexed by figure, in the registry's units (as ``summary()``), with columns
     ``unit, a_mean, b_mean, diff, ci_low, ci_high, half_width, sd, unpaired_sd,
-    unpaired_half_width, variance_reduction, n``. ``sd`` is the sd of the per-replication
-    differences; ``unpaired_sd`` what it would be with independent random numbers,
+    unpaired_half_width, variance_reduction, n, unreliable``. ``sd`` is the sd of the
+    per-replication differences; ``unpaired_sd`` what it would be with independent random numbers,
     ``sqrt(sd_A² + sd_B²)``; ``variance_reduction`` is ``1 − sd²/unpaired_sd²``.
     """
 
@@ -124,6 +132,8 @@ class Comparison:
                 return None if math.isnan(x) else float(x)
             if isinstance(x, np.integer):
                 return int(x)
+            if isinstance(x, np.bool_):
+                return bool(x)
             return x
 
         paired = self.paired()
@@ -145,6 +155,7 @@ class Comparison:
             "verdicts": self.verdicts,
             "crn": self.crn_lines(),
             "notes": self.notes,
+            "footnotes": {"unreliable": UNRELIABLE_NOTE},
             "metrics": figures,
         }
 
@@ -196,16 +207,44 @@ def verdict(metric: str, row: pd.Series, who: str = "B") -> str:
     )
 
 
+def paired_figure(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, confidence: float = 0.95
+) -> tuple[PairedDifference, bool]:
+    """B − A for one figure of two per-replication metrics tables, and whether its interval is
+    unreliable.
+
+    Every figure gets the paired t interval (:func:`twin.stats.paired_difference`). A share of
+    drivers built from counts (:data:`twin.experiments.COUNT_SHARES`) is rare and skewed where
+    it matters, and the paired t interval of five such differences misses low; its interval is
+    the hull of the paired t interval and the MOVER combination of the two sides' pooled-count
+    intervals (:func:`twin.stats.mover_difference`, with the correlation of the pairs), and it
+    is unreliable when either side is (too few replications saw the event).
+    """
+    va, vb = a[metric].to_numpy(dtype=float), b[metric].to_numpy(dtype=float)
+    diff = paired_difference(va, vb, confidence)
+    if metric not in COUNT_SHARES or "arrivals" not in a.columns or "arrivals" not in b.columns:
+        return diff, diff.n < 2 or math.isnan(diff.ci_low)
+    ca = count_share_interval(va, a["arrivals"].to_numpy(dtype=float), confidence)
+    cb = count_share_interval(vb, b["arrivals"].to_numpy(dtype=float), confidence)
+    unreliable = diff.n < 2 or not (ca.reliable and cb.reliable)
+    keep = ~(np.isnan(va) | np.isnan(vb))
+    rho = math.nan
+    if keep.sum() > 2 and np.std(va[keep]) > 0 and np.std(vb[keep]) > 0:
+        rho = float(np.corrcoef(va[keep], vb[keep])[0, 1])
+    lo, hi = mover_difference(ca, cb, rho)
+    if math.isnan(lo):
+        return diff, unreliable
+    if not math.isnan(diff.ci_low):
+        lo, hi = min(lo, diff.ci_low), max(hi, diff.ci_high)
+    return replace(diff, ci_low=lo, ci_high=hi), unreliable
+
+
 def paired_table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
     """Every figure both runs have, paired B − A, in the registry's units (see Comparison)."""
     names = [m for m in a.metrics.columns if m != "replication" and m in b.metrics.columns]
     rows = []
     for metric in names:
-        diff = paired_difference(
-            a.metrics[metric].to_numpy(dtype=float),
-            b.metrics[metric].to_numpy(dtype=float),
-            confidence,
-        )
+        diff, unreliable = paired_figure(a.metrics, b.metrics, metric, confidence)
         rows.append(
             {
                 "metric": metric,
@@ -221,6 +260,7 @@ def paired_table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
                 "unpaired_half_width": diff.unpaired_half_width,
                 "variance_reduction": diff.variance_reduction,
                 "n": diff.n,
+                "unreliable": unreliable,
             }
         )
     return pd.DataFrame(rows).set_index("metric")
