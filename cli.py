@@ -125,7 +125,7 @@ def summary_tables(result: api.RunResult) -> list[Table]:
     ci = n > 1
     summary = result.summary()
     title = (
-        f"{sc.name}: {sc.horizon_days - sc.warmup_hours / 24:g} days measured after a "
+        f"{sc.name}: {measured_days(sc.horizon_days, sc.warmup_hours)} measured after a "
         f"{sc.warmup_hours:g} h warm-up, "
         f"{n} replication{'s' * (n > 1)}, seed {result.seed}" + (" — mean (95% CI)" if ci else "")
     )
@@ -219,12 +219,19 @@ def run(
         typer.Option(
             help="Instead of a fixed number of replications, add them until the 95% CI "
             "half-width of --metric is at most this (in the figure's units, e.g. 0.5 = ±0.5 "
-            "percentage points of blocked_pct; with --relative a fraction of the mean).",
+            "percentage points of blocked_pct; with --relative a fraction of the mean). A "
+            "zero-width interval (every replication the same) never counts as precise.",
         ),
     ] = None,
     metric: Annotated[
-        str, typer.Option(help="Figure --precision watches, as named in summary.json.")
-    ] = "blocked_pct",
+        str | None,
+        typer.Option(
+            help="Figure --precision watches, as named in summary.json. Default: the first of "
+            "blocked_pct, reneged_pct, balked_pct, occupancy.mean, revenue_per_day that varies "
+            "over the first replications (the run says which).",
+            show_default=False,
+        ),
+    ] = None,
     relative: Annotated[
         bool, typer.Option(help="--precision is relative: half-width <= precision x |mean|.")
     ] = False,
@@ -305,6 +312,14 @@ def run(
         )
 
 
+def measured_days(horizon_days: float, warmup_hours: float) -> str:
+    """The measured span as people say it: ``6.75 days``, ``7.4 days`` (not ``7.44792``),
+    ``1 day``; whole and quarter days exactly, anything else to a tenth."""
+    days = horizon_days - warmup_hours / 24
+    text = f"{days:g}" if abs(days * 4 - round(days * 4)) < 1e-9 else f"{days:.1f}"
+    return f"{text} day{'s' * (text != '1')}"
+
+
 def _kept_frames(out: Path | None, no_vehicles: bool) -> tuple[str, ...]:
     """The tables ``run`` keeps: none without --out (the terminal shows figures only, so
     memory stays flat however many replications and days), and for --out every one but the
@@ -335,6 +350,8 @@ def _print_statistics_notes(result: api.RunResult) -> None:
     s = result.stopping
     if s is None:
         return
+    if s.reason:
+        console.print(f"precision: {escape(s.reason)}", highlight=False, soft_wrap=True)
     target = f"{s.precision:g}"
     if s.relative:
         target += f" x |mean| = {s.target_half_width:.4g}"
@@ -342,6 +359,13 @@ def _print_statistics_notes(result: api.RunResult) -> None:
         console.print(
             f"precision: {s.metric} 95% half-width {s.half_width:.4g} <= {target} after "
             f"{s.replications} replications",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif s.half_width == 0:
+        err_console.print(
+            f"[yellow]warning[/]: stopped at the cap of {s.replications} replications without "
+            f"reaching a precision: {escape(s.reason)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -1390,7 +1414,7 @@ def optimize(
     wide.print(
         f"{escape(s.name)}: {escape(what)}; {escape(ranges)}; {spec.method} search, "
         f"{len(result.evaluations)} tariffs × {result.replications} paired replications, seed "
-        f"{result.seed}, {s.horizon_days - s.warmup_hours / 24:g} days measured after a "
+        f"{result.seed}, {measured_days(s.horizon_days, s.warmup_hours)} measured after a "
         f"{s.warmup_hours:g} h warm-up",
         highlight=False,
         soft_wrap=True,

@@ -66,18 +66,26 @@ def coverage(
     return (n - low - high) / n, low, high, zero
 
 
-def measure(truth_reps: int, experiments: int, reps: int) -> dict[str, tuple]:
-    """Simulate, then the coverage of each interval, by name."""
+def simulate(truth_reps: int, experiments: int, reps: int) -> dict[str, pd.DataFrame]:
+    """Per-replication figures of A and B: the truth's replications, then the experiments'."""
     t0 = time.perf_counter()
-    a_truth = figures_only({}, 0, truth_reps)
-    b_truth = figures_only(VARIANT, 0, truth_reps)
-    first = truth_reps
-    a_all = figures_only({}, first, experiments * reps)
-    b_all = figures_only(VARIANT, first, experiments * reps)
+    data = {
+        "a_truth": figures_only({}, 0, truth_reps),
+        "b_truth": figures_only(VARIANT, 0, truth_reps),
+        "a": figures_only({}, truth_reps, experiments * reps),
+        "b": figures_only(VARIANT, truth_reps, experiments * reps),
+    }
     print(
         f"simulated {2 * (truth_reps + experiments * reps)} replications "
         f"in {time.perf_counter() - t0:.0f} s"
     )
+    return data
+
+
+def measure(data: dict[str, pd.DataFrame], reps: int) -> dict[str, tuple]:
+    """The coverage of each interval, by name, from :func:`simulate`'s figures."""
+    a_truth, b_truth, a_all, b_all = data["a_truth"], data["b_truth"], data["a"], data["b"]
+    truth_reps, experiments = len(a_truth), len(a_all) // reps
     truth_a = float(a_truth[FIGURE].mean())
     truth_d = float((b_truth[FIGURE] - a_truth[FIGURE]).mean())
     se_a = float(a_truth[FIGURE].std(ddof=1)) / math.sqrt(truth_reps)
@@ -125,7 +133,7 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=400)
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
-    results = measure(args.truth, args.experiments, args.reps)
+    results = measure(simulate(args.truth, args.experiments, args.reps), args.reps)
     mc = 1.96 * math.sqrt(0.95 * 0.05 / args.experiments)
     print(
         f"{args.experiments} experiments of {args.reps} replications; "

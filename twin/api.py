@@ -105,7 +105,7 @@ def run(
     progress: Progress | None = None,
     executor: Executor | None = None,
     precision: float | None = None,
-    metric: str = "blocked_pct",
+    metric: str | None = None,
     relative: bool = False,
     min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
     max_replications: int = 100,
@@ -129,7 +129,9 @@ def run(
     With ``precision`` the number of replications is not fixed: replications are added until
     the 95% half-width of ``metric`` is at most ``precision`` (or ``precision × |mean|`` with
     ``relative``), between ``min_replications`` and ``max_replications``; see
-    :func:`twin.experiments.run_sequential` and ``RunResult.stopping``.
+    :func:`twin.experiments.run_sequential` and ``RunResult.stopping``. ``metric`` None
+    watches the first of ``blocked_pct, reneged_pct, balked_pct, occupancy.mean,
+    revenue_per_day`` that varies (``stopping.reason`` says which and why).
     """
     if not isinstance(scenario, Scenario):
         scenario = load(scenario)
