@@ -86,6 +86,11 @@ def load(
     """
     if isinstance(source, Mapping):
         return load_mapping(source, overrides)
+    if not isinstance(source, str | Path):
+        raise ScenarioError(
+            "<scenario>",
+            [f"expected a file, a mapping or YAML text, got {type(source).__name__}"],
+        )
     if isinstance(source, str) and _looks_like_yaml(source):
         return load_text(source, overrides)
     return load_scenario(source, overrides)
