@@ -722,22 +722,26 @@ def _sweep_in_memory(
     plan: SweepPlan, executor: Executor | None, progress: SweepProgress | None
 ) -> SweepResult:
     """Every point × replication, figures only, collected in memory (``out`` None)."""
-    by_index = {p.index: p for p in plan.points}
-    rows: list[pa.Table] = []
+    rows: list[dict[str, Any]] = []
     if progress is not None:
         progress(0, plan.total)
     own = executor is None
     executor = executor or SerialExecutor()
     try:
         for task, rep in executor.map_tasks(_tasks(plan, (), set())):
-            rows.append(_run_row(by_index[task.tag], task.replication, task.seed, rep.metrics))
+            # the parameters come from the plan (_with_params), as when read back from disk
+            row = {"point": task.tag, "replication": task.replication, "seed": task.seed}
+            rows.append(row | {k: float(v) for k, v in rep.metrics.items()})
             if progress is not None:
                 progress(len(rows), plan.total)
     finally:
         if own:
             executor.close()
-    merged = pa.concat_tables(rows, promote_options="default").to_pandas()
-    merged = merged.sort_values(["point", "replication"], kind="stable").reset_index(drop=True)
+    merged = (
+        pd.DataFrame(rows)
+        .sort_values(["point", "replication"], kind="stable")
+        .reset_index(drop=True)
+    )
     table = _with_params(merged, plan)
     return SweepResult(None, plan, table, summarise(table, plan), [], len(rows), 0)
 
