@@ -1,7 +1,7 @@
 """Coverage of ParkTwin's 95% intervals for a rare, skewed figure: do they hold what they claim?
 
-Runs ``--truth`` replications of the surface lot (and of a variant B with more patient
-drivers) to estimate each figure's true mean, then ``--experiments`` independent experiments of
+Runs ``--truth`` replications of the surface lot (and of a variant B with the hourly rate
+doubled) to estimate each figure's true mean, then ``--experiments`` independent experiments of
 ``--reps`` replications each (disjoint replication indexes after the truth's, through
 ``twin.api.run(..., frames=(), first_replication=k)``), and counts how often each experiment's
 interval covers the truth:
@@ -12,9 +12,17 @@ interval covers the truth:
   ``compare`` shows) against the plain paired t interval.
 
 Prints one line per interval: coverage, misses below/above, and the Monte-Carlo error of the
-coverage itself. Usage (about 4 minutes at the defaults on one core)::
+coverage itself. Usage (12,000 replications at the defaults: about 7 minutes on one free
+core)::
 
     python benchmarks/coverage.py [--truth 4000] [--experiments 400] [--reps 5]
+
+Measured (truth from 2,000 replications, 400 experiments of 5; Monte-Carlo ±2.1 pp)::
+
+    run, t interval (before)            89.0%  missed: 44 with the truth above, 0 below
+    run, figure_interval (after)        95.8%  missed: 17 with the truth above, 0 below
+    compare, paired t (before)          87.5%  missed: 1 with the truth above, 49 below
+    compare, paired_figure (after)      94.0%  missed: 0 with the truth above, 24 below
 """
 
 from __future__ import annotations
@@ -36,8 +44,9 @@ from twin.stats import confidence_interval, paired_difference
 ROOT = Path(__file__).resolve().parents[1]
 SURFACE = ROOT / "scenarios" / "surface_lot.yaml"
 FIGURE = "reneged_pct"
-#: B: drivers wait twice as long before giving up (fewer reneges, paired with A by CRN).
-VARIANT = {"behaviour.patience.mean": 8}
+#: B: the hourly rate doubled (more drivers balk at the price, fewer are left to renege; paired
+#: with A by common random numbers).
+VARIANT = {"tariff.per_period": 3.0}
 
 
 def figures_only(scenario_overrides: dict, first: int, count: int) -> pd.DataFrame:

@@ -20,7 +20,7 @@ the larger end of the interval: the size of an effect the data cannot rule out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,12 @@ from twin.figures import quantity, significant_decimals
 from twin.outputs import claim, write_frame, write_json
 from twin.scenario.loader import load_scenario
 from twin.scenario.model import Scenario
-from twin.stats import PairedDifference, count_share_interval, mover_difference, paired_difference
+from twin.stats import (
+    PairedDifference,
+    count_share_interval,
+    paired_difference,
+    rare_paired_difference,
+)
 
 __all__ = [
     "Comparison",
@@ -214,11 +219,11 @@ def paired_figure(
     unreliable.
 
     Every figure gets the paired t interval (:func:`twin.stats.paired_difference`). A share of
-    drivers built from counts (:data:`twin.experiments.COUNT_SHARES`) is rare and skewed where
-    it matters, and the paired t interval of five such differences misses low; its interval is
-    the hull of the paired t interval and the MOVER combination of the two sides' pooled-count
-    intervals (:func:`twin.stats.mover_difference`, with the correlation of the pairs), and it
-    is unreliable when either side is (too few replications saw the event).
+    drivers built from counts (:data:`twin.experiments.COUNT_SHARES`) that is rare on both
+    sides is skewed, and the paired t interval of five such differences misses; it gets
+    :func:`twin.stats.rare_paired_difference` instead (widened by the upper bound on its sd;
+    MOVER of the two sides' count intervals when every difference is the same). It is
+    unreliable when either side is (too few replications saw the event).
     """
     va, vb = a[metric].to_numpy(dtype=float), b[metric].to_numpy(dtype=float)
     diff = paired_difference(va, vb, confidence)
@@ -227,16 +232,13 @@ def paired_figure(
     ca = count_share_interval(va, a["arrivals"].to_numpy(dtype=float), confidence)
     cb = count_share_interval(vb, b["arrivals"].to_numpy(dtype=float), confidence)
     unreliable = diff.n < 2 or not (ca.reliable and cb.reliable)
+    if not (ca.rare and cb.rare):  # one side plentiful: its spread dominates, not the skew
+        return diff, unreliable
     keep = ~(np.isnan(va) | np.isnan(vb))
     rho = math.nan
     if keep.sum() > 2 and np.std(va[keep]) > 0 and np.std(vb[keep]) > 0:
         rho = float(np.corrcoef(va[keep], vb[keep])[0, 1])
-    lo, hi = mover_difference(ca, cb, rho)
-    if math.isnan(lo):
-        return diff, unreliable
-    if not math.isnan(diff.ci_low):
-        lo, hi = min(lo, diff.ci_low), max(hi, diff.ci_high)
-    return replace(diff, ci_low=lo, ci_high=hi), unreliable
+    return rare_paired_difference(diff, ca, cb, rho), unreliable
 
 
 def paired_table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
