@@ -97,3 +97,15 @@ def test_summary_json_flags_unreliable_intervals() -> None:
     assert d["metrics"]["blocked_pct"]["unreliable"] is True  # never happens on this lot
     assert d["metrics"]["arrivals_per_day"]["unreliable"] is False
     assert "unreliable" in d["notes"]
+
+
+def test_compare_from_a_first_replication_pairs_the_same_replications() -> None:
+    a = api.load(SURFACE, SHORT)
+    b = api.load(SURFACE, {**SHORT, "tariff.per_period": 3.0})
+    c = api.compare(a, b, replications=2, first_replication=3)
+    assert c.a.metrics["replication"].tolist() == c.b.metrics["replication"].tolist() == [3, 4]
+    alone = api.run(b, replications=2, frames=(), first_replication=3)
+    pd.testing.assert_frame_equal(
+        c.b.metrics.reset_index(drop=True), alone.metrics.reset_index(drop=True)
+    )
+    assert "unreliable" in c.table.columns

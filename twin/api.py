@@ -196,12 +196,14 @@ def compare(
     label_a: str = "A",
     label_b: str = "B",
     progress: Progress | None = None,
+    first_replication: int = 0,
 ) -> Comparison:
     """Compare B against A with common random numbers (same seed, same replication indexes).
 
     ``a`` and ``b`` are scenarios or files; ``replications`` and ``seed`` default to A's.
     The result's ``.table`` has every figure's paired difference B − A with its 95% interval,
     and ``.verdicts`` one plain sentence per headline figure. See :mod:`twin.compare`.
+    ``first_replication`` (default 0) is the first replication index of both sides.
     """
     if not isinstance(a, Scenario):
         a = load(a)
@@ -215,6 +217,7 @@ def compare(
         label_a=label_a,
         label_b=label_b,
         progress=progress,
+        first_replication=first_replication,
     )
 
 

@@ -269,15 +269,15 @@ def paired_table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
 
 
 def _common_warmup(
-    a: Scenario, b: Scenario, seed: int, pilot_replications: int
+    a: Scenario, b: Scenario, seed: int, pilot_replications: int, first_replication: int = 0
 ) -> tuple[Scenario, Scenario, WarmupDetection | None, WarmupDetection | None, list[str]]:
     """Detect ``auto`` warm-ups; when both sides ask for auto, measure both after the longer.
 
     A shared measurement window keeps the pairing tight (replication r of A and of B then
     count the same drivers); the longer of the two cuts is the conservative one.
     """
-    ra, da, _ = resolve_warmup(a, seed, pilot_replications)
-    rb, db, _ = resolve_warmup(b, seed, pilot_replications)
+    ra, da, _ = resolve_warmup(a, seed, pilot_replications, first_replication=first_replication)
+    rb, db, _ = resolve_warmup(b, seed, pilot_replications, first_replication=first_replication)
     notes = []
     if da is not None and db is not None and da.hours != db.hours:
         common = max(da.hours, db.hours)
@@ -310,6 +310,7 @@ def compare(
     label_b: str = "B",
     progress: Progress | None = None,
     pilot_replications: int = 5,
+    first_replication: int = 0,
 ) -> Comparison:
     """Run A and B with common random numbers and compare every figure pairwise.
 
@@ -317,20 +318,23 @@ def compare(
     is what pairs them). At least two replications are needed for an interval. Figures only
     one of the scenarios has (e.g. the occupancy of a level B adds) are left out. Progress is
     reported as ``progress(k, fraction)`` with ``k`` counting A's replications then B's.
+    Both sides run replications ``first_replication ..`` (default 0): comparisons on disjoint
+    index ranges are independent of each other.
     """
     reps = a.replications if replications is None else replications
     if reps < 2:
         raise ValueError(f"a comparison needs at least 2 replications, got {reps}")
     seed = a.seed if seed is None else seed
-    ra, rb, da, db, notes = _common_warmup(a, b, seed, pilot_replications)
+    ra, rb, da, db, notes = _common_warmup(a, b, seed, pilot_replications, first_replication)
 
     def shifted(offset: int) -> Progress | None:
         if progress is None:
             return None
         return lambda r, f: progress(offset + r, f)
 
-    res_a = run(ra, replications=reps, seed=seed, progress=shifted(0))
-    res_b = run(rb, replications=reps, seed=seed, progress=shifted(reps))
+    first = first_replication
+    res_a = run(ra, replications=reps, seed=seed, progress=shifted(0), first_replication=first)
+    res_b = run(rb, replications=reps, seed=seed, progress=shifted(reps), first_replication=first)
     res_a.warmup, res_b.warmup = da, db
     table = paired_table(res_a, res_b, confidence)
     verdicts = [
