@@ -7,7 +7,7 @@ import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -125,7 +125,7 @@ def summary_tables(result: api.RunResult) -> list[Table]:
     ci = n > 1
     summary = result.summary()
     title = (
-        f"{sc.name}: {sc.horizon_days - sc.warmup_hours / 24:g} days measured after a "
+        f"{sc.name}: {measured_days(sc.horizon_days, sc.warmup_hours)} measured after a "
         f"{sc.warmup_hours:g} h warm-up, "
         f"{n} replication{'s' * (n > 1)}, seed {result.seed}" + (" — mean (95% CI)" if ci else "")
     )
@@ -219,12 +219,19 @@ def run(
         typer.Option(
             help="Instead of a fixed number of replications, add them until the 95% CI "
             "half-width of --metric is at most this (in the figure's units, e.g. 0.5 = ±0.5 "
-            "percentage points of blocked_pct; with --relative a fraction of the mean).",
+            "percentage points of blocked_pct; with --relative a fraction of the mean). A "
+            "zero-width interval (every replication the same) never counts as precise.",
         ),
     ] = None,
     metric: Annotated[
-        str, typer.Option(help="Figure --precision watches, as named in summary.json.")
-    ] = "blocked_pct",
+        str | None,
+        typer.Option(
+            help="Figure --precision watches, as named in summary.json. Default: the first of "
+            "blocked_pct, reneged_pct, balked_pct, occupancy.mean, revenue_per_day that varies "
+            "over the first replications (the run says which).",
+            show_default=False,
+        ),
+    ] = None,
     relative: Annotated[
         bool, typer.Option(help="--precision is relative: half-width <= precision x |mean|.")
     ] = False,
@@ -292,6 +299,8 @@ def run(
             pool.close()
     for table in summary_tables(result):
         console.print(table)
+    if result.replications > 1:
+        _print_unreliable(console, result.summary())
     _print_statistics_notes(result)
     if result.trace_dropped:
         console.print(
@@ -305,6 +314,14 @@ def run(
         )
 
 
+def measured_days(horizon_days: float, warmup_hours: float) -> str:
+    """The measured span as people say it: ``6.75 days``, ``7.4 days`` (not ``7.44792``),
+    ``1 day``; whole and quarter days exactly, anything else to a tenth."""
+    days = horizon_days - warmup_hours / 24
+    text = f"{days:g}" if abs(days * 4 - round(days * 4)) < 1e-9 else f"{days:.1f}"
+    return f"{text} day{'s' * (text != '1')}"
+
+
 def _kept_frames(out: Path | None, no_vehicles: bool) -> tuple[str, ...]:
     """The tables ``run`` keeps: none without --out (the terminal shows figures only, so
     memory stays flat however many replications and days), and for --out every one but the
@@ -312,6 +329,24 @@ def _kept_frames(out: Path | None, no_vehicles: bool) -> tuple[str, ...]:
     if out is None:
         return ()
     return tuple(f for f in api.FRAMES if not (no_vehicles and f == "vehicles"))
+
+
+def _print_unreliable(where: Console, table: Any) -> None:
+    """The footnote for figures whose interval rests on too few replications that saw the
+    event (the ``unreliable`` column of summary() / compare's table; in summary.json too)."""
+    from twin import figures
+    from twin.experiments import UNRELIABLE_NOTE
+
+    if "unreliable" not in table.columns:
+        return
+    flagged = [n for n in table.index if bool(table.loc[n, "unreliable"])]
+    if flagged:
+        names = ", ".join(figures.label_of(n) for n in flagged)
+        where.print(
+            f"[yellow]note[/]: {escape(names)}: {escape(UNRELIABLE_NOTE)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_statistics_notes(result: api.RunResult) -> None:
@@ -335,6 +370,8 @@ def _print_statistics_notes(result: api.RunResult) -> None:
     s = result.stopping
     if s is None:
         return
+    if s.reason:
+        console.print(f"precision: {escape(s.reason)}", highlight=False, soft_wrap=True)
     target = f"{s.precision:g}"
     if s.relative:
         target += f" x |mean| = {s.target_half_width:.4g}"
@@ -342,6 +379,13 @@ def _print_statistics_notes(result: api.RunResult) -> None:
         console.print(
             f"precision: {s.metric} 95% half-width {s.half_width:.4g} <= {target} after "
             f"{s.replications} replications",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif s.half_width == 0:
+        err_console.print(
+            f"[yellow]warning[/]: stopped at the cap of {s.replications} replications without "
+            f"reaching a precision: {escape(s.reason)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -730,6 +774,7 @@ def compare(
         wide.print(f"[dim]{escape(line)}[/]", highlight=False, soft_wrap=True)
     for line in comparison.notes:
         wide.print(f"[yellow]note[/]: {escape(line)}", highlight=False, soft_wrap=True)
+    _print_unreliable(wide, comparison.table)
     if out is not None:
         written = comparison.write(out)
         wide.print(
@@ -819,12 +864,15 @@ def sweep_table(result: api.SweepResult) -> Table:
             row = summary.loc[(point.index, name)]
             text = figures.format_number(name, row["mean"])
             if reps > 1 and not math.isnan(row["half_width"]) and not math.isnan(row["mean"]):
-                text += f" [dim]± {figures.format_number(name, row['half_width'])}[/]"
+                if row["ci_low"] == row["mean"] == 0 < row["ci_high"]:  # upper bound only
+                    text += f" [dim]≤ {figures.format_number(name, row['ci_high'])}[/]"
+                else:
+                    text += f" [dim]± {figures.format_number(name, row['half_width'])}[/]"
             cells.append(text)
         table.add_row(*cells)
     if len(plan.points) > SWEEP_TABLE_ROWS:
         more = len(plan.points) - SWEEP_TABLE_ROWS
-        table.caption = f"… {more} more points in summary.parquet"
+        table.caption = f"… {more} more points" + (" in summary.parquet" if result.out else "")
     return table
 
 
@@ -859,7 +907,8 @@ def sweep(
         Path | None,
         typer.Option(
             help="Folder for the sweep: runs/ (one file per finished run), sweep.json, "
-            "sweep.parquet, summary.parquet and plots/. Required."
+            "sweep.parquet, summary.parquet and plots/. Without it the sweep runs in memory "
+            "and only prints its table (no --resume, --overwrite or --keep-occupancy)."
         ),
     ] = None,
     replications: Annotated[
@@ -901,8 +950,8 @@ def sweep(
     --resume. At the end: sweep.parquet (one row per point and replication), summary.parquet
     (mean and 95% CI per point and figure), plots/ and a table of the headline figures.
     """
-    if out is None:
-        _fail(["--out DIR is required: a sweep writes each finished run there"])
+    if out is None and (resume or overwrite or keep_occupancy):
+        _fail(["--resume, --overwrite and --keep-occupancy need --out DIR"])
     if file is None and (scenario is None or not grid):
         _fail(["give SCENARIO and at least one --grid KEY=V1,V2,..., or a sweep --file"])
     try:
@@ -952,6 +1001,9 @@ def sweep(
     except api.ExecutorError as exc:
         _fail([str(exc)])
     except KeyboardInterrupt:
+        if out is None:
+            err_console.print("interrupted: nothing was saved (no --out)")
+            raise typer.Exit(code=130) from None
         err_console.print(
             f"interrupted: {api.runs_on_disk(out)} finished runs are saved in {escape(str(out))}"
             "/runs; run the same command with --resume to finish the sweep",
@@ -973,6 +1025,9 @@ def sweep(
     done = f"ran {result.ran} runs" + (
         f" ({result.skipped} already on disk)" if result.skipped else ""
     )
+    if out is None:
+        wide.print(f"{done}; nothing written (no --out)", highlight=False, soft_wrap=True)
+        return
     wide.print(
         f"{done}; wrote {escape(str(out))}/sweep.parquet ({len(result.table)} rows), "
         f"summary.parquet and {len(result.plots)} plots in plots/",
@@ -1390,7 +1445,7 @@ def optimize(
     wide.print(
         f"{escape(s.name)}: {escape(what)}; {escape(ranges)}; {spec.method} search, "
         f"{len(result.evaluations)} tariffs × {result.replications} paired replications, seed "
-        f"{result.seed}, {s.horizon_days - s.warmup_hours / 24:g} days measured after a "
+        f"{result.seed}, {measured_days(s.horizon_days, s.warmup_hours)} measured after a "
         f"{s.warmup_hours:g} h warm-up",
         highlight=False,
         soft_wrap=True,

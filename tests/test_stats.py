@@ -21,7 +21,7 @@ from cli import app
 from twin.api import ScenarioError, load
 from twin.executors import SerialExecutor, run_task
 from twin.experiments import confidence_interval as reexported
-from twin.experiments import replicate, resolve_warmup, run, run_sequential
+from twin.experiments import figure_interval, replicate, resolve_warmup, run, run_sequential
 from twin.stats import confidence_interval, half_width, mser, paired_difference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,15 +181,20 @@ def test_sequential_stops_at_the_first_n_meeting_the_target_and_equals_a_fixed_r
     sc = load(SURFACE, {"horizon_days": 2})
     target = 1.2  # balked_pct, percentage points
     reference = run(sc, replications=20)
-    values = reference.metrics["balked_pct"].to_numpy()
-    expected_n = next(n for n in range(5, 21) if half_width(values[:n]) <= target)
+    # the rule watches the figure's summary interval (pooled counts for a share of drivers)
+    table = reference.metrics
+
+    def hw(n: int) -> float:
+        return float(figure_interval(table.iloc[:n], "balked_pct")["half_width"])
+
+    expected_n = next(n for n in range(5, 21) if hw(n) <= target)
     assert expected_n > 5  # the rule has to do some work in this case
 
     seq = run_sequential(sc, target, metric="balked_pct", max_replications=20)
     stop = seq.stopping
     assert stop is not None and stop.met
     assert seq.replications == stop.replications == expected_n
-    assert stop.half_width <= target < half_width(values[: expected_n - 1])
+    assert stop.half_width <= target < hw(expected_n - 1)
     # replication r is always the same: identical to a plain run of that many replications
     plain = run(sc, replications=expected_n)
     pd.testing.assert_frame_equal(seq.metrics, plain.metrics)
@@ -215,8 +220,12 @@ def test_sequential_relative_target_and_the_cap() -> None:
 
 # -- CLI --------------------------------------------------------------------------------------
 def test_cli_run_with_precision_reports_replications_and_warns_at_the_cap(tmp_path: Path) -> None:
-    values = run(load(SURFACE, {"horizon_days": 2}), replications=20).metrics["balked_pct"]
-    n = next(n for n in range(5, 21) if half_width(values.to_numpy()[:n]) <= 1.2)
+    table = run(load(SURFACE, {"horizon_days": 2}), replications=20).metrics
+    n = next(
+        n
+        for n in range(5, 21)
+        if figure_interval(table.iloc[:n], "balked_pct")["half_width"] <= 1.2
+    )
     base = ["run", str(SURFACE), "--days", "2", "--metric", "balked_pct"]
     ok = runner.invoke(app, [*base, "--precision", "1.2", "--out", str(tmp_path / "ok")])
     assert ok.exit_code == 0, ok.output

@@ -422,9 +422,13 @@ def test_cli_sweep_user_errors_exit_2(tmp_path: Path, extra: list[str], message:
     assert not (tmp_path / "s" / "runs").exists()
 
 
-def test_cli_sweep_needs_out_and_one_source(tmp_path: Path) -> None:
-    no_out = runner.invoke(app, ["sweep", str(SURFACE), "-g", "facility.strategy=spread"])
-    assert no_out.exit_code == 2 and "--out DIR is required" in no_out.output
+def test_cli_sweep_without_out_prints_its_table_and_needs_one_source(tmp_path: Path) -> None:
+    args = ["-g", "tariff.per_period=1.5,3", "--days", "1", "--replications", "2"]
+    no_out = runner.invoke(app, ["sweep", str(SURFACE), *args])
+    assert no_out.exit_code == 0, no_out.output
+    assert "2 points × 2 replications" in no_out.output and "nothing written" in no_out.output
+    resume = runner.invoke(app, ["sweep", str(SURFACE), "-g", "a=1,2", "--resume"])
+    assert resume.exit_code == 2 and "need --out DIR" in resume.output
     both = runner.invoke(
         app, ["sweep", str(SURFACE), "-g", "a=1", "--file", str(EXAMPLE), "--out", str(tmp_path)]
     )

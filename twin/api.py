@@ -28,7 +28,7 @@ from twin.outputs import OutputError
 from twin.regress import BaselineMissing, BaselineUpdate, RegressError, ScenarioCheck
 from twin.regress import check as _regress_check
 from twin.regress import update as _regress_update
-from twin.scenario.loader import ScenarioError, load_scenario
+from twin.scenario.loader import ScenarioError, load_mapping, load_scenario, load_text
 from twin.scenario.model import Scenario
 from twin.sweep import (
     SweepError,
@@ -74,9 +74,31 @@ __all__ = [
 ]
 
 
-def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Load and validate a scenario file; raises ScenarioError listing every problem."""
-    return load_scenario(path, overrides)
+def load(
+    source: str | Path | Mapping[str, Any], overrides: dict[str, Any] | None = None
+) -> Scenario:
+    """Load and validate a scenario; raises ScenarioError listing every problem.
+
+    ``source`` is a scenario file (a path), a mapping of the file's keys, or the YAML text of
+    one (a string holding a newline or a ``key: value``; any other string is a path). A
+    mapping or text is validated exactly as a file is (same messages, same ``overrides``);
+    relative paths inside it (trace files) are read from the current folder.
+    """
+    if isinstance(source, Mapping):
+        return load_mapping(source, overrides)
+    if not isinstance(source, str | Path):
+        raise ScenarioError(
+            "<scenario>",
+            [f"expected a file, a mapping or YAML text, got {type(source).__name__}"],
+        )
+    if isinstance(source, str) and _looks_like_yaml(source):
+        return load_text(source, overrides)
+    return load_scenario(source, overrides)
+
+
+def _looks_like_yaml(text: str) -> bool:
+    """A string that is scenario text rather than a path: several lines, or ``key: value``."""
+    return "\n" in text or (": " in text and not Path(text).exists())
 
 
 def run(
@@ -88,11 +110,12 @@ def run(
     progress: Progress | None = None,
     executor: Executor | None = None,
     precision: float | None = None,
-    metric: str = "blocked_pct",
+    metric: str | None = None,
     relative: bool = False,
     min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
     max_replications: int = 100,
     frames: Sequence[str] = FRAMES,
+    first_replication: int = 0,
 ) -> RunResult:
     """Run a scenario (object or file) with optional overrides of seed, horizon, replications.
 
@@ -100,13 +123,20 @@ def run(
     others come back empty, the figures are the same): ``frames=()`` is a figures-only run, and
     without ``vehicles`` memory no longer grows with replications × days.
 
+    ``first_replication`` is the index of the first replication (default 0): replication ``r``
+    always draws the same random numbers, so two experiments with the same seed and disjoint
+    index ranges are independent, and one with ``first_replication=k`` repeats exactly
+    replications ``k, k+1, ...`` of a longer run.
+
     ``executor`` (from :func:`make_executor`, used as a context manager) runs the replications
     in parallel; the numbers are the same as a serial run's.
 
     With ``precision`` the number of replications is not fixed: replications are added until
     the 95% half-width of ``metric`` is at most ``precision`` (or ``precision × |mean|`` with
     ``relative``), between ``min_replications`` and ``max_replications``; see
-    :func:`twin.experiments.run_sequential` and ``RunResult.stopping``.
+    :func:`twin.experiments.run_sequential` and ``RunResult.stopping``. ``metric`` None
+    watches the first of ``blocked_pct, reneged_pct, balked_pct, occupancy.mean,
+    revenue_per_day`` that varies (``stopping.reason`` says which and why).
     """
     if not isinstance(scenario, Scenario):
         scenario = load(scenario)
@@ -129,6 +159,7 @@ def run(
             progress=progress,
             executor=executor,
             frames=frames,
+            first_replication=first_replication,
         )
     return _run(
         scenario,
@@ -137,6 +168,7 @@ def run(
         progress=progress,
         executor=executor,
         frames=frames,
+        first_replication=first_replication,
     )
 
 
@@ -164,12 +196,14 @@ def compare(
     label_a: str = "A",
     label_b: str = "B",
     progress: Progress | None = None,
+    first_replication: int = 0,
 ) -> Comparison:
     """Compare B against A with common random numbers (same seed, same replication indexes).
 
     ``a`` and ``b`` are scenarios or files; ``replications`` and ``seed`` default to A's.
     The result's ``.table`` has every figure's paired difference B − A with its 95% interval,
     and ``.verdicts`` one plain sentence per headline figure. See :mod:`twin.compare`.
+    ``first_replication`` (default 0) is the first replication index of both sides.
     """
     if not isinstance(a, Scenario):
         a = load(a)
@@ -183,6 +217,7 @@ def compare(
         label_a=label_a,
         label_b=label_b,
         progress=progress,
+        first_replication=first_replication,
     )
 
 
@@ -190,7 +225,7 @@ def sweep(
     scenario: str | Path | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,
     *,
-    out: str | Path,
+    out: str | Path | None = None,
     file: str | Path | None = None,
     replications: int | None = None,
     seed: int | None = None,
@@ -203,6 +238,7 @@ def sweep(
     overwrite: bool = False,
     plots: bool = True,
     progress: SweepProgress | None = None,
+    first_replication: int | None = None,
 ) -> SweepResult:
     """Run a grid sweep of a scenario file and write it to ``out`` (see :mod:`twin.sweep`).
 
@@ -210,7 +246,12 @@ def sweep(
     sweep ``file``; ``replications``, ``seed``, ``days`` and ``keep_occupancy`` override the
     file's. ``executor`` is an :class:`Executor` you manage, or a name (``serial``,
     ``processes``, ``dask``) that is started with ``workers``/``scheduler`` and closed here.
-    Every point is validated before anything runs. Raises :class:`SweepError` (a
+    Every point is validated before anything runs. ``first_replication`` (default 0) is the
+    index of every point's first replication, so independent sweeps need not differ by seed.
+
+    Without ``out`` nothing is written: the runs stay in memory (figures only) and the
+    result's ``table`` and ``summary`` are the output (``result.out`` is None).
+    Raises :class:`SweepError` (a
     :class:`ScenarioError`) or :class:`ExecutorError` for problems the caller can fix.
     """
     if file is not None:
@@ -222,6 +263,12 @@ def sweep(
         seed = spec.seed if seed is None else seed
         days = spec.days if days is None else days
         keep_occupancy = keep_occupancy or spec.keep_occupancy
+        if first_replication is None:
+            first_replication = spec.first_replication
+    if out is None and (keep_occupancy or resume or overwrite):
+        raise SweepError(
+            "sweep", ["keep_occupancy, resume and overwrite need an output folder (out=...)"]
+        )
     if scenario is None or not grid:
         raise SweepError("sweep", ["give a scenario and at least one grid key, or a sweep file"])
     spec = make_spec(
@@ -231,6 +278,7 @@ def sweep(
         seed=seed,
         days=days,
         keep_occupancy=keep_occupancy,
+        first_replication=first_replication or 0,
     )
     plan = _plan_sweep(spec)
     options = {"resume": resume, "overwrite": overwrite, "plots": plots, "progress": progress}

@@ -29,12 +29,25 @@ import pandas as pd
 import yaml
 
 from twin import figures
-from twin.experiments import Progress, RunResult, WarmupDetection, resolve_warmup, run
+from twin.experiments import (
+    COUNT_SHARES,
+    UNRELIABLE_NOTE,
+    Progress,
+    RunResult,
+    WarmupDetection,
+    resolve_warmup,
+    run,
+)
 from twin.figures import quantity, significant_decimals
 from twin.outputs import claim, write_frame, write_json
 from twin.scenario.loader import load_scenario
 from twin.scenario.model import Scenario
-from twin.stats import paired_difference
+from twin.stats import (
+    PairedDifference,
+    count_share_interval,
+    paired_difference,
+    rare_paired_difference,
+)
 
 __all__ = [
     "Comparison",
@@ -54,8 +67,8 @@ class Comparison:
 
     ``table`` is indexed by figure, in the registry's units (as ``summary()``), with columns
     ``unit, a_mean, b_mean, diff, ci_low, ci_high, half_width, sd, unpaired_sd,
-    unpaired_half_width, variance_reduction, n``. ``sd`` is the sd of the per-replication
-    differences; ``unpaired_sd`` what it would be with independent random numbers,
+    unpaired_half_width, variance_reduction, n, unreliable``. ``sd`` is the sd of the
+    per-replication differences; ``unpaired_sd`` what it would be with independent random numbers,
     ``sqrt(sd_A² + sd_B²)``; ``variance_reduction`` is ``1 − sd²/unpaired_sd²``.
     """
 
@@ -124,6 +137,8 @@ class Comparison:
                 return None if math.isnan(x) else float(x)
             if isinstance(x, np.integer):
                 return int(x)
+            if isinstance(x, np.bool_):
+                return bool(x)
             return x
 
         paired = self.paired()
@@ -145,6 +160,7 @@ class Comparison:
             "verdicts": self.verdicts,
             "crn": self.crn_lines(),
             "notes": self.notes,
+            "footnotes": {"unreliable": UNRELIABLE_NOTE},
             "metrics": figures,
         }
 
@@ -196,16 +212,41 @@ def verdict(metric: str, row: pd.Series, who: str = "B") -> str:
     )
 
 
+def paired_figure(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, confidence: float = 0.95
+) -> tuple[PairedDifference, bool]:
+    """B − A for one figure of two per-replication metrics tables, and whether its interval is
+    unreliable.
+
+    Every figure gets the paired t interval (:func:`twin.stats.paired_difference`). A share of
+    drivers built from counts (:data:`twin.experiments.COUNT_SHARES`) that is rare on both
+    sides is skewed, and the paired t interval of five such differences misses; it gets
+    :func:`twin.stats.rare_paired_difference` instead (widened by the upper bound on its sd;
+    MOVER of the two sides' count intervals when every difference is the same). It is
+    unreliable when either side is (too few replications saw the event).
+    """
+    va, vb = a[metric].to_numpy(dtype=float), b[metric].to_numpy(dtype=float)
+    diff = paired_difference(va, vb, confidence)
+    if metric not in COUNT_SHARES or "arrivals" not in a.columns or "arrivals" not in b.columns:
+        return diff, diff.n < 2 or math.isnan(diff.ci_low)
+    ca = count_share_interval(va, a["arrivals"].to_numpy(dtype=float), confidence)
+    cb = count_share_interval(vb, b["arrivals"].to_numpy(dtype=float), confidence)
+    unreliable = diff.n < 2 or not (ca.reliable and cb.reliable)
+    if not (ca.rare and cb.rare):  # one side plentiful: its spread dominates, not the skew
+        return diff, unreliable
+    keep = ~(np.isnan(va) | np.isnan(vb))
+    rho = math.nan
+    if keep.sum() > 2 and np.std(va[keep]) > 0 and np.std(vb[keep]) > 0:
+        rho = float(np.corrcoef(va[keep], vb[keep])[0, 1])
+    return rare_paired_difference(diff, ca, cb, rho), unreliable
+
+
 def paired_table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
     """Every figure both runs have, paired B − A, in the registry's units (see Comparison)."""
     names = [m for m in a.metrics.columns if m != "replication" and m in b.metrics.columns]
     rows = []
     for metric in names:
-        diff = paired_difference(
-            a.metrics[metric].to_numpy(dtype=float),
-            b.metrics[metric].to_numpy(dtype=float),
-            confidence,
-        )
+        diff, unreliable = paired_figure(a.metrics, b.metrics, metric, confidence)
         rows.append(
             {
                 "metric": metric,
@@ -221,21 +262,22 @@ def paired_table(a: RunResult, b: RunResult, confidence: float) -> pd.DataFrame:
                 "unpaired_half_width": diff.unpaired_half_width,
                 "variance_reduction": diff.variance_reduction,
                 "n": diff.n,
+                "unreliable": unreliable,
             }
         )
     return pd.DataFrame(rows).set_index("metric")
 
 
 def _common_warmup(
-    a: Scenario, b: Scenario, seed: int, pilot_replications: int
+    a: Scenario, b: Scenario, seed: int, pilot_replications: int, first_replication: int = 0
 ) -> tuple[Scenario, Scenario, WarmupDetection | None, WarmupDetection | None, list[str]]:
     """Detect ``auto`` warm-ups; when both sides ask for auto, measure both after the longer.
 
     A shared measurement window keeps the pairing tight (replication r of A and of B then
     count the same drivers); the longer of the two cuts is the conservative one.
     """
-    ra, da, _ = resolve_warmup(a, seed, pilot_replications)
-    rb, db, _ = resolve_warmup(b, seed, pilot_replications)
+    ra, da, _ = resolve_warmup(a, seed, pilot_replications, first_replication=first_replication)
+    rb, db, _ = resolve_warmup(b, seed, pilot_replications, first_replication=first_replication)
     notes = []
     if da is not None and db is not None and da.hours != db.hours:
         common = max(da.hours, db.hours)
@@ -268,6 +310,7 @@ def compare(
     label_b: str = "B",
     progress: Progress | None = None,
     pilot_replications: int = 5,
+    first_replication: int = 0,
 ) -> Comparison:
     """Run A and B with common random numbers and compare every figure pairwise.
 
@@ -275,20 +318,23 @@ def compare(
     is what pairs them). At least two replications are needed for an interval. Figures only
     one of the scenarios has (e.g. the occupancy of a level B adds) are left out. Progress is
     reported as ``progress(k, fraction)`` with ``k`` counting A's replications then B's.
+    Both sides run replications ``first_replication ..`` (default 0): comparisons on disjoint
+    index ranges are independent of each other.
     """
     reps = a.replications if replications is None else replications
     if reps < 2:
         raise ValueError(f"a comparison needs at least 2 replications, got {reps}")
     seed = a.seed if seed is None else seed
-    ra, rb, da, db, notes = _common_warmup(a, b, seed, pilot_replications)
+    ra, rb, da, db, notes = _common_warmup(a, b, seed, pilot_replications, first_replication)
 
     def shifted(offset: int) -> Progress | None:
         if progress is None:
             return None
         return lambda r, f: progress(offset + r, f)
 
-    res_a = run(ra, replications=reps, seed=seed, progress=shifted(0))
-    res_b = run(rb, replications=reps, seed=seed, progress=shifted(reps))
+    first = first_replication
+    res_a = run(ra, replications=reps, seed=seed, progress=shifted(0), first_replication=first)
+    res_b = run(rb, replications=reps, seed=seed, progress=shifted(reps), first_replication=first)
     res_a.warmup, res_b.warmup = da, db
     table = paired_table(res_a, res_b, confidence)
     verdicts = [

@@ -42,7 +42,13 @@ from twin.results import (
 from twin.scenario.model import Scenario
 from twin.sim.model import RunRecord, simulate
 from twin.sim.size import check_size
-from twin.stats import confidence_interval, describe, half_width, mser
+from twin.stats import (
+    MIN_NONZERO_REPLICATIONS,
+    confidence_interval,
+    count_share_interval,
+    describe,
+    mser,
+)
 
 if TYPE_CHECKING:
     from twin.executors import Executor
@@ -66,6 +72,58 @@ __all__ = [  # confidence_interval: re-exported from twin.stats for existing cal
 ]
 
 Progress = Callable[[int, float], None]
+
+
+#: Shares of drivers in % whose denominator is the replication's ``arrivals`` (the count they are
+#: built from is ``share × arrivals / 100``): their interval is the pooled-count one of
+#: :func:`twin.stats.count_share_interval`, fit for rare, skewed, bounded figures.
+COUNT_SHARES: tuple[str, ...] = (
+    "blocked_pct",
+    "balked_pct",
+    "reneged_pct",
+    "turned_away_pct",
+    "waiting_pct",
+    "in_entry_lane_pct",
+    "diverting_pct",
+    "diverted_pct",
+    "diverted_parked_pct",
+    "lost_pct",
+)
+
+#: What the ``unreliable`` flag of a summary row means (footnote of tables and summary.json).
+UNRELIABLE_NOTE = (
+    "interval unreliable at this number of replications: fewer than "
+    f"{MIN_NONZERO_REPLICATIONS} replications saw the event (or no spread at all); "
+    "run more replications"
+)
+
+
+def figure_interval(
+    metrics: pd.DataFrame, name: str, confidence: float = 0.95
+) -> dict[str, float | bool]:
+    """One summary row for figure ``name`` of a per-replication metrics table: mean, sd,
+    interval, half-width, n and ``unreliable``.
+
+    Shares of drivers built from counts (:data:`COUNT_SHARES`, when ``arrivals`` is there) get
+    the pooled-count interval (:func:`twin.stats.count_share_interval`), flagged unreliable
+    with fewer than :data:`~twin.stats.MIN_NONZERO_REPLICATIONS` replications that saw the event;
+    every other figure the t interval (:func:`twin.stats.describe`), flagged unreliable only
+    when it cannot be computed. The mean is always the mean of the per-replication values.
+    """
+    values = metrics[name].to_numpy(dtype=float)
+    if name in COUNT_SHARES and "arrivals" in metrics.columns:
+        ci = count_share_interval(values, metrics["arrivals"].to_numpy(dtype=float), confidence)
+        return {
+            "mean": ci.mean,
+            "sd": ci.sd,
+            "ci_low": ci.ci_low,
+            "ci_high": ci.ci_high,
+            "half_width": (ci.ci_high - ci.ci_low) / 2,
+            "n": ci.n,
+            "unreliable": ci.n < 2 or not ci.reliable,
+        }
+    row = describe(values, confidence)
+    return {**row, "unreliable": bool(row["n"] < 2 or math.isnan(row["half_width"]))}
 
 
 #: Pilot replications behind ``warmup_hours: auto``. A fixed number (not "as many as the run"),
@@ -106,6 +164,7 @@ class StoppingReport:
     min_replications: int
     max_replications: int
     met: bool
+    reason: str = ""  # why this figure was watched, or why the run could not stop
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -139,7 +198,7 @@ class RunResult:
         for name in self.metrics.columns:
             if name == "replication":
                 continue
-            row = describe(self.metrics[name].to_numpy(), confidence)
+            row = figure_interval(self.metrics, name, confidence)
             unit = figures.unit_of(name).symbol
             rows.append({"metric": name, **row, "n": len(self.metrics), "unit": unit})
         return pd.DataFrame(rows).set_index("metric")
@@ -168,12 +227,14 @@ class RunResult:
             "warmup_hours": self.scenario.warmup_hours,
             "confidence": 0.95,
             **extra,
+            "notes": {"unreliable": UNRELIABLE_NOTE},
             "metrics": {
                 name: {
                     "unit": row["unit"],
                     "mean": clean(row["mean"]),
                     "sd": clean(row["sd"]),
                     "ci95": [clean(row["ci_low"]), clean(row["ci_high"])],
+                    "unreliable": bool(row["unreliable"]),
                     "values": [clean(float(v)) for v in self.metrics[name]],
                 }
                 for name, row in table.iterrows()
@@ -338,8 +399,13 @@ def run(
     executor: Executor | None = None,
     pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
     frames: tuple[str, ...] = FRAMES,
+    first_replication: int = 0,
 ) -> RunResult:
     """Run ``replications`` independent replications and collect frames and figures.
+
+    They are replications ``first_replication .. first_replication + replications − 1``: two
+    experiments with the same seed and disjoint index ranges are independent (an analyst's
+    design, a coverage study), without relying on different seeds.
 
     ``frames`` names the tables to keep (a subset of :data:`FRAMES`; the others are empty):
     the figures never depend on it, only the memory a long run holds does.
@@ -354,21 +420,27 @@ def run(
     """
     reps = scenario.replications if replications is None else replications
     seed = scenario.seed if seed is None else seed
+    if first_replication < 0:
+        raise ValueError(f"first_replication must be >= 0, got {first_replication}")
     check_size(scenario, reps)  # every replication's frames are kept: refuse before the first
     scenario, detection, pilot = resolve_warmup(
-        scenario, seed, pilot_replications, progress, executor
+        scenario, seed, pilot_replications, progress, executor, first_replication
     )
+    indexes = range(first_replication, first_replication + reps)
     if executor is not None:
         from twin.executors import Task
 
-        tasks = (Task(scenario, r, seed, keep=frames) for r in range(reps))
+        tasks = (Task(scenario, r, seed, keep=frames) for r in indexes)
         done = []
         for rep in executor.map_replications(tasks):
             done.append(rep)
             if progress is not None:
                 progress(len(done) - 1, 1.0)
     else:
-        done = [_replication(scenario, r, seed, pilot, progress, frames) for r in range(reps)]
+        done = [
+            _replication(scenario, r, seed, pilot, progress, frames, first_replication)
+            for r in indexes
+        ]
     result = collect(scenario, seed, done)
     result.warmup = detection
     return result
@@ -392,10 +464,12 @@ def resolve_warmup(
     pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    first_replication: int = 0,
 ) -> tuple[Scenario, WarmupDetection | None, dict[int, RunRecord]]:
     """Replace ``warmup_hours: auto`` by the warm-up MSER-5 detects; pass others through.
 
-    Runs replications ``0 .. pilot_replications-1`` (same seed and streams as the real run),
+    Runs the run's first ``pilot_replications`` replications (from ``first_replication``; same
+    seed and streams as the real run),
     averages their total-occupancy series point by point and applies :func:`twin.stats.mser`
     to the average, searching the first half of the horizon only. Averaging across replications
     is the usual practice (Hoad, Robinson & Davies 2010): it damps the noise that makes MSER on a
@@ -414,17 +488,23 @@ def resolve_warmup(
     pilot = scenario.model_copy(update={"warmup_hours": 0.0})
     records: dict[int, RunRecord] = {}
     series: list[np.ndarray] = []
+    indexes = range(first_replication, first_replication + pilot_replications)
     if executor is not None:
         from twin.executors import Task
 
-        tasks = (Task(pilot, r, seed, keep=("occupancy",)) for r in range(pilot_replications))
+        tasks = (Task(pilot, r, seed, keep=("occupancy",)) for r in indexes)
         for rep in executor.map_replications(tasks):
             occ = rep.occupancy
             total = occ[occ["group_kind"] == "total"].sort_values("time_s")
             series.append(total["occupied"].to_numpy(dtype=float))
     else:
-        for r in range(pilot_replications):
-            rec = simulate(pilot, replication=r, seed=seed, progress=_callback(progress, r))
+        for r in indexes:
+            rec = simulate(
+                pilot,
+                replication=r,
+                seed=seed,
+                progress=_callback(progress, r - first_replication),
+            )
             # operations components measure over the warm-up they were given, so a pilot
             # record is reused only when there are none
             if scenario.operations is None:
@@ -460,19 +540,21 @@ def _replication(
     pilot: dict[int, RunRecord],
     progress: Progress | None,
     frames: tuple[str, ...] = FRAMES,
+    first_replication: int = 0,
 ) -> Replication:
-    """Replication ``r``: from the warm-up pilot's record if it ran there, else simulated."""
+    """Replication ``r``: from the warm-up pilot's record if it ran there, else simulated.
+    Progress counts from ``first_replication`` (the run's first is reported as 0)."""
     rec = pilot.pop(r, None)
     if rec is not None:
         return _from_record(rec, frames)
-    return replicate(scenario, r, seed, _callback(progress, r), frames)
+    return replicate(scenario, r, seed, _callback(progress, r - first_replication), frames)
 
 
 def run_sequential(
     scenario: Scenario,
     precision: float,
     *,
-    metric: str = "blocked_pct",
+    metric: str | None = None,
     relative: bool = False,
     min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
     max_replications: int = 100,
@@ -482,6 +564,7 @@ def run_sequential(
     executor: Executor | None = None,
     pilot_replications: int = DEFAULT_PILOT_REPLICATIONS,
     frames: tuple[str, ...] = FRAMES,
+    first_replication: int = 0,
 ) -> RunResult:
     """Add replications until ``metric``'s confidence half-width is at most the target.
 
@@ -489,6 +572,12 @@ def run_sequential(
     ``precision`` of |mean| (``0.05`` asks for ±5 %). The rule is checked after each replication
     from ``min_replications`` on; the run stops at ``max_replications`` whether or not the
     target was met (``RunResult.stopping.met`` says which).
+
+    ``metric`` None watches the first figure of :data:`PRECISION_METRICS` that varies over the
+    first ``min_replications`` replications (``stopping.reason`` says which and why). The
+    half-width is that of the figure's summary interval (:func:`figure_interval`: pooled counts
+    for shares of drivers). A zero-width interval (every replication the same) never stops the
+    run: it is not precision. Replications are counted from ``first_replication``.
 
     Replication ``r`` always draws the same random streams, so the result is identical to
     :func:`run` with the number of replications this one stopped at. With an ``executor`` the
@@ -507,40 +596,56 @@ def run_sequential(
         )
     seed = scenario.seed if seed is None else seed
     scenario, detection, pilot = resolve_warmup(
-        scenario, seed, pilot_replications, progress, executor
+        scenario, seed, pilot_replications, progress, executor, first_replication
     )
     done: list[Replication] = []
     target = hw = math.nan
     met = False
+    reason = ""
+    last = first_replication + max_replications
 
     def more(count: int) -> list[Replication]:
         """The next ``count`` replications, in index order."""
-        first = len(done)
-        indexes = range(first, min(first + count, max_replications))
+        first = first_replication + len(done)
+        indexes = range(first, min(first + count, last))
         if executor is None:
-            return [_replication(scenario, r, seed, pilot, progress, frames) for r in indexes]
+            return [
+                _replication(scenario, r, seed, pilot, progress, frames, first_replication)
+                for r in indexes
+            ]
         from twin.executors import Task
 
         tasks = (Task(scenario, r, seed, keep=frames) for r in indexes)
         reps = list(executor.map_replications(tasks))
         if progress is not None:
-            progress(indexes[-1], 1.0)
+            progress(indexes[-1] - first_replication, 1.0)
         return sorted(reps, key=lambda rep: rep.index)
 
     round_size = 1 if executor is None else max(1, executor.workers)
     while len(done) < max_replications and not met:
         for rep in more(round_size):
-            if rep.index == 0 and metric not in rep.metrics:
+            if not done and metric is not None and metric not in rep.metrics:
                 names = ", ".join(sorted(rep.metrics))
                 raise ValueError(f"unknown metric {metric!r}; this scenario has: {names}")
             done.append(rep)
             if len(done) < min_replications:
                 continue
-            values = np.array([d.metrics[metric] for d in done], dtype=float)
-            hw = half_width(values, confidence)
+            table = pd.DataFrame([d.metrics for d in done])
+            if metric is None:
+                metric, reason = choose_precision_metric(table)
+            row = figure_interval(table, metric, confidence)
+            hw = float(row["half_width"])
             if math.isnan(hw):
                 raise ValueError(f"metric {metric!r} is undefined (NaN) here; choose another")
-            target = precision * abs(float(np.nanmean(values))) if relative else precision
+            target = precision * abs(float(row["mean"])) if relative else precision
+            if hw == 0.0:
+                # every replication gave the same value: a zero-width interval claims a
+                # certainty five identical values cannot give, so it never ends the run
+                reason = (
+                    f"{metric} was the same in all {len(done)} replications: its interval has "
+                    "zero width, which is not precision; choose a figure that varies"
+                )
+                continue
             if hw <= target:
                 met = True
                 break  # replications past the stopping point are discarded
@@ -556,5 +661,45 @@ def run_sequential(
         min_replications=min_replications,
         max_replications=max_replications,
         met=met,
+        reason=reason,
     )
     return result
+
+
+#: Figures ``--precision`` watches when none is named: the first of them that varies over the
+#: first replications (a lot that never blocks has ``blocked_pct`` 0 in every replication,
+#: whose zero-width interval says nothing about precision).
+PRECISION_METRICS: tuple[str, ...] = (
+    "blocked_pct",
+    "reneged_pct",
+    "balked_pct",
+    "occupancy.mean",
+    "revenue_per_day",
+    "arrivals_per_day",
+)
+
+
+def choose_precision_metric(table: pd.DataFrame) -> tuple[str, str]:
+    """The figure a sequential run watches by default, and why, from its first replications:
+    the first of :data:`PRECISION_METRICS` whose values are finite and not all equal."""
+    constant = []
+    for name in PRECISION_METRICS:
+        if name not in table.columns:
+            continue
+        values = table[name].to_numpy(dtype=float)
+        if np.isnan(values).any():
+            continue
+        if np.ptp(values) > 0:
+            if not constant:
+                return name, f"watching {name} (the default)"
+            return name, (
+                f"watching {name}: {', '.join(constant)} did not vary over the first "
+                f"{len(table)} replications"
+            )
+        constant.append(f"{name} (always {figures.format_value(name, float(values[0]))})")
+    names = [c for c in table.columns if c != "replication"]
+    for name in names:
+        values = table[name].to_numpy(dtype=float)
+        if not np.isnan(values).any() and np.ptp(values) > 0:
+            return name, f"watching {name}: none of {', '.join(PRECISION_METRICS)} varied"
+    raise ValueError("no figure varies between replications: there is no precision to reach")

@@ -56,6 +56,7 @@ from pydantic import (
 
 from twin import figures
 from twin.executors import Executor, SerialExecutor, Task
+from twin.experiments import figure_interval
 from twin.outputs import (
     atomic_write,
     claim,
@@ -72,7 +73,6 @@ from twin.scenario.loader import (
     validate_scenario,
 )
 from twin.scenario.model import Scenario
-from twin.stats import describe
 
 #: A grid value: what a YAML scalar can be (dates are kept as their ISO text).
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
@@ -81,7 +81,17 @@ Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 RESERVED_KEYS = {"seed": "the sweep's seed", "replications": "the sweep's replications"}
 
 #: sweep.json fields that must match for ``resume`` to continue a stored sweep.
-DEFINITION_KEYS = ("scenario_digest", "grid", "replications", "seed", "days", "keep_occupancy")
+DEFINITION_KEYS = (
+    "scenario_digest",
+    "grid",
+    "replications",
+    "seed",
+    "days",
+    "keep_occupancy",
+    "first_replication",
+)
+#: What a stored definition written before a key existed means by it.
+_DEFINITION_DEFAULTS: dict[str, Any] = {"first_replication": 0}
 
 SweepProgress = Callable[[int, int], None]  # (runs done, total), skipped runs included
 
@@ -95,7 +105,10 @@ class SweepSpec(BaseModel):
     """What a sweep file holds (and the CLI options build): scenario, grid, replications, seed.
 
     ``replications`` and ``seed`` default to the scenario's own; ``days`` overrides the horizon
-    of every point (handy for a quick trial of a long sweep).
+    of every point (handy for a quick trial of a long sweep). ``first_replication`` is the
+    index of the first replication of every point (replications are
+    ``first_replication .. first_replication + replications − 1``), so a second sweep can add
+    independent replications to a first.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -106,6 +119,7 @@ class SweepSpec(BaseModel):
     seed: int | None = Field(default=None, ge=0)
     days: float | None = Field(default=None, gt=0)
     keep_occupancy: bool = False
+    first_replication: int = Field(default=0, ge=0)
 
     @field_validator("grid")
     @classmethod
@@ -194,6 +208,7 @@ def make_spec(
     seed: int | None = None,
     days: float | None = None,
     keep_occupancy: bool = False,
+    first_replication: int = 0,
 ) -> SweepSpec:
     """Build and validate a sweep definition from arguments (the CLI's and the API's path)."""
     data = {
@@ -203,6 +218,7 @@ def make_spec(
         "seed": seed,
         "days": days,
         "keep_occupancy": keep_occupancy,
+        "first_replication": first_replication,
     }
     try:
         return SweepSpec.model_validate(data)
@@ -238,6 +254,12 @@ class SweepPlan:
         return len(self.points) * self.replications
 
     @property
+    def indexes(self) -> range:
+        """The replication indexes every point runs."""
+        first = self.spec.first_replication
+        return range(first, first + self.replications)
+
+    @property
     def grid(self) -> dict[str, list[Any]]:
         return self.spec.grid
 
@@ -254,6 +276,7 @@ class SweepPlan:
             "seed": self.seed,
             "days": self.spec.days,
             "keep_occupancy": self.spec.keep_occupancy,
+            "first_replication": self.spec.first_replication,
             "points": [{"point": p.index, "overrides": p.overrides} for p in self.points],
         }
 
@@ -351,7 +374,8 @@ def _prepare_dir(out: Path, plan: SweepPlan, resume: bool, overwrite: bool) -> N
         differ = [
             key
             for key in DEFINITION_KEYS
-            if json.dumps(stored.get(key)) != json.dumps(definition[key])
+            if json.dumps(stored.get(key, _DEFINITION_DEFAULTS.get(key)))
+            != json.dumps(definition[key])
         ]
         if differ:
             lines = []
@@ -394,7 +418,7 @@ def read_table(out: Path, plan: SweepPlan) -> pd.DataFrame:
     file on a 2-core machine, so assembling a 10,000-run sweep takes seconds.
     """
     params = set(plan.grid)
-    paths = [run_path(out, p.index, r) for p in plan.points for r in range(plan.replications)]
+    paths = [run_path(out, p.index, r) for p in plan.points for r in plan.indexes]
 
     def read(path: Path) -> pa.Table:
         table = pq.ParquetFile(path).read()
@@ -407,13 +431,15 @@ def read_table(out: Path, plan: SweepPlan) -> pd.DataFrame:
 
 
 def summarise(table: pd.DataFrame, plan: SweepPlan, confidence: float = 0.95) -> pd.DataFrame:
-    """Per point and figure: mean, sd and the t interval of the mean over the replications."""
+    """Per point and figure: mean, sd and the interval of the mean over the replications, as
+    ``run().summary()`` gives them (:func:`twin.experiments.figure_interval`: the t interval,
+    pooled counts for shares of drivers), with its ``unreliable`` flag."""
     skip = {"point", "replication", "seed", *plan.grid}
     metric_names = [c for c in table.columns if c not in skip]
     rows = []
     for point, group in table.groupby("point", sort=True):
         for name in metric_names:
-            row = describe(group[name].to_numpy(dtype=float), confidence)
+            row = figure_interval(group, name, confidence)
             rows.append({"point": point, "metric": name, **row})
     return _with_params(pd.DataFrame(rows), plan)
 
@@ -544,7 +570,7 @@ def plot_sweep(summary: pd.DataFrame, plan: SweepPlan, folder: Path) -> list[Pat
 class SweepResult:
     """A finished sweep: the tidy table, the per-point summary and where things were written."""
 
-    out: Path
+    out: Path | None  # None: a sweep run without an output folder (nothing written)
     plan: SweepPlan
     table: pd.DataFrame  # one row per point × replication: parameters, then figures
     summary: pd.DataFrame  # one row per point × figure: mean, sd, ci_low, ci_high, half_width, n
@@ -595,7 +621,7 @@ def _finished(
                 return key, path, error
         return key, None, "done"
 
-    keys = [(p.index, r) for p in plan.points for r in range(plan.replications)]
+    keys = [(p.index, r) for p in plan.points for r in plan.indexes]
     done: set[tuple[int, int]] = set()
     unreadable: list[tuple[Path, str]] = []
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -613,7 +639,7 @@ def _tasks(
     plan: SweepPlan, keep: tuple[str, ...], finished: set[tuple[int, int]]
 ) -> Iterator[Task]:
     """Runs still to do, replication by replication across all points (lazy)."""
-    for r in range(plan.replications):
+    for r in plan.indexes:
         for point in plan.points:
             if (point.index, r) not in finished:
                 yield Task(point.scenario, r, plan.seed, keep=keep, tag=point.index)
@@ -621,7 +647,7 @@ def _tasks(
 
 def run_sweep(
     plan: SweepPlan,
-    out: str | Path,
+    out: str | Path | None,
     *,
     executor: Executor | None = None,
     resume: bool = False,
@@ -637,7 +663,13 @@ def run_sweep(
     process is writing it. A run file found unreadable on resume is run again
     (``SweepResult.unreadable`` names it). Interrupting (KeyboardInterrupt) loses at most the
     runs in flight.
+
+    With ``out`` None nothing is written: the runs are kept in memory (figures only; no
+    occupancy, no plots) and the result's ``table`` and ``summary`` are all there is;
+    ``resume`` and ``overwrite`` do not apply.
     """
+    if out is None:
+        return _sweep_in_memory(plan, executor, progress)
     with claim(out) as folder:
         return _run_sweep(plan, folder, executor, resume, overwrite, plots, progress)
 
@@ -684,6 +716,34 @@ def _run_sweep(
     return SweepResult(
         out, plan, table, summary, written, done - skipped, skipped, unreadable=unreadable
     )
+
+
+def _sweep_in_memory(
+    plan: SweepPlan, executor: Executor | None, progress: SweepProgress | None
+) -> SweepResult:
+    """Every point × replication, figures only, collected in memory (``out`` None)."""
+    rows: list[dict[str, Any]] = []
+    if progress is not None:
+        progress(0, plan.total)
+    own = executor is None
+    executor = executor or SerialExecutor()
+    try:
+        for task, rep in executor.map_tasks(_tasks(plan, (), set())):
+            # the parameters come from the plan (_with_params), as when read back from disk
+            row = {"point": task.tag, "replication": task.replication, "seed": task.seed}
+            rows.append(row | {k: float(v) for k, v in rep.metrics.items()})
+            if progress is not None:
+                progress(len(rows), plan.total)
+    finally:
+        if own:
+            executor.close()
+    merged = (
+        pd.DataFrame(rows)
+        .sort_values(["point", "replication"], kind="stable")
+        .reset_index(drop=True)
+    )
+    table = _with_params(merged, plan)
+    return SweepResult(None, plan, table, summarise(table, plan), [], len(rows), 0)
 
 
 def runs_on_disk(out: str | Path) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,13 @@ def read_yaml(path: Path) -> dict:
                 f"{exc.start}): a scenario is YAML text"
             ],
         ) from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str = "<scenario>") -> dict:
+    """Parse scenario YAML text (from a file or given directly) into its mapping, with the
+    same checks and one-line messages as a file; ``source`` names it in them."""
+    path = source
     line = _too_deep_line(text)
     if line is not None:  # before parsing: PyYAML's scanner is quadratic in this depth
         raise ScenarioError(str(path), [f"line {line}: {_too_deep()}"])
@@ -129,6 +136,38 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     if overrides:
         data = apply_overrides(data, overrides, str(path))
     return validate_scenario(data, str(path), base_dir=path.parent)
+
+
+def load_text(
+    text: str, overrides: dict[str, Any] | None = None, source: str = "<scenario text>"
+) -> Scenario:
+    """A scenario from its YAML text, validated as a file is; relative trace paths are read
+    from the current folder."""
+    data = parse_yaml(text, source)
+    if overrides:
+        data = apply_overrides(data, overrides, source)
+    return validate_scenario(data, source, base_dir=Path.cwd())
+
+
+def load_mapping(
+    data: Mapping[str, Any],
+    overrides: dict[str, Any] | None = None,
+    source: str = "<scenario mapping>",
+) -> Scenario:
+    """A scenario from a mapping of its keys (as a file would hold them), validated as a file
+    is: the mapping is copied first (overrides never change the caller's), and a mapping
+    nested absurdly deep is refused in one line like a file."""
+    if not isinstance(data, Mapping):
+        raise ScenarioError(
+            source, [f"expected a mapping of scenario keys, got {type(data).__name__}"]
+        )
+    where = _too_deep_at(dict(data))
+    if where is not None:
+        raise ScenarioError(source, [f"{where}: {_too_deep()}"])
+    copy = _unshared(dict(data))
+    if overrides:
+        copy = apply_overrides(copy, overrides, source)
+    return validate_scenario(copy, source, base_dir=Path.cwd())
 
 
 def validate_scenario(
