@@ -29,6 +29,7 @@ from rich.text import Text
 import twin
 from twin import installed
 from twin.executors import ExecutorName
+from twin.figures import measured_days
 from twin.outputs import OutputError, claim
 
 if TYPE_CHECKING:
@@ -312,14 +313,6 @@ def run(
         console.print(
             f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
         )
-
-
-def measured_days(horizon_days: float, warmup_hours: float) -> str:
-    """The measured span as people say it: ``6.75 days``, ``7.4 days`` (not ``7.44792``),
-    ``1 day``; whole and quarter days exactly, anything else to a tenth."""
-    days = horizon_days - warmup_hours / 24
-    text = f"{days:g}" if abs(days * 4 - round(days * 4)) < 1e-9 else f"{days:.1f}"
-    return f"{text} day{'s' * (text != '1')}"
 
 
 def _kept_frames(out: Path | None, no_vehicles: bool) -> tuple[str, ...]:

@@ -686,3 +686,15 @@ def clip(name: str, lo: float, hi: float) -> tuple[float, float]:
     if u.high is not None and not math.isnan(hi):
         hi = min(hi, u.high)
     return lo, hi
+
+
+def days_text(days: float) -> str:
+    """A span of days as people say it: ``6.75 days``, ``7.4 days`` (not ``7.44792``),
+    ``1 day``; whole and quarter days exactly, anything else to a tenth."""
+    text = f"{days:g}" if abs(days * 4 - round(days * 4)) < 1e-9 else f"{days:.1f}"
+    return f"{text} day{'s' * (text != '1')}"
+
+
+def measured_days(horizon_days: float, warmup_hours: float) -> str:
+    """The measured span of a run (horizon less warm-up), see :func:`days_text`."""
+    return days_text(horizon_days - warmup_hours / 24)

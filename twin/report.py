@@ -344,7 +344,8 @@ def plot_occupancy_heatmap(res: Results, path: Path) -> Path:
             ax.axhline(len(rows) - 1.5, color="white", lw=3)
         ax.set_xlabel("hour of day (local time)")
         ax.set_title(
-            f"Mean occupancy (%) by level and hour of day — {res.measured_days:g} measured days, "
+            "Mean occupancy (%) by level and hour of day — "
+            f"{figures.days_text(res.measured_days)} measured, "
             f"{_plural(res.replications, 'replication')}"
         )
         cbar = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
@@ -384,8 +385,8 @@ def plot_occupancy_day_hour(res: Results, path: Path) -> Path:
     if by_weekday:
         labels = [("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[d] for d in grid.index]
         title = (
-            f"Whole-lot occupancy (%) by weekday and hour, mean over {res.measured_days:g} "
-            "measured days and the replications"
+            f"Whole-lot occupancy (%) by weekday and hour, mean over the "
+            f"{figures.days_text(res.measured_days)} measured and the replications"
         )
     else:
         labels = [d.strftime("%a %d %b") for d in grid.index]
@@ -815,7 +816,7 @@ def _params(res: Results) -> list[tuple[str, str]]:
         ("Simulated", f"{res.start:%a %d %b %Y %H:%M} + {s['horizon_days']:g} days"),
         (
             "Warm-up (excluded)",
-            f"{s.get('warmup_hours', 0):g} h → {res.measured_days:g} days measured",
+            f"{s.get('warmup_hours', 0):g} h → {figures.days_text(res.measured_days)} measured",
         ),
         ("Replications", f"{res.replications} (seed {s.get('seed', '?')})"),
     ]
