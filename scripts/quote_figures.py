@@ -30,6 +30,7 @@ Usage (from the repository root)::
     python scripts/quote_figures.py --update   # re-run every command and rewrite the docs
     python scripts/quote_figures.py --update --only NAME [--only NAME2]
     python scripts/quote_figures.py --cheap    # only the commands marked cheap
+    python scripts/quote_figures.py --no-run   # only inline figures against their blocks
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true", help="rewrite the documents")
     parser.add_argument("--only", action="append", help="only this block (repeatable)")
     parser.add_argument("--cheap", action="store_true", help="only blocks marked cheap")
+    parser.add_argument(
+        "--no-run", action="store_true", help="run nothing: check inline figures against blocks"
+    )
     parser.add_argument("files", nargs="*", type=Path, help="default: README.md docs/*.md")
     args = parser.parse_args(argv)
     files = [p.resolve() for p in args.files] or doc_files()
@@ -164,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"no quoted block named {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    refresh(blocks, set(args.only or ()), args.cheap)
+    if not args.no_run:
+        refresh(blocks, set(args.only or ()), args.cheap)
     stale = 0
     for path in files:
         old = path.read_text(encoding="utf-8")
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.update:
             path.write_text(new, encoding="utf-8")
-            print(f"updated {path.relative_to(ROOT)}", file=sys.stderr)
+            print(f"updated {path}", file=sys.stderr)
         else:
             stale += 1
             sys.stdout.writelines(
@@ -182,10 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     if stale:
-        print(
-            f"{stale} document(s) quote stale output; run: python scripts/quote_figures.py --update",
-            file=sys.stderr,
-        )
+        fix = "python scripts/quote_figures.py --update"
+        print(f"{stale} document(s) quote stale output; run: {fix}", file=sys.stderr)
         return 1
     print(f"{len(blocks)} quoted block(s) checked", file=sys.stderr)
     return 0
