@@ -31,6 +31,10 @@ Usage (from the repository root)::
     python scripts/quote_figures.py --update --only NAME [--only NAME2]
     python scripts/quote_figures.py --cheap    # only the commands marked cheap
     python scripts/quote_figures.py --no-run   # only inline figures against their blocks
+
+``--update`` with no ``--only``/``--cheap``/files also re-executes ``notebooks/*.ipynb`` in place
+(a Jupyter kernel), so the outputs stored in the notebooks show today's numbers too; the
+notebooks' own prose reads its numbers from the cells, and tests/test_notebooks.py runs them.
 """
 
 from __future__ import annotations
@@ -152,6 +156,27 @@ def refresh(blocks: dict[str, Block], names: set[str] | None, cheap_only: bool) 
     return done
 
 
+def execute_notebooks(root: Path = ROOT) -> list[Path]:
+    """Re-run every notebook top to bottom and store its outputs (numbers shown to readers)."""
+    import nbclient
+    import nbformat
+
+    done = []
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        print(f"executing {path.relative_to(root)}", file=sys.stderr, flush=True)
+        nb = nbformat.read(path, as_version=4)
+        client = nbclient.NotebookClient(
+            nb,
+            timeout=1800,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        client.execute()
+        nbformat.write(nb, path)
+        done.append(path)
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--update", action="store_true", help="rewrite the documents")
@@ -170,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.no_run:
         refresh(blocks, set(args.only or ()), args.cheap)
+    if args.update and not (args.only or args.cheap or args.files or args.no_run):
+        execute_notebooks()
     stale = 0
     for path in files:
         old = path.read_text(encoding="utf-8")

@@ -55,7 +55,7 @@ def test_stale_figure_is_detected_and_rewritten(tmp_path: Path) -> None:
     """The check can fail: a doctored number is found, and --update puts the real one back."""
     doc = tmp_path / "doc.md"
     doc.write_text(
-        "Revenue <!-- q demo \"revenue (\\S+)\" -->`$9`<!-- /q --> a day.\n\n"
+        'Revenue <!-- q demo "revenue (\\S+)" -->`$9`<!-- /q --> a day.\n\n'
         "<!-- quoted demo cheap: printf 'revenue $12\\n' -->\n```text\nrevenue $9\n```\n"
         "<!-- /quoted -->\n",
         encoding="utf-8",
