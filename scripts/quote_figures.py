@@ -16,6 +16,8 @@ Markup (HTML comments, invisible when the markdown is rendered)::
 
     ... revenue rises by <!-- q NAME "raises revenue by (\\S+/day)" -->$4,209/day<!-- /q --> ...
 
+Several groups make one figure with a template:
+``<!-- q NAME "(\\S+) … (\\S+)" -> "\\1 to \\2" -->``.
 A figure written as code (`` `...` ``) keeps its backticks; the comments sit outside them.
 
 ``COMMAND`` runs with bash in a scratch folder where ``scenarios/`` points at the repository's
@@ -57,7 +59,9 @@ BLOCK = re.compile(
     re.S,
 )
 INLINE = re.compile(
-    r'<!-- q (?P<name>[\w.-]+) "(?P<pattern>[^"]+)" -->(?P<value>.*?)<!-- /q -->', re.S
+    r'<!-- q (?P<name>[\w.-]+) "(?P<pattern>[^"]+)"(?: -> "(?P<template>[^"]+)")? -->'
+    r"(?P<value>.*?)<!-- /q -->",
+    re.S,
 )
 
 
@@ -117,14 +121,17 @@ def run_command(command: str, root: Path = ROOT) -> str:
     return "\n".join(lines) + "\n"
 
 
-def inline_value(blocks: dict[str, Block], name: str, pattern: str, where: str) -> str:
-    """The figure an inline quote takes from its block: the regex's first group."""
+def inline_value(
+    blocks: dict[str, Block], name: str, pattern: str, where: str, template: str | None = None
+) -> str:
+    """The figure an inline quote takes from its block: the regex's first group, or
+    ``template`` with ``\\1``, ``\\2`` ... filled from its groups."""
     if name not in blocks:
         raise ValueError(f"{where}: inline figure refers to unknown quoted block {name!r}")
     m = re.search(pattern, blocks[name].output)
     if not m:
         raise ValueError(f"{where}: {pattern!r} matches nothing in the output of {name!r}")
-    return m.group(1)
+    return m.expand(template) if template else m.group(1)
 
 
 def render(path: Path, blocks: dict[str, Block]) -> str:
@@ -136,7 +143,7 @@ def render(path: Path, blocks: dict[str, Block]) -> str:
         return m[0].replace("```text\n" + m["output"], "```text\n" + b.output, 1)
 
     def inline(m: re.Match[str]) -> str:
-        value = inline_value(blocks, m["name"], m["pattern"], f"{path.name}")
+        value = inline_value(blocks, m["name"], m["pattern"], path.name, m["template"])
         if len(m["value"]) > 1 and m["value"][0] == m["value"][-1] == "`":
             value = f"`{value}`"  # a figure shown as code keeps its code span
         return m[0][: m.start("value") - m.start()] + value + "<!-- /q -->"
