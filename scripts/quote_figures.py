@@ -207,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     stale = 0
     for path in files:
         old = path.read_text(encoding="utf-8")
-        new = render(path, blocks)
+        try:
+            new = render(path, blocks)
+        except ValueError as error:  # an inline pattern that no longer matches its output
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         if new == old:
             continue
         if args.update:
