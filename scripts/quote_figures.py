@@ -172,10 +172,13 @@ def execute_notebooks(root: Path = ROOT) -> list[Path]:
     for path in sorted((root / "notebooks").glob("*.ipynb")):
         print(f"executing {path.relative_to(root)}", file=sys.stderr, flush=True)
         nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            cell.metadata.pop("execution", None)  # old timestamps: diffs that say nothing
         client = nbclient.NotebookClient(
             nb,
             timeout=1800,
             kernel_name="python3",
+            record_timing=False,  # no timestamps: a re-run without changes leaves no diff
             resources={"metadata": {"path": str(path.parent)}},
         )
         client.execute()
