@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -1220,6 +1221,20 @@ def _pm(mean: float, lo: float, hi: float, unit: str) -> str:
     return f"{quantity(mean, unit, d)} [dim]± {quantity(hw, unit, d)}[/]"
 
 
+def _wrap_key(key: str, width: int = 12) -> str:
+    """A dotted key as a header that wraps after its dots (rich wraps only at spaces), so a
+    ``tariff.bands.1.per_period`` column is as narrow as its prices."""
+    lines: list[str] = []
+    for part in key.split("."):
+        if lines and len(lines[-1]) + len(part) + 1 <= width:
+            lines[-1] += "." + part
+        else:
+            if lines:
+                lines[-1] += "."
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def optimize_tables(result: api.OptimizationResult) -> list[Table]:
     """Every simulated point (best first) and the best tariff against the current one."""
     from twin import figures
@@ -1227,23 +1242,17 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
     from twin.tables import cell, comparison_cells
 
     objective = result.spec.objective
-    unit = "$" if objective == "revenue" else "pp"
+    # money keeps its $ in the cells; pp goes in the headers, so a cell is one short line
+    unit = "$" if objective == "revenue" else ""
+    header_unit = "$/day" if objective == "revenue" else "pp"
     t = result.table
-    points = Table(
-        title=f"{len(t)} tariffs simulated, best first — mean ± 95% half-width over "
-        f"{result.replications} replications; 'vs best': paired difference point − best",
-        title_justify="left",
-    )
-    points.add_column("#", justify="right")
-    for p in result.params:
-        points.add_column(escape(p.key), justify="right", no_wrap=True)
-    points.add_column(escape(result.objective_label), justify="right")
-    points.add_column("vs best", justify="right")
     present = [c.removesuffix("_mean") for c in t.columns if c.endswith("_mean")]
     companions = [n for n in figures.compact(present) if n != result.objective_metric]
-    for name in companions:
-        points.add_column(escape(figures.column_header(name)), justify="right")
-    points.add_column("")
+    if {"blocked_pct", "reneged_pct", "no_space_pct"} <= set(companions) and (
+        result.spec.max_blocking is None
+    ):
+        companions.remove("no_space_pct")  # their sum: a column the terminal cannot spare
+    rows = []
     for _, row in t.head(OPTIMIZE_TABLE_ROWS).iterrows():
         is_best = int(row["point"]) == result.best.index
         notes = ["[bold green]best[/]"] if is_best else []
@@ -1260,14 +1269,46 @@ def optimize_tables(result: api.OptimizationResult) -> list[Table]:
             if is_best
             else _pm(row["vs_best_mean"], row["vs_best_ci_low"], row["vs_best_ci_high"], unit)
         )
-        points.add_row(
-            str(int(row["rank"])),
-            *(p.label(row[p.key]) for p in result.params),
-            _pm(row["objective_mean"], row["objective_ci_low"], row["objective_ci_high"], unit),
-            vs,
-            *(figures.format_number(name, row[f"{name}_mean"]) for name in companions),
-            ", ".join(notes),
+        rows.append(
+            [
+                str(int(row["rank"])),
+                *(p.label(row[p.key]) for p in result.params),
+                _pm(row["objective_mean"], row["objective_ci_low"], row["objective_ci_high"], unit),
+                vs,
+                *(figures.format_number(name, row[f"{name}_mean"]) for name in companions),
+                ", ".join(notes),
+            ]
         )
+    # the objective's column, short (the first line of the output says what is optimised)
+    label = {
+        "revenue": "revenue per day, $/day (maximised)",
+        "blocking": "turned away, % (minimised)",
+        "occupancy-target": f"gap to {100 * result.spec.target:g} % occupancy, pp",
+    }.get(objective, result.objective_label)
+    headers = [
+        "#",
+        *(_wrap_key(escape(p.key)) for p in result.params),
+        escape(label),
+        f"vs best, {header_unit}",
+        *(escape(figures.column_header(name)) for name in companions),
+        "",
+    ]
+    points = Table(
+        title=f"{len(t)} tariffs simulated, best first — mean ± 95% half-width over "
+        f"{result.replications} replications; 'vs best': paired difference point − best",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,  # no vertical rules: a dozen columns fit a terminal
+    )
+    # every column at least as wide as its widest cell: a row stays one line, and a long
+    # header wraps over two or three lines instead
+    for k, header in enumerate(headers):
+        width = max((Text.from_markup(r[k]).cell_len for r in rows), default=1)
+        if 0 < k <= len(result.params):  # a key's parts cannot wrap: keep them whole
+            width = max(width, *(len(part) for part in header.split("\n")))
+        points.add_column(header, justify="left" if k == len(headers) - 1 else "right",
+                          min_width=width)  # fmt: skip
+    for r in rows:
+        points.add_row(*r)
     cmp = result.baseline_comparison
     ct = cmp.table
     best = Table(

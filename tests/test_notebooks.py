@@ -14,8 +14,11 @@ import nbformat
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def _execute(path: Path):
+def _execute(path: Path, extra: str = ""):
+    """Run every cell, then ``extra`` (a check in the notebook's own kernel, not saved)."""
     nb = nbformat.read(path, as_version=4)
+    if extra:
+        nb.cells.append(nbformat.v4.new_code_cell(extra))
     client = nbclient.NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
@@ -36,10 +39,30 @@ def test_there_is_a_notebook() -> None:
     assert sorted(NOTEBOOKS.glob("*.ipynb")), "notebooks/ holds the analysts' walkthroughs"
 
 
-def test_planning_walkthrough_runs_and_shows_intervals_plot_and_verdicts() -> None:
-    nb = _execute(NOTEBOOKS / "planning_walkthrough.ipynb")
+# Run inside the notebook's kernel after its cells: the weekday profile it plots must keep only
+# weekday samples after the warm-up. A synthetic frame puts 0 % in the warm-up and on the
+# weekend and 100 % on weekdays after it; anything but 100 % means the filter lets them in.
+_PROFILE_CHECK = """
+_start = pd.Timestamp(current.start)
+_times = pd.date_range(_start, _start + pd.Timedelta(days=DAYS), freq="15min")
+_measured = _times >= _start + pd.Timedelta(hours=current.warmup_hours)
+_weekday = _times.day_of_week < 5
+_fake = pd.DataFrame({"replication": 0, "time": _times, "group_kind": "level", "group": "P2",
+                      "occupancy": (_measured & _weekday).astype(float)})
+_fake = pd.concat([_fake, _fake.assign(replication=1)])
+_prof, _days = weekday_profile(type("R", (), {"occupancy": _fake})(), current)
+assert (_prof["mean"] == 1.0).all(), _prof
+assert _days == 5, _days
+print("PROFILE-FILTER-OK")
+"""
+
+
+def test_planning_walkthrough_tells_a_decision_with_intervals_and_a_weekday_plot() -> None:
+    nb = _execute(NOTEBOOKS / "planning_walkthrough.ipynb", extra=_PROFILE_CHECK)
     text = _texts(nb)
     assert "ci_low" in text and "revenue_per_day" in text  # figures come with intervals
     assert "unchanged" in text or "raises" in text or "lowers" in text  # compare's verdicts
+    assert "DECISION:" in text  # the question is answered, from the numbers it prints
+    assert "PROFILE-FILTER-OK" in text  # weekdays after the warm-up only
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(pngs) == 1  # the occupancy-by-level plot
+    assert len(pngs) == 1  # the weekday occupancy-by-level plot

@@ -1148,22 +1148,28 @@ def _baseline_comparison(
 
 
 # -- the plot -----------------------------------------------------------------------------------
-#: What each objective plots: (figure, axis label, scale to display units, kind), first the
-#: objective's own figure, then its companion (the constraint, or what the choice earns).
-_PLOTTED: dict[str, tuple[tuple[str, str, float, str], tuple[str, str, float, str]]] = {
-    "revenue": (
-        ("revenue_per_day", "revenue per day ($)", 1.0, "money"),
-        ("no_space_pct", "turned away, %\n(blocked + reneged)", 1.0, "pct"),
-    ),
-    "blocking": (
-        ("no_space_pct", "turned away, %\n(blocked + reneged)", 1.0, "pct"),
-        ("revenue_per_day", "revenue per day ($)", 1.0, "money"),
-    ),
-    "occupancy-target": (
-        ("occupancy.window", "occupancy in the window, %", 100.0, "occ"),
-        ("revenue_per_day", "revenue per day ($)", 1.0, "money"),
-    ),
+#: What each objective plots: first the objective's own figure, then its companion (the
+#: constraint, or what the choice earns). Labels, units and scales come from the figure registry
+#: (:mod:`twin.figures`), so the plot and the tables name a figure the same way.
+_PLOTTED: dict[str, tuple[str, str]] = {
+    "revenue": ("revenue_per_day", "no_space_pct"),
+    "blocking": ("no_space_pct", "revenue_per_day"),
+    "occupancy-target": ("occupancy.window", "revenue_per_day"),
 }
+
+
+def _axis(name: str) -> tuple[str, str, float, str]:
+    """(figure, axis label, scale to shown units, kind) of a plotted figure, from the registry.
+
+    ``kind`` is what the plot does with it: ``money`` ($ ticks), ``pct`` (a share in %, from
+    0), ``occ`` (an occupancy: a 0..1 share shown in %, clipped to 100)."""
+    import textwrap
+
+    unit = figures.unit_of(name)
+    kind = {"money": "money", "frac": "occ"}.get(unit.kind, "pct" if unit.kind == "pct" else "num")
+    shown = unit.shown or ""
+    label = figures.label_of(name) + (f" ({shown})" if shown else "")
+    return name, "\n".join(textwrap.wrap(label, 30)), unit.scale, kind
 
 
 def _stats(evs: list[Evaluation], metric: str, scale: float) -> tuple[np.ndarray, ...]:
@@ -1200,7 +1206,7 @@ def plot_optimization(result: OptimizationResult, path: str | Path) -> Path:
 
     path = Path(path)
     spec = result.spec
-    first, second = _PLOTTED[spec.objective]
+    first, second = (_axis(name) for name in _PLOTTED[spec.objective])
     reps = result.replications
     subtitle = (
         f"{result.scenario.name}: mean and 95% CI over {reps} replications, seed "
@@ -1343,7 +1349,11 @@ def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cl
     top.legend(fontsize=8, frameon=False, loc="best", ncol=2)
     if bottom.get_legend_handles_labels()[0]:
         bottom.legend(fontsize=8, frameon=False, loc="best")
-    bottom.set_xlabel(f"{p.key} ({'$' if p.kind == 'money' else p.kind})")
+    if p.kind == "money":  # $ ticks, cents on short ranges where ticks fall between dollars
+        bottom.xaxis.set_major_formatter(_tex_dollars_formatter(2 if p.high - p.low < 5 else 0))
+        bottom.set_xlabel(p.key)
+    else:
+        bottom.set_xlabel(f"{p.key} ({p.kind})")
     best_text = f"best: {p.label(result.best.values[p.key])}"
     fig.suptitle(
         _tex(f"{_TITLES[spec.objective]} by {p.key} — {best_text}"),
@@ -1391,14 +1401,37 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
     fig = figure_cls(figsize=(8.5, 6.6), dpi=120)
     ax = fig.add_subplot()
     best, base = result.best, result.baseline
+
+    def point(e: Evaluation) -> str:
+        """A tariff as the planner set it: the two decision values."""
+        return _tex(f"{px.label(e.values[px.key])}, {py.label(e.values[py.key])}")
+
+    def value(e: Evaluation) -> str:
+        return _tex(_fmt_value(_stats([e], metric, scale)[0][0], kind))
+
+    unit_sign = " %" if kind in ("pct", "occ") else ""
     marks: list[tuple[Evaluation, dict[str, Any]]] = [
         (
             base,
             dict(
-                marker="D", markersize=8, color="0.15", mfc="none", mew=1.8, label="current tariff"
+                marker="D",
+                markersize=8,
+                color="0.15",
+                mfc="none",
+                mew=1.8,
+                label=f"current tariff ({point(base)}): {value(base)}{unit_sign}",
             ),
         ),
-        (best, dict(marker="*", markersize=17, color="C3", mec="k", mew=0.6, label="best")),
+        (
+            best,
+            dict(
+                marker="*",
+                markersize=19,
+                mec="k",
+                mew=0.9,
+                label=f"best ({point(best)}): {value(best)}{unit_sign}",
+            ),
+        ),
     ]
     if spec.method == "grid":
         xs, ys = px.grid(spec.grid_points), py.grid(spec.grid_points)
@@ -1448,20 +1481,28 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
         x = np.array([e.values[px.key] for e in searched], dtype=float)
         y = np.array([e.values[py.key] for e in searched], dtype=float)
         image = ax.scatter(x, y, c=mean, cmap=cmap, norm=norm, s=70, edgecolors="0.3")
-        shown: list[tuple[float, float]] = []
-        for e, xi, yi in zip(searched, x, y, strict=True):
-            u, v = (xi - px.low) / (px.high - px.low), (yi - py.low) / (py.high - py.low)
-            if any(abs(u - a) < 0.04 and abs(v - b) < 0.03 for a, b in shown):
-                continue  # its number would sit on another's: the order shows well enough
-            shown.append((u, v))
-            tag = str(e.index) + (" ✗" if not e.feasible else "")
-            ax.annotate(
-                tag, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7, color="0.3"
-            )
 
         def where(e: Evaluation) -> tuple[float, float] | None:
             vx, vy = e.values[px.key], e.values[py.key]
             return None if vx is None or vy is None else (vx, vy)
+
+        # each point labelled with its tariff (the decision values), not the order tried;
+        # best and current are named in the legend, and a label that would overprint another
+        # is left out (the colour still shows the value)
+        shown: list[tuple[float, float]] = [
+            ((w[0] - px.low) / (px.high - px.low), (w[1] - py.low) / (py.high - py.low))
+            for w in (where(best), where(base))
+            if w is not None
+        ]
+        for e, xi, yi in zip(searched, x, y, strict=True):
+            u, v = (xi - px.low) / (px.high - px.low), (yi - py.low) / (py.high - py.low)
+            if any(abs(u - a) < 0.16 and abs(v - b) < 0.045 for a, b in shown):
+                continue
+            shown.append((u, v))
+            tag = point(e) + (" ✗" if not e.feasible else "")
+            ax.annotate(
+                tag, (xi, yi), textcoords="offset points", xytext=(6, 5), fontsize=6.5, color="0.3"
+            )
 
         pad_x, pad_y = 0.04 * (px.high - px.low), 0.04 * (py.high - py.low)
         ax.set_xlim(px.low - pad_x, px.high + pad_x)
@@ -1470,6 +1511,8 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
         for axis, p in ((ax.xaxis, px), (ax.yaxis, py)):
             if p.kind == "money":  # cents on short ranges, where ticks fall between dollars
                 axis.set_major_formatter(_tex_dollars_formatter(2 if p.high - p.low < 10 else 0))
+    # the best point's star is filled with the colour of its own value on the colour bar
+    marks[1][1]["color"] = image.cmap(image.norm(_stats([best], metric, scale)[0][0]))
     for e, style in marks:
         at = where(e)
         if at is not None:
@@ -1485,11 +1528,14 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
         frameon=False,
         loc="upper left",
         bbox_to_anchor=(0, -0.09),
-        ncol=3,
+        ncol=2,
     )
     bar = fig.colorbar(image, ax=ax, pad=0.02)
-    extra = f" (target {100 * spec.target:g} %)" if norm is not None else ""
-    bar.set_label(_tex(label.replace("\n", " ") + extra))
+    text = label.replace("\n", " ")
+    if norm is not None:  # "occupancy ... (%; target 85 %)"
+        target = f"target {100 * spec.target:g} %"
+        text = text[:-1] + f"; {target})" if text.endswith(")") else f"{text} ({target})"
+    bar.set_label(_tex(text))
     if kind == "money":
         bar.formatter = _tex_dollars_formatter()
         bar.update_ticks()
