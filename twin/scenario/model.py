@@ -30,8 +30,8 @@ from twin.scenario.reservations import ReservationsSpec
 from twin.scenario.sensors import SensorsSpec
 from twin.scenario.tariff import TariffSpec
 
-StrategyName = Literal["nearest", "spread", "best_fit", "first_fit"]
-assert set(StrategyName.__args__) == set(STRATEGIES)  # keep the schema and the core in step
+#: Allocation strategies by name, read from the core's registry (one place to add one).
+StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Bounds no real facility comes near; beyond them the model's per-barrier and per-spot
