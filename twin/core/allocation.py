@@ -276,8 +276,9 @@ class SpreadAcrossLevels(AllocationStrategy):
 
 
 class RandomFree(AllocationStrategy):
-    """A free compatible spot chosen uniformly at random (most preferred tier first): drivers
-    who take whatever bay they see first, a baseline the other strategies are measured against.
+    """Any free compatible spot, uniformly at random (most preferred tier first).
+
+    Drivers who take whatever bay they see first: a baseline for the other strategies.
 
     Not a heap: per spot type a list of free spots with O(1) swap-removal (``spot.rank`` is the
     spot's position in its list), so ``fast_path = False`` and the lot reports every freed
