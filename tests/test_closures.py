@@ -239,3 +239,26 @@ def test_random_free_is_seeded_from_the_replication_streams():
     assert not np.array_equal(a.spot[:20], c.spot[:20])
     # not the first-fit order: some car took a bay other than the lowest free one
     assert (a.spot[a.spot >= 0] > 0).any()
+
+
+# ------------------------------------------------------------------------- the live twin's path
+
+
+def test_feed_statuses_go_through_the_same_claims():
+    lot = small_lot(3)
+    lot.close([0, 1, 2], 0.0, "closure")  # a scheduled closure
+    lot.apply_feed_status(0, "unknown", 1.0)
+    lot.apply_feed_status(0, "free", 2.0)  # the sensor is back and sees no car...
+    assert lot.spots[0].status is CLOSED  # ...but the closure still holds
+    lot.reopen([0, 1, 2], 3.0, "closure")
+    lot.apply_feed_status(1, "closed", 4.0)
+    assert [s.status for s in lot.spots] == [AVAILABLE, CLOSED, AVAILABLE]
+    session = lot.apply_feed_status(2, "occupied", 5.0)
+    assert session is not None and lot.spots[2].status is OCCUPIED
+    assert lot.apply_feed_status(2, "occupied", 6.0) is None  # already occupied: no new car
+    lot.apply_feed_status(2, "free", 7.0)
+    assert lot.spots[2].status is AVAILABLE and lot.open_sessions == 0
+    lot.apply_feed_status(1, "unknown", 8.0)  # closed -> unknown replaces, never stacks
+    assert lot.claims_of(1) == {"feed:unknown": CLOSED}
+    with pytest.raises(ValueError, match="allowed"):
+        lot.apply_feed_status(0, "broken", 9.0)

@@ -152,6 +152,7 @@ class Lot:
         #: Every status change other than a session's, in order (see ``StatusChange``).
         self.status_log: list[StatusChange] = []
         self._hooks: list[StatusHook] = []
+        self._feed_sessions: dict[int, int] = {}  # spot -> ticket of a car only a feed saw
         for spot in self.spots:
             spot.status = SpotStatus(spot.status)  # compared by identity on the hot path
             # a spot built out of service carries that as an unnamed claim
@@ -505,6 +506,48 @@ class Lot:
         ticket = self._next_ticket
         self._next_ticket = ticket + 1
         self._open[ticket] = session = Session(ticket, vehicle, spot, t, occupancy)
+        return session
+
+    # -- a feed's spot statuses (the live twin) -------------------------------------------
+    #: Statuses a spot sensor or operator feed reports, as the lot takes them.
+    FEED_STATUSES = ("free", "occupied", "closed", "unknown")
+
+    def apply_feed_status(
+        self, spot_index: int, status: str, t: float, source: str = "feed"
+    ) -> Session | None:
+        """Take a feed's word for one spot, through the same claims as everything else.
+
+        ``closed`` and ``unknown`` are MAINTENANCE claims named ``<source>:closed`` and
+        ``<source>:unknown`` (a spot the twin cannot see is not offered to walk-ins);
+        ``free`` lifts both and ends a session the feed opened; ``occupied`` opens a session
+        for an unseen car (vehicle ``<source>:<spot id>``, rules not enforced) unless the spot
+        is occupied already, and returns it. Holds and closures of other owners stay in force:
+        a feed saying ``free`` does not reopen a scheduled closure.
+        """
+        if status not in self.FEED_STATUSES:
+            raise ValueError(
+                f"{self.lot_id}: feed status {status!r} (allowed: {list(self.FEED_STATUSES)})"
+            )
+        spot = self._spot(spot_index)
+        feed_sessions = self._feed_sessions
+        if status in ("closed", "unknown"):
+            other = "unknown" if status == "closed" else "closed"
+            self.claim(spot_index, _AVAILABLE, t, f"{source}:{other}")
+            self.claim(spot_index, _MAINTENANCE, t, f"{source}:{status}")
+            return None
+        self.claim(spot_index, _AVAILABLE, t, f"{source}:closed")
+        self.claim(spot_index, _AVAILABLE, t, f"{source}:unknown")
+        if status == "free":
+            ticket = feed_sessions.pop(spot_index, None)
+            if ticket is not None:
+                self.release(ticket, t)
+            return None
+        if spot.status is _OCCUPIED:
+            return None
+        session = self.allocate_spot(
+            spot_index, Vehicle(f"{source}:{spot.id}"), t, enforce_rules=False
+        )
+        feed_sessions[spot_index] = session.ticket
         return session
 
     def session(self, ticket: int) -> Session:
