@@ -262,3 +262,27 @@ def test_feed_statuses_go_through_the_same_claims():
     assert lot.claims_of(1) == {"feed:unknown": CLOSED}
     with pytest.raises(ValueError, match="allowed"):
         lot.apply_feed_status(0, "broken", 9.0)
+
+
+def test_closures_with_permits_and_reservations_never_let_a_car_into_a_closed_bay():
+    """Holds (assigned permits, reservations) ending or arriving during a closure: the run
+    completes and nobody - driver or holder - starts a stay in a closed bay."""
+    sc = load_scenario(
+        ROOT / "scenarios" / "downtown_operations.yaml",
+        {
+            "horizon_days": 2.5,
+            "facility.closures": [
+                {"levels": ["G", "P1", "P2", "P3", "P4"], "start": "09:00", "end": "11:00"}
+            ],
+        },
+    )
+    rec = ParkingModel(sc).run()
+    hour = lambda t: (np.asarray(t, dtype=float) % 86400.0) / 3600.0 + 12.0  # noqa: E731
+    # the run starts at 12:00: core second t is (t/3600 + 12) o'clock
+    in_window = lambda t: ((hour(t) % 24.0) >= 9.0) & ((hour(t) % 24.0) < 11.0)  # noqa: E731
+    assert not in_window(rec.entry_t[rec.spot >= 0]).any()
+    ext = rec.external_stays
+    assert ext is not None and len(ext) and not in_window(ext["entry_t"]).any()
+    got = metrics(rec)
+    assert got["held_spot_h_per_day"] > 0.0 and got["closed_spot_h_per_day"] > 0.0
+    assert got["no_free_spot_pct"] > 0.0
