@@ -29,11 +29,15 @@ A strategy is one subclass of :class:`AllocationStrategy` plus one entry in ``ST
   ``random = True``; the simulator then calls ``seed(rng)`` with the replication's own
   numpy Generator (stream ``allocation[<lot>]``) before the run, so runs are reproducible
   and other streams are untouched. Without ``seed`` it uses a fixed default seed.
-* **Fast path**: with ``fast_path = True`` (the heap-of-ranks index of this base class: each
-  spot's ``rank`` is its heap entry and ``home`` its heap) the lot pops a plan that is a
-  single heap itself and pushes a freed spot onto ``spot.home`` itself, saving a call per
-  car. A strategy whose choice is anything else sets ``fast_path = False`` (its
-  ``single_heap`` then answers None and ``freed`` is called on every release).
+* **The index the lot writes to**: every spot has a ``rank`` (its entry; ``by_rank[rank]``
+  is the spot) and a ``home`` list. When a car leaves, the lot appends the freed spot itself
+  (``heappush(spot.home, spot.rank)``, the base class's ``freed`` written out: a call less
+  per car), so a strategy keeps this shape; the base class keeps heaps, ``random_free``
+  keeps the same lists as bags.
+* **Fast path**: with ``fast_path = True`` the lot pops a plan that is a single heap itself
+  (its smallest entry is the strategy's choice). A strategy whose choice is anything else
+  sets ``fast_path = False``; its ``single_heap`` then answers None and every car goes
+  through ``choose_plan``.
 """
 
 from __future__ import annotations
@@ -278,11 +282,11 @@ class SpreadAcrossLevels(AllocationStrategy):
 class RandomFree(AllocationStrategy):
     """Any free compatible spot, uniformly at random (most preferred tier first).
 
-    Drivers who take whatever bay they see first: a baseline for the other strategies.
-
-    Not a heap: per spot type a list of free spots with O(1) swap-removal (``spot.rank`` is the
-    spot's position in its list), so ``fast_path = False`` and the lot reports every freed
-    spot. Drawn from the replication's stream (``random = True``).
+    Drivers who take whatever bay they see first: a baseline for the other strategies. It
+    keeps the base class's index (one list of spot entries per type, which the lot appends
+    freed spots to) but treats each list as a bag, not a heap: it picks a uniformly random
+    entry and removes it by swapping in the last one, so ``fast_path = False`` (the lot must
+    not pop the list's smallest entry itself). Drawn from the replication's stream.
     """
 
     name = "random_free"
@@ -291,69 +295,33 @@ class RandomFree(AllocationStrategy):
 
     def __init__(self) -> None:
         super().__init__()
-        self._free: dict[object, list[Spot]] = {}
         self._rng = _random.Random(0)
 
     def seed(self, rng: RandomSource) -> None:
         self._rng = _random.Random(int(rng.integers(2**63)))
 
-    def bind(self, lot: LotView | Sequence[Spot]) -> None:
-        spots: Sequence[Spot] = getattr(lot, "spots", lot)  # type: ignore[arg-type]
-        self._by_rank, self._heaps, self._plans = list(spots), {}, {}
-        self._free = {}
-        for spot in spots:
-            free = self._free.setdefault(spot.type, [])
-            spot.home = None
-            spot.indexed = spot.status is _AVAILABLE
-            spot.rank = len(free) if spot.indexed else -1
-            if spot.indexed:
-                free.append(spot)
-
-    def freed(self, spot: Spot) -> None:
-        if not spot.indexed:
-            free = self._free.setdefault(spot.type, [])
-            spot.rank = len(free)
-            free.append(spot)
-            spot.indexed = True
-
-    push = freed
-
-    def index_entries(self) -> int:
-        return sum(len(free) for free in self._free.values())
-
-    def free_spots(self) -> list[Spot]:
-        return [s for free in self._free.values() for s in free if s.status is _AVAILABLE]
-
-    def plan(self, tiers: Tiers) -> Any:
-        free = self._free
-        return tuple(tuple(free.setdefault(t, []) for t in tier) for tier in tiers)
-
     def single_heap(self, plan: Any) -> Heap | None:
         return None
 
-    @staticmethod
-    def _drop(free: list[Spot], spot: Spot) -> None:
-        last = free.pop()
-        if last is not spot:
-            free[spot.rank] = last
-            last.rank = spot.rank
-        spot.indexed = False
-        spot.rank = -1
-
     def choose_plan(self, plan: Any) -> Spot | None:
         draw = self._rng.random
-        for lists in plan:
+        by_rank = self._by_rank
+        for bags in plan:
             while True:
-                total = sum(len(free) for free in lists)
+                total = sum(len(bag) for bag in bags)
                 if not total:
                     break
                 k = int(draw() * total)
-                for free in lists:
-                    if k < len(free):
+                for bag in bags:
+                    if k < len(bag):
                         break
-                    k -= len(free)
-                spot = free[k]
-                self._drop(free, spot)
+                    k -= len(bag)
+                last = bag.pop()  # swap-remove entry k: O(1), order does not matter here
+                entry = last if k == len(bag) else bag[k]
+                if k < len(bag):
+                    bag[k] = last
+                spot = by_rank[entry]
+                spot.indexed = False
                 if spot.status is _AVAILABLE:
                     return spot
                 # a stale entry (held, closed or taken by name since): dropped, draw again

@@ -322,12 +322,8 @@ class Lot:
             self.n_occupied -= 1
             self.available[level][stype] += 1
             if not spot.indexed:  # AllocationStrategy.freed, written out
-                home = spot.home
-                if home is not None:
-                    heappush(home, spot.rank)
-                    spot.indexed = True
-                else:  # a strategy off the fast path keeps its own index
-                    self.strategy.freed(spot)
+                heappush(spot.home, spot.rank)
+                spot.indexed = True
         session.exit_t = t
         tariff = self.tariff
         if tariff is not None:  # self.price written out: one call less per exit
