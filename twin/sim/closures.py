@@ -45,9 +45,7 @@ def spots_of(lot: Lot, closure: ClosureSpec, where: str) -> list[int]:
     return [by_id[sid] for sid in closure.spots or ()]
 
 
-def windows(
-    closure: ClosureSpec, start: datetime, horizon_s: float
-) -> list[tuple[float, float]]:
+def windows(closure: ClosureSpec, start: datetime, horizon_s: float) -> list[tuple[float, float]]:
     """The closure's windows as (begin, end) core seconds overlapping [0, horizon)."""
     midnight = datetime(start.year, start.month, start.day)
     first = (midnight - start).total_seconds()  # <= 0: the start day's midnight
