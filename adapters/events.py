@@ -65,6 +65,7 @@ class GateEntry(_Event):
     sessionId: str | None = Field(default=None, description="ticket or session id")
     identifiedVehicle: str | None = Field(default=None, description="licence plate, if read")
     vehicleType: str | None = Field(default=None, description="vehicle class, if known")
+    spaceId: str | None = Field(default=None, description="the spot taken, if known (APDS)")
 
 
 class GateExit(_Event):
@@ -76,6 +77,7 @@ class GateExit(_Event):
     actualStart: AwareDatetime | None = Field(
         default=None, description="session start printed on the ticket, if known"
     )
+    spaceId: str | None = Field(default=None, description="the spot left, if known (APDS)")
 
 
 class PlateRead(_Event):
