@@ -137,31 +137,45 @@ class MqttPublisher:
     published: int = 0
 
     def __post_init__(self) -> None:
+        # Acknowledgements are tracked by message id through on_publish: a message queued
+        # while the broker is away has an error code on its MQTTMessageInfo but is still
+        # sent on reconnect, so its info cannot tell us when it is acknowledged.
+        self._lock = threading.Lock()
+        self._unacked: set[int] = set()
+        self._acked_early: set[int] = set()
+
+        def on_publish(c, userdata, mid, reason_code, properties):  # noqa: ANN001
+            with self._lock:
+                if mid in self._unacked:
+                    self._unacked.discard(mid)
+                else:  # acknowledged before publish() returned
+                    self._acked_early.add(mid)
+
         self._client = _client(self.client_id, self.min_delay, self.max_delay)
+        self._client.on_publish = on_publish
         self._client.connect_async(self.host, self.port, keepalive=10)
         self._client.loop_start()
-        self._pending: list[mqtt.MQTTMessageInfo] = []
 
     def publish(self, payload: str | bytes) -> None:
         """Queue one payload (sent now if connected, else on reconnect)."""
         info = self._client.publish(self.topic, payload, qos=1)
-        self._pending.append(info)
+        with self._lock:
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+            else:
+                self._unacked.add(info.mid)
         self.published += 1
-        if len(self._pending) > 10_000:  # keep the list short: drop acknowledged ones
-            self._pending = [i for i in self._pending if not i.is_published()]
 
     def unacknowledged(self) -> int:
-        return sum(1 for i in self._pending if not i.is_published())
+        with self._lock:
+            return len(self._unacked)
 
     def close(self, timeout: float = 60.0) -> int:
         """Wait for every acknowledgement (up to ``timeout`` s); returns how many are missing."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._pending = [i for i in self._pending if not i.is_published()]
-            if not self._pending:
-                break
+        while time.monotonic() < deadline and self.unacknowledged():
             time.sleep(0.05)
-        missing = len(self._pending)
+        missing = self.unacknowledged()
         self._client.disconnect()
         self._client.loop_stop()
         return missing
