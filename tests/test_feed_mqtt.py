@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("paho.mqtt")
 
-from parktwin.adapters.sources import Intake  # noqa: E402
-from parktwin.adapters.sources.mqtt import MqttPublisher, MqttSource, parse_address  # noqa: E402
+from parktwin.adapters.sources import Intake
+from parktwin.adapters.sources.mqtt import MqttPublisher, MqttSource, parse_address
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

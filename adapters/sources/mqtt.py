@@ -144,7 +144,7 @@ class MqttPublisher:
         self._unacked: set[int] = set()
         self._acked_early: set[int] = set()
 
-        def on_publish(c, userdata, mid, reason_code, properties):  # noqa: ANN001
+        def on_publish(c, userdata, mid, reason_code, properties):
             with self._lock:
                 if mid in self._unacked:
                     self._unacked.discard(mid)
