@@ -497,5 +497,30 @@ __all__ = [
     "emit",
     "load_faults",
     "parse_faults",
+    "send",
     "write_ground_truth",
 ]
+
+
+def send(
+    emitted: Emitted,
+    publish: Any,
+    speed: float | None = None,
+    clock: Any = None,
+    sleep: Any = None,
+) -> int:
+    """Hand every line to ``publish`` (an MQTT publisher's ``publish``, a list's ``append``)
+    paced so feed time runs ``speed`` × wall time (None: as fast as possible)."""
+    import time
+
+    from parktwin.adapters.sources.files import Pacer
+
+    pacer = Pacer(speed, clock or time.monotonic, sleep or time.sleep)
+    n = 0
+    for line in emitted.lines:
+        if speed is not None:
+            key = line.find('"dateObserved":"') + 16
+            pacer.wait(datetime.fromisoformat(line[key : line.find('"', key)]))
+        publish(line)
+        n += 1
+    return n
