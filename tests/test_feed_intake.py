@@ -186,7 +186,7 @@ def test_foreign_export_through_a_mapping(tmp_path: Path) -> None:
 
 
 def test_mapping_errors_are_one_line(tmp_path: Path) -> None:
-    with pytest.raises(MappingError, match="columns.entry is required"):
+    with pytest.raises(MappingError, match=r"columns\.entry is required"):
         Mapping.of({"columns": {"ticket": "T"}})
     with pytest.raises(MappingError, match="timezone 'Mars/Base'"):
         Mapping.of({"columns": {"ticket": "T", "entry": "E"}, "timezone": "Mars/Base"})
