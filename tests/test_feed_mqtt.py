@@ -149,3 +149,41 @@ def test_messages_wait_for_an_absent_subscriber(broker: Broker) -> None:
     got = [e.id for e in intake.events(back)]
     back.stop()
     assert sorted(got) == sorted(f"ev-{i}" for i in range(50))
+
+
+def test_emit_publishes_the_same_feed_it_writes(broker: Broker, tmp_path: Path) -> None:
+    """`parktwin emit --mqtt` and `--out` give the same events; the subscriber gets each once."""
+    import sys
+
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "surface_lot.yaml"
+    topic = "lot/emit"
+    source = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-emit", idle_s=5)
+    source.start()
+    assert source.connected.wait(10)
+    out = tmp_path / "feed.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "parktwin.cli",
+        "emit",
+        str(scenario),
+        "--days",
+        "1",
+        "--heartbeat-min",
+        "60",
+        "--mqtt",
+        f"127.0.0.1:{broker.port}",
+        "--topic",
+        topic,
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    # A simulated day sent in seconds: its observed times are not wall-clock times.
+    intake = Intake(receive_times=False)
+    got = [e.id for e in intake.events(source)]
+    source.stop()
+    written = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert len(got) == len(written) and set(got) == set(written)
+    assert intake.report()["dead_lettered"] == 0

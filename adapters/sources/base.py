@@ -131,6 +131,10 @@ class Intake:
     dead_letter: Path | IO[str] | None = None
     tolerances: Tolerances = field(default_factory=Tolerances)
     clock: Callable[[], datetime] | None = None
+    #: False: ignore receive times and the clock (no future / clock-skew checks), for a
+    #: simulated or recorded feed sent faster than real time, whose observed times have
+    #: nothing to do with the wall clock (``parktwin emit --speed 60`` read over MQTT).
+    receive_times: bool = True
     received: int = 0
     applied: int = 0
     dead: Counter[str] = field(default_factory=Counter)
@@ -167,8 +171,8 @@ class Intake:
             return self._reject(raw, "duplicate", f"id {eid} already received")
         t = event.dateObserved
         device = event.refDevice
-        now = raw[1]
-        if now is None and self.clock is not None:
+        now = raw[1] if self.receive_times else None
+        if now is None and self.clock is not None and self.receive_times:
             now = self.clock()
         if now is not None:
             ahead = (t - now).total_seconds()

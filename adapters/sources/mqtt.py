@@ -132,6 +132,7 @@ class MqttPublisher:
     port: int = 1883
     topic: str = "parktwin/events"
     client_id: str = "parktwin-emit"
+    connect_timeout: float = 30.0
     min_delay: float = 1
     max_delay: float = 8
     published: int = 0
@@ -151,10 +152,21 @@ class MqttPublisher:
                 else:  # acknowledged before publish() returned
                     self._acked_early.add(mid)
 
+        connected = threading.Event()
+
+        def on_connect(c, userdata, flags, reason_code, properties):
+            if not reason_code.is_failure:
+                connected.set()
+
         self._client = _client(self.client_id, self.min_delay, self.max_delay)
         self._client.on_publish = on_publish
+        self._client.on_connect = on_connect
         self._client.connect_async(self.host, self.port, keepalive=10)
         self._client.loop_start()
+        # Publishing before the first CONNACK queues messages that paho may then send out of
+        # order (the ones published during the handshake overtake the queue): wait for it
+        # (a broker that is down is waited for up to connect_timeout, then we queue).
+        connected.wait(self.connect_timeout)
 
     def publish(self, payload: str | bytes) -> None:
         """Queue one payload (sent now if connected, else on reconnect)."""
