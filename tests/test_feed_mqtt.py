@@ -104,18 +104,18 @@ def test_parse_address() -> None:
 
 
 def test_broker_restart_mid_feed_loses_nothing_counts_nothing_twice(broker: Broker) -> None:
-    n = 600
+    n = 4000
     topic = "lot/events"
     source = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-test", idle_s=4)
     source.start()
     assert source.connected.wait(10)
     pub = MqttPublisher("127.0.0.1", broker.port, topic, client_id="emit-test")
     payloads = _events(n)
-    for p in payloads[:300]:
+    for p in payloads[: n // 2]:
         pub.publish(p)
-    time.sleep(0.3)  # part of the first half in flight or queued at the broker
+    time.sleep(0.05)  # part of the first half delivered, the rest in flight or queued
     broker.stop()  # mid-feed: both clients lose the connection
-    for p in payloads[300:]:
+    for p in payloads[n // 2 :]:
         pub.publish(p)  # queued in the publisher until the broker is back
     time.sleep(0.5)
     broker.start()
