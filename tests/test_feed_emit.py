@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -135,6 +135,37 @@ def test_demand_surge_adds_arrivals_from_its_start(lot) -> None:
 
     assert entries(more, 8, 16) > 1.5 * entries(base, 8, 16)
     assert more.ground_truth()["faults"][0]["params"] == {"percent": 100.0}
+
+
+def test_gate_offline_uploads_its_buffer_in_a_burst(lot, tmp_path: Path) -> None:
+    fault = parse_faults(
+        [{"kind": "gate_offline", "device": "gate-in", "start": 8, "end": 10}], lot.start
+    )
+    clean = emit(lot, days=1)
+    feed = emit(lot, days=1, faults=fault)
+    assert sorted(clean.lines) != sorted(feed.lines)
+    ev = [json.loads(x) for x in feed.lines]
+    held = [k for k, e in enumerate(ev) if e.get("buffered")]
+    assert held and all(ev[k]["refDevice"] == "gate-in" for k in held)
+    # One burst: contiguous, after every event observed before the window's end.
+    assert held == list(range(held[0], held[0] + len(held)))
+    end = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert all(  # events at the end time itself may come first
+        datetime.fromisoformat(e["dateObserved"]) <= end
+        for e in ev[: held[0]]
+        if not e.get("buffered")
+    )
+    assert all(datetime.fromisoformat(ev[k]["dateObserved"]) < end for k in held)
+    # Same events as without the fault, apart from the flag and the order.
+    strip = lambda e: {k: v for k, v in e.items() if k != "buffered"}  # noqa: E731
+    assert sorted(json.dumps(strip(e), sort_keys=True) for e in ev) == sorted(
+        json.dumps(json.loads(x), sort_keys=True) for x in clean.lines
+    )
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n".join(feed.lines) + "\n")
+    intake = Intake()
+    assert sum(1 for _ in intake.events(FileReplay(path))) == len(ev)
+    assert feed.ground_truth()["faults"][0]["devices"] == ["gate-in"]
 
 
 def test_bad_fault_schedules_are_one_line_errors(lot) -> None:
