@@ -203,3 +203,10 @@ def test_cli_emit_writes_feed_and_truth(tmp_path: Path) -> None:
     assert out.exists() and (tmp_path / "feed.faults.json").exists()
     bad = subprocess.run([*cmd[:5], "--days", "1"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "give --mqtt" in bad.stderr and "Traceback" not in bad.stderr
+    nowhere = subprocess.run(
+        [*cmd[:5], "--out", str(tmp_path / "no" / "such" / "f.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert nowhere.returncode == 2 and "must be a file in an existing folder" in nowhere.stderr
