@@ -205,3 +205,25 @@ def test_reasons_are_documented() -> None:
     text = doc.read_text(encoding="utf-8")
     for reason in REASONS:
         assert f"`{reason}`" in text
+
+
+def test_adapters_do_not_depend_on_the_simulator() -> None:
+    """House rule: adapters/ depend on core and the event schema, never on the simulator
+    (a gate controller or the mirror imports them without SimPy or the model)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "adapters"
+    bad = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.startswith(
+                    ("twin.sim", "twin.api", "twin.experiments", "simpy", "twin.live")
+                ):
+                    bad.append(f"{path.relative_to(root.parent)}:{node.lineno} {name}")
+    assert not bad, bad
