@@ -187,3 +187,31 @@ def test_emit_publishes_the_same_feed_it_writes(broker: Broker, tmp_path: Path) 
     written = [json.loads(x)["id"] for x in out.read_text().splitlines()]
     assert len(got) == len(written) and set(got) == set(written)
     assert intake.report()["dead_lettered"] == 0
+
+
+def test_payloads_not_yet_applied_come_back_after_a_twin_restart(broker: Broker) -> None:
+    """Acknowledged only once applied (manual acks): a twin that stops with payloads still in
+    its queue gets them again under the same client id; applied ones are not resent."""
+    topic = "lot/crash"
+    first = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-crash", idle_s=2)
+    first.start()
+    assert first.connected.wait(10)
+    pub = MqttPublisher("127.0.0.1", broker.port, topic, client_id="emit-crash")
+    for p in _events(50):
+        pub.publish(p)
+    assert pub.close(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while first._queue.qsize() < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    applied = []
+    for raw in first:
+        applied.append(json.loads(raw.payload)["id"])
+        if len(applied) == 10:
+            break  # the twin dies after applying 10 (the 10th is not acknowledged yet)
+    first.stop()
+    again = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-crash", idle_s=2)
+    rest = [json.loads(raw.payload)["id"] for raw in again]
+    again.stop()
+    everything = {f"ev-{i}" for i in range(50)}
+    assert set(applied) | set(rest) == everything
+    assert not set(applied[:9]) & set(rest), "acknowledged payloads were sent again"
