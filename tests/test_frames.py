@@ -106,3 +106,10 @@ def test_data_dictionary_notices_an_undocumented_column(frames):
     assert len(problems) == 1 and "extra" in problems[0]
     with pytest.raises(ValueError, match="lanes"):
         datadict.render(changed)
+
+
+def test_tables_write_spot_types_as_frames_do():
+    from twin.figures import label_of
+
+    assert "REGULAR bays" in label_of("occupancy.spot_type[REGULAR].mean")
+    assert "HANDICAP bays" in label_of("revenue_per_day.spot_type[HANDICAP]")
