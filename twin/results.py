@@ -475,11 +475,14 @@ def _network_metrics(
     n = int(counted.sum())
     pct = 100.0 / n if n else float("nan")
     parked = rec.spot >= 0
+    # lost: parked nowhere and gave up; drivers the run ended on while they waited for a spot
+    # or drove to another lot are undecided, not lost (they have their own *_pct figures)
+    undecided = (rec.outcome == WAITING) | (rec.outcome == DIVERTING)
     diverted = counted & (rec.search_km > 0)
     out = {
         "diverted_pct": float(diverted.sum()) * pct,
         "diverted_parked_pct": float((diverted & parked).sum()) * pct,
-        "lost_pct": float((counted & ~parked & (rec.outcome != WAITING)).sum()) * pct,
+        "lost_pct": float((counted & ~parked & ~undecided).sum()) * pct,
         "search_km_per_day": float(rec.search_km[counted].sum()) / days,
     }
     # per lot, the drivers who headed for it first: how many, and what became of them
@@ -488,7 +491,7 @@ def _network_metrics(
         wanted = counted & (first == k)
         m = int(wanted.sum())
         share = 100.0 / m if m else float("nan")
-        lost = wanted & ~parked & (rec.outcome != WAITING)
+        lost = wanted & ~parked & ~undecided
         out[f"arrivals_per_day.lot[{lot.lot_id}]"] = m / days
         out[f"diverted_pct.lot[{lot.lot_id}]"] = float((wanted & (rec.search_km > 0)).sum()) * share
         out[f"lost_pct.lot[{lot.lot_id}]"] = float(lost.sum()) * share
