@@ -156,3 +156,33 @@ def test_recorded_vehicles_of_the_first_week_agree():
         first.loc[gone, fates].reset_index(drop=True),
         check_categorical=False,
     )
+
+
+def test_operations_components_keep_the_first_days_too():
+    """Payments (conditions, lost tickets, outages), reservations (booking requests), permits
+    and sensors draw per driver or per request in a horizon-independent way as well: what
+    happened to the cars that left in the first two days is the same over 3 and 8 days."""
+    scenario = api.load(ROOT / "scenarios/downtown_operations.yaml")
+    assert scenario.operations is not None
+    short = api.run(scenario, days=3, replications=1, frames=("vehicles",))
+    long = api.run(scenario, days=8, replications=1, frames=("vehicles",))
+    a = short.vehicles
+    b = long.vehicles[long.vehicles["arrival_s"] < 3 * DAY].reset_index(drop=True)
+    gone = (a["exit_s"] < 2 * DAY).to_numpy()
+    assert gone.sum() > 1000
+    cols = ["arrival_s", "intended_dwell_s", "entry_s", "spot", "exit_s", "amount", "outcome"]
+    pd.testing.assert_frame_equal(
+        a.loc[gone, cols].reset_index(drop=True),
+        b.loc[gone, cols].reset_index(drop=True),
+        check_categorical=False,
+    )
+    bills_a, bills_b = short.extra_frames["payments_bills"], long.extra_frames["payments_bills"]
+    early = ["driver", "outcome", "attempts", "latency_s", "captured_cents"]
+    left_a = bills_a[bills_a["exit_s"] < 2 * DAY].sort_values("driver").reset_index(drop=True)
+    left_b = bills_b[bills_b["exit_s"] < 2 * DAY].sort_values("driver").reset_index(drop=True)
+    assert len(left_a) > 500
+    pd.testing.assert_frame_equal(left_a[early], left_b[early], check_categorical=False)
+    bookings = "reservations_bookings"
+    req_a = short.extra_frames[bookings]["request_t"].to_numpy()
+    req_b = long.extra_frames[bookings]["request_t"].to_numpy()
+    np.testing.assert_array_equal(req_a, req_b[: len(req_a)])
