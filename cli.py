@@ -163,7 +163,7 @@ def summary_tables(result: api.RunResult) -> list[Table]:
         )
         for group in shown:
             peak = summary.loc[f"{prefix}{group}].peak"]
-            label = f"{kind} {group}" if kind in ("lot", "level") else group.lower()
+            label = f"{kind} {group}" if kind in ("lot", "level") else group
             occ.add_row(
                 escape(label),
                 cell(f"{prefix}{group}].mean", summary.loc[f"{prefix}{group}].mean"], ci),
