@@ -271,7 +271,7 @@ def _bands(hours: np.ndarray, minutes: np.ndarray) -> list[tuple[int, int]]:
         bands[i : i + 2] = [bands[i] + bands[i + 1]]
     # edges: each band runs from its first hour to the next band's first hour
     starts = [0] + [b[0] for b in bands[1:]]
-    ends = starts[1:] + [24]
+    ends = [*starts[1:], 24]
     return list(zip(starts, ends, strict=True))
 
 
