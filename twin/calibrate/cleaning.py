@@ -241,15 +241,16 @@ def clean_series(
 
     good = reason == ""
     g = df[good]
-    step = g.groupby(["site", g["time"].dt.normalize()])["time"].diff().dt.total_seconds()
-    median = step.groupby(g["site"]).transform("median")
-    gaps = int((step > GAP_FACTOR * median).sum())
+    gaps = missing_days = 0
+    if len(g):
+        norm = g["time"].dt.normalize()
+        step = g.groupby([g["site"], norm])["time"].diff().dt.total_seconds()
+        median = step.groupby(g["site"]).transform("median")
+        gaps = int((step > GAP_FACTOR * median).sum())
+        per_site = pd.DataFrame({"site": g["site"], "day": norm}).groupby("site")["day"]
+        span_days = (per_site.max() - per_site.min()).dt.days + 1
+        missing_days = int((span_days - per_site.nunique()).clip(lower=0).sum())
     report.add("gap", gaps, "counted; not interpolated")
-    days = g.groupby("site")["time"].apply(lambda t: t.dt.normalize().nunique())
-    span = g.groupby("site")["time"].agg(
-        lambda t: (t.max().normalize() - t.min().normalize()).days + 1
-    )
-    missing_days = int((span - days).clip(lower=0).sum())
     report.add("missing_day", missing_days, "counted (site-days inside a site's range, no reading)")
 
     df["usable"] = (reason == "").to_numpy()
