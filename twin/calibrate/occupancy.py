@@ -58,7 +58,7 @@ CV_BOUNDS = (0.3, 3.0)
 
 
 def day_type(ts: pd.Series) -> np.ndarray:
-    wd = ts.dt.weekday.to_numpy()
+    wd = ts.dt.day_of_week.to_numpy()
     return np.where(wd < 5, 0, np.where(wd == 5, 1, 2))
 
 

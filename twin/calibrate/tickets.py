@@ -85,7 +85,7 @@ def fit_arrivals(entries: pd.Series) -> Arrivals:
         .astype(float)
     )
     totals = counts.sum(axis=1)
-    weekday = dates.weekday.to_numpy()
+    weekday = dates.day_of_week.to_numpy()
     special_rows = []
     tested = len(dates)
     for d in range(7):
@@ -372,7 +372,7 @@ def fit_tariff(
     entry_s = (entry - pd.Timestamp(epoch)).dt.total_seconds().to_numpy()
     exit_s = (exit_ - pd.Timestamp(epoch)).dt.total_seconds().to_numpy()
     stay_min = (exit_s - entry_s) / 60
-    wd = entry.dt.weekday.to_numpy()
+    wd = entry.dt.day_of_week.to_numpy()
     dgroup = np.where(wd < 5, 0, np.where(wd == 5, 1, 2))
     hour = entry.dt.hour.to_numpy()
     searched = 0
