@@ -42,8 +42,10 @@ DAY_TYPES = ("weekday", "sat", "sun")
 #: Smoothness penalty on neighbouring hourly rates (relative to the data's weight); small: it
 #: only settles rates the data cannot tell apart (the unobserved early hours).
 SMOOTH = 0.02
-#: Fewer readings than this on a day type: its profile is not fitted (weekday's is used).
+#: Fewer readings than this on a day type: it borrows a profile (see _day_types_to_fit).
 MIN_READINGS_PER_TYPE = 40
+#: Saturday and Sunday together need this many to share a weekend profile (about one day's).
+MIN_READINGS_WEEKEND = 15
 #: A site needs this many usable training readings and days to be fitted at all.
 MIN_READINGS = 150
 MIN_DAYS = 7
@@ -163,6 +165,7 @@ class SiteFit:
     rmse_rate: float
     aic: float
     family_aic: dict[str, float] = field(default_factory=dict)
+    profile_source: dict[str, str] = field(default_factory=dict)
     day_factor_cv: float = float("nan")
     day_factor_sd_raw: float = float("nan")
     day_factors: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
@@ -189,6 +192,7 @@ class SiteFit:
             "stay_family_aic": self.family_aic,
             "profiles": {d: self.blocks.hourly(self.rates[d]) for d in DAY_TYPES},
             "profiles_fitted": self.fitted_types,
+            "profile_fitted_on": self.profile_source,
             "arrivals_per_day": {d: self.arrivals_per_day(d) for d in DAY_TYPES},
             "n_readings": self.n_readings,
             "n_days": self.n_days,
@@ -319,6 +323,35 @@ def _capacity_binds(
     return peak + 3 * math.sqrt(max(peak, 1.0)) > capacity
 
 
+def _day_types_to_fit(dt: np.ndarray) -> tuple[np.ndarray, list[int], list[int]]:
+    """Which day types get a profile of their own, and where the others borrow theirs.
+
+    Saturday and Sunday with enough readings each are fitted apart; with too few each but
+    enough together they share one weekend profile; otherwise they borrow the weekday's (a
+    weekend is nearer another weekend day than a weekday: car parks near offices are half empty).
+    Returns the day types as fitted, the fitted types, and the source type of each day type.
+    """
+    counts = np.bincount(dt, minlength=3)
+    ok = counts >= MIN_READINGS_PER_TYPE
+    dt_fit = dt.copy()
+    source = [0, 1, 2]
+    if ok[1] and ok[2]:
+        pass
+    elif ok[1] or ok[2]:
+        have = 1 if ok[1] else 2
+        other = 3 - have
+        dt_fit[dt == other] = have
+        source[other] = have
+    elif counts[1] + counts[2] >= MIN_READINGS_WEEKEND:
+        dt_fit[dt == 2] = 1
+        source[2] = 1
+    else:
+        dt_fit[dt > 0] = 0
+        source[1] = source[2] = 0
+    types = sorted(set(dt_fit.tolist()) | {0})
+    return dt_fit, types, source
+
+
 def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
     """Fit one site from its usable readings (``time``, ``occupied``, ``capacity``)."""
     frame = frame.sort_values("time")
@@ -328,14 +361,11 @@ def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
     y = frame["occupied"].to_numpy(dtype=float)
     first_hour, last_hour = int(np.floor(t.min())), int(np.floor(t.max()))
     blocks = Blocks.for_hours(first_hour, last_hour)
-    counts = np.bincount(dt, minlength=3)
-    types = [k for k in range(3) if counts[k] >= MIN_READINGS_PER_TYPE]
-    if 0 not in types:
-        types = [0, *types]
+    dt_fit, types, source = _day_types_to_fit(dt)
     fits = {}
     for family in FAMILIES:
-        law, rates = _fit_family(family, blocks, t, dt, y, capacity, types)
-        m = np.einsum("ij,ij->i", blocks.design(law, t), rates[dt])
+        law, rates = _fit_family(family, blocks, t, dt_fit, y, capacity, types)
+        m = np.einsum("ij,ij->i", blocks.design(law, t), rates[dt_fit])
         sse = float(np.sum((capped_mean(m, capacity) - y) ** 2))
         k = (1 if family == "exponential" else 2) + blocks.n * len(types)
         aic = len(y) * math.log(max(sse, 1e-9) / len(y)) + 2 * k
@@ -343,8 +373,7 @@ def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
     family = min(fits, key=lambda f: fits[f][0])
     aic, law, rates, sse = fits[family]
     for k in range(3):
-        if k not in types:  # not enough readings: borrow the weekday profile
-            rates[k] = rates[0]
+        rates[k] = rates[source[k]]  # a day type with too few readings borrows (see below)
     fit = SiteFit(
         site=site,
         capacity=capacity,
@@ -352,6 +381,7 @@ def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
         blocks=blocks,
         rates={DAY_TYPES[k]: rates[k] for k in range(3)},
         fitted_types=[DAY_TYPES[k] for k in types],
+        profile_source={DAY_TYPES[k]: DAY_TYPES[source[k]] for k in range(3)},
         n_readings=len(y),
         n_days=int(frame["time"].dt.normalize().nunique()),
         rmse_rate=math.sqrt(sse / len(y)) / capacity,
