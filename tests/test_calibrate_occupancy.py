@@ -219,3 +219,58 @@ def test_cli_bad_date_one_line(tmp_path, simulated):
     assert "--train-until" in res.output and "Traceback" not in res.output
     with pytest.raises(ValueError, match="--train-until"):
         calibrate_occupancy(path, "time=t,site=site,occupied=n,capacity=cap", train_until="soon")
+
+
+def test_ages_of_parked_cars_follow_the_model():
+    """The elapsed-stay law a forecast gives the cars already parked: with the true rates and
+    stay law, ages at 12:00 match those of an M_t/G/∞ simulation (two-sample KS)."""
+    from scipy import stats
+
+    from twin.calibrate.occupancy import Blocks, SiteFit, StayLaw
+
+    blocks = Blocks((5.0, 6.0, *[float(h) for h in range(7, 18)]))
+    rates = np.asarray([RATES[5], RATES[6], *RATES[7:17]], dtype=float)
+    fit = SiteFit(
+        "x",
+        5000,
+        StayLaw("lognormal", STAY_MEAN / 60, STAY_SD / 60),
+        blocks,
+        {k: rates for k in ("weekday", "sat", "sun")},
+        ["weekday"],
+        0,
+        0,
+        0.0,
+        0.0,
+    )
+    rng = np.random.default_rng(11)
+    s2 = np.log1p((STAY_SD / STAY_MEAN) ** 2)
+    ages = []
+    for _ in range(60):
+        n = rng.poisson(np.asarray(RATES, dtype=float))
+        arr = np.concatenate([h + rng.random(k) for h, k in enumerate(n)])
+        stay = rng.lognormal(np.log(STAY_MEAN / 60) - s2 / 2, np.sqrt(s2), len(arr))
+        present = (arr <= 12) & (arr + stay > 12)
+        ages.append(12 - arr[present])
+    ages = np.concatenate(ages)
+    model = fit.sample_ages(12.0, "weekday", 4000, np.random.default_rng(5))
+    assert stats.ks_2samp(ages, model).pvalue > 0.01
+    assert np.mean(model) == pytest.approx(np.mean(ages), rel=0.05)
+    # and a wrong stay law is told apart
+    wrong = SiteFit(
+        "x",
+        5000,
+        StayLaw("lognormal", 2 * STAY_MEAN / 60, STAY_SD / 60),
+        blocks,
+        fit.rates,
+        ["weekday"],
+        0,
+        0,
+        0.0,
+        0.0,
+    )
+    assert (
+        stats.ks_2samp(
+            ages, wrong.sample_ages(12.0, "weekday", 4000, np.random.default_rng(5))
+        ).pvalue
+        < 1e-6
+    )

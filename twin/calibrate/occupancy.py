@@ -176,6 +176,32 @@ class SiteFit:
         lam = np.stack([self.rates[d] for d in DAY_TYPES])[dtype]
         return capped_mean(np.einsum("ij,ij->i", A, lam), self.capacity)
 
+    def rate_at(self, s_h: np.ndarray, kind: str) -> np.ndarray:
+        """Arrival rate (cars/h) at hours-of-day ``s_h`` on a ``kind`` day (0 outside)."""
+        edges = np.asarray(self.blocks.edges)
+        j = np.searchsorted(edges, s_h, side="right") - 1
+        inside = (j >= 0) & (j < self.blocks.n)
+        return np.where(inside, self.rates[kind][np.clip(j, 0, self.blocks.n - 1)], 0.0)
+
+    def age_quantiles(self, t_h: float, kind: str, q: np.ndarray) -> np.ndarray:
+        """Quantiles (hours) of how long the cars parked at hour-of-day ``t_h`` have been
+        there: under M_t/G/∞ the age density is ∝ λ(t − a)·S(a), 0 <= a <= t − first edge.
+        This is the elapsed-stay law a forecast started from an observed count gives the cars
+        already parked (their remaining stay is then X | X > age)."""
+        span = max(t_h - self.blocks.edges[0], 0.0)
+        if span <= 0:
+            return np.zeros_like(np.asarray(q, dtype=float))
+        a = np.linspace(0.0, span, 2001)
+        w = self.rate_at(t_h - a, kind) * self.law.frozen().sf(a)
+        cdf = np.concatenate([[0.0], np.cumsum((w[1:] + w[:-1]) / 2 * np.diff(a))])
+        if cdf[-1] <= 0:
+            return np.zeros_like(np.asarray(q, dtype=float))
+        return np.interp(np.asarray(q, dtype=float) * cdf[-1], cdf, a)
+
+    def sample_ages(self, t_h: float, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` ages (hours) of cars parked at ``t_h``, drawn from :meth:`age_quantiles`."""
+        return self.age_quantiles(t_h, kind, rng.random(n))
+
     def arrivals_per_day(self, kind: str) -> float:
         widths = np.diff(self.blocks.edges)
         return float(np.sum(self.rates[kind] * widths))
