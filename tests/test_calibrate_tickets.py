@@ -209,3 +209,28 @@ def test_cli_bad_columns_one_line(tmp_path):
     )
     assert res.exit_code == 2
     assert "no column 'Gone'" in res.output and "Traceback" not in res.output
+
+
+def test_sites_and_classes_get_their_own_scenarios_and_streams(log, tmp_path):
+    rng = np.random.default_rng(2)
+    a = log.iloc[:6000].assign(Lot="North")
+    b = log.iloc[:6000].sample(frac=0.5, random_state=3).assign(Lot="South Deck")
+    both = pd.concat([a, b], ignore_index=True)
+    both["Kind"] = np.where(rng.random(len(both)) < 0.05, "large", "regular")
+    res = calibrate_tickets(
+        both, "entry=In,exit=Out,amount=Paid,site=Lot,class=Kind", tmp_path / "o", plots=False
+    )
+    assert set(res.scenarios) == {"North", "South Deck"}
+    north = load_scenario(tmp_path / "o" / "scenarios" / "North.yaml")
+    south = load_scenario(tmp_path / "o" / "scenarios" / "South_Deck.yaml")
+    assert {s.vehicle_class for s in north.demand} == {"REGULAR", "LARGE"}
+    assert north.facility.levels[0].spots["LARGE"] >= 1
+    per_day = {
+        site: sum(s["arrivals_per_day"]["wed"] for s in est["streams"].values())
+        for site, est in res.estimates["sites"].items()
+    }
+    assert per_day["South Deck"] == pytest.approx(per_day["North"] / 2, rel=0.1)
+    assert (
+        api.run(south, replications=1, days=2, frames=()).summary().loc["arrivals_per_day", "mean"]
+        > 0
+    )

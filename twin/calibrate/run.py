@@ -117,9 +117,9 @@ def calibrate_tickets(
             tariff,
             arr_rows["entry"].min().floor("s").to_pydatetime(),
             arr_rows["entry"].max().floor("s").to_pydatetime(),
+            n_tickets=len(arr_rows),
+            large_peak=peak_concurrent(large["entry"], large["exit"]) if len(large) else 0,
         )
-        fit.n_tickets = len(arr_rows)
-        fit.large_peak = peak_concurrent(large["entry"], large["exit"]) if len(large) else 0
         fits[str(site)] = fit
         scen[str(site)] = ticket_scenario(str(site), fit, name, currency)
         est = {

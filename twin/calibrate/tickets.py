@@ -555,6 +555,8 @@ class SiteTickets:
     tariff: TariffFit | None
     first: datetime
     last: datetime
+    n_tickets: int = 0
+    large_peak: int = 0  # most LARGE vehicles parked at once (their own spots)
 
 
 def peak_concurrent(entry: pd.Series, exit_: pd.Series) -> int:
