@@ -122,10 +122,11 @@ def test_dirty_series_counted_and_handled(simulated):
     s.loc[6, "n"] = -3  # negative: set aside
     s = pd.concat([s, s.iloc[[20, 21]]], ignore_index=True)  # duplicate timestamps
     s.loc[40:45, "n"] = s.loc[40, "n"]  # a frozen counter: 6 equal readings
+    s.loc[100:105, "n"] = [3000, 3001, 3000, 3002, 3000, 3000]  # full for 3 h: not frozen
     s = s.drop(index=[60, 61, 62])  # a gap
     clean, rep = clean_series(s, COLS)
     c = rep.counts
-    assert c["above_capacity"] == 1 and c["negative_count"] == 1
+    assert c["above_capacity"] == 3 and c["negative_count"] == 1
     assert c["duplicate_timestamp"] == 2 and c["frozen_counter"] == 5 and c["gap"] >= 1
     assert clean["occupied"].max() <= 3000
     assert rep.used["readings"] + len(rep.set_aside) == len(s)

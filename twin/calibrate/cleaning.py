@@ -193,8 +193,9 @@ def clean_series(
     - negative count: set aside (a counter fault, not an empty lot);
     - count above capacity: kept and clipped to capacity (real lots overfill by a few cars,
       and sensors miscount; up to 5 % over is usual in Birmingham);
-    - frozen counter (same count for FROZEN_READINGS readings or more in a row, same day): the
-      repeats after the first set aside;
+    - frozen counter (same raw count for FROZEN_READINGS readings or more in a row, same day,
+      below capacity: a full lot repeating its capacity is full, not frozen): the repeats after
+      the first set aside;
     - gaps (a same-day interval > GAP_FACTOR × the site's median interval) and days with no
       readings: counted and reported; nothing is interpolated (the fit uses the readings there are).
     """
@@ -228,13 +229,15 @@ def clean_series(
     g = df[good]
     day = g["time"].dt.normalize()
     run_id = (
-        (g["occupied"] != g["occupied"].shift())
+        (g["raw_occupied"] != g["raw_occupied"].shift())
         | (g["site"] != g["site"].shift())
         | (day != day.shift())
     ).cumsum()
     run_len = run_id.map(run_id.value_counts())
     first_in_run = run_id != run_id.shift()
-    frozen = (run_len >= FROZEN_READINGS) & ~first_in_run & (g["occupied"] > 0)
+    # a full lot reporting its capacity (or a few over) for hours is full, not frozen
+    below_full = g["raw_occupied"] < g["capacity"]
+    frozen = (run_len >= FROZEN_READINGS) & ~first_in_run & (g["occupied"] > 0) & below_full
     frozen_idx = frozen[frozen].index
     reason[frozen_idx] = "frozen_counter"
     report.add("frozen_counter", len(frozen_idx), "repeats after the first set aside")
