@@ -4,6 +4,7 @@ a dirty log's problems must each be counted, none dropped silently."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def log(truth: Scenario) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fitted(log: pd.DataFrame, tmp_path_factory) -> api.Any:
     out = tmp_path_factory.mktemp("cal")
-    return calibrate_tickets(log, "entry=In,exit=Out,amount=Paid", out / "cal", plots=False), out
+    return calibrate_tickets(log, "entry=In,exit=Out,amount=Paid", out / "cal"), out
 
 
 def _true_rates(sc: Scenario, weekday: int) -> np.ndarray:
@@ -182,6 +183,23 @@ def test_scenario_written_loads_and_runs(fitted):
     assert set(est) >= {"capacity", "tickets", "streams", "tariff"}
     for name in ("profile", "stays", "cleaning", "special_days", "tariff_mismatches"):
         assert (out / "cal" / f"{name}.csv").is_file()
+    page = (out / "cal" / "report.html").read_text()
+    for png in ("arrivals_site_REGULAR.png", "stays_site_REGULAR.png"):
+        assert (out / "cal" / "plots" / png).stat().st_size > 10_000
+        assert f"plots/{png}" in page
+    assert "100.00%" in page  # the tariff's share of receipts reproduced
+    json.loads((out / "cal" / "estimates.json").read_text(), parse_constant=_no_nan)
+
+
+def _no_nan(name: str) -> None:
+    raise AssertionError(f"estimates.json holds {name}: every number must be finite")
+
+
+def test_times_with_utc_offsets_keep_local_wall_clock():
+    from twin.calibrate.cleaning import _times
+
+    t = _times(pd.Series(["2016-10-29 23:30:00+01:00", "2016-10-30 23:30:00+00:00", "x"]))
+    assert list(t.dt.hour.dropna()) == [23, 23] and t.isna().sum() == 1
 
 
 def test_tariff_search_reports_what_it_cannot_reproduce(log):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,23 @@ def _check_present(frame: pd.DataFrame, columns: Mapping[str, str], source: str)
 
 
 def _times(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, errors="coerce", format="mixed")
+    """Parse date-times; a UTC offset is dropped, keeping the local wall-clock time (profiles
+    are by local hour and weekday; offsets that change at a DST switch would split an hour)."""
+    try:
+        t = pd.to_datetime(values, errors="coerce", format="mixed")
+    except ValueError:  # mixed offsets: element by element
+        t = pd.Series([_one_time(v) for v in values], index=values.index, dtype="datetime64[ns]")
+    if isinstance(t.dtype, pd.DatetimeTZDtype):
+        return t.dt.tz_localize(None)
+    return t
+
+
+def _one_time(value: object) -> datetime | None:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    return None if ts is pd.NaT else ts.tz_localize(None) if ts.tzinfo else ts
 
 
 # -- ticket logs --------------------------------------------------------------------------------
