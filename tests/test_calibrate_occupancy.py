@@ -275,3 +275,28 @@ def test_ages_of_parked_cars_follow_the_model():
         ).pvalue
         < 1e-6
     )
+
+
+def test_fitted_scenario_reproduces_the_observed_curve(simulated):
+    """Close the loop: the scenario written from the fit, run by the simulator, gives back the
+    observed weekday curve (what the backtest will start from)."""
+    from twin.calibrate.scenarios import occupancy_scenario
+
+    fit = _fit(simulated)
+    sc = occupancy_scenario(fit, "test", pd.Timestamp("2026-01-05").to_pydatetime())
+    sc = Scenario.model_validate(
+        sc.model_dump(mode="json", exclude_unset=True) | {"output": {"interval_min": 15}}
+    )
+    occ = api.run(sc, replications=3, frames=("occupancy",)).occupancy
+    occ = occ[occ["group_kind"] == "total"]
+    wd = occ[occ["time"].dt.day_of_week < 5]
+    h = (wd["time"] - wd["time"].dt.normalize()).dt.total_seconds() / 3600
+    sim_curve = wd.groupby(h)["occupied"].mean()
+    obs = simulated.assign(
+        h=(simulated["t"] - simulated["t"].dt.normalize()).dt.total_seconds() / 3600
+    )
+    obs = obs[obs["t"].dt.day_of_week < 5].groupby("h")["n"].mean()
+    both = pd.concat([sim_curve.rename("sim"), obs.rename("obs")], axis=1).dropna()
+    assert len(both) >= 8
+    gap = (both["sim"] - both["obs"]).abs() / both["obs"].max()
+    assert gap.max() < 0.06, both
