@@ -252,3 +252,41 @@ def test_sites_and_classes_get_their_own_scenarios_and_streams(log, tmp_path):
         api.run(south, replications=1, days=2, frames=()).summary().loc["arrivals_per_day", "mean"]
         > 0
     )
+
+
+def test_another_tariff_structure_recovered():
+    """Receipts priced by the engine with a tariff unlike the garage's: a free first half
+    hour, 20-minute periods at $1.50 with 5 minutes' grace and an $18 daily maximum, and a flat
+    $8 on weekends from 08:00 to 18:00."""
+    from twin.scenario.tariff import TariffSpec
+
+    true = TariffSpec(
+        name="t",
+        free_minutes=30,
+        period_minutes=20,
+        per_period="1.50",
+        grace_minutes=5,
+        daily_max="18.00",
+        bands=[{"days": "weekend", "start": "08:00", "end": "18:00", "flat": "8.00"}],
+    )
+    rng = np.random.default_rng(4)
+    n = 6000
+    start = pd.Timestamp("2026-03-02")  # a Monday
+    entry = start + pd.to_timedelta(rng.uniform(0, 28 * 86400, n), unit="s")
+    stay = rng.lognormal(np.log(150), 0.9, n)
+    exit_ = entry + pd.to_timedelta(stay, unit="min")
+    cal = Calendar(epoch=start.to_pydatetime())
+    tariff = true.build(cal)
+    e_s = (entry - start).total_seconds().to_numpy()
+    x_s = (exit_ - start).total_seconds().to_numpy()
+    paid = pd.Series([tariff.price(a, b) / 100 for a, b in zip(e_s, x_s, strict=True)])
+    fit = fit_tariff(pd.Series(entry), pd.Series(exit_), paid)
+    assert fit.share_exact >= 0.99, fit.as_dict(limit=5)
+    ours = fit.spec.build(cal)
+    same = total = 0
+    for hour in range(7 * 24):
+        for minutes in (10, 34, 36, 50, 95, 240, 700, 1500):
+            t = hour * 3600.0 + 300
+            total += 1
+            same += ours.price(t, t + minutes * 60) == tariff.price(t, t + minutes * 60)
+    assert same / total >= 0.97, f"{same}/{total} grid stays priced alike"

@@ -345,8 +345,11 @@ def _money(cents: int | None) -> str | None:
     return None if cents is None else str(Decimal(int(cents)) / 100)
 
 
-def _table_keys(p: int, g: int, f: int, rate: int, cap: int | None) -> dict:
+def _table_keys(
+    p: int, g: int, f: int, rate: int, cap: int | None, flat: int | None = None
+) -> dict:
     return {
+        "flat": _money(flat),
         "period_minutes": p,
         "grace_minutes": g,
         "free_minutes": f,
@@ -408,6 +411,16 @@ def fit_tariff(
                         s = score(keys, sel)
                         if s > best_score:
                             best, best_score = keys, s
+        # a flat rate per (started) day, the most common amount whatever the stay: only when
+        # short stays pay it too (else it is a daily maximum) and it prices strictly more
+        # receipts than every incremental table
+        common = [a for a, _ in Counter(c.tolist()).most_common(1) if a > 0]
+        if common and np.mean(c == common[0]) >= 0.5 and np.sum((d < 120) & (c == common[0])) >= 3:
+            for g in GRACES:
+                keys = _table_keys(60, g, 0, 0, None, flat=common[0])
+                s = score(keys, sel)
+                if s > best_score:
+                    best, best_score = keys, s
         return best, best_score
 
     groups: dict[tuple[int, int], dict] = {}
@@ -491,6 +504,11 @@ def fit_tariff(
     return TariffFit(spec, float(ok.mean()), n, mism, searched)
 
 
+#: Keys of an incremental table; a flat band leaves them to the top level (the engine charges
+#: a period of a stay entered elsewhere that starts inside the band at the band's rate).
+_INCREMENTAL_KEYS = ("period_minutes", "per_period", "free_minutes")
+
+
 def _key(keys: dict) -> tuple:
     return tuple(sorted(keys.items(), key=str))
 
@@ -532,6 +550,8 @@ def _assemble_bands(groups: dict[tuple[int, int], dict], default: dict) -> list[
             "end": "24:00" if end == 24 else f"{end:02d}:00",
         }
         for k, v in dict(keys).items():
+            if dict(keys).get("flat") is not None and k in _INCREMENTAL_KEYS:
+                continue  # a flat band inherits the rates periods starting in it are charged
             if v != default.get(k) or k == "daily_max":
                 band[k] = v
         bands.append(band)
