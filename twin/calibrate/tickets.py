@@ -301,6 +301,9 @@ GRACES = (0, 5, 10, 15)
 FREES = (0, 15, 30, 60, 120)
 #: Entries of a (day type, hour) group below this are priced with the neighbours' table.
 MIN_GROUP_RECEIPTS = 8
+#: A (day type, hour) cell's candidate tables are ranked on at most this many of its receipts
+#: (a year of a busy lot has thousands per cell); the assembled tariff is scored on all.
+SEARCH_SAMPLE = 400
 DAY_GROUPS = ("weekdays", "sat", "sun")
 
 
@@ -387,6 +390,11 @@ def fit_tariff(
         return int(np.sum(_price_all(spec, cal, entry_s[sel], exit_s[sel]) == cents[sel]))
 
     def best_table(sel: np.ndarray) -> tuple[dict | None, int]:
+        idx = np.flatnonzero(sel)
+        if len(idx) > SEARCH_SAMPLE:  # candidates are ranked on a sample; the whole is scored
+            idx = np.sort(np.random.default_rng(len(idx)).choice(idx, SEARCH_SAMPLE, replace=False))
+            sel = np.zeros(n, dtype=bool)
+            sel[idx] = True
         d, c = stay_min[sel], cents[sel]
         long_amounts = [a for a, _ in Counter(c[d > 8 * 60].tolist()).most_common(3) if a > 0]
         best, best_score = None, -1
