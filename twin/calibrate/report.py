@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
 
 from twin.calibrate.occupancy import DAY_TYPES, day_type
@@ -169,6 +170,12 @@ def plot_error_by_hour(ebh: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _best_family(fit) -> str:
+    """The lowest-AIC family and its KS statistic (what 'empirical' was chosen over)."""
+    best = fit.table.iloc[0]
+    return f"best family {best['family']}, KS {best['ks']:.3f}, n {fit.n:,}"
+
+
 def _table(frame: pd.DataFrame, floats: str = "{:.3f}") -> str:
     return frame.to_html(
         index=False, float_format=lambda v: floats.format(v), border=0, classes="t", na_rep=""
@@ -220,10 +227,10 @@ def write_report(result, out: Path) -> list[Path]:
                         "</p>" + _table(arrivals.special_days)
                     )
                 bands = "; ".join(
-                    f"{a:02d}-{b:02d}h: {f.chosen} (KS {f.ks:.3f})" for (a, b), f in stays.bands
+                    f"{a:02d}-{b:02d}h: {f.chosen} ({_best_family(f)})" for (a, b), f in stays.bands
                 )
                 parts.append(
-                    f"<p>Stays: {stays.overall.chosen}, KS {stays.overall.ks:.3f}"
+                    f"<p>Stays: {stays.overall.chosen} ({_best_family(stays.overall)})"
                     + (f"; by arrival hour: {bands}" if bands else "")
                     + "</p>"
                 )
@@ -232,7 +239,13 @@ def write_report(result, out: Path) -> list[Path]:
                     f"<p>Tariff: reproduces <b>{fit.tariff.share_exact:.2%}</b> of "
                     f"{fit.tariff.n:,} receipts to the cent ({len(fit.tariff.mismatches):,} "
                     "not; listed in tariff_mismatches.csv).</p><pre>"
-                    + html.escape(str(fit.tariff.spec.model_dump(mode="json", exclude_unset=True)))
+                    + html.escape(
+                        yaml.safe_dump(
+                            {"tariff": fit.tariff.spec.model_dump(mode="json", exclude_unset=True)},
+                            sort_keys=False,
+                            default_flow_style=None,
+                        )
+                    )
                     + "</pre>"
                 )
     else:
