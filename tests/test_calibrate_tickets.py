@@ -290,3 +290,14 @@ def test_another_tariff_structure_recovered():
             total += 1
             same += ours.price(t, t + minutes * 60) == tariff.price(t, t + minutes * 60)
     assert same / total >= 0.97, f"{same}/{total} grid stays priced alike"
+
+
+def test_day_factor_cv_from_daily_totals(log):
+    """No day factor in the simulator: ~0; days thinned by a gamma factor of CV 0.25: ~0.25."""
+    assert fit_arrivals(log["In"]).day_factor_cv < 0.05
+    rng = np.random.default_rng(8)
+    days = log["In"].dt.normalize()
+    keep_share = {d: min(1.0, 0.6 * rng.gamma(16, 1 / 16)) for d in days.unique()}
+    thinned = log[rng.random(len(log)) < days.map(keep_share).to_numpy()]
+    cv = fit_arrivals(thinned["In"]).day_factor_cv
+    assert cv == pytest.approx(0.25, abs=0.08), cv

@@ -150,6 +150,7 @@ def calibrate_tickets(
                     d: float(p[p["day"] == d]["rate"].sum()) for d in p["day"].unique()
                 },
                 "dispersion_by_weekday": arrivals.dispersion,
+                "day_factor_cv": arrivals.day_factor_cv,
                 "special_days": arrivals.special_days.to_dict(orient="records"),
                 "special_day_profiles": arrivals.special_profiles,
                 "stays": stays.as_dict(),

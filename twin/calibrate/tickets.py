@@ -68,6 +68,7 @@ class Arrivals:
     special_profiles: dict[str, list[float]]
     dispersion: dict[str, float]  # weekday name -> variance/mean of daily totals
     days: int
+    day_factor_cv: float = float("nan")
 
     def rates(self, weekday: int) -> list[float]:
         p = self.profile[self.profile["weekday"] == weekday].sort_values("hour")
@@ -117,6 +118,7 @@ def fit_arrivals(entries: pd.Series) -> Arrivals:
     special_dates = set(special["date"])
     keep = np.array([dt.date().isoformat() not in special_dates for dt in dates])
     rows, dispersion = [], {}
+    excess, weight = 0.0, 0
     for d in range(7):
         sel = keep & (weekday == d)
         n_days = int(sel.sum())
@@ -124,6 +126,10 @@ def fit_arrivals(entries: pd.Series) -> Arrivals:
         phi = 1.0
         if n_days >= 3 and day_totals.mean() > 0:
             phi = max(1.0, float(day_totals.var(ddof=1) / day_totals.mean()))
+            # a gamma day factor of CV c gives Var = m + c²m²: c² = (Var − m)/m², pooled
+            m = float(day_totals.mean())
+            excess += (n_days - 1) * (float(day_totals.var(ddof=1)) - m) / m**2
+            weight += n_days - 1
         dispersion[DAY_NAMES[d]] = phi
         hourly = counts[sel].sum(axis=0).to_numpy()
         lo, hi = _poisson_ci(hourly)
@@ -148,7 +154,8 @@ def fit_arrivals(entries: pd.Series) -> Arrivals:
     special_profiles = {
         day: [float(v) for v in counts.loc[pd.Timestamp(day)].to_numpy()] for day in special_dates
     }
-    return Arrivals(pd.DataFrame(rows), special, special_profiles, dispersion, len(dates))
+    cv = math.sqrt(max(0.0, excess / weight)) if weight else float("nan")
+    return Arrivals(pd.DataFrame(rows), special, special_profiles, dispersion, len(dates), cv)
 
 
 # -- stays ---------------------------------------------------------------------------------------
