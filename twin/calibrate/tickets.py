@@ -89,29 +89,33 @@ def fit_arrivals(entries: pd.Series) -> Arrivals:
     weekday = dates.day_of_week.to_numpy()
     special_rows = []
     tested = len(dates)
+    # each day against the median of its weekday's other days; the ordinary day-to-day spread
+    # is pooled over all days (relative, robust): 3 other Mondays cannot give a spread
+    expected = np.full(len(dates), np.nan)
     for d in range(7):
         idx = np.flatnonzero(weekday == d)
-        if len(idx) < 4:
-            continue
-        x = totals.iloc[idx].to_numpy()
-        for k, i in enumerate(idx):
-            others = np.delete(x, k)
-            m = float(np.median(others))
-            spread = 1.4826 * float(np.median(np.abs(others - m)))
-            sd = max(math.sqrt(max(m, 1.0)), spread)
-            z = (x[k] - m) / sd
-            p = 2 * stats.norm.sf(abs(z))
-            if p < SPECIAL_ALPHA / tested:
-                special_rows.append(
-                    {
-                        "date": dates[i].date().isoformat(),
-                        "weekday": DAY_NAMES[d],
-                        "arrivals": int(x[k]),
-                        "expected": m,
-                        "z": z,
-                        "p_value": p,
-                    }
-                )
+        if len(idx) >= 4:
+            x = totals.iloc[idx].to_numpy()
+            expected[idx] = [float(np.median(np.delete(x, k))) for k in range(len(idx))]
+    live = np.isfinite(expected) & (expected > 0)
+    rel = totals.to_numpy()[live] / expected[live] - 1
+    rel_sd = 1.4826 * float(np.median(np.abs(rel - np.median(rel)))) if len(rel) else 0.0
+    for i in np.flatnonzero(live):
+        d, m, x_i = int(weekday[i]), float(expected[i]), float(totals.iloc[i])
+        sd = max(math.sqrt(max(m, 1.0)), rel_sd * m)
+        z = (x_i - m) / sd
+        p = 2 * stats.norm.sf(abs(z))
+        if p < SPECIAL_ALPHA / tested:
+            special_rows.append(
+                {
+                    "date": dates[i].date().isoformat(),
+                    "weekday": DAY_NAMES[d],
+                    "arrivals": int(x_i),
+                    "expected": m,
+                    "z": z,
+                    "p_value": p,
+                }
+            )
     special = pd.DataFrame(
         special_rows, columns=["date", "weekday", "arrivals", "expected", "z", "p_value"]
     )
