@@ -308,3 +308,19 @@ def test_day_factor_cv_from_daily_totals(log):
             drawn.std(ddof=1) / drawn.mean(), abs=0.06
         ), seed
         assert len(arrivals.special_days) <= 1, arrivals.special_days
+
+
+def test_amount_cells_with_currency_and_sites_whose_file_names_collide(log, tmp_path):
+    small = log.iloc[:3000].copy()
+    small["Paid"] = "$" + small["Paid"].round(2).astype(str)
+    both = pd.concat([small.assign(Lot="A B"), small.assign(Lot="A_B")], ignore_index=True)
+    res = calibrate_tickets(
+        both, "entry=In,exit=Out,amount=Paid,site=Lot", tmp_path / "o", plots=False
+    )
+    assert (
+        "amount_missing" not in res.cleaning.counts
+        or res.cleaning.counts["amount_missing"] == int(small["Paid"].eq("$nan").sum()) * 2
+    )
+    files = sorted(p.name for p in (tmp_path / "o" / "scenarios").iterdir())
+    assert files == ["A_B.yaml", "A_B_2.yaml"]
+    assert res.estimates["sites"]["A B"]["tariff"]["share_reproduced_to_the_cent"] > 0.99

@@ -135,7 +135,9 @@ def clean_tickets(
         else "REGULAR"
     )
     if "amount" in columns:
-        df["amount"] = pd.to_numeric(raw[columns["amount"]], errors="coerce").to_numpy()
+        # "$2.50", "£ 2.50", "EUR 2.50": the currency is the scenario's (--currency), not the cell's
+        text = raw[columns["amount"]].astype("string").str.replace(r"^\s*[^\d\-.]*", "", regex=True)
+        df["amount"] = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
     else:
         df["amount"] = np.nan
     reason = pd.Series("", index=df.index, dtype=object)

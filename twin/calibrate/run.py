@@ -279,12 +279,19 @@ def calibrate_occupancy(
 def _write(result: Calibration, out: Path, plots: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     files = []
+    names: set[str] = set()
     for site, sc in result.scenarios.items():
+        name = slug(site)
+        k = 1
+        while name.lower() in names:  # "A B" and "A_B" must not share a file
+            k += 1
+            name = f"{slug(site)}_{k}"
+        names.add(name.lower())
         header = (
             f"Fitted by parktwin calibrate {result.kind}; estimates in estimates.json "
             f"under sites.{site}"
         )
-        files.append(write_scenario(sc, out / "scenarios" / f"{slug(site)}.yaml", header))
+        files.append(write_scenario(sc, out / "scenarios" / f"{name}.yaml", header))
     for key, frame in result.frames.items():
         files.append(write_frame(frame, out / f"{key}.csv"))
     files.append(write_json(out / "estimates.json", result.estimates))
