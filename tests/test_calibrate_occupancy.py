@@ -89,6 +89,13 @@ def test_simulated_lot_recovered(simulated):
         assert hourly[h] == pytest.approx(RATES[h], rel=0.2), (h, hourly[h])
     assert fit.rmse_rate < 0.01  # of 3000 spots
     assert fit.day_factor_cv < 0.05  # the simulator has no day factor
+    # every family's fit is kept: from counts alone they are near ties
+    assert set(fit.alternatives) == {"lognormal", "gamma", "exponential"}
+    expo = fit.with_family("exponential")
+    assert expo.law.family == "exponential" and fit.law.family != "exponential"
+    t = np.array([10.0, 12.0, 14.0])
+    kinds = np.zeros(3, dtype=int)
+    assert np.allclose(expo.predict(t, kinds), fit.predict(t, kinds), rtol=0.05)
 
 
 def _mtg_inf(days: int, cv: float, seed: int) -> pd.DataFrame:

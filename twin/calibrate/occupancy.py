@@ -29,7 +29,7 @@ Assumptions (Birmingham publishes 07:45–16:30 only, no nights):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -165,6 +165,11 @@ class SiteFit:
     rmse_rate: float
     aic: float
     family_aic: dict[str, float] = field(default_factory=dict)
+    #: every family's fit (law, rates per day type): from counts alone the families are near
+    #: ties, so a user (the backtest) may choose among them by forecast skill instead of AIC
+    alternatives: dict[str, tuple[StayLaw, dict[str, np.ndarray]]] = field(
+        default_factory=dict, repr=False
+    )
     profile_source: dict[str, str] = field(default_factory=dict)
     day_factor_cv: float = float("nan")
     day_factor_sd_raw: float = float("nan")
@@ -175,6 +180,12 @@ class SiteFit:
         A = self.blocks.design(self.law, t_h)
         lam = np.stack([self.rates[d] for d in DAY_TYPES])[dtype]
         return capped_mean(np.einsum("ij,ij->i", A, lam), self.capacity)
+
+    def with_family(self, family: str) -> SiteFit:
+        """This fit with another family's stay law and rates (see ``alternatives``); the
+        error figures and day factor stay those of the chosen fit."""
+        law, rates = self.alternatives[family]
+        return replace(self, law=law, rates=dict(rates))
 
     def rate_at(self, s_h: np.ndarray, kind: str) -> np.ndarray:
         """Arrival rate (cars/h) at hours-of-day ``s_h`` on a ``kind`` day (0 outside)."""
@@ -413,6 +424,10 @@ def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
         rmse_rate=math.sqrt(sse / len(y)) / capacity,
         aic=aic,
         family_aic={f: v[0] for f, v in fits.items()},
+        alternatives={
+            f: (v[1], {DAY_TYPES[k]: v[2][source[k]].copy() for k in range(3)})
+            for f, v in fits.items()
+        },
     )
     _day_factor(fit, frame, t, dt)
     return fit
