@@ -238,9 +238,8 @@ def test_client_cpu_on_shared_cores_caps_the_ceiling_and_is_off_by_default() -> 
     assert not simulate_point(shared, "atomic", 1000)["tracks"]
     assert simulate_point(shared, "atomic", 300)["tracks"]
     assert simulate_point(own, "atomic", 1000)["tracks"]  # only a delay: p50 grows by ~1 ms
-    assert (
-        simulate_point(own, "atomic", 1000)["p50_ms"]
-        > simulate_point(quick_spec(), "atomic", 1000)["p50_ms"] + 0.9
-    )
+    assert simulate_point(own, "atomic", 1000)["p50_ms"] > simulate_point(
+        quick_spec(), "atomic", 1000
+    )["p50_ms"] + 0.9
     # the default (cpu_ms 0) leaves the shipped study's numbers as they were
     assert quick_spec().client.cpu_ms == 0 and quick_spec().client.cores is None
