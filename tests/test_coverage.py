@@ -46,8 +46,11 @@ tariff: {name: free, per_period: 0, period_minutes: 60}
 output: {interval_min: 60}
 """
 FIGURE = "reneged_pct"
-TRUTH_REPS = 600
-EXPERIMENTS = 80
+TRUTH_REPS = 1000
+#: 200 experiments: a 95% interval then covers in at least 91% of them but with odds of about
+#: 1 in 200 (binomial sd 1.5 pp); 80 were too few (a correct interval fell to 88.8% by chance
+#: when the demand draws changed; over 500 experiments it covers 95.6%)
+EXPERIMENTS = 200
 REPS = 5
 
 
@@ -94,7 +97,7 @@ def test_run_intervals_cover_and_the_t_interval_does_not(data: dict[str, pd.Data
         truth, [(r["ci_low"], r["ci_high"]) for r in (figure_interval(m, FIGURE) for m in exps)]
     )
     old = covered(truth, [confidence_interval(m[FIGURE].to_numpy())[2:] for m in exps])
-    assert new >= 0.9, f"the summary interval of {FIGURE} covers only {new:.1%}"
+    assert new >= 0.91, f"the summary interval of {FIGURE} covers only {new:.1%}"
     assert old < new  # the plain t interval is what fails here: the test can tell them apart
 
 
@@ -114,7 +117,7 @@ def test_compare_intervals_cover(data: dict[str, pd.DataFrame]) -> None:
             )
         ],
     )
-    assert new >= 0.9, f"compare's interval of B − A {FIGURE} covers only {new:.1%}"
+    assert new >= 0.91, f"compare's interval of B − A {FIGURE} covers only {new:.1%}"
     assert new >= old
 
 
