@@ -56,6 +56,7 @@ from twin.compare import Comparison, paired_table, verdict
 from twin.experiments import RunResult, resolve_warmup, run
 from twin.figures import quantity, significant_decimals
 from twin.outputs import claim, save_figure, write_frame, write_json
+from twin.scenario.common import DAY_NAMES, Days
 from twin.scenario.loader import (
     apply_overrides,
     format_errors,
@@ -63,7 +64,7 @@ from twin.scenario.loader import (
     validate_scenario,
 )
 from twin.scenario.model import Scenario
-from twin.scenario.tariff import Days, TariffSpec, TimeOfDay
+from twin.scenario.tariff import TariffSpec, TimeOfDay
 from twin.stats import PairedDifference, confidence_interval, paired_difference
 
 __all__ = [
@@ -318,18 +319,16 @@ class Window(BaseModel):
             "every day"
             if len(days) == 7
             else "weekdays"
-            if days == ["mon", "tue", "wed", "thu", "fri"]
+            if days == list(DAY_NAMES[:5])
             else "weekends"
-            if days == ["sat", "sun"]
+            if days == list(DAY_NAMES[5:])
             else ",".join(days)
         )
         return f"{names} {self.start}-{self.end}"
 
     def mask(self, times: pd.Series) -> np.ndarray:
         """Which timestamps fall inside the window."""
-        day_numbers = [
-            ("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(d) for d in self.days
-        ]
+        day_numbers = [DAY_NAMES.index(d) for d in self.days]
         minute = (times.dt.hour * 60 + times.dt.minute).to_numpy()
         lo, hi = self.minutes
         inside = (minute >= lo) & (minute < hi) if lo < hi else (minute >= lo) | (minute < hi)

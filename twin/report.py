@@ -56,6 +56,7 @@ from twin.report_sections import STYLE as _STYLE
 from twin.report_sections import money as _money
 from twin.report_sections import plural as _plural
 from twin.report_sections import save as _save
+from twin.scenario.common import DAY_NAMES
 from twin.scenario.loader import ScenarioError, load_scenario
 from twin.scenario.model import Scenario
 from twin.sim.build import calendar_for
@@ -383,7 +384,7 @@ def plot_occupancy_day_hour(res: Results, path: Path) -> Path:
     grid = frame.pivot_table(index=rows, columns="hour", values="occupancy", aggfunc="mean")
     grid = grid.reindex(columns=range(24)) * 100
     if by_weekday:
-        labels = [("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[d] for d in grid.index]
+        labels = [DAY_NAMES[d].title() for d in grid.index]
         title = (
             f"Whole-lot occupancy (%) by weekday and hour, mean over the "
             f"{figures.days_text(res.measured_days)} measured and the replications"
