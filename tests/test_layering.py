@@ -32,7 +32,6 @@ PENDING_SPLITS = {
     "ParkingModel.run is split into setup, hot loop and record assembly after they land",
     # split on this branch, one commit each:
     "twin/core/reservations.py": "",
-    "twin/report.py": "",
 }
 
 
