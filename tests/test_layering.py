@@ -37,10 +37,10 @@ PENDING_SPLITS = {
 
 def module_files(root: Path) -> dict[str, Path]:
     """Dotted module name → file, for the installed names (``adapters`` is ``parktwin.adapters``,
-    the root ``cli.py`` is ``cli``)."""
+    the root ``cli.py`` or ``cli/`` package is ``cli``)."""
     found: dict[str, Path] = {}
-    for package, prefix in (("twin", ()), ("adapters", ("parktwin",))):
-        for path in sorted((root / package).rglob("*.py")):
+    for package, prefix in (("twin", ()), ("adapters", ("parktwin",)), ("cli", ())):
+        for path in sorted((root / package).rglob("*.py")) if (root / package).is_dir() else ():
             parts = [*prefix, *path.relative_to(root).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()
