@@ -30,8 +30,6 @@ PENDING_SPLITS = {
     "and intervals add commands and options to it right now)",
     "twin/sim/model.py": "under 800 lines on main, but horizon and startstate add to it; "
     "ParkingModel.run is split into setup, hot loop and record assembly after they land",
-    # split on this branch, one commit each:
-    "twin/core/reservations.py": "",
 }
 
 
