@@ -163,7 +163,7 @@ def summary_tables(result: api.RunResult) -> list[Table]:
         )
         for group in shown:
             peak = summary.loc[f"{prefix}{group}].peak"]
-            label = f"{kind} {group}" if kind in ("lot", "level") else group.lower()
+            label = f"{kind} {group}" if kind in ("lot", "level") else group
             occ.add_row(
                 escape(label),
                 cell(f"{prefix}{group}].mean", summary.loc[f"{prefix}{group}].mean"], ci),
@@ -1508,6 +1508,115 @@ def optimize(
 
 
 @app.command()
+def emit(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML (one lot).")],
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT", help="Publish to this MQTT broker (QoS 1).", show_default=False
+        ),
+    ] = None,
+    topic: Annotated[str, typer.Option(help="MQTT topic.")] = "parktwin/events",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.jsonl", help="Write the feed as JSON lines.", show_default=False
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Feed time per wall time (1: real time, 60: a minute a second); "
+            "default as fast as possible.",
+            show_default=False,
+        ),
+    ] = None,
+    days: Annotated[float | None, typer.Option(help="Simulated days.", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.", show_default=False)] = None,
+    faults: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.yaml", help="Fault schedule (see twin/live/emit.py).", show_default=False
+        ),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.json",
+            help="Ground truth of the injected faults (default: beside --out as NAME.faults.json).",
+            show_default=False,
+        ),
+    ] = None,
+    heartbeat_min: Annotated[float, typer.Option(help="Sensor heartbeat period, minutes.")] = 15.0,
+    counter_min: Annotated[float, typer.Option(help="Counter snapshot period, minutes.")] = 5.0,
+) -> None:
+    """Run a simulated lot and publish its gate, sensor and payment events (MQTT or JSONL),
+    with faults injected on a schedule, so the twin can be shown and tested without hardware.
+    """
+    from twin.live import emit as feed
+
+    if mqtt is None and out is None:
+        _fail(["give --mqtt HOST:PORT or --out FILE.jsonl (or both)"])
+    for name, value in (
+        ("--speed", speed),
+        ("--heartbeat-min", heartbeat_min),
+        ("--counter-min", counter_min),
+        ("--days", days),
+    ):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            _fail([f"{name} must be a number > 0, got {value:g}"])
+    address = None
+    if mqtt is not None:
+        from parktwin.adapters.sources.mqtt import parse_address
+
+        try:
+            address = parse_address(mqtt)
+        except ValueError as exc:
+            _fail([f"--mqtt: {exc}"])
+    if truth is None and out is not None:
+        truth = out.with_name(f"{out.stem}.faults.json")
+    for flag, path in (("--out", out), ("--truth", truth)):
+        # Checked before simulating: a week of the downtown garage takes seconds.
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            _fail([f"{flag} {path}: must be a file in an existing folder"])
+    sc = _load_or_exit(scenario)
+    try:
+        schedule = [] if faults is None else feed.load_faults(faults, sc.start)
+        emitted = feed.emit(
+            sc,
+            faults=schedule,
+            seed=seed,
+            days=days,
+            heartbeat_min=heartbeat_min,
+            counter_min=counter_min,
+        )
+    except (feed.FaultError, ValueError) as exc:
+        _fail([str(exc)])
+    try:
+        if out is not None:
+            from parktwin.adapters.sources.files import write_jsonl
+
+            write_jsonl(out, emitted.lines)
+            console.print(f"wrote {len(emitted.lines):,} events to {escape(str(out))}")
+        if truth is not None:
+            feed.write_ground_truth(emitted, truth)
+            console.print(f"fault ground truth: {escape(str(truth))} ({len(schedule)} faults)")
+    except OSError as exc:
+        _fail([f"cannot write {exc.filename or out}: {exc.strerror or exc}"])
+    if address is not None:
+        from parktwin.adapters.sources.mqtt import MqttPublisher
+
+        pub = MqttPublisher(address[0], address[1], topic)
+        n = feed.send(emitted, pub.publish, speed)
+        missing = pub.close()
+        if missing:
+            _fail([f"the broker at {mqtt} did not acknowledge {missing} of {n} events"])
+        console.print(f"published {n:,} events to mqtt://{escape(mqtt)}/{escape(topic)} (QoS 1)")
+    kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(emitted.counts.items()))
+    console.print(f"events by kind: {kinds}")
+
+
+@app.command()
 def examples(
     copy: Annotated[
         Path | None,
@@ -1532,6 +1641,134 @@ def examples(
     console.print(installed.examples_table(copy))
     if copy is None:
         console.print("Copy them with `parktwin examples --copy DIR` to run or edit them.")
+
+
+# -- calibrate: fit scenarios to real records ---------------------------------------------------
+calibrate_app = typer.Typer(
+    help="Fit scenarios to real records: a ticket/gate log, or occupancy counts.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(calibrate_app, name="calibrate")
+
+OutOption = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        metavar="DIR",
+        help="Folder for the scenario YAMLs (scenarios/), CSV tables, estimates.json and the "
+        "report (report.html, plots/).",
+    ),
+]
+NoPlotsOption = Annotated[
+    bool, typer.Option("--no-plots", help="Leave out the PNG plots and the HTML report.")
+]
+
+
+def _calibrate(
+    ctx: typer.Context, kind: str, source: Path, columns: str, out: Path, plots: bool, **options
+) -> None:
+    """Shared body: claim --out, fit, print one line per site (errors: one line, exit 2)."""
+    from twin.calibrate.cleaning import CalibrationInputError
+
+    _hold_out(ctx, out)
+    try:
+        result = api.calibrate(kind, source, columns, out, plots=plots, **options)
+    except (CalibrationInputError, api.ScenarioError) as exc:
+        _fail(str(exc).splitlines())
+    console.print(_calibration_table(result))
+    used = ", ".join(f"{k} {v:,}" for k, v in result.cleaning.used.items())
+    problems = ", ".join(f"{r} {n:,}" for r, n in result.cleaning.counts.items()) or "none"
+    console.print(f"{result.cleaning.received:,} rows: used {used}; problems: {problems}")
+    console.print(f"Wrote {len(result.scenarios)} scenario(s) and the report to {out}")
+
+
+def _calibration_table(result) -> Table:
+    if result.kind == "tickets":
+        table = Table("site", "capacity", "arrivals/day (mon)", "stays", "tariff reproduced")
+        for site, est in result.estimates["sites"].items():
+            for cls, s in est["streams"].items():
+                share = (est.get("tariff") or {}).get("share_reproduced_to_the_cent")
+                table.add_row(
+                    f"{site} {cls}",
+                    str(est["capacity"]),
+                    f"{s['arrivals_per_day'].get('mon', 0):,.0f}",
+                    s["stays"]["overall"]["chosen"]
+                    + (f" ({len(s['stays']['bands'])} hour bands)" if s["stays"]["bands"] else ""),
+                    "–" if share is None else f"{share:.2%}",
+                )
+        return table
+    table = Table(
+        "site", "capacity", "stay (min)", "arrivals/weekday", "day CV", "fit MAE", "held-out MAE"
+    )
+    for row in result.frames["estimates"].itertuples():
+        held = row.held_out_mae_rate
+        table.add_row(
+            row.site,
+            str(row.capacity),
+            f"{row.stay_family} {row.stay_mean_min:.0f}",
+            f"{row.arrivals_per_day_weekday:,.0f}",
+            f"{row.day_factor_cv:.2f}",
+            f"{row.fit_mae_rate:.1%}",
+            "–" if held is None or held != held else f"{held:.1%}",
+        )
+    for site, why in result.estimates["unusable"].items():
+        table.add_row(site, "", "not fitted: " + why, "", "", "", "")
+    return table
+
+
+@calibrate_app.command("tickets")
+def calibrate_tickets(
+    ctx: typer.Context,
+    log: Annotated[Path, typer.Argument(help="Ticket or gate log (CSV), one row per ticket.")],
+    columns: Annotated[
+        str,
+        typer.Option(
+            help="Which columns hold what: entry=COL,exit=COL[,amount=COL][,site=COL][,class=COL]"
+        ),
+    ],
+    out: OutOption,
+    capacity: Annotated[
+        int | None,
+        typer.Option(min=1, help="Spots (default: the most cars the log shows parked at once)."),
+    ] = None,
+    currency: Annotated[str, typer.Option(help="Currency of the amounts (ISO code).")] = "USD",
+    no_plots: NoPlotsOption = False,
+) -> None:
+    """Fit one scenario per site of a ticket log: arrivals per weekday and hour (with
+    intervals; special days listed), stay law (AIC, KS, QQ; by arrival-hour band when stays
+    depend on it), the tariff when amounts are given (share of receipts reproduced to the
+    cent by the real pricing engine). Dirty rows are counted by reason, never dropped silently."""
+    _calibrate(
+        ctx, "tickets", log, columns, out, not no_plots, capacity=capacity, currency=currency
+    )
+
+
+@calibrate_app.command("occupancy")
+def calibrate_occupancy(
+    ctx: typer.Context,
+    series: Annotated[Path, typer.Argument(help="Occupancy counts (CSV), one row per reading.")],
+    columns: Annotated[str, typer.Option(help="time=COL,occupied=COL,capacity=COL[,site=COL]")],
+    out: OutOption,
+    train_until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="Fit on readings up to this date (inclusive); the rest is held out and scored.",
+        ),
+    ] = None,
+    sites: Annotated[
+        str | None, typer.Option(help="Comma-separated sites to fit (default: all).")
+    ] = None,
+    no_plots: NoPlotsOption = False,
+) -> None:
+    """Fit, per site, the arrival profile and stay law whose M_t/G/∞ mean occupancy (with the
+    capacity limit) reproduces the counts; fit error per hour of day; day-to-day demand CV.
+    Nights without readings: the lot is taken to be empty at the start of each day."""
+    chosen = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
+    _calibrate(
+        ctx, "occupancy", series, columns, out, not no_plots, train_until=train_until, sites=chosen
+    )
 
 
 def console_main() -> None:

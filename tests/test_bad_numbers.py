@@ -328,3 +328,17 @@ def test_absurd_sizes_are_refused_quickly_in_little_memory(tmp_path: Path) -> No
         lines = err.splitlines()
         assert proc.returncode == 2 and len(lines) == 1, (name, err[-2000:])
         assert f"{name}.yaml: {SIZES[name][2]}" in lines[0], lines[0]
+
+
+def test_a_gamma_stay_given_by_its_shape_loads_and_is_bounded_by_its_mean() -> None:
+    """``{type: gamma, mean, shape}`` states no sd: the duration bound must read the mean only
+    (it used to take max() over [mean, None] and fail with a TypeError)."""
+    from pydantic import TypeAdapter
+
+    from twin.scenario.dists import Duration
+
+    adapter = TypeAdapter(Duration)
+    stay = adapter.validate_python({"type": "gamma", "mean": 3, "shape": 2, "unit": "h"})
+    assert stay.frozen().mean() == pytest.approx(3)
+    with pytest.raises(ValidationError, match="at most 366 days"):
+        adapter.validate_python({"type": "gamma", "mean": 400, "shape": 2, "unit": "d"})

@@ -80,7 +80,10 @@ def test_time_full_reaches_every_view(full_lot: Path, tmp_path: Path) -> None:
     assert label in _text(summary_tables(result))
     assert "time_full_pct" in gate_metrics(result).columns
     bigger = load(full_lot, {"facility.levels.0.spots.REGULAR": 12})
-    c = compare(sc, bigger, replications=2)
+    # 4 replications: with 2 (t on 1 degree of freedom, x12.7) the ~20 pp drop was resolved by
+    # the draws before the per-horizon demand change and is not by today's (±49 pp); 4 give
+    # 20.6 pp ± 4.6 pp, and 3 to 6 all resolve it
+    c = compare(sc, bigger, replications=4)
     assert any(v.startswith("B lowers the time the lot was full by") for v in c.verdicts)
     result.write(tmp_path)
     page = build_report(tmp_path).read_text()

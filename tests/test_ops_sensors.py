@@ -202,15 +202,26 @@ def test_perfect_devices_are_wrong_only_by_refresh_staleness(detection: str) -> 
         assert m["sensors.fallback_min_per_day"] == pytest.approx(fallback)
 
 
+def _days(data: dict, days: float) -> dict:
+    return {**data, "horizon_days": days}
+
+
 OUTAGES = {"rate_per_day": 6, "duration": {"type": "constant", "value": 90, "unit": "min"}}
 
 
 def test_gateway_outages_cost_wrong_minutes_and_drivers_sent_away_from_free_bays() -> None:
     # A dead gateway freezes a level's readings: a level full when it went down shows FULL
     # while cars leave, one with space shows free while it fills. Same seed, same drivers.
-    perfect = metrics(simulate(validate_scenario(busy_lot(detection="spot_sensors"))))
+    # Ten days, not one: in one day only a handful of drivers are sent away from free bays
+    # (3 against 1 with the per-horizon demand draws), too few for the margin below; over ten
+    # days it is 11.4 a day against 1.7.
+    perfect = metrics(simulate(validate_scenario(_days(busy_lot(detection="spot_sensors"), 10))))
     broken = metrics(
-        simulate(validate_scenario(busy_lot(detection="spot_sensors", gateway_outages=OUTAGES)))
+        simulate(
+            validate_scenario(
+                _days(busy_lot(detection="spot_sensors", gateway_outages=OUTAGES), 10)
+            )
+        )
     )
     assert perfect["sensors.gateway_outages_per_day"] == 0
     assert broken["sensors.gateway_outages_per_day"] > 0
@@ -285,9 +296,12 @@ def test_same_seed_same_figures_and_devices_do_not_depend_on_drivers() -> None:
     # Drivers who never believe a FULL sign change who parks, not how the devices fail.
     trusting = copy.deepcopy(data)
     trusting["operations"]["sensors"]["drivers"] = {"turn_away_on_full": 0.0}
-    c = metrics(simulate(validate_scenario(trusting)))
+    rec_a, rec_c = simulate(scenario), simulate(validate_scenario(trusting))
+    c = metrics(rec_c)
     assert c["sensors.turned_away_per_day"] == 0 < c["sensors.shown_full_per_day"]
-    assert c["parked"] != a["parked"]
+    # who parks changes (the count need not: with these draws 271 park either way, the
+    # drivers who now ignore the sign taking bays that others then find full)
+    assert ((rec_a.spot >= 0) != (rec_c.spot >= 0)).any()
     for name in ("sensor_failures_per_day", "sensor_down_min_per_day", "gateway_down_min_per_day"):
         assert c[f"sensors.{name}"] == a[f"sensors.{name}"]
 

@@ -503,9 +503,9 @@ class Found:
 
 
 def _fill(text: str, params: tuple[tuple[str, str], ...]) -> str:
+    # spot types stay as the scenario file, the frames and the figure names write them
+    # ("REGULAR bays"): one spelling to search a table, a frame and a scenario for
     for key, value in params:
-        if key == "spot_type" and value != "EV":  # "regular bays", "EV bays"
-            value = value.lower()
         text = text.replace("{" + key + "}", value)
     return text
 

@@ -29,6 +29,25 @@ from twin.sim.model import (
     RunRecord,
 )
 
+#: One type per kind of column in every frame, so frames join without casts (``merge_asof`` of
+#: vehicles on occupancy needs the same datetime resolution on both sides): instants are
+#: ``datetime64[ns]``, the replication is ``int64``, counts are ``int64``.
+TIME_DTYPE = "datetime64[ns]"
+REPLICATION_DTYPE = np.int64
+
+
+def times_of(start: object, seconds: np.ndarray | pd.Series) -> np.ndarray:
+    """Instants ``seconds`` after the scenario's ``start``, as :data:`TIME_DTYPE` (pandas would
+    pick microseconds for a Series and nanoseconds for an array)."""
+    offset = pd.to_timedelta(np.asarray(seconds, dtype=float), unit="s")
+    return (pd.Timestamp(start) + offset).as_unit("ns").to_numpy(dtype=TIME_DTYPE)
+
+
+def ordered_category(values: np.ndarray | list[str]) -> pd.Categorical:
+    """A categorical whose categories keep the order the values first appear in (total, lots,
+    levels from the ground up, spot types in the model's order), not the alphabet's."""
+    return pd.Categorical(values, categories=pd.unique(np.asarray(values, dtype=object)))
+
 
 def _code_dtype(n_codes: int) -> type[np.signedinteger]:
     """The smallest signed integer type for codes 0..n_codes-1 (int16 sorts by radix)."""
@@ -108,7 +127,7 @@ def vehicles_frame(rec: RunRecord) -> pd.DataFrame:
     epoch = pd.Timestamp(sc.start)
     frame = pd.DataFrame(
         {
-            "replication": np.full(len(d), rec.replication, dtype=np.int32),
+            "replication": np.full(len(d), rec.replication, dtype=REPLICATION_DTYPE),
             "vehicle": np.arange(len(d), dtype=np.int64),
             "stream": pd.Categorical.from_codes(d.stream, categories=[s.name for s in sc.demand]),
             "vehicle_class": pd.Categorical.from_codes(
@@ -117,7 +136,7 @@ def vehicles_frame(rec: RunRecord) -> pd.DataFrame:
             "ev": d.ev,
             "handicap": d.handicap,
             "arrival_s": d.arrival,
-            "arrival_time": epoch + pd.to_timedelta(d.arrival, unit="s"),
+            "arrival_time": times_of(epoch, d.arrival),
             "intended_dwell_s": d.dwell,
             "lot": pd.Categorical.from_codes(rec.lot_of, categories=fac.lot_names),
             "lots_tried": rec.tries,
@@ -318,12 +337,18 @@ def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
             )
         )
     frame = pd.concat(rows, ignore_index=True)
-    frame.insert(0, "replication", rec.replication)
-    frame.insert(2, "time", pd.Timestamp(sc.start) + pd.to_timedelta(frame["time_s"], unit="s"))
+    frame.insert(0, "replication", np.full(len(frame), rec.replication, REPLICATION_DTYPE))
+    frame.insert(2, "time", times_of(sc.start, frame["time_s"]))
+    frame["occupied"] = frame["occupied"].astype(np.int64)
+    frame["capacity"] = frame["capacity"].astype(np.int64)
     frame["occupancy"] = frame["occupied"] / frame["capacity"]
-    for col in ("group_kind", "group"):
-        frame[col] = frame[col].astype("category")
+    frame["group_kind"] = pd.Categorical(frame["group_kind"], categories=GROUP_KINDS)
+    frame["group"] = ordered_category(frame["group"].to_numpy())
     return frame
+
+
+#: How ``occupancy`` groups spots (``lot`` in networks only), in this order.
+GROUP_KINDS = ("total", "lot", "level", "spot_type")
 
 
 def lanes_frame(rec: RunRecord) -> pd.DataFrame:
@@ -341,21 +366,28 @@ def lanes_frame(rec: RunRecord) -> pd.DataFrame:
         used = ~np.isnan(start)  # balked or blocked drivers never joined the lane
         q = count_at(times, arrive[used], start[used])
         rows.append(pd.DataFrame({"time_s": times, "lane": lane, "queue": q}))
-    if not rows:
-        return pd.DataFrame({"replication": [], "time_s": [], "lane": [], "queue": []})
+    if not rows:  # no lanes: an empty frame of the same types
+        rows.append(
+            pd.DataFrame(
+                {"time_s": np.zeros(0), "lane": np.zeros(0, object), "queue": np.zeros(0, int)}
+            )
+        )
     frame = pd.concat(rows, ignore_index=True)
-    frame.insert(0, "replication", rec.replication)
-    frame["lane"] = frame["lane"].astype("category")
+    frame.insert(0, "replication", np.full(len(frame), rec.replication, REPLICATION_DTYPE))
+    frame["queue"] = frame["queue"].astype(np.int64)
+    frame["lane"] = pd.Categorical(frame["lane"], categories=LANES)
     return frame
+
+
+#: The barrier lanes, in the order a car meets them.
+LANES = ("entry", "exit")
 
 
 def rates_frame(rec: RunRecord) -> pd.DataFrame:
     """Adaptive pricing's rate trajectory: one row per rate table per adjustment."""
     frame = pd.DataFrame(rec.rates, columns=["time_s", "table", "rate", "occupancy_seen", "lot"])
-    frame.insert(0, "replication", rec.replication)
-    frame.insert(
-        2, "time", pd.Timestamp(rec.scenario.start) + pd.to_timedelta(frame["time_s"], unit="s")
-    )
+    frame.insert(0, "replication", np.full(len(frame), rec.replication, REPLICATION_DTYPE))
+    frame.insert(2, "time", times_of(rec.scenario.start, frame["time_s"]))
     return frame
 
 
@@ -443,11 +475,14 @@ def _network_metrics(
     n = int(counted.sum())
     pct = 100.0 / n if n else float("nan")
     parked = rec.spot >= 0
+    # lost: parked nowhere and gave up; drivers the run ended on while they waited for a spot
+    # or drove to another lot are undecided, not lost (they have their own *_pct figures)
+    undecided = (rec.outcome == WAITING) | (rec.outcome == DIVERTING)
     diverted = counted & (rec.search_km > 0)
     out = {
         "diverted_pct": float(diverted.sum()) * pct,
         "diverted_parked_pct": float((diverted & parked).sum()) * pct,
-        "lost_pct": float((counted & ~parked & (rec.outcome != WAITING)).sum()) * pct,
+        "lost_pct": float((counted & ~parked & ~undecided).sum()) * pct,
         "search_km_per_day": float(rec.search_km[counted].sum()) / days,
     }
     # per lot, the drivers who headed for it first: how many, and what became of them
@@ -456,7 +491,7 @@ def _network_metrics(
         wanted = counted & (first == k)
         m = int(wanted.sum())
         share = 100.0 / m if m else float("nan")
-        lost = wanted & ~parked & (rec.outcome != WAITING)
+        lost = wanted & ~parked & ~undecided
         out[f"arrivals_per_day.lot[{lot.lot_id}]"] = m / days
         out[f"diverted_pct.lot[{lot.lot_id}]"] = float((wanted & (rec.search_km > 0)).sum()) * share
         out[f"lost_pct.lot[{lot.lot_id}]"] = float(lost.sum()) * share

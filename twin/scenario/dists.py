@@ -49,7 +49,8 @@ class _Dist(Spec):
 
     def stated(self) -> list[float]:
         """The sizes the file states (means, sds, bounds, values), in the spec's unit."""
-        return [getattr(self, k) for k in ("mean", "sd", "high", "value") if hasattr(self, k)]
+        sizes = (getattr(self, k, None) for k in ("mean", "sd", "high", "value"))
+        return [v for v in sizes if v is not None]  # a gamma by shape states no sd
 
     def problem(self) -> str | None:
         """Why scipy cannot sample these parameters, or None; checked once at load so that a

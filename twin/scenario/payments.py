@@ -271,13 +271,17 @@ class PaymentsSpec(Spec):
         of objects. Same draws, in the same order, as :meth:`sample_conditions`.
         """
         n = max(int(n), 0)
+        # latency from ``gen``, the rest each from a child spawned from it (from its seed, not
+        # its draws): request j's draws do not depend on how many requests there are, so a
+        # longer horizon keeps a shorter one's (runs of n draws from one generator would not)
+        u_declined, u_limited, u_lost, u_limit = gen.spawn(4)
         latency = np.maximum(self.latency.sample_seconds(gen, n), 0.0) if n else np.zeros(0)
-        declined = gen.random(n) < self.decline_probability
-        limited = gen.random(n) < self.partial_probability
-        lost = gen.random(n) < self.lost_response_probability
+        declined = u_declined.random(n) < self.decline_probability
+        limited = u_limited.random(n) < self.partial_probability
+        lost = u_lost.random(n) < self.lost_response_probability
         limit = np.full(n, -1, dtype=np.int64)
         if self.card_limit is not None and limited.any():
-            drawn = self.card_limit.sample(gen, n)
+            drawn = self.card_limit.sample(u_limit, n)
             cents = np.floor(np.maximum(drawn, 0.0) * 100).astype(np.int64)
             limit[limited] = cents[limited]
         return ConditionDraws(latency, declined, limit, lost)
@@ -310,12 +314,13 @@ class PaymentsSpec(Spec):
         if spec is None:
             return out
         # Up and down times are drawn in chunks (one scipy call per chunk, not per outage),
-        # sized to cover the horizon at the mean cycle length.
+        # sized to cover about a day at the mean cycle length: not the horizon, so that a
+        # longer horizon has the same first outages as a shorter one.
         cycle = (
             spec.between.mean_value * UNIT_SECONDS[spec.between.unit]
             + spec.duration.mean_value * UNIT_SECONDS[spec.duration.unit]
         )
-        chunk = int(min(max(1.2 * horizon_s / cycle, 0.0), 1e6)) + 8
+        chunk = int(min(max(1.2 * 86400.0 / cycle, 0.0), 1e4)) + 8
         t = 0.0
         while True:
             ups = spec.between.sample_seconds(gen, chunk).tolist()

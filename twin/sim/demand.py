@@ -3,10 +3,22 @@
 Everything random about a driver (arrival, dwell, willingness to pay, patience, lane service
 times, EV and permit flags) is drawn here, per stream, from that stream's own generators. The
 event loop then only reads arrays, so a policy change cannot alter who arrives or what they want.
+
+A longer horizon extends a shorter one: the drivers of a run's first N days are the same whatever
+``horizon_days`` is. Two rules make that so, at no cost per driver:
+
+* each purpose's generator is consumed in arrival order, one driver after the other (numpy's
+  generators draw element by element, so the first k of ``n`` draws do not depend on ``n``);
+  a purpose needing several numbers per driver draws them as rows of an ``(n, m)`` block, never
+  as ``m`` consecutive runs of ``n`` (which would put the second run at an offset of ``n``);
+* arrival counts per hour slot and the arrival instants within slots come from two generators
+  (a count of a later slot cannot shift the instants of an earlier one), and the hour slots are
+  drawn to the end of the one holding the horizon, then cut, so the last slot is never shorter.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,15 +93,30 @@ def hourly_rates(
     return edges, per_hour * stream.multiplier / HOUR
 
 
+def slot_horizon(calendar: Calendar, horizon_s: float) -> float:
+    """The end of the calendar-hour slot holding the horizon (the horizon itself on an edge).
+
+    Arrivals are drawn up to here and then cut at the horizon, so that the last slot has its
+    full length whatever the horizon, and a longer run draws the same drivers in it.
+    """
+    offset = calendar.seconds_of_day(0.0) % HOUR
+    first_edge = HOUR - offset if offset else HOUR
+    if horizon_s <= first_edge:
+        return first_edge
+    return first_edge + math.ceil((horizon_s - first_edge) / HOUR) * HOUR
+
+
 def poisson_arrivals(edges: np.ndarray, rates: np.ndarray, gen: np.random.Generator) -> np.ndarray:
     """Exact non-homogeneous Poisson arrivals for a piecewise-constant rate, drawn in bulk.
 
     In each slot the count is Poisson(rate × length) and, given the count, times are uniform:
-    no thinning, no per-arrival loop.
+    no thinning, no per-arrival loop. The counts come from ``gen`` and the instants from its
+    first spawned child (derived from its seed, not from its draws), so the instants of the
+    first slots do not move when later slots are added: a longer horizon extends a shorter one.
     """
     lengths = np.diff(edges)
     counts = gen.poisson(rates * lengths)
-    times = gen.random(int(counts.sum()))
+    times = gen.spawn(1)[0].random(int(counts.sum()))
     ends = np.cumsum(counts).tolist()
     # in place, slot by slot: a city-day has millions of arrivals, and repeating the slot
     # starts and widths per arrival would hold two more arrays of that size
@@ -287,10 +314,11 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
             arrival = trace["arrival"].to_numpy(dtype=float)
         else:
             trace = None
-            edges, rates = hourly_rates(stream, calendar, horizon)
+            edges, rates = hourly_rates(stream, calendar, slot_horizon(calendar, horizon))
             if stream.elasticity is not None:  # candidates, thinned by price during the run
                 rates = rates * stream.elasticity.cap
             arrival = poisson_arrivals(edges, rates, rng.get(f"arrivals/{name}"))
+            arrival = arrival[: np.searchsorted(arrival, horizon, side="left")]
         n = len(arrival)
         dwell = _dwell(stream, arrival, calendar, rng)
         if trace is not None and "dwell" in trace:
@@ -304,9 +332,10 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
                     f" (e.g. file rows {rows}); fill them in or give the stream a 'dwell' "
                     "distribution to draw missing stays from"
                 )
-        flags = rng.get(f"flags/{name}")
-        ev = flags.random(n) < stream.ev_share
-        handicap = flags.random(n) < stream.handicap_share
+        flags = rng.get(f"flags/{name}").random((n, 2))  # one row per driver (prefix-stable)
+        ev = flags[:, 0] < stream.ev_share
+        handicap = flags[:, 1] < stream.handicap_share
+        del flags
         vclass = np.full(n, VehicleClass[stream.vehicle_class].value, dtype=np.int8)
         if trace is not None:  # recorded cells win; empty ones keep the draw
             for col, arr in (("ev", ev), ("handicap", handicap), ("vclass", vclass)):
@@ -347,7 +376,8 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
                     ]
                 ),
                 "lot": _target_lots(stream, scenario, rng, n),
-                "divert_u": rng.get(f"divert/{name}").random((tries, n)),
+                # (n, tries) then transposed: driver i's tries are consecutive draws
+                "divert_u": np.ascontiguousarray(rng.get(f"divert/{name}").random((n, tries)).T),
                 "accept_u": (
                     rng.get(f"elasticity/{name}").random(n)
                     if stream.elasticity is not None

@@ -150,9 +150,9 @@ class ParkingModel:
         """Per driver, the uniform draws that decide whether they buy the event product on sale
         at their entry and which validation they get (:meth:`Tariff.products_for`); a stream of
         their own, so the same drivers hold them whatever else changes."""
-        rng = self.streams.get("products")
-        n = len(self.drivers)
-        return rng.random(n), rng.random(n)
+        # one row per driver, so a longer horizon keeps the first drivers' draws
+        u = self.streams.get("products").random((len(self.drivers), 2))
+        return u[:, 0].copy(), u[:, 1].copy()
 
     def _adaptive_pricing(self, lot: Lot, log: list[tuple[float, str, float, float, str]]) -> None:
         """Sample occupancy per rate table and let the pricing rule move rates every period.

@@ -155,9 +155,9 @@ class PaymentsComponent(Component):
             & ~draws.lost
             & (draws.latency_s <= spec.retry.timeout_s)
         ).tolist()
-        tickets = ctx.streams.get("payments/tickets")
-        self._lost = tickets.random(n) < spec.lost_ticket_probability
-        self._read = tickets.random(n) < spec.plate_read_probability
+        tickets = ctx.streams.get("payments/tickets").random((n, 2))  # a row per driver
+        self._lost = tickets[:, 0] < spec.lost_ticket_probability
+        self._read = tickets[:, 1] < spec.plate_read_probability
         self._stream = d.stream.tolist()
         self._stream_names = [s.name for s in ctx.scenario.demand]
         if spec.plate_pool is not None:

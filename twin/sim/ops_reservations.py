@@ -66,7 +66,7 @@ from twin.core.types import SpotType, Vehicle, VehicleClass
 from twin.scenario.reservations import ReservationsSpec
 from twin.sim.build import calendar_for
 from twin.sim.components import Component, ModelContext, register
-from twin.sim.demand import poisson_arrivals
+from twin.sim.demand import poisson_arrivals, slot_horizon
 from twin.sim.rng import Streams
 
 if TYPE_CHECKING:
@@ -112,7 +112,10 @@ def booking_times(
     """
     offset = calendar.seconds_of_day(0.0) % HOUR
     first_edge = HOUR - offset if offset else HOUR
-    edges = np.unique(np.concatenate(([0.0], np.arange(first_edge, horizon_s, HOUR), [horizon_s])))
+    # drawn to the end of the hour holding the horizon, then cut: a longer horizon keeps the
+    # requests of a shorter one (see twin.sim.demand)
+    until = slot_horizon(calendar, horizon_s)
+    edges = np.unique(np.concatenate(([0.0], np.arange(first_edge, until, HOUR), [until])))
     starts = edges[:-1]
     if spec.rate_per_hour is not None:
         per_hour = np.full(len(starts), spec.rate_per_hour, dtype=float)
@@ -120,7 +123,8 @@ def booking_times(
         assert spec.profile is not None  # the spec validates exactly one source
         week = np.array([spec.profile.for_day(d) for d in range(7)], dtype=float)
         per_hour = np.array([week[calendar.weekday(t), calendar.hour(t)] for t in starts])
-    return poisson_arrivals(edges, per_hour / HOUR, gen)
+    times = poisson_arrivals(edges, per_hour / HOUR, gen)
+    return times[: np.searchsorted(times, horizon_s, side="left")]
 
 
 def draw_bookings(
