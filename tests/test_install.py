@@ -337,8 +337,8 @@ def test_regress_without_arguments_checks_the_shipped_scenarios(tmp_path, monkey
 
 
 def test_report_finds_the_shipped_scenario_from_any_folder(tmp_path, monkeypatch) -> None:
-    from twin.report import _find_scenario
+    from twin.report import find_scenario
 
     monkeypatch.chdir(tmp_path)
-    found = _find_scenario("surface_lot", tmp_path / "results")
+    found = find_scenario("surface_lot", tmp_path / "results")
     assert found is not None and found.resolve() == (installed.examples_dir() / "surface_lot.yaml")

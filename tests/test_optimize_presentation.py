@@ -17,7 +17,8 @@ from rich.console import Console
 
 from cli import optimize_tables
 from twin import figures
-from twin.optimize import _PLOTTED, _axis, _plot_1d, _plot_2d, _stats, make_spec, optimize
+from twin.optimize import make_spec, optimize
+from twin.optimize.plots import _PLOTTED, _axis, _plot_1d, _plot_2d, _stats
 
 
 def wtp_lot(days: float) -> dict:

@@ -217,13 +217,13 @@ def test_vehicles_kept_only_when_asked_and_report_works_without_them(
     """Per-vehicle records (~0.45 MB per replication-day on the downtown garage) are built only
     for --out (and the API), --no-vehicles leaves them out there too, and a run written without
     them (that, or ``output.vehicles: false``) still makes a report."""
-    import twin.experiments
+    import twin.replication
 
     assert len(api.run(SURFACE, days=1, replications=1).vehicles) > 0  # the API keeps them
-    real = twin.experiments.vehicles_frame
+    real = twin.replication.vehicles_frame
     built: list[int] = []
     monkeypatch.setattr(
-        twin.experiments, "vehicles_frame", lambda rec: built.append(1) or real(rec)
+        twin.replication, "vehicles_frame", lambda rec: built.append(1) or real(rec)
     )
     plain = runner.invoke(app, ["run", str(SURFACE), *SHORT])
     assert plain.exit_code == 0, plain.output

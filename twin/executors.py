@@ -38,14 +38,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the CLI imports ExecutorName for --help: keep numpy, scipy, pydantic out
-    from twin.experiments import Replication
-    from twin.scenario.model import Scenario
+from twin.tasks import FRAMES, Task  # noqa: F401 - FRAMES and Task re-exported: their old home
 
-#: The frames a replication can carry besides its figures. Per-vehicle records are by far the
-#: largest (about 0.45 MB per replication-day of the downtown garage), so callers that never
-#: show or write them (``parktwin run`` without ``--out``) leave ``vehicles`` out.
-FRAMES: tuple[str, ...] = ("vehicles", "occupancy", "lanes")
+if TYPE_CHECKING:  # the CLI imports ExecutorName for --help: keep numpy, scipy, pydantic out
+    from twin.replication import Replication
 
 
 class ExecutorName(StrEnum):
@@ -60,29 +56,9 @@ class ExecutorError(Exception):
     """An executor cannot start (bad option, unreachable scheduler): a user error, not a bug."""
 
 
-@dataclass(frozen=True)
-class Task:
-    """One replication to run. Picklable: it travels to worker processes and Dask workers.
-
-    ``keep`` lists the frames the caller needs (a subset of :data:`FRAMES`); the others come
-    back empty. ``tag`` is the caller's own label (e.g. the sweep point), returned untouched.
-    """
-
-    scenario: Scenario
-    replication: int
-    seed: int
-    keep: tuple[str, ...] = FRAMES
-    tag: Any = None
-
-    def __post_init__(self) -> None:
-        unknown = set(self.keep) - set(FRAMES)
-        if unknown:
-            raise ValueError(f"unknown frames {sorted(unknown)}; allowed: {list(FRAMES)}")
-
-
 def run_task(task: Task) -> Replication:
     """Run one task (in a worker), building only the frames the caller asked for."""
-    from twin.experiments import replicate
+    from twin.replication import replicate
 
     return replicate(task.scenario, task.replication, task.seed, frames=task.keep)
 

@@ -29,16 +29,9 @@ import numpy as np
 import pandas as pd
 
 from twin import figures
-from twin.executors import FRAMES
 from twin.outputs import FORMATS, OutputError, claim, remove_temporaries, write_frame, write_json
-from twin.results import (
-    _count_at,
-    lanes_frame,
-    metrics,
-    occupancy_frame,
-    rates_frame,
-    vehicles_frame,
-)
+from twin.replication import Replication, from_record, replicate
+from twin.results import count_at
 from twin.scenario.model import Scenario
 from twin.sim.model import RunRecord, simulate
 from twin.sim.size import check_size
@@ -49,6 +42,7 @@ from twin.stats import (
     describe,
     mser,
 )
+from twin.tasks import FRAMES
 
 if TYPE_CHECKING:
     from twin.executors import Executor
@@ -319,54 +313,6 @@ def prepare_run_folder(folder: str | Path, overwrite: bool = False) -> None:
         (folder / "plots").rmdir()  # only if the report's charts were all it held
 
 
-@dataclass
-class Replication:
-    """What one replication hands back: its figures and its tidy frames (picklable, so it can
-    come back from a worker process or a Dask worker)."""
-
-    index: int
-    metrics: dict[str, float]
-    vehicles: pd.DataFrame
-    occupancy: pd.DataFrame
-    lanes: pd.DataFrame
-    trace_dropped: int = 0
-    rates: pd.DataFrame | None = None
-    extra_frames: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
-
-
-def replicate(
-    scenario: Scenario,
-    replication: int,
-    seed: int | None = None,
-    progress: Callable[[float], None] | None = None,
-    frames: tuple[str, ...] = FRAMES,
-) -> Replication:
-    """Run replication ``replication`` alone; the result depends only on its arguments.
-
-    ``frames`` names the tables to build (the others come back empty): a sweep that keeps
-    only figures should not pay for per-vehicle tables.
-    """
-    rec = simulate(scenario, replication=replication, seed=seed, progress=progress)
-    return _from_record(rec, frames)
-
-
-def _from_record(rec: RunRecord, frames: tuple[str, ...] = FRAMES) -> Replication:
-    keep_vehicles = "vehicles" in frames and rec.scenario.output.vehicles
-    return Replication(
-        index=rec.replication,
-        metrics=metrics(rec),
-        vehicles=vehicles_frame(rec) if keep_vehicles else pd.DataFrame(),
-        occupancy=occupancy_frame(rec) if "occupancy" in frames else pd.DataFrame(),
-        lanes=lanes_frame(rec) if "lanes" in frames else pd.DataFrame(),
-        trace_dropped=rec.drivers.trace_dropped,
-        rates=rates_frame(rec) if rec.scenario.pricing_policy is not None else None,
-        extra_frames={
-            name: frame.assign(replication=rec.replication)
-            for name, frame in rec.component_frames.items()
-        },
-    )
-
-
 def collect(scenario: Scenario, seed: int, replications: list[Replication]) -> RunResult:
     """Assemble replications (in index order, whatever order they finished in)."""
     reps = sorted(replications, key=lambda r: r.index)
@@ -428,7 +374,7 @@ def run(
     )
     indexes = range(first_replication, first_replication + reps)
     if executor is not None:
-        from twin.executors import Task
+        from twin.tasks import Task
 
         tasks = (Task(scenario, r, seed, keep=frames) for r in indexes)
         done = []
@@ -455,7 +401,7 @@ def _total_occupied(rec: RunRecord) -> np.ndarray:
     step = rec.scenario.output.interval_min * 60.0
     times = np.arange(0.0, rec.scenario.horizon_s + step / 2, step)
     parked = rec.spot >= 0
-    return _count_at(times, rec.entry_t[parked], rec.leave_t[parked]).astype(float)
+    return count_at(times, rec.entry_t[parked], rec.leave_t[parked]).astype(float)
 
 
 def resolve_warmup(
@@ -490,7 +436,7 @@ def resolve_warmup(
     series: list[np.ndarray] = []
     indexes = range(first_replication, first_replication + pilot_replications)
     if executor is not None:
-        from twin.executors import Task
+        from twin.tasks import Task
 
         tasks = (Task(pilot, r, seed, keep=("occupancy",)) for r in indexes)
         for rep in executor.map_replications(tasks):
@@ -546,7 +492,7 @@ def _replication(
     Progress counts from ``first_replication`` (the run's first is reported as 0)."""
     rec = pilot.pop(r, None)
     if rec is not None:
-        return _from_record(rec, frames)
+        return from_record(rec, frames)
     return replicate(scenario, r, seed, _callback(progress, r - first_replication), frames)
 
 
@@ -613,7 +559,7 @@ def run_sequential(
                 _replication(scenario, r, seed, pilot, progress, frames, first_replication)
                 for r in indexes
             ]
-        from twin.executors import Task
+        from twin.tasks import Task
 
         tasks = (Task(scenario, r, seed, keep=frames) for r in indexes)
         reps = list(executor.map_replications(tasks))

@@ -166,7 +166,7 @@ def _has_lanes(sc: Scenario, direction: str) -> bool:
     )
 
 
-def _count_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def count_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """How many [start, end) intervals contain each time (end NaN = still open)."""
     s = np.sort(starts)
     e = np.sort(np.where(np.isnan(ends), np.inf, ends))
@@ -364,7 +364,7 @@ def lanes_frame(rec: RunRecord) -> pd.DataFrame:
         if not _has_lanes(sc, lane):
             continue
         used = ~np.isnan(start)  # balked or blocked drivers never joined the lane
-        q = _count_at(times, arrive[used], start[used])
+        q = count_at(times, arrive[used], start[used])
         rows.append(pd.DataFrame({"time_s": times, "lane": lane, "queue": q}))
     if not rows:  # no lanes: an empty frame of the same types
         rows.append(

@@ -42,684 +42,79 @@ Retry rules (why the keys look the way they do)
 
 Everything here is deterministic: the same calls with the same conditions give the same ids,
 decisions and ledger.
+
+The modules: :mod:`~twin.core.payments_base` (errors, checks, conditions and results),
+:mod:`~twin.core.payments_processor`, :mod:`~twin.core.payments_ledger` and, here, the exit
+policy. Everything is importable from ``twin.core.payments`` as before.
 """
 
 from __future__ import annotations
 
-import math
 from bisect import insort
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Protocol
 
-from twin.core.errors import ParkingError
-
-# --------------------------------------------------------------------------- errors
-
-
-class PaymentError(ParkingError):
-    """A payment request the processor or the policy refuses as malformed."""
-
-
-class IdempotencyConflict(PaymentError):
-    """An idempotency key was reused for a different request (operation or payload)."""
-
-
-class InvalidPaymentRequest(PaymentError):
-    """A request that can never succeed: capture above the authorization, unknown id, ..."""
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_cents(name: str, value: object, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be int cents, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} cents, got {value}")
-    return value
-
-
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_time(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    return float(value)
-
-
-def _check_text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-# --------------------------------------------------------------------------- conditions & results
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """What the outside world does to one payment request (the core has no RNG).
-
-    ``network_up``: False and the request never reaches the processor (nothing happens there).
-    ``latency_s``: round trip of the request when the network is up; above the processor's
-    ``timeout_s`` the terminal gives up waiting although the processor did act.
-    ``declined``: the issuer declines this authorization (applies to ``authorize`` only).
-    ``limit_cents``: what the card can still pay (``None`` = no limit); an authorization above
-    it is partially approved for the limit, or declined if the limit is 0 or the processor does
-    not do partial approvals (``authorize`` only).
-    ``response_lost``: the processor acted but its answer never came back.
-    """
-
-    network_up: bool = True
-    latency_s: float = 0.0
-    declined: bool = False
-    limit_cents: int | None = None
-    response_lost: bool = False
-
-    def __post_init__(self) -> None:
-        _check_time("latency_s", self.latency_s)
-        if self.latency_s < 0:
-            raise ValueError(f"latency_s must be >= 0, got {self.latency_s}")
-        if self.limit_cents is not None:
-            _check_cents("limit_cents", self.limit_cents)
-
-
-#: A request that goes through instantly with no decline and no limit.
-OK = Condition()
-
-
-class Status(StrEnum):
-    """The answer the terminal got to one request."""
-
-    APPROVED = "approved"  # done in full (authorization, capture, void or refund)
-    PARTIAL = "partial"  # authorization approved for less than asked (card limit)
-    DECLINED = "declined"  # the issuer said no
-    UNAVAILABLE = "unavailable"  # network down: the request never reached the processor
-    TIMEOUT = "timeout"  # no answer in time: the processor may or may not have acted
-
-    @property
-    def decided(self) -> bool:
-        """True if this is the processor's decision (not a transport failure)."""
-        return self not in (Status.UNAVAILABLE, Status.TIMEOUT)
-
-
-class Operation(StrEnum):
-    AUTHORIZE = "authorize"
-    CAPTURE = "capture"
-    VOID = "void"
-    REFUND = "refund"
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentResult:
-    """One answer as the terminal received it.
-
-    ``amount_cents`` is what was approved, captured, voided or refunded (0 for a decline or a
-    transport failure); ``id`` the authorization, payment or refund it created or acted on.
-    ``latency_s`` is how long *this* attempt took from the terminal's point of view (the full
-    timeout for transport failures), so an exit-lane model can add it to the service time.
-    ``replayed``: the processor returned a stored result for a key it had already seen.
-    """
-
-    operation: Operation
-    key: str
-    status: Status
-    requested_cents: int
-    amount_cents: int = 0
-    id: str | None = None
-    t: float = 0.0
-    latency_s: float = 0.0
-    replayed: bool = False
-    reason: str = ""
-
-
-#: What a processor operation decides: (status, amount, id of the object, reason).
-_Outcome = tuple[Status, int, str, str]
-
-
-class Processor(Protocol):
-    """What the exit policy needs from a processor; a production gateway adapter implements it."""
-
-    def authorize(
-        self, idempotency_key: str, account: str, amount_cents: int, t: float, cond: Condition = OK
-    ) -> PaymentResult: ...
-
-    def capture(
-        self,
-        idempotency_key: str,
-        authorization_id: str,
-        amount_cents: int,
-        t: float,
-        cond: Condition = OK,
-    ) -> PaymentResult: ...
-
-    def refund(
-        self,
-        idempotency_key: str,
-        payment_id: str,
-        amount_cents: int,
-        t: float,
-        cond: Condition = OK,
-    ) -> PaymentResult: ...
-
-
-# --------------------------------------------------------------------------- processor
-
-
-class AuthStatus(StrEnum):
-    AUTHORIZED = "authorized"  # funds held, not yet captured
-    CAPTURED = "captured"
-    VOIDED = "voided"
-    DECLINED = "declined"
-
-
-@dataclass(slots=True)
-class Authorization:
-    id: str
-    key: str
-    account: str
-    requested_cents: int
-    amount_cents: int  # approved (0 if declined)
-    t: float
-    status: AuthStatus
-    payment_id: str | None = None
-
-
-@dataclass(slots=True)
-class Payment:
-    """A capture: money actually taken from the card."""
-
-    id: str
-    authorization_id: str
-    account: str
-    amount_cents: int
-    t: float
-    refunded_cents: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Refund:
-    id: str
-    payment_id: str
-    amount_cents: int
-    t: float
-
-
-class PaymentProcessor:
-    """The card processor with idempotency keys, as the terminal sees it over the network.
-
-    State changes only when a request reaches it (``cond.network_up``). Each key is bound to
-    its first request (operation and payload) and that request's result; the same request
-    again returns that result with ``replayed=True``, a different one raises
-    :class:`IdempotencyConflict`. Malformed requests raise :class:`InvalidPaymentRequest`
-    and bind nothing, so they can be corrected and re-sent under the same key.
-
-    ``timeout_s``: how long the terminal waits for an answer; a transport failure costs the
-    terminal that long. ``partial_approvals``: whether issuers approve part of an amount above
-    the card's limit (otherwise such authorizations are declined). One capture per
-    authorization, at most the authorized amount; the rest of the hold is released.
-    """
-
-    def __init__(self, timeout_s: float = 15.0, partial_approvals: bool = True) -> None:
-        if not _check_time("timeout_s", timeout_s) > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        self.timeout_s = float(timeout_s)
-        self.partial_approvals = partial_approvals
-        self.authorizations: dict[str, Authorization] = {}
-        self.payments: dict[str, Payment] = {}
-        self.refunds: dict[str, Refund] = {}
-        self._keys: dict[str, tuple[tuple, PaymentResult]] = {}
-        self.requests_received = 0  # requests that reached the processor, replays included
-
-    # ------------------------------------------------------------------ public API
-
-    def authorize(
-        self, idempotency_key: str, account: str, amount_cents: int, t: float, cond: Condition = OK
-    ) -> PaymentResult:
-        """Hold ``amount_cents`` on ``account``: approved, partially approved or declined."""
-        _check_text("account", account)
-        _check_cents("amount_cents", amount_cents, 1)
-
-        def run() -> _Outcome:
-            amount = amount_cents
-            reason = ""
-            limit = cond.limit_cents
-            if cond.declined:
-                amount, reason = 0, "declined by issuer"
-            elif limit is not None and amount_cents > limit:
-                if limit > 0 and self.partial_approvals:
-                    amount, reason = limit, f"card limit {limit} cents"
-                else:
-                    amount, reason = 0, "insufficient funds"
-            auth_id = f"auth-{len(self.authorizations) + 1}"
-            if amount == 0:
-                status, auth_status = Status.DECLINED, AuthStatus.DECLINED
-            elif amount < amount_cents:
-                status, auth_status = Status.PARTIAL, AuthStatus.AUTHORIZED
-            else:
-                status, auth_status = Status.APPROVED, AuthStatus.AUTHORIZED
-            self.authorizations[auth_id] = Authorization(
-                auth_id, idempotency_key, account, amount_cents, amount, t, auth_status
-            )
-            return status, amount, auth_id, reason
-
-        return self._call(
-            Operation.AUTHORIZE, idempotency_key, (account, amount_cents), t, cond, run
-        )
-
-    def capture(
-        self,
-        idempotency_key: str,
-        authorization_id: str,
-        amount_cents: int,
-        t: float,
-        cond: Condition = OK,
-    ) -> PaymentResult:
-        """Take ``amount_cents`` (at most the authorized amount) of an open authorization."""
-        _check_cents("amount_cents", amount_cents, 1)
-
-        def run() -> _Outcome:
-            auth = self._open_authorization(authorization_id, "capture")
-            if amount_cents > auth.amount_cents:
-                raise InvalidPaymentRequest(
-                    f"capture of {amount_cents} cents exceeds the {auth.amount_cents} cents "
-                    f"authorized on {authorization_id}"
-                )
-            pay_id = f"pay-{len(self.payments) + 1}"
-            self.payments[pay_id] = Payment(pay_id, auth.id, auth.account, amount_cents, t)
-            auth.status = AuthStatus.CAPTURED
-            auth.payment_id = pay_id
-            return Status.APPROVED, amount_cents, pay_id, ""
-
-        return self._call(
-            Operation.CAPTURE, idempotency_key, (authorization_id, amount_cents), t, cond, run
-        )
-
-    def void(
-        self, idempotency_key: str, authorization_id: str, t: float, cond: Condition = OK
-    ) -> PaymentResult:
-        """Release an authorization that will not be captured (e.g. a cancelled reservation)."""
-
-        def run() -> _Outcome:
-            auth = self._open_authorization(
-                authorization_id, "void (refund a captured payment instead)"
-            )
-            auth.status = AuthStatus.VOIDED
-            return Status.APPROVED, auth.amount_cents, auth.id, ""
-
-        return self._call(Operation.VOID, idempotency_key, (authorization_id,), t, cond, run)
-
-    def _open_authorization(self, authorization_id: str, action: str) -> Authorization:
-        """The authorization, if it exists and is still open for ``action``; else refuse."""
-        auth = self.authorizations.get(authorization_id)
-        if auth is None:
-            raise InvalidPaymentRequest(f"unknown authorization {authorization_id!r}")
-        if auth.status is not AuthStatus.AUTHORIZED:
-            raise InvalidPaymentRequest(
-                f"authorization {authorization_id} is {auth.status.value}, cannot {action}"
-            )
-        return auth
-
-    def refund(
-        self,
-        idempotency_key: str,
-        payment_id: str,
-        amount_cents: int,
-        t: float,
-        cond: Condition = OK,
-    ) -> PaymentResult:
-        """Give back part or all of a captured payment (never more than is left of it)."""
-        _check_cents("amount_cents", amount_cents, 1)
-
-        def run() -> _Outcome:
-            pay = self.payments.get(payment_id)
-            if pay is None:
-                raise InvalidPaymentRequest(f"unknown payment {payment_id!r}")
-            left = pay.amount_cents - pay.refunded_cents
-            if amount_cents > left:
-                raise InvalidPaymentRequest(
-                    f"refund of {amount_cents} cents exceeds the {left} cents left on {payment_id}"
-                )
-            ref_id = f"ref-{len(self.refunds) + 1}"
-            self.refunds[ref_id] = Refund(ref_id, payment_id, amount_cents, t)
-            pay.refunded_cents += amount_cents
-            return Status.APPROVED, amount_cents, ref_id, ""
-
-        return self._call(
-            Operation.REFUND, idempotency_key, (payment_id, amount_cents), t, cond, run
-        )
-
-    # ------------------------------------------------------------------ queries
-
-    def captured_cents(self, account: str | None = None) -> int:
-        """Money taken from cards (before refunds), for one account or all."""
-        return sum(
-            p.amount_cents
-            for p in self.payments.values()
-            if account is None or p.account == account
-        )
-
-    def refunded_cents(self) -> int:
-        return sum(r.amount_cents for r in self.refunds.values())
-
-    def open_authorizations(self) -> list[Authorization]:
-        """Holds neither captured nor voided: money blocked on a card for nothing, if left over."""
-        return [a for a in self.authorizations.values() if a.status is AuthStatus.AUTHORIZED]
-
-    def result_for(self, idempotency_key: str) -> PaymentResult | None:
-        """The stored result bound to a key (what a replay would return), if any."""
-        stored = self._keys.get(idempotency_key)
-        return None if stored is None else stored[1]
-
-    # ------------------------------------------------------------------ internals
-
-    def _call(
-        self,
-        op: Operation,
-        key: str,
-        payload: tuple,
-        t: float,
-        cond: Condition,
-        run: Callable[[], _Outcome],
-    ) -> PaymentResult:
-        _check_text("idempotency_key", key)
-        t = _check_time("t", t)
-        if not isinstance(cond, Condition):
-            raise TypeError(f"cond must be a Condition, got {type(cond).__name__}")
-        amount = payload[-1] if op is not Operation.VOID else 0
-        if not cond.network_up:
-            return PaymentResult(
-                op,
-                key,
-                Status.UNAVAILABLE,
-                amount,
-                t=t,
-                latency_s=self.timeout_s,
-                reason="network down",
-            )
-        self.requests_received += 1
-        fingerprint = (op, payload)
-        stored = self._keys.get(key)
-        if stored is not None:
-            if stored[0] != fingerprint:
-                raise IdempotencyConflict(
-                    f"idempotency key {key!r} was used for {stored[0][0].value} {stored[0][1]}, "
-                    f"not {op.value} {payload}"
-                )
-            result = replace(stored[1], replayed=True)
-        else:
-            status, approved, obj_id, reason = run()
-            result = PaymentResult(op, key, status, amount, approved, obj_id, t, reason=reason)
-            self._keys[key] = (fingerprint, result)
-        if cond.response_lost or cond.latency_s > self.timeout_s:
-            why = "response lost" if cond.response_lost else "processor slower than the timeout"
-            return PaymentResult(
-                op, key, Status.TIMEOUT, amount, t=t, latency_s=self.timeout_s, reason=why
-            )
-        return replace(result, latency_s=cond.latency_s)
-
-
-# --------------------------------------------------------------------------- ledger
-
-
-class InvoiceStatus(StrEnum):
-    OPEN = "open"
-    PAID = "paid"
-    WRITTEN_OFF = "written_off"
-
-
-@dataclass(slots=True)
-class Invoice:
-    """What a driver owes after the barrier opened without full payment."""
-
-    id: str
-    ref: str
-    plate: str
-    amount_cents: int
-    issued_t: float
-    reason: str  # declined, partial, offline_declined, offline_partial, no_attempt
-    paid_cents: int = 0
-    written_off_cents: int = 0
-    status: InvoiceStatus = InvoiceStatus.OPEN
-    closed_t: float | None = None
-
-    @property
-    def outstanding_cents(self) -> int:
-        return self.amount_cents - self.paid_cents - self.written_off_cents
-
-
-@dataclass(slots=True)
-class Bill:
-    """One priced session (or reservation) and where its money went."""
-
-    ref: str
-    plate: str
-    t: float
-    expected_cents: int
-    basis: str = "ticket"  # ticket, plate_read (lost ticket) or daily_max (lost ticket)
-    captured_cents: int = 0
-    invoice_paid_cents: int = 0
-    pending_cents: int = 0
-    invoiced_cents: int = 0  # outstanding on invoices
-    written_off_cents: int = 0
-    refunded_cents: int = 0
-    payment_ids: list[str] = field(default_factory=list)
-    invoice_ids: list[str] = field(default_factory=list)
-
-    @property
-    def collected_cents(self) -> int:
-        return self.captured_cents + self.invoice_paid_cents
-
-    @property
-    def unaccounted_cents(self) -> int:
-        """Priced but not yet assigned anywhere; 0 for every settled bill (the ledger identity)."""
-        return self.expected_cents - (
-            self.collected_cents + self.pending_cents + self.invoiced_cents + self.written_off_cents
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerTotals:
-    """Money summed over bills (all, or one plate's). ``expected = collected + pending_offline
-    + invoiced + written_off`` holds whenever every bill is settled."""
-
-    bills: int = 0
-    expected_cents: int = 0
-    collected_cents: int = 0
-    captured_cents: int = 0
-    invoice_paid_cents: int = 0
-    pending_offline_cents: int = 0
-    invoiced_cents: int = 0
-    written_off_cents: int = 0
-    refunded_cents: int = 0
-
-    @property
-    def net_collected_cents(self) -> int:
-        return self.collected_cents - self.refunded_cents
-
-    @property
-    def balanced(self) -> bool:
-        return self.expected_cents == (
-            self.collected_cents
-            + self.pending_offline_cents
-            + self.invoiced_cents
-            + self.written_off_cents
-        )
-
-    def as_dict(self) -> dict[str, int]:
-        return {**asdict(self), "net_collected_cents": self.net_collected_cents}
-
-
-class Ledger:
-    """Every bill and invoice; each move keeps ``expected = collected + pending + invoiced +
-    written_off`` per bill once the bill's exit is settled.
-
-    The exit policy writes it; a reservation flow may write its own bills the same way (open,
-    then capture / invoice). Queries return plain dataclasses and dicts for the simulator to
-    turn into frames.
-    """
-
-    def __init__(self) -> None:
-        self._bills: dict[str, Bill] = {}
-        self._invoices: dict[str, Invoice] = {}
-        self._plate_invoices: dict[str, list[Invoice]] = {}  # so a plate's debt is O(its own)
-
-    # ------------------------------------------------------------------ writes
-
-    def open(
-        self, ref: str, plate: str, expected_cents: int, t: float, basis: str = "ticket"
-    ) -> Bill:
-        _check_text("ref", ref)
-        if ref in self._bills:
-            raise PaymentError(f"bill {ref!r} already exists")
-        expected = _check_cents("expected_cents", expected_cents)
-        bill = Bill(ref, _check_text("plate", plate), _check_time("t", t), expected, basis)
-        self._bills[ref] = bill
-        return bill
-
-    def capture(self, ref: str, cents: int, payment_id: str) -> None:
-        bill = self.bill(ref)
-        bill.captured_cents += _check_cents("cents", cents)
-        bill.payment_ids.append(payment_id)
-
-    def queue_offline(self, ref: str, cents: int) -> None:
-        self.bill(ref).pending_cents += _check_cents("cents", cents)
-
-    def unqueue_offline(self, ref: str, cents: int) -> None:
-        bill = self.bill(ref)
-        if cents > bill.pending_cents:
-            raise PaymentError(f"{ref}: only {bill.pending_cents} cents are pending")
-        bill.pending_cents -= cents
-
-    def issue_invoice(self, ref: str, cents: int, t: float, reason: str) -> Invoice:
-        bill = self.bill(ref)
-        inv = Invoice(
-            f"inv-{len(self._invoices) + 1}",
-            ref,
-            bill.plate,
-            _check_cents("cents", cents, 1),
-            _check_time("t", t),
-            reason,
-        )
-        self._invoices[inv.id] = inv
-        self._plate_invoices.setdefault(inv.plate, []).append(inv)
-        bill.invoiced_cents += cents
-        bill.invoice_ids.append(inv.id)
-        return inv
-
-    def pay_invoice(self, invoice_id: str, cents: int, t: float) -> Invoice:
-        """Record ``cents`` paid against an invoice (at most what is outstanding)."""
-        inv = self.invoice(invoice_id)
-        _check_cents("cents", cents, 1)
-        if inv.status is not InvoiceStatus.OPEN:
-            raise PaymentError(f"invoice {invoice_id} is {inv.status.value}")
-        if cents > inv.outstanding_cents:
-            raise PaymentError(
-                f"payment of {cents} cents exceeds the {inv.outstanding_cents} cents "
-                f"outstanding on {invoice_id}"
-            )
-        inv.paid_cents += cents
-        bill = self._bills[inv.ref]
-        bill.invoiced_cents -= cents
-        bill.invoice_paid_cents += cents
-        if inv.outstanding_cents == 0:
-            inv.status, inv.closed_t = InvoiceStatus.PAID, _check_time("t", t)
-        return inv
-
-    def write_off(self, invoice_id: str, t: float) -> Invoice:
-        """Give up on what is outstanding on an open invoice (uncollectable or too old)."""
-        inv = self.invoice(invoice_id)
-        if inv.status is not InvoiceStatus.OPEN:
-            raise PaymentError(f"invoice {invoice_id} is {inv.status.value}")
-        left = inv.outstanding_cents
-        inv.written_off_cents += left
-        inv.status, inv.closed_t = InvoiceStatus.WRITTEN_OFF, _check_time("t", t)
-        bill = self._bills[inv.ref]
-        bill.invoiced_cents -= left
-        bill.written_off_cents += left
-        return inv
-
-    def refund(self, ref: str, cents: int) -> None:
-        bill = self.bill(ref)
-        if cents > bill.captured_cents - bill.refunded_cents:
-            raise PaymentError(f"{ref}: refund of {cents} cents exceeds what was captured")
-        bill.refunded_cents += cents
-
-    # ------------------------------------------------------------------ queries
-
-    def bill(self, ref: str) -> Bill:
-        try:
-            return self._bills[ref]
-        except KeyError:
-            raise PaymentError(f"no bill {ref!r}") from None
-
-    def invoice(self, invoice_id: str) -> Invoice:
-        try:
-            return self._invoices[invoice_id]
-        except KeyError:
-            raise PaymentError(f"no invoice {invoice_id!r}") from None
-
-    def bills(self) -> list[Bill]:
-        return list(self._bills.values())
-
-    def invoices(self, status: InvoiceStatus | None = None) -> list[Invoice]:
-        return [i for i in self._invoices.values() if status is None or i.status is status]
-
-    def overdue(self, t: float, horizon_s: float) -> list[Invoice]:
-        """Open invoices issued at least ``horizon_s`` before ``t``."""
-        return [
-            i
-            for i in self._invoices.values()
-            if i.status is InvoiceStatus.OPEN and t - i.issued_t >= horizon_s
-        ]
-
-    def outstanding_cents(self, plate: str) -> int:
-        return sum(i.outstanding_cents for i in self._plate_invoices.get(plate, ()))
-
-    def open_invoices(self, plate: str) -> list[Invoice]:
-        """The plate's open invoices in issue order (what it owes at a gate), O(its own)."""
-        return [i for i in self._plate_invoices.get(plate, ()) if i.status is InvoiceStatus.OPEN]
-
-    def totals(self, plate: str | None = None) -> LedgerTotals:
-        """Summed money over all bills, or over one plate's."""
-        return _sum_bills(b for b in self._bills.values() if plate is None or b.plate == plate)
-
-    def by_plate(self) -> dict[str, LedgerTotals]:
-        groups: dict[str, list[Bill]] = {}
-        for b in self._bills.values():
-            groups.setdefault(b.plate, []).append(b)
-        return {plate: _sum_bills(bills) for plate, bills in groups.items()}
-
-    def bill_records(self) -> list[dict[str, object]]:
-        """One plain dict per bill (with ``collected_cents``), ready for ``DataFrame(...)``."""
-        return [{**asdict(b), "collected_cents": b.collected_cents} for b in self._bills.values()]
-
-    def invoice_records(self) -> list[dict[str, object]]:
-        return [
-            {**asdict(i), "status": i.status.value, "outstanding_cents": i.outstanding_cents}
-            for i in self._invoices.values()
-        ]
-
-
-def _sum_bills(bills: Iterable[Bill]) -> LedgerTotals:
-    n = exp = cap = inv_paid = pend = inv = wo = ref = 0
-    for b in bills:
-        n += 1
-        exp += b.expected_cents
-        cap += b.captured_cents
-        inv_paid += b.invoice_paid_cents
-        pend += b.pending_cents
-        inv += b.invoiced_cents
-        wo += b.written_off_cents
-        ref += b.refunded_cents
-    return LedgerTotals(n, exp, cap + inv_paid, cap, inv_paid, pend, inv, wo, ref)
-
+from twin.core.payments_base import (
+    OK,
+    Condition,
+    IdempotencyConflict,
+    InvalidPaymentRequest,
+    Operation,
+    PaymentError,
+    PaymentResult,
+    Processor,
+    Status,
+    check_cents,
+    check_count,
+    check_text,
+    check_time,
+)
+from twin.core.payments_ledger import (
+    Bill,
+    Invoice,
+    InvoiceStatus,
+    Ledger,
+    LedgerTotals,
+)
+from twin.core.payments_processor import (
+    Authorization,
+    AuthStatus,
+    Payment,
+    PaymentProcessor,
+    Refund,
+)
+
+__all__ = [
+    "OK",
+    "AttemptConditions",
+    "AuthStatus",
+    "Authorization",
+    "Bill",
+    "Condition",
+    "ExitDecision",
+    "ExitOutcome",
+    "ExitPaymentPolicy",
+    "IdempotencyConflict",
+    "InvalidPaymentRequest",
+    "Invoice",
+    "InvoiceStatus",
+    "Ledger",
+    "LedgerTotals",
+    "OfflinePayment",
+    "Operation",
+    "Payment",
+    "PaymentCounts",
+    "PaymentError",
+    "PaymentProcessor",
+    "PaymentResult",
+    "PolicyConfig",
+    "Processor",
+    "Refund",
+    "RetryPolicy",
+    "SettlementReport",
+    "Status",
+]
 
 # --------------------------------------------------------------------------- exit policy
 
@@ -738,10 +133,10 @@ class RetryPolicy:
     backoff_factor: float = 2.0
 
     def __post_init__(self) -> None:
-        _check_count("max_attempts", self.max_attempts, 1)
-        if _check_time("backoff_s", self.backoff_s) < 0:
+        check_count("max_attempts", self.max_attempts, 1)
+        if check_time("backoff_s", self.backoff_s) < 0:
             raise ValueError(f"backoff_s must be >= 0, got {self.backoff_s}")
-        if _check_time("backoff_factor", self.backoff_factor) < 1:
+        if check_time("backoff_factor", self.backoff_factor) < 1:
             raise ValueError(f"backoff_factor must be >= 1, got {self.backoff_factor}")
 
     def backoff(self, consecutive_failures: int) -> float:
@@ -769,10 +164,10 @@ class PolicyConfig:
     unblock_when_paid: bool = True
 
     def __post_init__(self) -> None:
-        _check_count("strike_threshold", self.strike_threshold, 1)
-        if not _check_time("strike_window_s", self.strike_window_s) > 0:
+        check_count("strike_threshold", self.strike_threshold, 1)
+        if not check_time("strike_window_s", self.strike_window_s) > 0:
             raise ValueError(f"strike_window_s must be > 0, got {self.strike_window_s}")
-        if not _check_time("write_off_horizon_s", self.write_off_horizon_s) > 0:
+        if not check_time("write_off_horizon_s", self.write_off_horizon_s) > 0:
             raise ValueError(f"write_off_horizon_s must be > 0, got {self.write_off_horizon_s}")
 
 
@@ -882,7 +277,7 @@ class ExitPaymentPolicy:
     ) -> None:
         self.processor = processor
         self.pricing = pricing
-        self.lost_ticket_cents = _check_cents("lost_ticket_cents", lost_ticket_cents)
+        self.lost_ticket_cents = check_cents("lost_ticket_cents", lost_ticket_cents)
         self.config = config or PolicyConfig()
         self.ledger = ledger or Ledger()
         self._counts = PaymentCounts()
@@ -898,7 +293,7 @@ class ExitPaymentPolicy:
 
     def record_entry(self, plate: str, t: float) -> None:
         """An entry camera read ``plate`` at ``t``: a lost ticket can then be priced exactly."""
-        self._entries[_check_text("plate", plate)] = _check_time("t", t)
+        self._entries[check_text("plate", plate)] = check_time("t", t)
 
     def requires_prepay(self, plate: str) -> bool:
         """Blocklisted plates must pay before they are let in (the entry gate asks this)."""
@@ -944,10 +339,10 @@ class ExitPaymentPolicy:
         means no card was presented). Calling again for the same ``ref`` and amount returns
         the first decision (``replayed=True``) without charging again.
         """
-        _check_text("ref", ref)
-        _check_text("plate", plate)
-        _check_cents("amount_cents", amount_cents)
-        t = _check_time("t", t)
+        check_text("ref", ref)
+        check_text("plate", plate)
+        check_cents("amount_cents", amount_cents)
+        t = check_time("t", t)
         done = self._decisions.get(ref)
         if done is not None:
             return self._replay(done, plate, amount_cents)
@@ -1052,7 +447,7 @@ class ExitPaymentPolicy:
         that still get no answer stay queued; calling this again settles only those.
         ``condition``: one for every request, or a function of the queued payment.
         """
-        t = _check_time("t", t)
+        t = check_time("t", t)
         c = self._counts
         settled = collected = invoiced = declined = partial = 0
         latency = 0.0

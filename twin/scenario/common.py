@@ -7,9 +7,9 @@ permits, payments, sensors, ...) can use it while ``model`` imports them, withou
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from twin.core.types import SpotType, VehicleClass
 
@@ -18,6 +18,48 @@ VehicleClassName = Literal["MOTORCYCLE", "COMPACT", "REGULAR", "LARGE"]
 # the file's names and the core's enums must not drift apart
 assert set(SpotTypeName.__args__) == set(SpotType.__members__)
 assert set(VehicleClassName.__args__) == set(VehicleClass.__members__)
+
+#: Day names as scenario files write them, Monday first (``datetime.weekday()`` order). The one
+#: list: tariffs, closures, arrival profiles, permits and optimisation windows all read it.
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_SHORTCUTS = {
+    "weekdays": DAY_NAMES[:5],
+    "weekend": DAY_NAMES[5:],
+    "all": DAY_NAMES,
+}
+
+
+def parse_days(value: Any) -> list[str]:
+    """Day names as written (a name, a shortcut or a list) → short names in week order."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError("days must be a non-empty list of day names, e.g. [mon, tue] or weekdays")
+    chosen: set[str] = set()
+    for item in items:
+        name = str(item).strip().lower()
+        if name in _DAY_SHORTCUTS:
+            chosen.update(_DAY_SHORTCUTS[name])
+        elif name in DAY_NAMES:
+            chosen.add(name)
+        elif name in _FULL_NAMES:
+            chosen.add(DAY_NAMES[_FULL_NAMES.index(name)])
+        else:
+            raise ValueError(
+                f"unknown day {item!r}; use mon, tue, wed, thu, fri, sat, sun, "
+                "weekdays, weekend or all"
+            )
+    return [d for d in DAY_NAMES if d in chosen]
+
+
+#: A list of day names in a scenario file: ``[mon, tue]``, ``weekdays``, ``weekend``, ``all`` or
+#: full names, case-insensitive; validated to short names in week order.
+Days = Annotated[list[str], BeforeValidator(parse_days)]
+
+
+def day_numbers(days: list[str]) -> frozenset[int]:
+    """Validated day names → ``datetime.weekday()`` numbers (Monday 0), as the core counts."""
+    return frozenset(DAY_NAMES.index(d) for d in days)
 
 
 class Spec(BaseModel):

@@ -21,19 +21,18 @@ from pydantic import (
 
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
-from twin.scenario.common import Spec, SpotTypeName, VehicleClassName
+from twin.scenario.common import DAY_NAMES, Days, Spec, SpotTypeName, VehicleClassName
 from twin.scenario.dists import Dist, Duration, resolve_path
 from twin.scenario.payments import PaymentsSpec
 from twin.scenario.permits import PermitsSpec
 from twin.scenario.pricing_policy import ElasticitySpec, PricingPolicySpec
 from twin.scenario.reservations import ReservationsSpec
 from twin.scenario.sensors import SensorsSpec
-from twin.scenario.tariff import Days, TariffSpec, TimeOfDay
+from twin.scenario.tariff import TariffSpec, TimeOfDay
 
 #: Allocation strategies by name, read from the core's registry (one place to add one).
 StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Bounds no real facility comes near; beyond them the model's per-barrier and per-spot
 #: structures alone would exhaust memory (a billion spots hung for minutes, then 3.6 GB).
 MAX_LANES = 1_000

@@ -18,9 +18,9 @@ from pydantic import Field, field_validator, model_validator
 
 from twin.core.permits import ChargingPolicy, HandicapEnforcement
 from twin.core.types import SPOT_CAPACITY, SpotType, VehicleClass
-from twin.scenario.common import Spec, SpotTypeName, VehicleClassName, cents
+from twin.scenario.common import Days, Spec, SpotTypeName, VehicleClassName, cents
 from twin.scenario.dists import Dist, Duration
-from twin.scenario.tariff import Days, Money
+from twin.scenario.tariff import Money
 
 #: Visit settings of the stand-alone holder description; with ``streams`` the demand streams
 #: say all this, so giving them as well would be two answers to one question.

@@ -27,15 +27,8 @@ from twin.core.pricing import (
     Validation,
     WindowCap,
 )
-from twin.scenario.common import Spec
+from twin.scenario.common import DAY_NAMES, Days, Spec, day_numbers, parse_days
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_DAY_SHORTCUTS = {
-    "weekdays": DAY_NAMES[:5],
-    "weekend": DAY_NAMES[5:],
-    "all": DAY_NAMES,
-}
 _CENT = Decimal("0.01")
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 
@@ -87,30 +80,8 @@ def _parse_hhmm(value: Any) -> str:
     return f"{hh:02d}:{mm:02d}"
 
 
-def _parse_days(value: Any) -> list[str]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise ValueError("days must be a non-empty list of day names, e.g. [mon, tue] or weekdays")
-    chosen: set[str] = set()
-    for item in items:
-        name = str(item).strip().lower()
-        if name in _DAY_SHORTCUTS:
-            chosen.update(_DAY_SHORTCUTS[name])
-        elif name in DAY_NAMES:
-            chosen.add(name)
-        elif name in _FULL_NAMES:
-            chosen.add(DAY_NAMES[_FULL_NAMES.index(name)])
-        else:
-            raise ValueError(
-                f"unknown day {item!r}; use mon, tue, wed, thu, fri, sat, sun, "
-                "weekdays, weekend or all"
-            )
-    return [d for d in DAY_NAMES if d in chosen]
-
-
 Money = Annotated[Decimal, BeforeValidator(_parse_money)]
 TimeOfDay = Annotated[str, BeforeValidator(_parse_hhmm)]
-Days = Annotated[list[str], BeforeValidator(_parse_days)]
 
 
 def _cents(amount: Decimal | None) -> int | None:
@@ -120,10 +91,6 @@ def _cents(amount: Decimal | None) -> int | None:
 def _minute(hhmm: str) -> int:
     hh, mm = hhmm.split(":")
     return int(hh) * 60 + int(mm)
-
-
-def _day_numbers(days: list[str]) -> frozenset[int]:
-    return frozenset(DAY_NAMES.index(d) for d in days)
 
 
 def _check_window(start: str, end: str) -> None:
@@ -218,7 +185,7 @@ class WindowSpec(Spec):
 
     def build(self) -> WindowCap:
         return WindowCap(
-            days=_day_numbers(self.days),
+            days=day_numbers(self.days),
             start_minute=_minute(self.start),
             end_minute=_minute(self.end),
             max_cents=_cents(self.max),
@@ -239,7 +206,7 @@ class SpecialDaySpec(RateOverrides):
     def _weekday(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        days = _parse_days(v)
+        days = parse_days(v)
         if len(days) != 1:
             raise ValueError(f"like is one day name (mon ... sun), got {v!r}")
         return days[0]
@@ -357,7 +324,7 @@ class DynamicSpec(Spec):
             occupancy_bands=tuple((b.min_occupancy, b.multiplier) for b in self.occupancy_bands),
             time_bands=tuple(
                 TimeBandMultiplier(
-                    days=_day_numbers(tb.days),
+                    days=day_numbers(tb.days),
                     start_minute=_minute(tb.start),
                     end_minute=_minute(tb.end),
                     multiplier=tb.multiplier,
@@ -449,7 +416,7 @@ class TariffSpec(Spec):
             default=self._table(),
             bands=tuple(
                 TimeBand(
-                    days=_day_numbers(b.days),
+                    days=day_numbers(b.days),
                     start_minute=_minute(b.start),
                     end_minute=_minute(b.end),
                     table=self._table(b),

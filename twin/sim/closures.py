@@ -13,6 +13,7 @@ import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from twin.scenario.common import DAY_NAMES
 from twin.sim.components import Component, ModelContext, register
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from twin.scenario.model import ClosureSpec, Scenario
 
 DAY_S = 86400.0
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _closures_of(scenario: Scenario) -> list[tuple[int, list[ClosureSpec]]] | None:
@@ -55,7 +55,7 @@ def windows(closure: ClosureSpec, start: datetime, horizon_s: float) -> list[tup
     n_days = math.ceil((horizon_s - first) / DAY_S) + 1
     for d in range(-1, n_days):  # from the day before: a window past midnight reaches in
         day = midnight + timedelta(days=d)
-        if _DAYS[day.weekday()] not in closure.days:
+        if DAY_NAMES[day.weekday()] not in closure.days:
             continue
         if dates is not None and day.date() not in dates:
             continue

@@ -18,7 +18,8 @@ import os
 import resource
 from dataclasses import dataclass
 
-from twin.scenario.model import DAY_NAMES, Scenario, StreamSpec
+from twin.scenario.common import DAY_NAMES
+from twin.scenario.model import Scenario, StreamSpec
 
 #: Peak bytes per driver of one replication (drawn arrays, records, the vehicles frame and
 #: its temporaries): tracemalloc measured 599 on the surface lot with 480,000 drivers.
