@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .common import api, app, err_console, hold_out, load_or_exit, wide_console
+from .common import api, app, err_console, fail, hold_out, load_or_exit, wide_console
 
 
 @app.command()
@@ -60,26 +60,15 @@ def compare(
     try:
         overrides = parse_sets(set_ or [])
     except ValueError as exc:
-        err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False)
-        raise typer.Exit(code=2) from None
+        fail([str(exc)])
     if b is None and not overrides:
-        err_console.print(
-            "[bold red]error[/]: give a second scenario B or at least one --set KEY=VALUE",
-            highlight=False,
-        )
-        raise typer.Exit(code=2)
+        fail(["give a second scenario B or at least one --set KEY=VALUE"])
     sc_a = load_or_exit(a)
     b_path = a if b is None else b
     try:
         sc_b = load_variant(b_path, overrides)
     except api.ScenarioError as exc:
-        for problem in exc.problems:
-            err_console.print(
-                f"[bold red]error[/]: {escape(exc.source)}: {escape(problem)}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        raise typer.Exit(code=2) from None
+        fail(exc.problems, exc.source)
     hold_out(ctx, out)
     label_a = str(a)
     label_b = describe_sets(str(b_path), overrides)
@@ -110,8 +99,7 @@ def compare(
                 progress=progress,
             )
     except ValueError as exc:
-        err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False)
-        raise typer.Exit(code=2) from None
+        fail([str(exc)])
     wide = wide_console()
     wide.print(f"A: {escape(label_a)}", highlight=False, soft_wrap=True)
     wide.print(f"B: {escape(label_b)}", highlight=False, soft_wrap=True)

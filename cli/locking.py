@@ -72,9 +72,9 @@ def locking(
     With --backend the same sweep runs against real PostgreSQL / Redis stores with --clients
     processes, and the tables report what was measured.
     """
-    from twin.core.locking import CLAIM_STRATEGIES
+    from twin.locking_live import run_study
     from twin.scenario.locking import load_locking_study
-    from twin.sim.locking_study import run_locking_study
+    from twin.sim.locking_study import choose_strategies
     from twin.views.locking import locking_tables
 
     path = study if study is not None else DEFAULT_LOCKING_STUDY
@@ -82,10 +82,10 @@ def locking(
         spec = load_locking_study(path, None if seed is None else {"seed": seed})
     except api.ScenarioError as exc:
         fail(exc.problems, exc.source)
-    chosen = list(dict.fromkeys(strategy)) if strategy else list(spec.strategies)
-    unknown = [s for s in chosen if s not in CLAIM_STRATEGIES]
-    if unknown:
-        fail([f"unknown strategy {unknown[0]!r} (allowed: {', '.join(CLAIM_STRATEGIES)})"])
+    try:
+        chosen = choose_strategies(spec, strategy)
+    except ValueError as exc:
+        fail([str(exc)])
     hold_out(ctx, out)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(
@@ -96,22 +96,17 @@ def locking(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, description=label)
 
-        if backend:
-            from parktwin.adapters.stores import StoreUnavailable
-            from twin.locking_live import run_live_study
-
-            try:
-                result = run_live_study(
-                    spec,
-                    backend,
-                    strategies=strategy and chosen,
-                    clients=clients,
-                    progress=progress,
-                )
-            except (ValueError, StoreUnavailable) as exc:
-                fail([str(exc)])
-        else:
-            result = run_locking_study(spec, strategies=chosen, progress=progress)
+        try:
+            result = run_study(
+                spec,
+                chosen,
+                backend_urls=backend,
+                only_asked=bool(strategy),
+                clients=clients,
+                progress=progress,
+            )
+        except ValueError as exc:
+            fail([str(exc)])
     wide = wide_console()
     for table in locking_tables(result):
         wide.print(table)

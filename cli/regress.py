@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from twin import installed
 
-from .common import app, console, err_console, load_or_exit, wide_console
+from .common import app, console, err_console, fail, load_or_exit, wide_console
 
 
 @app.command()
@@ -64,11 +64,7 @@ def regress(
     paths = list(scenarios) if scenarios else installed.gate_scenarios()
     baseline = installed.baselines_dir() if baseline is None else baseline
     if baseline.exists() and not baseline.is_dir():
-        err_console.print(
-            f"[bold red]error[/]: --baseline {escape(str(baseline))} is not a folder",
-            highlight=False,
-        )
-        raise typer.Exit(code=2)
+        fail([f"--baseline {baseline} is not a folder"])
     names: dict[str, Path] = {}
     studies = {p: kind for p in paths if (kind := rg.study_kind(p)) is not None}
     for path, kind in studies.items():
@@ -80,13 +76,12 @@ def regress(
     for path in paths:  # validate every file before spending time on runs
         sc = load_or_exit(path)
         if sc.name in names:
-            err_console.print(
-                f"[bold red]error[/]: {escape(str(names[sc.name]))} and {escape(str(path))} are "
-                f"both named {escape(sc.name)!r}; baselines are stored per scenario name",
-                highlight=False,
-                soft_wrap=True,
+            fail(
+                [
+                    f"{names[sc.name]} and {path} are both named {sc.name!r}; baselines are "
+                    "stored per scenario name"
+                ]
             )
-            raise typer.Exit(code=2)
         names[sc.name] = path
     out = wide_console()
     errors = 0

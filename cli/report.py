@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from twin.outputs import OutputError
 
-from .common import app, console, err_console
+from .common import app, console, fail
 
 
 @app.command()
@@ -40,10 +40,7 @@ def report(
     try:
         page = build_report(results_dir, scenario)
     except (ReportError, OutputError) as exc:
-        err_console.print(
-            f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(code=2) from None
+        fail([str(exc)])
     plots = sorted((results_dir / "plots").glob("*.png"))
     console.print(
         f"wrote {escape(str(page))} ({page.stat().st_size / 1e6:.1f} MB, self-contained) and "

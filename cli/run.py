@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .common import (
@@ -139,12 +138,7 @@ def run(
                 frames=kept_frames(out, no_vehicles),
             )
     except ValueError as exc:
-        err_console.print(
-            f"[bold red]error[/]: {escape(str(scenario))}: {escape(str(exc))}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2) from None
+        fail([str(exc)], str(scenario))
     except api.ExecutorError as exc:
         fail([str(exc)])
     finally:
