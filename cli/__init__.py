@@ -5,8 +5,13 @@ Installed as `parktwin.cli` (the repository's `cli/` package); tests import it a
 
     cli/common.py    the typer `app`, consoles, lazy `twin.api`, shared options and the
                      one-line error helpers (fail, hold_out, load_or_exit, executor_or_exit)
-    cli/<command>.py one module per command (group), registering itself on `app`:
-                     run, regress, report, compare, sweep, locking, optimize, emit, examples
+    cli/<command>.py one module per command (or typer sub-app), registering itself on `app`:
+                     run, regress, report, compare, sweep, locking, optimize, emit, examples,
+                     calibrate (the `calibrate tickets|occupancy` sub-app)
+
+Presentation (rich tables, note lines) lives in twin/views/<command>.py, imported lazily by
+the command; argument handling that is domain logic lives in twin (e.g. twin.api.parse_grid,
+twin.sim.locking_study.choose_strategies).
 
 A new command is a new module here, imported below (the order is the order of `--help`).
 """
@@ -21,7 +26,8 @@ from twin import installed
 
 # Each module registers its commands on `app`; `--help` lists them in this order.
 # isort: off
-from . import run, regress, report, compare, sweep, locking, optimize, emit, examples  # noqa: F401
+from . import run, regress, report, compare, sweep, locking, optimize  # noqa: F401
+from . import emit, examples, calibrate  # noqa: F401
 
 # isort: on
 from .common import app, console, err_console

@@ -376,3 +376,29 @@ def report(results_dir: str | Path, scenario: str | Path | None = None) -> Path:
     from twin.report import build_report
 
     return build_report(results_dir, scenario)
+
+
+def calibrate(
+    kind: str,
+    source: str | Path | Any,
+    columns: str | Mapping[str, str],
+    out: str | Path | None = None,
+    **options: Any,
+) -> Any:
+    """Fit scenarios to real records (``kind``: ``"tickets"`` or ``"occupancy"``).
+
+    ``source`` is a CSV file or a pandas frame; ``columns`` maps roles to its columns
+    (``"entry=In,exit=Out,amount=Paid"`` or a dict). Tickets take ``capacity``, ``currency``;
+    occupancy takes ``train_until`` (a date, inclusive) and ``sites``. With ``out`` the
+    scenario YAMLs, CSV tables (the same frames as ``.frames``), ``estimates.json`` and the
+    report are written there (``plots=False`` leaves out the PNGs and HTML). Returns a
+    :class:`twin.calibrate.run.Calibration`; raises
+    :class:`twin.calibrate.cleaning.CalibrationInputError` on inputs the caller can fix.
+    """
+    from twin.calibrate.run import calibrate_occupancy, calibrate_tickets
+
+    if kind == "tickets":
+        return calibrate_tickets(source, columns, out, **options)
+    if kind == "occupancy":
+        return calibrate_occupancy(source, columns, out, **options)
+    raise ValueError(f"unknown calibration {kind!r}; allowed: tickets, occupancy")
