@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -59,7 +59,7 @@ def regress(
     Exit codes: 0 all pass, 1 a figure moved, 2 missing baseline or bad input.
     """
     from twin import regress as rg
-    from twin.views.regress import regress_table
+    from twin.views.regress import check_report, moved_hint, update_report
 
     paths = list(scenarios) if scenarios else installed.gate_scenarios()
     baseline = installed.baselines_dir() if baseline is None else baseline
@@ -84,29 +84,19 @@ def regress(
             )
         names[sc.name] = path
     out = wide_console()
+
+    def show(parts: list[Any]) -> None:  # markup lines and tables (twin.views.regress)
+        for part in parts:
+            if isinstance(part, str):
+                out.print(part, highlight=False, soft_wrap=True)
+            else:
+                out.print(part)
+
     errors = 0
     failures: list[Path] = []
     for path in paths:
         if update:
-            up = rg.update(path, baseline, replications)
-            what = (
-                f"{up.baseline.replications} replications, seed {up.baseline.seed}, "
-                f"{len(up.baseline.metrics)} figures"
-            )
-            if up.previous is None:
-                out.print(f"[green]recorded[/] {escape(str(up.path))} ({what})", highlight=False)
-            elif up.changed.empty:
-                out.print(
-                    f"rewrote {escape(str(up.path))} ({what}): no figure changed", highlight=False
-                )
-            else:
-                out.print(
-                    f"[yellow]rewrote[/] {escape(str(up.path))} ({what}): "
-                    f"{len(up.changed)} figure(s) changed",
-                    highlight=False,
-                )
-                changed = rg.ScenarioCheck(up.scenario, path, up.path, up.changed.copy())
-                out.print(regress_table(changed, updating=True))
+            show(update_report(rg.update(path, baseline, replications), path))
             continue
         try:
             result = rg.check(path, baseline, replications, confidence)
@@ -116,39 +106,13 @@ def regress(
             )
             errors += 1
             continue
-        for note in result.notes:
-            out.print(
-                f"[yellow]note[/]: {escape(result.scenario)}: {escape(note)}", highlight=False
-            )
-        if result.identical:
-            out.print(
-                f"[green]pass[/] {escape(result.scenario)}: all {len(result.table)} figures "
-                "identical to the baseline",
-                highlight=False,
-            )
-            continue
-        out.print(regress_table(result, confidence))
-        if result.passed:
-            out.print(f"[green]pass[/] {escape(result.scenario)}: moves within replication noise")
-        else:
+        show(check_report(result, confidence))
+        if not result.identical and not result.passed:
             failures.append(path)
-            out.print(
-                f"[bold red]FAIL[/] {escape(result.scenario)}: "
-                + ", ".join(escape(m) for m in result.failures["metric"]),
-                highlight=False,
-                soft_wrap=True,
-            )
     if update:
         return
     if failures:
-        files = " ".join(escape(str(p)) for p in failures)
-        out.print(
-            f"[bold red]{len(failures)} scenario(s) moved.[/] If the change is intended, run "
-            f"`parktwin regress {files} --baseline {escape(str(baseline))} --update`, then review "
-            "and commit the baseline diff with it (see reports/README.md).",
-            highlight=False,
-            soft_wrap=True,
-        )
+        show([moved_hint(failures, baseline)])
     if errors:
         raise typer.Exit(code=2)
     if failures:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -54,3 +55,51 @@ def regress_table(check: Any, confidence: float = 0.99, updating: bool = False) 
             style=style or None,
         )
     return table
+
+
+def update_report(up: Any, path: Path) -> list[str | Table]:
+    """What a re-recorded baseline says: recorded, rewritten unchanged, or rewritten with the
+    table of the figures that moved (and whether the gate would have flagged them)."""
+    from twin.regress import ScenarioCheck
+
+    what = (
+        f"{up.baseline.replications} replications, seed {up.baseline.seed}, "
+        f"{len(up.baseline.metrics)} figures"
+    )
+    where = escape(str(up.path))
+    if up.previous is None:
+        return [f"[green]recorded[/] {where} ({what})"]
+    if up.changed.empty:
+        return [f"rewrote {where} ({what}): no figure changed"]
+    changed = ScenarioCheck(up.scenario, path, up.path, up.changed.copy())
+    return [
+        f"[yellow]rewrote[/] {where} ({what}): {len(up.changed)} figure(s) changed",
+        regress_table(changed, updating=True),
+    ]
+
+
+def check_report(result: Any, confidence: float) -> list[str | Table]:
+    """What the gate says about one scenario: its notes, then pass (identical, or moves within
+    noise, with the diff table) or FAIL with the figures that moved."""
+    name = escape(result.scenario)
+    lines: list[str | Table] = [f"[yellow]note[/]: {name}: {escape(n)}" for n in result.notes]
+    if result.identical:
+        n = len(result.table)
+        return [*lines, f"[green]pass[/] {name}: all {n} figures identical to the baseline"]
+    lines.append(regress_table(result, confidence))
+    if result.passed:
+        lines.append(f"[green]pass[/] {name}: moves within replication noise")
+    else:
+        moved = ", ".join(escape(m) for m in result.failures["metric"])
+        lines.append(f"[bold red]FAIL[/] {name}: {moved}")
+    return lines
+
+
+def moved_hint(failures: list[Path], baseline: Path) -> str:
+    """After failures: how to re-record the baselines when the change is intended."""
+    files = " ".join(escape(str(p)) for p in failures)
+    return (
+        f"[bold red]{len(failures)} scenario(s) moved.[/] If the change is intended, run "
+        f"`parktwin regress {files} --baseline {escape(str(baseline))} --update`, then review "
+        "and commit the baseline diff with it (see reports/README.md)."
+    )
