@@ -1,19 +1,19 @@
 """Which files an install holds; the project's metadata is in pyproject.toml.
 
-The repository keeps its layout: `twin/` (the library), `cli.py` (the `parktwin` command),
+The repository keeps its layout: `twin/` (the library), `cli/` (the `parktwin` command),
 `adapters/`, and the example scenarios and baselines in `scenarios/` and `reports/baselines/`.
 Installed, everything except `twin` lives inside one `parktwin` package, so the generic names
 `cli` and `adapters` never land at the top of site-packages (PyPI has an unrelated `adapters`):
 
     twin/...                          the library, imported as `twin` (twin.api, twin.core, ...)
-    parktwin/cli.py                   <- cli.py
+    parktwin/cli/...                  <- cli/
     parktwin/adapters/...             <- adapters/
     parktwin/scenarios/**/*.yaml      <- scenarios/ (examples, studies/, sweeps/, scale/)
     parktwin/reports/baselines/*.json <- reports/baselines/
 
 `package_dir` maps `parktwin` onto the repository root, so an editable install serves the
 repository's own files (no copy to keep in step) and twin.installed finds the data the same
-way in both. Only cli.py is taken from the root's modules (not setup.py).
+way in both. None of the root's own modules (setup.py) is installed.
 """
 
 from setuptools import find_packages, setup
@@ -28,12 +28,12 @@ PACKAGE_DATA = [
 
 
 class BuildPy(build_py):
-    """The root's only module that belongs to the package is cli.py."""
+    """No module at the repository root belongs to the package (setup.py is not shipped)."""
 
     def find_package_modules(self, package, package_dir):
         modules = super().find_package_modules(package, package_dir)
         if package == "parktwin":
-            modules = [m for m in modules if m[1] == "cli"]
+            modules = []
         return modules
 
 
@@ -43,6 +43,7 @@ setup(
     packages=[
         *find_packages(include=["twin", "twin.*"]),
         "parktwin",
+        "parktwin.cli",
         *(f"parktwin.{name}" for name in find_packages(include=["adapters", "adapters.*"])),
     ],
     package_data={"parktwin": PACKAGE_DATA},

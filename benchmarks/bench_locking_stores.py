@@ -77,10 +77,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from cli import locking_tables
     from twin.locking_live import measure_inputs, predicted_spec, run_live_study
     from twin.scenario.locking import load_locking_study
     from twin.sim.locking_study import run_locking_study
+    from twin.views.locking import locking_tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cli import summary_tables
 from twin import figures
 from twin.api import compare, load, run
 from twin.regress import gate_metrics
 from twin.report import build_report
+from twin.views.run import summary_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))

@@ -118,20 +118,16 @@ def test_wheel_installs_only_twin_and_parktwin_at_the_top(dist) -> None:
         metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
     tops = {n.split("/")[0] for n in names if ".dist-info/" not in n}
     assert tops == {"twin", "parktwin"}, tops  # no generic `cli` or `adapters`
-    assert "parktwin/cli.py" in names and "parktwin/adapters/__init__.py" in names
+    assert "parktwin/cli/__init__.py" in names and "parktwin/adapters/__init__.py" in names
+    assert "parktwin/cli/__main__.py" in names  # python -m parktwin.cli
     assert not [
-        n
-        for n in names
-        if n.startswith("parktwin/")
-        and n.count("/") == 1
-        and n.endswith(".py")
-        and n != "parktwin/cli.py"
-    ], "only cli.py from the root"
+        n for n in names if n.startswith("parktwin/") and n.count("/") == 1 and n.endswith(".py")
+    ], "no module from the root (setup.py)"
     # every module of the repository's packages is in the wheel, under its installed name
     modules = {
-        f"parktwin/{p}" if p.startswith("adapters/") else p
+        f"parktwin/{p}" if p.split("/")[0] in ("adapters", "cli") else p
         for p in _git_files()
-        if p.endswith(".py") and p.split("/")[0] in ("twin", "adapters")
+        if p.endswith(".py") and p.split("/")[0] in ("twin", "adapters", "cli")
     }
     assert modules <= set(names), sorted(modules - set(names))
     shipped = {n.removeprefix("parktwin/") for n in names if n.startswith("parktwin/")}
@@ -251,11 +247,12 @@ def test_the_missing_extra_hint_knows_every_optional_module() -> None:
 
 
 def test_shipped_code_does_not_import_the_repository_names() -> None:
-    # Installed, cli.py is parktwin.cli and adapters/ is parktwin.adapters: an absolute
+    # Installed, cli/ is parktwin.cli and adapters/ is parktwin.adapters: an absolute
     # `import adapters...` or `import cli` works in the repository and breaks in the wheel.
     shipped = [
-        "cli.py",
-        *(p for p in _git_files() if p.endswith(".py") and p.split("/")[0] in ("twin", "adapters")),
+        p
+        for p in _git_files()
+        if p.endswith(".py") and p.split("/")[0] in ("twin", "adapters", "cli")
     ]
     bad = []
     for path in shipped:
@@ -269,7 +266,8 @@ def test_shipped_code_does_not_import_the_repository_names() -> None:
                 f"{path}:{node.lineno} {n}" for n in names if n.split(".")[0] in ("cli", "adapters")
             ]
     assert bad == [], (
-        f"import `parktwin.adapters...` / `parktwin.cli` (or relatively inside adapters/): {bad}"
+        "import `parktwin.adapters...` / `parktwin.cli` (or relatively inside adapters/ and "
+        f"cli/): {bad}"
     )
 
 

@@ -15,10 +15,10 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from rich.console import Console
 
-from cli import optimize_tables
 from twin import figures
 from twin.optimize import make_spec, optimize
 from twin.optimize.plots import _PLOTTED, _axis, _plot_1d, _plot_2d, _stats
+from twin.views.optimize import optimize_tables
 
 
 def wtp_lot(days: float) -> dict:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from cli import summary_tables
 from twin import api
 from twin.scenario.loader import validate_scenario
+from twin.views.run import summary_tables
 
 #: The summary figure that reports each outcome (parked as a count, deterred per day).
 FIGURE_OF = {

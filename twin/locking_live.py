@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from parktwin.adapters.stores import STORE_OF, open_store, run_claim
+from parktwin.adapters.stores import STORE_OF, StoreUnavailable, open_store, run_claim
 from parktwin.adapters.stores.load import client_main, target_name
 from twin.core.locking import RemoteClaim, Status
 from twin.scenario.locking import LockingStudySpec
@@ -223,6 +223,34 @@ def run_live_study(
     chosen = [s for s in wanted if STORE_OF[s] in backends]
     with LiveStudy(backends, clients) as live:
         return run_locking_study(spec, strategies=chosen, progress=progress, point=live)
+
+
+def run_study(
+    spec: LockingStudySpec,
+    strategies: list[str],
+    *,
+    backend_urls: list[str] | None = None,
+    only_asked: bool = False,
+    clients: int = 8,
+    progress: Progress | None = None,
+) -> LockingStudyResult:
+    """`parktwin locking`: the study simulated, or measured on real stores when
+    ``backend_urls`` are given. ``strategies`` as chosen by
+    :func:`twin.sim.locking_study.choose_strategies`; with ``only_asked`` (the user named them)
+    a strategy no given server runs is an error, else such strategies are left out. Bad URLs
+    and unreachable servers raise ValueError (one line for the user)."""
+    if not backend_urls:
+        return run_locking_study(spec, strategies=strategies, progress=progress)
+    try:
+        return run_live_study(
+            spec,
+            backend_urls,
+            strategies=strategies if only_asked else None,
+            clients=clients,
+            progress=progress,
+        )
+    except StoreUnavailable as exc:
+        raise ValueError(str(exc)) from exc
 
 
 # -- the model's inputs, measured -------------------------------------------------------------

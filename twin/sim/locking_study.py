@@ -564,6 +564,18 @@ class LockingStudyResult:
         return written
 
 
+def choose_strategies(spec: LockingStudySpec, asked: list[str] | None = None) -> list[str]:
+    """The strategies a study runs: the asked ones (in order, each once), else the study's.
+    An unknown name is a ValueError naming the allowed ones (checked before anything runs)."""
+    chosen = list(dict.fromkeys(asked)) if asked else list(spec.strategies)
+    unknown = [s for s in chosen if s not in CLAIM_STRATEGIES]
+    if unknown:
+        raise ValueError(
+            f"unknown strategy {unknown[0]!r} (allowed: {', '.join(CLAIM_STRATEGIES)})"
+        )
+    return chosen
+
+
 def run_locking_study(
     spec: LockingStudySpec,
     *,
