@@ -1,6 +1,6 @@
 # Sourced by demo.sh and test.sh: make .venv with the project, every optional extra (all) and
 # the dev tools installed.
-# Re-installs only when pyproject.toml changed, so repeated runs start at once.
+# Re-installs only when pyproject.toml or setup.py changed, so repeated runs start at once.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 STAMP=.venv/.parktwin-installed
-WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+WANT="$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "installing parktwin and its dependencies into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
