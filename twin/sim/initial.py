@@ -1,0 +1,580 @@
+"""Begin a replication from a state instead of an empty lot.
+
+Two sources of a start (``Scenario.initial``):
+
+* a :class:`~twin.scenario.state.StartState` (a file, the live mirror, a snapshot of a run):
+  each open session is placed through the core Lot - at its exact spot when the state names
+  one, else by the lot's own allocation (restricted to the level/type the state gives) - and
+  its **remaining** stay is drawn from the dwell law *conditioned on the time already parked*:
+  ``X | X > elapsed`` by inversion of the survival function (``isf(u · sf(elapsed))``) with
+  scipy.stats, so an exponential stay is memoryless and a lognormal one is not. The dwell law
+  is the one of the demand stream the car most likely came from: among streams of its vehicle
+  class, weighted by the stream's arrival rate at the car's arrival time times the probability
+  that such a stay lasts the elapsed time (M_t/G/∞ posterior), and the stream's arrival-hour
+  band when it has ``dwell_by_hour``.
+* ``steady``: the lot in its typical state for the start's time of day. The cars present at
+  t0 in the model's own demand are exactly the arrivals of the past whose stay outlasts t0
+  (the M_t/G/∞ picture): a past window long enough for every stay is drawn with the scenario's
+  own demand streams (arrival profile, dwell, willingness to pay and price elasticity against
+  the tariff), and those still parked at t0 are placed, oldest first, through the lot's normal
+  allocation. Their ages and remaining stays are the model's joint law, length-biased as it
+  should be. Capacity is respected by the placement (cars that do not fit are counted and left
+  out, as the lot would have turned them away), waiting lines and diversions of the past are
+  not replayed. Drawn from streams of its own, so the run's own drivers are unchanged (CRN).
+
+Initial cars are reported like the cars operations components park: in ``external_stays``
+(occupancy, peaks, revenue when they leave inside the measured window), not as arrivals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from twin.core.clock import HOUR, Calendar
+from twin.core.lot import Lot, Session
+from twin.core.types import SPOT_CAPACITY, SpotStatus, SpotType, Vehicle, VehicleClass
+from twin.scenario.dists import UNIT_SECONDS, Constant, Empirical
+from twin.scenario.model import Scenario, StreamSpec
+from twin.scenario.state import LotState, SessionState, SpotHoldState, StartState
+from twin.sim.rng import Streams
+
+#: Survival below which a stay is treated as over: the conditional law has no mass left.
+_TINY_SURVIVAL = 1e-300
+#: The past window of a steady start covers every stay but this share of the longest law.
+_STEADY_TAIL = 1e-5
+
+
+class StateMismatch(ValueError):
+    """A state that does not fit the scenario's facility (unknown lot, spot, level...)."""
+
+
+@dataclass
+class Placement:
+    """A car to place at t0 = 0: where, what, since when (s, <= 0) and until when (s, > 0)."""
+
+    lot: int
+    vehicle: Vehicle
+    entry_t: float
+    leave_t: float
+    spot: int | None = None  # exact spot index in its lot
+    level: int | None = None
+    spot_type: SpotType | None = None
+    prepaid: bool = False
+    validation: int | None = None
+
+
+# -- dwell laws ------------------------------------------------------------------------------
+def dwell_law(stream: StreamSpec, arrival_t: float, calendar: Calendar):
+    """The dwell distribution spec of a car of ``stream`` that arrived at ``arrival_t``."""
+    if stream.dwell_by_hour:
+        hour = calendar.hour(arrival_t)
+        for band in stream.dwell_by_hour:
+            if band.hours[0] <= hour < band.hours[1]:
+                return band.dwell
+    return stream.dwell
+
+
+def survival(dist, elapsed_s: np.ndarray) -> np.ndarray:
+    """P(stay > elapsed) under a scenario dwell spec, vectorised."""
+    e = np.asarray(elapsed_s, dtype=float) / UNIT_SECONDS[dist.unit]
+    if isinstance(dist, Constant):
+        return (dist.value > e).astype(float)
+    if isinstance(dist, Empirical):
+        values = np.sort(dist._data())
+        return 1.0 - np.searchsorted(values, e, side="right") / len(values)
+    return dist.frozen().sf(e)
+
+
+def remaining_stays(dist, elapsed_s: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Remaining seconds of stays that have lasted ``elapsed_s``: X - e for X ~ law | X > e.
+
+    Inversion: X = isf(u · sf(e)) is distributed as X given X > e (u uniform on (0, 1)).
+    Empirical laws resample the recorded values above ``e``; when none is longer, the stay is
+    taken as memoryless with the recorded mean (the data cannot say more). A stay the law
+    gives no chance to last this long ends at once (remaining 0).
+    """
+    unit = UNIT_SECONDS[dist.unit]
+    e = np.asarray(elapsed_s, dtype=float) / unit
+    u = np.asarray(u, dtype=float)
+    if isinstance(dist, Constant):
+        return np.maximum(dist.value - e, 0.0) * unit
+    if isinstance(dist, Empirical):
+        values = np.sort(dist._data())
+        first = np.searchsorted(values, e, side="right")  # values[first:] > e
+        left = len(values) - first
+        pick = first + np.minimum((u * left).astype(np.int64), np.maximum(left - 1, 0))
+        longer = values[np.minimum(pick, len(values) - 1)] - e
+        memoryless = -np.log1p(-u) * float(values.mean())
+        return np.where(left > 0, longer, memoryless) * unit
+    frozen = dist.frozen()
+    sf = frozen.sf(e)
+    with np.errstate(all="ignore"):
+        x = frozen.isf(u * sf)
+    rem = x - e
+    ok = (sf > _TINY_SURVIVAL) & np.isfinite(rem)
+    return np.where(ok, np.maximum(rem, 0.0), 0.0) * unit
+
+
+def arrival_rate(stream: StreamSpec, t: float, calendar: Calendar) -> float:
+    """The stream's arrival rate (per hour) at time ``t``; 0 for a replayed trace."""
+    if stream.rate_per_hour is not None:
+        return stream.rate_per_hour * stream.multiplier
+    if stream.profile is None:
+        return 0.0
+    day = stream.profile.for_day(calendar.weekday(t))
+    return (day[calendar.hour(t)] if day is not None else 0.0) * stream.multiplier
+
+
+def _by_law(
+    stream: StreamSpec, entry: np.ndarray, idx: list[int], calendar: Calendar
+) -> list[tuple[object, list[int]]]:
+    """Cars ``idx`` of ``stream`` grouped by the dwell law their arrival time gives them."""
+    if not stream.dwell_by_hour:
+        return [(stream.dwell, idx)] if stream.dwell is not None and idx else []
+    groups: dict[int, tuple[object, list[int]]] = {}
+    for i in idx:
+        law = dwell_law(stream, entry[i], calendar)
+        if law is not None:
+            groups.setdefault(id(law), (law, []))[1].append(i)
+    return list(groups.values())
+
+
+# -- a state file's sessions -----------------------------------------------------------------
+def _lot_index(scenario: Scenario, lot: LotState, k: int) -> int:
+    names = [spec.name for spec in scenario.lot_specs]
+    if lot.lot is None:
+        if len(names) > 1:
+            raise StateMismatch(f"lots.{k}.lot: name the lot (one of {', '.join(names)})")
+        return 0
+    if lot.lot not in names:
+        raise StateMismatch(f"lots.{k}.lot: unknown lot {lot.lot!r} (lots: {', '.join(names)})")
+    return names.index(lot.lot)
+
+
+def _where(
+    lot: Lot, item: SessionState | SpotHoldState, path: str
+) -> tuple[int | None, int | None, SpotType | None]:
+    """(spot index, level index, spot type) the state names, checked against the lot."""
+    spot = level = stype = None
+    if item.spot is not None:
+        ids = {s.id: s.index for s in lot.spots}
+        if item.spot not in ids:
+            raise StateMismatch(f"{path}.spot: no spot {item.spot!r} in lot {lot.lot_id!r}")
+        spot = ids[item.spot]
+    if item.level is not None:
+        names = [lv.name for lv in lot.levels]
+        if item.level not in names:
+            raise StateMismatch(
+                f"{path}.level: unknown level {item.level!r} (levels: {', '.join(names)})"
+            )
+        level = names.index(item.level)
+    if item.spot_type is not None:
+        stype = SpotType[item.spot_type]
+    return spot, level, stype
+
+
+def state_placements(
+    scenario: Scenario, state: StartState, lots: list[Lot], calendar: Calendar, streams: Streams
+) -> list[Placement]:
+    """The state's sessions as placements, each with its remaining stay drawn (see module)."""
+    t0 = calendar.to_seconds(state.time)  # 0 when the run starts at the state's time
+    rows: list[tuple[int, SessionState, str]] = []
+    for k, lot_state in enumerate(state.lots):
+        lot_k = _lot_index(scenario, lot_state, k)
+        rows += [(lot_k, s, f"lots.{k}.sessions.{j}") for j, s in enumerate(lot_state.sessions)]
+    n = len(rows)
+    if n == 0:
+        return []
+    elapsed = np.array(
+        [
+            s.elapsed_min * 60.0
+            if s.elapsed_min is not None
+            else (state.time - s.entered).total_seconds()
+            for _, s, _ in rows
+        ]
+    )
+    entry = t0 - elapsed
+    demand = scenario.demand
+    lot_names = [spec.name for spec in scenario.lot_specs]
+    # which stream's dwell law: given, or the M_t/G/inf posterior among compatible streams
+    gen_stream = streams.get("initial/stream")
+    gen_rest = streams.get("initial/remaining")
+    u_stream = gen_stream.random(n)
+    u_rest = gen_rest.random(n)
+    names = [s.name for s in demand]
+    # weights[j, i]: stream j's arrival rate at car i's arrival times the survival of its
+    # stay to the elapsed time; fallback[j, i] the survival alone
+    weights = np.zeros((len(demand), n))
+    fallback = np.zeros((len(demand), n))
+    for j, stream in enumerate(demand):
+        ok = [
+            i
+            for i, (lot_k, s, _) in enumerate(rows)
+            if stream.vehicle_class == s.vehicle_class
+            and stream.lot in (None, "*", lot_names[lot_k])
+        ]
+        for law, idx in _by_law(stream, entry, ok, calendar):
+            ix = np.array(idx)
+            fallback[j, ix] = survival(law, elapsed[ix])
+        rates = np.array([arrival_rate(stream, entry[i], calendar) for i in range(n)])
+        weights[j] = rates * fallback[j]
+    has_law = np.array([1.0 if s.dwell is not None else 0.0 for s in demand])
+    chosen = np.zeros(n, dtype=np.int64)
+    for i, (_, s, path) in enumerate(rows):
+        if s.stream is not None:
+            if s.stream not in names:
+                raise StateMismatch(
+                    f"{path}.stream: unknown stream {s.stream!r} (streams: {', '.join(names)})"
+                )
+            chosen[i] = names.index(s.stream)
+            continue
+        w = weights[:, i]
+        if w.sum() <= 0:
+            w = fallback[:, i]
+        if w.sum() <= 0:  # no stream of its class can say: any stream with a law
+            w = has_law
+        if w.sum() <= 0:
+            raise StateMismatch(f"{path}: no demand stream has a dwell law to draw its stay")
+        cum = np.cumsum(w / w.sum())
+        chosen[i] = min(int(np.searchsorted(cum, u_stream[i], side="right")), len(demand) - 1)
+    remaining = np.empty(n)
+    groups: dict[int, tuple[object, list[int]]] = {}
+    for j in set(chosen.tolist()):
+        for law, idx in _by_law(demand[j], entry, np.flatnonzero(chosen == j).tolist(), calendar):
+            groups.setdefault(id(law), (law, []))[1].extend(idx)
+    for law, idx in groups.values():
+        ix = np.array(idx)
+        remaining[ix] = remaining_stays(law, elapsed[ix], u_rest[ix])
+    out = []
+    for i, (lot_k, s, path) in enumerate(rows):
+        spot, level, stype = _where(lots[lot_k], s, path)
+        rest = s.remaining_min * 60.0 if s.remaining_min is not None else remaining[i]
+        vehicle = Vehicle(
+            s.plate or s.ticket or f"state:{i}", VehicleClass[s.vehicle_class], s.handicap, s.ev
+        )
+        out.append(
+            Placement(
+                lot=lot_k,
+                vehicle=vehicle,
+                entry_t=float(entry[i]),
+                leave_t=float(t0 + rest),
+                spot=spot,
+                level=level,
+                spot_type=stype,
+                prepaid=s.prepaid,
+                validation=s.validation,
+            )
+        )
+    return out
+
+
+# -- the steady state ------------------------------------------------------------------------
+def steady_seed(seed: int) -> int:
+    """The seed of a steady start's own streams: independent of the run's, fixed by its seed."""
+    return int(np.random.SeedSequence([int(seed), 0x5EAD]).generate_state(1)[0])
+
+
+def past_window_s(scenario: Scenario) -> float:
+    """How far back a steady start draws arrivals: long enough that a stay begun earlier is
+    still running at t0 with probability below _STEADY_TAIL (at least a day, at most a year)."""
+    longest = 86400.0
+    for stream in scenario.demand:
+        laws = [stream.dwell, *(b.dwell for b in stream.dwell_by_hour)]
+        for law in laws:
+            if law is None:
+                continue
+            unit = UNIT_SECONDS[law.unit]
+            if isinstance(law, Constant):
+                q = law.value
+            elif isinstance(law, Empirical):
+                q = float(law._data().max())
+            else:
+                q = float(law.frozen().isf(_STEADY_TAIL))
+            longest = max(longest, q * unit)
+    return min(math.ceil(longest / HOUR) * HOUR, 366 * 86400.0)
+
+
+def steady_placements(
+    scenario: Scenario, lots: list[Lot], seed: int, replication: int
+) -> tuple[list[Placement], int]:
+    """The cars parked at the scenario's start in its own demand's steady state (see module).
+
+    Returns the placements and how many cars of the past are still parked but were drawn
+    from trace streams (left out: a trace has no past before its start).
+    """
+    from twin.core.adaptive import elasticity_factor
+    from twin.sim.build import build_lots, calendar_for
+    from twin.sim.demand import draw_drivers
+
+    generated = [s for s in scenario.demand if s.trace is None]
+    if not generated:
+        return [], 0
+    window = past_window_s(scenario)
+    past = scenario.model_copy(
+        update={
+            "start": scenario.start - timedelta(seconds=window),
+            "horizon_days": window / 86400.0,
+            "warmup_hours": 0.0,
+            "demand": generated,
+            "initial": "empty",
+        }
+    )
+    calendar = calendar_for(past)
+    drivers = draw_drivers(past, Streams(steady_seed(seed), replication), calendar)
+    still = np.flatnonzero(drivers.arrival + drivers.dwell > window)
+    past_lots = build_lots(past, calendar)
+    kept = []
+    n_present = len(still)
+    for i in still.tolist():
+        k = int(drivers.lot[i])
+        tariff = past_lots[k].tariff
+        t = float(drivers.arrival[i])
+        stay = float(drivers.dwell[i])
+        u = drivers.accept_u[i]
+        if tariff is not None and u == u:  # price-elastic candidate: came at this price?
+            spec = generated[int(drivers.stream[i])].elasticity
+            factor = elasticity_factor(
+                tariff.hourly_rate_at(t), spec.reference_rate * 100.0, spec.value, spec.cap
+            )
+            if u * spec.cap >= factor:
+                continue
+        wtp = drivers.wtp_cents[i]
+        if tariff is not None and math.isfinite(wtp):  # balked at the quoted price?
+            occupancy = min(n_present / max(lots[k].capacity, 1), 1.0)
+            budget = wtp * (stay / 3600.0) if drivers.wtp_per_hour[i] else wtp
+            if tariff.quote(t, t + stay, occupancy) > budget:
+                continue
+        kept.append(i)
+    out = []
+    for i in kept:
+        vehicle = Vehicle(
+            f"steady:{i}",
+            VehicleClass(int(drivers.vclass[i])),
+            bool(drivers.handicap[i]),
+            bool(drivers.ev[i]),
+        )
+        out.append(
+            Placement(
+                lot=int(drivers.lot[i]),
+                vehicle=vehicle,
+                entry_t=float(drivers.arrival[i]) - window,
+                leave_t=float(drivers.arrival[i] + drivers.dwell[i]) - window,
+            )
+        )
+    return out, 0
+
+
+# -- placing the cars in the lots and letting them go ------------------------------------------
+class _ByPlace:
+    """Per lot, spots of each (level, type) in the strategy's order, for placements that name
+    a level and/or type but no spot: the lot's own choice restricted to that part."""
+
+    def __init__(self, lot: Lot) -> None:
+        order = sorted(lot.spots, key=lot.strategy.key)
+        self.groups: dict[tuple[int, int], list] = {}
+        for spot in reversed(order):  # best last: popped first
+            self.groups.setdefault((spot.level, int(spot.type)), []).append(spot)
+        self.rank = {spot.index: r for r, spot in enumerate(order)}
+        self.lot = lot
+
+    def best(self, vehicle: Vehicle, level: int | None, stype: SpotType | None):
+        """The best AVAILABLE spot the vehicle may use on ``level`` / of ``stype``."""
+        lot = self.lot
+        if stype is not None:
+            tiers: tuple[tuple[SpotType, ...], ...] = ((stype,),)
+        else:
+            tiers = lot.tiers(vehicle)
+        levels = range(len(lot.levels)) if level is None else (level,)
+        for tier in tiers:
+            best = None
+            for t in tier:
+                if SPOT_CAPACITY[t] < vehicle.vclass:
+                    continue
+                for lv in levels:
+                    group = self.groups.get((lv, int(t)))
+                    while group and group[-1].status is not SpotStatus.AVAILABLE:
+                        group.pop()  # taken or out of use: never free again before t0
+                    if group and (
+                        best is None or self.rank[group[-1].index] < self.rank[best.index]
+                    ):
+                        best = group[-1]
+            if best is not None:
+                return best
+        return None
+
+
+@dataclass
+class Seeded:
+    """What the seeding did: placed sessions (lot, session) and what could not be placed."""
+
+    sessions: list[tuple[int, Session]]
+    not_placed: int = 0
+    held: int = 0
+
+
+def _apply_holds(
+    scenario: Scenario,
+    state: StartState,
+    lots: list[Lot],
+    calendar: Calendar,
+    schedule: Callable[[float, Callable[[float], None]], None],
+    spot_freed: Callable[[int, float], None],
+) -> int:
+    count = 0
+    for k, lot_state in enumerate(state.lots):
+        lot_k = _lot_index(scenario, lot_state, k)
+        lot = lots[lot_k]
+        for j, hold in enumerate(lot_state.holds):
+            spot, level, stype = _where(lot, hold, f"lots.{k}.holds.{j}")
+            if spot is not None:
+                targets = [spot]
+            else:
+                targets = [
+                    s.index
+                    for s in lot.spots
+                    if s.level == level and (stype is None or s.type == stype)
+                ]
+            status = SpotStatus.RESERVED if hold.status == "held" else SpotStatus.MAINTENANCE
+            for index in targets:
+                if lot.spots[index].status is SpotStatus.OCCUPIED:
+                    continue  # a car still stands there: the state's sessions win
+                lot.set_status(index, status, 0.0)
+                count += 1
+            if hold.until is not None:
+                until = calendar.to_seconds(hold.until)
+
+                def back(t: float, lot_k=lot_k, lot=lot, targets=targets, status=status) -> None:
+                    for index in targets:
+                        if lot.spots[index].status is status:
+                            lot.set_status(index, SpotStatus.AVAILABLE, t)
+                    spot_freed(lot_k, t)
+
+                schedule(until, back)
+    return count
+
+
+def seed_lots(
+    scenario: Scenario,
+    lots: list[Lot],
+    calendar: Calendar,
+    seed: int,
+    replication: int,
+    streams: Streams,
+    horizon: float,
+    schedule: Callable[[float, Callable[[float], None]], None],
+    spot_freed: Callable[[int, float], None],
+) -> Seeded:
+    """Place the start's cars in ``lots`` and schedule their departures (and holds' ends).
+
+    ``schedule(t, fn)`` runs ``fn(t)`` at time ``t`` in the model's event order (departures
+    first at equal times); ``spot_freed(k, t)`` lets waiting drivers of lot ``k`` in. Called by
+    :meth:`twin.sim.model.ParkingModel.run` before the first arrival.
+    """
+    initial = scenario.initial
+    held = 0
+    if initial == "steady":
+        placements, _ = steady_placements(scenario, lots, seed, replication)
+        placements.sort(key=lambda p: p.entry_t)  # oldest first: they came first
+    elif isinstance(initial, StartState):
+        # exact spots before the lot chooses for the others, then oldest first
+        placements = state_placements(scenario, initial, lots, calendar, streams)
+        placements.sort(key=lambda p: (p.spot is None, p.level is None, p.entry_t))
+    else:
+        return Seeded([])
+    where = [None] * len(lots)
+    seeded = Seeded([])
+    for p in placements:
+        lot = lots[p.lot]
+        if p.spot is not None:
+            spot = lot.spots[p.spot]
+            if spot.status is not SpotStatus.AVAILABLE:
+                raise StateMismatch(
+                    f"spot {spot.id} of lot {lot.lot_id!r} holds two cars in the state"
+                )
+            session = lot.allocate_spot(p.spot, p.vehicle, p.entry_t, enforce_rules=False)
+        elif p.level is not None or p.spot_type is not None:
+            if where[p.lot] is None:
+                where[p.lot] = _ByPlace(lot)
+            spot = where[p.lot].best(p.vehicle, p.level, p.spot_type)
+            session = (
+                None
+                if spot is None
+                else lot.allocate_spot(spot.index, p.vehicle, p.entry_t, enforce_rules=False)
+            )
+        else:
+            session = lot.try_allocate(p.vehicle, p.entry_t)
+        if session is None:
+            seeded.not_placed += 1
+            continue
+        if p.prepaid or p.validation is not None:
+            lot.hold(session.ticket, p.prepaid, p.validation)
+        seeded.sessions.append((p.lot, session))
+        if p.leave_t < horizon:
+
+            def leave(t: float, k=p.lot, ticket=session.ticket) -> None:
+                lots[k].release(ticket, t)
+                spot_freed(k, t)
+
+            schedule(max(p.leave_t, 0.0), leave)
+    if isinstance(initial, StartState):
+        held = _apply_holds(scenario, initial, lots, calendar, schedule, spot_freed)
+    seeded.held = held
+    return seeded
+
+
+# -- a state from a simulated run --------------------------------------------------------------
+def state_from_record(rec, at_s: float, *, with_remaining: bool = False) -> StartState:
+    """The lot(s) of a simulated replication at ``at_s`` seconds as a :class:`StartState`:
+    every car parked then, at its spot, with its vehicle and elapsed time.
+
+    ``with_remaining`` also writes each car's actual remaining stay (a perfect-information
+    state; without it a run from the state draws the remaining stays, as from a real lot).
+    Cars parked by components are included; spot holds are not (the record keeps no history
+    of spot statuses).
+    """
+    from twin.results import Facility, _stays
+
+    sc = rec.scenario
+    fac = Facility.of(rec)
+    spot, starts, ends = _stays(rec)
+    ends = np.where(np.isnan(ends), np.inf, ends)
+    here = (starts <= at_s) & (ends > at_s)
+    when: datetime = sc.start + timedelta(seconds=at_s)
+    d = rec.drivers
+    n_drivers = int((rec.spot >= 0).sum())
+    parked_idx = np.flatnonzero(rec.spot >= 0)
+    offsets = np.cumsum([0] + [lot.capacity for lot in rec.lots])
+    lots: list[LotState] = []
+    by_lot: dict[int, list[SessionState]] = {k: [] for k in range(len(rec.lots))}
+    for r in np.flatnonzero(here).tolist():
+        g = int(spot[r])
+        k = int(fac.lot[g])
+        local = g - int(offsets[k])
+        spot_obj = rec.lots[k].spots[local]
+        if r < n_drivers:
+            i = int(parked_idx[r])
+            vclass = VehicleClass(int(d.vclass[i])).name
+            ev, handicap = bool(d.ev[i]), bool(d.handicap[i])
+        else:  # parked by a component: its class is not recorded; the bay's size says most
+            vclass = VehicleClass(min(SPOT_CAPACITY[spot_obj.type], 2)).name
+            ev = handicap = False
+        remaining = (ends[r] - at_s) / 60.0 if with_remaining and math.isfinite(ends[r]) else None
+        by_lot[k].append(
+            SessionState(
+                spot=spot_obj.id,
+                vehicle_class=vclass,
+                ev=ev,
+                handicap=handicap,
+                elapsed_min=(at_s - float(starts[r])) / 60.0,
+                remaining_min=remaining,
+            )
+        )
+    multi = len(rec.lots) > 1
+    for k, lot in enumerate(rec.lots):
+        lots.append(LotState(lot=lot.lot_id if multi else None, sessions=by_lot[k]))
+    return StartState(time=when, lots=lots)
