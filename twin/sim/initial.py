@@ -28,10 +28,12 @@ Initial cars are reported like the cars operations components park: in ``externa
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import numpy as np
 
@@ -87,7 +89,7 @@ def survival(dist, elapsed_s: np.ndarray) -> np.ndarray:
     if isinstance(dist, Empirical):
         values = np.sort(dist._data())
         return 1.0 - np.searchsorted(values, e, side="right") / len(values)
-    return dist.frozen().sf(e)
+    return dist.law().sf(e)
 
 
 def remaining_stays(dist, elapsed_s: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -111,7 +113,7 @@ def remaining_stays(dist, elapsed_s: np.ndarray, u: np.ndarray) -> np.ndarray:
         longer = values[np.minimum(pick, len(values) - 1)] - e
         memoryless = -np.log1p(-u) * float(values.mean())
         return np.where(left > 0, longer, memoryless) * unit
-    frozen = dist.frozen()
+    frozen = dist.law()
     sf = frozen.sf(e)
     with np.errstate(all="ignore"):
         x = frozen.isf(u * sf)
@@ -144,6 +146,18 @@ def _by_law(
     return list(groups.values())
 
 
+def _rates(stream: StreamSpec, slots: np.ndarray) -> np.ndarray:
+    """The stream's arrival rate (per hour) at each hour-of-week slot (weekday * 24 + hour)."""
+    if stream.rate_per_hour is not None:
+        return np.full(len(slots), stream.rate_per_hour * stream.multiplier)
+    if stream.profile is None:
+        return np.zeros(len(slots))
+    week = np.array(
+        [stream.profile.for_day(d) or [0.0] * 24 for d in range(7)], dtype=float
+    ).ravel()
+    return week[slots] * stream.multiplier
+
+
 # -- a state file's sessions -----------------------------------------------------------------
 def _lot_index(scenario: Scenario, lot: LotState, k: int) -> int:
     names = [spec.name for spec in scenario.lot_specs]
@@ -156,13 +170,23 @@ def _lot_index(scenario: Scenario, lot: LotState, k: int) -> int:
     return names.index(lot.lot)
 
 
+def _spot_ids(lot: Lot) -> dict[str, int]:
+    """Spot id -> index, built once per lot object (a state names hundreds of spots)."""
+    ids = getattr(lot, "_state_spot_ids", None)
+    if ids is None:
+        ids = {s.id: s.index for s in lot.spots}
+        with contextlib.suppress(AttributeError):  # a lot with __slots__: no cache
+            lot._state_spot_ids = ids  # type: ignore[attr-defined]
+    return ids
+
+
 def _where(
     lot: Lot, item: SessionState | SpotHoldState, path: str
 ) -> tuple[int | None, int | None, SpotType | None]:
     """(spot index, level index, spot type) the state names, checked against the lot."""
     spot = level = stype = None
     if item.spot is not None:
-        ids = {s.id: s.index for s in lot.spots}
+        ids = _spot_ids(lot)
         if item.spot not in ids:
             raise StateMismatch(f"{path}.spot: no spot {item.spot!r} in lot {lot.lot_id!r}")
         spot = ids[item.spot]
@@ -178,40 +202,64 @@ def _where(
     return spot, level, stype
 
 
-def state_placements(
-    scenario: Scenario, state: StartState, lots: list[Lot], calendar: Calendar, streams: Streams
-) -> list[Placement]:
-    """The state's sessions as placements, each with its remaining stay drawn (see module)."""
+@dataclass
+class _Prepared:
+    """What a state's placements need that is the same in every replication: computed once
+    per (scenario, state) pair, so a forecast's replications only draw random numbers."""
+
+    rows: list[tuple[int, SessionState, str]]
+    elapsed: np.ndarray
+    entry: np.ndarray
+    cum: np.ndarray  # (n, streams): cumulative posterior of the stream each car came from
+    fixed: np.ndarray  # stream index given by the state, or -1
+    law_of: list[np.ndarray]  # per stream: the dwell law (object) per car
+    where: list[tuple[int | None, int | None, SpotType | None]]
+    vehicles: list[Vehicle]
+    t0: float
+
+
+_PREPARED: dict[tuple[int, int], tuple[Scenario, StartState, _Prepared]] = {}
+
+
+def _prepare(
+    scenario: Scenario, state: StartState, lots: list[Lot], calendar: Calendar
+) -> _Prepared:
+    key = (id(scenario), id(state))
+    hit = _PREPARED.get(key)
+    if hit is not None and hit[0] is scenario and hit[1] is state:
+        return hit[2]
     t0 = calendar.to_seconds(state.time)  # 0 when the run starts at the state's time
     rows: list[tuple[int, SessionState, str]] = []
     for k, lot_state in enumerate(state.lots):
         lot_k = _lot_index(scenario, lot_state, k)
         rows += [(lot_k, s, f"lots.{k}.sessions.{j}") for j, s in enumerate(lot_state.sessions)]
     n = len(rows)
-    if n == 0:
-        return []
     elapsed = np.array(
         [
             s.elapsed_min * 60.0
             if s.elapsed_min is not None
             else (state.time - s.entered).total_seconds()
             for _, s, _ in rows
-        ]
+        ],
+        dtype=float,
     )
     entry = t0 - elapsed
     demand = scenario.demand
     lot_names = [spec.name for spec in scenario.lot_specs]
-    # which stream's dwell law: given, or the M_t/G/inf posterior among compatible streams
-    gen_stream = streams.get("initial/stream")
-    gen_rest = streams.get("initial/remaining")
-    u_stream = gen_stream.random(n)
-    u_rest = gen_rest.random(n)
     names = [s.name for s in demand]
+    slots = np.array(
+        [calendar.weekday(t) * 24 + calendar.hour(t) for t in entry.tolist()], dtype=np.int64
+    )
     # weights[j, i]: stream j's arrival rate at car i's arrival times the survival of its
-    # stay to the elapsed time; fallback[j, i] the survival alone
+    # stay to the elapsed time (the M_t/G/inf posterior); fallback[j, i] the survival alone
     weights = np.zeros((len(demand), n))
     fallback = np.zeros((len(demand), n))
+    law_of = []
     for j, stream in enumerate(demand):
+        laws = np.empty(n, dtype=object)
+        for law, idx in _by_law(stream, entry, list(range(n)), calendar):
+            laws[idx] = law
+        law_of.append(laws)
         ok = [
             i
             for i, (lot_k, s, _) in enumerate(rows)
@@ -221,17 +269,17 @@ def state_placements(
         for law, idx in _by_law(stream, entry, ok, calendar):
             ix = np.array(idx)
             fallback[j, ix] = survival(law, elapsed[ix])
-        rates = np.array([arrival_rate(stream, entry[i], calendar) for i in range(n)])
-        weights[j] = rates * fallback[j]
+        weights[j] = _rates(stream, slots) * fallback[j]
     has_law = np.array([1.0 if s.dwell is not None else 0.0 for s in demand])
-    chosen = np.zeros(n, dtype=np.int64)
+    fixed = np.full(n, -1, dtype=np.int64)
+    cum = np.zeros((n, len(demand)))
     for i, (_, s, path) in enumerate(rows):
         if s.stream is not None:
             if s.stream not in names:
                 raise StateMismatch(
                     f"{path}.stream: unknown stream {s.stream!r} (streams: {', '.join(names)})"
                 )
-            chosen[i] = names.index(s.stream)
+            fixed[i] = names.index(s.stream)
             continue
         w = weights[:, i]
         if w.sum() <= 0:
@@ -240,28 +288,55 @@ def state_placements(
             w = has_law
         if w.sum() <= 0:
             raise StateMismatch(f"{path}: no demand stream has a dwell law to draw its stay")
-        cum = np.cumsum(w / w.sum())
-        chosen[i] = min(int(np.searchsorted(cum, u_stream[i], side="right")), len(demand) - 1)
-    remaining = np.empty(n)
-    groups: dict[int, tuple[object, list[int]]] = {}
-    for j in set(chosen.tolist()):
-        for law, idx in _by_law(demand[j], entry, np.flatnonzero(chosen == j).tolist(), calendar):
-            groups.setdefault(id(law), (law, []))[1].extend(idx)
-    for law, idx in groups.values():
-        ix = np.array(idx)
-        remaining[ix] = remaining_stays(law, elapsed[ix], u_rest[ix])
-    out = []
-    for i, (lot_k, s, path) in enumerate(rows):
-        spot, level, stype = _where(lots[lot_k], s, path)
-        rest = s.remaining_min * 60.0 if s.remaining_min is not None else remaining[i]
-        vehicle = Vehicle(
+        cum[i] = np.cumsum(w / w.sum())
+    where = [_where(lots[lot_k], s, path) for lot_k, s, path in rows]
+    vehicles = [
+        Vehicle(
             s.plate or s.ticket or f"state:{i}", VehicleClass[s.vehicle_class], s.handicap, s.ev
         )
+        for i, (_, s, _) in enumerate(rows)
+    ]
+    prepared = _Prepared(rows, elapsed, entry, cum, fixed, law_of, where, vehicles, t0)
+    if len(_PREPARED) >= 8:
+        _PREPARED.clear()
+    _PREPARED[key] = (scenario, state, prepared)
+    return prepared
+
+
+def state_placements(
+    scenario: Scenario, state: StartState, lots: list[Lot], calendar: Calendar, streams: Streams
+) -> list[Placement]:
+    """The state's sessions as placements, each with its remaining stay drawn (see module)."""
+    prep = _prepare(scenario, state, lots, calendar)
+    n = len(prep.rows)
+    if n == 0:
+        return []
+    u_stream = streams.get("initial/stream").random(n)
+    u_rest = streams.get("initial/remaining").random(n)
+    n_streams = prep.cum.shape[1]
+    chosen = np.minimum((prep.cum < u_stream[:, None]).sum(axis=1), n_streams - 1)
+    chosen = np.where(prep.fixed >= 0, prep.fixed, chosen)
+    remaining = np.zeros(n)
+    for j in np.unique(chosen).tolist():
+        ix = np.flatnonzero(chosen == j)
+        laws = prep.law_of[j][ix]
+        by: dict[int, tuple[object, list[int]]] = {}
+        for i, law in zip(ix.tolist(), laws.tolist(), strict=True):
+            if law is not None:
+                by.setdefault(id(law), (law, []))[1].append(i)
+        for law, idx in by.values():
+            sel = np.array(idx)
+            remaining[sel] = remaining_stays(law, prep.elapsed[sel], u_rest[sel])
+    out = []
+    t0 = prep.t0
+    for i, (lot_k, s, _) in enumerate(prep.rows):
+        spot, level, stype = prep.where[i]
+        rest = s.remaining_min * 60.0 if s.remaining_min is not None else remaining[i]
         out.append(
             Placement(
                 lot=lot_k,
-                vehicle=vehicle,
-                entry_t=float(entry[i]),
+                vehicle=prep.vehicles[i],
+                entry_t=float(prep.entry[i]),
                 leave_t=float(t0 + rest),
                 spot=spot,
                 level=level,
@@ -294,7 +369,7 @@ def past_window_s(scenario: Scenario) -> float:
             elif isinstance(law, Empirical):
                 q = float(law._data().max())
             else:
-                q = float(law.frozen().isf(_STEADY_TAIL))
+                q = float(law.law().isf(_STEADY_TAIL))
             longest = max(longest, q * unit)
     return min(math.ceil(longest / HOUR) * HOUR, 366 * 86400.0)
 
@@ -578,3 +653,57 @@ def state_from_record(rec, at_s: float, *, with_remaining: bool = False) -> Star
     for k, lot in enumerate(rec.lots):
         lots.append(LotState(lot=lot.lot_id if multi else None, sessions=by_lot[k]))
     return StartState(time=when, lots=lots)
+
+
+# -- a scenario that begins from a state ------------------------------------------------------
+def start_from(
+    scenario: Scenario,
+    state: StartState | Literal["steady", "empty"],
+    *,
+    warmup_hours: float | Literal["auto"] = 0.0,
+) -> Scenario:
+    """``scenario`` beginning from ``state``: its clock starts at the state's time (a state) or
+    at its own start (``steady``), with ``warmup_hours`` (default 0: a run from a state needs
+    no warm-up; that is the point). The state is checked against the facility now, so a bad
+    one fails before anything runs, with one line naming its field (StateMismatch)."""
+    update: dict = {"initial": state, "warmup_hours": warmup_hours}
+    if isinstance(state, StartState):
+        update["start"] = state.time
+    elif state not in ("steady", "empty"):
+        raise StateMismatch(f"start state: expected a state, 'steady' or 'empty', got {state!r}")
+    out = scenario.model_copy(update=update)
+    if warmup_hours != "auto" and warmup_hours >= out.horizon_days * 24:
+        raise StateMismatch(
+            f"warm-up ({warmup_hours:g} h) is not shorter than the horizon "
+            f"({out.horizon_days * 24:g} h)"
+        )
+    if isinstance(state, StartState):
+        check_state(out, state)
+    return out
+
+
+def check_state(scenario: Scenario, state: StartState) -> None:
+    """Raise StateMismatch (one line, naming the field) if ``state`` does not fit the facility:
+    unknown lot, spot, level or stream, two cars in one spot, or a hold on an unknown spot."""
+    from twin.sim.build import build_lots, calendar_for
+
+    calendar = Calendar(epoch=state.time)
+    lots = build_lots(scenario, calendar_for(scenario))
+    placements = state_placements(scenario, state, lots, calendar, Streams(0, 0))
+    seen: dict[tuple[int, int], int] = {}
+    for j, p in enumerate(placements):
+        if p.spot is not None:
+            if (p.lot, p.spot) in seen:
+                spot_id = lots[p.lot].spots[p.spot].id
+                raise StateMismatch(f"sessions: two cars in spot {spot_id} of {lots[p.lot].lot_id}")
+            seen[(p.lot, p.spot)] = j
+            if SPOT_CAPACITY[lots[p.lot].spots[p.spot].type] < p.vehicle.vclass:
+                spot = lots[p.lot].spots[p.spot]
+                raise StateMismatch(
+                    f"sessions: a {p.vehicle.vclass.name} vehicle does not fit "
+                    f"{spot.type.name} spot {spot.id}"
+                )
+    for k, lot_state in enumerate(state.lots):
+        lot = lots[_lot_index(scenario, lot_state, k)]
+        for j, hold in enumerate(lot_state.holds):
+            _where(lot, hold, f"lots.{k}.holds.{j}")

@@ -1,0 +1,1 @@
+"""The twin of a running lot: forecasts from its state (and, later, the feed mirror)."""
