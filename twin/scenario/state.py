@@ -35,7 +35,10 @@ class SessionState(Spec):
     spot: str | None = Field(default=None, description="exact spot id, e.g. P2-017")
     level: str | None = Field(default=None, description="level name, when the spot is unknown")
     spot_type: SpotTypeName | None = None
-    vehicle_class: VehicleClassName = "REGULAR"
+    vehicle_class: VehicleClassName | None = Field(
+        default=None,
+        description="default: what the named spot takes (at most REGULAR), else REGULAR",
+    )
     ev: bool = False
     handicap: bool = Field(default=False, description="holds an accessible-parking permit")
     elapsed_min: float | None = Field(default=None, ge=0, description="minutes parked so far")

@@ -180,6 +180,19 @@ def _spot_ids(lot: Lot) -> dict[str, int]:
     return ids
 
 
+def _vehicle_class(lot: Lot, s: SessionState, path: str) -> VehicleClass:
+    """The session's class; unknown: what its named bay takes (at most REGULAR), or REGULAR."""
+    if s.vehicle_class is not None:
+        return VehicleClass[s.vehicle_class]
+    if s.spot is not None:
+        spot = _spot_ids(lot).get(s.spot)
+        if spot is not None:
+            return VehicleClass(min(SPOT_CAPACITY[lot.spots[spot].type], VehicleClass.REGULAR))
+    if s.spot_type is not None:
+        return VehicleClass(min(SPOT_CAPACITY[SpotType[s.spot_type]], VehicleClass.REGULAR))
+    return VehicleClass.REGULAR
+
+
 def _where(
     lot: Lot, item: SessionState | SpotHoldState, path: str
 ) -> tuple[int | None, int | None, SpotType | None]:
@@ -252,6 +265,7 @@ def _prepare(
     )
     # weights[j, i]: stream j's arrival rate at car i's arrival times the survival of its
     # stay to the elapsed time (the M_t/G/inf posterior); fallback[j, i] the survival alone
+    vclass = [_vehicle_class(lots[lot_k], s, path) for lot_k, s, path in rows]
     weights = np.zeros((len(demand), n))
     fallback = np.zeros((len(demand), n))
     law_of = []
@@ -263,7 +277,7 @@ def _prepare(
         ok = [
             i
             for i, (lot_k, s, _) in enumerate(rows)
-            if stream.vehicle_class == s.vehicle_class
+            if stream.vehicle_class == vclass[i].name
             and stream.lot in (None, "*", lot_names[lot_k])
         ]
         for law, idx in _by_law(stream, entry, ok, calendar):
@@ -291,9 +305,7 @@ def _prepare(
         cum[i] = np.cumsum(w / w.sum())
     where = [_where(lots[lot_k], s, path) for lot_k, s, path in rows]
     vehicles = [
-        Vehicle(
-            s.plate or s.ticket or f"state:{i}", VehicleClass[s.vehicle_class], s.handicap, s.ev
-        )
+        Vehicle(s.plate or s.ticket or f"state:{i}", vclass[i], s.handicap, s.ev)
         for i, (_, s, _) in enumerate(rows)
     ]
     prepared = _Prepared(rows, elapsed, entry, cum, fixed, law_of, where, vehicles, t0)
