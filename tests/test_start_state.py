@@ -282,3 +282,33 @@ def test_state_time_must_match_an_inline_scenario_start():
     data["start"] = (T0 + timedelta(hours=1)).isoformat()
     with pytest.raises(Exception, match="must be the scenario's start"):
         validate_scenario(data)
+
+
+# -- the command line -----------------------------------------------------------------------
+def test_cli_run_from_a_state_file_and_a_bad_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    sc_path = tmp_path / "lot.yaml"
+    sc_path.write_text(json.dumps(lot(demand_rate=5)))  # JSON is YAML
+    good = tmp_path / "state.json"
+    good.write_text(json.dumps(state(*sessions(30, elapsed_min=10))))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    args = ["run", str(sc_path), "--start-state", str(good), "--replications", "2"]
+    result = runner.invoke(app, [*args, "--days", "0.25", "--out", str(out), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    occ = pd.read_csv(out / "occupancy.csv")
+    first = occ[(occ["group_kind"] == "total") & (occ["time_s"] == 0)]
+    assert (first["occupied"] == 30).all()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(state({"elapsed_min": 3, "level": "P7"})))
+    result = runner.invoke(app, ["run", str(sc_path), "--start-state", str(bad)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unknown level 'P7'" in lines[0] and "Traceback" not in result.output
+    steady = runner.invoke(app, ["run", str(sc_path), "--start-state", "steady", "--days", "0.1"])
+    assert steady.exit_code == 0, steady.output
