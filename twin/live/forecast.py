@@ -6,7 +6,9 @@ law conditioned on the time already parked (twin.sim.initial) and lets the scena
 arrive from the state's time on. Across replications, per lot, level and spot type:
 
 * the occupied count over the horizon: mean, median, 80% band (10th-90th percentiles) and
-  95% band (2.5th-97.5th) at every ``step_min``;
+  95% band (2.5th-97.5th) at every ``step_min``, as predictive bands (see ``forecast``: a
+  future trajectory falls inside the 80% band 80% of the time; the 95% band needs >= 40
+  replications to reach 95%, with 20 it is the replications' range, ~90%);
 * when the group fills (first instant every spot of it is taken), exact per replication: the
   probability it fills within the horizon and, when it does in at least half of them, the
   median fill time with its 80% and 95% intervals (a bound past the horizon is reported as
@@ -173,7 +175,11 @@ def forecast(
     groups = [g for _, g, _ in names]
     caps = np.array([c for _, _, c in names])
     epoch = pd.Timestamp(sc.start)
-    qs = np.quantile(cube, list(QUANTILES.values()), axis=0)  # (q, groups, times)
+    # Weibull plotting positions (quantile p at order statistic p(n+1)): a new trajectory falls
+    # below the k-th of n with probability k/(n+1), so the 80% band is a predictive 80% band.
+    # With 20 replications the 95% band is the min-max range (19/21 = 90% predictive); more
+    # replications (>= 40) give it its full width.
+    qs = np.quantile(cube, list(QUANTILES.values()), axis=0, method="weibull")
     bands = pd.DataFrame(
         {
             "time": np.tile(epoch + pd.to_timedelta(times, unit="s"), n_groups),
