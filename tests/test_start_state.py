@@ -312,3 +312,20 @@ def test_cli_run_from_a_state_file_and_a_bad_one(tmp_path):
     assert len(lines) == 1 and "unknown level 'P7'" in lines[0] and "Traceback" not in result.output
     steady = runner.invoke(app, ["run", str(sc_path), "--start-state", "steady", "--days", "0.1"])
     assert steady.exit_code == 0, steady.output
+
+
+def test_docs_state_reference_is_current():
+    import re
+    from pathlib import Path
+
+    from twin.scenario.state import state_reference
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "start_state.md").read_text()
+    match = re.search(
+        r"<!-- state-reference:start -->\n(.*?)<!-- state-reference:end -->", text, re.S
+    )
+    assert match, "docs/start_state.md lost its state-reference markers"
+    assert match.group(1) == state_reference(), (
+        "docs/start_state.md's state table is stale: run `python -m twin.scenario.state` "
+        "and paste it between the markers"
+    )

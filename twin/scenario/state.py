@@ -34,12 +34,14 @@ class SessionState(Spec):
 
     spot: str | None = Field(default=None, description="exact spot id, e.g. P2-017")
     level: str | None = Field(default=None, description="level name, when the spot is unknown")
-    spot_type: SpotTypeName | None = None
+    spot_type: SpotTypeName | None = Field(
+        default=None, description="bay type, when the spot is unknown"
+    )
     vehicle_class: VehicleClassName | None = Field(
         default=None,
         description="default: what the named spot takes (at most REGULAR), else REGULAR",
     )
-    ev: bool = False
+    ev: bool = Field(default=False, description="an electric vehicle (prefers EV bays)")
     handicap: bool = Field(default=False, description="holds an accessible-parking permit")
     elapsed_min: float | None = Field(default=None, ge=0, description="minutes parked so far")
     entered: datetime | None = Field(default=None, description="entry time (local)")
@@ -49,8 +51,8 @@ class SessionState(Spec):
     stream: str | None = Field(
         default=None, description="demand stream whose dwell law applies (default: inferred)"
     )
-    ticket: str | None = None
-    plate: str | None = None
+    ticket: str | None = Field(default=None, description="ticket number (kept as its id)")
+    plate: str | None = Field(default=None, description="licence plate (kept as its id)")
     prepaid: bool = Field(default=False, description="bought the event product at entry")
     validation: int | None = Field(default=None, ge=0, description="tariff validation index")
 
@@ -64,7 +66,7 @@ class SessionState(Spec):
 class SpotHoldState(Spec):
     """Spots out of walk-in use at the state's time: held (reserved) or closed."""
 
-    status: Literal["held", "closed"]
+    status: Literal["held", "closed"] = Field(description="held (reserved) or closed")
     spot: str | None = Field(default=None, description="one spot id")
     level: str | None = Field(default=None, description="a whole level (with no spot)")
     spot_type: SpotTypeName | None = Field(default=None, description="only this type")
@@ -88,9 +90,9 @@ class LotState(Spec):
 class StartState(Spec):
     """Where a run begins: the instant, and per lot the parked cars and out-of-use spots."""
 
-    version: Literal[1] = STATE_VERSION
+    version: Literal[1] = Field(default=STATE_VERSION, description="state file format")
     time: datetime = Field(description="the state's instant (local); the run starts here")
-    lots: list[LotState] = Field(default_factory=list)
+    lots: list[LotState] = Field(default_factory=list, description="per lot: cars and holds")
 
     @model_validator(mode="after")
     def _entered_before_time(self) -> StartState:
@@ -151,3 +153,16 @@ def load_state(source: str | Path | dict[str, Any]) -> StartState:
         msg = err["msg"].removeprefix("Value error, ")
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise StateError(f"{name}: {field}: {msg}{more}") from None
+
+
+def state_reference() -> str:
+    """The state file's keys as a markdown table (docs/start_state.md quotes it; a test checks)."""
+    from twin.scenario.reference import rows
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(StartState, "state")]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(state_reference(), end="")
