@@ -329,3 +329,14 @@ def test_docs_state_reference_is_current():
         "docs/start_state.md's state table is stale: run `python -m twin.scenario.state` "
         "and paste it between the markers"
     )
+
+
+def test_initial_steady_in_a_scenario_file_keeps_its_own_warmup():
+    data = lot(demand_rate=10, dwell={"type": "lognormal", "mean": 5, "sd": 3, "unit": "h"})
+    data |= {"initial": "steady", "warmup_hours": 2}
+    sc = validate_scenario(data)
+    assert sc.initial == "steady" and sc.warmup_hours == 2
+    rec = simulate(sc, 0)
+    occ = occupancy_frame(rec)
+    at0 = occ[(occ["group_kind"] == "total") & (occ["time_s"] == 0)]["occupied"].iloc[0]
+    assert at0 == len(rec.external_stays) > 20  # ~ 10/h x 5 h parked at the start
