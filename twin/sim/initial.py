@@ -388,11 +388,10 @@ def past_window_s(scenario: Scenario) -> float:
 
 def steady_placements(
     scenario: Scenario, lots: list[Lot], seed: int, replication: int
-) -> tuple[list[Placement], int]:
+) -> list[Placement]:
     """The cars parked at the scenario's start in its own demand's steady state (see module).
 
-    Returns the placements and how many cars of the past are still parked but were drawn
-    from trace streams (left out: a trace has no past before its start).
+    Trace streams are left out: a recorded trace has no past before its start.
     """
     from twin.core.adaptive import elasticity_factor
     from twin.sim.build import build_lots, calendar_for
@@ -400,7 +399,7 @@ def steady_placements(
 
     generated = [s for s in scenario.demand if s.trace is None]
     if not generated:
-        return [], 0
+        return []
     window = past_window_s(scenario)
     past = scenario.model_copy(
         update={
@@ -453,7 +452,7 @@ def steady_placements(
                 leave_t=float(drivers.arrival[i] + drivers.dwell[i]) - window,
             )
         )
-    return out, 0
+    return out
 
 
 # -- placing the cars in the lots and letting them go ------------------------------------------
@@ -565,7 +564,7 @@ def seed_lots(
     initial = scenario.initial
     held = 0
     if initial == "steady":
-        placements, _ = steady_placements(scenario, lots, seed, replication)
+        placements = steady_placements(scenario, lots, seed, replication)
         placements.sort(key=lambda p: p.entry_t)  # oldest first: they came first
     elif isinstance(initial, StartState):
         # exact spots before the lot chooses for the others, then oldest first
