@@ -14,6 +14,8 @@ coverage of the 95% t interval of experiments of 3 and of 5 replications (the sh
 experiments whose interval holds the truth; target ~95%).
 
     python benchmarks/steady_start.py [--reps 600] [--truth-reps 600] [--save FILE.npz]
+    python benchmarks/steady_start.py --only truth --save truth.npz     # one part (in parallel)
+    python benchmarks/steady_start.py --report truth.npz warmup.npz ...  # the table from parts
 
 One core; about 0.5 s per replication. Prints a table for docs and the closing note.
 """
@@ -32,6 +34,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import twin.sim.initial  # noqa: E402,F401  (imported now: a later edit must not mix versions)
 from twin.results import metrics  # noqa: E402
 from twin.scenario.loader import load_scenario  # noqa: E402
 from twin.sim.model import simulate  # noqa: E402
@@ -88,14 +91,16 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=600)
     ap.add_argument("--truth-reps", type=int, default=600)
     ap.add_argument("--save", type=Path, default=None)
+    ap.add_argument("--only", choices=["truth", "warmup", "steady"], action="append")
     args = ap.parse_args()
     sc = scenarios()
-    got = {"truth": values(sc["truth"], args.truth_reps, "truth")}
-    for name in ("warmup", "steady"):
-        got[name] = values(sc[name], args.reps, name)
-    if args.save:
-        np.savez(args.save, **got)
-    report(got)
+    got = {}
+    for name in args.only or ("truth", "warmup", "steady"):
+        got[name] = values(sc[name], args.truth_reps if name == "truth" else args.reps, name)
+        if args.save:
+            np.savez(args.save, **got)
+    if {"truth", "warmup", "steady"} <= set(got):
+        report(got)
 
 
 def report(got: dict[str, np.ndarray]) -> None:
@@ -118,8 +123,11 @@ def report(got: dict[str, np.ndarray]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--report":
-        data = np.load(sys.argv[2])
-        report({k: data[k] for k in data.files})
+    if len(sys.argv) >= 3 and sys.argv[1] == "--report":
+        parts: dict[str, np.ndarray] = {}
+        for file in sys.argv[2:]:
+            data = np.load(file)
+            parts.update({k: data[k] for k in data.files})
+        report(parts)
     else:
         main()
