@@ -208,6 +208,21 @@ def test_snapshot_of_a_run_round_trips_through_a_file(tmp_path):
     assert placed == sorted(s.spot for s in back.lots[0].sessions)
 
 
+def test_sessions_of_unknown_age_take_ages_from_the_steady_state():
+    # a counter says 200 cars are parked, nothing about since when: their ages are drawn
+    # from the lot's steady state (length-biased: mean age E[X^2] / (2 E[X]) = 8.2 h here)
+    data = lot(demand_rate=30, dwell={"type": "lognormal", "mean": 10, "sd": 8, "unit": "h"})
+    data["facility"]["levels"][1]["spots"]["REGULAR"] = 800
+    unknown = [{"level": "P1"} for _ in range(200)]
+    ages = []
+    for r in range(4):
+        model, _ = run_from(data, state(*unknown), replication=r)
+        assert len(model.seeded.sessions) == 200
+        ages += [-s.entry_t / 3600.0 for _, s in model.seeded.sessions]
+    assert np.mean(ages) == pytest.approx(8.2, rel=0.08)
+    assert min(ages) > 0
+
+
 # -- steady-state start ---------------------------------------------------------------------
 def test_steady_start_has_the_m_g_inf_count_and_length_biased_ages():
     # 30 arrivals/h, stays lognormal mean 10 h sd 8 h, a lot big enough never to fill:
@@ -242,7 +257,10 @@ def test_steady_start_is_deterministic_and_leaves_the_runs_drivers_alone():
     [
         ("{not json", "not valid JSON/YAML"),
         (json.dumps({"lots": []}), "time: Field required"),
-        (json.dumps(state({"spot": "G-R0001"})), "exactly one of 'elapsed_min' or 'entered'"),
+        (
+            json.dumps(state({"elapsed_min": 3, "entered": "2026-01-07T08:00:00"})),
+            "one of 'elapsed_min' or 'entered', not both",
+        ),
         (json.dumps(state({"elapsed_min": -3})), "elapsed_min"),
         (json.dumps(state({"elapsed_min": 3, "vehicle_class": "TRUCK"})), "vehicle_class"),
         (json.dumps(state({"elapsed_min": 3, "spot": "Z-999"})), "no spot 'Z-999'"),

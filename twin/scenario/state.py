@@ -7,9 +7,11 @@ a simulated run. Time is local wall-clock time, like a scenario's ``start``; the
 
 Sessions say what is known about a parked car: where (an exact spot id, or a level and/or a
 spot type, or nothing: then the lot allocates as for any car), what vehicle, and how long it
-has been parked (``elapsed_min``, or ``entered`` as a date-time). Its remaining stay is drawn
-in the run from the dwell law conditioned on that elapsed time (see twin.sim.initial), unless
-``remaining_min`` says when it leaves (a booked departure, or a snapshot of a simulation).
+has been parked (``elapsed_min``, or ``entered`` as a date-time; neither: unknown). Its
+remaining stay is drawn in the run from the dwell law conditioned on that elapsed time (see
+twin.sim.initial), unless ``remaining_min`` says when it leaves (a booked departure, or a
+snapshot of a simulation); a car of unknown age gets age and remaining stay together from the
+lot's steady state at the state's time (a car of its class parked then, drawn at random).
 
 The schema is the scenario's (unknown keys are errors, floats finite); bad files exit 2 with
 one line naming the field, through the same error formatting as scenario files.
@@ -58,9 +60,16 @@ class SessionState(Spec):
 
     @model_validator(mode="after")
     def _one_age(self) -> SessionState:
-        if (self.elapsed_min is None) == (self.entered is None):
-            raise ValueError("give exactly one of 'elapsed_min' or 'entered'")
+        if self.elapsed_min is not None and self.entered is not None:
+            raise ValueError("give one of 'elapsed_min' or 'entered', not both")
         return self
+
+    @property
+    def age_known(self) -> bool:
+        """Whether the state says how long the car has been parked. Without it (a count from
+        a gate counter, a sensor without history) the run draws its age and remaining stay
+        jointly from the lot's steady state at that time (twin.sim.initial)."""
+        return self.elapsed_min is not None or self.entered is not None
 
 
 class SpotHoldState(Spec):

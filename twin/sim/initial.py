@@ -252,6 +252,8 @@ def _prepare(
             s.elapsed_min * 60.0
             if s.elapsed_min is not None
             else (state.time - s.entered).total_seconds()
+            if s.entered is not None
+            else 0.0  # unknown: replaced per replication by a steady-state car's age
             for _, s, _ in rows
         ],
         dtype=float,
@@ -341,14 +343,19 @@ def state_placements(
             remaining[sel] = remaining_stays(law, prep.elapsed[sel], u_rest[sel])
     out = []
     t0 = prep.t0
+    entry = prep.entry.copy()
+    leave = t0 + remaining
+    unknown = [i for i, (_, s, _) in enumerate(prep.rows) if not s.age_known]
+    if unknown:
+        _steady_ages(scenario, prep, lots, streams, unknown, entry, leave)
     for i, (lot_k, s, _) in enumerate(prep.rows):
         spot, level, stype = prep.where[i]
-        rest = s.remaining_min * 60.0 if s.remaining_min is not None else remaining[i]
+        rest = s.remaining_min * 60.0 if s.remaining_min is not None else leave[i] - t0
         out.append(
             Placement(
                 lot=lot_k,
                 vehicle=prep.vehicles[i],
-                entry_t=float(prep.entry[i]),
+                entry_t=float(entry[i]),
                 leave_t=float(t0 + rest),
                 spot=spot,
                 level=level,
@@ -358,6 +365,39 @@ def state_placements(
             )
         )
     return out
+
+
+def _steady_ages(
+    scenario: Scenario,
+    prep: _Prepared,
+    lots: list[Lot],
+    streams: Streams,
+    unknown: list[int],
+    entry: np.ndarray,
+    leave: np.ndarray,
+) -> None:
+    """Cars of unknown age: entry and leave times of a car of the same class and lot drawn
+    at random from a steady-state sample at the state's time (in place). Without one of its
+    class, any car of the lot; without any, the car keeps age 0 and a fresh stay."""
+    t0 = prep.t0
+    at_t0 = scenario.model_copy(
+        update={"start": scenario.start + timedelta(seconds=t0)} if t0 else {}
+    )
+    sample = steady_placements(at_t0, lots, streams.seed, streams.replication)
+    u = streams.get("initial/age").random(len(unknown))
+    by_key: dict[tuple[int, int], list[Placement]] = {}
+    by_lot: dict[int, list[Placement]] = {}
+    for p in sample:
+        by_key.setdefault((p.lot, int(p.vehicle.vclass)), []).append(p)
+        by_lot.setdefault(p.lot, []).append(p)
+    for k, i in enumerate(unknown):
+        lot_k = prep.rows[i][0]
+        pool = by_key.get((lot_k, int(prep.vehicles[i].vclass))) or by_lot.get(lot_k)
+        if not pool:
+            continue
+        pick = pool[min(int(u[k] * len(pool)), len(pool) - 1)]
+        entry[i] = t0 + pick.entry_t
+        leave[i] = t0 + pick.leave_t
 
 
 # -- the steady state ------------------------------------------------------------------------
