@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from twin import api
-from twin.results import _group_counts_at, _groupings, _stays
+from twin.results import group_counts_at, groupings, stays
 from twin.scenario.loader import validate_scenario
 from twin.sim.model import simulate
 from twin.sim.snapshot import state_from_record
@@ -44,7 +44,7 @@ def test_forecast_bands_hold_the_actual_continuation_of_a_simulated_lot():
     k = 0
     for rep in range(3):
         rec = simulate(sc, rep, seed=777)
-        spot, starts, ends = _stays(rec)
+        spot, starts, ends = stays(rec)
         for day in range(1, 6):  # Monday .. Friday
             for hour in (8.0, 11.5, 17.0):
                 at = 12 * 3600.0 + (day - 1) * 86400.0 + (12 + hour) * 3600.0
@@ -53,10 +53,10 @@ def test_forecast_bands_hold_the_actual_continuation_of_a_simulated_lot():
                 k += 1
                 level = fc.bands[fc.bands["group_kind"] == "level"]
                 times = np.sort(level["minutes"].unique()) * 60.0
-                for kind, names, _, gid in _groupings(rec, spot):
+                for kind, names, _, gid in groupings(rec, spot):
                     if kind != "level":
                         continue
-                    actual = _group_counts_at(at + times, gid, len(names), starts, ends)
+                    actual = group_counts_at(at + times, gid, len(names), starts, ends)
                     for j, name in enumerate(names):
                         band = level[level["group"] == name].sort_values("minutes")
                         a = actual[j][1:]  # after t0 (at t0 the state is exact)

@@ -347,7 +347,7 @@ def test_docs_state_reference_is_current():
     import re
     from pathlib import Path
 
-    from twin.scenario.state import state_reference
+    from twin.scenario.reference import state_reference
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "start_state.md").read_text()
     match = re.search(
@@ -355,7 +355,7 @@ def test_docs_state_reference_is_current():
     )
     assert match, "docs/start_state.md lost its state-reference markers"
     assert match.group(1) == state_reference(), (
-        "docs/start_state.md's state table is stale: run `python -m twin.scenario.state` "
+        "docs/start_state.md's state table is stale: run `python -m twin.scenario.reference state` "
         "and paste it between the markers"
     )
 

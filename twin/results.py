@@ -173,11 +173,11 @@ def count_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
     return np.searchsorted(s, times, side="right") - np.searchsorted(e, times, side="right")
 
 
-def _groupings(
+def groupings(
     rec: RunRecord, spot: np.ndarray
 ) -> list[tuple[str, list[str], np.ndarray, np.ndarray]]:
     """Every way of grouping spots: (kind, group names, capacities, group id per stay), for
-    the stays' spots ``spot`` as :func:`_stays` gives them.
+    the stays' spots ``spot`` as :func:`stays` gives them.
 
     Kinds: ``total`` (one group), ``lot`` (networks only), ``level`` and ``spot_type`` (types
     the facility has). Group ids index the names; cars that did not park are left out, so
@@ -202,7 +202,7 @@ def _groupings(
     return kinds
 
 
-def _stays(rec: RunRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stays(rec: RunRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(spot, entry, leave) of every car that parked: the model's drivers, then the cars that
     operations components parked themselves (reservation holders)."""
     parked = rec.spot >= 0
@@ -218,7 +218,7 @@ def _stays(rec: RunRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return spot, starts, ends
 
 
-def _group_counts_at(
+def group_counts_at(
     times: np.ndarray, gid: np.ndarray, n_groups: int, starts: np.ndarray, ends: np.ndarray
 ) -> np.ndarray:
     """(groups × times) array: how many [start, end) intervals of each group contain each time."""
@@ -321,10 +321,10 @@ def occupancy_frame(rec: RunRecord) -> pd.DataFrame:
     sc = rec.scenario
     step = sc.output.interval_min * 60.0
     times = np.arange(0.0, sc.horizon_s + step / 2, step)
-    spot, starts, ends = _stays(rec)
+    spot, starts, ends = stays(rec)
     rows = []
-    for kind, names, caps, gid in _groupings(rec, spot):
-        counts = _group_counts_at(times, gid, len(names), starts, ends)
+    for kind, names, caps, gid in groupings(rec, spot):
+        counts = group_counts_at(times, gid, len(names), starts, ends)
         rows.append(
             pd.DataFrame(
                 {
@@ -436,12 +436,12 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     charged = rec.amount_cents[paid]
     charged = charged[~np.isnan(charged)]  # NaN: the scenario has no tariff
     out["mean_price"] = float(charged.mean()) / 100.0 if len(charged) else float("nan")
-    stays = (rec.leave_t - rec.entry_t)[paid]
-    out["mean_stay_h"] = float(stays.mean()) / 3600.0 if len(stays) else float("nan")
-    spot, starts, ends = _stays(rec)
+    paid_stays = (rec.leave_t - rec.entry_t)[paid]
+    out["mean_stay_h"] = float(paid_stays.mean()) / 3600.0 if len(paid_stays) else float("nan")
+    spot, starts, ends = stays(rec)
     overlap = _overlap(starts, ends, t0, t1)
     events = _Events(starts, ends)
-    for kind, names, caps, gid in _groupings(rec, spot):
+    for kind, names, caps, gid in groupings(rec, spot):
         means = np.bincount(gid, weights=overlap, minlength=len(names)) / (t1 - t0)
         peaks, full_s = events.walk(gid, len(names), t0, t1, caps)
         for name, cap, mean, peak, full in zip(names, caps, means, peaks, full_s, strict=True):

@@ -28,7 +28,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from twin.results import _group_counts_at, _groupings, _stays
+from twin.results import group_counts_at, groupings, stays
 from twin.scenario.model import Scenario
 from twin.sim.model import ParkingModel
 
@@ -158,11 +158,11 @@ def forecast(
         rec = model.run()
         if model.seeded is not None:
             not_placed += model.seeded.not_placed
-        spot, starts, ends = _stays(rec)
+        spot, starts, ends = stays(rec)
         rows, fill_r = [], []
         names_r = []
-        for kind, group_names, caps, gid in _groupings(rec, spot):
-            rows.append(_group_counts_at(times, gid, len(group_names), starts, ends))
+        for kind, group_names, caps, gid in groupings(rec, spot):
+            rows.append(group_counts_at(times, gid, len(group_names), starts, ends))
             fill_r.append(_fill_times(starts, ends, gid, np.asarray(caps), horizon))
             names_r += [(kind, g, int(c)) for g, c in zip(group_names, caps, strict=True)]
         counts.append(np.concatenate(rows))

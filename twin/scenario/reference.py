@@ -73,10 +73,23 @@ def closures_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def state_reference() -> str:
+    """The start-state file's keys as a markdown table (docs/start_state.md quotes it; a test
+    checks). Lives here, not in :mod:`twin.scenario.state`, so the schema never imports its
+    own documentation generator (which imports the scenario model: a cycle)."""
+    from twin.scenario.state import StartState
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(StartState, "state")]
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
     if sys.argv[1:] == ["closures"]:
         print(closures_reference(), end="")
+    elif sys.argv[1:] == ["state"]:
+        print(state_reference(), end="")
     else:
         print(operations_reference(), end="")

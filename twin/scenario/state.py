@@ -162,16 +162,3 @@ def load_state(source: str | Path | dict[str, Any]) -> StartState:
         msg = err["msg"].removeprefix("Value error, ")
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise StateError(f"{name}: {field}: {msg}{more}") from None
-
-
-def state_reference() -> str:
-    """The state file's keys as a markdown table (docs/start_state.md quotes it; a test checks)."""
-    from twin.scenario.reference import rows
-
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(StartState, "state")]
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(state_reference(), end="")

@@ -44,9 +44,8 @@ from twin.scenario.dists import UNIT_SECONDS, Constant, Empirical
 from twin.scenario.model import Scenario, StreamSpec
 from twin.scenario.state import LotState, SessionState, SpotHoldState, StartState
 from twin.sim.rng import Streams
-from twin.sim.snapshot import state_from_record  # re-exported: the state of a run
 
-__all__ = ["Placement", "StateMismatch", "seed_lots", "start_from", "state_from_record"]
+__all__ = ["Placement", "StateMismatch", "seed_lots", "start_from"]
 
 #: Survival below which a stay is treated as over: the conditional law has no mass left.
 _TINY_SURVIVAL = 1e-300

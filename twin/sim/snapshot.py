@@ -21,11 +21,11 @@ def state_from_record(rec, at_s: float, *, with_remaining: bool = False) -> Star
     Cars parked by components are included; spot holds are not (the record keeps no history
     of spot statuses).
     """
-    from twin.results import Facility, _stays
+    from twin.results import Facility, stays
 
     sc = rec.scenario
     fac = Facility.of(rec)
-    spot, starts, ends = _stays(rec)
+    spot, starts, ends = stays(rec)
     ends = np.where(np.isnan(ends), np.inf, ends)
     here = (starts <= at_s) & (ends > at_s)
     when: datetime = sc.start + timedelta(seconds=at_s)
