@@ -7,6 +7,7 @@ on a band), so a file written here always loads with :mod:`twin.scenario.loader`
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,33 @@ def _sunday_before(day: datetime) -> datetime:
     return day - timedelta(days=(day.weekday() + 1) % 7)
 
 
+#: Day factors with a smaller CV than this are written as none: below it the factor changes
+#: a day's arrivals by less than its Poisson noise for any lot the size of a car park.
+MIN_DAY_FACTOR_CV = 0.005
+
+
+def day_factor(cv: float) -> dict | None:
+    """The ``day_factor`` key for an estimated CV, or None when there is none to write (not
+    estimable, NaN, or no overdispersion beyond Poisson)."""
+    if not math.isfinite(cv) or cv < MIN_DAY_FACTOR_CV:
+        return None
+    return {"cv": round(float(cv), 4)}
+
+
+def stay_dist(fit) -> dict:
+    """The scenario distribution of a :class:`tickets.StayFit`: a chosen Weibull as a
+    ``weibull`` (mean and shape), not as its quantiles; every other choice as fitted."""
+    if fit.chosen != "weibull" or fit.frozen is None:
+        return fit.dist
+    shape = float(fit.frozen.args[0])  # weibull_min(c, loc=0, scale), as fit_stays froze it
+    return {
+        "type": "weibull",
+        "mean": round(float(fit.frozen.mean()), 3),
+        "shape": round(shape, 4),
+        "unit": "min",
+    }
+
+
 def ticket_scenario(site: str, fit, source: str, currency: str = "USD") -> Scenario:
     """A scenario for one site of a ticket log (``fit``: :class:`tickets.SiteTickets`).
 
@@ -45,10 +73,20 @@ def ticket_scenario(site: str, fit, source: str, currency: str = "USD") -> Scena
             if cls in ("MOTORCYCLE", "COMPACT", "REGULAR", "LARGE")
             else "REGULAR",
             "profile": {DAY_NAMES[d]: [round(r, 4) for r in arrivals.rates(d)] for d in range(7)},
-            "dwell": stays.overall.dist,
+            "dwell": stay_dist(stays.overall),
         }
         if stays.bands:
-            stream["dwell_by_hour"] = [{"hours": list(h), "dwell": f.dist} for h, f in stays.bands]
+            stream["dwell_by_hour"] = [
+                {"hours": list(h), "dwell": stay_dist(f)} for h, f in stays.bands
+            ]
+        factor = day_factor(arrivals.day_factor_cv)
+        if factor is not None:
+            stream["day_factor"] = factor
+        if arrivals.special_profiles:  # each special day as it was (not its weekday's profile)
+            stream["dates"] = [
+                {"name": "special day", "dates": [day], "profile": [round(v, 4) for v in counts]}
+                for day, counts in sorted(arrivals.special_profiles.items())
+            ]
         streams.append(stream)
     if "LARGE" in fit.streams:
         spots["LARGE"] = max(1, int(fit.large_peak))
@@ -82,7 +120,7 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
         "description": (
             f"Fitted by 'parktwin calibrate occupancy' from {source}, site {fit.site}: "
             f"{fit.n_readings} readings on {fit.n_days} days; stays {fit.law.family}; "
-            f"day-to-day demand CV {fit.day_factor_cv:.3f} (not yet a scenario key)."
+            f"day-to-day demand CV {fit.day_factor_cv:.3f}."
         ),
         "start": _sunday_before(first).isoformat(),
         "horizon_days": 7,
@@ -102,6 +140,9 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
             }
         ],
     }
+    factor = day_factor(fit.day_factor_cv)
+    if factor is not None:
+        data["demand"][0]["day_factor"] = factor
     return Scenario.model_validate(data)
 
 
