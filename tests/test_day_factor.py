@@ -10,12 +10,15 @@ nothing) by default, and that calibration writes them as keys that load and roun
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from twin.calibrate.occupancy import Blocks, StayLaw
@@ -23,9 +26,11 @@ from twin.calibrate.run import calibrate_tickets
 from twin.calibrate.scenarios import occupancy_scenario, write_scenario
 from twin.core.clock import DAY, Calendar
 from twin.scenario.loader import ScenarioError, load_scenario, validate_scenario
+from twin.scenario.reference import demand_reference
 from twin.sim.demand import draw_drivers
 from twin.sim.rng import Streams
 
+ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 1, 5)  # a Monday
 
 
@@ -318,3 +323,24 @@ def test_occupancy_scenario_writes_day_factor(tmp_path):
     assert again.demand[0].day_factor == sc.demand[0].day_factor
     fit.day_factor_cv = float("nan")  # not estimable: no key at all
     assert occupancy_scenario(fit, "s.csv", datetime(2016, 10, 4)).demand[0].day_factor is None
+
+
+def test_demand_reference_in_docs_is_current():
+    text = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    match = re.search(
+        r"<!-- demand-reference:start -->\n(.*?)<!-- demand-reference:end -->", text, re.S
+    )
+    assert match and match.group(1) == demand_reference(), (
+        "docs/scenarios.md's demand table is stale: regenerate it with "
+        "`python -m twin.scenario.reference demand`"
+    )
+
+
+def test_the_documented_example_loads():
+    """The YAML example of docs/scenarios.md's section is a valid stream (profile filled in)."""
+    text = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    section = text[text.index("## Day-to-day variation") :]
+    block = section[section.index("```yaml\n") + 8 : section.index("```\n")]
+    data = yaml.safe_load(block.replace("[...]", "[" + ", ".join(["10"] * 24) + "]"))
+    sc = _scenario(3, *data["demand"])
+    assert sc.demand[0].day_factor.group == "lot" and len(sc.demand[0].dates) == 2
