@@ -29,6 +29,7 @@ from twin.scenario.loader import ScenarioError, load_scenario, validate_scenario
 from twin.scenario.reference import demand_reference
 from twin.sim.demand import draw_drivers
 from twin.sim.rng import Streams
+from twin.sim.size import RunTooLarge, check_size
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 1, 5)  # a Monday
@@ -344,3 +345,17 @@ def test_the_documented_example_loads():
     data = yaml.safe_load(block.replace("[...]", "[" + ", ".join(["10"] * 24) + "]"))
     sc = _scenario(3, *data["demand"])
     assert sc.demand[0].day_factor.group == "lot" and len(sc.demand[0].dates) == 2
+
+
+def test_a_huge_date_is_refused_before_drawing():
+    """The memory guard counts listed dates inside the horizon: a calendar entry of a billion
+    cars an hour is refused with one line naming the stream, like a profile of one."""
+    profile = [1e9] * 24
+    huge = _scenario(3, _stream(dates=[{"dates": [date(2026, 1, 6)], "profile": profile}]))
+    with pytest.raises(RunTooLarge, match=r"demand\[0\] \('cars'\).*dates"):
+        check_size(huge)
+    outside = _scenario(3, _stream(dates=[{"dates": [date(2027, 1, 6)], "profile": profile}]))
+    check_size(outside)  # not in this run: nothing to refuse
+    for bad in ("inf", "nan"):
+        with pytest.raises(ScenarioError, match=r"demand\[0\].dates\[0\].multiplier"):
+            _scenario(3, _stream(dates=[{"dates": [date(2026, 1, 6)], "multiplier": bad}]))

@@ -278,7 +278,9 @@ class DateDemandSpec(Spec):
 
     name: str | None = Field(default=None, description="what the dates are (reports)")
     dates: list[date] = Field(min_length=1, description="dates, YYYY-MM-DD")
-    multiplier: float | None = Field(default=None, ge=0, description="scales the day's rates")
+    multiplier: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="scales the day's rates"
+    )
     profile: list[float] | None = Field(
         default=None, description="24 hourly rates (vehicles/hour, 00:00..23:00) for those dates"
     )
