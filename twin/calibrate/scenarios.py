@@ -42,26 +42,13 @@ def day_factor(cv: float) -> dict | None:
     return {"cv": round(float(cv), 4)}
 
 
-def stay_dist(fit) -> dict:
-    """The scenario distribution of a :class:`tickets.StayFit`: a chosen Weibull as a
-    ``weibull`` (mean and shape), not as its quantiles; every other choice as fitted."""
-    if fit.chosen != "weibull" or fit.frozen is None:
-        return fit.dist
-    shape = float(fit.frozen.args[0])  # weibull_min(c, loc=0, scale), as fit_stays froze it
-    return {
-        "type": "weibull",
-        "mean": round(float(fit.frozen.mean()), 3),
-        "shape": round(shape, 4),
-        "unit": "min",
-    }
-
-
 def ticket_scenario(site: str, fit, source: str, currency: str = "USD") -> Scenario:
     """A scenario for one site of a ticket log (``fit``: :class:`tickets.SiteTickets`).
 
     One level with the site's capacity (given, else the most cars the log shows parked at
     once); one stream per vehicle class with its weekday profiles and stay law (by arrival-hour
-    band when stays depend on it); the fitted tariff. It starts on a Sunday with 24 h of
+    band when stays depend on it), its day-to-day factor and its special days (``dates`` with
+    the profile each had); the fitted tariff. It starts on a Sunday with 24 h of
     warm-up so the measured week is Monday to Monday with the long stays already in.
     """
     spots = {"REGULAR": max(1, int(fit.capacity))}
@@ -73,12 +60,10 @@ def ticket_scenario(site: str, fit, source: str, currency: str = "USD") -> Scena
             if cls in ("MOTORCYCLE", "COMPACT", "REGULAR", "LARGE")
             else "REGULAR",
             "profile": {DAY_NAMES[d]: [round(r, 4) for r in arrivals.rates(d)] for d in range(7)},
-            "dwell": stay_dist(stays.overall),
+            "dwell": stays.overall.dist,
         }
         if stays.bands:
-            stream["dwell_by_hour"] = [
-                {"hours": list(h), "dwell": stay_dist(f)} for h, f in stays.bands
-            ]
+            stream["dwell_by_hour"] = [{"hours": list(h), "dwell": f.dist} for h, f in stays.bands]
         factor = day_factor(arrivals.day_factor_cv)
         if factor is not None:
             stream["day_factor"] = factor
@@ -114,7 +99,8 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
     """A scenario for one site of a count series (``fit``: :class:`occupancy.SiteFit`).
 
     Its week starts on a Sunday at 00:00 with no warm-up: under the fit's assumption the lot
-    is empty at the start of each day (no arrivals after the last observed hour)."""
+    is empty at the start of each day (no arrivals after the last observed hour). The
+    day-to-day CV, when there is one, becomes the stream's ``day_factor``."""
     data = {
         "name": slug(fit.site),
         "description": (
