@@ -206,6 +206,7 @@ def test_prefix_property_holds_with_day_factor_and_dates():
     "extra, needle",
     [
         ({"day_factor": {"cv": -0.1}}, "demand[0].day_factor.cv"),
+        ({"day_factor": {"cv": 3}}, "demand[0].day_factor.cv"),
         ({"day_factor": {"cv": 0.1, "shape": 2}}, "day_factor.shape"),
         ({"dates": [{"dates": ["2026-01-07"]}]}, "exactly one of 'multiplier' or 'profile'"),
         (

@@ -264,7 +264,11 @@ class DayFactorSpec(Spec):
     (variance m + cv²·m²) instead of Poisson (variance m). Real lots vary this much more than
     a Poisson process allows, and intervals that ignore it are too narrow."""
 
-    cv: float = Field(ge=0, le=10, description="coefficient of variation of the daily factor")
+    #: Real lots show 0.05-0.3; beyond 2 one day in a hundred would bring ten times the usual
+    #: demand, which is not day-to-day variation but another lot (and could exhaust memory).
+    cv: float = Field(
+        ge=0, le=2, description="coefficient of variation of the daily factor (0 = off, <= 2)"
+    )
     group: str | None = Field(
         default=None,
         description="streams naming the same group share one factor per day (a busy day is "
