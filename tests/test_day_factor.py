@@ -27,7 +27,7 @@ from twin.calibrate.scenarios import occupancy_scenario, write_scenario
 from twin.core.clock import DAY, Calendar
 from twin.scenario.loader import ScenarioError, load_scenario, validate_scenario
 from twin.scenario.reference import demand_reference
-from twin.sim.demand import draw_drivers
+from twin.sim.demand import day_factors, draw_drivers
 from twin.sim.rng import Streams
 from twin.sim.size import RunTooLarge, check_size
 
@@ -360,3 +360,16 @@ def test_a_huge_date_is_refused_before_drawing():
     for bad in ("inf", "nan"):
         with pytest.raises(ScenarioError, match=r"demand\[0\].dates\[0\].multiplier"):
             _scenario(3, _stream(dates=[{"dates": [date(2026, 1, 6)], "multiplier": bad}]))
+
+
+def test_factors_belong_to_dates_not_to_run_days():
+    """Started a day later (same seed), a run sees the same factor on the same date: the
+    factor is keyed by the calendar date, so a forecast from mid-week keeps the run's days."""
+    stream = _stream(day_factor={"cv": 0.3})
+    early, late = _scenario(6, stream), _scenario(5, stream, start=START + timedelta(days=1))
+    cal_e, cal_l = Calendar(early.start), Calendar(late.start)
+    hours = np.arange(5 * 24) * 3600.0
+    f_e = day_factors(early.demand[0], cal_e, hours + DAY, Streams(early.seed, 0))
+    f_l = day_factors(late.demand[0], cal_l, hours, Streams(late.seed, 0))
+    np.testing.assert_array_equal(f_e, f_l)
+    assert len(set(f_l.tolist())) == 5  # one factor per day, five days

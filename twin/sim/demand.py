@@ -120,16 +120,17 @@ def day_factors(
     """The gamma day factor (mean 1, CV ``day_factor.cv``) of each slot's calendar day.
 
     Each day's factor comes from its own generator, named by the stream (or its shared group)
-    and the day number, so it depends on neither the horizon nor the other days: a longer run
-    keeps the first days' factors, and streams of one group see the same busy and quiet days.
-    Slots follow calendar hours, so none straddles midnight.
+    and the calendar date, so it depends on neither the horizon nor the other days: a longer
+    run keeps the first days' factors, a run started a day earlier (or a forecast started
+    mid-week) sees the same factor on the same date, and streams of one group see the same
+    busy and quiet days. Slots follow calendar hours, so none straddles midnight.
     """
     spec = stream.day_factor
     if spec is None or spec.cv == 0:
         return np.ones(len(starts))
     key = f"group:{spec.group}" if spec.group is not None else f"stream:{stream.name}"
     shape = 1.0 / spec.cv**2
-    days = day_index(calendar, starts)
+    days = day_index(calendar, starts) + calendar.epoch.date().toordinal()
     factor = {
         d: float(rng.get(f"day-factor/{key}/{d}").gamma(shape, 1.0 / shape))
         for d in np.unique(days).tolist()
