@@ -132,8 +132,7 @@ def test_stay_family_and_parameters_recovered(family, dist):
     best = fit.table.iloc[0]
     assert best["mean"] == pytest.approx(dist.mean(), rel=0.04)
     assert best["sd"] == pytest.approx(dist.std(), rel=0.06)
-    # weibull is written as its quantiles (not yet a scenario distribution)
-    assert fit.dist["type"] == ("empirical" if family == "weibull" else family)
+    assert fit.dist["type"] == family  # weibull too: a scenario distribution by mean and shape
 
 
 def test_special_day_found_and_only_it(log):

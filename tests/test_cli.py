@@ -108,7 +108,7 @@ BROKEN = {
         "name: x\nfacility:\n  levels:\n    - name: A\n      spots: {REGULAR: 5}\n"
         "demand:\n  - name: a\n    rate_per_hour: 3\n"
         "    dwell: {type: lognormal, mean: -2, sd: 1}\n"
-        "  - name: b\n    rate_per_hour: 3\n    dwell: {type: weibull, mean: 5}\n"
+        "  - name: b\n    rate_per_hour: 3\n    dwell: {type: pareto, mean: 5}\n"
         "  - name: c\n    rate_per_hour: 3\n    dwell: {type: uniform, low: 5, high: 1}\n",
         [
             "demand[0].dwell.mean: Input should be greater than 0 (got -2)",

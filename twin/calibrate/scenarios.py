@@ -7,6 +7,7 @@ on a band), so a file written here always loads with :mod:`twin.scenario.loader`
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,12 +29,26 @@ def _sunday_before(day: datetime) -> datetime:
     return day - timedelta(days=(day.weekday() + 1) % 7)
 
 
+#: Day factors with a smaller CV than this are written as none: below it the factor changes
+#: a day's arrivals by less than its Poisson noise for any lot the size of a car park.
+MIN_DAY_FACTOR_CV = 0.005
+
+
+def day_factor(cv: float) -> dict | None:
+    """The ``day_factor`` key for an estimated CV, or None when there is none to write (not
+    estimable, NaN, or no overdispersion beyond Poisson)."""
+    if not math.isfinite(cv) or cv < MIN_DAY_FACTOR_CV:
+        return None
+    return {"cv": round(float(cv), 4)}
+
+
 def ticket_scenario(site: str, fit, source: str, currency: str = "USD") -> Scenario:
     """A scenario for one site of a ticket log (``fit``: :class:`tickets.SiteTickets`).
 
     One level with the site's capacity (given, else the most cars the log shows parked at
     once); one stream per vehicle class with its weekday profiles and stay law (by arrival-hour
-    band when stays depend on it); the fitted tariff. It starts on a Sunday with 24 h of
+    band when stays depend on it), its day-to-day factor and its special days (``dates`` with
+    the profile each had); the fitted tariff. It starts on a Sunday with 24 h of
     warm-up so the measured week is Monday to Monday with the long stays already in.
     """
     spots = {"REGULAR": max(1, int(fit.capacity))}
@@ -49,6 +64,14 @@ def ticket_scenario(site: str, fit, source: str, currency: str = "USD") -> Scena
         }
         if stays.bands:
             stream["dwell_by_hour"] = [{"hours": list(h), "dwell": f.dist} for h, f in stays.bands]
+        factor = day_factor(arrivals.day_factor_cv)
+        if factor is not None:
+            stream["day_factor"] = factor
+        if arrivals.special_profiles:  # each special day as it was (not its weekday's profile)
+            stream["dates"] = [
+                {"name": "special day", "dates": [day], "profile": [round(v, 4) for v in counts]}
+                for day, counts in sorted(arrivals.special_profiles.items())
+            ]
         streams.append(stream)
     if "LARGE" in fit.streams:
         spots["LARGE"] = max(1, int(fit.large_peak))
@@ -76,13 +99,14 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
     """A scenario for one site of a count series (``fit``: :class:`occupancy.SiteFit`).
 
     Its week starts on a Sunday at 00:00 with no warm-up: under the fit's assumption the lot
-    is empty at the start of each day (no arrivals after the last observed hour)."""
+    is empty at the start of each day (no arrivals after the last observed hour). The
+    day-to-day CV, when there is one, becomes the stream's ``day_factor``."""
     data = {
         "name": slug(fit.site),
         "description": (
             f"Fitted by 'parktwin calibrate occupancy' from {source}, site {fit.site}: "
             f"{fit.n_readings} readings on {fit.n_days} days; stays {fit.law.family}; "
-            f"day-to-day demand CV {fit.day_factor_cv:.3f} (not yet a scenario key)."
+            f"day-to-day demand CV {fit.day_factor_cv:.3f}."
         ),
         "start": _sunday_before(first).isoformat(),
         "horizon_days": 7,
@@ -102,6 +126,9 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
             }
         ],
     }
+    factor = day_factor(fit.day_factor_cv)
+    if factor is not None:
+        data["demand"][0]["day_factor"] = factor
     return Scenario.model_validate(data)
 
 

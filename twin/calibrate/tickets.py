@@ -215,24 +215,22 @@ def fit_stays(minutes: np.ndarray) -> StayFit:
     table = pd.DataFrame(rows).sort_values("aic").reset_index(drop=True)
     best = table.iloc[0]
     chosen, ks = str(best["family"]), float(best["ks"])
-    if ks > EMPIRICAL_KS or chosen == "weibull":
-        # weibull is not (yet) a scenario distribution: it is written as its quantiles
-        values = (
-            x
-            if chosen != "weibull" or ks > EMPIRICAL_KS
-            else frozen["weibull"].ppf((np.arange(EMPIRICAL_POINTS) + 0.5) / EMPIRICAL_POINTS)
+    if ks > EMPIRICAL_KS:
+        q = np.quantile(x, (np.arange(EMPIRICAL_POINTS) + 0.5) / EMPIRICAL_POINTS)
+        chosen = "empirical"
+        ks = float(
+            stats.kstest(x, lambda v: np.searchsorted(np.sort(q), v, "right") / len(q)).statistic
         )
-        q = np.quantile(values, (np.arange(EMPIRICAL_POINTS) + 0.5) / EMPIRICAL_POINTS)
-        if ks > EMPIRICAL_KS:
-            chosen = "empirical"
-            ks = float(
-                stats.kstest(
-                    x, lambda v: np.searchsorted(np.sort(q), v, "right") / len(q)
-                ).statistic
-            )
         dist = {"type": "empirical", "values": [round(float(v), 2) for v in q], "unit": "min"}
     elif chosen == "exponential":
         dist = {"type": "exponential", "mean": round(float(best["mean"]), 3), "unit": "min"}
+    elif chosen == "weibull":  # by its shape: the scale then follows from the mean
+        dist = {
+            "type": "weibull",
+            "mean": round(float(best["mean"]), 3),
+            "shape": round(float(best["params"][0]), 4),
+            "unit": "min",
+        }
     else:
         dist = {
             "type": chosen,

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
-from scipy import stats
+from scipy import optimize, special, stats
 
 from twin.scenario.common import Spec
 
@@ -143,6 +143,47 @@ class Gamma(_Dist):
         return stats.gamma(a=k, scale=self.mean / k)
 
 
+class Weibull(_Dist):
+    """Stays whose hazard rises or falls with time parked (shape > 1: the longer a car has
+    stayed, the likelier it leaves soon). Given by its mean and either its sd or its shape k,
+    as calibration reports it; the scale follows from mean = scale × Γ(1 + 1/k)."""
+
+    type: Literal["weibull"]
+    mean: float = Field(gt=0)
+    sd: float | None = Field(default=None, gt=0)
+    shape: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Weibull:
+        if (self.sd is None) == (self.shape is None):
+            raise ValueError("give exactly one of 'sd' or 'shape'")
+        return self
+
+    def problem(self) -> str | None:
+        if (self.sd is None) == (self.shape is None):
+            return None  # _one_of says what is wrong
+        ratio = _sd_ratio_problem(self.mean, self.sd) if self.sd is not None else None
+        return ratio or super().problem()
+
+    @property
+    def k(self) -> float:
+        """The shape: given, or solved from sd/mean (cv² + 1 = Γ(1+2/k) / Γ(1+1/k)², which
+        falls monotonically in k, so one root in a bracket wide enough for SD_RATIO_BOUNDS)."""
+        if self.shape is not None:
+            return self.shape
+        target = math.log1p((self.sd / self.mean) ** 2)
+
+        def excess(log_k: float) -> float:
+            k = math.exp(log_k)
+            return float(special.gammaln(1 + 2 / k) - 2 * special.gammaln(1 + 1 / k)) - target
+
+        return math.exp(optimize.brentq(excess, math.log(0.02), math.log(1e8), xtol=1e-12))
+
+    def frozen(self) -> stats.rv_continuous:
+        k = self.k
+        return stats.weibull_min(c=k, scale=self.mean / math.exp(special.gammaln(1 + 1 / k)))
+
+
 class Uniform(_Dist):
     type: Literal["uniform"]
     low: float = Field(ge=0)
@@ -245,7 +286,7 @@ def _sd_ratio_problem(mean: float, sd: float) -> str | None:
 
 
 Dist = Annotated[
-    Exponential | Lognormal | Gamma | Uniform | Constant | Empirical,
+    Exponential | Lognormal | Gamma | Weibull | Uniform | Constant | Empirical,
     Field(discriminator="type"),
 ]
 

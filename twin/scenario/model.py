@@ -258,6 +258,54 @@ class DwellBand(Spec):
         return v
 
 
+class DayFactorSpec(Spec):
+    """Day-to-day variation of demand: each day's rates are multiplied by a gamma factor of
+    mean 1 and coefficient of variation ``cv``, so a day's arrivals are negative binomial
+    (variance m + cv²·m²) instead of Poisson (variance m). Real lots vary this much more than
+    a Poisson process allows, and intervals that ignore it are too narrow."""
+
+    #: Real lots show 0.05-0.3; beyond 2 one day in a hundred would bring ten times the usual
+    #: demand, which is not day-to-day variation but another lot (and could exhaust memory).
+    cv: float = Field(
+        ge=0, le=2, description="coefficient of variation of the daily factor (0 = off, <= 2)"
+    )
+    group: str | None = Field(
+        default=None,
+        description="streams naming the same group share one factor per day (a busy day is "
+        "busy for all of them); default: the stream's own",
+    )
+
+
+class DateDemandSpec(Spec):
+    """Demand on particular dates (holidays, events, a calendar): a ``multiplier`` of the
+    usual rates, or a 24-value hourly ``profile`` that replaces them on those dates."""
+
+    name: str | None = Field(default=None, description="what the dates are (reports)")
+    dates: list[date] = Field(min_length=1, description="dates, YYYY-MM-DD")
+    multiplier: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="scales the day's rates"
+    )
+    profile: list[float] | None = Field(
+        default=None, description="24 hourly rates (vehicles/hour, 00:00..23:00) for those dates"
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _hours(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if len(v) != 24:
+                raise ValueError(f"needs 24 hourly rates (00:00..23:00), got {len(v)}")
+            if min(v) < 0 or not all(math.isfinite(x) for x in v):
+                raise ValueError("hourly rates must be finite and >= 0")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DateDemandSpec:
+        if (self.multiplier is None) == (self.profile is None):
+            raise ValueError("give exactly one of 'multiplier' or 'profile'")
+        return self
+
+
 class StreamSpec(Spec):
     """One arrival stream: a class of drivers with its own rate, dwell and behaviour."""
 
@@ -279,6 +327,30 @@ class StreamSpec(Spec):
     elasticity: ElasticitySpec | None = Field(
         default=None, description="price elasticity of this stream's demand"
     )
+    day_factor: DayFactorSpec | None = Field(
+        default=None, description="random day-to-day demand factor (off by default)"
+    )
+    dates: list[DateDemandSpec] = Field(
+        default_factory=list, description="dates with their own multiplier or profile"
+    )
+
+    @field_validator("dates")
+    @classmethod
+    def _dates_once(cls, v: list[DateDemandSpec]) -> list[DateDemandSpec]:
+        seen: dict[date, int] = {}
+        for k, entry in enumerate(v):
+            for day in entry.dates:
+                if day in seen:
+                    raise ValueError(
+                        f"{day.isoformat()} is in dates[{seen[day]}] and dates[{k}]: "
+                        "give each date once"
+                    )
+                seen[day] = k
+        return v
+
+    def date_overrides(self) -> dict[date, DateDemandSpec]:
+        """Each listed date and the entry that sets its demand."""
+        return {day: entry for entry in self.dates for day in entry.dates}
 
     @model_validator(mode="after")
     def _one_source(self) -> StreamSpec:
@@ -297,6 +369,10 @@ class StreamSpec(Spec):
                 covered.update(range(*band.hours))
             if len(covered) < 24:
                 raise ValueError("'dwell_by_hour' leaves hours uncovered: add a default 'dwell'")
+        if self.trace is not None and (self.day_factor is not None or self.dates):
+            raise ValueError(
+                "'day_factor' and 'dates' shape generated demand, not a replayed trace"
+            )
         return self
 
 
@@ -509,6 +585,18 @@ class Scenario(Spec):
             raise ValueError(f"{what} needs a tariff")
         if any(s.trace is not None for s in self.demand if s.elasticity is not None):
             raise ValueError("elasticity applies to generated demand, not to a replayed trace")
+        groups: dict[str, tuple[str, float]] = {}
+        for stream in self.demand:
+            factor = stream.day_factor
+            if factor is None or factor.group is None:
+                continue
+            first = groups.setdefault(factor.group, (stream.name, factor.cv))
+            if first[1] != factor.cv:
+                raise ValueError(
+                    f"demand streams {first[0]!r} and {stream.name!r} share day_factor group "
+                    f"{factor.group!r} with different cv ({first[1]:g}, {factor.cv:g}): "
+                    "a shared factor has one cv"
+                )
         return self
 
     _lot_specs_cache: tuple | None = PrivateAttr(default=None)

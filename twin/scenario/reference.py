@@ -13,7 +13,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from twin.core.allocation import STRATEGIES
-from twin.scenario.model import ClosureSpec, OperationsSpec
+from twin.scenario.model import ClosureSpec, DateDemandSpec, DayFactorSpec, OperationsSpec
 
 
 def _models(annotation: object) -> list[type[BaseModel]]:
@@ -84,6 +84,14 @@ def state_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def demand_reference() -> str:
+    """The ``demand[].day_factor`` and ``demand[].dates`` table (docs/scenarios.md)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(DayFactorSpec, "demand[].day_factor")]
+    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(DateDemandSpec, "demand[].dates[]")]
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
@@ -91,5 +99,7 @@ if __name__ == "__main__":  # pragma: no cover
         print(closures_reference(), end="")
     elif sys.argv[1:] == ["state"]:
         print(state_reference(), end="")
+    elif sys.argv[1:] == ["demand"]:
+        print(demand_reference(), end="")
     else:
         print(operations_reference(), end="")

@@ -13,7 +13,13 @@ A longer horizon extends a shorter one: the drivers of a run's first N days are 
   as ``m`` consecutive runs of ``n`` (which would put the second run at an offset of ``n``);
 * arrival counts per hour slot and the arrival instants within slots come from two generators
   (a count of a later slot cannot shift the instants of an earlier one), and the hour slots are
-  drawn to the end of the one holding the horizon, then cut, so the last slot is never shorter.
+  drawn to the end of the one holding the horizon, then cut, so the last slot is never shorter;
+* a stream's random day factor (``day_factor``) comes from a generator per calendar day, so
+  day 3's factor is day 3's whatever the horizon (see :func:`day_factors`).
+
+Dates listed in a stream's ``dates`` (holidays, events) scale or replace that day's rates before
+the day factor applies; both are off by default and then draw nothing, so scenarios without
+them produce the same numbers as before they existed.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from twin.core.clock import HOUR, Calendar
+from twin.core.clock import DAY, HOUR, Calendar
 from twin.core.types import VehicleClass
 from twin.scenario.dists import UNIT_SECONDS
 from twin.scenario.model import (
@@ -90,7 +96,46 @@ def hourly_rates(
         per_hour = np.array(
             [week[calendar.weekday(t), calendar.hour(t)] for t in starts], dtype=float
         )
+    if stream.dates:  # a calendar: listed dates get their multiplier or their own profile
+        overrides = stream.date_overrides()
+        for i, t in enumerate(starts.tolist()):
+            entry = overrides.get(calendar.to_datetime(t).date())
+            if entry is None:
+                continue
+            if entry.profile is not None:
+                per_hour[i] = entry.profile[calendar.hour(t)]
+            else:
+                per_hour[i] *= entry.multiplier
     return edges, per_hour * stream.multiplier / HOUR
+
+
+def day_index(calendar: Calendar, t: np.ndarray) -> np.ndarray:
+    """Calendar days since the scenario's first midnight (0 = the start's date)."""
+    return np.floor((np.asarray(t, dtype=float) + calendar.seconds_of_day(0.0)) / DAY).astype(int)
+
+
+def day_factors(
+    stream: StreamSpec, calendar: Calendar, starts: np.ndarray, rng: Streams
+) -> np.ndarray:
+    """The gamma day factor (mean 1, CV ``day_factor.cv``) of each slot's calendar day.
+
+    Each day's factor comes from its own generator, named by the stream (or its shared group)
+    and the calendar date, so it depends on neither the horizon nor the other days: a longer
+    run keeps the first days' factors, a run started a day earlier (or a forecast started
+    mid-week) sees the same factor on the same date, and streams of one group see the same
+    busy and quiet days. Slots follow calendar hours, so none straddles midnight.
+    """
+    spec = stream.day_factor
+    if spec is None or spec.cv == 0:
+        return np.ones(len(starts))
+    key = f"group:{spec.group}" if spec.group is not None else f"stream:{stream.name}"
+    shape = 1.0 / spec.cv**2
+    days = day_index(calendar, starts) + calendar.epoch.date().toordinal()
+    factor = {
+        d: float(rng.get(f"day-factor/{key}/{d}").gamma(shape, 1.0 / shape))
+        for d in np.unique(days).tolist()
+    }
+    return np.array([factor[d] for d in days.tolist()], dtype=float)
 
 
 def slot_horizon(calendar: Calendar, horizon_s: float) -> float:
@@ -315,6 +360,8 @@ def draw_drivers(scenario: Scenario, rng: Streams, calendar: Calendar) -> Driver
         else:
             trace = None
             edges, rates = hourly_rates(stream, calendar, slot_horizon(calendar, horizon))
+            if stream.day_factor is not None:
+                rates = rates * day_factors(stream, calendar, edges[:-1], rng)
             if stream.elasticity is not None:  # candidates, thinned by price during the run
                 rates = rates * stream.elasticity.cap
             arrival = poisson_arrivals(edges, rates, rng.get(f"arrivals/{name}"))

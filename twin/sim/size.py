@@ -17,6 +17,7 @@ import math
 import os
 import resource
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from twin.scenario.common import DAY_NAMES
 from twin.scenario.model import Scenario, StreamSpec
@@ -64,8 +65,12 @@ class Size:
         return one + kept_per_rep * max(self.replications - 1, 0)
 
 
-def expected_arrivals(stream: StreamSpec, horizon_h: float) -> float:
-    """Drivers a stream brings over the horizon (mean of its Poisson count; rows of a trace)."""
+def expected_arrivals(stream: StreamSpec, horizon_h: float, start: datetime | None = None) -> float:
+    """Drivers a stream brings over the horizon (mean of its Poisson count; rows of a trace).
+
+    The day factor has mean 1 and changes nothing here; listed ``dates`` inside the horizon
+    (given ``start``) add what their multiplier or profile brings beyond a usual day, so a
+    calendar entry of a million cars an hour is caught like a profile of one."""
     if stream.trace is not None:
         with open(stream.trace.path, "rb") as f:
             return float(sum(1 for _ in f) - 1)  # every row may fall inside the horizon
@@ -76,13 +81,25 @@ def expected_arrivals(stream: StreamSpec, horizon_h: float) -> float:
         assert profile is not None
         per_hour = sum(sum(profile.for_day(d) or ()) for d in range(len(DAY_NAMES))) / (7 * 24)
     cap = stream.elasticity.cap if stream.elasticity is not None else 1.0
-    return per_hour * stream.multiplier * cap * horizon_h
+    extra = 0.0
+    if stream.dates and start is not None:
+        last = (start + timedelta(hours=horizon_h)).date()
+        for day, entry in stream.date_overrides().items():
+            if not start.date() <= day <= last:
+                continue
+            if stream.rate_per_hour is not None:
+                usual = 24.0 * stream.rate_per_hour
+            else:
+                usual = float(sum(stream.profile.for_day(day.weekday()) or ()))
+            listed = sum(entry.profile) if entry.profile is not None else usual * entry.multiplier
+            extra += max(0.0, listed - usual)
+    return (per_hour * horizon_h + extra) * stream.multiplier * cap
 
 
 def estimate(scenario: Scenario, replications: int) -> Size:
     """The counts of :class:`Size` for ``replications`` replications of ``scenario``."""
     horizon_h = scenario.horizon_days * 24.0
-    drivers = sum(expected_arrivals(s, horizon_h) for s in scenario.demand)
+    drivers = sum(expected_arrivals(s, horizon_h, scenario.start) for s in scenario.demand)
     ops = scenario.operations
     bookings = ops.reservations if ops is not None else None
     if bookings is not None and bookings.rate_per_hour is not None:
@@ -151,13 +168,14 @@ def check_size(scenario: Scenario, replications: int = 1) -> None:
     scale = budget / need
     if worst == "drivers":
         busiest = max(
-            scenario.demand, key=lambda s: expected_arrivals(s, scenario.horizon_days * 24.0)
+            scenario.demand,
+            key=lambda s: expected_arrivals(s, scenario.horizon_days * 24.0, scenario.start),
         )
         k = scenario.demand.index(busiest)
         raise RunTooLarge(
             f"demand[{k}] ({busiest.name!r}): about {_n(size.drivers)} drivers per replication "
             f"over {scenario.horizon_days:g} days need {gib}; at most about "
-            f"{_n(size.drivers * scale)} fit (lower its rate, multiplier or horizon_days)"
+            f"{_n(size.drivers * scale)} fit (lower its rate, multiplier, dates or horizon_days)"
         )
     if worst == "spots":
         raise RunTooLarge(
