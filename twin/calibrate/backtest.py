@@ -39,9 +39,10 @@ Every method is scored on the same (origin, target) pairs: a target needs a read
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -193,9 +194,19 @@ def twin_forecast(
     replications: int,
     rng: np.random.Generator,
     cv: float | None = None,
+    weight: float = 1.0,
+    drift_cv: float = 0.0,
+    recent: bool = False,
 ) -> pd.DataFrame:
     """The twin's forecast (median and band quantiles, as occupancy rates) for every pair; see
-    the module doc for the model. ``cv``: the day factor's CV (default: the calibration's)."""
+    the module doc for the model. ``cv``: the day factor's CV (default: the calibration's);
+    ``weight``: how much the count at the origin counts in the day factor's update (1: the full
+    gamma-Poisson update; 0: none); ``drift_cv``: CV of a gamma factor (mean 1) on each of the
+    two flows after the origin (cars leaving, cars arriving), drawn per replication: the
+    demand and stays of the next hours differ from the fitted ones more than Poisson noise.
+    ``recent``: the day factor's prior mean is the demand level of the 7 days before the
+    origin's day (observed ÷ fitted counts, column ``recent_level`` of ``pairs``), not 1: the
+    twin follows a level that drifts over weeks (e.g. Christmas shopping)."""
     kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
@@ -208,53 +219,119 @@ def twin_forecast(
     m_new = _block_mass(fit, kinds, t0, t1, t1)  # newcomers expected at the target
     cv = fit.day_factor_cv if cv is None else cv
     n = len(pairs)
+    level = pairs["recent_level"].to_numpy(float) if recent else np.ones(n)
     if cv is not None and math.isfinite(cv) and cv > 1e-6:
         alpha = 1.0 / cv**2
         censored = n0 >= FULL_SHARE * cap
-        shape = alpha + np.where(censored, 0.0, n0)
-        rate = alpha + np.where(censored, 0.0, m0)
+        shape = alpha + weight * np.where(censored, 0.0, n0)
+        rate = alpha / level + weight * np.where(censored, 0.0, m0)
         f = rng.gamma(shape[:, None], 1.0 / rate[:, None], size=(n, replications))
     else:
-        f = np.ones((n, replications))
+        f = np.repeat(level[:, None], replications, axis=1)
     stay = rng.binomial(n0[:, None], p_stay[:, None], size=(n, replications))
     new = rng.poisson(f * m_new[:, None])
-    y = np.minimum(stay + new, cap[:, None]) / cap[:, None]
+    if drift_cv > 0:
+        k = 1.0 / drift_cv**2
+        leaving = (n0[:, None] - stay) * rng.gamma(k, 1.0 / k, size=(n, replications))
+        new = new * rng.gamma(k, 1.0 / k, size=(n, replications))
+        stay = np.clip(n0[:, None] - leaving, 0.0, None)
+    y = np.clip(stay + new, 0.0, cap[:, None]) / cap[:, None]
     qs = np.quantile(y, list(BAND_Q.values()), axis=1, method="weibull")
     out = pd.DataFrame({name: qs[k] for k, name in enumerate(BAND_Q)})
     out["forecast"] = out["p50"]
     return out
 
 
-def _choose_family(
-    fit: SiteFit, train_pairs: pd.DataFrame, replications: int, seed: int
-) -> tuple[SiteFit, list[dict]]:
-    """The stay family whose twin forecasts from the training origins have the lowest MAE."""
+#: Weights of the origin's count in the day factor's update, tried per site (see _tune).
+WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+#: Flow-factor CVs tried per site for the bands (see _tune).
+DRIFT_CVS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+
+
+@dataclass(frozen=True)
+class TwinSetup:
+    """How a site's twin forecasts, chosen on the training part only."""
+
+    fit: SiteFit
+    weight: float
+    drift_cv: float
+    recent: bool = False
+
+
+def _with_recent_level(fit: SiteFit, pairs: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` with ``recent_level``: Σ observed ÷ Σ fitted counts over the site's readings
+    of the 7 days before each pair's day (1 when there are none): only the past is used."""
+    pred = fit.predict(series["t_h"].to_numpy(), day_type(series["time"]))
+    daily = (
+        pd.DataFrame({"day": series["day"], "obs": series["occupied"], "pred": pred})
+        .groupby("day")[["obs", "pred"]].sum()
+        .reindex(pd.date_range(series["day"].min(), series["day"].max(), freq="D"), fill_value=0)
+    )
+    roll = daily.rolling(7, min_periods=1).sum().shift(1)
+    level = (roll["obs"] / roll["pred"]).where(roll["pred"] > 0)
+    out = pairs.copy()
+    out["recent_level"] = (
+        level.reindex(pd.to_datetime(pairs["day"].to_numpy())).fillna(1.0).to_numpy()
+    )
+    return out
+
+
+def _tune(
+    fit: SiteFit, train_pairs: pd.DataFrame, series: pd.DataFrame, replications: int, seed: int
+) -> tuple[TwinSetup, list[dict]]:
+    """Choose, on the training origins only, the stay family and the day factor's update
+    weight with the lowest MAE of the twin's forecasts, then the flow-factor CV whose 80% band
+    holds closest to 80% of the training actuals (the model's own noise, Poisson plus the day
+    factor, is far narrower than real forecast errors on a big lot)."""
     rows = []
-    best = (math.inf, fit)
-    for family in fit.alternatives or {fit.law.family: None}:
+    families = list(fit.alternatives) or [fit.law.family]
+    actual = train_pairs["actual"].to_numpy() if len(train_pairs) else np.array([])
+    best = (math.inf, TwinSetup(fit, 1.0, 0.0))
+    if not len(train_pairs):
+        return best[1], rows
+    for family in families:
         cand = fit.with_family(family) if fit.alternatives else fit
-        if len(train_pairs):
-            fc = twin_forecast(cand, train_pairs, replications, np.random.default_rng(seed))
-            mae = float(np.mean(np.abs(fc["forecast"].to_numpy() - train_pairs["actual"])))
-        else:
-            mae = math.nan
-        rows.append(
-            {
-                "site": fit.site,
-                "family": family,
-                "stay_mean_min": cand.law.mean_h * 60,
-                "stay_sd_min": cand.law.sd_h * 60,
-                "aic": fit.family_aic.get(family, math.nan),
-                "train_mae": mae,
-                "n_train": len(train_pairs),
-            }
+        for w, recent in itertools.product(WEIGHTS, (False, True)):
+            with_level = _with_recent_level(cand, train_pairs, series) if recent else train_pairs
+            fc = twin_forecast(
+                cand, with_level, replications, np.random.default_rng(seed), weight=w,
+                recent=recent,
+            )
+            mae = float(np.mean(np.abs(fc["forecast"].to_numpy() - actual)))
+            rows.append(
+                {
+                    "site": fit.site,
+                    "family": family,
+                    "stay_mean_min": cand.law.mean_h * 60,
+                    "stay_sd_min": cand.law.sd_h * 60,
+                    "aic": fit.family_aic.get(family, math.nan),
+                    "weight": w,
+                    "recent_level": recent,
+                    "train_mae": mae,
+                    "n_train": len(train_pairs),
+                }
+            )
+            if mae < best[0]:
+                best = (mae, TwinSetup(cand, w, 0.0, recent))
+    setup = best[1]
+    gaps = []
+    tuned = _with_recent_level(setup.fit, train_pairs, series) if setup.recent else train_pairs
+    for d in DRIFT_CVS:
+        fc = twin_forecast(
+            setup.fit, tuned, replications, np.random.default_rng(seed),
+            weight=setup.weight, drift_cv=d, recent=setup.recent,
         )
-        if mae < best[0]:
-            best = (mae, cand)
-    chosen = best[1]
+        cov = float(np.mean((actual >= fc["p10"]) & (actual <= fc["p90"])))
+        gaps.append((abs(cov - 0.80), d))
+    setup = replace(setup, drift_cv=min(gaps)[1])
     for r in rows:
-        r["chosen"] = r["family"] == chosen.law.family
-    return chosen, rows
+        r["chosen"] = (
+            r["family"] == setup.fit.law.family
+            and r["weight"] == setup.weight
+            and r["recent_level"] == setup.recent
+        )
+        r["drift_cv"] = setup.drift_cv if r["chosen"] else math.nan
+    return setup, rows
 
 
 # -- ETS ----------------------------------------------------------------------------------------
@@ -395,14 +472,19 @@ def backtest(
             unusable[site] = "no test origin with a reading at the target and a week before"
             continue
         train_pairs = _pairs(train_df, train_df["day"].min(), None, horizons)
-        chosen, rows = _choose_family(fit, train_pairs, replications, seed + k)
+        setup, rows = _tune(fit, train_pairs, site_df, replications, seed + k)
+        if setup.recent:
+            test = _with_recent_level(setup.fit, test, site_df)
         fam_rows += rows
         try:
             ets, _ = ets_forecast(site_df, test, slots, cut)
         except CalibrationInputError as exc:
             unusable[site] = str(exc)
             continue
-        twin = twin_forecast(chosen, test, replications, np.random.default_rng([seed, k]))
+        twin = twin_forecast(
+            setup.fit, test, replications, np.random.default_rng([seed, k]),
+            weight=setup.weight, drift_cv=setup.drift_cv, recent=setup.recent,
+        )
         base = test[["horizon_h", "origin", "target", "n0", "capacity", "actual"]].copy()
         base.insert(0, "site", site)
         for method, values in (
