@@ -264,7 +264,8 @@ def _with_recent_level(fit: SiteFit, pairs: pd.DataFrame, series: pd.DataFrame) 
     pred = fit.predict(series["t_h"].to_numpy(), day_type(series["time"]))
     daily = (
         pd.DataFrame({"day": series["day"], "obs": series["occupied"], "pred": pred})
-        .groupby("day")[["obs", "pred"]].sum()
+        .groupby("day")[["obs", "pred"]]
+        .sum()
         .reindex(pd.date_range(series["day"].min(), series["day"].max(), freq="D"), fill_value=0)
     )
     roll = daily.rolling(7, min_periods=1).sum().shift(1)
@@ -294,7 +295,11 @@ def _tune(
         for w, recent in itertools.product(WEIGHTS, (False, True)):
             with_level = _with_recent_level(cand, train_pairs, series) if recent else train_pairs
             fc = twin_forecast(
-                cand, with_level, replications, np.random.default_rng(seed), weight=w,
+                cand,
+                with_level,
+                replications,
+                np.random.default_rng(seed),
+                weight=w,
                 recent=recent,
             )
             mae = float(np.mean(np.abs(fc["forecast"].to_numpy() - actual)))
@@ -318,8 +323,13 @@ def _tune(
     tuned = _with_recent_level(setup.fit, train_pairs, series) if setup.recent else train_pairs
     for d in DRIFT_CVS:
         fc = twin_forecast(
-            setup.fit, tuned, replications, np.random.default_rng(seed),
-            weight=setup.weight, drift_cv=d, recent=setup.recent,
+            setup.fit,
+            tuned,
+            replications,
+            np.random.default_rng(seed),
+            weight=setup.weight,
+            drift_cv=d,
+            recent=setup.recent,
         )
         cov = float(np.mean((actual >= fc["p10"]) & (actual <= fc["p90"])))
         gaps.append((abs(cov - 0.80), d))
@@ -371,16 +381,26 @@ def ets_forecast(
     if n_train < 2 * m + 10:
         raise CalibrationInputError(f"ETS needs two weeks of training readings ({n_train} slots)")
     fitted = ExponentialSmoothing(
-        flat[:n_train], trend=None, seasonal="add", seasonal_periods=m,
+        flat[:n_train],
+        trend=None,
+        seasonal="add",
+        seasonal_periods=m,
         initialization_method="heuristic",
     ).fit()
     p = fitted.params
     run = ExponentialSmoothing(
-        flat, trend=None, seasonal="add", seasonal_periods=m,
-        initialization_method="known", initial_level=p["initial_level"],
+        flat,
+        trend=None,
+        seasonal="add",
+        seasonal_periods=m,
+        initialization_method="known",
+        initial_level=p["initial_level"],
         initial_seasonal=p["initial_seasons"],
-    ).fit(smoothing_level=p["smoothing_level"], smoothing_seasonal=p["smoothing_seasonal"],
-          optimized=False)
+    ).fit(
+        smoothing_level=p["smoothing_level"],
+        smoothing_seasonal=p["smoothing_seasonal"],
+        optimized=False,
+    )
     level, season = np.asarray(run.level), np.asarray(run.season)
     day_idx = days.get_indexer(pd.to_datetime(pairs["day"].to_numpy()))
     first = int(slots[0])
@@ -455,8 +475,9 @@ def backtest(
         raise CalibrationInputError(f"--horizons: whole hours from 1 to 12, got {horizons}")
     if replications < 20:
         raise CalibrationInputError("--replications: at least 20 (for the 95% band)")
-    cal = calibrate_occupancy(source, columns, None, train_until=train_until, sites=sites,
-                              plots=False)
+    cal = calibrate_occupancy(
+        source, columns, None, train_until=train_until, sites=sites, plots=False
+    )
     cut = pd.Timestamp(train_until).normalize() + pd.Timedelta(days=1)
     end = None if test_days is None else cut + pd.Timedelta(days=int(test_days))
     series = _slotted(cal.frames["predictions"][["site", "time", "occupied", "capacity"]])
@@ -482,8 +503,13 @@ def backtest(
             unusable[site] = str(exc)
             continue
         twin = twin_forecast(
-            setup.fit, test, replications, np.random.default_rng([seed, k]),
-            weight=setup.weight, drift_cv=setup.drift_cv, recent=setup.recent,
+            setup.fit,
+            test,
+            replications,
+            np.random.default_rng([seed, k]),
+            weight=setup.weight,
+            drift_cv=setup.drift_cv,
+            recent=setup.recent,
         )
         base = test[["horizon_h", "origin", "target", "n0", "capacity", "actual"]].copy()
         base.insert(0, "site", site)
