@@ -49,7 +49,14 @@ import numpy as np
 import pandas as pd
 
 from twin.calibrate.cleaning import CalibrationInputError
-from twin.calibrate.occupancy import DAY_TYPES, SiteFit, day_type
+from twin.calibrate.occupancy import (
+    DAY_TYPES,
+    MIN_DAYS,
+    MIN_READINGS,
+    SiteFit,
+    day_type,
+    fit_site,
+)
 
 #: Forecast horizons (hours) when none are given.
 HORIZONS = (1, 2, 4)
@@ -195,15 +202,16 @@ def twin_forecast(
     rng: np.random.Generator,
     cv: float | None = None,
     weight: float = 1.0,
-    drift_cv: float = 0.0,
+    drift_cv: float | np.ndarray = 0.0,
     recent: bool = False,
 ) -> pd.DataFrame:
     """The twin's forecast (median and band quantiles, as occupancy rates) for every pair; see
     the module doc for the model. ``cv``: the day factor's CV (default: the calibration's);
     ``weight``: how much the count at the origin counts in the day factor's update (1: the full
-    gamma-Poisson update; 0: none); ``drift_cv``: CV of a gamma factor (mean 1) on each of the
-    two flows after the origin (cars leaving, cars arriving), drawn per replication: the
-    demand and stays of the next hours differ from the fitted ones more than Poisson noise.
+    gamma-Poisson update; 0: none); ``drift_cv`` (one value, or one per pair): CV of a gamma
+    factor (mean 1) on each of the two flows after the origin (cars leaving, cars arriving),
+    drawn per replication: the demand and stays of the next hours differ from the fitted ones
+    more than Poisson noise.
     ``recent``: the day factor's prior mean is the demand level of the 7 days before the
     origin's day (observed ÷ fitted counts, column ``recent_level`` of ``pairs``), not 1: the
     twin follows a level that drifts over weeks (e.g. Christmas shopping)."""
@@ -230,8 +238,10 @@ def twin_forecast(
         f = np.repeat(level[:, None], replications, axis=1)
     stay = rng.binomial(n0[:, None], p_stay[:, None], size=(n, replications))
     new = rng.poisson(f * m_new[:, None])
-    if drift_cv > 0:
-        k = 1.0 / drift_cv**2
+    drift = np.broadcast_to(np.asarray(drift_cv, dtype=float), (n,))
+    if (drift > 0).any():
+        k = np.where(drift > 0, 1.0 / np.maximum(drift, 1e-9) ** 2, np.inf)[:, None]
+        k = np.minimum(k, 1e12)  # cv 0: a factor of 1 to within 1e-6
         leaving = (n0[:, None] - stay) * rng.gamma(k, 1.0 / k, size=(n, replications))
         new = new * rng.gamma(k, 1.0 / k, size=(n, replications))
         stay = np.clip(n0[:, None] - leaving, 0.0, None)
@@ -244,7 +254,9 @@ def twin_forecast(
 
 #: Weights of the origin's count in the day factor's update, tried per site (see _tune).
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
-#: Flow-factor CVs tried per site for the bands (see _tune).
+#: The last days of the training part on which a site's twin is tuned (see _setup).
+TUNE_DAYS = 14
+#: Flow-factor CVs tried per site and horizon for the bands (see _tune).
 DRIFT_CVS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
 
@@ -254,8 +266,12 @@ class TwinSetup:
 
     fit: SiteFit
     weight: float
-    drift_cv: float
+    drift_cv: dict[int, float]  # per horizon (hours)
     recent: bool = False
+    tuned_on: str = ""
+
+    def drift_for(self, pairs: pd.DataFrame) -> np.ndarray:
+        return pairs["horizon_h"].map(self.drift_cv).fillna(0.0).to_numpy(float)
 
 
 def _with_recent_level(fit: SiteFit, pairs: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
@@ -287,7 +303,7 @@ def _tune(
     rows = []
     families = list(fit.alternatives) or [fit.law.family]
     actual = train_pairs["actual"].to_numpy() if len(train_pairs) else np.array([])
-    best = (math.inf, TwinSetup(fit, 1.0, 0.0))
+    best = (math.inf, TwinSetup(fit, 1.0, {}))
     if not len(train_pairs):
         return best[1], rows
     for family in families:
@@ -317,10 +333,11 @@ def _tune(
                 }
             )
             if mae < best[0]:
-                best = (mae, TwinSetup(cand, w, 0.0, recent))
+                best = (mae, TwinSetup(cand, w, {}, recent))
     setup = best[1]
-    gaps = []
+    gaps: dict[int, list[tuple[float, float]]] = {}
     tuned = _with_recent_level(setup.fit, train_pairs, series) if setup.recent else train_pairs
+    horizon = tuned["horizon_h"].to_numpy()
     for d in DRIFT_CVS:
         fc = twin_forecast(
             setup.fit,
@@ -331,17 +348,53 @@ def _tune(
             drift_cv=d,
             recent=setup.recent,
         )
-        cov = float(np.mean((actual >= fc["p10"]) & (actual <= fc["p90"])))
-        gaps.append((abs(cov - 0.80), d))
-    setup = replace(setup, drift_cv=min(gaps)[1])
+        inside = (actual >= fc["p10"].to_numpy()) & (actual <= fc["p90"].to_numpy())
+        for h in np.unique(horizon).tolist():
+            gaps.setdefault(int(h), []).append((abs(float(inside[horizon == h].mean()) - 0.8), d))
+    setup = replace(setup, drift_cv={h: min(g)[1] for h, g in gaps.items()})
     for r in rows:
         r["chosen"] = (
             r["family"] == setup.fit.law.family
             and r["weight"] == setup.weight
             and r["recent_level"] == setup.recent
         )
-        r["drift_cv"] = setup.drift_cv if r["chosen"] else math.nan
+        r["drift_cv"] = (
+            ",".join(f"{h}h:{d:g}" for h, d in sorted(setup.drift_cv.items()))
+            if r["chosen"]
+            else ""
+        )
     return setup, rows
+
+
+def _setup(
+    fit: SiteFit,
+    train_df: pd.DataFrame,
+    site_df: pd.DataFrame,
+    cut: pd.Timestamp,
+    horizons: Sequence[int],
+    replications: int,
+    seed: int,
+) -> tuple[TwinSetup, list[dict]]:
+    """Tune a site's twin as a backtest would find it: refit on the training part less its
+    last TUNE_DAYS days, choose (see :func:`_tune`) on forecasts from origins in those days,
+    and apply the choice to the fit on the whole training part. Tuning on the fit's own
+    readings would be optimistic (in-sample errors are smaller, so the bands come out too
+    narrow); only when the split leaves too little to fit is it done in-sample (``tuned_on``)."""
+    split = cut - pd.Timedelta(days=TUNE_DAYS)
+    early = train_df[train_df["day"] < split]
+    tune_fit = None
+    if len(early) >= MIN_READINGS and early["day"].nunique() >= MIN_DAYS:
+        tune_fit = fit_site(early[["time", "occupied", "capacity"]], fit.site)
+    if tune_fit is None:
+        pairs = _pairs(train_df, train_df["day"].min(), None, horizons)
+        setup, rows = _tune(fit, pairs, site_df, replications, seed)
+        return replace(setup, tuned_on="training readings (in-sample)"), rows
+    pairs = _pairs(train_df, split, cut, horizons)
+    setup, rows = _tune(tune_fit, pairs, site_df, replications, seed)
+    family = setup.fit.law.family
+    full = fit.with_family(family) if family in fit.alternatives else fit
+    on = f"last {TUNE_DAYS} training days (fitted on the days before)"
+    return replace(setup, fit=full, tuned_on=on), [{**r, "tuned_on": on} for r in rows]
 
 
 # -- ETS ----------------------------------------------------------------------------------------
@@ -492,8 +545,7 @@ def backtest(
         if len(test) == 0:
             unusable[site] = "no test origin with a reading at the target and a week before"
             continue
-        train_pairs = _pairs(train_df, train_df["day"].min(), None, horizons)
-        setup, rows = _tune(fit, train_pairs, site_df, replications, seed + k)
+        setup, rows = _setup(fit, train_df, site_df, cut, horizons, replications, seed + k)
         if setup.recent:
             test = _with_recent_level(setup.fit, test, site_df)
         fam_rows += rows
@@ -508,7 +560,7 @@ def backtest(
             replications,
             np.random.default_rng([seed, k]),
             weight=setup.weight,
-            drift_cv=setup.drift_cv,
+            drift_cv=setup.drift_for(test),
             recent=setup.recent,
         )
         base = test[["horizon_h", "origin", "target", "n0", "capacity", "actual"]].copy()
