@@ -203,7 +203,7 @@ def twin_forecast(
     cv: float | None = None,
     weight: float = 1.0,
     drift_cv: float | np.ndarray = 0.0,
-    recent: bool = False,
+    recent: str | None = None,
 ) -> pd.DataFrame:
     """The twin's forecast (median and band quantiles, as occupancy rates) for every pair; see
     the module doc for the model. ``cv``: the day factor's CV (default: the calibration's);
@@ -212,9 +212,11 @@ def twin_forecast(
     factor (mean 1) on each of the two flows after the origin (cars leaving, cars arriving),
     drawn per replication: the demand and stays of the next hours differ from the fitted ones
     more than Poisson noise.
-    ``recent``: the day factor's prior mean is the demand level of the 7 days before the
-    origin's day (observed ÷ fitted counts, column ``recent_level`` of ``pairs``), not 1: the
-    twin follows a level that drifts over weeks (e.g. Christmas shopping)."""
+    ``recent`` (``"week"`` or ``"weekday"``): the day factor's prior mean is the demand level
+    (observed ÷ fitted counts, column ``recent_level`` of ``pairs``) of the 7 days before the
+    origin's day, or of the same weekday a week before, not 1: the twin follows a level that
+    drifts over weeks (e.g. Christmas shopping) or differs between weekdays the fitted
+    profile shares."""
     kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
@@ -254,6 +256,9 @@ def twin_forecast(
 
 #: Weights of the origin's count in the day factor's update, tried per site (see _tune).
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+#: Prior means of the day factor tried per site: 1, the last 7 days' level, the same weekday's
+#: level a week before (see twin_forecast's ``recent``).
+LEVELS = (None, "week", "weekday")
 #: The last days of the training part on which a site's twin is tuned (see _setup).
 TUNE_DAYS = 14
 #: Flow-factor CVs tried per site and horizon for the bands (see _tune).
@@ -267,16 +272,19 @@ class TwinSetup:
     fit: SiteFit
     weight: float
     drift_cv: dict[int, float]  # per horizon (hours)
-    recent: bool = False
+    recent: str | None = None
     tuned_on: str = ""
 
     def drift_for(self, pairs: pd.DataFrame) -> np.ndarray:
         return pairs["horizon_h"].map(self.drift_cv).fillna(0.0).to_numpy(float)
 
 
-def _with_recent_level(fit: SiteFit, pairs: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
+def _with_recent_level(
+    fit: SiteFit, pairs: pd.DataFrame, series: pd.DataFrame, mode: str = "week"
+) -> pd.DataFrame:
     """``pairs`` with ``recent_level``: Σ observed ÷ Σ fitted counts over the site's readings
-    of the 7 days before each pair's day (1 when there are none): only the past is used."""
+    of the 7 days before each pair's day (``mode`` "week") or of the same weekday a week
+    before ("weekday"); 1 when there are none. Only the past is used."""
     pred = fit.predict(series["t_h"].to_numpy(), day_type(series["time"]))
     daily = (
         pd.DataFrame({"day": series["day"], "obs": series["occupied"], "pred": pred})
@@ -284,7 +292,7 @@ def _with_recent_level(fit: SiteFit, pairs: pd.DataFrame, series: pd.DataFrame) 
         .sum()
         .reindex(pd.date_range(series["day"].min(), series["day"].max(), freq="D"), fill_value=0)
     )
-    roll = daily.rolling(7, min_periods=1).sum().shift(1)
+    roll = daily.rolling(7, min_periods=1).sum().shift(1) if mode == "week" else daily.shift(7)
     level = (roll["obs"] / roll["pred"]).where(roll["pred"] > 0)
     out = pairs.copy()
     out["recent_level"] = (
@@ -308,8 +316,10 @@ def _tune(
         return best[1], rows
     for family in families:
         cand = fit.with_family(family) if fit.alternatives else fit
-        for w, recent in itertools.product(WEIGHTS, (False, True)):
-            with_level = _with_recent_level(cand, train_pairs, series) if recent else train_pairs
+        for w, recent in itertools.product(WEIGHTS, LEVELS):
+            with_level = (
+                _with_recent_level(cand, train_pairs, series, recent) if recent else train_pairs
+            )
             fc = twin_forecast(
                 cand,
                 with_level,
@@ -327,7 +337,7 @@ def _tune(
                     "stay_sd_min": cand.law.sd_h * 60,
                     "aic": fit.family_aic.get(family, math.nan),
                     "weight": w,
-                    "recent_level": recent,
+                    "recent_level": recent or "none",
                     "train_mae": mae,
                     "n_train": len(train_pairs),
                 }
@@ -336,7 +346,11 @@ def _tune(
                 best = (mae, TwinSetup(cand, w, {}, recent))
     setup = best[1]
     gaps: dict[int, list[tuple[float, float]]] = {}
-    tuned = _with_recent_level(setup.fit, train_pairs, series) if setup.recent else train_pairs
+    tuned = (
+        _with_recent_level(setup.fit, train_pairs, series, setup.recent)
+        if setup.recent
+        else train_pairs
+    )
     horizon = tuned["horizon_h"].to_numpy()
     for d in DRIFT_CVS:
         fc = twin_forecast(
@@ -356,7 +370,7 @@ def _tune(
         r["chosen"] = (
             r["family"] == setup.fit.law.family
             and r["weight"] == setup.weight
-            and r["recent_level"] == setup.recent
+            and r["recent_level"] == (setup.recent or "none")
         )
         r["drift_cv"] = (
             ",".join(f"{h}h:{d:g}" for h, d in sorted(setup.drift_cv.items()))
@@ -547,7 +561,7 @@ def backtest(
             continue
         setup, rows = _setup(fit, train_df, site_df, cut, horizons, replications, seed + k)
         if setup.recent:
-            test = _with_recent_level(setup.fit, test, site_df)
+            test = _with_recent_level(setup.fit, test, site_df, setup.recent)
         fam_rows += rows
         try:
             ets, _ = ets_forecast(site_df, test, slots, cut)

@@ -78,7 +78,8 @@ def plot_coverage(table: pd.DataFrame, horizons: tuple[int, ...], path: Path) ->
             ax.plot(vals, y, markers[h], ls="none", label=f"{h} h", alpha=0.8)
         ax.set_xlabel(f"share of actuals inside the {nominal}% band (%)")
         ax.set_title(f"{nominal}% band (green: nominal ± 5 points)")
-        ax.set_xlim(0, 100)
+        low = np.nanmin(100 * tw[col].to_numpy(float)) if len(tw) else 0.0
+        ax.set_xlim(max(0.0, min(40.0, np.floor(low / 10) * 10 - 5)), 101)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, sites, fontsize=8)
     axes[0].invert_yaxis()
