@@ -244,3 +244,30 @@ def test_backtest_cli_bad_input_is_one_line(tmp_path):
         ],
     )
     assert res.exit_code == 2 and "--horizons" in res.output
+
+
+def test_twin_law_matches_the_simulator_started_from_the_same_state():
+    """The backtest draws the twin's count from its law; the SimPy model, started through
+    twin.api.forecast from a state holding the same cars (ages from the model's elapsed-stay
+    law) and running the calibrated scenario, gives the same distribution."""
+    from datetime import datetime
+
+    from twin.calibrate.scenarios import occupancy_scenario
+
+    fit = _fit()
+    scenario = occupancy_scenario(fit, "synthetic", datetime(2026, 1, 4))
+    t0, n0 = 11.0, 400
+    ages = fit.sample_ages(t0, "weekday", n0, np.random.default_rng(0)) * 60
+    state = {
+        "time": "2026-01-05T11:00:00",
+        "lots": [{"sessions": [{"elapsed_min": float(a)} for a in ages]}],
+    }
+    sim = api.forecast(state, scenario, hours=2, replications=40, seed=1).occupancy
+    sim = sim[sim["group_kind"] == sim["group_kind"].iloc[0]]
+    for h in (1, 2):
+        at = sim[sim["time_s"] == h * 3600.0]["occupied"].to_numpy(float)
+        ours = twin_forecast(fit, _pair(t0, t0 + h, n0), 4000, np.random.default_rng(0)) * 5000
+        assert abs(at.mean() - ours["p50"].iloc[0]) < 3 * at.std() / np.sqrt(len(at)) + 2
+        sim_p10, sim_p90 = np.quantile(at, [0.1, 0.9])
+        assert ours["p10"].iloc[0] == pytest.approx(sim_p10, abs=0.6 * at.std())
+        assert ours["p90"].iloc[0] == pytest.approx(sim_p90, abs=0.6 * at.std())
