@@ -271,3 +271,27 @@ def test_twin_law_matches_the_simulator_started_from_the_same_state():
         sim_p10, sim_p90 = np.quantile(at, [0.1, 0.9])
         assert ours["p10"].iloc[0] == pytest.approx(sim_p10, abs=0.6 * at.std())
         assert ours["p90"].iloc[0] == pytest.approx(sim_p90, abs=0.6 * at.std())
+
+
+@birmingham
+@pytest.mark.parametrize("until", ["2016-12-25", "2016-10-06"])
+def test_backtest_with_nothing_to_fit_or_score_is_one_line(tmp_path, until):
+    """A cut after the data (no origin) or before enough of it (no fit): exit 2, one line."""
+    res = CliRunner().invoke(
+        app,
+        [
+            "backtest",
+            str(BIRMINGHAM),
+            "--columns",
+            BHAM_COLS,
+            "--train-until",
+            until,
+            "--sites",
+            "Broad Street",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-plots",
+        ],
+    )
+    assert res.exit_code == 2, res.output
+    assert "--train-until" in res.output and "Traceback" not in res.output

@@ -545,6 +545,9 @@ def backtest(
     cal = calibrate_occupancy(
         source, columns, None, train_until=train_until, sites=sites, plots=False
     )
+    if not cal.fits:
+        why = "; ".join(f"{s}: {w}" for s, w in cal.estimates.get("unusable", {}).items())
+        raise CalibrationInputError(f"--train-until {train_until}: no site can be fitted ({why})")
     cut = pd.Timestamp(train_until).normalize() + pd.Timedelta(days=1)
     end = None if test_days is None else cut + pd.Timedelta(days=int(test_days))
     series = _slotted(cal.frames["predictions"][["site", "time", "occupied", "capacity"]])
@@ -601,7 +604,12 @@ def backtest(
         key = ["site", "horizon_h", "origin"]
         complete = forecasts.groupby(key)["method"].transform("nunique") == len(METHODS)
         forecasts = forecasts[complete].reset_index(drop=True)
-    table = score(forecasts) if len(forecasts) else pd.DataFrame(columns=COLUMNS)
+    if not len(forecasts):
+        raise CalibrationInputError(
+            f"--train-until {train_until}: no forecast origin after it (a reading on the hour "
+            "with one at the target and one a week before the target)"
+        )
+    table = score(forecasts)
     result = Backtest(
         table=table,
         forecasts=forecasts,
