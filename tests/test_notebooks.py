@@ -66,3 +66,18 @@ def test_planning_walkthrough_tells_a_decision_with_intervals_and_a_weekday_plot
     assert "PROFILE-FILTER-OK" in text  # weekdays after the warm-up only
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(pngs) == 1  # the weekday occupancy-by-level plot
+
+
+def test_calibration_birmingham_fits_backtests_and_decides() -> None:
+    """Fit, look at the fit, backtest, decide: on a slice of the real data (skipped without it)."""
+    import pytest
+
+    root = NOTEBOOKS.parent  # ../shared/data, or one level higher for a worktree under wt/
+    if not any((r / "shared/data/birmingham-parking").is_dir() for r in root.parents[:2]):
+        pytest.skip("the Birmingham data is not here")
+    nb = _execute(NOTEBOOKS / "calibration_birmingham.ipynb")
+    text = _texts(nb)
+    assert "day_factor_cv" in text and "coverage80" in text
+    assert text.count("DECISION:") == 3
+    pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(pngs) == 2  # the fit, the forecasts

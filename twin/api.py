@@ -413,6 +413,8 @@ def calibrate(
     if kind == "occupancy":
         return calibrate_occupancy(source, columns, out, **options)
     raise ValueError(f"unknown calibration {kind!r}; allowed: tickets, occupancy")
+
+
 # -- start from a state, forecast from now (issue 11) ------------------------------------------
 from twin.scenario.state import StartState, StateError, load_state  # noqa: E402
 
@@ -469,3 +471,40 @@ def forecast(
 
     sc = start_from(scenario, state)
     return _forecast(sc, hours=hours, replications=replications, seed=seed, step_min=step_min)
+
+
+# -- backtest: forecasts scored on data the model was not fitted on (issue 12) ------------------
+def backtest(
+    source: str | Path | Any,
+    columns: str | Mapping[str, str],
+    out: str | Path | None = None,
+    *,
+    train_until: str,
+    horizons: Sequence[int] = (1, 2, 4),
+    sites: Sequence[str] | None = None,
+    replications: int = 200,
+    seed: int = 0,
+    test_days: int | None = None,
+    plots: bool = True,
+) -> Any:
+    """Calibrate an occupancy series on readings up to ``train_until`` and forecast from every
+    hourly origin after it with the twin, seasonal naive and ETS (see
+    :mod:`twin.calibrate.backtest`). Returns a :class:`twin.calibrate.backtest.Backtest` whose
+    ``table`` is ``backtest.csv`` (site, horizon_h, method, n, mae, rmse, coverage80,
+    coverage95) and whose ``frames`` are the CSV tables written to ``out`` (when given).
+    Raises :class:`twin.calibrate.cleaning.CalibrationInputError` on inputs the caller can fix.
+    """
+    from twin.calibrate.backtest import backtest as _backtest
+
+    return _backtest(
+        source,
+        columns,
+        out,
+        train_until=train_until,
+        horizons=horizons,
+        sites=list(sites) if sites else None,
+        replications=replications,
+        seed=seed,
+        test_days=test_days,
+        plots=plots,
+    )

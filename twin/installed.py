@@ -45,6 +45,7 @@ EXTRAS: dict[str, str] = {
     "psycopg": "stores",
     "psycopg_pool": "stores",
     "redis": "stores",
+    "statsmodels": "backtest",
 }
 
 

@@ -524,7 +524,9 @@ def calibrate_series(
     predictions = (
         pd.concat(preds, ignore_index=True)
         if preds
-        else pd.DataFrame(columns=["site", "time", "occupied", "capacity", "period", "predicted"])
+        else pd.DataFrame(
+            columns=["site", "time", "occupied", "capacity", "period", "predicted"]
+        ).astype({"time": "datetime64[ns]", "occupied": float, "capacity": float})
     )
     err = (predictions["predicted"] - predictions["occupied"]) / predictions["capacity"]
     predictions["error_rate"] = err.astype(float)
