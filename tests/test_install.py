@@ -44,23 +44,24 @@ def dist(tmp_path_factory) -> dict[str, Path]:
     """The sdist and the wheel of this tree (`scripts/check_install.sh` builds the wheel from
     the sdist in an isolated build, as PyPI users get it; this is the fast equivalent)."""
     out = tmp_path_factory.mktemp("dist")
-    for kind in ("--sdist", "--wheel"):
+
+    def build(kind: str, source: Path) -> None:
+        command = [sys.executable, "-m", "build", "--no-isolation", kind, "--outdir", str(out)]
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "build",
-                "--no-isolation",
-                kind,
-                "--outdir",
-                str(out),
-                str(ROOT),
-            ],
+            [*command, str(source)],
             capture_output=True,
             text=True,
             check=True,
             timeout=300,
         )
+
+    build("--sdist", ROOT)
+    # the wheel from the unpacked sdist, as pip builds it: never from the tree's own build/
+    # folder, whose leftovers (a module that has since moved) would end up in the wheel
+    unpacked = tmp_path_factory.mktemp("sdist")
+    with tarfile.open(next(out.glob("*.tar.gz"))) as tar:
+        tar.extractall(unpacked, filter="data")
+    build("--wheel", next(unpacked.iterdir()))
     return {"sdist": next(out.glob("*.tar.gz")), "wheel": next(out.glob("*.whl"))}
 
 
