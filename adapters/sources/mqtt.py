@@ -1,0 +1,184 @@
+"""MQTT feeds with paho-mqtt 2.x: a subscriber source for the twin and a publisher for
+``parktwin emit``.
+
+Why these settings (the issue's "no loss, no double counting when the broker restarts"):
+
+* QoS 1 both ways: the broker keeps a message until the subscriber acknowledges it, and the
+  publisher keeps it until the broker acknowledges it (at least once);
+* a persistent session (MQTT 3.1.1 ``clean_session=False``) under a fixed client id: while
+  the subscriber is away (or the broker restarts with ``persistence true``) the broker queues
+  its messages and delivers them on reconnect;
+* reconnect with back-off (``reconnect_delay_set(min, max)``: paho doubles the delay up to the
+  maximum) from the network thread, also when the first connection fails;
+* at least once means a message can come twice (a PUBACK lost in the restart): the intake
+  dedupes on the event id, so each event reaches the twin's state exactly once.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .base import Raw
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``mqtt://HOST:PORT``) → (host, port); port defaults to 1883."""
+    text = text.removeprefix("mqtt://").split("/", 1)[0]
+    host, _, port = text.rpartition(":")
+    if not host:
+        return port or "localhost", 1883
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"MQTT address '{text}': port must be a number 1..65535")
+    return host, int(port)
+
+
+def _client(client_id: str, min_delay: float, max_delay: float) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=False,
+        protocol=mqtt.MQTTv311,
+    )
+    client.reconnect_delay_set(min_delay=max(1, int(min_delay)), max_delay=max(1, int(max_delay)))
+    client.max_queued_messages_set(0)  # unbounded: nothing published is dropped while away
+    return client
+
+
+@dataclass
+class MqttSource:
+    """Raw payloads from an MQTT topic (QoS 1, persistent session ``client_id``).
+
+    Iteration ends after ``idle_s`` seconds without a message (None: never) or ``stop()``.
+    Each payload's receive time is the wall clock when it arrived (for the intake's future
+    and clock-skew checks).
+    """
+
+    host: str
+    port: int = 1883
+    topic: str = "parktwin/events"
+    client_id: str = "parktwin-twin"
+    idle_s: float | None = None
+    min_delay: float = 1
+    max_delay: float = 8
+    connected: threading.Event = field(default_factory=threading.Event)
+    connects: int = 0
+    _queue: queue.Queue[Raw] = field(default_factory=queue.Queue)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> MqttSource:
+        """Connect (retrying in the background until the broker is up) and subscribe."""
+        self._client = client = _client(self.client_id, self.min_delay, self.max_delay)
+        topic = self.topic
+        where = f"mqtt:{topic}"
+
+        def on_connect(c, userdata, flags, reason_code, properties):
+            if reason_code.is_failure:
+                return
+            self.connects += 1
+            c.subscribe(topic, qos=1)  # the session keeps it; renewing is harmless
+            self.connected.set()
+
+        def on_disconnect(c, userdata, flags, reason_code, properties):
+            self.connected.clear()
+
+        def on_message(c, userdata, msg):
+            # Handed over before paho acknowledges (after this returns): once acknowledged,
+            # the message is in our queue.
+            self._queue.put(Raw(msg.payload, datetime.now(UTC), where))
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        client.connect_async(self.host, self.port, keepalive=10)
+        client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+
+    def __iter__(self) -> Iterator[Raw]:
+        if getattr(self, "_client", None) is None:
+            self.start()
+        last = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                raw = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self.idle_s is not None and time.monotonic() - last > self.idle_s:
+                    return
+                continue
+            last = time.monotonic()
+            yield raw
+
+
+@dataclass
+class MqttPublisher:
+    """Publishes payloads at QoS 1 from a persistent session; ``close()`` waits until the
+    broker has acknowledged every one (reconnecting through broker restarts)."""
+
+    host: str
+    port: int = 1883
+    topic: str = "parktwin/events"
+    client_id: str = "parktwin-emit"
+    min_delay: float = 1
+    max_delay: float = 8
+    published: int = 0
+
+    def __post_init__(self) -> None:
+        # Acknowledgements are tracked by message id through on_publish: a message queued
+        # while the broker is away has an error code on its MQTTMessageInfo but is still
+        # sent on reconnect, so its info cannot tell us when it is acknowledged.
+        self._lock = threading.Lock()
+        self._unacked: set[int] = set()
+        self._acked_early: set[int] = set()
+
+        def on_publish(c, userdata, mid, reason_code, properties):
+            with self._lock:
+                if mid in self._unacked:
+                    self._unacked.discard(mid)
+                else:  # acknowledged before publish() returned
+                    self._acked_early.add(mid)
+
+        self._client = _client(self.client_id, self.min_delay, self.max_delay)
+        self._client.on_publish = on_publish
+        self._client.connect_async(self.host, self.port, keepalive=10)
+        self._client.loop_start()
+
+    def publish(self, payload: str | bytes) -> None:
+        """Queue one payload (sent now if connected, else on reconnect)."""
+        info = self._client.publish(self.topic, payload, qos=1)
+        with self._lock:
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+            else:
+                self._unacked.add(info.mid)
+        self.published += 1
+
+    def unacknowledged(self) -> int:
+        with self._lock:
+            return len(self._unacked)
+
+    def close(self, timeout: float = 60.0) -> int:
+        """Wait for every acknowledgement (up to ``timeout`` s); returns how many are missing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.unacknowledged():
+            time.sleep(0.05)
+        missing = self.unacknowledged()
+        self._client.disconnect()
+        self._client.loop_stop()
+        return missing
+
+
+__all__ = ["MqttPublisher", "MqttSource", "parse_address"]
