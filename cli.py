@@ -1419,6 +1419,108 @@ def optimize(
 
 
 @app.command()
+def emit(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML (one lot).")],
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT", help="Publish to this MQTT broker (QoS 1).", show_default=False
+        ),
+    ] = None,
+    topic: Annotated[str, typer.Option(help="MQTT topic.")] = "parktwin/events",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.jsonl", help="Write the feed as JSON lines.", show_default=False
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Feed time per wall time (1: real time, 60: a minute a second); "
+            "default as fast as possible.",
+            show_default=False,
+        ),
+    ] = None,
+    days: Annotated[float | None, typer.Option(help="Simulated days.", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.", show_default=False)] = None,
+    faults: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.yaml", help="Fault schedule (see twin/live/emit.py).", show_default=False
+        ),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.json",
+            help="Ground truth of the injected faults (default: beside --out as NAME.faults.json).",
+            show_default=False,
+        ),
+    ] = None,
+    heartbeat_min: Annotated[float, typer.Option(help="Sensor heartbeat period, minutes.")] = 15.0,
+    counter_min: Annotated[float, typer.Option(help="Counter snapshot period, minutes.")] = 5.0,
+) -> None:
+    """Run a simulated lot and publish its gate, sensor and payment events (MQTT or JSONL),
+    with faults injected on a schedule, so the twin can be shown and tested without hardware.
+    """
+    from twin.live import emit as feed
+
+    if mqtt is None and out is None:
+        _fail(["give --mqtt HOST:PORT or --out FILE.jsonl (or both)"])
+    for name, value in (
+        ("--speed", speed),
+        ("--heartbeat-min", heartbeat_min),
+        ("--counter-min", counter_min),
+        ("--days", days),
+    ):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            _fail([f"{name} must be a number > 0, got {value:g}"])
+    address = None
+    if mqtt is not None:
+        from parktwin.adapters.sources.mqtt import parse_address
+
+        try:
+            address = parse_address(mqtt)
+        except ValueError as exc:
+            _fail([f"--mqtt: {exc}"])
+    sc = _load_or_exit(scenario)
+    try:
+        schedule = [] if faults is None else feed.load_faults(faults, sc.start)
+        emitted = feed.emit(
+            sc,
+            faults=schedule,
+            seed=seed,
+            days=days,
+            heartbeat_min=heartbeat_min,
+            counter_min=counter_min,
+        )
+    except (feed.FaultError, ValueError) as exc:
+        _fail([str(exc)])
+    if truth is None and out is not None:
+        truth = out.with_name(f"{out.stem}.faults.json")
+    if out is not None:
+        from parktwin.adapters.sources.files import write_jsonl
+
+        write_jsonl(out, emitted.lines)
+        console.print(f"wrote {len(emitted.lines):,} events to {escape(str(out))}")
+    if truth is not None:
+        feed.write_ground_truth(emitted, truth)
+        console.print(f"fault ground truth: {escape(str(truth))} ({len(schedule)} faults)")
+    if address is not None:
+        from parktwin.adapters.sources.mqtt import MqttPublisher
+
+        pub = MqttPublisher(address[0], address[1], topic)
+        n = feed.send(emitted, pub.publish, speed)
+        missing = pub.close()
+        if missing:
+            _fail([f"the broker at {mqtt} did not acknowledge {missing} of {n} events"])
+        console.print(f"published {n:,} events to mqtt://{escape(mqtt)}/{escape(topic)} (QoS 1)")
+    kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(emitted.counts.items()))
+    console.print(f"events by kind: {kinds}")
+
+
+@app.command()
 def examples(
     copy: Annotated[
         Path | None,

@@ -190,6 +190,99 @@ def observed(event: _Event) -> datetime:
     return event.dateObserved
 
 
+#: Where each field name comes from (the doc's mapping column).
+STANDARD: dict[str, str] = {
+    "v": "ParkTwin (schema version)",
+    "id": "FIWARE/NGSI `id` (of the observation); APDS object id",
+    "kind": "ParkTwin (event type; NGSI `type` of the entity it updates in the doc table)",
+    "refDevice": "FIWARE `refDevice` (ParkingSpot, Device)",
+    "dateObserved": "FIWARE `dateObserved`",
+    "refParkingSite": "FIWARE `refParkingSite` (ParkingSpot → OffStreetParking)",
+    "buffered": "ParkTwin",
+    "sessionId": "APDS Session id",
+    "identifiedVehicle": "APDS `identifiedVehicle` (Session)",
+    "vehicleType": "FIWARE `allowedVehicleType` values (DATEX II VehicleTypeEnum) where they fit",
+    "spaceId": "APDS `spaceId` (Session segment); FIWARE ParkingSpot `id`",
+    "actualStart": "APDS `actualStart` (Session)",
+    "actualEnd": "APDS `actualEnd` (Session)",
+    "confidence": "ParkTwin",
+    "direction": "ParkTwin",
+    "status": "FIWARE ParkingSpot `status`; APDS payment status (payment)",
+    "level": "FIWARE `refParkingGroup` (the level's group)",
+    "batteryLevel": "FIWARE Device `batteryLevel`",
+    "availableSpotNumber": "FIWARE OffStreetParking `availableSpotNumber`",
+    "totalSpotNumber": "FIWARE OffStreetParking `totalSpotNumber`",
+    "vehicleEntranceCount": "FIWARE OffStreetParking `vehicleEntranceCount`",
+    "vehicleExitCount": "FIWARE OffStreetParking `vehicleExitCount`",
+    "transactionID": "APDS `transactionID` (payment)",
+    "value": "APDS `value` (payment amount)",
+    "currency": "APDS currency (ISO 4217)",
+    "reservationId": "APDS Right/reservation id",
+    "action": "ParkTwin",
+}
+
+_BEGIN = "<!-- generated: python -m parktwin.adapters.events docs/feed_events.md -->"
+_END = "<!-- end generated -->"
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "").replace("pydantic.types.", "")
+    text = text.replace("<class '", "").replace("'>", "").replace("datetime.datetime", "datetime")
+    text = text.replace("Annotated[datetime, Timezone]", "datetime").replace("NoneType", "None")
+    for name in ("AwareDatetime", "Annotated[datetime, AwareDatetime]"):
+        text = text.replace(name, "datetime (with zone)")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = f"{text[9:-1]} or None"
+    return text.replace("|", "or")
+
+
+def markdown_tables() -> str:
+    """The schema as markdown: one table per kind (field, type, required, meaning, standard)."""
+    out = [_BEGIN, ""]
+    for model in EVENT_TYPES:
+        kind = model.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        out += [
+            f"### `{kind}`",
+            "",
+            doc,
+            "",
+            "| field | type | required | meaning | standard |",
+            "|---|---|---|---|---|",
+        ]
+        for name, info in model.model_fields.items():
+            if name == "kind":
+                meaning, typ = f"always `{kind}`", "str"
+            else:
+                meaning, typ = info.description or "", _type_name(info.annotation)
+            req = "yes" if info.is_required() else "no"
+            out.append(f"| `{name}` | {typ} | {req} | {meaning} | {STANDARD.get(name, '')} |")
+        out.append("")
+    out.append(_END)
+    return "\n".join(out)
+
+
+def update_doc(path: str) -> bool:
+    """Rewrite the generated block of ``path``; True when it changed."""
+    from pathlib import Path
+
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    head, _, rest = text.partition(_BEGIN)
+    _, _, tail = rest.partition(_END)
+    new = head + markdown_tables() + tail
+    if new != text:
+        p.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def doc_block(text: str) -> str:
+    """The generated block as it stands in a document (for the drift test)."""
+    start = text.find(_BEGIN)
+    end = text.find(_END)
+    return text[start : end + len(_END)] if start >= 0 and end >= 0 else ""
+
+
 __all__ = [
     "EVENT",
     "EVENT_TYPES",
@@ -209,3 +302,10 @@ __all__ = [
     "parse_obj",
     "to_json",
 ]
+
+
+if __name__ == "__main__":  # python -m parktwin.adapters.events docs/feed_events.md
+    import sys
+
+    for target in sys.argv[1:]:
+        print(f"{target}: {'updated' if update_doc(target) else 'up to date'}")

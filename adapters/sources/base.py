@@ -95,10 +95,10 @@ def _reason(exc: ValidationError) -> tuple[str, str]:
     loc = ".".join(str(p) for p in first["loc"])
     if kind in ("json_invalid", "json_type"):
         return "malformed_json", first["msg"]
-    if not first["loc"]:
-        return "malformed_json", "not a JSON object"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return "unknown_kind", first["msg"]
+    if not first["loc"]:
+        return "malformed_json", "not a JSON object"
     for err in errors:  # a wrong version explains every other error: report it first
         if err["loc"][-1:] == ("v",):
             return "unsupported_version", f"v: only {SCHEMA_VERSION} is read"
@@ -141,7 +141,8 @@ class Intake:
         if isinstance(self.dead_letter, Path | str):
             path = Path(self.dead_letter)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = path.open("a", encoding="utf-8")
+            # Line-buffered: a dead letter is on disk once offer() returns, even if we crash.
+            self._out = path.open("a", encoding="utf-8", buffering=1)
         else:
             self._out = self.dead_letter
 
@@ -236,6 +237,12 @@ class Intake:
             "dead_lettered": self.dead_lettered,
             "by_reason": {r: self.dead[r] for r in REASONS if self.dead[r]},
         }
+
+    def __enter__(self) -> Intake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._out is not None and isinstance(self.dead_letter, Path | str):

@@ -80,7 +80,7 @@ class FileReplay:
                         rec = _peek_received(line) if '"receivedAt"' in line else None
                         yield Raw(line, rec, f"{name}:{n}")
                 return
-            paced = _Pacer(self.speed, self.clock, self.sleep)
+            paced = Pacer(self.speed, self.clock, self.sleep)
             for n, line in enumerate(f, 1):
                 line = line.rstrip("\n")
                 if line.strip():
@@ -91,7 +91,7 @@ class FileReplay:
         name = self.path.name
         with self.path.open(encoding="utf-8", newline="") as f:
             rows = csv.DictReader(f)
-            paced = _Pacer(self.speed, self.clock, self.sleep)
+            paced = Pacer(self.speed, self.clock, self.sleep)
             for n, row in enumerate(rows, 2):
                 obj = {k: v for k, v in row.items() if k is not None and v not in ("", None)}
                 received = _when(obj.pop("receivedAt", None))
@@ -99,7 +99,7 @@ class FileReplay:
                 yield Raw(obj, received, f"{name}:{n}")
 
 
-class _Pacer:
+class Pacer:
     """Waits so feed time runs ``speed`` × wall time; times that go back do not wait."""
 
     def __init__(
@@ -134,4 +134,4 @@ def write_jsonl(path: Path, lines: Iterator[str] | list[str]) -> int:
     return n
 
 
-__all__ = ["FileReplay", "write_jsonl"]
+__all__ = ["FileReplay", "Pacer", "write_jsonl"]

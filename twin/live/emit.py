@@ -1,0 +1,526 @@
+"""A simulated lot's device feed: the per-vehicle records of a run turned into the events of
+``parktwin.adapters.events`` (gate entry/exit, plate reads, spot sensor readings, sensor
+heartbeats, counter snapshots, payments), with faults injected on a schedule and recorded in a
+ground-truth file so a divergence detector can be scored.
+
+Why from the records and not from inside the simulation: the records already hold every
+time that a real lot's devices would report (barrier passed, spot taken and left, paid),
+so the model stays untouched, and a fault is an edit of the feed (what the devices say), not
+of the lot (what happens) -- except a demand surge, which changes what happens: the scenario
+is re-run with extra arrivals from the surge's start (extra trace streams drawn at
+``percent`` % of each stream's own arrivals; ``_surged``), the smallest hook the model has.
+
+Times: the scenario's clock is taken as UTC (events carry timezone-aware times).
+
+Faults (YAML: a list under ``faults:``, or the same dicts in Python); ``start``/``end`` are
+ISO date-times or hours after the scenario start; ``end`` may be left out (until the end):
+
+* ``{kind: sensor_stuck, spot: P2-017, state: occupied, start: 30}``: the sensor reports
+  ``state`` from ``start`` and nothing else (heartbeats continue);
+* ``{kind: sensor_dead, spot: P1-005, start: 40}``: no readings and no heartbeats;
+* ``{kind: demand_surge, percent: 50, start: 60, end: 64}``: +50 % arrivals;
+* ``{kind: payment_outage, start: 80, end: 81, mode: offline}`` (or ``declined``);
+* ``{kind: counter_miss, share: 0.2, start: 90, end: 96}``: the site counter misses 20 % of
+  the entries in the window.
+
+Ground truth (``write_ground_truth``, JSON): ``{"schema": "parktwin.faults/1", "scenario",
+"seed", "epoch", "faults": [{"kind", "start", "end", "devices", "params"}]}`` with ISO
+times (``end`` null: until the feed ends) and the device ids whose events the fault edits.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from twin.scenario.model import Scenario, StreamSpec, TraceSpec
+
+FAULT_KINDS = ("sensor_stuck", "sensor_dead", "demand_surge", "payment_outage", "counter_miss")
+#: Device ids: one sensor per spot ``sensor-<spot>``, and these.
+GATE_IN, GATE_OUT, CAMERA_IN, PAY, COUNTER = (
+    "gate-in",
+    "gate-out",
+    "cam-in",
+    "pay-station",
+    "counter-site",
+)
+
+
+class FaultError(ValueError):
+    """A fault schedule that cannot be used: one line naming the entry and the field."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scheduled fault; times in seconds after the scenario start (``end`` None: open)."""
+
+    kind: Literal["sensor_stuck", "sensor_dead", "demand_surge", "payment_outage", "counter_miss"]
+    start: float
+    end: float | None = None
+    spot: str | None = None
+    state: Literal["free", "occupied"] = "occupied"
+    percent: float = 50.0
+    share: float = 0.2
+    mode: Literal["offline", "declined"] = "offline"
+
+    def active(self, t: float) -> bool:
+        return t >= self.start and (self.end is None or t < self.end)
+
+
+def _seconds(value: Any, epoch: datetime, where: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not np.isfinite(value):
+            raise FaultError(f"{where}: must be finite hours or an ISO date-time")
+        return float(value) * 3600.0
+    if isinstance(value, datetime):
+        t = value
+    else:
+        try:
+            t = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise FaultError(f"{where}: '{value}' is neither hours nor an ISO date-time") from None
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return (t - epoch).total_seconds()
+
+
+def parse_faults(entries: Any, epoch: datetime, where: str = "faults") -> list[Fault]:
+    """Checked faults from YAML-like data (a list, or a mapping with a ``faults`` list)."""
+    if isinstance(entries, dict):
+        entries = entries.get("faults", [])
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise FaultError(f"{where}: expected a list of faults")
+    faults = []
+    allowed = {"kind", "start", "end", "spot", "state", "percent", "share", "mode"}
+    for i, e in enumerate(entries):
+        at = f"{where}[{i}]"
+        if not isinstance(e, dict):
+            raise FaultError(f"{at}: expected a mapping with kind and start")
+        kind = e.get("kind")
+        if kind not in FAULT_KINDS:
+            raise FaultError(f"{at}.kind: '{kind}' not allowed; allowed: {', '.join(FAULT_KINDS)}")
+        extra = sorted(set(e) - allowed)
+        if extra:
+            raise FaultError(f"{at}.{extra[0]}: unknown key; allowed: {', '.join(sorted(allowed))}")
+        if "start" not in e:
+            raise FaultError(f"{at}.start: required (hours after the start or ISO date-time)")
+        start = _seconds(e["start"], epoch, f"{at}.start")
+        end = None if e.get("end") is None else _seconds(e["end"], epoch, f"{at}.end")
+        if end is not None and end <= start:
+            raise FaultError(f"{at}.end: must be after start")
+        if kind in ("sensor_stuck", "sensor_dead") and not e.get("spot"):
+            raise FaultError(f"{at}.spot: required for {kind} (a spot id such as P2-017)")
+        state = e.get("state", "occupied")
+        if state not in ("free", "occupied"):
+            raise FaultError(f"{at}.state: '{state}' not allowed; allowed: free, occupied")
+        mode = e.get("mode", "offline")
+        if mode not in ("offline", "declined"):
+            raise FaultError(f"{at}.mode: '{mode}' not allowed; allowed: offline, declined")
+        percent = float(e.get("percent", 50.0))
+        share = float(e.get("share", 0.2))
+        if not (np.isfinite(percent) and 0 < percent <= 1000):
+            raise FaultError(f"{at}.percent: must be in (0, 1000]")
+        if not 0 < share <= 1:
+            raise FaultError(f"{at}.share: must be in (0, 1]")
+        faults.append(Fault(kind, start, end, e.get("spot"), state, percent, share, mode))
+    return faults
+
+
+def load_faults(path: Path | str, epoch: datetime) -> list[Fault]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise FaultError(
+            f"{path}: cannot read the fault schedule ({exc.__class__.__name__})"
+        ) from None
+    return parse_faults(data, epoch, str(path))
+
+
+# -- the demand surge: extra arrivals as trace streams --------------------------------------
+
+
+def _surged(scenario: Scenario, surges: Sequence[Fault], seed: int, workdir: Path) -> Scenario:
+    """The scenario with, for each surge, extra drivers arriving at ``percent`` % of each
+    stream's own rate inside the surge window, added as trace streams (same class, dwell
+    law, willingness to pay and patience as the stream they copy)."""
+    from twin import api
+
+    horizon = scenario.horizon_days * 86400.0
+    extra_streams: list[StreamSpec] = []
+    for k, fault in enumerate(surges):
+        boost = scenario.model_copy(
+            update={
+                "demand": [
+                    s.model_copy(update={"multiplier": s.multiplier * fault.percent / 100.0})
+                    for s in scenario.demand
+                    if s.trace is None
+                ],
+                "seed": seed + 7919 * (k + 1),
+            }
+        )
+        veh = api.run(boost, replications=1, frames=("vehicles",)).vehicles
+        end = horizon if fault.end is None else fault.end
+        inside = veh[(veh.arrival_s >= fault.start) & (veh.arrival_s < end)]
+        for stream in scenario.demand:
+            if stream.trace is not None:
+                continue
+            rows = inside[inside.stream == stream.name]
+            if rows.empty:
+                continue
+            path = workdir / f"surge{k}_{stream.name}.csv"
+            pd.DataFrame(
+                {"arrival": rows.arrival_s.to_numpy(), "dwell": rows.intended_dwell_s.to_numpy()}
+            ).to_csv(path, index=False)
+            trace = TraceSpec.model_construct(
+                path=path,
+                time_column="arrival",
+                time_unit="s",
+                dwell_column="dwell",
+                dwell_unit="s",
+                class_column=None,
+                ev_column=None,
+                handicap_column=None,
+            )
+            extra_streams.append(
+                stream.model_copy(
+                    update={
+                        "name": f"{stream.name}__surge{k}",
+                        "rate_per_hour": None,
+                        "profile": None,
+                        "trace": trace,
+                        "multiplier": 1.0,
+                        "elasticity": None,
+                    }
+                )
+            )
+    return scenario.model_copy(update={"demand": [*scenario.demand, *extra_streams]})
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass
+class Emitted:
+    """The feed: JSON lines in observed-time order, and what was injected."""
+
+    lines: list[str]
+    faults: list[Fault]
+    epoch: datetime
+    scenario: str
+    seed: int
+    devices: dict[int, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def ground_truth(self) -> dict[str, Any]:
+        def iso(s: float | None) -> str | None:
+            return None if s is None else (self.epoch + timedelta(seconds=s)).isoformat()
+
+        out = []
+        for i, f in enumerate(self.faults):
+            params = {
+                "sensor_stuck": {"spot": f.spot, "state": f.state},
+                "sensor_dead": {"spot": f.spot},
+                "demand_surge": {"percent": f.percent},
+                "payment_outage": {"mode": f.mode},
+                "counter_miss": {"share": f.share},
+            }[f.kind]
+            out.append(
+                {
+                    "kind": f.kind,
+                    "start": iso(f.start),
+                    "end": iso(f.end),
+                    "devices": self.devices.get(i, []),
+                    "params": params,
+                }
+            )
+        return {
+            "schema": "parktwin.faults/1",
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "epoch": self.epoch.isoformat(),
+            "faults": out,
+        }
+
+
+def emit(
+    scenario: Scenario,
+    *,
+    faults: Sequence[Fault] = (),
+    seed: int | None = None,
+    days: float | None = None,
+    heartbeat_min: float = 15.0,
+    counter_min: float = 5.0,
+) -> Emitted:
+    """Simulate one replication of ``scenario`` and return its device feed with ``faults``."""
+    from twin import api
+    from twin.sim.build import build_lot
+
+    if len(scenario.lot_specs) != 1:
+        raise FaultError("emit simulates one lot: give a scenario with one facility")
+    if days is not None:
+        scenario = api._with_days(scenario, days)
+    seed = scenario.seed if seed is None else seed
+    scenario = scenario.model_copy(update={"seed": seed})
+    epoch = scenario.start.replace(tzinfo=UTC)
+    horizon = scenario.horizon_days * 86400.0
+    surges = [f for f in faults if f.kind == "demand_surge"]
+    with tempfile.TemporaryDirectory(prefix="parktwin-emit-") as tmp:
+        run_scenario = _surged(scenario, surges, seed, Path(tmp)) if surges else scenario
+        veh = api.run(run_scenario, replications=1, frames=("vehicles",)).vehicles
+    lot = build_lot(scenario)
+    site = scenario.lot_specs[0].facility.name
+    level_of = {s.id: lot.levels[s.level].name for s in lot.spots}
+    capacity = len(lot.spots)
+    for f in faults:
+        if f.spot is not None and f.spot not in level_of:
+            raise FaultError(
+                f"faults: spot '{f.spot}' is not in {site} (spot ids look like {lot.spots[0].id})"
+            )
+    rng = np.random.default_rng([seed, zlib.crc32(b"emit-faults")])
+
+    events: list[tuple[float, int, dict[str, Any]]] = []
+
+    def add(t: float, order: int, kind: str, eid: str, device: str, **fields: Any) -> None:
+        events.append((t, order, {"kind": kind, "id": eid, "refDevice": device, **fields}))
+
+    # Vectors out of the frame once: iterating rows of a DataFrame is slow.
+    vid = veh.vehicle.to_numpy()
+    gate = veh.gate_s.to_numpy(dtype=float)
+    entry = veh.entry_s.to_numpy(dtype=float)
+    leave = veh.leave_s.to_numpy(dtype=float)
+    exit_ = veh.exit_s.to_numpy(dtype=float)
+    amount = veh.amount.to_numpy(dtype=float)
+    spot = veh.spot.to_numpy(dtype=object)
+    vclass = veh.vehicle_class.astype(str).to_numpy()
+    for i in range(len(veh)):
+        g = gate[i]
+        if not np.isfinite(g):
+            continue
+        v = int(vid[i])
+        session = f"S{v:07d}"
+        plate = f"PT{v:06d}"
+        sp = spot[i] if isinstance(spot[i], str) else None
+        add(
+            g,
+            1,
+            "gate_entry",
+            f"{session}:in",
+            GATE_IN,
+            sessionId=session,
+            identifiedVehicle=plate,
+            vehicleType=vclass[i],
+        )
+        add(
+            g,
+            0,
+            "plate_read",
+            f"{session}:plate-in",
+            CAMERA_IN,
+            identifiedVehicle=plate,
+            direction="in",
+            confidence=0.98,
+        )
+        if sp is not None and np.isfinite(entry[i]):
+            add(
+                entry[i],
+                2,
+                "spot_reading",
+                f"{session}:occ",
+                f"sensor-{sp}",
+                spaceId=sp,
+                status="occupied",
+                level=level_of.get(sp),
+            )
+            if np.isfinite(leave[i]):
+                add(
+                    leave[i],
+                    2,
+                    "spot_reading",
+                    f"{session}:free",
+                    f"sensor-{sp}",
+                    spaceId=sp,
+                    status="free",
+                    level=level_of.get(sp),
+                )
+        if np.isfinite(exit_[i]):
+            if np.isfinite(amount[i]):
+                add(
+                    exit_[i],
+                    3,
+                    "payment",
+                    f"{session}:pay",
+                    PAY,
+                    transactionID=f"T{v:07d}",
+                    value=round(float(amount[i]), 2),
+                    status="ok",
+                    sessionId=session,
+                )
+            add(
+                exit_[i],
+                4,
+                "gate_exit",
+                f"{session}:out",
+                GATE_OUT,
+                sessionId=session,
+                identifiedVehicle=plate,
+                spaceId=sp,
+                actualStart=(epoch + timedelta(seconds=float(g))).isoformat(),
+            )
+
+    # Heartbeats: every sensor every heartbeat_min, staggered by a per-sensor offset.
+    period = heartbeat_min * 60.0
+    for s in lot.spots:
+        offset = (zlib.crc32(s.id.encode()) % 1000) / 1000.0 * period
+        for j, t in enumerate(np.arange(offset, horizon, period)):
+            add(
+                float(t),
+                5,
+                "heartbeat",
+                f"hb-{s.id}-{j}",
+                f"sensor-{s.id}",
+                spaceId=s.id,
+                batteryLevel=0.9,
+            )
+
+    # Counter snapshots (what the gate loops count), with counter_miss faults applied.
+    misses = [f for f in faults if f.kind == "counter_miss"]
+    entries_t = np.sort(gate[np.isfinite(gate)])
+    counted = np.ones(len(entries_t), dtype=bool)
+    for f in misses:
+        in_window = (entries_t >= f.start) & (entries_t < (f.end if f.end is not None else np.inf))
+        counted &= ~(in_window & (rng.random(len(entries_t)) < f.share))
+    counted_t = entries_t[counted]
+    exits_t = np.sort(exit_[np.isfinite(exit_)])
+    step = counter_min * 60.0
+    for j, t in enumerate(np.arange(step, horizon + 1e-9, step)):
+        n_in = int(np.searchsorted(counted_t, t, side="right"))
+        n_out = int(np.searchsorted(exits_t, t, side="right"))
+        add(
+            float(t),
+            6,
+            "counter",
+            f"cnt-{j}",
+            COUNTER,
+            totalSpotNumber=capacity,
+            availableSpotNumber=int(min(capacity, max(0, capacity - (n_in - n_out)))),
+            vehicleEntranceCount=n_in,
+            vehicleExitCount=n_out,
+        )
+
+    devices: dict[int, list[str]] = {}
+    events = _apply_faults(events, faults, devices)
+    events.sort(key=lambda e: (e[0], e[1], e[2]["id"]))
+    lines = []
+    counts: dict[str, int] = {}
+    for t, _, ev in events:
+        if t > horizon:
+            continue
+        ev["dateObserved"] = (epoch + timedelta(seconds=float(t))).isoformat()
+        ev["refParkingSite"] = site
+        if ev.get("spaceId") is None:
+            ev.pop("spaceId", None)
+        counts[ev["kind"]] = counts.get(ev["kind"], 0) + 1
+        lines.append(json.dumps(ev, separators=(",", ":")))
+    return Emitted(lines, list(faults), epoch, scenario.name, seed, devices, counts)
+
+
+def _apply_faults(
+    events: list[tuple[float, int, dict[str, Any]]],
+    faults: Iterable[Fault],
+    devices: dict[int, list[str]],
+) -> list[tuple[float, int, dict[str, Any]]]:
+    """Edit the feed as the faulty devices would report it."""
+    out = events
+    for i, f in enumerate(faults):
+        if f.kind in ("sensor_stuck", "sensor_dead"):
+            dev = f"sensor-{f.spot}"
+            devices[i] = [dev]
+            kinds = ("spot_reading",) if f.kind == "sensor_stuck" else ("spot_reading", "heartbeat")
+            out = [
+                e
+                for e in out
+                if not (e[2]["refDevice"] == dev and e[2]["kind"] in kinds and f.active(e[0]))
+            ]
+            if f.kind == "sensor_stuck":
+                out.append(
+                    (
+                        f.start,
+                        2,
+                        {
+                            "kind": "spot_reading",
+                            "id": f"fault{i}-stuck",
+                            "refDevice": dev,
+                            "spaceId": f.spot,
+                            "status": f.state,
+                        },
+                    )
+                )
+        elif f.kind == "payment_outage":
+            devices[i] = [PAY]
+            for e in out:
+                if e[2]["kind"] == "payment" and f.active(e[0]):
+                    e[2]["status"] = f.mode
+        elif f.kind == "counter_miss":
+            devices[i] = [COUNTER]
+        elif f.kind == "demand_surge":
+            devices[i] = []
+    return out
+
+
+def write_ground_truth(emitted: Emitted, path: Path | str) -> Path:
+    """The injected faults as JSON (see the module docstring), written atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(emitted.ground_truth(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+__all__ = [
+    "FAULT_KINDS",
+    "Emitted",
+    "Fault",
+    "FaultError",
+    "emit",
+    "load_faults",
+    "parse_faults",
+    "send",
+    "write_ground_truth",
+]
+
+
+def send(
+    emitted: Emitted,
+    publish: Any,
+    speed: float | None = None,
+    clock: Any = None,
+    sleep: Any = None,
+) -> int:
+    """Hand every line to ``publish`` (an MQTT publisher's ``publish``, a list's ``append``)
+    paced so feed time runs ``speed`` × wall time (None: as fast as possible)."""
+    import time
+
+    from parktwin.adapters.sources.files import Pacer
+
+    pacer = Pacer(speed, clock or time.monotonic, sleep or time.sleep)
+    n = 0
+    for line in emitted.lines:
+        if speed is not None:
+            key = line.find('"dateObserved":"') + 16
+            pacer.wait(datetime.fromisoformat(line[key : line.find('"', key)]))
+        publish(line)
+        n += 1
+    return n
