@@ -1484,6 +1484,12 @@ def emit(
             address = parse_address(mqtt)
         except ValueError as exc:
             _fail([f"--mqtt: {exc}"])
+    if truth is None and out is not None:
+        truth = out.with_name(f"{out.stem}.faults.json")
+    for flag, path in (("--out", out), ("--truth", truth)):
+        # Checked before simulating: a week of the downtown garage takes seconds.
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            _fail([f"{flag} {path}: must be a file in an existing folder"])
     sc = _load_or_exit(scenario)
     try:
         schedule = [] if faults is None else feed.load_faults(faults, sc.start)
@@ -1497,16 +1503,17 @@ def emit(
         )
     except (feed.FaultError, ValueError) as exc:
         _fail([str(exc)])
-    if truth is None and out is not None:
-        truth = out.with_name(f"{out.stem}.faults.json")
-    if out is not None:
-        from parktwin.adapters.sources.files import write_jsonl
+    try:
+        if out is not None:
+            from parktwin.adapters.sources.files import write_jsonl
 
-        write_jsonl(out, emitted.lines)
-        console.print(f"wrote {len(emitted.lines):,} events to {escape(str(out))}")
-    if truth is not None:
-        feed.write_ground_truth(emitted, truth)
-        console.print(f"fault ground truth: {escape(str(truth))} ({len(schedule)} faults)")
+            write_jsonl(out, emitted.lines)
+            console.print(f"wrote {len(emitted.lines):,} events to {escape(str(out))}")
+        if truth is not None:
+            feed.write_ground_truth(emitted, truth)
+            console.print(f"fault ground truth: {escape(str(truth))} ({len(schedule)} faults)")
+    except OSError as exc:
+        _fail([f"cannot write {exc.filename or out}: {exc.strerror or exc}"])
     if address is not None:
         from parktwin.adapters.sources.mqtt import MqttPublisher
 

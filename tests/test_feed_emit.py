@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,7 @@ def test_emit_jsonl_replay_round_trip(lot, tmp_path: Path) -> None:
         if e.kind == "spot_reading":
             assert last.get(e.spaceId) != e.status, "a sensor repeated its reading"
             last[e.spaceId] = e.status
-    counter = [e for e in events if e.kind == "counter"][-1]
+    counter = [e for e in events if e.kind == "counter" and e.level is None][-1]
     assert counter.vehicleEntranceCount == kinds["gate_entry"]
     assert counter.vehicleExitCount == kinds["gate_exit"]
     open_sessions = {e.sessionId for e in events if e.kind == "gate_entry"} - {
@@ -57,7 +57,14 @@ def test_emit_jsonl_replay_round_trip(lot, tmp_path: Path) -> None:
     }
     assert counter.totalSpotNumber - counter.availableSpotNumber == len(open_sessions)
     # Cars inside but not on a spot (driving to it or out) are seen by gates, not sensors.
-    assert sum(1 for s in last.values() if s == "occupied") <= len(open_sessions)
+    on_spots = sum(1 for s in last.values() if s == "occupied")
+    assert on_spots <= len(open_sessions)
+    # The level counters (ramp loops) count cars on spots, as the sensors do.
+    levels = {e.level: e for e in events if e.kind == "counter" and e.level is not None}
+    assert (
+        levels
+        and sum(c.totalSpotNumber - c.availableSpotNumber for c in levels.values()) == on_spots
+    )
     times = [e.dateObserved for e in events]
     assert times == sorted(times)
 
@@ -93,8 +100,8 @@ def test_faults_edit_the_feed_and_are_recorded(lot, tmp_path: Path) -> None:
     pays = [e for e in ev if e["kind"] == "payment"]
     assert {e["status"] for e in pays if 10 <= t(e) < 14} == {"declined"}
     assert {e["status"] for e in pays if not 10 <= t(e) < 14} == {"ok"}
-    last_clean = [json.loads(x) for x in clean.lines if '"kind":"counter"' in x][-1]
-    last_faulty = [e for e in ev if e["kind"] == "counter"][-1]
+    last_clean = [json.loads(x) for x in clean.lines if '"refDevice":"counter-site"' in x][-1]
+    last_faulty = [e for e in ev if e["refDevice"] == "counter-site"][-1]
     assert last_faulty["vehicleEntranceCount"] < last_clean["vehicleEntranceCount"]
     truth = json.loads(write_ground_truth(faulty, tmp_path / "t.json").read_text())
     assert truth["schema"] == "parktwin.faults/1"
@@ -128,6 +135,37 @@ def test_demand_surge_adds_arrivals_from_its_start(lot) -> None:
 
     assert entries(more, 8, 16) > 1.5 * entries(base, 8, 16)
     assert more.ground_truth()["faults"][0]["params"] == {"percent": 100.0}
+
+
+def test_gate_offline_uploads_its_buffer_in_a_burst(lot, tmp_path: Path) -> None:
+    fault = parse_faults(
+        [{"kind": "gate_offline", "device": "gate-in", "start": 8, "end": 10}], lot.start
+    )
+    clean = emit(lot, days=1)
+    feed = emit(lot, days=1, faults=fault)
+    assert sorted(clean.lines) != sorted(feed.lines)
+    ev = [json.loads(x) for x in feed.lines]
+    held = [k for k, e in enumerate(ev) if e.get("buffered")]
+    assert held and all(ev[k]["refDevice"] == "gate-in" for k in held)
+    # One burst: contiguous, after every event observed before the window's end.
+    assert held == list(range(held[0], held[0] + len(held)))
+    end = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert all(  # events at the end time itself may come first
+        datetime.fromisoformat(e["dateObserved"]) <= end
+        for e in ev[: held[0]]
+        if not e.get("buffered")
+    )
+    assert all(datetime.fromisoformat(ev[k]["dateObserved"]) < end for k in held)
+    # Same events as without the fault, apart from the flag and the order.
+    strip = lambda e: {k: v for k, v in e.items() if k != "buffered"}  # noqa: E731
+    assert sorted(json.dumps(strip(e), sort_keys=True) for e in ev) == sorted(
+        json.dumps(json.loads(x), sort_keys=True) for x in clean.lines
+    )
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n".join(feed.lines) + "\n")
+    intake = Intake()
+    assert sum(1 for _ in intake.events(FileReplay(path))) == len(ev)
+    assert feed.ground_truth()["faults"][0]["devices"] == ["gate-in"]
 
 
 def test_bad_fault_schedules_are_one_line_errors(lot) -> None:
@@ -165,3 +203,10 @@ def test_cli_emit_writes_feed_and_truth(tmp_path: Path) -> None:
     assert out.exists() and (tmp_path / "feed.faults.json").exists()
     bad = subprocess.run([*cmd[:5], "--days", "1"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "give --mqtt" in bad.stderr and "Traceback" not in bad.stderr
+    nowhere = subprocess.run(
+        [*cmd[:5], "--out", str(tmp_path / "no" / "such" / "f.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert nowhere.returncode == 2 and "must be a file in an existing folder" in nowhere.stderr

@@ -104,18 +104,18 @@ def test_parse_address() -> None:
 
 
 def test_broker_restart_mid_feed_loses_nothing_counts_nothing_twice(broker: Broker) -> None:
-    n = 600
+    n = 4000
     topic = "lot/events"
     source = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-test", idle_s=4)
     source.start()
     assert source.connected.wait(10)
     pub = MqttPublisher("127.0.0.1", broker.port, topic, client_id="emit-test")
     payloads = _events(n)
-    for p in payloads[:300]:
+    for p in payloads[: n // 2]:
         pub.publish(p)
-    time.sleep(0.3)  # part of the first half in flight or queued at the broker
+    time.sleep(0.05)  # part of the first half delivered, the rest in flight or queued
     broker.stop()  # mid-feed: both clients lose the connection
-    for p in payloads[300:]:
+    for p in payloads[n // 2 :]:
         pub.publish(p)  # queued in the publisher until the broker is back
     time.sleep(0.5)
     broker.start()
@@ -149,3 +149,69 @@ def test_messages_wait_for_an_absent_subscriber(broker: Broker) -> None:
     got = [e.id for e in intake.events(back)]
     back.stop()
     assert sorted(got) == sorted(f"ev-{i}" for i in range(50))
+
+
+def test_emit_publishes_the_same_feed_it_writes(broker: Broker, tmp_path: Path) -> None:
+    """`parktwin emit --mqtt` and `--out` give the same events; the subscriber gets each once."""
+    import sys
+
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "surface_lot.yaml"
+    topic = "lot/emit"
+    source = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-emit", idle_s=5)
+    source.start()
+    assert source.connected.wait(10)
+    out = tmp_path / "feed.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "parktwin.cli",
+        "emit",
+        str(scenario),
+        "--days",
+        "1",
+        "--heartbeat-min",
+        "60",
+        "--mqtt",
+        f"127.0.0.1:{broker.port}",
+        "--topic",
+        topic,
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    # A simulated day sent in seconds: its observed times are not wall-clock times.
+    intake = Intake(receive_times=False)
+    got = [e.id for e in intake.events(source)]
+    source.stop()
+    written = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert len(got) == len(written) and set(got) == set(written)
+    assert intake.report()["dead_lettered"] == 0
+
+
+def test_payloads_not_yet_applied_come_back_after_a_twin_restart(broker: Broker) -> None:
+    """Acknowledged only once applied (manual acks): a twin that stops with payloads still in
+    its queue gets them again under the same client id; applied ones are not resent."""
+    topic = "lot/crash"
+    first = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-crash", idle_s=2)
+    first.start()
+    assert first.connected.wait(10)
+    pub = MqttPublisher("127.0.0.1", broker.port, topic, client_id="emit-crash")
+    for p in _events(50):
+        pub.publish(p)
+    assert pub.close(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while first._queue.qsize() < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    applied = []
+    for raw in first:
+        applied.append(json.loads(raw.payload)["id"])
+        if len(applied) == 10:
+            break  # the twin dies after applying 10 (the 10th is not acknowledged yet)
+    first.stop()
+    again = MqttSource("127.0.0.1", broker.port, topic, client_id="twin-crash", idle_s=2)
+    rest = [json.loads(raw.payload)["id"] for raw in again]
+    again.stop()
+    everything = {f"ev-{i}" for i in range(50)}
+    assert set(applied) | set(rest) == everything
+    assert not set(applied[:9]) & set(rest), "acknowledged payloads were sent again"

@@ -10,6 +10,9 @@ Why these settings (the issue's "no loss, no double counting when the broker res
   its messages and delivers them on reconnect;
 * reconnect with back-off (``reconnect_delay_set(min, max)``: paho doubles the delay up to the
   maximum) from the network thread, also when the first connection fails;
+* manual acknowledgements: a message is acknowledged when the consumer asks for the next
+  one (it has applied this one), so payloads still in our queue when the twin stops come
+  back from the broker on its next start;
 * at least once means a message can come twice (a PUBACK lost in the restart): the intake
   dedupes on the event id, so each event reaches the twin's state exactly once.
 """
@@ -70,7 +73,7 @@ class MqttSource:
     max_delay: float = 8
     connected: threading.Event = field(default_factory=threading.Event)
     connects: int = 0
-    _queue: queue.Queue[Raw] = field(default_factory=queue.Queue)
+    _queue: queue.Queue[tuple[Raw, int, int]] = field(default_factory=queue.Queue)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> MqttSource:
@@ -90,13 +93,15 @@ class MqttSource:
             self.connected.clear()
 
         def on_message(c, userdata, msg):
-            # Handed over before paho acknowledges (after this returns): once acknowledged,
-            # the message is in our queue.
-            self._queue.put(Raw(msg.payload, datetime.now(UTC), where))
+            # Not acknowledged here (manual acks): the PUBACK goes out when the consumer
+            # asks for the next payload, i.e. after it has applied this one, so a twin that
+            # dies with payloads in its queue gets them again from the broker.
+            self._queue.put((Raw(msg.payload, datetime.now(UTC), where), msg.mid, msg.qos))
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
         client.on_message = on_message
+        client.manual_ack_set(True)
         client.connect_async(self.host, self.port, keepalive=10)
         client.loop_start()
         return self
@@ -105,6 +110,11 @@ class MqttSource:
         self._stop.set()
         client = getattr(self, "_client", None)
         if client is not None:
+            # Let the network thread send the acknowledgements queued by the consumer before
+            # the DISCONNECT (paho writes its queue in order, but only when it wakes).
+            deadline = time.monotonic() + 2
+            while client.want_write() and time.monotonic() < deadline:
+                time.sleep(0.01)
             client.disconnect()
             client.loop_stop()
 
@@ -112,15 +122,19 @@ class MqttSource:
         if getattr(self, "_client", None) is None:
             self.start()
         last = time.monotonic()
+        client = self._client
         while not self._stop.is_set():
             try:
-                raw = self._queue.get(timeout=0.2)
+                raw, mid, qos = self._queue.get(timeout=0.2)
             except queue.Empty:
                 if self.idle_s is not None and time.monotonic() - last > self.idle_s:
                     return
                 continue
             last = time.monotonic()
             yield raw
+            # The consumer came back for more: it has applied this payload.
+            if qos > 0:
+                client.ack(mid, qos)
 
 
 @dataclass
@@ -132,6 +146,7 @@ class MqttPublisher:
     port: int = 1883
     topic: str = "parktwin/events"
     client_id: str = "parktwin-emit"
+    connect_timeout: float = 30.0
     min_delay: float = 1
     max_delay: float = 8
     published: int = 0
@@ -151,10 +166,21 @@ class MqttPublisher:
                 else:  # acknowledged before publish() returned
                     self._acked_early.add(mid)
 
+        connected = threading.Event()
+
+        def on_connect(c, userdata, flags, reason_code, properties):
+            if not reason_code.is_failure:
+                connected.set()
+
         self._client = _client(self.client_id, self.min_delay, self.max_delay)
         self._client.on_publish = on_publish
+        self._client.on_connect = on_connect
         self._client.connect_async(self.host, self.port, keepalive=10)
         self._client.loop_start()
+        # Publishing before the first CONNACK queues messages that paho may then send out of
+        # order (the ones published during the handshake overtake the queue): wait for it
+        # (a broker that is down is waited for up to connect_timeout, then we queue).
+        connected.wait(self.connect_timeout)
 
     def publish(self, payload: str | bytes) -> None:
         """Queue one payload (sent now if connected, else on reconnect)."""
