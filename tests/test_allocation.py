@@ -24,6 +24,9 @@ VC = VehicleClass
 AVAILABLE, OCCUPIED = SpotStatus.AVAILABLE, SpotStatus.OCCUPIED
 GENERAL = (ST.MOTORCYCLE, ST.COMPACT, ST.REGULAR, ST.LARGE)  # smallest first
 
+#: Strategies whose choice is a fixed order (random_free draws; it has tests of its own).
+ORDERED = sorted(name for name, cls in STRATEGIES.items() if not cls.random)
+
 
 # --------------------------------------------------------------------- references
 
@@ -99,7 +102,7 @@ def take(lot: Lot, v: Vehicle, n: int | None = None) -> list[int]:
 
 
 def test_strategies_registry_and_unknown_name():
-    assert set(STRATEGIES) == {"nearest", "first_fit", "best_fit", "spread"}
+    assert set(STRATEGIES) == {"nearest", "first_fit", "best_fit", "spread", "random_free"}
     for name in STRATEGIES:
         assert make_strategy(name).name == name
     with pytest.raises(ValueError, match="unknown allocation strategy"):
@@ -278,7 +281,7 @@ def random_lot(rng: random.Random, strategy: str, ev_open: bool) -> Lot:
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy", ORDERED)
 def test_random_traffic_matches_reference(strategy, seed):
     rng = random.Random(f"{strategy}-{seed}")
     lot = random_lot(rng, strategy, ev_open=seed % 2 == 1)
@@ -330,7 +333,7 @@ class CountingList(list):
         return super().__iter__()
 
 
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy", ORDERED)
 def test_allocation_reads_few_spots_on_a_big_lot(strategy):
     rng = random.Random(strategy)
     levels = [Level(i, f"L{i}", 50.0 * i) for i in range(4)]
@@ -380,3 +383,71 @@ def test_allocation_reads_few_spots_on_a_big_lot(strategy):
     assert total > 0, "the counting list was not used: the test no longer measures anything"
     assert max(per_allocation) < len(spots) // 100, max(per_allocation)
     assert total < 20 * len(per_allocation), total
+
+
+# --------------------------------------------------------------------- random_free (contract)
+
+
+class _Seed:
+    """Stands in for the numpy Generator the simulator passes to ``seed``."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def integers(self, high: int) -> int:
+        return self.value % high
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_free_takes_a_free_spot_of_the_best_tier_under_random_traffic(seed):
+    """Under the same mixed traffic as the ordered strategies (holds, closures, releases),
+    random_free always gives a free spot of the first tier that has one, and refuses exactly
+    when the reference finds none."""
+    rng = random.Random(f"random_free-{seed}")
+    lot = random_lot(rng, "random_free", ev_open=seed % 2 == 1)
+    lot.strategy.seed(_Seed(seed))
+    open_tickets: list[int] = []
+    chosen = 0
+    t = 0.0
+    for _ in range(400):
+        t += 1.0
+        op = rng.random()
+        if op < 0.5:
+            v = Vehicle("v", rng.choice(list(VC)), rng.random() < 0.25, rng.random() < 0.3)
+            free = [s for s in lot.spots if s.status == AVAILABLE]
+            tier = next(
+                (c for tr in ref_tiers(v, lot.ev_open_to_all, False)
+                 if (c := [s for s in free if s.type in tr])),
+                None,
+            )  # fmt: skip
+            if tier is None:
+                with pytest.raises(NoCompatibleSpot if free else LotFull):
+                    lot.allocate(v, t)
+            else:
+                session = lot.allocate(v, t)
+                assert session.spot in tier
+                open_tickets.append(session.ticket)
+                chosen += 1
+        elif op < 0.8:
+            if open_tickets:
+                lot.release(open_tickets.pop(rng.randrange(len(open_tickets))), t)
+        else:
+            spot = rng.choice(lot.spots)
+            if spot.status != OCCUPIED:
+                new = rng.choice([AVAILABLE, SpotStatus.MAINTENANCE, SpotStatus.RESERVED])
+                lot.set_status(spot.index, new, t)
+        assert lot.strategy.index_entries() <= len(lot.spots)
+    assert chosen >= 30
+
+
+def test_random_free_is_seeded_reproducible_and_spreads_over_the_lot():
+    def picks(seed: int) -> list[int]:
+        lot = lot_of([(ST.REGULAR, float(i), 0) for i in range(20)], "random_free")
+        lot.strategy.seed(_Seed(seed))
+        return [lot.allocate(Vehicle(k), 0.0).spot.index for k in range(10)]
+
+    assert picks(1) == picks(1)
+    assert picks(1) != picks(2)
+    assert picks(1) != list(range(10))  # not the nearest-first order
+    # every spot is taken first by some seed: the choice is not tied to an order
+    assert {picks(s)[0] for s in range(200)} == set(range(20))

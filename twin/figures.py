@@ -128,6 +128,9 @@ SECTIONS: dict[str, Section] = {
         Section("permits", "Permits", _COMPONENT_GATE, component=True),
         Section("payments", "Payments", _COMPONENT_GATE, component=True),
         Section("sensors", "Sensors and displays", _COMPONENT_GATE, component=True),
+        Section("status", "Spot status (holds and closures)", "exact integrals of the lot's "
+                "status log, pinned by tests/test_closures.py; present only with components",
+                component=True),
     )
 }  # fmt: skip
 
@@ -405,6 +408,13 @@ FIGURES: tuple[Figure, ...] = (
     _f("payments.prepaid_revenue", "prepaid revenue", "$", "payments"),
     _f("payments.debt_collected_at_entry", "old debts collected at entry", "$", "payments"),
     _f("payments.plates_unblocked", "plates taken off the blocklist", "count", "payments"),
+    # -- spot status (the lot's status log) -----------------------------------------------------
+    _f("held_spot_h_per_day", "spots held (reservations, permits), spot-hours per day",
+       "spot-h/day", "status", better=_LOWER, noun="held spot-hours"),
+    _f("closed_spot_h_per_day", "spots closed (closures, maintenance), spot-hours per day",
+       "spot-h/day", "status", better=_LOWER, noun="closed spot-hours"),
+    _f("no_free_spot_pct", "time no spot was free for a walk-in (occupied, held or closed)",
+       "%", "status", better=_LOWER, noun="the time without a free spot"),
     # -- sensors and displays ---------------------------------------------------------------------
     # Totals over a lot's levels are level-minutes (summed over levels: 5 levels make up to
     # 7,200 a day), over sensors sensor-minutes, over bays spot-minutes: their units say so.

@@ -27,6 +27,10 @@ class Spot:
     #: in a large lot).
     rank: int = field(default=-1, repr=False)
     home: list[int] | None = field(default=None, repr=False)
+    #: What keeps this spot from walk-in allocation besides a session: claim reason -> the
+    #: status it asks for (RESERVED or MAINTENANCE). Owned by :class:`twin.core.lot.Lot`, which
+    #: derives ``status`` from it; None (the common case) costs the hot path one falsy test.
+    claims: dict[str, SpotStatus] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

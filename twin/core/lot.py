@@ -7,13 +7,13 @@ the live twin drive the very same code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from heapq import heappop, heappush
 from numbers import Integral
 
-from twin.core.allocation import AllocationStrategy, SpreadAcrossLevels, Tiers, make_strategy
+from twin.core.allocation import AllocationStrategy, Tiers, make_strategy
 from twin.core.errors import DoubleExit, InvalidTransition, LotFull, NoCompatibleSpot, UnknownTicket
 from twin.core.facility import Level, Spot
 from twin.core.pricing import PriceContext, Tariff
@@ -28,10 +28,22 @@ from twin.core.types import (
 
 _AVAILABLE = SpotStatus.AVAILABLE
 _OCCUPIED = SpotStatus.OCCUPIED
+_RESERVED = SpotStatus.RESERVED
+_MAINTENANCE = SpotStatus.MAINTENANCE
+#: The claim an unnamed ``set_status``/``hold_spot`` makes: one per spot, last write wins
+#: (how holds and operators have always used it). Named claims (a closure, a feed) layer on
+#: top, and only their own owner lifts them.
+UNNAMED = ""
 _N_TYPES = len(SpotType)
 #: Recycled sessions kept for reuse. Arrivals and departures alternate, so a few suffice; the
 #: cap keeps an evening's departures from parking thousands of dead sessions in memory.
 _SPARE_SESSIONS = 256
+
+
+#: A status change as the lot records it: (time, spot index, old, new, claim reason).
+StatusChange = tuple[float, int, SpotStatus, SpotStatus, str]
+#: Called after every status change that is not a session's (see ``Lot.add_hook``).
+StatusHook = Callable[[Spot, SpotStatus, SpotStatus, float, str], None]
 
 
 @dataclass(slots=True, eq=False)
@@ -92,6 +104,16 @@ class Lot:
 
     Counters (available per level and type, occupied per level and per type) are kept exact on
     every transition so displays, spread allocation and occupancy pricing never count spots.
+
+    **The lot owns every spot status.** A spot is OCCUPIED while a session holds it
+    (``allocate``/``allocate_spot`` .. ``release``); otherwise its status follows from its
+    *claims*: any MAINTENANCE claim (a closure, an operator, a feed saying ``closed`` or
+    ``unknown``) makes it MAINTENANCE, else any RESERVED claim (a permit or reservation hold)
+    makes it RESERVED, else it is AVAILABLE. Claims are keyed by a reason, so a hold ending
+    during a closure lifts the hold only and the spot stays closed; a closure of an occupied
+    spot waits for the car to leave. Every change other than a session's goes through
+    ``_apply``: counters, the strategy's index, the status log (``status_log``, which makes
+    held and closed spot-hours exact figures) and the hooks (``add_hook``).
     Tickets are issued sequentially, so a closed ticket is recognised without keeping it:
     any ticket below the next number that is not open has exited already.
     """
@@ -124,17 +146,22 @@ class Lot:
         self.available = [[0] * _N_TYPES for _ in range(n_levels)]
         self.occupied_by_level = [0] * n_levels
         self.occupied_by_type = [0] * _N_TYPES
-        self._n_held = 0  # RESERVED or MAINTENANCE
+        self.n_reserved = 0
+        self.n_closed = 0  # MAINTENANCE
         self.n_occupied = 0
+        #: Every status change other than a session's, in order (see ``StatusChange``).
+        self.status_log: list[StatusChange] = []
+        self._hooks: list[StatusHook] = []
+        self._feed_sessions: dict[int, int] = {}  # spot -> ticket of a car only a feed saw
         for spot in self.spots:
             spot.status = SpotStatus(spot.status)  # compared by identity on the hot path
+            # a spot built out of service carries that as an unnamed claim
+            out = spot.status is _RESERVED or spot.status is _MAINTENANCE
+            spot.claims = {UNNAMED: spot.status} if out else None
             self.capacity_by_level[spot.level] += 1
             self.capacity_by_type[spot.type] += 1
             self._count(spot, spot.status, +1)
-        if isinstance(self.strategy, SpreadAcrossLevels):
-            self.strategy.occupied = self.occupied_by_level
-            self.strategy.capacity = [max(c, 1) for c in self.capacity_by_level]
-        self.strategy.bind(self.spots)
+        self.strategy.bind(self)
         self._by_rank = self.strategy.by_rank
         self._choose = self.strategy.choose_plan
         self._plans: list[object] = [None] * (4 * len(VehicleClass))
@@ -156,13 +183,19 @@ class Lot:
             self.occupied_by_level[spot.level] += delta
             self.occupied_by_type[spot.type] += delta
             self.n_occupied += delta
+        elif status == _RESERVED:
+            self.n_reserved += delta
         else:
-            self._n_held += delta
+            self.n_closed += delta
 
     @property
     def n_available(self) -> int:
         """Spots free to allocate now (derived, so the hot path updates one counter less)."""
-        return len(self.spots) - self.n_occupied - self._n_held
+        return len(self.spots) - self.n_occupied - self.n_reserved - self.n_closed
+
+    @property
+    def _n_held(self) -> int:
+        return self.n_reserved + self.n_closed
 
     @property
     def capacity(self) -> int:
@@ -279,15 +312,18 @@ class Lot:
             self._open[ticket] = session
             raise ValueError(f"exit at {t} before entry at {session.entry_t}")
         spot = session.spot
-        spot.status = _AVAILABLE
-        level, stype = spot.level, spot.type
-        self.occupied_by_level[level] -= 1
-        self.occupied_by_type[stype] -= 1
-        self.n_occupied -= 1
-        self.available[level][stype] += 1
-        if not spot.indexed:  # AllocationStrategy.push, written out: this is the hot path
-            heappush(spot.home, spot.rank)
-            spot.indexed = True
+        if spot.claims:  # a closure or hold waits for this car to leave: the one path
+            self._apply(spot, self._claimed_status(spot), t, "release")
+        else:  # _apply(AVAILABLE) written out: this is the hot path
+            spot.status = _AVAILABLE
+            level, stype = spot.level, spot.type
+            self.occupied_by_level[level] -= 1
+            self.occupied_by_type[stype] -= 1
+            self.n_occupied -= 1
+            self.available[level][stype] += 1
+            if not spot.indexed:  # AllocationStrategy.freed, written out
+                heappush(spot.home, spot.rank)
+                spot.indexed = True
         session.exit_t = t
         tariff = self.tariff
         if tariff is not None:  # self.price written out: one call less per exit
@@ -323,43 +359,106 @@ class Lot:
         ctx = self._context(session, self._products.get(session.ticket))
         return self.tariff.price(session.entry_t, exit_t, ctx)
 
-    def set_status(self, spot_index: int, status: SpotStatus | int, t: float) -> None:
-        """Take a free spot out of service (MAINTENANCE/RESERVED) or put it back (AVAILABLE).
+    # -- the one path for every status change that is not a session's ----------------------
+    def add_hook(self, hook: StatusHook) -> None:
+        """Call ``hook(spot, old, new, t, reason)`` after every status change that is not a
+        session's (holds, closures, feeds; sessions are reported by allocate/release)."""
+        self._hooks.append(hook)
 
-        Occupied spots change only through ``allocate``/``release``, so a session can never
-        lose its spot underneath it.
-        """
-        status = SpotStatus(status)  # statuses are compared by identity on the hot path
+    def _apply(self, spot: Spot, status: SpotStatus, t: float, reason: str) -> None:
+        old = spot.status
+        if old is status:
+            return
+        self._count(spot, old, -1)
+        spot.status = status
+        self._count(spot, status, +1)
+        if status is _AVAILABLE:
+            self.strategy.freed(spot)
+        self.status_log.append((t, spot.index, old, status, reason))
+        for hook in self._hooks:
+            hook(spot, old, status, t, reason)
+
+    @staticmethod
+    def _claimed_status(spot: Spot) -> SpotStatus:
+        """The status a spot without a session has: its strongest claim, else AVAILABLE."""
+        claims = spot.claims
+        if not claims:
+            return _AVAILABLE
+        return _MAINTENANCE if _MAINTENANCE in claims.values() else _RESERVED
+
+    def _spot(self, spot_index: int) -> Spot:
         if not 0 <= spot_index < len(self.spots):
             raise IndexError(f"{self.lot_id}: no spot with index {spot_index}")
-        spot = self.spots[spot_index]
-        if spot.status == status:
-            return
-        if _OCCUPIED in (spot.status, status):
+        return self.spots[spot_index]
+
+    def claim(self, spot_index: int, status: SpotStatus | int, t: float, reason: str) -> None:
+        """Make (or lift, with AVAILABLE) the claim ``reason`` on a spot; the spot's status
+        follows from all its claims. A named claim on an occupied spot takes effect when the
+        car leaves; an unnamed one (``set_status``) is refused, as ever, so a session can never
+        lose its spot underneath it."""
+        status = SpotStatus(status)  # statuses are compared by identity on the hot path
+        spot = self._spot(spot_index)
+        if status is _OCCUPIED or (reason == UNNAMED and spot.status is _OCCUPIED):
             raise InvalidTransition(
                 f"{self.lot_id}: spot {spot.id} {spot.status.name} -> {status.name} "
                 "must go through allocate/release"
             )
-        self._count(spot, spot.status, -1)
-        spot.status = status
-        self._count(spot, status, +1)
-        if status == _AVAILABLE:
-            self.strategy.push(spot)
+        claims = spot.claims
+        if status is _AVAILABLE:
+            if not claims or reason not in claims:
+                return
+            del claims[reason]
+        else:
+            if claims is None:
+                claims = spot.claims = {}
+            claims[reason] = status
+        if spot.status is not _OCCUPIED:
+            self._apply(spot, self._claimed_status(spot), t, reason or status.name.lower())
+
+    def set_status(
+        self, spot_index: int, status: SpotStatus | int, t: float, reason: str = UNNAMED
+    ) -> None:
+        """Take a free spot out of service (MAINTENANCE/RESERVED) or put it back (AVAILABLE).
+
+        Unnamed (the default), it sets the spot's one unnamed claim (last write wins) and
+        leaves named claims alone: ending a hold with ``set_status(i, AVAILABLE, t)`` during a
+        closure keeps the spot closed. With ``reason`` it is :meth:`claim`.
+        """
+        self.claim(spot_index, status, t, reason)
+
+    def close(self, spot_indexes: Iterable[int], t: float, reason: str = "closed") -> None:
+        """Take spots out of service for ``reason`` (a closure, a feed's ``closed`` or
+        ``unknown``); occupied ones close when their car leaves."""
+        for i in spot_indexes:
+            self.claim(i, _MAINTENANCE, t, reason)
+
+    def reopen(self, spot_indexes: Iterable[int], t: float, reason: str = "closed") -> None:
+        """Lift ``reason``'s closure; each spot returns to what its other claims say."""
+        for i in spot_indexes:
+            self.claim(i, _AVAILABLE, t, reason)
+
+    def claims_of(self, spot_index: int) -> dict[str, SpotStatus]:
+        """A copy of a spot's claims (reason -> status; ``""`` is the unnamed one)."""
+        return dict(self._spot(spot_index).claims or {})
+
+    def free_spots(self) -> list[Spot]:
+        """AVAILABLE spots in the strategy's index, in its order (a public view, O(n))."""
+        return self.strategy.free_spots()
 
     # -- held spots (reservations, assigned permit spots) ---------------------------------
     def hold_spot(self, spot_type: SpotType | int, t: float) -> Spot | None:
         """Take the strategy's best AVAILABLE spot of ``spot_type`` out of walk-in allocation.
 
-        The spot becomes RESERVED (so ``allocate`` never hands it out) and is returned, or None
-        if no spot of that type is free. Uses the free-spot index, O(log n): a reservation
-        system holds spots without scanning the lot.
+        The spot becomes RESERVED (an unnamed claim, so ``allocate`` never hands it out) and
+        is returned, or None if no spot of that type is free. Uses the free-spot index,
+        O(log n): a reservation system holds spots without scanning the lot.
         """
         spot = self.strategy.choose(((SpotType(spot_type),),))
         if spot is None:
             return None
-        self._count(spot, spot.status, -1)
-        spot.status = SpotStatus.RESERVED
-        self._count(spot, spot.status, +1)
+        spot.claims = {UNNAMED: _RESERVED} if spot.claims is None else spot.claims
+        spot.claims[UNNAMED] = _RESERVED
+        self._apply(spot, _RESERVED, t, "hold")
         return spot
 
     def allocate_spot(
@@ -373,9 +472,7 @@ class Lot:
         models a driver ignoring the signs (e.g. no permit in a HANDICAP bay), which
         enforcement then counts. Not on the hot path: ``allocate`` is untouched.
         """
-        if not 0 <= spot_index < len(self.spots):
-            raise IndexError(f"{self.lot_id}: no spot with index {spot_index}")
-        spot = self.spots[spot_index]
+        spot = self._spot(spot_index)
         if spot.status not in (SpotStatus.RESERVED, _AVAILABLE):
             raise InvalidTransition(
                 f"{self.lot_id}: spot {spot.id} is {spot.status.name}, cannot be allocated"
@@ -390,6 +487,14 @@ class Lot:
                 f"{self.lot_id}: vehicle {vehicle.id} may not use {spot.type.name} spot {spot.id}"
             )
         # An AVAILABLE spot keeps its (now stale) heap entry: the index discards it lazily.
+        # The holder takes the spot kept for them: the hold claims end here (named closures
+        # cannot be on it, or it would not be RESERVED or AVAILABLE).
+        claims = spot.claims
+        if claims:
+            for reason in [r for r, st in claims.items() if st is _RESERVED]:
+                del claims[reason]
+            if spot.status is _RESERVED:
+                self.status_log.append((t, spot.index, _RESERVED, _OCCUPIED, "holder"))
         occupancy = self._fraction[self.n_occupied]
         self._count(spot, spot.status, -1)
         spot.status = _OCCUPIED
@@ -397,6 +502,48 @@ class Lot:
         ticket = self._next_ticket
         self._next_ticket = ticket + 1
         self._open[ticket] = session = Session(ticket, vehicle, spot, t, occupancy)
+        return session
+
+    # -- a feed's spot statuses (the live twin) -------------------------------------------
+    #: Statuses a spot sensor or operator feed reports, as the lot takes them.
+    FEED_STATUSES = ("free", "occupied", "closed", "unknown")
+
+    def apply_feed_status(
+        self, spot_index: int, status: str, t: float, source: str = "feed"
+    ) -> Session | None:
+        """Take a feed's word for one spot, through the same claims as everything else.
+
+        ``closed`` and ``unknown`` are MAINTENANCE claims named ``<source>:closed`` and
+        ``<source>:unknown`` (a spot the twin cannot see is not offered to walk-ins);
+        ``free`` lifts both and ends a session the feed opened; ``occupied`` opens a session
+        for an unseen car (vehicle ``<source>:<spot id>``, rules not enforced) unless the spot
+        is occupied already, and returns it. Holds and closures of other owners stay in force:
+        a feed saying ``free`` does not reopen a scheduled closure.
+        """
+        if status not in self.FEED_STATUSES:
+            raise ValueError(
+                f"{self.lot_id}: feed status {status!r} (allowed: {list(self.FEED_STATUSES)})"
+            )
+        spot = self._spot(spot_index)
+        feed_sessions = self._feed_sessions
+        if status in ("closed", "unknown"):
+            other = "unknown" if status == "closed" else "closed"
+            self.claim(spot_index, _AVAILABLE, t, f"{source}:{other}")
+            self.claim(spot_index, _MAINTENANCE, t, f"{source}:{status}")
+            return None
+        self.claim(spot_index, _AVAILABLE, t, f"{source}:closed")
+        self.claim(spot_index, _AVAILABLE, t, f"{source}:unknown")
+        if status == "free":
+            ticket = feed_sessions.pop(spot_index, None)
+            if ticket is not None:
+                self.release(ticket, t)
+            return None
+        if spot.status is _OCCUPIED:
+            return None
+        session = self.allocate_spot(
+            spot_index, Vehicle(f"{source}:{spot.id}"), t, enforce_rules=False
+        )
+        feed_sessions[spot_index] = session.ticket
         return session
 
     def session(self, ticket: int) -> Session:

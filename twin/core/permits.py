@@ -283,6 +283,8 @@ class PermitRegistry:
                 session = self.lot.allocate_spot(spot, vehicle, t)
             except NoCompatibleSpot:
                 session = None  # e.g. a van on a permit whose spot is compact: general spot
+            except InvalidTransition:
+                session = None  # the assigned spot is closed (a closure, a feed): general spot
             if session is not None:
                 self._unhold(spot, t)
                 self.stats.assigned_entries += 1

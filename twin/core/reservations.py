@@ -896,10 +896,17 @@ class ReservationBook:
         lot = self.lot
         if not any(res.spot_type in tier for tier in lot.tiers(vehicle)):
             raise NoCompatibleSpot(f"vehicle {vehicle.id} may not use a {res.spot_type.name} spot")
+        spot_index = None
         if res.hold_t is not None:
             spot_index = self._end_hold(res, t)
+            if lot.spots[spot_index].status is SpotStatus.MAINTENANCE:
+                # closed over the hold (a closure, a feed): the hold ends, the spot stays
+                # closed, and the holder gets another spot of the type if one is free
+                lot.set_status(spot_index, SpotStatus.AVAILABLE, t)
+                spot_index = None
         else:
             res.waiting = False
+        if spot_index is None:
             spot = lot.hold_spot(res.spot_type, t)
             if spot is None:
                 self._void(res, t)

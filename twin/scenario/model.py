@@ -7,7 +7,7 @@ is an error that names the allowed keys instead of a setting silently ignored.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -28,10 +28,10 @@ from twin.scenario.permits import PermitsSpec
 from twin.scenario.pricing_policy import ElasticitySpec, PricingPolicySpec
 from twin.scenario.reservations import ReservationsSpec
 from twin.scenario.sensors import SensorsSpec
-from twin.scenario.tariff import TariffSpec
+from twin.scenario.tariff import Days, TariffSpec, TimeOfDay
 
-StrategyName = Literal["nearest", "spread", "best_fit", "first_fit"]
-assert set(StrategyName.__args__) == set(STRATEGIES)  # keep the schema and the core in step
+#: Allocation strategies by name, read from the core's registry (one place to add one).
+StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Bounds no real facility comes near; beyond them the model's per-barrier and per-spot
@@ -65,6 +65,49 @@ class LevelSpec(Spec):
         return v
 
 
+class ClosureSpec(Spec):
+    """Spots out of service on a schedule (maintenance, cleaning, an event's set-up): a level or
+    a list of spots, closed from ``start`` to ``end`` on the chosen ``days`` (and, if given,
+    only on those ``dates``). ``end`` at or before ``start`` runs past midnight into the next
+    day. Cars parked when a closure starts stay; their spots close when they leave."""
+
+    name: str | None = Field(default=None, description="what the closure is for (reports)")
+    levels: list[str] | None = Field(default=None, description="level names to close whole")
+    spots: list[str] | None = Field(default=None, description="spot ids to close")
+    start: TimeOfDay = Field(description='time of day the closure begins, "HH:MM"')
+    end: TimeOfDay = Field(description='time of day it ends, "HH:MM" (<= start: next day)')
+    days: Days = Field(
+        default_factory=lambda: list(DAY_NAMES), description="days it begins on (default all)"
+    )
+    dates: list[date] | None = Field(
+        default=None, description="only on these dates (YYYY-MM-DD), within ``days``"
+    )
+
+    @model_validator(mode="after")
+    def _what(self) -> ClosureSpec:
+        if (self.levels is None) == (self.spots is None):
+            raise ValueError("give exactly one of levels (names) or spots (ids) to close")
+        if not (self.levels or self.spots):
+            raise ValueError("the list of levels or spots to close is empty")
+        if self.start == self.end == "00:00" or self.start == self.end == "24:00":
+            return self  # all day
+        if self.start == self.end:
+            raise ValueError(f"start and end are both {self.start}: the closure has no length")
+        return self
+
+    @property
+    def window_s(self) -> tuple[float, float]:
+        """Start and end as seconds from the start day's midnight (end > start)."""
+        a = _minute_of(self.start) * 60.0
+        b = _minute_of(self.end) * 60.0
+        return a, b if b > a else b + 86400.0
+
+
+def _minute_of(hhmm: str) -> int:
+    hh, mm = hhmm.split(":")
+    return int(hh) * 60 + int(mm)
+
+
 class FacilitySpec(Spec):
     name: str = "lot"
     strategy: StrategyName = "nearest"
@@ -77,6 +120,9 @@ class FacilitySpec(Spec):
     spots_csv: Path | None = Field(
         default=None,
         description="explicit spot list: columns id, level, type, distance_m (overrides counts)",
+    )
+    closures: list[ClosureSpec] = Field(
+        default_factory=list, description="levels or spots out of service on a schedule"
     )
 
     @field_validator("spots_csv")
@@ -93,6 +139,12 @@ class FacilitySpec(Spec):
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise ValueError(f"level names must be unique, got {names}")
+        for k, closure in enumerate(self.closures):
+            unknown = [lv for lv in closure.levels or () if lv not in names]
+            if unknown:
+                raise ValueError(
+                    f"closures[{k}].levels: unknown level {unknown[0]!r} (allowed: {names})"
+                )
         return self
 
     @property

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from twin.scenario.model import OperationsSpec
+from twin.core.allocation import STRATEGIES
+from twin.scenario.model import ClosureSpec, OperationsSpec
 
 
 def _models(annotation: object) -> list[type[BaseModel]]:
@@ -61,5 +62,21 @@ def operations_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def closures_reference() -> str:
+    """The ``facility.closures`` table and the allocation strategies (docs/scenarios.md)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(ClosureSpec, "facility.closures[]")]
+    lines += ["", "| `facility.strategy` | meaning |", "|---|---|"]
+    for name, cls in STRATEGIES.items():
+        first = ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+        lines.append(f"| `{name}` | {first.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":  # pragma: no cover
-    print(operations_reference(), end="")
+    import sys
+
+    if sys.argv[1:] == ["closures"]:
+        print(closures_reference(), end="")
+    else:
+        print(operations_reference(), end="")

@@ -1,8 +1,12 @@
 """Operations components: optional parts of the model that watch and steer its cars.
 
-Reservations, permits, payments and sensors each live in a component of their own that the
-model calls at a few fixed moments of a car's visit. A scenario without an ``operations:``
-section has no components, and the model's hot path does not even look for them.
+Reservations, permits, payments, sensors and scheduled closures each live in a component of
+their own that the model calls at a few fixed moments of a car's visit. Components are
+*declared*: each registers itself once (``@register(key, order=..., spec=...)``) with the
+order it runs in and how to find its part of a scenario; ``build_components`` builds the ones a
+scenario asks for. The model calls a component only at the moments it overrides, so one that
+has nothing to do for a car (closures act on a schedule only) leaves the per-car fast paths on.
+A scenario without any has no components, and the model's hot path does not look for them.
 
 Moments (all times in core seconds, ``i`` the driver's index, ``k`` the lot's index):
 
@@ -70,6 +74,8 @@ class Component:
     """Base class: every moment is a no-op, so a component overrides only what it needs."""
 
     name: ClassVar[str] = "component"
+    #: The component may keep the sessions it is shown (then the model does not recycle them).
+    keeps_sessions: ClassVar[bool] = True
 
     def start(self, ctx: ModelContext) -> None:
         self.ctx = ctx
@@ -99,33 +105,69 @@ class Component:
         return {}
 
 
-#: Builders by ``operations`` key; each takes (spec, scenario) and returns a Component.
-REGISTRY: dict[str, Callable[[Any, Scenario], Component]] = {}
+#: The moments a component may override, and so be called at.
+MOMENTS = (
+    "on_arrival",
+    "on_refused",
+    "on_park",
+    "on_leave",
+    "on_external_park",
+    "on_external_leave",
+)
 
 
-def register(key: str) -> Callable:
-    """Class decorator: make a component buildable from ``operations.<key>`` in a scenario."""
+def acts_on(component: Component, moment: str) -> bool:
+    """Whether ``component`` overrides ``moment`` (the model calls it only then)."""
+    return getattr(type(component), moment) is not getattr(Component, moment)
+
+
+def _operations(key: str) -> Callable[[Scenario], Any]:
+    def spec_of(scenario: Scenario) -> Any:
+        return getattr(getattr(scenario, "operations", None), key, None)
+
+    return spec_of
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One optional part of the model: its key, place in the run order, where its part of a
+    scenario is, and the builder ``(spec, scenario) -> Component``."""
+
+    key: str
+    order: int
+    spec_of: Callable[[Scenario], Any]
+    build: Callable[[Any, Scenario], Component]
+
+
+#: Every optional part by key (filled by ``register`` as the modules of ``MODULES`` load).
+REGISTRY: dict[str, Registration] = {}
+#: Modules that hold components; importing one registers its components.
+MODULES = ("ops_permits", "ops_reservations", "ops_sensors", "ops_payments", "closures")
+
+
+def register(key: str, order: int = 100, spec: Callable[[Scenario], Any] | None = None) -> Callable:
+    """Class decorator: make a component buildable when ``spec(scenario)`` is not None (by
+    default the scenario's ``operations.<key>``); components run in ``order``, lowest first."""
 
     def wrap(cls: type[Component]) -> type[Component]:
-        REGISTRY[key] = cls
+        REGISTRY[key] = Registration(key, order, spec or _operations(key), cls)
         return cls
 
     return wrap
 
 
 def build_components(scenario: Scenario) -> list[Component]:
-    """The components a scenario's ``operations:`` section asks for, in a fixed order."""
-    ops = getattr(scenario, "operations", None)
-    if ops is None:
-        return []
+    """The components a scenario asks for, in their registered order."""
     _import_components()
+    ops = getattr(scenario, "operations", None)
+    for key in type(ops).model_fields if ops is not None else ():
+        if getattr(ops, key) is not None and key not in REGISTRY:
+            raise ValueError(f"operations.{key} is not available in this build")
     out = []
-    for key in ("permits", "reservations", "sensors", "payments"):
-        spec = getattr(ops, key, None)
+    for reg in sorted(REGISTRY.values(), key=lambda r: (r.order, r.key)):
+        spec = reg.spec_of(scenario)
         if spec is not None:
-            if key not in REGISTRY:
-                raise ValueError(f"operations.{key} is not available in this build")
-            out.append(REGISTRY[key](spec, scenario))
+            out.append(reg.build(spec, scenario))
     return out
 
 
@@ -133,7 +175,7 @@ def _import_components() -> None:
     """Components register themselves on import; import those that exist."""
     import importlib
 
-    for module in ("ops_permits", "ops_reservations", "ops_sensors", "ops_payments"):
+    for module in MODULES:
         try:
             importlib.import_module(f"twin.sim.{module}")
         except ModuleNotFoundError as exc:

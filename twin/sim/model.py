@@ -35,10 +35,11 @@ from twin.core.lot import Lot, Session
 from twin.core.types import Vehicle, VehicleClass
 from twin.scenario.model import Scenario
 from twin.sim.build import build_lots, calendar_for
-from twin.sim.components import TURN_AWAY, ModelContext, build_components
+from twin.sim.components import TURN_AWAY, ModelContext, acts_on, build_components
 from twin.sim.demand import Drivers, draw_drivers
 from twin.sim.rng import Streams
 from twin.sim.size import check_size
+from twin.sim.status import status_metrics
 
 #: Outcome codes of a vehicle record.
 PARKED, BLOCKED, BALKED, RENEGED, WAITING, QUEUED, DETERRED, DIVERTING, TURNED_AWAY = range(9)
@@ -139,6 +140,9 @@ class ParkingModel:
         self.lot = self.lots[0]
         self.streams = Streams(self.seed, replication)
         self.drivers = draw_drivers(scenario, self.streams, self.calendar)
+        for lot in self.lots:  # strategies that draw take the replication's own stream
+            if lot.strategy.random:
+                lot.strategy.seed(self.streams.get(f"allocation[{lot.lot_id}]"))
         self.env = simpy.Environment()
         self.components = build_components(scenario)
 
@@ -361,7 +365,7 @@ class ParkingModel:
             k = at[i]
             session = allocate[k](fleet[profile[i]], t)
             if session is None:
-                for component in comps:
+                for component in refused_comps:
                     component.on_refused(i, k, t)
                 if patience[i] > 0.0:
                     outcome[i] = WAITING
@@ -376,8 +380,8 @@ class ParkingModel:
                 lots[k].hold(session.ticket, held.prepaid, held.validation)
             entry_w[i] = t  # written now, in arrival order: cheaper than at a random leave
             spot_w[i] = offsets[k] + session.spot.index
-            if comps:
-                for component in comps:
+            if park_comps:
+                for component in park_comps:
                     component.on_park(i, k, session, t)
             if stream_state[i] == _UNDECIDED and t == arrival[i]:
                 # parked on arrival: leaves in the presorted departure stream
@@ -393,7 +397,7 @@ class ParkingModel:
 
         def arrive(i: int, t: float) -> None:
             k = at[i]
-            for component in comps:
+            for component in arrival_comps:
                 verdict = component.on_arrival(i, k, t)
                 if verdict is None:
                     continue
@@ -465,7 +469,7 @@ class ParkingModel:
         def leave_lot(i: int, k: int, session: Session, t: float) -> None:
             """After the spot: components and the exit barrier."""
             extra = 0.0
-            for component in comps:
+            for component in leave_comps:
                 extra += component.on_leave(i, k, session, t)
             free = exit_free[k]
             if free is not None:
@@ -520,16 +524,23 @@ class ParkingModel:
             entry_w[i] = t
             spot_w[i] = offsets[k] + session.spot.index
             outcome[i] = PARKED
-            for component in comps:
+            for component in park_comps:
                 component.on_park(i, k, session, t)
             heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
 
         comps = self.components
+        # Each moment calls only the components that act on it: one with nothing to do for a
+        # car (closures act on their timetable) leaves the per-car fast paths on.
+        arrival_comps = [c for c in comps if acts_on(c, "on_arrival")]
+        refused_comps = [c for c in comps if acts_on(c, "on_refused")]
+        park_comps = [c for c in comps if acts_on(c, "on_park")]
+        leave_comps = [c for c in comps if acts_on(c, "on_leave")]
         # Components may keep the sessions they are shown; without them, the model holds the
         # last reference to a session once its car has left, and hands it back to the lot.
-        recycle = None if comps else [lot.recycle for lot in lots]
+        keeps = any(c.keeps_sessions for c in comps)
+        recycle = None if keeps else [lot.recycle for lot in lots]
         external: list[tuple[int, Session]] = []  # cars parked by components (holders)
-        after_leave = bool(comps) or any_exit_lanes
+        after_leave = bool(leave_comps) or any_exit_lanes
         if comps:
             context = ModelContext(
                 scenario=sc,
@@ -557,7 +568,7 @@ class ParkingModel:
 
         if elastic:
             first = arrive_first
-        elif not check_price and not any_entry_lanes and not comps:
+        elif not check_price and not any_entry_lanes and not arrival_comps:
             first = gate  # nothing happens between arrival and the barrier
         else:
             first = arrive
@@ -711,7 +722,12 @@ class ParkingModel:
             search_km=np.asarray(search_km, dtype=float),
             external_stays=_external_stays(external, offsets),
             component_metrics={
-                f"{c.name}.{key}": value for c in comps for key, value in c.finish(horizon).items()
+                **{
+                    f"{c.name}.{key}": value
+                    for c in comps
+                    for key, value in c.finish(horizon).items()
+                },
+                **(status_metrics(lots, spot, entry, leave, external, sc) if comps else {}),
             },
             component_frames={
                 f"{c.name}_{key}": frame for c in comps for key, frame in c.frames().items()

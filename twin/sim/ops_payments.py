@@ -117,7 +117,7 @@ class _Prepay:
     invoices: list[str] = field(default_factory=list)
 
 
-@register("payments")
+@register("payments", order=40)
 class PaymentsComponent(Component):
     """Settles every priced exit through the core exit policy; see the module docstring."""
 

@@ -190,7 +190,7 @@ class _Draws:
         return self._values[self._next - 1]
 
 
-@register("permits")
+@register("permits", order=10)
 class PermitsComponent(Component):
     """Monthly permit holders, accessible-bay violations and EV charging on the model's cars."""
 

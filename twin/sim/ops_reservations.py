@@ -274,7 +274,7 @@ _COUNTERS = (
 )
 
 
-@register("reservations")
+@register("reservations", order=20)
 class ReservationsComponent(Component):
     """Advance bookings in one lot: holds, holders' visits, no-shows, money and figures."""
 

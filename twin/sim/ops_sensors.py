@@ -88,7 +88,7 @@ class _PerDriver:
         return rows[r][i]
 
 
-@register("sensors")
+@register("sensors", order=30)
 class SensorsComponent(Component):
     """One :class:`SensorLayer` per lot; FULL signs turn drivers away, wrong boards cost search.
 
