@@ -58,10 +58,14 @@ __all__ = [
     "Scenario",
     "ScenarioCheck",
     "ScenarioError",
+    "StartState",
+    "StateError",
     "SweepError",
     "SweepResult",
     "compare",
+    "forecast",
     "load",
+    "load_state",
     "make_executor",
     "optimize",
     "parse_grid",
@@ -70,6 +74,7 @@ __all__ = [
     "report",
     "run",
     "runs_on_disk",
+    "start_from",
     "sweep",
 ]
 
@@ -93,8 +98,12 @@ def run(
     min_replications: int = MIN_SEQUENTIAL_REPLICATIONS,
     max_replications: int = 100,
     frames: Sequence[str] = FRAMES,
+    start_state: StartState | str | Path | Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a scenario (object or file) with optional overrides of seed, horizon, replications.
+
+    ``start_state`` begins every replication from a state instead of an empty lot (see
+    :func:`start_from`): a :class:`StartState`, a state file or mapping, or ``"steady"``.
 
     ``frames`` names the tables to keep (any of ``vehicles``, ``occupancy``, ``lanes``; the
     others come back empty, the figures are the same): ``frames=()`` is a figures-only run, and
@@ -110,6 +119,8 @@ def run(
     """
     if not isinstance(scenario, Scenario):
         scenario = load(scenario)
+    if start_state is not None:
+        scenario = start_from(scenario, start_state)
     scenario = _with_days(scenario, days)
     frames = tuple(frames)
     unknown = sorted(set(frames) - set(FRAMES))
@@ -328,3 +339,61 @@ def report(results_dir: str | Path, scenario: str | Path | None = None) -> Path:
     from twin.report import build_report
 
     return build_report(results_dir, scenario)
+
+
+# -- start from a state, forecast from now (issue 11) ------------------------------------------
+from twin.scenario.state import StartState, StateError, load_state  # noqa: E402
+
+
+def start_from(
+    scenario: Scenario | str | Path,
+    state: StartState | str | Path | Mapping[str, Any],
+    *,
+    warmup_hours: float | str = 0.0,
+) -> Scenario:
+    """``scenario`` beginning from ``state`` instead of an empty lot.
+
+    ``state`` is a :class:`StartState`, a JSON/YAML state file or mapping (validated), or
+    ``"steady"`` (the lot in its typical state at the scenario's start time, drawn from the
+    model's own demand). A state moves the start to its time; the warm-up is 0 unless given.
+    Raises :class:`StateError` (one line naming the file and field) on a state that is
+    malformed or does not fit the facility.
+    """
+    from twin.sim.initial import StateMismatch
+    from twin.sim.initial import start_from as _start_from
+
+    if not isinstance(scenario, Scenario):
+        scenario = load(scenario)
+    name = "<state>"
+    if isinstance(state, str) and state in ("steady", "empty"):
+        resolved: Any = state
+    elif isinstance(state, StartState):
+        resolved = state
+    elif isinstance(state, Mapping):
+        resolved = load_state(dict(state))
+    else:
+        name = str(state)
+        resolved = load_state(state)
+    try:
+        return _start_from(scenario, resolved, warmup_hours=warmup_hours)
+    except StateMismatch as exc:
+        raise StateError(f"{name}: {exc}") from None
+
+
+def forecast(
+    state: StartState | str | Path | Mapping[str, Any],
+    scenario: Scenario | str | Path,
+    *,
+    hours: float = 4.0,
+    replications: int = 20,
+    seed: int | None = None,
+    step_min: float = 5.0,
+):
+    """Occupancy from ``state`` over the next ``hours``: per lot, level and spot type, the
+    mean and the 80% and 95% bands over ``replications`` runs, and when each is expected to
+    fill (with its interval, or the probability that it does not fill within the horizon).
+    See :mod:`twin.live.forecast`; returns a :class:`twin.live.forecast.Forecast`."""
+    from twin.live.forecast import forecast as _forecast
+
+    sc = start_from(scenario, state)
+    return _forecast(sc, hours=hours, replications=replications, seed=seed, step_min=step_min)

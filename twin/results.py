@@ -391,11 +391,12 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     paid = (rec.leave_t >= t0) & (rec.leave_t < t1)
     revenue = float(np.nansum(rec.amount_cents[paid])) / 100.0
     ext = rec.external_stays
+    if ext is not None and len(ext):  # parked by components, or by a start state: they pay
+        ext_paid = (ext["leave_t"] >= t0) & (ext["leave_t"] < t1)
+        revenue += float(np.nansum(ext.loc[ext_paid, "amount_cents"])) / 100.0
     if sc.operations is not None:  # cars parked by components (reservation holders)
         out["component_parked"] = 0.0
         if ext is not None and len(ext):
-            ext_paid = (ext["leave_t"] >= t0) & (ext["leave_t"] < t1)
-            revenue += float(np.nansum(ext.loc[ext_paid, "amount_cents"])) / 100.0
             entered = (ext["entry_t"] >= t0) & (ext["entry_t"] < t1)
             out["component_parked"] = float(entered.sum())
     out["revenue"] = revenue

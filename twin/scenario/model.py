@@ -28,6 +28,7 @@ from twin.scenario.permits import PermitsSpec
 from twin.scenario.pricing_policy import ElasticitySpec, PricingPolicySpec
 from twin.scenario.reservations import ReservationsSpec
 from twin.scenario.sensors import SensorsSpec
+from twin.scenario.state import StartState
 from twin.scenario.tariff import Days, TariffSpec, TimeOfDay
 
 #: Allocation strategies by name, read from the core's registry (one place to add one).
@@ -424,6 +425,9 @@ class Scenario(Spec):
         default=None, description="reservations, permits, payments, sensors and displays"
     )
     output: OutputSpec = Field(default_factory=OutputSpec)
+    # where the run begins: an empty lot, the lot's typical state at the start's time of day,
+    # or a given state (its time must be the start); see twin.sim.initial
+    initial: Literal["empty", "steady"] | StartState = "empty"
 
     @field_validator("warmup_hours", mode="before")
     @classmethod
@@ -460,6 +464,10 @@ class Scenario(Spec):
             raise ValueError(
                 f"warmup_hours ({self.warmup_hours}) must be shorter than the horizon "
                 f"({self.horizon_days * 24:g} h)"
+            )
+        if isinstance(self.initial, StartState) and self.initial.time != self.start:
+            raise ValueError(
+                f"initial.time ({self.initial.time}) must be the scenario's start ({self.start})"
             )
         names = [s.name for s in self.demand]
         if len(set(names)) != len(names):

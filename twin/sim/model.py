@@ -145,6 +145,7 @@ class ParkingModel:
                 lot.strategy.seed(self.streams.get(f"allocation[{lot.lot_id}]"))
         self.env = simpy.Environment()
         self.components = build_components(scenario)
+        self.seeded = None  # what a start state placed (twin.sim.initial.Seeded), if any
 
     def product_draws(self) -> tuple[np.ndarray, np.ndarray]:
         """Per driver, the uniform draws that decide whether they buy the event product on sale
@@ -207,6 +208,23 @@ class ParkingModel:
         call_at(env, sample / 2, _ARRIVE, on_sample, None)
         if period < horizon:
             call_at(env, period, _DEPART, on_adjust, None)
+
+    def _seed_initial(self, spot_freed: Callable[[int, float], None]):
+        """Place the start state's cars (twin.sim.initial); their departures are events."""
+        from twin.sim.initial import seed_lots
+
+        env = self.env
+        return seed_lots(
+            self.scenario,
+            self.lots,
+            self.calendar,
+            self.seed,
+            self.replication,
+            self.streams,
+            self.scenario.horizon_s,
+            lambda t, fn: call_at(env, t, _DEPART, lambda ev: fn(env._now), None),
+            spot_freed,
+        )
 
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecord:
         """Run to the horizon; ``progress`` gets the fraction of simulated time done.
@@ -565,6 +583,11 @@ class ParkingModel:
             )
             for component in comps:
                 component.start(context)
+        if sc.initial != "empty":  # begin from a given or the typical state: twin.sim.initial
+            self.seeded = self._seed_initial(
+                lambda k, t: serve_waiting(k, t) if waiting[k] else None
+            )
+            external.extend(self.seeded.sessions)
 
         if elastic:
             first = arrive_first
