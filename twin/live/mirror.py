@@ -64,8 +64,11 @@ _AVAILABLE = SpotStatus.AVAILABLE
 _OCCUPIED = SpotStatus.OCCUPIED
 _RESERVED = SpotStatus.RESERVED
 _MAINTENANCE = SpotStatus.MAINTENANCE
-#: The claim a feed's ``closed`` reading makes on a spot (lifted by a later free/occupied).
-FEED_CLOSED = "feed"
+#: The source name of the mirror's claims on spots (``Lot.apply_feed_status``): a feed's
+#: ``closed``/``unknown`` reading is a claim ``feed:closed``/``feed:unknown``, lifted by a later
+#: free/occupied reading; other owners' holds and closures are never touched.
+FEED = "feed"
+_FEED_CLAIMS = (f"{FEED}:closed", f"{FEED}:unknown")
 
 
 @dataclass(frozen=True)
@@ -445,23 +448,19 @@ class Fold:
             bank.car_left(i, t)
             self._reopen(i, t)
             self._unbind(i, t)
-        elif status == "closed":
-            claim = getattr(self.lot, "claim", None)
-            if claim is not None:
-                claim(i, _MAINTENANCE, t, FEED_CLOSED)
-            elif self.lot.spots[i].status is _AVAILABLE:
-                self.lot.set_status(i, _MAINTENANCE, t)
-        else:  # unknown: the sensor cannot tell; nothing changes but the count
-            self.anomalies["unknown_reading"] += 1
+        else:  # closed, unknown: the core's feed claims (a bay the twin cannot see is not
+            # offered); a car on it keeps its session, the claim waits for it to leave
+            self.lot.apply_feed_status(i, status, t, FEED)
+            self.anomalies[f"{status}_reading"] += 1
         self._agree(i, t)
 
     def _reopen(self, i: int, t: float) -> None:
-        spot = self.lot.spots[i]
-        claims = getattr(spot, "claims", None)
-        if claims and FEED_CLOSED in claims:
-            self.lot.claim(i, _AVAILABLE, t, FEED_CLOSED)  # type: ignore[attr-defined]
-        elif spot.status is _MAINTENANCE and not hasattr(self.lot, "claim"):
-            self.lot.set_status(i, _AVAILABLE, t)
+        """A bay read free or occupied: the feed's own closed/unknown claims on it end."""
+        claims = self.lot.spots[i].claims
+        if claims:
+            for reason in _FEED_CLAIMS:
+                if reason in claims:
+                    self.lot.claim(i, _AVAILABLE, t, reason)
 
     def _heartbeat(self, ev: Any, t: float) -> None:
         self.heartbeats += 1
@@ -579,24 +578,13 @@ class Fold:
             if i is None:
                 self.anomalies["unknown_spot"] += 1
                 return
-            claim = getattr(self.lot, "claim", None)
-            if claim is not None:
-                claim(i, _RESERVED, t, f"reservation:{rid}")
-            elif self.lot.spots[i].status is _AVAILABLE:
-                self.lot.set_status(i, _RESERVED, t)
-            else:
-                self.anomalies["reservation_spot_taken"] += 1
-                return
+            self.lot.claim(i, _RESERVED, t, f"reservation:{rid}")
             self.reservations[rid] = i
         else:
             i = self.reservations.pop(rid, None)
             if i is None:
                 return
-            claim = getattr(self.lot, "claim", None)
-            if claim is not None:
-                claim(i, _AVAILABLE, t, f"reservation:{rid}")
-            elif self.lot.spots[i].status is _RESERVED:
-                self.lot.set_status(i, _AVAILABLE, t)
+            self.lot.claim(i, _AVAILABLE, t, f"reservation:{rid}")
 
     # -- alerts ---------------------------------------------------------------------------
     def raise_alert(self, kind: str, subject: str, since: float, now: float, message: str) -> None:
@@ -668,6 +656,46 @@ class Fold:
             for t in SpotType
             if self.lot.capacity_by_type[t]
         }
+
+    def state(self, scenario: Scenario) -> Any:
+        """The mirrored lot as a start state (``twin.scenario.state.StartState``): the cars on
+        their bays with their age, cars past the gate not yet on a bay, closed and held bays.
+        A forecast starts from it (``twin.api.forecast``)."""
+        from datetime import timedelta
+
+        from twin.scenario.state import LotState, SessionState, SpotHoldState, StartState
+
+        start = scenario.start.replace(tzinfo=None)
+        now = self.t
+        lot = self.lot
+        sessions = []
+        for sid, ticket in self.sessions.items():
+            s = lot._open[ticket]
+            v = s.vehicle
+            known = not sid.startswith("bay:")
+            sessions.append(SessionState(
+                spot=s.spot.id,
+                vehicle_class=v.vclass.name,
+                ev=v.ev,
+                handicap=v.handicap,
+                elapsed_min=max(now - s.entry_t, 0.0) / 60 if known else None,
+                ticket=sid if known else None,
+            ))
+        for sid, (entry_t, v) in self.pending.items():
+            sessions.append(SessionState(
+                vehicle_class=v.vclass.name, ev=v.ev, handicap=v.handicap,
+                elapsed_min=max(now - entry_t, 0.0) / 60, ticket=sid,
+            ))
+        holds = []
+        for spot in lot.spots:
+            if spot.status is _MAINTENANCE:
+                holds.append(SpotHoldState(status="closed", spot=spot.id))
+            elif spot.status is _RESERVED:
+                holds.append(SpotHoldState(status="held", spot=spot.id))
+        return StartState(
+            time=start + timedelta(seconds=now),
+            lots=[LotState(lot=lot.lot_id, sessions=sessions, holds=holds)],
+        )
 
     def gate_open(self) -> int:
         """Cars inside by the gates: sessions opened at an entry and not yet exited."""
@@ -1032,6 +1060,18 @@ class Mirror:
             "payments": dict(f.payments),
         }
 
+    def state(self) -> Any:
+        """The mirrored lot as a ``StartState`` (see :meth:`Fold.state`)."""
+        self._settle()
+        return self.fold.state(self.scenario)
+
+    def forecast(self, hours: float = 4.0, replications: int = 20, seed: int | None = None) -> Any:
+        """Replications of the model run ahead from the mirrored state (``twin.api.forecast``)."""
+        from twin import api
+
+        return api.forecast(self.state(), self.scenario, hours=hours,
+                            replications=replications, seed=seed)
+
     def sessions(self) -> Iterator[tuple[str, Any]]:
         """Open sessions: (sessionId, core Session)."""
         lot = self.fold.lot
@@ -1039,4 +1079,4 @@ class Mirror:
             yield sid, lot._open[ticket]
 
 
-__all__ = ["FEED_CLOSED", "Alert", "Fold", "Mirror", "MirrorConfig"]
+__all__ = ["FEED", "Alert", "Fold", "Mirror", "MirrorConfig"]
