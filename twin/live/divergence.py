@@ -140,6 +140,10 @@ class DivergenceConfig:
 
     surge_ratio: float = 1.5
     cusum_h: float = 6.0
+    #: a drop in entries is often the lot being full (the gates let fewer in): signalled
+    #: only when much stronger
+    cusum_drop_h: float = 12.0
+    cusum_clear_s: float = 7200.0
     payment_window_s: float = 600.0
     payment_alpha: float = 1e-6
     payment_min_failed: int = 3
@@ -165,6 +169,7 @@ class Divergence:
     last_entries: int = 0
     cusum_up: float = 0.0
     cusum_down: float = 0.0
+    signalled: dict[str, float] = field(default_factory=dict)
     last_payments: dict[str, int] = field(default_factory=dict)
     pay_window: deque[tuple[float, int, int]] = field(default_factory=deque)  # (t, n, failed)
     pay_total: int = 0
@@ -223,16 +228,21 @@ class Divergence:
         down = (n * math.log(1.0 / r) - lam * (1.0 / r - 1.0)) / phi
         self.cusum_up = max(0.0, self.cusum_up + up)
         self.cusum_down = max(0.0, self.cusum_down + down)
-        if self.cusum_up > cfg.cusum_h:
-            fold.raise_alert("arrival_surge", "gates", now, now,
-                             f"entries above the model's rate (CUSUM {self.cusum_up:.1f})")
-        elif self.cusum_up == 0.0:
-            fold.clear_alert("arrival_surge", "gates", now)
-        if self.cusum_down > cfg.cusum_h:
-            fold.raise_alert("arrival_drop", "gates", now, now,
-                             f"entries below the model's rate (CUSUM {self.cusum_down:.1f})")
-        elif self.cusum_down == 0.0:
-            fold.clear_alert("arrival_drop", "gates", now)
+        # Page's CUSUM restarts after each signal; the alert stays open while signals keep
+        # coming and closes after ``cusum_clear_s`` without one
+        for kind, value, word, h in (("arrival_surge", self.cusum_up, "above", cfg.cusum_h),
+                                     ("arrival_drop", self.cusum_down, "below", cfg.cusum_drop_h)):
+            if value > h:
+                fold.raise_alert(kind, "gates", now, now,
+                                 f"entries {word} the model's rate (CUSUM {value:.1f} > "
+                                 f"{h:g})")
+                self.signalled[kind] = now
+                if kind == "arrival_surge":
+                    self.cusum_up = 0.0
+                else:
+                    self.cusum_down = 0.0
+            elif now - self.signalled.get(kind, -math.inf) > cfg.cusum_clear_s:
+                fold.clear_alert(kind, "gates", now)
 
     def _payments(self, fold: Fold, now: float) -> None:
         from scipy.stats import binom
@@ -289,17 +299,14 @@ class Divergence:
         cfg = self.config
         lot = fold.lot
         checks: list[tuple[str, int, int, int]] = []  # subject, counted, other, capacity
-        if fold.level_counter:
-            sensed = fold.sensor_occupied_by_level()
-            for lv, snap in fold.level_counter.items():
-                # bays whose sensor is not trusted are left out of both sides
-                counted = snap["total"] - snap["available"]
-                checks.append((f"level {lot.levels[lv].name}", counted, sensed[lv],
-                               lot.capacity_by_level[lv]))
+        for lv, snap in fold.level_counter.items():
+            checks.append((f"level {lot.levels[lv].name}", snap["total"] - snap["available"],
+                           snap["sensors"], lot.capacity_by_level[lv]))
         if fold.site_counter is not None:
             s = fold.site_counter
-            # the gates' own count (entries - exits), clamped as a counter display clamps
-            gates = min(max(fold.entries - fold.exits, 0), s["total"])
+            # the gates' own count (entries - exits) when the counter spoke, clamped as a
+            # counter display clamps
+            gates = min(max(s["gates"], 0), s["total"])
             checks.append(("site", s["total"] - s["available"], gates, lot.capacity))
         for subject, counted, other, cap in checks:
             limit = max(cfg.disagree_spots, cfg.disagree_share * cap)

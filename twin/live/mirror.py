@@ -267,7 +267,7 @@ class Fold:
                         self.bank.set_mode(i, SensorMode.SILENT, t_heard)
                     self.raise_alert(
                         "dead_sensor", self.lot.spots[i].id, t_heard, now,
-                        f"no heartbeat since {_hm(t_heard)} "
+                        f"no heartbeat since {_hm(t_heard, self.epoch)} "
                         f"({(now - t_heard) / cfg.heartbeat_s:.1f} intervals)",
                     )
         checks = self._checks
@@ -381,12 +381,18 @@ class Fold:
         size = SPOT_CAPACITY[spot.type]
         # the newest pending car that fits: a car reaches its bay seconds after the gate, and an
         # old pending car (one that gave up waiting) must not take every later car's bay
-        for sid in reversed(self.pending):
-            entry_t, vehicle = self.pending[sid]
-            if vehicle.vclass <= size and self._place(i, sid, vehicle, entry_t):
-                del self.pending[sid]
-                self.waiting.discard(sid)
-                return
+        # (cars that found a fitting bay free at the gate first: one that entered with none
+        # free may have given up waiting, and must not take the bay of a car that did park)
+        waiting = self.waiting
+        for pass_waiting in (False, True):
+            for sid in reversed(self.pending):
+                if (sid in waiting) is not pass_waiting:
+                    continue
+                entry_t, vehicle = self.pending[sid]
+                if vehicle.vclass <= size and self._place(i, sid, vehicle, entry_t):
+                    del self.pending[sid]
+                    waiting.discard(sid)
+                    return
         # no gate session for this car: parked before the feed began, or a phantom reading
         vclass = VehicleClass(min(size, int(VehicleClass.REGULAR)))
         sid = f"bay:{spot.id}"
@@ -494,7 +500,7 @@ class Fold:
                 self.guessed += 1
             self.raise_alert(
                 "sensor_vs_gate", "unseen car", entry_t, now,
-                f"a car entered at {_hm(entry_t)} and no bay sensor has reported it "
+                f"a car entered at {_hm(entry_t, self.epoch)} and no bay sensor has reported it "
                 "(a sensor stuck free or dead?)",
             )
             return
@@ -555,12 +561,16 @@ class Fold:
             "t": t,
         }
         if ev.level is None:
+            # what the gates said at the same instant, to compare like with like
+            snap["gates"] = self.entries - self.exits
             self.site_counter = snap
             return
         lv = self.level_of.get(ev.level)
         if lv is None:
             self.anomalies["unknown_level"] += 1
             return
+        bank = self.bank  # bays on the level whose sensor reads occupied, at the same instant
+        snap["sensors"] = bank.n_sensors[lv] - bank.trusted_free[lv] - bank.stale_free[lv]
         self.level_counter[lv] = snap
         self.counters.calibrate(lv, max(ev.totalSpotNumber - ev.availableSpotNumber, 0))
 
@@ -682,6 +692,8 @@ class Fold:
                 ticket=sid if known else None,
             ))
         for sid, (entry_t, v) in self.pending.items():
+            if now - entry_t > self.config.grace_in_s:
+                continue  # not on a bay long after the gate: gave up (or a sensor missed it)
             sessions.append(SessionState(
                 vehicle_class=v.vclass.name, ev=v.ev, handicap=v.handicap,
                 elapsed_min=max(now - entry_t, 0.0) / 60, ticket=sid,
@@ -782,8 +794,12 @@ def _dumps(obj: Any) -> bytes:
     return buf.getvalue()
 
 
-def _hm(t: float) -> str:
-    """Feed seconds as d+hh:mm for alert messages (day count from the epoch)."""
+def _hm(t: float, epoch: datetime | None = None) -> str:
+    """Feed seconds as weekday hh:mm for alert messages (d<days> hh:mm with no epoch)."""
+    if epoch is not None:
+        from datetime import timedelta
+
+        return (epoch + timedelta(seconds=t)).strftime("%a %H:%M")
     day, rest = divmod(int(t), 86_400)
     return f"d{day} {rest // 3600:02d}:{rest % 3600 // 60:02d}"
 
