@@ -411,6 +411,7 @@ def mirror(
     seed: int | None = None,
     idle_s: float | None = 5.0,
     config: Any = None,
+    intake: Any = None,
 ):
     """Mirror a lot's feed: ``source`` is a JSONL/CSV recording (replayed at ``speed``, None
     as fast as possible; ``mapping`` for a foreign ticket export), ``mqtt://HOST:PORT/TOPIC``
@@ -418,7 +419,9 @@ def mirror(
     ``Raw``). Every payload is validated by the intake (bad ones dead-lettered to
     ``dead_letter``, counted by reason) and folded into the core objects of ``scenario``'s
     lot; with ``prediction`` replications (0: none) the divergence detectors compare it with
-    the model. Returns a :class:`twin.live.mirror.Live`: ``.mirror`` (levels, alerts,
+    the model. ``intake`` replaces the default ``Intake`` (e.g. other ``Tolerances``: a
+    recorded feed re-published as fast as possible has receive times that say nothing about
+    its devices' clocks). Returns a :class:`twin.live.mirror.Live`: ``.mirror`` (levels, alerts,
     ``state()``, ``forecast()``, ``snapshot()``) and ``.feed()`` (the intake's counts)."""
     from parktwin.adapters.sources import Intake
     from twin.live.divergence import Divergence, Prediction
@@ -430,7 +433,9 @@ def mirror(
         divergence = Divergence(Prediction.from_scenario(sc, prediction, seed=seed))
     if isinstance(source, str | Path):
         source = open_source(source, mapping=mapping, speed=speed, idle_s=idle_s)
-    live = Live(Mirror(sc, config, divergence=divergence), Intake(dead_letter=dead_letter))
+    if intake is None:
+        intake = Intake(dead_letter=dead_letter)
+    live = Live(Mirror(sc, config, divergence=divergence), intake)
     try:
         return live.run(source)
     finally:

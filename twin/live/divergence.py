@@ -59,6 +59,16 @@ class Prediction:
     capacity: list[int]
     replications: int
 
+    @property
+    def dispersion(self) -> float:
+        """Overdispersion of entries per bin across replications (variance / mean, >= 1),
+        pooled over the bins with traffic: one factor for the lot, because a bin's own
+        variance from a few replications is too noisy to scale a detector by."""
+        busy = self.entries_mean >= 1.0
+        if self.replications < 2 or not busy.any():
+            return 1.0
+        return max(1.0, float(self.entries_var[busy].sum() / self.entries_mean[busy].sum()))
+
     def bin(self, t: float) -> int:
         return int(self.calendar.week_seconds(t) // BIN_S) % WEEK_BINS
 
@@ -219,9 +229,7 @@ class Divergence:
     def _arrivals(self, fold: Fold, now: float, n: int, lam: float, pred: Prediction,
                   b: int, dt: float) -> None:
         cfg = self.config
-        # overdispersion: variance / mean of the bin's entries across replications (>= 1)
-        mean_bin = pred.entries_mean[b]
-        phi = max(1.0, pred.entries_var[b] / mean_bin) if mean_bin > 0 else 1.0
+        phi = pred.dispersion
         r = cfg.surge_ratio
         lam = max(lam, 1e-3 * dt / 60.0)
         up = (n * math.log(r) - lam * (r - 1.0)) / phi
