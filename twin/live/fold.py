@@ -67,7 +67,7 @@ class MirrorConfig:
     grace_out_s: float = 600.0
     #: Clock tick of the fold (silence, contradictions, divergence sampling).
     tick_s: float = 60.0
-    checkpoint_s: float = 3600.0
+    checkpoint_s: float = 7200.0
     #: How far back a late event can still be folded in exactly.
     keep_s: float = 6 * 3600.0
     #: Events are held this long (feed time) before being applied, so that ordinary jitter
@@ -161,7 +161,6 @@ class Fold:
         self.distrusted: list[bool] = [False] * n  # contradicts the gates: not used for counts
         self._heard_fifo: deque[tuple[float, int]] = deque()
         self.heartbeats = 0
-        self.devices: dict[str, float] = {}  # any device -> last heard
         # counters (FIWARE OffStreetParking snapshots)
         self.site_counter: dict[str, int] | None = None
         self.level_counter: dict[int, dict[str, int]] = {}
@@ -171,7 +170,7 @@ class Fold:
         # reservations
         self.reservations: dict[str, int] = {}  # reservationId -> spot index held
         # bookkeeping
-        self.kinds: Counter[str] = Counter()
+        self.kinds: dict[str, int] = {}
         self.anomalies: Counter[str] = Counter()
         self.alerts: list[Alert] = []
         self._open_alerts: dict[tuple[str, str], int] = {}
@@ -219,9 +218,10 @@ class Fold:
         if t >= self.next_tick:
             self.advance(t)
         self.t = t
-        self.kinds[event.kind] += 1
-        self.devices[event.refDevice] = t
-        self._apply[event.kind](event, t)
+        kind = event.kind
+        kinds = self.kinds
+        kinds[kind] = kinds.get(kind, 0) + 1
+        self._apply[kind](event, t)
 
     def advance(self, t: float) -> None:
         """Run every clock tick due at or before ``t``."""

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import pickle
-from bisect import insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +64,13 @@ _RANK = {
     "heartbeat": "6",
     "counter": "7",
 }
+
+
+def _tie(event: Any) -> str:
+    """The order among events observed at one instant (None: after every event)."""
+    if event is None:
+        return "\uffff"
+    return _RANK.get(event.kind, "9") + event.id
 
 
 def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
@@ -131,14 +137,16 @@ class Mirror:
         self._shared = divergence.shared() if divergence is not None else None
         self.fold = Fold(lot or build_lot(scenario, self.calendar), self.config, 0.0, divergence)
         self.fold.epoch = self.epoch
-        self._buffer: list[tuple[float, str, Any]] = []  # reorder heap
-        self._late: list[tuple[float, str, Any]] = []  # older than the fold: to replay
+        self._buffer: list[tuple[float, str, Any]] = []  # reorder heap: (t, tie, event)
+        self._late: list[tuple[float, Any]] = []  # older than the fold: to replay
         self._settle_after = self.config.checkpoint_s / 2
         self._max_t = -math.inf
-        self._log: list[tuple[float, str, Any]] = []  # applied, in fold order, kept keep_s
+        self._log: list[tuple[float, Any]] = []  # (t, event) applied, in fold order, keep_s
         self._checkpoints: list[tuple[float, bytes]] = []  # (time, pickled fold), ascending
         self._next_checkpoint = self.config.checkpoint_s
-        self._last_key: tuple[float, str] = (-math.inf, "")
+        self._direct = self.config.reorder_s == 0.0
+        self._last_t = -math.inf
+        self._last_ev: Any = None  # the last event applied (ties at its instant: _tie)
         self.offered = 0
         self.replays = 0
         self.replayed_events = 0
@@ -165,20 +173,22 @@ class Mirror:
         """Take one validated feed event (any order; see the module docstring)."""
         self.offered += 1
         t = (event.dateObserved - self.epoch).total_seconds()
-        if self.config.reorder_s == 0.0:
-            tie = _RANK.get(event.kind, "9") + event.id
-            item = (t, tie, event)
-            if (t, tie) >= self._last_key:
+        if self._direct:  # the hot path: in order (the usual case) -> applied at once
+            last = self._last_t
+            if t > last or (t == last and _tie(event) >= _tie(self._last_ev)):
                 # late events are folded in by one replay for many: when the feed has moved
                 # on past them by half a checkpoint interval, or when the state is read
                 if self._late and t - self._late[0][0] > self._settle_after:
                     self._settle()
-                self._apply(item)
-                self._last_key = (t, tie)
+                if t >= self._next_checkpoint:
+                    self._checkpoint_until(t)
+                self._log.append((t, event))
+                self.fold.apply(event, t)
+                self._last_t, self._last_ev = t, event
             else:
-                self._late.append(item)
+                self._late.append((t, event))
             return
-        heappush(self._buffer, (t, _RANK.get(event.kind, "9") + event.id, event))
+        heappush(self._buffer, (t, _tie(event), event))
         if t > self._max_t:
             self._max_t = t
             self._drain(t - self.config.reorder_s)
@@ -203,37 +213,34 @@ class Mirror:
 
     def advance(self, t: float) -> None:
         """Let feed time pass to ``t`` with no event (a live feed's quiet minutes)."""
-        self.flush() if self.config.reorder_s == 0.0 else self._drain(t - self.config.reorder_s)
+        self.flush() if self._direct else self._drain(t - self.config.reorder_s)
         self._checkpoint_until(t)
         self.fold.advance(t)
 
+    def _in_order(self, t: float, event: Any) -> bool:
+        last = self._last_t
+        return t > last or (t == last and _tie(event) >= _tie(self._last_ev))
+
     def _drain(self, watermark: float) -> None:
         buf = self._buffer
-        late = self._late
-        last = self._last_key
         while buf and buf[0][0] <= watermark:
-            item = heappop(buf)
-            if (item[0], item[1]) < last:
-                late.append(item)
+            t, _, event = heappop(buf)
+            if not self._in_order(t, event):
+                self._late.append((t, event))
                 continue
-            if late and item[0] - late[0][0] > self._settle_after:
-                self._last_key = last
+            if self._late and t - self._late[0][0] > self._settle_after:
                 self._settle()
-                late = self._late
-                last = self._last_key
-                if (item[0], item[1]) < last:
-                    late.append(item)
+                if not self._in_order(t, event):
+                    self._late.append((t, event))
                     continue
-            self._apply(item)
-            last = (item[0], item[1])
-        self._last_key = last
+            self._apply(t, event)
+            self._last_t, self._last_ev = t, event
 
-    def _apply(self, item: tuple[float, str, Any]) -> None:
-        t = item[0]
+    def _apply(self, t: float, event: Any) -> None:
         if t >= self._next_checkpoint:
             self._checkpoint_until(t)
-        self._log.append(item)
-        self.fold.apply(item[2], t)
+        self._log.append((t, event))
+        self.fold.apply(event, t)
 
     def _checkpoint_until(self, t: float) -> None:
         step = self.config.checkpoint_s
@@ -263,10 +270,9 @@ class Mirror:
             if j:
                 del log[:j]
 
-    def _replay(self, late: list[tuple[float, str, Any]]) -> None:
+    def _replay(self, late: list[tuple[float, Any]]) -> None:
         """Fold late events in: back to the newest checkpoint before the earliest, replay."""
-        late.sort(key=lambda x: (x[0], x[1]))
-        earliest = late[0][0]
+        earliest = min(x[0] for x in late)
         cps = self._checkpoints
         k = len(cps) - 1
         while k >= 0 and cps[k][0] > earliest:
@@ -275,16 +281,15 @@ class Mirror:
             keep = []
             for item in late:
                 if not cps or item[0] < cps[0][0]:
-                    self.set_aside.append(("too_late", item[2]))
+                    self.set_aside.append(("too_late", item[1]))
                 else:
                     keep.append(item)
             if not keep:
                 return
             late, k = keep, 0
         cp_t, blob = cps[k]
-        tail = [x for x in self._log if x[0] >= cp_t]
-        for item in late:
-            insort(tail, item, key=lambda x: (x[0], x[1]))
+        tail = [x for x in self._log if x[0] >= cp_t] + late
+        tail.sort(key=lambda x: (x[0], _tie(x[1])))
         self._log = [x for x in self._log if x[0] < cp_t]
         del cps[k + 1 :]
         self.fold = self._unpickle(blob)
@@ -292,10 +297,10 @@ class Mirror:
         self._next_checkpoint = step if cp_t == -math.inf else cp_t + step
         self.replays += 1
         self.replayed_events += len(tail)
-        for item in tail:
-            self._apply(item)
+        for t, event in tail:
+            self._apply(t, event)
         if tail:
-            self._last_key = (tail[-1][0], tail[-1][1])
+            self._last_t, self._last_ev = tail[-1]
 
     # -- snapshots ------------------------------------------------------------------------
     def _pickle(self) -> bytes:
@@ -334,7 +339,7 @@ class Mirror:
         mirror.fold = mirror._unpickle(snapshot)
         t = mirror.fold.t
         mirror._checkpoints = [(t, snapshot)]
-        mirror._last_key = (t, "\uffff")  # events at t were in the snapshot (ids at t: see tail)
+        mirror._last_t, mirror._last_ev = t, None  # an event at t itself replays from here
         mirror._next_checkpoint = (math.floor(t / mirror.config.checkpoint_s) + 1) * (
             mirror.config.checkpoint_s
         )
