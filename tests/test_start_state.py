@@ -277,6 +277,16 @@ def test_steady_start_is_deterministic_and_leaves_the_runs_drivers_alone():
             "two cars",
         ),
         (
+            json.dumps(state(*sessions(11, level="P1", spot_type="COMPACT"))),
+            "no free bay on level P1 of type COMPACT",
+        ),
+        (
+            json.dumps(
+                state(*sessions(1, level="P1"), holds=[{"status": "closed", "level": "P1"}])
+            ),
+            "no free bay on level P1",
+        ),
+        (
             json.dumps(
                 state(holds=[{"status": "closed", "level": "G", "until": "2026-01-01T00:00:00"}])
             ),

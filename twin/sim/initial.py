@@ -68,6 +68,7 @@ class Placement:
     spot_type: SpotType | None = None
     prepaid: bool = False
     validation: int | None = None
+    path: str = ""  # where the state file names it (for messages)
 
 
 # -- dwell laws ------------------------------------------------------------------------------
@@ -362,6 +363,7 @@ def state_placements(
                 spot_type=stype,
                 prepaid=s.prepaid,
                 validation=s.validation,
+                path=prep.rows[i][2],
             )
         )
     return out
@@ -612,16 +614,31 @@ def seed_lots(
         placements.sort(key=lambda p: (p.spot is None, p.level is None, p.entry_t))
     else:
         return Seeded([])
-    where = [None] * len(lots)
     seeded = Seeded([])
+    exact = [p for p in placements if p.spot is not None]
+    others = [p for p in placements if p.spot is None]
+    # exact bays first (a car stands there whatever is held or closed), then holds and
+    # closures, then the cars the lot places itself, which must respect them
+    for p, session in _place(lots, exact):
+        _keep(lots, p, session, seeded, horizon, schedule, spot_freed)
+    if isinstance(initial, StartState):
+        held = _apply_holds(scenario, initial, lots, calendar, schedule, spot_freed)
+    for p, session in _place(lots, others):
+        _keep(lots, p, session, seeded, horizon, schedule, spot_freed)
+    seeded.held = held
+    return seeded
+
+
+def _place(lots: list[Lot], placements: list[Placement]) -> list[tuple[Placement, Session | None]]:
+    """Open each placement's session through the core Lot (None: no bay for it)."""
+    where: list[_ByPlace | None] = [None] * len(lots)
+    out = []
     for p in placements:
         lot = lots[p.lot]
         if p.spot is not None:
             spot = lot.spots[p.spot]
             if spot.status is not SpotStatus.AVAILABLE:
-                raise StateMismatch(
-                    f"spot {spot.id} of lot {lot.lot_id!r} holds two cars in the state"
-                )
+                raise StateMismatch(f"{p.path}.spot: {spot.id} holds another car of the state")
             session = lot.allocate_spot(p.spot, p.vehicle, p.entry_t, enforce_rules=False)
         elif p.level is not None or p.spot_type is not None:
             if where[p.lot] is None:
@@ -634,23 +651,34 @@ def seed_lots(
             )
         else:
             session = lot.try_allocate(p.vehicle, p.entry_t)
-        if session is None:
-            seeded.not_placed += 1
-            continue
-        if p.prepaid or p.validation is not None:
-            lot.hold(session.ticket, p.prepaid, p.validation)
-        seeded.sessions.append((p.lot, session))
-        if p.leave_t < horizon:
+        out.append((p, session))
+    return out
 
-            def leave(t: float, k=p.lot, ticket=session.ticket) -> None:
-                lots[k].release(ticket, t)
-                spot_freed(k, t)
 
-            schedule(max(p.leave_t, 0.0), leave)
-    if isinstance(initial, StartState):
-        held = _apply_holds(scenario, initial, lots, calendar, schedule, spot_freed)
-    seeded.held = held
-    return seeded
+def _keep(
+    lots: list[Lot],
+    p: Placement,
+    session: Session | None,
+    seeded: Seeded,
+    horizon: float,
+    schedule: Callable[[float, Callable[[float], None]], None],
+    spot_freed: Callable[[int, float], None],
+) -> None:
+    """Record a placed car and schedule its departure (inside the horizon)."""
+    if session is None:
+        seeded.not_placed += 1
+        return
+    lot = lots[p.lot]
+    if p.prepaid or p.validation is not None:
+        lot.hold(session.ticket, p.prepaid, p.validation)
+    seeded.sessions.append((p.lot, session))
+    if p.leave_t < horizon:
+
+        def leave(t: float, k: int = p.lot, ticket: int = session.ticket) -> None:
+            lots[k].release(ticket, t)
+            spot_freed(k, t)
+
+        schedule(max(p.leave_t, 0.0), leave)
 
 
 # -- a state from a simulated run --------------------------------------------------------------
@@ -758,3 +786,26 @@ def check_state(scenario: Scenario, state: StartState) -> None:
         lot = lots[_lot_index(scenario, lot_state, k)]
         for j, hold in enumerate(lot_state.holds):
             _where(lot, hold, f"lots.{k}.holds.{j}")
+    # a dry run on fresh lots: every car must find its bay (the run then never drops one)
+    scenario = scenario.model_copy(update={"initial": state})
+    lots = build_lots(scenario, calendar_for(scenario))
+    exact = [p for p in placements if p.spot is not None]
+    others = sorted(
+        (p for p in placements if p.spot is None), key=lambda p: (p.level is None, p.entry_t)
+    )
+    _place(lots, exact)
+    _apply_holds(scenario, state, lots, calendar, lambda t, fn: None, lambda k, t: None)
+    for p, session in _place(lots, others):
+        if session is None:
+            part = " ".join(
+                x
+                for x in (
+                    f"on level {lots[p.lot].levels[p.level].name}" if p.level is not None else "",
+                    f"of type {p.spot_type.name}" if p.spot_type is not None else "",
+                )
+                if x
+            )
+            raise StateMismatch(
+                f"{p.path}: no free bay {part or 'in the lot'} for this "
+                f"{p.vehicle.vclass.name} car (the state holds more cars than fit there)"
+            )
