@@ -186,6 +186,7 @@ class Divergence:
     pay_failed: int = 0
     out_of_band_since: dict[int, float] = field(default_factory=dict)
     disagree_since: dict[str, float] = field(default_factory=dict)
+    counter_offset: dict[str, int] = field(default_factory=dict)
     #: (t, entries per tick actual, expected, occupancy actual per level) samples for plots
     samples: list[tuple[float, int, float, tuple[int, ...]]] = field(default_factory=list)
     sample_every_s: float = 900.0
@@ -307,16 +308,18 @@ class Divergence:
         cfg = self.config
         lot = fold.lot
         checks: list[tuple[str, int, int, int]] = []  # subject, counted, other, capacity
+        # counted in - out against the gates' (site) or the sensors' (level) figure at the
+        # counter's own instant, relative to the first snapshot (a counter counts from its
+        # own reset, and may start with cars inside)
         for lv, snap in fold.level_counter.items():
-            checks.append((f"level {lot.levels[lv].name}", snap["total"] - snap["available"],
-                           snap["sensors"], lot.capacity_by_level[lv]))
+            checks.append((f"level {lot.levels[lv].name}", snap["counted"], snap["sensors"],
+                           lot.capacity_by_level[lv]))
         if fold.site_counter is not None:
             s = fold.site_counter
-            # the gates' own count (entries - exits) when the counter spoke, clamped as a
-            # counter display clamps
-            gates = min(max(s["gates"], 0), s["total"])
-            checks.append(("site", s["total"] - s["available"], gates, lot.capacity))
+            checks.append(("site", s["counted"], s["gates"], lot.capacity))
         for subject, counted, other, cap in checks:
+            offset = self.counter_offset.setdefault(subject, counted - other)
+            counted -= offset
             limit = max(cfg.disagree_spots, cfg.disagree_share * cap)
             kind = "counter_vs_gates" if subject == "site" else "counter_vs_sensors"
             key = f"{kind}:{subject}"

@@ -535,6 +535,9 @@ class Fold:
             "total": ev.totalSpotNumber,
             "entries": ev.vehicleEntranceCount,
             "exits": ev.vehicleExitCount,
+            # what the loops counted in minus out: unclamped, unlike availableSpotNumber,
+            # so a full lot does not hide a counter's misses
+            "counted": ev.vehicleEntranceCount - ev.vehicleExitCount,
             "t": t,
         }
         if ev.level is None:
@@ -668,9 +671,11 @@ class Fold:
                 elapsed_min=max(now - s.entry_t, 0.0) / 60 if known else None,
                 ticket=sid if known else None,
             ))
-        for sid, (entry_t, v) in self.pending.items():
-            if now - entry_t > self.config.grace_in_s:
+        room = lot.n_available
+        for sid, (entry_t, v) in reversed(self.pending.items()):
+            if now - entry_t > self.config.grace_in_s or room <= 0:
                 continue  # not on a bay long after the gate: gave up (or a sensor missed it)
+            room -= 1
             sessions.append(SessionState(
                 vehicle_class=v.vclass.name, ev=v.ev, handicap=v.handicap,
                 elapsed_min=max(now - entry_t, 0.0) / 60, ticket=sid,
