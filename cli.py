@@ -1622,7 +1622,7 @@ def live(
     from rich.live import Live
 
     from parktwin.adapters.sources import Intake, MappingError
-    from twin.live.divergence import Divergence, Prediction
+    from twin.live.divergence import for_scenario
     from twin.live.mirror import Live as Session
     from twin.live.mirror import Mirror, open_source
     from twin.live.view import board, write_report
@@ -1639,7 +1639,7 @@ def live(
     divergence = None
     if replications:
         with console.status(f"model prediction: {replications} replications of {sc.name}"):
-            divergence = Divergence(Prediction.from_scenario(sc, replications))
+            divergence = for_scenario(sc, replications)
     session = Session(Mirror(sc, divergence=divergence), Intake(dead_letter=dead_letter))
     live_view = Live(console=console, refresh_per_second=2, transient=speed is None)
     try:

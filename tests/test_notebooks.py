@@ -43,3 +43,13 @@ def test_planning_walkthrough_runs_and_shows_intervals_plot_and_verdicts() -> No
     assert "unchanged" in text or "raises" in text or "lowers" in text  # compare's verdicts
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(pngs) == 1  # the occupancy-by-level plot
+
+
+def test_operator_twin_replays_a_faulty_feed_and_finds_every_fault() -> None:
+    nb = _execute(NOTEBOOKS / "operator_twin.ipynb")
+    text = _texts(nb)
+    assert "dead_sensor" in text and "payment_outage" in text and "sensor_vs_gate" in text
+    assert "alerts no fault explains: 0" in text
+    assert "index.html" in text
+    pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(pngs) == 1  # the forecast bands

@@ -424,13 +424,11 @@ def mirror(
     its devices' clocks). Returns a :class:`twin.live.mirror.Live`: ``.mirror`` (levels, alerts,
     ``state()``, ``forecast()``, ``snapshot()``) and ``.feed()`` (the intake's counts)."""
     from parktwin.adapters.sources import Intake
-    from twin.live.divergence import Divergence, Prediction
+    from twin.live.divergence import for_scenario
     from twin.live.mirror import Live, Mirror, open_source
 
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
-    divergence = None
-    if prediction:
-        divergence = Divergence(Prediction.from_scenario(sc, prediction, seed=seed))
+    divergence = for_scenario(sc, prediction, seed) if prediction else None
     if isinstance(source, str | Path):
         source = open_source(source, mapping=mapping, speed=speed, idle_s=idle_s)
     if intake is None:

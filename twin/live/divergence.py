@@ -336,7 +336,18 @@ class Divergence:
                 fold.clear_alert(kind, subject, now)
 
 
-__all__ = ["BIN_S", "WEEK_BINS", "Divergence", "DivergenceConfig", "Prediction"]
+def for_scenario(scenario: Scenario, replications: int, seed: int | None = None) -> Divergence:
+    """Detectors against ``replications`` of ``scenario``, occupancy judged after its warm-up
+    (12 h when 'auto'): a mirror that joins a running lot sees its cars only as they come
+    and go, and an emitted feed starts from an empty lot like the model."""
+    warm = scenario.warmup_hours if isinstance(scenario.warmup_hours, int | float) else 12.0
+    return Divergence(
+        Prediction.from_scenario(scenario, replications, seed=seed),
+        DivergenceConfig(settle_s=float(warm) * 3600.0),
+    )
+
+
+__all__ = ["BIN_S", "WEEK_BINS", "Divergence", "DivergenceConfig", "Prediction", "for_scenario"]
 
 
 # -- scoring against a ground truth of injected faults (``twin.live.emit``) -----------------
