@@ -62,7 +62,10 @@ class MirrorConfig:
     #: Time a bay sensor gets to confirm a gate exit, or a gate to explain an occupied bay.
     grace_s: float = 300.0
     #: Time from the entry gate to a bay reading occupied (drive, wait for a bay).
-    grace_in_s: float = 600.0
+    grace_in_s: float = 420.0
+    #: A car that entered with no fitting bay free and has not parked after this long gave
+    #: up (drivers' patience is minutes); it no longer takes a bay that reads occupied.
+    give_up_s: float = 3600.0
     #: Time from a bay reading free to its car passing the exit gate (drive, exit queue).
     grace_out_s: float = 600.0
     #: Clock tick of the fold (silence, contradictions, divergence sampling).
@@ -77,8 +80,7 @@ class MirrorConfig:
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_s", "missed_heartbeats", "half_life_s", "grace_s", "grace_in_s",
-                     "grace_out_s", "tick_s",
-                     "checkpoint_s", "keep_s"):
+                     "give_up_s", "grace_out_s", "tick_s", "checkpoint_s", "keep_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
@@ -366,6 +368,8 @@ class Fold:
                 if (sid in waiting) is not pass_waiting:
                     continue
                 entry_t, vehicle = self.pending[sid]
+                if pass_waiting and t - entry_t > self.config.give_up_s:
+                    continue
                 if vehicle.vclass <= size and self._place(i, sid, vehicle, entry_t):
                     del self.pending[sid]
                     waiting.discard(sid)
@@ -462,7 +466,7 @@ class Fold:
             entry_t, vehicle = self.pending[sid]
             if sid in self.waiting or not self.lot.has_space_for(vehicle):
                 # nothing free that fits: it is waiting for a bay (or gave up); look again
-                if now - entry_t < 86_400.0:
+                if now - entry_t < self.config.give_up_s:
                     heappush(self._checks, (now + cfg.grace_in_s, -1, sid, "unconfirmed"))
                 else:
                     del self.pending[sid]
