@@ -1601,6 +1601,14 @@ def live(
     idle: Annotated[
         float, typer.Option(help="MQTT: stop after this many quiet seconds.")
     ] = 30.0,
+    clock_checks: Annotated[
+        bool,
+        typer.Option(
+            help="Judge devices' clocks by receive times (future timestamps, skew). Turn off "
+            "for a feed played faster than real time (emit --speed N), whose receive times "
+            "say nothing about the devices' clocks."
+        ),
+    ] = True,
 ) -> None:
     """Mirror a running lot from its feed: levels like the lot's display boards, the forecast
     with its band and fill time, alerts where reality leaves the model, and the feed's applied
@@ -1621,7 +1629,7 @@ def live(
         _fail([f"{scenario}: live mirrors one lot; this scenario has {len(sc.lot_specs)}"])
     from rich.live import Live
 
-    from parktwin.adapters.sources import Intake, MappingError
+    from parktwin.adapters.sources import Intake, MappingError, Tolerances
     from twin.live.divergence import for_scenario
     from twin.live.mirror import Live as Session
     from twin.live.mirror import Mirror, open_source
@@ -1640,7 +1648,10 @@ def live(
     if replications:
         with console.status(f"model prediction: {replications} replications of {sc.name}"):
             divergence = for_scenario(sc, replications)
-    session = Session(Mirror(sc, divergence=divergence), Intake(dead_letter=dead_letter))
+    tolerances = Tolerances() if clock_checks else Tolerances(future_s=math.inf, skew_s=math.inf)
+    session = Session(
+        Mirror(sc, divergence=divergence), Intake(dead_letter=dead_letter, tolerances=tolerances)
+    )
     live_view = Live(console=console, refresh_per_second=2, transient=speed is None)
     try:
         with live_view:

@@ -96,8 +96,11 @@ def _series(mirror: Mirror) -> dict[str, Any]:
     from twin.live.divergence import BIN_S
 
     div = mirror.fold.divergence
-    if div is None or div.prediction is None or not div.samples:
-        raise ValueError("the mirror ran without a prediction: nothing to compare")
+    if div is None or div.prediction is None:
+        raise ValueError("the mirror ran without a prediction (--replications 0): nothing to "
+                         "compare")
+    if not div.samples:
+        raise ValueError("the feed held less than 15 minutes of events: nothing to compare")
     pred = div.prediction
     t = np.array([s[0] for s in div.samples])
     entries = np.diff(np.array([s[1] for s in div.samples]), prepend=0)
