@@ -62,7 +62,7 @@ class MirrorConfig:
     #: Time a bay sensor gets to confirm a gate exit, or a gate to explain an occupied bay.
     grace_s: float = 300.0
     #: Time from the entry gate to a bay reading occupied (drive, wait for a bay).
-    grace_in_s: float = 420.0
+    grace_in_s: float = 600.0
     #: A car that entered with no fitting bay free and has not parked after this long gave
     #: up (drivers' patience is minutes); it no longer takes a bay that reads occupied.
     give_up_s: float = 3600.0
