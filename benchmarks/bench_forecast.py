@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from twin import api  # noqa: E402
-from twin.sim.initial import state_from_record  # noqa: E402
 from twin.sim.model import ParkingModel  # noqa: E402
+from twin.sim.snapshot import state_from_record  # noqa: E402
 
 SNAPSHOT_S = (2 * 24 + 12 + 10.5) * 3600.0  # from Sunday 12:00: Wednesday 10:30
 

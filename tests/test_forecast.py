@@ -10,8 +10,8 @@ import pytest
 from twin import api
 from twin.results import _group_counts_at, _groupings, _stays
 from twin.scenario.loader import validate_scenario
-from twin.sim.initial import state_from_record
 from twin.sim.model import simulate
+from twin.sim.snapshot import state_from_record
 
 T0 = datetime(2026, 1, 7, 9, 0)
 

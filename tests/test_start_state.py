@@ -15,8 +15,9 @@ from twin.results import occupancy_frame
 from twin.scenario.dists import Constant, Empirical, Exponential, Lognormal
 from twin.scenario.loader import validate_scenario
 from twin.scenario.state import StartState, StateError, load_state
-from twin.sim.initial import remaining_stays, state_from_record
+from twin.sim.initial import remaining_stays
 from twin.sim.model import ParkingModel, simulate
+from twin.sim.snapshot import state_from_record
 
 T0 = datetime(2026, 1, 7, 9, 0)  # a Wednesday
 

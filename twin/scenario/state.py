@@ -1,7 +1,7 @@
 """A lot's state at one instant, as a file: where a run can begin instead of an empty lot.
 
 A planner writes one by hand (``parktwin run SCENARIO --start-state FILE``), the live mirror
-hands its own to the forecast, and :func:`twin.sim.initial.state_from_record` takes one from
+hands its own to the forecast, and :func:`twin.sim.snapshot.state_from_record` takes one from
 a simulated run. Time is local wall-clock time, like a scenario's ``start``; the run begins at
 ``time`` (which sets the weekday and the time of day).
 

@@ -32,7 +32,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 import numpy as np
@@ -44,6 +44,9 @@ from twin.scenario.dists import UNIT_SECONDS, Constant, Empirical
 from twin.scenario.model import Scenario, StreamSpec
 from twin.scenario.state import LotState, SessionState, SpotHoldState, StartState
 from twin.sim.rng import Streams
+from twin.sim.snapshot import state_from_record  # re-exported: the state of a run
+
+__all__ = ["Placement", "StateMismatch", "seed_lots", "start_from", "state_from_record"]
 
 #: Survival below which a stay is treated as over: the conditional law has no mass left.
 _TINY_SURVIVAL = 1e-300
@@ -679,59 +682,6 @@ def _keep(
             spot_freed(k, t)
 
         schedule(max(p.leave_t, 0.0), leave)
-
-
-# -- a state from a simulated run --------------------------------------------------------------
-def state_from_record(rec, at_s: float, *, with_remaining: bool = False) -> StartState:
-    """The lot(s) of a simulated replication at ``at_s`` seconds as a :class:`StartState`:
-    every car parked then, at its spot, with its vehicle and elapsed time.
-
-    ``with_remaining`` also writes each car's actual remaining stay (a perfect-information
-    state; without it a run from the state draws the remaining stays, as from a real lot).
-    Cars parked by components are included; spot holds are not (the record keeps no history
-    of spot statuses).
-    """
-    from twin.results import Facility, _stays
-
-    sc = rec.scenario
-    fac = Facility.of(rec)
-    spot, starts, ends = _stays(rec)
-    ends = np.where(np.isnan(ends), np.inf, ends)
-    here = (starts <= at_s) & (ends > at_s)
-    when: datetime = sc.start + timedelta(seconds=at_s)
-    d = rec.drivers
-    n_drivers = int((rec.spot >= 0).sum())
-    parked_idx = np.flatnonzero(rec.spot >= 0)
-    offsets = np.cumsum([0] + [lot.capacity for lot in rec.lots])
-    lots: list[LotState] = []
-    by_lot: dict[int, list[SessionState]] = {k: [] for k in range(len(rec.lots))}
-    for r in np.flatnonzero(here).tolist():
-        g = int(spot[r])
-        k = int(fac.lot[g])
-        local = g - int(offsets[k])
-        spot_obj = rec.lots[k].spots[local]
-        if r < n_drivers:
-            i = int(parked_idx[r])
-            vclass = VehicleClass(int(d.vclass[i])).name
-            ev, handicap = bool(d.ev[i]), bool(d.handicap[i])
-        else:  # parked by a component: its class is not recorded; the bay's size says most
-            vclass = VehicleClass(min(SPOT_CAPACITY[spot_obj.type], 2)).name
-            ev = handicap = False
-        remaining = (ends[r] - at_s) / 60.0 if with_remaining and math.isfinite(ends[r]) else None
-        by_lot[k].append(
-            SessionState(
-                spot=spot_obj.id,
-                vehicle_class=vclass,
-                ev=ev,
-                handicap=handicap,
-                elapsed_min=(at_s - float(starts[r])) / 60.0,
-                remaining_min=remaining,
-            )
-        )
-    multi = len(rec.lots) > 1
-    for k, lot in enumerate(rec.lots):
-        lots.append(LotState(lot=lot.lot_id if multi else None, sessions=by_lot[k]))
-    return StartState(time=when, lots=lots)
 
 
 # -- a scenario that begins from a state ------------------------------------------------------
