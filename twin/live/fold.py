@@ -64,8 +64,11 @@ class MirrorConfig:
     #: Time from the entry gate to a bay reading occupied (drive, wait for a bay).
     grace_in_s: float = 600.0
     #: A car that entered with no fitting bay free and has not parked after this long gave
-    #: up (drivers' patience is minutes); it no longer takes a bay that reads occupied.
-    give_up_s: float = 3600.0
+    #: up; it no longer takes a bay that reads occupied. (1 h looks right for drivers whose
+    #: patience is minutes, but measured it raised false "stuck free" alerts: a car the
+    #: mirror counted as waiting may have parked under another car's identity; see the
+    #: closing note. A feed that sends an exit for drivers who give up makes this moot.)
+    give_up_s: float = 86_400.0
     #: Time from a bay reading free to its car passing the exit gate (drive, exit queue).
     grace_out_s: float = 600.0
     #: Clock tick of the fold (silence, contradictions, divergence sampling).
