@@ -1655,9 +1655,7 @@ def live(
     live_view = Live(console=console, refresh_per_second=2, transient=speed is None)
     try:
         with live_view:
-            session.run(
-                feed, every=lambda s: live_view.update(board(s.mirror, s.feed())), every_n=2000
-            )
+            session.run(feed, every=lambda s: live_view.update(board(s.mirror, s.feed())))
     except KeyboardInterrupt:
         session.mirror.flush()
     finally:

@@ -447,13 +447,19 @@ class Live:
         """The intake's counts: received, applied, dead-lettered by reason."""
         return self.intake.report()
 
-    def run(self, source: Iterable[Any], every: Any = None, every_n: int = 5000) -> Live:
-        """Offer every payload of ``source``; ``every(self)`` after each ``every_n`` events."""
+    def run(self, source: Iterable[Any], every: Any = None, every_s: float = 1.0) -> Live:
+        """Offer every payload of ``source``; ``every(self)`` at most once per ``every_s``
+        wall-clock seconds (a live view's refresh), checked as events arrive."""
+        import time
+
         offer = self.mirror.offer
-        for n, event in enumerate(self.intake.events(source), 1):
+        clock = time.monotonic
+        due = clock() + every_s
+        for event in self.intake.events(source):
             offer(event)
-            if every is not None and n % every_n == 0:
+            if every is not None and clock() >= due:
                 every(self)
+                due = clock() + every_s
         self.mirror.flush()
         return self
 
