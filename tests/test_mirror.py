@@ -297,3 +297,32 @@ def test_mirror_from_a_real_mosquitto_equals_the_file_replay(scenario, short_fee
         broker.stop()
     assert live.feed()["applied"] == len(lines), live.feed()
     assert live.mirror.fingerprint() == Mirror(scenario).consume(events_of(lines)).fingerprint()
+
+
+def test_closed_and_unknown_readings_take_a_bay_out_until_it_reads_again(scenario):
+    from parktwin.adapters.events import parse_obj
+
+    def reading(n, minute, status):
+        return parse_obj({
+            "kind": "spot_reading", "id": f"r{n}", "refDevice": "sensor-P1-R0001",
+            "spaceId": "P1-R0001", "status": status,
+            "dateObserved": (scenario.start + timedelta(minutes=minute)).isoformat() + "+00:00",
+        })
+
+    mirror = Mirror(scenario)
+    p1 = lambda: next(r for r in mirror.levels() if r["level"] == "P1")  # noqa: E731
+    before = p1()
+    mirror.consume([reading(1, 1, "closed")])
+    closed = p1()
+    assert (closed["held"], closed["free"]) == (before["held"] + 1, before["free"] - 1)
+    # a bay the lot closed itself (another owner's claim) is not reopened by the feed
+    mirror.fold.lot.claim(mirror.fold.spot_of["P1-R0001"], 3, 60.0, "operator")
+    mirror.consume([reading(2, 2, "free")])
+    assert p1()["held"] == before["held"] + 1
+    mirror.fold.lot.claim(mirror.fold.spot_of["P1-R0001"], 0, 180.0, "operator")
+    assert p1() == before
+    mirror.consume([reading(3, 4, "unknown")])
+    assert p1()["held"] == before["held"] + 1
+    mirror.consume([reading(4, 5, "occupied")])  # a car with no gate session: an orphan
+    assert p1()["held"] == before["held"] and p1()["occupied"] == before["occupied"] + 1
+    assert mirror.summary()["anomalies"] == {"closed_reading": 1, "unknown_reading": 1}
