@@ -1549,6 +1549,7 @@ def emit(
 
 @app.command()
 def live(
+    ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML describing the lot (one lot).")],
     source: Annotated[
         str | None,
@@ -1635,8 +1636,8 @@ def live(
     from twin.live.mirror import Mirror, open_source
     from twin.live.view import board, write_report
 
+    _hold_out(ctx, report)  # claimed (checked, locked) before anything runs
     if report is not None:
-        report.mkdir(parents=True, exist_ok=True)
         dead_letter = dead_letter or report / "dead_letter.jsonl"
     try:
         feed = open_source(
