@@ -27,7 +27,7 @@ from twin import installed
 # Each module registers its commands on `app`; `--help` lists them in this order.
 # isort: off
 from . import run, regress, report, compare, sweep, locking, optimize  # noqa: F401
-from . import emit, examples, calibrate, backtest  # noqa: F401
+from . import emit, live, examples, calibrate, backtest  # noqa: F401
 
 # isort: on
 from .common import app, console, err_console

@@ -81,3 +81,13 @@ def test_calibration_birmingham_fits_backtests_and_decides() -> None:
     assert text.count("DECISION:") == 3
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(pngs) == 2  # the fit, the forecasts
+
+
+def test_operator_twin_replays_a_faulty_feed_and_finds_every_fault() -> None:
+    nb = _execute(NOTEBOOKS / "operator_twin.ipynb")
+    text = _texts(nb)
+    assert "dead_sensor" in text and "payment_outage" in text and "sensor_vs_gate" in text
+    assert "alerts no fault explains: 0" in text
+    assert "index.html" in text
+    pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(pngs) == 1  # the forecast bands

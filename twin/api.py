@@ -67,6 +67,7 @@ __all__ = [
     "load",
     "load_state",
     "make_executor",
+    "mirror",
     "optimize",
     "parse_grid",
     "record_baseline",
@@ -508,3 +509,46 @@ def backtest(
         test_days=test_days,
         plots=plots,
     )
+
+
+def mirror(
+    source: Any,
+    scenario: Scenario | str | Path,
+    *,
+    mapping: str | Path | None = None,
+    speed: float | None = None,
+    dead_letter: str | Path | None = None,
+    prediction: int | None = 20,
+    seed: int | None = None,
+    idle_s: float | None = 5.0,
+    config: Any = None,
+    intake: Any = None,
+):
+    """Mirror a lot's feed: ``source`` is a JSONL/CSV recording (replayed at ``speed``, None
+    as fast as possible; ``mapping`` for a foreign ticket export), ``mqtt://HOST:PORT/TOPIC``
+    (until ``idle_s`` quiet seconds), or an iterable of raw payloads (``parktwin.adapters``
+    ``Raw``). Every payload is validated by the intake (bad ones dead-lettered to
+    ``dead_letter``, counted by reason) and folded into the core objects of ``scenario``'s
+    lot; with ``prediction`` replications (0: none) the divergence detectors compare it with
+    the model. ``intake`` replaces the default ``Intake`` (e.g. other ``Tolerances``: a
+    recorded feed re-published as fast as possible has receive times that say nothing about
+    its devices' clocks). Returns a :class:`twin.live.mirror.Live`: ``.mirror`` (levels, alerts,
+    ``state()``, ``forecast()``, ``snapshot()``) and ``.feed()`` (the intake's counts)."""
+    from parktwin.adapters.sources import Intake
+    from twin.live.divergence import for_scenario
+    from twin.live.mirror import Live, Mirror, open_source
+
+    sc = scenario if isinstance(scenario, Scenario) else load(scenario)
+    divergence = for_scenario(sc, prediction, seed) if prediction else None
+    if isinstance(source, str | Path):
+        source = open_source(source, mapping=mapping, speed=speed, idle_s=idle_s)
+    if intake is None:
+        intake = Intake(dead_letter=dead_letter)
+    live = Live(Mirror(sc, config, divergence=divergence), intake)
+    try:
+        return live.run(source)
+    finally:
+        live.intake.close()
+        stop = getattr(source, "stop", None)
+        if stop is not None:
+            stop()

@@ -1,0 +1,141 @@
+"""`parktwin live`: the twin of a running lot beside its feed (mirror, forecast, alerts)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from .common import app, console, fail, hold_out, load_or_exit
+
+
+@app.command()
+def live(
+    ctx: typer.Context,
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML describing the lot (one lot).")],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            metavar="mqtt://HOST:PORT/TOPIC", help="Mirror a live MQTT feed.", show_default=False
+        ),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Replay a recorded feed (JSONL/CSV).", show_default=False
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.yaml",
+            help="Column mapping of a foreign ticket export given to --replay.",
+            show_default=False,
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Replay pace: feed time per wall time (1: real time); default as fast as "
+            "possible.",
+            show_default=False,
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Write actual-vs-predicted charts (PNG) and an HTML page here.",
+            show_default=False,
+        ),
+    ] = None,
+    dead_letter: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.jsonl",
+            help="Bad events with their reason (default: DIR/dead_letter.jsonl with --report).",
+            show_default=False,
+        ),
+    ] = None,
+    replications: Annotated[
+        int, typer.Option(help="Replications of the model for the prediction (0: none).", min=0)
+    ] = 20,
+    hours: Annotated[float, typer.Option(help="Forecast horizon, hours (0: no forecast).")] = 4.0,
+    idle: Annotated[float, typer.Option(help="MQTT: stop after this many quiet seconds.")] = 30.0,
+    clock_checks: Annotated[
+        bool,
+        typer.Option(
+            help="Judge devices' clocks by receive times (future timestamps, skew). Turn off "
+            "for a feed played faster than real time (emit --speed N), whose receive times "
+            "say nothing about the devices' clocks."
+        ),
+    ] = True,
+) -> None:
+    """Mirror a running lot from its feed: levels like the lot's display boards, the forecast
+    with its band and fill time, alerts where reality leaves the model, and the feed's applied
+    and dead-lettered counts. `--report DIR` writes the comparison for a duty manager."""
+    if (source is None) == (replay is None):
+        fail(["give one of --source mqtt://HOST:PORT/TOPIC or --replay FILE"])
+    if source is not None and not source.startswith("mqtt://"):
+        fail([f"--source: expected mqtt://HOST:PORT/TOPIC, got '{source}'"])
+    if mapping is not None and replay is None:
+        fail(["--mapping goes with --replay (a foreign export file)"])
+    for name, value in (("--speed", speed), ("--idle", idle)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            fail([f"{name} must be a number > 0, got {value:g}"])
+    if not (math.isfinite(hours) and hours >= 0):
+        fail([f"--hours must be a number >= 0, got {hours:g}"])
+    sc = load_or_exit(scenario)
+    if len(sc.lot_specs) != 1:
+        fail([f"{scenario}: live mirrors one lot; this scenario has {len(sc.lot_specs)}"])
+    from rich.live import Live
+
+    from parktwin.adapters.sources import Intake, MappingError, Tolerances
+    from twin.live.divergence import for_scenario
+    from twin.live.mirror import Live as Session
+    from twin.live.mirror import Mirror, open_source
+    from twin.live.view import board, write_report
+
+    hold_out(ctx, report)  # claimed (checked, locked) before anything runs
+    if report is not None:
+        dead_letter = dead_letter or report / "dead_letter.jsonl"
+    try:
+        feed = open_source(
+            source or replay,
+            mapping=mapping,
+            speed=speed,
+            idle_s=idle,  # type: ignore[arg-type]
+        )
+    except (FileNotFoundError, MappingError, ValueError) as exc:
+        fail([str(exc)])
+    divergence = None
+    if replications:
+        with console.status(f"model prediction: {replications} replications of {sc.name}"):
+            divergence = for_scenario(sc, replications)
+    tolerances = Tolerances() if clock_checks else Tolerances(future_s=math.inf, skew_s=math.inf)
+    session = Session(
+        Mirror(sc, divergence=divergence), Intake(dead_letter=dead_letter, tolerances=tolerances)
+    )
+    live_view = Live(console=console, refresh_per_second=2, transient=speed is None)
+    try:
+        with live_view:
+            session.run(feed, every=lambda s: live_view.update(board(s.mirror, s.feed())))
+    except KeyboardInterrupt:
+        session.mirror.flush()
+    finally:
+        session.intake.close()
+        if hasattr(feed, "stop"):
+            feed.stop()
+    forecast = None
+    if hours > 0 and session.mirror.fold.kinds:
+        forecast = session.mirror.forecast(hours=hours)
+    console.print(board(session.mirror, session.feed(), forecast))
+    if report is not None:
+        try:
+            page = write_report(session.mirror, report, session.feed(), forecast)
+        except ValueError as exc:
+            fail([f"--report: {exc}"])
+        console.print(f"report: {escape(str(page))}")
