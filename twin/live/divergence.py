@@ -77,20 +77,27 @@ class Prediction:
         cls, scenario: Scenario, replications: int = 10, seed: int | None = None
     ) -> Prediction:
         """Run the scenario ``replications`` times and bin its weeks (after warm-up)."""
-        from twin import api
+        from twin.experiments import run  # not twin.api, which imports this module
         from twin.sim.build import calendar_for
 
-        result = api.run(
+        result = run(
             scenario, replications=replications, seed=seed, frames=("vehicles", "occupancy")
         )
         return cls.from_frames(
-            result.vehicles, result.occupancy, calendar_for(scenario), scenario,
+            result.vehicles,
+            result.occupancy,
+            calendar_for(scenario),
+            scenario,
             replications,
         )
 
     @classmethod
     def from_frames(
-        cls, vehicles: Any, occupancy: Any, calendar: Calendar, scenario: Scenario,
+        cls,
+        vehicles: Any,
+        occupancy: Any,
+        calendar: Calendar,
+        scenario: Scenario,
         replications: int,
     ) -> Prediction:
         warm = scenario.warmup_hours * 3600.0
@@ -118,13 +125,21 @@ class Prediction:
         entries_mean = per_rep.mean(axis=0)
         entries_var = per_rep.var(axis=0, ddof=1) if replications > 1 else entries_mean.copy()
         paid = v[v["exit_s"].notna() & (v["exit_s"] >= warm)]
-        revenue = np.bincount(
-            week_bins(paid["exit_s"].to_numpy()), weights=paid["amount"].fillna(0).to_numpy(),
-            minlength=WEEK_BINS,
-        ) / seen / replications
+        revenue = (
+            np.bincount(
+                week_bins(paid["exit_s"].to_numpy()),
+                weights=paid["amount"].fillna(0).to_numpy(),
+                minlength=WEEK_BINS,
+            )
+            / seen
+            / replications
+        )
         occ = occupancy[(occupancy["group_kind"] == "level") & (occupancy["time_s"] >= warm)]
-        names = [str(c) for c in occ["group"].cat.categories] if hasattr(
-            occ["group"], "cat") else sorted(occ["group"].unique())
+        names = (
+            [str(c) for c in occ["group"].cat.categories]
+            if hasattr(occ["group"], "cat")
+            else sorted(occ["group"].unique())
+        )
         names = [n for n in names if (occ["group"] == n).any()]
         occ_mean = np.zeros((len(names), WEEK_BINS))
         occ_sd = np.zeros((len(names), WEEK_BINS))
@@ -140,8 +155,17 @@ class Prediction:
             mean = s1 / np.maximum(n, 1)
             var = np.maximum(s2 / np.maximum(n, 1) - mean**2, 0.0) * n / np.maximum(n - 1, 1)
             occ_mean[k], occ_sd[k] = mean, np.sqrt(var)
-        return cls(calendar, names, entries_mean, entries_var, occ_mean, occ_sd, revenue,
-                   capacity, replications)
+        return cls(
+            calendar,
+            names,
+            entries_mean,
+            entries_var,
+            occ_mean,
+            occ_sd,
+            revenue,
+            capacity,
+            replications,
+        )
 
 
 @dataclass
@@ -227,8 +251,9 @@ class Divergence:
                 occ = tuple(lv["occupied"] for lv in fold.levels(now))
             self.samples.append((now, fold.entries, fold.paid_cents / 100, occ))
 
-    def _arrivals(self, fold: Fold, now: float, n: int, lam: float, pred: Prediction,
-                  b: int, dt: float) -> None:
+    def _arrivals(
+        self, fold: Fold, now: float, n: int, lam: float, pred: Prediction, b: int, dt: float
+    ) -> None:
         cfg = self.config
         phi = pred.dispersion
         r = cfg.surge_ratio
@@ -239,12 +264,18 @@ class Divergence:
         self.cusum_down = max(0.0, self.cusum_down + down)
         # Page's CUSUM restarts after each signal; the alert stays open while signals keep
         # coming and closes after ``cusum_clear_s`` without one
-        for kind, value, word, h in (("arrival_surge", self.cusum_up, "above", cfg.cusum_h),
-                                     ("arrival_drop", self.cusum_down, "below", cfg.cusum_drop_h)):
+        for kind, value, word, h in (
+            ("arrival_surge", self.cusum_up, "above", cfg.cusum_h),
+            ("arrival_drop", self.cusum_down, "below", cfg.cusum_drop_h),
+        ):
             if value > h:
-                fold.raise_alert(kind, "gates", now, now,
-                                 f"entries {word} the model's rate (CUSUM {value:.1f} > "
-                                 f"{h:g})")
+                fold.raise_alert(
+                    kind,
+                    "gates",
+                    now,
+                    now,
+                    f"entries {word} the model's rate (CUSUM {value:.1f} > {h:g})",
+                )
                 self.signalled[kind] = now
                 if kind == "arrival_surge":
                     self.cusum_up = 0.0
@@ -259,8 +290,12 @@ class Divergence:
         cfg = self.config
         pays = fold.payments
         n_ok = pays.get("ok", 0) - self.last_payments.get("ok", 0)
-        failed = (pays.get("declined", 0) + pays.get("offline", 0)
-                  - self.last_payments.get("declined", 0) - self.last_payments.get("offline", 0))
+        failed = (
+            pays.get("declined", 0)
+            + pays.get("offline", 0)
+            - self.last_payments.get("declined", 0)
+            - self.last_payments.get("offline", 0)
+        )
         self.last_payments = dict(pays)
         win = self.pay_window
         if n_ok or failed:
@@ -275,14 +310,20 @@ class Divergence:
         p0 = (self.pay_failed + 1.0) / (self.pay_total + 100.0)
         if w_f >= cfg.payment_min_failed and binom.sf(w_f - 1, w_n, p0) < cfg.payment_alpha:
             first = next(x[0] for x in win if x[2])
-            fold.raise_alert("payment_outage", "payments", first - fold.config.tick_s, now,
-                             f"{w_f} of {w_n} payments failed in {cfg.payment_window_s / 60:.0f}"
-                             f" min (usual share {p0:.1%})")
+            fold.raise_alert(
+                "payment_outage",
+                "payments",
+                first - fold.config.tick_s,
+                now,
+                f"{w_f} of {w_n} payments failed in {cfg.payment_window_s / 60:.0f}"
+                f" min (usual share {p0:.1%})",
+            )
         elif w_f == 0:
             fold.clear_alert("payment_outage", "payments", now)
 
-    def _occupancy(self, fold: Fold, now: float, levels: list[dict[str, Any]],
-                   pred: Prediction) -> None:
+    def _occupancy(
+        self, fold: Fold, now: float, levels: list[dict[str, Any]], pred: Prediction
+    ) -> None:
         cfg = self.config
         b = pred.bin(now)
         for k, lv in enumerate(levels):
@@ -296,7 +337,10 @@ class Divergence:
                 since = self.out_of_band_since.setdefault(k, now)
                 if now - since >= cfg.sustain_s:
                     fold.raise_alert(
-                        "occupancy", name, since, now,
+                        "occupancy",
+                        name,
+                        since,
+                        now,
                         f"occupied {lv['occupied']} vs model {pred.occ_mean[k, b]:.0f} "
                         f"± {cfg.band_z * sd:.0f} for {(now - since) / 60:.0f} min",
                     )
@@ -312,8 +356,14 @@ class Divergence:
         # counter's own instant, relative to the first snapshot (a counter counts from its
         # own reset, and may start with cars inside)
         for lv, snap in fold.level_counter.items():
-            checks.append((f"level {lot.levels[lv].name}", snap["counted"], snap["sensors"],
-                           lot.capacity_by_level[lv]))
+            checks.append(
+                (
+                    f"level {lot.levels[lv].name}",
+                    snap["counted"],
+                    snap["sensors"],
+                    lot.capacity_by_level[lv],
+                )
+            )
         if fold.site_counter is not None:
             s = fold.site_counter
             checks.append(("site", s["counted"], s["gates"], lot.capacity))
@@ -323,14 +373,20 @@ class Divergence:
             limit = max(cfg.disagree_spots, cfg.disagree_share * cap)
             kind = "counter_vs_gates" if subject == "site" else "counter_vs_sensors"
             key = f"{kind}:{subject}"
-            if abs(counted - other) > limit or (key in self.disagree_since
-                                                and abs(counted - other) > limit / 2):
+            if abs(counted - other) > limit or (
+                key in self.disagree_since and abs(counted - other) > limit / 2
+            ):
                 # (hysteresis: an open disagreement ends only well inside the limit)
                 since = self.disagree_since.setdefault(key, now)
                 if now - since >= cfg.counter_sustain_s:
-                    fold.raise_alert(kind, subject, since, now,
-                                     f"counter says {counted} occupied, "
-                                     f"{'gates' if subject == 'site' else 'sensors'} {other}")
+                    fold.raise_alert(
+                        kind,
+                        subject,
+                        since,
+                        now,
+                        f"counter says {counted} occupied, "
+                        f"{'gates' if subject == 'site' else 'sensors'} {other}",
+                    )
             else:
                 self.disagree_since.pop(key, None)
                 fold.clear_alert(kind, subject, now)
@@ -411,14 +467,16 @@ def score(alerts: list[Any], truth: dict[str, Any], days: float, after_s: float 
             explained.add(k)
             if hit is None or a.raised_t < hit.raised_t:
                 hit = a
-        rows.append({
-            "fault": f["kind"],
-            "detail": ", ".join(f"{k}={v}" for k, v in f["params"].items()),
-            "start_s": start,
-            "detected": hit is not None,
-            "alert": hit.kind if hit else None,
-            "delay_s": (hit.raised_t - start) if hit else None,
-        })
+        rows.append(
+            {
+                "fault": f["kind"],
+                "detail": ", ".join(f"{k}={v}" for k, v in f["params"].items()),
+                "start_s": start,
+                "detected": hit is not None,
+                "alert": hit.kind if hit else None,
+                "delay_s": (hit.raised_t - start) if hit else None,
+            }
+        )
     false = [a for k, a in enumerate(alerts) if k not in explained]
     return Score(rows, false, days)
 

@@ -388,11 +388,13 @@ class Mirror:
         return self.fold.state(self.scenario)
 
     def forecast(self, hours: float = 4.0, replications: int = 20, seed: int | None = None) -> Any:
-        """Replications of the model run ahead from the mirrored state (``twin.api.forecast``)."""
-        from twin import api
+        """Replications of the model run ahead from the mirrored state (what
+        ``twin.api.forecast`` does; called directly, since twin.api imports this module)."""
+        from twin.live.forecast import forecast
+        from twin.sim.initial import start_from
 
-        return api.forecast(self.state(), self.scenario, hours=hours,
-                            replications=replications, seed=seed)
+        scenario = start_from(self.scenario, self.state(), warmup_hours=0.0)
+        return forecast(scenario, hours=hours, replications=replications, seed=seed)
 
     def sessions(self) -> Iterator[tuple[str, Any]]:
         """Open sessions: (sessionId, core Session)."""
