@@ -92,14 +92,18 @@ class RecordedLog:
         return pd.Timestamp(self.cars.entry.min()).normalize().to_pydatetime()
 
     @property
-    def days(self) -> int:
-        """Whole days from the first entry's midnight to the log's end (an end at midnight
-        closes the day before it), and at least to the end of the last entry's day."""
+    def span_s(self) -> float:
+        """Seconds from the first entry's midnight to the log's end (at least past the last
+        entry): the replay's horizon, so it covers what the log covers and no more."""
         assert self.end is not None
-        start = self.start_day
-        to_end = math.ceil((self.end - start).total_seconds() / 86400.0 - 1e-9)
-        last_entry = (pd.Timestamp(self.cars.entry.max()) - pd.Timestamp(start)).total_seconds()
-        return max(1, to_end, math.floor(last_entry / 86400.0) + 1)
+        start = pd.Timestamp(self.start_day)
+        last_entry = (pd.Timestamp(self.cars.entry.max()) - start).total_seconds()
+        return max((pd.Timestamp(self.end) - start).total_seconds(), last_entry + 1.0)
+
+    @property
+    def days(self) -> int:
+        """Calendar days the log touches (the last one may be partial)."""
+        return max(1, math.ceil(self.span_s / 86400.0 - 1e-9))
 
 
 def _local(t: datetime) -> datetime:
@@ -245,7 +249,7 @@ def trace_frame(log: RecordedLog, scenario: Scenario) -> pd.DataFrame:
     from twin.sim.build import build_lot
 
     start = pd.Timestamp(log.start_day)
-    horizon = log.days * 86400.0
+    horizon = log.span_s
     cars = log.cars
     arrival = (cars["entry"] - start).dt.total_seconds().to_numpy()
     parked = (cars["parked"] - start).dt.total_seconds().to_numpy()
@@ -300,7 +304,7 @@ def replay_scenario(scenario: Scenario, log: RecordedLog, trace_path: Path) -> S
     update: dict[str, Any] = {
         "demand": [stream],
         "start": log.start_day,
-        "horizon_days": float(log.days),
+        "horizon_days": log.span_s / 86400.0,
         "warmup_hours": 0.0,
         "lanes": LanesSpec(),
         # the recorded cars came and paid: no willingness-to-pay draw turns them away
@@ -334,10 +338,13 @@ def day_figures(
     leave: np.ndarray,
     paid_t: np.ndarray,
     paid: np.ndarray,
+    window: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Per calendar day: arrivals, parked, turned away, revenue (by the day it was charged),
-    mean occupancy (exact, from the stays) and peak occupancy, as shares of ``capacity``.
-    Times in seconds since ``start`` (a midnight); ``leave`` NaN: still parked."""
+    mean occupancy (exact, from the stays, over the part of the day inside ``window``, the
+    seconds the run or log covers; default whole days) and peak occupancy, as shares of
+    ``capacity``. Times in seconds since ``start`` (a midnight); ``leave`` NaN: still parked."""
+    w0, w1 = window if window is not None else (0.0, days * 86400.0)
     rows = []
     day = np.floor(arrival / 86400.0)
     pay_day = np.floor(paid_t / 86400.0)
@@ -346,7 +353,7 @@ def day_figures(
     e = np.where(np.isnan(leave[stays]), np.inf, leave[stays])
     order_s, order_e = np.sort(s), np.sort(e)
     for d in range(days):
-        lo, hi = d * 86400.0, (d + 1) * 86400.0
+        lo, hi = max(d * 86400.0, w0), min((d + 1) * 86400.0, w1)
         mine = day == d
         overlap = np.clip(np.minimum(e, hi) - np.maximum(s, lo), 0.0, None).sum()
         # the count just after each change inside the day, and at its start
@@ -361,7 +368,7 @@ def day_figures(
                 "parked": int((mine & parked).sum()),
                 "turned_away": int((mine & ~parked).sum()),
                 "revenue": round(float(np.nansum(paid[pay_day == d])), 2),
-                "occupancy_mean": float(overlap / 86400.0 / capacity),
+                "occupancy_mean": float(overlap / (hi - lo) / capacity) if hi > lo else math.nan,
                 "occupancy_peak": float(counts.max() / capacity) if len(counts) else 0.0,
             }
         )
@@ -389,6 +396,7 @@ def run_days(vehicles: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
         leave,
         leave[~np.isnan(amount)],
         amount[~np.isnan(amount)],
+        (shift, shift + scenario.horizon_days * 86400.0),
     )
 
 
@@ -410,6 +418,7 @@ def log_days(log: RecordedLog, capacity: int) -> pd.DataFrame:
         secs("left"),
         (pays.time - start).dt.total_seconds().to_numpy(),
         pays.value.to_numpy(dtype=float),
+        (0.0, log.span_s),
     )
     out["turned_away"] = np.nan
     if log.payments.empty:
