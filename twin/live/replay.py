@@ -457,7 +457,7 @@ def replay(
 ) -> Replay:
     """Run the recorded cars through ``scenario`` (and ``changed``, e.g. a smaller facility
     or another tariff) and compare per day with the log (see the module docstring)."""
-    from twin import api
+    from twin.experiments import run
     from twin.sim.build import build_lot
 
     trace = trace_frame(log, scenario)
@@ -471,7 +471,7 @@ def replay(
             if sc is None:
                 continue
             rsc = replay_scenario(sc, log, path)
-            result = api.run(rsc, replications=1, seed=seed, frames=("vehicles",))
+            result = run(rsc, replications=1, seed=seed, frames=("vehicles",))
             runs[name] = result
             frames.append(run_days(result.vehicles, rsc).assign(source=name))
     days = pd.concat(frames, ignore_index=True)[["date", "source", *DAY_COLUMNS]]
