@@ -369,6 +369,7 @@ def emit(
             sessionId=session,
             identifiedVehicle=plate,
             vehicleType=vclass[i],
+            spaceId=sp,  # APDS: the spot the session takes (a replay needs it for open ones)
         )
         if sp is not None and np.isfinite(entry[i]):
             add(
