@@ -180,6 +180,7 @@ def test_bad_logs_are_counted_and_refused_in_one_line(day, tmp_path: Path) -> No
         (tmp_path / "missing.jsonl", []),
         (bad, ["--set", "tariff.nonsense=1"]),
         (bad, ["--mapping", str(tmp_path / "nope.yaml")]),
+        (bad, ["--scenario", str(ROOT / "scenarios" / "city_network.yaml")]),
     ):
         cli = runner.invoke(app, ["replay", str(log_path), "--scenario", str(SURFACE), *extra])
         assert cli.exit_code == 2, cli.output

@@ -460,6 +460,9 @@ def replay(
     from twin.experiments import run
     from twin.sim.build import build_lot
 
+    for sc in (scenario, changed):
+        if sc is not None and len(sc.lot_specs) != 1:
+            raise ReplayError(f"{sc.name}: replay runs one lot; give a scenario with one facility")
     trace = trace_frame(log, scenario)
     with tempfile.TemporaryDirectory(prefix="parktwin-replay-") as tmp:
         path = Path(workdir or tmp) / "replay_trace.csv"
