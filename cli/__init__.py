@@ -7,7 +7,7 @@ Installed as `parktwin.cli` (the repository's `cli/` package); tests import it a
                      one-line error helpers (fail, hold_out, load_or_exit, executor_or_exit)
     cli/<command>.py one module per command (or typer sub-app), registering itself on `app`:
                      run, regress, report, compare, sweep, locking, optimize, emit, examples,
-                     calibrate (the `calibrate tickets|occupancy` sub-app)
+                     calibrate (the `calibrate tickets|occupancy` sub-app), backtest, replay
 
 Presentation (rich tables, note lines) lives in twin/views/<command>.py, imported lazily by
 the command; argument handling that is domain logic lives in twin (e.g. twin.api.parse_grid,
@@ -27,7 +27,7 @@ from twin import installed
 # Each module registers its commands on `app`; `--help` lists them in this order.
 # isort: off
 from . import run, regress, report, compare, sweep, locking, optimize  # noqa: F401
-from . import emit, live, examples, calibrate, backtest  # noqa: F401
+from . import emit, live, examples, calibrate, backtest, replay  # noqa: F401
 
 # isort: on
 from .common import app, console, err_console

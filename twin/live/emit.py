@@ -325,20 +325,40 @@ def emit(
 
     # Vectors out of the frame once: iterating rows of a DataFrame is slow.
     vid = veh.vehicle.to_numpy()
-    gate = veh.gate_s.to_numpy(dtype=float)
     entry = veh.entry_s.to_numpy(dtype=float)
+    # The barrier opens for a car when the lot gives it a spot (``entry_s``): that is the
+    # gate entry. The model's ``gate_s`` is when the car reached the barrier, where the
+    # entrance camera reads its plate; for a driver refused there (blocked; or waited and
+    # reneged) no entry follows, and for one who waited the entry comes later. (Entries at
+    # ``gate_s`` left refused cars inside for ever: a replayed or mirrored log held sessions
+    # that never ended.)
+    reach = veh.gate_s.to_numpy(dtype=float)
+    gate = entry
     leave = veh.leave_s.to_numpy(dtype=float)
     exit_ = veh.exit_s.to_numpy(dtype=float)
     amount = veh.amount.to_numpy(dtype=float)
     spot = veh.spot.to_numpy(dtype=object)
     vclass = veh.vehicle_class.astype(str).to_numpy()
     for i in range(len(veh)):
-        g = gate[i]
-        if not np.isfinite(g):
+        r = reach[i]
+        if not np.isfinite(r):
             continue
         v = int(vid[i])
         session = f"S{v:07d}"
         plate = f"PT{v:06d}"
+        add(
+            r,
+            0,
+            "plate_read",
+            f"{session}:plate-in",
+            CAMERA_IN,
+            identifiedVehicle=plate,
+            direction="in",
+            confidence=0.98,
+        )
+        g = gate[i]
+        if not np.isfinite(g):
+            continue
         sp = spot[i] if isinstance(spot[i], str) else None
         add(
             g,
@@ -349,16 +369,7 @@ def emit(
             sessionId=session,
             identifiedVehicle=plate,
             vehicleType=vclass[i],
-        )
-        add(
-            g,
-            0,
-            "plate_read",
-            f"{session}:plate-in",
-            CAMERA_IN,
-            identifiedVehicle=plate,
-            direction="in",
-            confidence=0.98,
+            spaceId=sp,  # APDS: the spot the session takes (a replay needs it for open ones)
         )
         if sp is not None and np.isfinite(entry[i]):
             add(
