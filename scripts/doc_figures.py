@@ -1,0 +1,173 @@
+"""Figures the documents quote that no single CLI command prints (derived from a run's frames).
+
+``docs/scenarios.md`` and the README describe shipped scenarios with figures such as "weekday
+occupancy 11–14 h" or "the midday rate climbs from $2.00 to $3.75/h". Typed by hand they
+drift as soon as the model changes; here each is computed from a run of the scenario at its
+own seed and replications, and printed one per line as ``label: value``, so
+``scripts/quote_figures.py`` can quote the output in a block and the sentences can point at
+it (``<!-- quoted NAME: python scripts/doc_figures.py SCENARIO -->``).
+
+Run times are left out on purpose: they are wall-clock and depend on the machine, so the
+documents give them as typed, approximate figures.
+
+Usage: ``python scripts/doc_figures.py surface|downtown|mall|airport|sfpark``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from twin import api
+
+SCENARIOS = Path("scenarios")
+LOST = ("blocked", "reneged")
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _measured(frame: pd.DataFrame, column: str, warmup_s: float) -> pd.DataFrame:
+    return frame[frame[column] >= warmup_s]
+
+
+def _total(result: api.RunResult) -> pd.DataFrame:
+    """Occupancy of the whole facility, after the warm-up, with weekday and hour."""
+    occ = result.occupancy
+    occ = occ[occ["group_kind"] == "total"]
+    occ = _measured(occ, "time_s", result.scenario.warmup_hours * 3600)
+    return occ.assign(weekday=occ["time"].dt.day_of_week, hour=occ["time"].dt.hour)
+
+
+def _group_means(result: api.RunResult, kind: str) -> pd.Series:
+    """Mean occupancy (%) of each group of ``kind`` after the warm-up."""
+    occ = result.occupancy
+    occ = occ[occ["group_kind"] == kind]
+    occ = _measured(occ, "time_s", result.scenario.warmup_hours * 3600)
+    return occ.groupby("group", observed=True)["occupancy"].mean() * 100
+
+
+def _hourly_max(occ: pd.DataFrame) -> tuple[float, int]:
+    """The largest hourly mean occupancy (%) over the hours of ``occ`` and its hour."""
+    by_hour = occ.groupby("hour")["occupancy"].mean() * 100
+    return float(by_hour.max()), int(by_hour.idxmax())
+
+
+def _arrivals(result: api.RunResult) -> pd.DataFrame:
+    v = result.vehicles
+    v = _measured(v, "arrival_s", result.scenario.warmup_hours * 3600)
+    return v.assign(weekday=v["arrival_time"].dt.day_of_week, hour=v["arrival_time"].dt.hour)
+
+
+def surface() -> list[str]:
+    result = api.run(SCENARIOS / "surface_lot.yaml")
+    occ = _total(result)
+    midday = occ[(occ["weekday"] < 5) & occ["hour"].between(11, 13)]
+    return [f"weekday occupancy 11-14h: {midday['occupancy'].mean() * 100:.0f} %"]
+
+
+def downtown() -> list[str]:
+    result = api.run(SCENARIOS / "downtown_garage.yaml")
+    occ = _total(result)
+    top, hour = _hourly_max(occ[occ["weekday"] < 5])
+    arr = _arrivals(result)
+    lunch = arr[(arr["weekday"] < 5) & arr["hour"].between(11, 13)]
+    lost = lunch["outcome"].isin(LOST).mean() * 100
+    levels = _group_means(result, "level")
+    types = _group_means(result, "spot_type")
+    vans = arr[arr["vehicle_class"] == "LARGE"]
+    return [
+        f"lost among weekday arrivals 11:00-14:00: {lost:.1f} %",
+        f"weekday hourly mean occupancy, maximum: {top:.1f} % at {hour}h",
+        *(f"level {name} mean occupancy: {value:.0f} %" for name, value in levels.items()),
+        f"HANDICAP bays mean occupancy: {types['HANDICAP']:.0f} %",
+        f"vans (LARGE) who gave up waiting: {(vans['outcome'] == 'reneged').mean() * 100:.0f} %",
+    ]
+
+
+def mall() -> list[str]:
+    result = api.run(SCENARIOS / "mall_garage.yaml")
+    occ = _total(result)
+    sat, _ = _hourly_max(occ[occ["weekday"] == 5])
+    sun, _ = _hourly_max(occ[occ["weekday"] == 6])
+    week, _ = _hourly_max(occ[occ["weekday"] < 5])
+    arr = _arrivals(result)
+    lost = arr[arr["outcome"].isin(LOST)]
+    where = ", ".join(
+        f"{DAYS[d]} {h}h: {n}" for (d, h), n in lost.groupby(["weekday", "hour"]).size().items()
+    )
+    shoppers = arr[arr["stream"].astype(str).str.startswith("shoppers") & arr["amount"].notna()]
+    levels = _group_means(result, "level")
+    return [
+        f"hourly mean occupancy, maximum: Saturday {sat:.0f} % / Sunday {sun:.0f} % / "
+        f"weekday {week:.0f} %",
+        f"lost drivers (reneged or blocked) by day and hour: {where or 'none'}",
+        f"shoppers who pay nothing: {(shoppers['amount'] == 0).mean() * 100:.0f} %",
+        f"level means: {levels.min():.1f}-{levels.max():.1f} %",
+        f"level spread: {levels.max() - levels.min():.2f} percentage points",
+    ]
+
+
+def airport() -> list[str]:
+    result = api.run(SCENARIOS / "airport_long_stay.yaml")
+    occ = result.occupancy
+    occ = occ[occ["group_kind"] == "total"]
+    day = (occ["time_s"] // 86400).astype(int) + 1
+    daily = occ.groupby(day)["occupancy"].mean() * 100
+    first = int(result.scenario.warmup_hours // 24) + 1
+    measured = daily[daily.index >= first]
+    measured = measured[measured.index <= int(result.scenario.horizon_days)]
+    half = len(measured) // 2
+    halves = abs(measured.iloc[:half].mean() - measured.iloc[half:].mean())
+    arr = result.vehicles
+    per_day = arr.groupby(arr["arrival_time"].dt.day_of_week).size() / (
+        result.scenario.horizon_days / 7 * len(arr["replication"].unique())
+    )
+    return [
+        "daily mean occupancy by day: "
+        + ", ".join(f"day {d}: {daily[d]:.0f} %" for d in (1, 3, 6, 10)),
+        f"measured days {first}-{measured.index.max()}: "
+        f"{measured.min():.0f} % to {measured.max():.0f} %",
+        f"first and second half of the measured days differ by {halves:.1f} percentage points",
+        f"arrivals per weekday: busiest {DAYS[int(per_day.idxmax())]} {per_day.max():.0f}, "
+        f"quietest {DAYS[int(per_day.idxmin())]} {per_day.min():.0f}",
+    ]
+
+
+def sfpark() -> list[str]:
+    result = api.run(SCENARIOS / "sfpark_adaptive.yaml")
+    rates = result.rates
+    assert rates is not None
+    lines = []
+    for table in ("midday", "morning"):
+        r = rates[rates["table"] == table].sort_values(["replication", "time_s"])
+        start = r.groupby("replication")["rate"].first().mean()
+        end = r.groupby("replication")["rate"].last()
+        seen = r.groupby("replication")["occupancy_seen"].last().mean() * 100
+        lines.append(
+            f"{table} rate: ${start:.2f} -> ${end.mean():.2f}/h (mean of {len(end)} "
+            f"replications, ${end.min():.2f} to ${end.max():.2f}), last occupancy seen {seen:.0f} %"
+        )
+    return lines
+
+
+FIGURES: dict[str, Callable[[], list[str]]] = {
+    "surface": surface,
+    "downtown": downtown,
+    "mall": mall,
+    "airport": airport,
+    "sfpark": sfpark,
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in FIGURES:
+        print(f"usage: doc_figures.py {'|'.join(FIGURES)}", file=sys.stderr)
+        return 2
+    print("\n".join(FIGURES[argv[0]]()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
