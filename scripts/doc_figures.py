@@ -10,7 +10,7 @@ it (``<!-- quoted NAME: python scripts/doc_figures.py SCENARIO -->``).
 Run times are left out on purpose: they are wall-clock and depend on the machine, so the
 documents give them as typed, approximate figures.
 
-Usage: ``python scripts/doc_figures.py surface|downtown|mall|airport|sfpark``.
+Usage: ``python scripts/doc_figures.py prepay|surface|downtown|mall|airport|sfpark``.
 """
 
 from __future__ import annotations
@@ -152,7 +152,64 @@ def sfpark() -> list[str]:
     return lines
 
 
+def _pm(values: pd.Series, money: bool = False) -> str:
+    """``mean ± half-width`` of the 95 % t interval over replications, as the docs print it."""
+    from twin.stats import half_width
+
+    mean, hw = float(values.mean()), float(half_width(values.to_numpy()))
+    if money:
+        return f"${mean:,.0f} ± {hw:,.0f}"
+    return f"{mean:,.1f} ± {hw:,.1f}"
+
+
+def prepay() -> list[str]:
+    """docs/payments.md "Measured: prepayment": bad cards, a small plate pool, three strikes
+    settings on the operations garage at its own seed and replications."""
+    from twin.stats import paired_difference
+
+    source = SCENARIOS / "downtown_operations.yaml"
+    bad = {
+        "operations.payments.decline_probability": 0.3,
+        "operations.payments.plate_pool": 100,
+    }
+    settings = {
+        "prepay: false": {"operations.payments.strikes.prepay": False},
+        "prepay: true, debt_at_entry: false": {
+            "operations.payments.strikes.debt_at_entry": False
+        },
+        "defaults": {},
+    }
+    figures = (
+        ("blocklisted", "blocklisted_plates", False),
+        ("asked", "prepay_asked", False),
+        ("refused", "prepay_refused", False),
+        ("prepaid", "prepaid_entries", False),
+        ("debt paid", "debt_collected_at_entry", True),
+        ("unblocked", "plates_unblocked", False),
+        ("invoiced", "revenue_invoiced", True),
+    )
+    lines, invoiced = [], {}
+    for name, overrides in settings.items():
+        result = api.run(api.load(source, {**bad, **overrides}), frames=())
+        m = result.metrics
+        invoiced[name] = m["payments.revenue_invoiced"].to_numpy()
+        row = "; ".join(
+            f"{label} {_pm(m['payments.' + col], money)}" for label, col, money in figures
+        )
+        lines.append(f"{name}: {row}")
+        if name == "defaults":
+            declined = m["payments.declined_exits"] / m["payments.exits"] * 100
+            lines.append(f"{name}: exits ending invoiced {declined.mean():.1f} %")
+    diff = paired_difference(invoiced["defaults"], invoiced["prepay: true, debt_at_entry: false"])
+    lines.append(
+        f"debt at entry cuts invoiced by ${diff.mean:,.0f} "
+        f"(paired 95 % interval [${diff.ci_low:,.0f}, ${diff.ci_high:,.0f}])"
+    )
+    return lines
+
+
 FIGURES: dict[str, Callable[[], list[str]]] = {
+    "prepay": prepay,
     "surface": surface,
     "downtown": downtown,
     "mall": mall,
