@@ -174,9 +174,7 @@ def prepay() -> list[str]:
     }
     settings = {
         "prepay: false": {"operations.payments.strikes.prepay": False},
-        "prepay: true, debt_at_entry: false": {
-            "operations.payments.strikes.debt_at_entry": False
-        },
+        "prepay: true, debt_at_entry: false": {"operations.payments.strikes.debt_at_entry": False},
         "defaults": {},
     }
     figures = (
