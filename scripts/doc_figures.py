@@ -10,7 +10,7 @@ it (``<!-- quoted NAME: python scripts/doc_figures.py SCENARIO -->``).
 Run times are left out on purpose: they are wall-clock and depend on the machine, so the
 documents give them as typed, approximate figures.
 
-Usage: ``python scripts/doc_figures.py prepay|surface|downtown|mall|airport|sfpark``.
+Usage: ``python scripts/doc_figures.py bookings-pay|prepay|surface|downtown|mall|airport|sfpark``.
 """
 
 from __future__ import annotations
@@ -206,7 +206,55 @@ def prepay() -> list[str]:
     return lines
 
 
+def bookings_pay() -> list[str]:
+    """docs/reservations_permits.md "Measured: paying through the processor": the operations
+    garage as shipped against the same file without its ``payments`` section (same seed)."""
+    import yaml
+
+    from twin.stats import paired_difference
+
+    source = SCENARIOS / "downtown_operations.yaml"
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    without = {
+        **data,
+        "operations": {k: v for k, v in data["operations"].items() if k != "payments"},
+    }
+    runs = {
+        "without payments": api.run(api.load(without), frames=()).metrics,
+        "with payments": api.run(api.load(source), frames=()).metrics,
+    }
+    lines = [
+        f"{name}: acceptance {_pm(m['reservations.acceptance_pct'])} %; "
+        f"reservation revenue {_pm(m['reservations.revenue'], money=True)}"
+        for name, m in runs.items()
+    ]
+    m = runs["with payments"]
+    lines.append(
+        f"with payments, per replication: {m['reservations.rejected.payment_declined'].mean():.1f}"
+        f" ± {float(_hw(m['reservations.rejected.payment_declined'])):.1f} refused as "
+        f"payment_declined; {m['reservations.authorizations'].mean():.0f} authorizations, "
+        f"{m['reservations.captures'].mean():.0f} captures, "
+        f"{m['reservations.voids'].mean():.0f} voids"
+    )
+    a, b = runs["without payments"], runs["with payments"]
+    rev = paired_difference(a["revenue_per_day"].to_numpy(), b["revenue_per_day"].to_numpy(), 0.99)
+    occ = paired_difference(a["occupancy.mean"].to_numpy(), b["occupancy.mean"].to_numpy())
+    lines.append(
+        f"garage revenue per day, with - without: {rev.mean:+,.2f} $/day "
+        f"(99 % CI [{rev.ci_low:,.2f}, {rev.ci_high:,.2f}])"
+    )
+    lines.append(f"mean occupancy, with - without: {occ.mean * 100:+.2f} pp")
+    return lines
+
+
+def _hw(values: pd.Series) -> float:
+    from twin.stats import half_width
+
+    return float(half_width(values.to_numpy()))
+
+
 FIGURES: dict[str, Callable[[], list[str]]] = {
+    "bookings-pay": bookings_pay,
     "prepay": prepay,
     "surface": surface,
     "downtown": downtown,
