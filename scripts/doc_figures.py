@@ -10,7 +10,7 @@ it (``<!-- quoted NAME: python scripts/doc_figures.py SCENARIO -->``).
 Run times are left out on purpose: they are wall-clock and depend on the machine, so the
 documents give them as typed, approximate figures.
 
-Usage: ``python scripts/doc_figures.py bookings-pay|prepay|surface|downtown|mall|airport|sfpark``.
+Usage: ``python scripts/doc_figures.py NAME``, NAME one of :data:`FIGURES`.
 """
 
 from __future__ import annotations
@@ -253,7 +253,47 @@ def _hw(values: pd.Series) -> float:
     return float(half_width(values.to_numpy()))
 
 
+def bookings_grid() -> list[str]:
+    """docs/reservations_permits.md's grace × hold-lead table: the downtown garage with the
+    document's own example ``reservations`` section (read from the document, so the study and
+    the example cannot differ), ``warmup_hours: 48``, 9.5 days, its 5 replications."""
+    import re
+
+    import yaml
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "reservations_permits.md"
+    example = re.search(r"```yaml\n(operations:\n  reservations:.*?)```", doc.read_text(), re.S)
+    assert example, "docs/reservations_permits.md: the reservations example block is gone"
+    data = yaml.safe_load((SCENARIOS / "downtown_garage.yaml").read_text(encoding="utf-8"))
+    data = {**data, **yaml.safe_load(example[1]), "warmup_hours": 48, "horizon_days": 9.5}
+    columns = (
+        ("acceptance %", "acceptance_pct", "{:.1f}"),
+        ("no-show %", "no_show_pct", "{:.1f}"),
+        ("bumped", "bumped", "{:.1f}"),
+        ("idle spot-h/day", "idle_spot_hours_per_day", "{:.1f}"),
+        ("walk-ins refused/day", "walk_ins_turned_away_per_day", "{:.1f}"),
+        ("revenue $/day", "revenue_per_day", "{:,.0f}"),
+    )
+    lines = []
+    for grace in (5, 15, 30):
+        for lead in (0, 15):
+            overrides = {
+                "operations.reservations.grace_min": grace,
+                "operations.reservations.hold_lead_min": lead,
+            }
+            m = api.run(api.load(data, overrides), frames=()).metrics
+            cells = []
+            for label, col, fmt in columns:
+                values = m["reservations." + col]
+                cells.append(f"{label} {fmt.format(values.mean())} ({fmt.format(_hw(values))})")
+            reneged = m["reneged_pct"].mean()
+            lines.append(f"grace {grace} lead {lead}: " + "; ".join(cells))
+            lines.append(f"grace {grace} lead {lead}: reneged {reneged:.1f} %")
+    return lines
+
+
 FIGURES: dict[str, Callable[[], list[str]]] = {
+    "bookings-grid": bookings_grid,
     "bookings-pay": bookings_pay,
     "prepay": prepay,
     "surface": surface,
