@@ -292,7 +292,58 @@ def bookings_grid() -> list[str]:
     return lines
 
 
+def payments_study() -> list[str]:
+    """docs/payments.md "Measured": the downtown garage (14 days, seed 1, 5 replications, its
+    two exit barriers) with the document's own example ``payments`` section (read from the
+    document), without outages, as is, and with a bad network."""
+    import re
+
+    import yaml
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "payments.md"
+    example = re.search(r"```yaml\n(payments: +# in a scenario file.*?)```", doc.read_text(), re.S)
+    assert example, "docs/payments.md: the example payments block is gone"
+    payments = yaml.safe_load(example[1])["payments"]
+    base = yaml.safe_load((SCENARIOS / "downtown_garage.yaml").read_text(encoding="utf-8"))
+    base = {**base, "horizon_days": 14, "seed": 1, "replications": 5}
+    bad = {
+        "between": {"type": "exponential", "mean": 12, "unit": "h"},
+        "duration": {"type": "exponential", "mean": 60, "unit": "min"},
+    }
+    settings = {
+        "no payments section": None,
+        "example, without outages": {k: v for k, v in payments.items() if k != "outages"},
+        "example": payments,
+        "outages every 12 h, 60 min": {**payments, "outages": bad},
+    }
+    lines = []
+    for name, section in settings.items():
+        data = base if section is None else {**base, "operations": {"payments": section}}
+        m = api.run(api.load(data), frames=()).metrics
+        wait = f"exit wait mean / p95 {m['exit_wait_s.mean'].mean():.2f} s / "
+        wait += f"{m['exit_wait_s.p95'].mean():.1f} s"
+        if section is None:
+            lines.append(f"{name}: {wait}")
+            continue
+        lines.append(
+            f"{name}: collected {m['payments.collected_pct'].mean():.2f} % ± "
+            f"{_hw(m['payments.collected_pct']):.2f}; offline exits "
+            f"{_pm(m['payments.offline_payments'])}; payment time mean / p95 "
+            f"{m['payments.latency_s.mean'].mean():.1f} s / "
+            f"{m['payments.latency_s.p95'].mean():.1f} s; {wait}"
+        )
+        lines.append(
+            f"{name}: per replication {m['payments.exits'].mean():,.0f} exits, invoiced "
+            f"${m['payments.revenue_invoiced'].mean():,.0f}, partial payments "
+            f"{m['payments.partial_payments'].mean():.0f}, declined at forwarding "
+            f"{m['payments.offline_declined'].mean():.0f}; blocklisted plates in all "
+            f"replications {m['payments.blocklisted_plates'].sum():.0f}"
+        )
+    return lines
+
+
 FIGURES: dict[str, Callable[[], list[str]]] = {
+    "payments": payments_study,
     "bookings-grid": bookings_grid,
     "bookings-pay": bookings_pay,
     "prepay": prepay,
