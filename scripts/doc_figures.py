@@ -342,7 +342,64 @@ def payments_study() -> list[str]:
     return lines
 
 
+def permits_grid() -> list[str]:
+    """docs/reservations_permits.md's assigned-spots table: the surface lot (7 days, 10
+    replications) with the ``monthly`` and ``handicap`` lines of the document's own permits
+    example (read from the document), 0/10/20/30 assigned spots."""
+    import re
+
+    import yaml
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "reservations_permits.md"
+    example = re.search(r"```yaml\n(operations:\n  permits:.*?)```", doc.read_text(), re.S)
+    assert example, "docs/reservations_permits.md: the permits example block is gone"
+    permits = yaml.safe_load(example[1])["operations"]["permits"]
+    data = yaml.safe_load((SCENARIOS / "surface_lot.yaml").read_text(encoding="utf-8"))
+    section = {k: permits[k] for k in ("monthly", "handicap")}
+    data = {**data, "replications": 10, "operations": {"permits": section}}
+    lines = []
+    for n in (0, 10, 20, 30):
+        m = api.run(api.load(data, {"operations.permits.monthly.assigned_spots": n}), frames=())
+        m = m.metrics
+        lines.append(
+            f"assigned {n}: idle spot-h {_pm(m['permits.monthly.assigned_idle_spot_hours'])}; "
+            f"reneged % {m['reneged_pct'].mean():.2f} ± {_hw(m['reneged_pct']):.2f}; "
+            f"revenue $/day {m['revenue_per_day'].mean():.2f} ± {_hw(m['revenue_per_day']):.2f}; "
+            f"holders refused {_pm(m['permits.monthly.refused_full'])}; "
+            f"illegal HANDICAP stays {_pm(m['permits.handicap.illegal_parkings'])}; "
+            f"idle share {m['permits.monthly.assigned_idle_share'].mean() * 100:.0f} %; "
+            f"waived $/day {m['permits.monthly.waived_revenue_per_day'].mean():.0f}; "
+            f"fees $/day {m['permits.monthly.fee_revenue_per_day'].mean():.0f}"
+        )
+    return lines
+
+
+def charging() -> list[str]:
+    """docs/reservations_permits.md's EV charging figures: the downtown garage (14 days, 5
+    replications) with the ``ev_charging`` line of the document's permits example."""
+    import re
+
+    import yaml
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "reservations_permits.md"
+    example = re.search(r"```yaml\n(operations:\n  permits:.*?)```", doc.read_text(), re.S)
+    assert example, "docs/reservations_permits.md: the permits example block is gone"
+    ev = yaml.safe_load(example[1])["operations"]["permits"]["ev_charging"]
+    data = yaml.safe_load((SCENARIOS / "downtown_garage.yaml").read_text(encoding="utf-8"))
+    data = {**data, "horizon_days": 14, "operations": {"permits": {"ev_charging": ev}}}
+    m = api.run(api.load(data), frames=()).metrics
+    idle_share = m["permits.ev.idle_fees"].sum() / m["permits.ev.charging_revenue"].sum() * 100
+    return [
+        f"kWh/day {_pm(m['permits.ev.kwh_per_day'])}",
+        f"idle h {_pm(m['permits.ev.idle_hours'])}; charging h {_pm(m['permits.ev.charge_hours'])}",
+        f"idle fees {idle_share:.0f} % of charging revenue "
+        f"{_pm(m['permits.ev.charging_revenue_per_day'], money=True)}/day",
+    ]
+
+
 FIGURES: dict[str, Callable[[], list[str]]] = {
+    "charging": charging,
+    "permits-grid": permits_grid,
     "payments": payments_study,
     "bookings-grid": bookings_grid,
     "bookings-pay": bookings_pay,
