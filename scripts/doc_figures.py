@@ -397,7 +397,72 @@ def charging() -> list[str]:
     ]
 
 
+def sensors_study() -> list[str]:
+    """docs/sensors.md "In the model" table: 3 levels × 100 regular bays, ``nearest``, Poisson
+    arrivals 75/h 08:00-18:00 and 15/h otherwise, exponential stays of mean 4 h, 14 days (1 day
+    of warm-up), 5 replications, seed 1; devices from the document's own ``sensors:`` reference
+    block (read from the document)."""
+    import re
+
+    import yaml
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "sensors.md"
+    example = re.search(r"```yaml\n(sensors:\n.*?)```", doc.read_text(), re.S)
+    assert example, "docs/sensors.md: the sensors reference block is gone"
+    reference = yaml.safe_load(example[1])["sensors"]
+    no_recount = {k: v for k, v in reference.items() if k != "counter_recount_hours"}
+    lot = {
+        "name": "sensors-study",
+        "horizon_days": 14,
+        "warmup_hours": 24,
+        "seed": 1,
+        "replications": 5,
+        "facility": {
+            "strategy": "nearest",
+            "levels": [{"name": f"L{i}", "spots": {"REGULAR": 100}} for i in (1, 2, 3)],
+        },
+        "demand": [
+            {
+                "name": "cars",
+                "profile": {"all": [15] * 8 + [75] * 10 + [15] * 6},
+                "dwell": {"type": "exponential", "mean": 4, "unit": "h"},
+            }
+        ],
+    }
+    settings = {
+        "no sensors": None,
+        "perfect": {"detection": "both"},
+        "reference, both": no_recount,
+        "same, recount every 24 h": reference,
+        "spot_sensors, gateway outages 2/level/day of 2 h": {
+            **{k: v for k, v in no_recount.items() if not k.startswith("counter")},
+            "detection": "spot_sensors",
+            "gateway_outages": {
+                "rate_per_day": 2,
+                "duration": {"type": "exponential", "mean": 2, "unit": "h"},
+            },
+        },
+    }
+    figures = (
+        ("wrong min/day", "wrong_display_min_per_day"),
+        ("FULL while free min/day", "full_when_free_min_per_day"),
+        ("phantom-full spot-min/day", "phantom_full_spot_min_per_day"),
+        ("phantom-free spot-min/day", "phantom_free_spot_min_per_day"),
+        ("turned away with space/day", "turned_away_with_space_per_day"),
+        ("extra search s/driver", "extra_search_s_per_driver"),
+    )
+    lines = []
+    for name, section in settings.items():
+        data = lot if section is None else {**lot, "operations": {"sensors": section}}
+        m = api.run(api.load(data), frames=()).metrics
+        cells = [f"{label} {_pm(m['sensors.' + c])}" for label, c in figures if section]
+        cells.append(f"blocked {m['blocked_pct'].mean():.2f} %")
+        lines.append(f"{name}: " + "; ".join(cells))
+    return lines
+
+
 FIGURES: dict[str, Callable[[], list[str]]] = {
+    "sensors": sensors_study,
     "charging": charging,
     "permits-grid": permits_grid,
     "payments": payments_study,
