@@ -356,8 +356,12 @@ def permits_grid() -> list[str]:
     permits = yaml.safe_load(example[1])["operations"]["permits"]
     data = yaml.safe_load((SCENARIOS / "surface_lot.yaml").read_text(encoding="utf-8"))
     section = {k: permits[k] for k in ("monthly", "handicap")}
+    whole = api.run(api.load({**data, "operations": {"permits": permits}}), frames=()).metrics
+    lines = [
+        f"the whole example, a week: {whole['permits.monthly.entries'].mean():.0f} holder "
+        f"entries, {whole['permits.monthly.plates_exhausted'].mean():.1f} plates exhausted"
+    ]
     data = {**data, "replications": 10, "operations": {"permits": section}}
-    lines = []
     for n in (0, 10, 20, 30):
         m = api.run(api.load(data, {"operations.permits.monthly.assigned_spots": n}), frames=())
         m = m.metrics
