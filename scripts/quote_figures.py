@@ -20,8 +20,9 @@ Several groups make one figure with a template:
 ``<!-- q NAME "(\\S+) … (\\S+)" -> "\\1 to \\2" -->``.
 A figure written as code (`` `...` ``) keeps its backticks; the comments sit outside them.
 
-``COMMAND`` runs with bash in a scratch folder where ``scenarios/`` points at the repository's
-(so ``--out out/x`` never touches the working tree), with this interpreter's ``bin`` first on
+``COMMAND`` runs with bash in a scratch folder where ``scenarios/`` and ``scripts/`` point at
+the repository's (so ``--out out/x`` never touches the working tree; figures no single command
+prints come from ``python scripts/doc_figures.py ...``), with this interpreter's ``bin`` first on
 ``PATH`` (so ``parktwin`` is the editable install), no colour and the CLI's non-terminal width.
 Trailing spaces are trimmed. ``cheap`` marks commands quick enough for the test suite
 (tests/test_quoted_figures.py re-runs those and checks every inline figure against its block).
@@ -101,7 +102,8 @@ def run_command(command: str, root: Path = ROOT) -> str:
     env.pop("COLUMNS", None)
     env.pop("FORCE_COLOR", None)
     with tempfile.TemporaryDirectory(prefix="quoted-") as tmp:
-        (Path(tmp) / "scenarios").symlink_to(root / "scenarios")
+        for shared in ("scenarios", "scripts"):  # scripts: python scripts/doc_figures.py ...
+            (Path(tmp) / shared).symlink_to(root / shared)
         proc = subprocess.run(
             ["bash", "-c", "set -o pipefail; " + command],
             cwd=tmp,

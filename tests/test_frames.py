@@ -113,3 +113,64 @@ def test_tables_write_spot_types_as_frames_do():
 
     assert "REGULAR bays" in label_of("occupancy.spot_type[REGULAR].mean")
     assert "HANDICAP bays" in label_of("revenue_per_day.spot_type[HANDICAP]")
+
+
+# The operations components' frames (issue 9 §6 leftovers): before, `replication` came last,
+# `payments_prepay.plate` was float64 when empty, permits/sensors lots were plain strings,
+# reservations named spots by index and used -1 for "none".
+
+
+def test_component_frames_follow_the_main_frames_rules(frames):
+    lots = ["Downtown Garage"]
+    for name in datadict.COMPONENT_FRAMES:
+        frame = frames[name]
+        assert frame.columns[0] == "replication", name
+        assert frame["replication"].dtype == np.int64, name
+        if "lot" in frame:
+            assert list(frame["lot"].cat.categories) == lots, name
+            assert frame["lot"].notna().all(), name
+        for col in ("plate", "spot", "ref", "authorization_id"):
+            if col in frame:
+                assert pd.api.types.is_string_dtype(frame[col]), (name, col)
+        if "driver" in frame:
+            assert frame["driver"].dtype in (np.int64, "Int64"), name
+            assert not (frame["driver"] < 0).any(), name  # no -1 for "none"
+        for col in frame.columns:
+            if col.endswith("_cents"):
+                assert frame[col].dtype == np.int64, (name, col)
+    bookings = frames["reservations_bookings"]
+    assert bookings["reservation"].dtype == "Int64"
+    assert bookings["reservation"].isna().any() and (bookings["reservation"].dropna() >= 0).all()
+
+
+def test_component_frames_are_typed_even_when_empty(frames):
+    """A run where no plate is blocklisted asks no prepayment: the frame is empty yet typed."""
+    prepay = frames["payments_prepay"]
+    assert prepay["plate"].dtype != np.float64
+    assert pd.api.types.is_string_dtype(prepay["plate"])
+    assert prepay["quote_cents"].dtype == np.int64
+    assert isinstance(prepay["outcome"].dtype, pd.CategoricalDtype)
+
+
+def test_component_rows_join_the_vehicles_frame_by_driver_and_spot_id():
+    """`driver` is the vehicles frame's `vehicle`; spots are named by the same ids."""
+    result = api.run(datadict.OPERATIONS, days=1, replications=1)
+    vehicles = result.vehicles.rename(columns={"vehicle": "driver"})
+    bills = result.extra_frames["payments_bills"]
+    keys = ["replication", "driver"]
+    joined = bills.merge(vehicles[[*keys, "leave_s", "spot"]], on=keys, suffixes=("", "_v"))
+    assert len(joined) == len(bills) > 100
+    np.testing.assert_array_equal(joined["leave_s"], joined["leave_s_v"])
+    charging = result.extra_frames["permits_charging"].dropna(subset=["driver"])
+    joined = charging.merge(vehicles[[*keys, "spot"]], on=keys, suffixes=("", "_v"))
+    assert len(joined) == len(charging) > 10
+    assert (joined["spot"] == joined["spot_v"]).all()
+    held = result.extra_frames["reservations_bookings"]["spot"].dropna()
+    assert len(held) and held.str.fullmatch(r"[A-Z0-9]+-[A-Z]\d{4}").all()
+
+
+def test_documented_category_values_are_the_frames_categories(frames):
+    for (name, col), values in datadict.VALUES.items():
+        dtype = frames[name][col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and name != "occupancy":
+            assert list(dtype.categories) == [v for v, _ in values], (name, col)

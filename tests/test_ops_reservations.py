@@ -165,7 +165,7 @@ def test_a_waiting_hold_takes_the_spot_a_walk_in_frees(tmp_path: Path) -> None:
     row = bookings(rec).set_index("reservation").loc[first["reservation"]]
     assert rec.leave_t[0] == start - 10 * MIN
     assert row["held_from"] == start - 10 * MIN  # not at start - 15 min: it waited
-    assert row["arrived_t"] == start - 5 * MIN and row["spot"] == 0
+    assert row["arrived_t"] == start - 5 * MIN and row["spot"] == "G-R0001"  # the one spot, by id
     assert row["status"] == "completed"
 
 
@@ -284,18 +284,20 @@ def test_holds_never_double_book_a_spot_with_walk_ins_present() -> None:
     parked = rec.spot >= 0
     for spot, a, b in zip(rec.spot[parked], rec.entry_t[parked], rec.leave_t[parked], strict=True):
         uses.append((spot, a, horizon if np.isnan(b) else b, "walk-in"))
+    index_of = {s.id: s.index for s in rec.lot.spots}  # the frame names spots by id
     for row in frame.itertuples():
-        if row.spot < 0:
+        if pd.isna(row.spot):
             continue
+        spot = index_of[row.spot]
         came = not np.isnan(row.arrived_t)
         if not np.isnan(row.held_from):
             held_until = row.arrived_t if came else row.closed_t
             uses.append(
-                (row.spot, row.held_from, horizon if np.isnan(held_until) else held_until, "hold")
+                (spot, row.held_from, horizon if np.isnan(held_until) else held_until, "hold")
             )
         if came:
             left = horizon if np.isnan(row.left_t) else row.left_t
-            uses.append((row.spot, row.arrived_t, left, "holder"))
+            uses.append((spot, row.arrived_t, left, "holder"))
     uses.sort()
     assert len(uses) > 100
     for (s1, a1, b1, w1), (s2, a2, b2, w2) in itertools.pairwise(uses):

@@ -66,3 +66,20 @@ def test_stale_figure_is_detected_and_rewritten(tmp_path: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     assert "-->`$12`<!-- /q -->" in text and "```text\nrevenue $12\n```" in text
     assert qf.main(["--cheap", str(doc)]) == 0
+
+
+def test_derived_figure_blocks_name_a_known_computation() -> None:
+    """Blocks quoting ``scripts/doc_figures.py NAME`` name one of its computations (checked
+    without running them: they take minutes; ``python scripts/quote_figures.py`` runs them)."""
+    spec = importlib.util.spec_from_file_location("doc_figures", ROOT / "scripts/doc_figures.py")
+    assert spec and spec.loader
+    doc_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc_figures)
+    used = [
+        b.command.split()[-1]
+        for b in qf.find_blocks(qf.doc_files()).values()
+        if b.command.startswith("python scripts/doc_figures.py ")
+    ]
+    assert len(used) >= 10
+    assert set(used) <= set(doc_figures.FIGURES), set(used) - set(doc_figures.FIGURES)
+    assert doc_figures.main(["no-such-figure"]) == 2

@@ -135,6 +135,162 @@ FRAMES: dict[str, tuple[str, list[Column]]] = {
     ),
 }
 
+_REP = Column("replication", "", "replication index (first column, `int64`, as everywhere)")
+_DRIVER = Column(
+    "driver", "", "the driver's `vehicle` number in the vehicles frame (join on it and replication)"
+)
+_LOT = Column("lot", "", "lot, categories in the scenario's lot order (as `vehicles.lot`)")
+_SPOT = Column("spot", "", "spot id, as `vehicles.spot` (empty: none)")
+
+#: The operations components' frames (``operations:`` in the scenario): written beside the
+#: main frames as ``<component>_<table>.parquet`` when they have rows, and
+#: ``RunResult.extra_frames[name]`` in the API. Names are ``<component>_<table>``.
+COMPONENT_FRAMES: dict[str, tuple[str, list[Column]]] = {
+    "payments_bills": (
+        "Payments (`operations.payments`): one row per settled exit, what happened at the exit "
+        "barrier and where the bill's money went by the end of the run. Money in cents "
+        "(integers); `expected = collected + pending + invoiced + written_off`.",
+        [
+            _REP,
+            _DRIVER,
+            _LOT,
+            Column("leave_s", "s", f"left the spot, {_T}"),
+            Column("outcome", "", "what the exit terminal did (values below)"),
+            Column("attempts", "", "authorisation requests the terminal sent"),
+            Column("latency_s", "s", "payment time added to the exit barrier's service"),
+            Column("declines", "", "declined attempts"),
+            Column("ref", "", "the bill's reference (the driver number as text)"),
+            Column("plate", "", "licence plate read at the gate (text)"),
+            Column("exit_s", "s", f"when the bill was opened at the exit barrier, {_T}"),
+            Column(
+                "basis",
+                "",
+                "how the amount was priced: `ticket`; a lost ticket priced by the `plate_read` "
+                "stay or at the `daily_max`",
+            ),
+            Column("expected_cents", "cents", "the amount the tariff asks"),
+            Column("captured_cents", "cents", "taken at the barrier or from the offline batch"),
+            Column("invoice_paid_cents", "cents", "paid later on an invoice"),
+            Column("pending_cents", "cents", "still in the offline batch at the end"),
+            Column("invoiced_cents", "cents", "outstanding on invoices at the end"),
+            Column("written_off_cents", "cents", "given up (invoice unpaid past its terms)"),
+            Column("collected_cents", "cents", "captured + invoice_paid"),
+            Column("payment_ids", "", "processor payment ids, `;`-separated (text)"),
+            Column("invoice_ids", "", "invoice ids, `;`-separated (text)"),
+        ],
+    ),
+    "payments_prepay": (
+        "Payments: one row per prepayment asked at an entry (blocklisted plates, "
+        "`operations.payments.strikes.prepay`); no rows when no plate was blocklisted.",
+        [
+            _REP,
+            _DRIVER,
+            _LOT,
+            Column("arrival_s", "s", f"arrival at the entry, {_T}"),
+            Column("plate", "", "licence plate (text)"),
+            Column("quote_cents", "cents", "price quoted for the intended stay"),
+            Column("debt_cents", "cents", "the plate's unpaid debt asked with it"),
+            Column("attempts", "", "authorisation requests sent"),
+            Column("declines", "", "declined attempts"),
+            Column("outcome", "", "what became of the prepayment (values below)"),
+            Column("settled_s", "s", f"when it was settled, {_T} (empty: never)"),
+            Column("captured_cents", "cents", "taken for the stay"),
+            Column("debt_paid_cents", "cents", "taken for the old debt"),
+        ],
+    ),
+    "permits_visits": (
+        "Permits (`operations.permits.monthly`): one row per completed visit of a monthly "
+        "permit holder.",
+        [
+            _REP,
+            _DRIVER,
+            Column("plate", "", "the permit's plate (text)"),
+            _LOT,
+            _SPOT,
+            Column("entry_s", "s", f"took the spot, {_T}"),
+            Column("exit_s", "s", f"left, {_T}"),
+            Column("assigned_spot", "", "true: the holder has a reserved (assigned) spot"),
+            Column("waived", "$", "tariff amount waived by the permit"),
+        ],
+    ),
+    "permits_charging": (
+        "EV charging (`operations.permits.ev_charging`): one row per finished charging session.",
+        [
+            _REP,
+            Column(
+                "driver",
+                "",
+                "the driver's `vehicle` number (nullable `Int64`; empty: a car parked by a "
+                "component, e.g. a reservation holder, who is not in the vehicles frame)",
+            ),
+            _LOT,
+            _SPOT,
+            Column("plug_s", "s", f"plugged in, {_T}"),
+            Column("unplug_s", "s", f"unplugged (left the bay), {_T}"),
+            Column("energy_kwh", "kWh", "energy delivered"),
+            Column("charge_h", "h", "time spent charging"),
+            Column("idle_min", "min", "time left plugged in after charging ended"),
+            Column("energy_fee", "$", "fee for the energy"),
+            Column("time_fee", "$", "fee for the time charging"),
+            Column("idle_fee", "$", "fee for idling at the charger"),
+        ],
+    ),
+    "reservations_bookings": (
+        "Reservations (`operations.reservations`): one row per booking request, accepted or "
+        "not, with what the rules and the holder made of it. Times in seconds since the "
+        "scenario start (the `_t` columns and `start`/`end`/`held_from` alike).",
+        [
+            _REP,
+            Column("request_t", "s", "when the booking was requested"),
+            Column("reservation", "", "reservation number (nullable `Int64`; empty: not accepted)"),
+            Column("account", "", "booking account number"),
+            Column("spot_type", "", "spot type booked"),
+            Column("start", "s", "booked start"),
+            Column("end", "s", "booked end"),
+            Column("fate", "", "what the holder meant to do, drawn at request (values below)"),
+            Column(
+                "status",
+                "",
+                "the reservation's state at the end (`pending`, `confirmed`, `arrived`, "
+                "`completed`, `no_show`, `cancelled`, `expired`), `rejected:<reason>`, or "
+                "`future` (requested for after the horizon)",
+            ),
+            Column("quote_cents", "cents", "price quoted for the booking"),
+            Column("spot", "", "spot id held for it (empty: none held)"),
+            Column("held_from", "s", "the hold on the spot began (empty: never held)"),
+            Column("arrived_t", "s", "the holder parked (empty: did not come)"),
+            Column("left_t", "s", "the holder left (empty: had not left by the horizon)"),
+            Column("closed_t", "s", "the reservation closed (completed, no-show, cancelled...)"),
+            Column("captured_cents", "cents", "money captured"),
+            Column("refunded_cents", "cents", "money refunded"),
+            Column("authorization_id", "", "payment authorisation id (text; empty: none)"),
+        ],
+    ),
+    "sensors_measures": (
+        "Sensors and displays (`operations.sensors`): every measure of each lot's sensor layer "
+        "over [warm-up, horizon], tidy; window totals, not per day (`drift` is the end state).",
+        [
+            _REP,
+            _LOT,
+            Column(
+                "scope",
+                "",
+                "what is measured: a display (its name, e.g. `board`), `sensors` or `counters`",
+            ),
+            Column("level", "", "level name as in the scenario, `all` for the lot's total"),
+            Column(
+                "measure",
+                "",
+                "e.g. `wrong_min`, `full_when_free_min`, `free_when_full_min`, "
+                "`phantom_full_spot_min`, `phantom_free_spot_min`, `fallback_min`, "
+                "`gateway_outages`, `gateway_down_min`, `drift`",
+            ),
+            Column("value", "", "the measure's value (unit in its name: `_min` minutes)"),
+        ],
+    ),
+}
+FRAMES.update(COMPONENT_FRAMES)
+
 #: The values of categorical columns, where they are fixed by the model (not by the scenario).
 VALUES: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("vehicles", "outcome"): list(OUTCOME_MEANINGS.items()),
@@ -147,6 +303,24 @@ VALUES: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("spot_type", "one spot type the facility has (upper case, as in the scenario file)"),
     ],
     ("lanes", "lane"): [("entry", ""), ("exit", "")],
+    ("payments_bills", "outcome"): [
+        ("free", "nothing to pay"),
+        ("paid", "captured in full"),
+        ("partial", "card limit: part captured, the rest invoiced"),
+        ("invoiced", "every attempt declined (or none made): all invoiced"),
+        ("offline", "no answer from the processor: queued in the offline batch"),
+    ],
+    ("payments_prepay", "outcome"): [
+        ("held", "the hold was approved and the car had not parked by the end"),
+        ("prepaid", "the hold was captured when the car parked"),
+        ("refused", "declined or unanswered: the driver was turned away"),
+        ("released", "approved, then released (the driver did not park)"),
+    ],
+    ("reservations_bookings", "fate"): [
+        ("show", "comes and parks"),
+        ("cancel", "cancels before the start"),
+        ("no_show", "never comes"),
+    ],
 }
 
 #: A small scenario that makes every frame (two levels, lanes, adaptive pricing): the types of
@@ -181,6 +355,11 @@ SAMPLE = {
 }
 
 
+#: A shipped scenario with every operations component (payments, permits and charging,
+#: reservations, sensors): the component frames' types are read from a day of it.
+OPERATIONS = Path(__file__).resolve().parents[1] / "scenarios" / "downtown_operations.yaml"
+
+
 def sample_frames() -> dict[str, pd.DataFrame]:
     """The frames of a small run of :data:`SAMPLE`, by name (as the API returns them)."""
     from twin import api
@@ -188,11 +367,13 @@ def sample_frames() -> dict[str, pd.DataFrame]:
 
     result = api.run(validate_scenario(SAMPLE))
     assert result.rates is not None
+    operations = api.run(OPERATIONS, days=1, replications=2)  # every operations component
     return {
         "vehicles": result.vehicles,
         "occupancy": result.occupancy,
         "lanes": result.lanes,
         "rates": result.rates,
+        **{name: operations.extra_frames[name] for name in COMPONENT_FRAMES},
     }
 
 
@@ -236,6 +417,18 @@ def render(frames: dict[str, pd.DataFrame]) -> str:
         "last as the facility lists them), not alphabetical. Seconds count from the scenario's "
         "`start`; money is in currency units ($). Empty means NaN (numbers), NaT (date-times) "
         "or a missing value (strings, categories).",
+        "",
+        "The operations components (`operations:` in a scenario) add their own frames, named "
+        "`<component>_<table>` (files `payments_bills.parquet` ...; `RunResult.extra_frames` in "
+        "the API), written only when they have rows; they follow the same rules: `replication` "
+        "first, `driver` is the `vehicle` number of the vehicles frame, lots are categories in "
+        "the scenario's order, spots are named by id, identifiers are text or nullable "
+        "integers (`Int64`, empty for none), money is in integer cents where the column says "
+        "`_cents`.",
+        "",
+        "`run --out` also writes `replications.parquet`: one row per replication "
+        "(`replication`, `int64`) and one `float64` column per figure, named as in "
+        "`twin/figures.py` (label and unit: `twin.figures.label_of`, `twin.figures.unit_of`).",
         "",
     ]
     for name, (about, columns) in FRAMES.items():

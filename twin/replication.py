@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from twin.results import lanes_frame, metrics, occupancy_frame, rates_frame, vehicles_frame
@@ -64,7 +65,15 @@ def from_record(rec: RunRecord, frames: tuple[str, ...] = FRAMES) -> Replication
         trace_dropped=rec.drivers.trace_dropped,
         rates=rates_frame(rec) if rec.scenario.pricing_policy is not None else None,
         extra_frames={
-            name: frame.assign(replication=rec.replication)
+            name: _with_replication(frame, rec.replication)
             for name, frame in rec.component_frames.items()
         },
     )
+
+
+def _with_replication(frame: pd.DataFrame, replication: int) -> pd.DataFrame:
+    """A component's frame with ``replication`` as its first column, ``int64`` as in every
+    other frame, so the frames of a run read and join alike (docs/data_dictionary.md)."""
+    out = frame.copy()
+    out.insert(0, "replication", np.full(len(out), replication, dtype=np.int64))
+    return out

@@ -490,7 +490,10 @@ class PaymentsComponent(Component):
         rows["outcome"] = pd.Categorical.from_codes(
             rows["outcome"].to_numpy(), categories=[o.value for o in OUTCOMES]
         )
-        rows = rows.drop(columns=["lost"])
+        rows = rows.drop(columns=["lost"]).astype(
+            {"driver": "int64", "leave_s": "float64", "attempts": "int64", "latency_s": "float64",
+             "declines": "int64"}
+        )  # fmt: skip
         # column by column from the bills (dataclasses.asdict per bill costs seconds per run);
         # exit bills were opened one per settled exit, in the order of the rows
         bills = [b for b in self.policy.ledger.bills() if b.basis != "prepay"]
@@ -504,7 +507,15 @@ class PaymentsComponent(Component):
         cols["collected_cents"] = [b.collected_cents for b in bills]
         cols["payment_ids"] = [";".join(b.payment_ids) for b in bills]
         cols["invoice_ids"] = [";".join(b.invoice_ids) for b in bills]
-        frame = pd.DataFrame(cols).rename(columns={"t": "exit_s"})
+        frame = (
+            pd.DataFrame(cols)
+            .rename(columns={"t": "exit_s"})
+            .astype(
+                {"ref": "str", "plate": "str", "exit_s": "float64", "basis": "str"}
+                | {c: "int64" for c in cols if c.endswith("_cents")}
+                | {"payment_ids": "str", "invoice_ids": "str"}
+            )
+        )  # typed: a replication without an exit gives the same dtypes as any other
         entries = self._entries
         prepay = pd.DataFrame(
             {
@@ -513,7 +524,7 @@ class PaymentsComponent(Component):
                     np.array([e.lot for e in entries], dtype=np.int64), categories=lot_names
                 ),
                 "arrival_s": np.array([e.t for e in entries], dtype=float),
-                "plate": [e.plate for e in entries],
+                "plate": pd.array([e.plate for e in entries], dtype="str"),
                 "quote_cents": np.array([e.quote_cents for e in entries], dtype=np.int64),
                 "debt_cents": np.array([e.debt_cents for e in entries], dtype=np.int64),
                 "attempts": np.array([e.attempts for e in entries], dtype=np.int64),

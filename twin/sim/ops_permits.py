@@ -501,8 +501,12 @@ class PermitsComponent(Component):
         return {key: float(value) for key, value in out.items()}
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """Tidy tables: one row per permit visit and per charging session (whole horizon)."""
+        """Tidy tables: one row per permit visit and per charging session (whole horizon).
+
+        Typed explicitly, so a replication without a visit gives the same dtypes as one with
+        many (lots as the categories of the scenario's lots, as in the vehicles frame)."""
         out = {}
+        lots = pd.CategoricalDtype([spec.name for spec in self.scenario.lot_specs])
         if self.registry is not None:
             out["visits"] = pd.DataFrame(
                 self._visits,
@@ -516,7 +520,13 @@ class PermitsComponent(Component):
                     "assigned_spot",
                     "waived",
                 ],
-            )
+            ).astype(
+                {
+                    "driver": "int64", "plate": "str", "lot": lots, "spot": "str",
+                    "entry_s": "float64", "exit_s": "float64", "assigned_spot": "bool",
+                    "waived": "float64",
+                }
+            )  # fmt: skip
         if self.stations is not None:
             out["charging"] = pd.DataFrame(
                 self._charges,
@@ -533,9 +543,19 @@ class PermitsComponent(Component):
                     "time_fee",
                     "idle_fee",
                 ],
-            )
+            ).astype({"lot": lots, "spot": "str"} | {c: "float64" for c in _CHARGE_FLOATS})
+            # a car a component parked (a reservation holder) is no driver of the vehicles
+            # frame: its driver is empty, not -1
+            driver = out["charging"]["driver"].astype("Int64")
+            out["charging"]["driver"] = driver.mask(driver < 0)
         return out
 
+
+#: The float columns of the ``charging`` frame.
+_CHARGE_FLOATS = (
+    "plug_s", "unplug_s", "energy_kwh", "charge_h", "idle_min", "energy_fee", "time_fee",
+    "idle_fee",
+)  # fmt: skip
 
 #: Every counter a run may fill; parts switched off simply never touch theirs.
 _COUNTERS = (

@@ -543,7 +543,7 @@ class ReservationsComponent(Component):
             rid = self._rid[j]
             if rid < 0:
                 status.append(f"rejected:{self._rejected[j]}" if self._rejected[j] else "future")
-                spot.append(-1)
+                spot.append(None)
                 held_from.append(math.nan)
                 closed.append(math.nan)
                 captured.append(0)
@@ -552,7 +552,7 @@ class ReservationsComponent(Component):
                 continue
             res = self.book.get(rid)
             status.append(res.status.value)
-            spot.append(-1 if res.spot_index is None else res.spot_index)
+            spot.append(None if res.spot_index is None else self.lot.spots[res.spot_index].id)
             held_from.append(math.nan if res.held_from is None else res.held_from)
             closed.append(math.nan if res.closed_t is None else res.closed_t)
             captured.append(res.captured_cents)
@@ -562,7 +562,10 @@ class ReservationsComponent(Component):
             "bookings": pd.DataFrame(
                 {
                     "request_t": d.request_t,
-                    "reservation": np.asarray(self._rid, dtype=np.int64),
+                    # a request that never became a reservation has none (not -1)
+                    "reservation": pd.array(
+                        [r if r >= 0 else None for r in self._rid], dtype="Int64"
+                    ),
                     "account": d.account,
                     "spot_type": pd.Categorical(
                         [SpotType(v).name for v in d.spot_type.tolist()],
@@ -573,7 +576,7 @@ class ReservationsComponent(Component):
                     "fate": pd.Categorical([FATES[f] for f in d.fate.tolist()], categories=FATES),
                     "status": status,
                     "quote_cents": np.asarray(self._quote, dtype=np.int64),
-                    "spot": np.asarray(spot, dtype=np.int64),
+                    "spot": pd.array(spot, dtype="str"),  # spot id, as in every frame
                     "held_from": np.asarray(held_from, dtype=float),
                     "arrived_t": self._arrived,
                     "left_t": self._left,

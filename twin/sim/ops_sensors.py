@@ -305,14 +305,21 @@ class SensorsComponent(Component):
         if not hasattr(self, "_final"):
             self.finish(self.horizon)
         _, windows = self._final
+        lots = [spec.name for spec in self.scenario.lot_specs]
         rows = [
             (layer.lot.lot_id, *key, value)
             for (w, _), layer in zip(windows, self.layers, strict=True)
             for key, value in w.items()
         ]
         return {
-            "measures": pd.DataFrame(rows, columns=["lot", "scope", "level", "measure", "value"])
+            "measures": pd.DataFrame(
+                rows, columns=["lot", "scope", "level", "measure", "value"]
+            ).astype(_MEASURE_TYPES | {"lot": pd.CategoricalDtype(lots)})
         }
+
+
+#: Types of the ``measures`` frame (its lot is a category of the scenario's lots).
+_MEASURE_TYPES = {"scope": "str", "level": "str", "measure": "str", "value": "float64"}
 
 
 class _Event:
