@@ -18,6 +18,10 @@ occupancy 1, 2, 4 h ahead is forecast three ways and compared with what was obse
     updated by the count at the origin (gamma-Poisson conjugacy: the count is Poisson(f·m₀)
     given f, m₀ the model's mean count then), drawn per replication, so the bands carry the
     day-to-day variation the calibration measured and narrow as the day reveals itself.
+    The day factor's prior mean may be a recent level instead of 1, e.g. the newcomer flow
+    the same weekday's counts implied over the same hours a week or two before (the "flow"
+    level: one Mon–Fri profile cannot hold Friday afternoons, nor the weeks' drift to
+    Christmas), chosen per site like the stay family.
     The stay family is chosen per site by forecast skill on the training part (mean absolute
     error of these forecasts from the training origins), not by the curve fit's AIC: from counts
     alone the families are near ties, and the survival tail is what a forecast depends on.
@@ -212,11 +216,13 @@ def twin_forecast(
     factor (mean 1) on each of the two flows after the origin (cars leaving, cars arriving),
     drawn per replication: the demand and stays of the next hours differ from the fitted ones
     more than Poisson noise.
-    ``recent`` (``"week"`` or ``"weekday"``): the day factor's prior mean is the demand level
-    (observed ÷ fitted counts, column ``recent_level`` of ``pairs``) of the 7 days before the
-    origin's day, or of the same weekday a week before, not 1: the twin follows a level that
-    drifts over weeks (e.g. Christmas shopping) or differs between weekdays the fitted
-    profile shares."""
+    ``recent`` (``"week"``, ``"weekday"``, ``"flow"`` or ``"flow2"``): the day factor's prior
+    mean is a recent demand level (column ``recent_level`` of ``pairs``), not 1: observed ÷
+    fitted counts of the 7 days before the origin's day or of the same weekday a week before;
+    or ("flow", "flow2") the newcomer factor the same weekday's counts implied over the same
+    hours 1 (or 1–2) weeks before (:func:`_implied_level`). The twin so follows a level that
+    drifts over weeks (e.g. Christmas shopping) or differs between weekdays, and between hours
+    of a weekday, that the fitted Mon–Fri profile shares."""
     kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
@@ -262,9 +268,9 @@ LEVELS = (None, "week", "weekday", "flow", "flow2")
 #: Levels implied by the same weekday's counts over the forecast's window of hours, this many
 #: weeks before (see _implied_level).
 WINDOW_LEVELS = {"flow": 1, "flow2": 2}
-#: The implied newcomer factor is kept within [0, MAX_LEVEL] (a window with few expected
-#: newcomers gives a noisy ratio).
-MAX_LEVEL = 3.0
+#: The implied newcomer factor is kept within [MIN_LEVEL, MAX_LEVEL] (a window with few
+#: expected newcomers gives a noisy ratio; a prior mean of 0 would rule newcomers out).
+MIN_LEVEL, MAX_LEVEL = 0.05, 3.0
 #: The last days of the training part on which a site's twin is tuned (see _setup).
 TUNE_DAYS = 14
 #: Flow-factor CVs tried per site and horizon for the bands (see _tune).
@@ -345,7 +351,7 @@ def _implied_level(fit: SiteFit, series: pd.DataFrame, pairs: pd.DataFrame, week
         ok = np.isfinite(n0) & np.isfinite(n1) & (m_new > 1e-9)
         num[ok] += np.maximum(n1[ok] - n0[ok] * p_stay[ok], 0.0)
         den[ok] += m_new[ok]
-    return np.where(den > 0, np.clip(num / np.maximum(den, 1e-9), 0.0, MAX_LEVEL), 1.0)
+    return np.where(den > 0, np.clip(num / np.maximum(den, 1e-9), MIN_LEVEL, MAX_LEVEL), 1.0)
 
 
 def _tune(
