@@ -415,9 +415,12 @@ def _tune(
             drift_cv=d,
             recent=setup.recent,
         )
-        inside = (actual >= fc["p10"].to_numpy()) & (actual <= fc["p90"].to_numpy())
+        in80 = (actual >= fc["p10"].to_numpy()) & (actual <= fc["p90"].to_numpy())
+        in95 = (actual >= fc["p2_5"].to_numpy()) & (actual <= fc["p97_5"].to_numpy())
         for h in np.unique(horizon).tolist():
-            gaps.setdefault(int(h), []).append((abs(float(inside[horizon == h].mean()) - 0.8), d))
+            at = horizon == h
+            gap = abs(float(in80[at].mean()) - 0.80) + abs(float(in95[at].mean()) - 0.95)
+            gaps.setdefault(int(h), []).append((gap, d))
     setup = replace(setup, drift_cv={h: min(g)[1] for h, g in gaps.items()})
     for r in rows:
         r["chosen"] = (
