@@ -295,3 +295,34 @@ def test_backtest_with_nothing_to_fit_or_score_is_one_line(tmp_path, until):
     )
     assert res.exit_code == 2, res.output
     assert "--train-until" in res.output and "Traceback" not in res.output
+
+
+def test_flow_level_is_what_the_same_weekday_implied_and_uses_only_the_past():
+    """The 'flow' prior level is the newcomer factor that would have made the twin's mean
+    forecast exact on the same weekday a week before (same origin and target slots), from
+    readings of earlier days only: changing the pair's own day or any later day changes
+    nothing."""
+    from twin.calibrate.backtest import _flow_pieces, _implied_level
+
+    fit = _fit()
+    monday, before = pd.Timestamp("2026-01-12"), pd.Timestamp("2026-01-05")
+    rows = [
+        (before + pd.Timedelta(hours=10), 900, 5000),  # origin a week before: 900 parked
+        (before + pd.Timedelta(hours=12), 800, 5000),  # target a week before: 800
+        (monday + pd.Timedelta(hours=10), 50, 5000),
+        (monday + pd.Timedelta(hours=12), 4000, 5000),
+    ]
+    s = _slotted(pd.DataFrame(rows, columns=["time", "occupied", "capacity"]).assign(site="s"))
+    pairs = _pairs(s, monday, None, (2,))
+    assert len(pairs) == 1
+    p_stay, m_new = _flow_pieces(fit, pairs.assign(day=before))
+    expected = (800 - 900 * p_stay[0]) / m_new[0]
+    level = _implied_level(fit, s, pairs, 1)
+    assert level[0] == pytest.approx(expected)
+    assert abs(level[0] - 1.0) > 0.1  # the week before was not the fitted mean: it shows
+    # the pair's own day and later days are not read
+    later = s.copy()
+    later.loc[later["day"] >= monday, "occupied"] = 10
+    assert _implied_level(fit, later, pairs, 1)[0] == pytest.approx(expected)
+    # no reading a week before: the prior level is 1
+    assert _implied_level(fit, s[s["day"] >= monday], pairs, 1)[0] == 1.0

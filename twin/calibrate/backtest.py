@@ -18,6 +18,10 @@ occupancy 1, 2, 4 h ahead is forecast three ways and compared with what was obse
     updated by the count at the origin (gamma-Poisson conjugacy: the count is Poisson(f·m₀)
     given f, m₀ the model's mean count then), drawn per replication, so the bands carry the
     day-to-day variation the calibration measured and narrow as the day reveals itself.
+    The day factor's prior mean may be a recent level instead of 1, e.g. the newcomer flow
+    the same weekday's counts implied over the same hours a week or two before (the "flow"
+    level: one Mon–Fri profile cannot hold Friday afternoons, nor the weeks' drift to
+    Christmas), chosen per site like the stay family.
     The stay family is chosen per site by forecast skill on the training part (mean absolute
     error of these forecasts from the training origins), not by the curve fit's AIC: from counts
     alone the families are near ties, and the survival tail is what a forecast depends on.
@@ -212,11 +216,13 @@ def twin_forecast(
     factor (mean 1) on each of the two flows after the origin (cars leaving, cars arriving),
     drawn per replication: the demand and stays of the next hours differ from the fitted ones
     more than Poisson noise.
-    ``recent`` (``"week"`` or ``"weekday"``): the day factor's prior mean is the demand level
-    (observed ÷ fitted counts, column ``recent_level`` of ``pairs``) of the 7 days before the
-    origin's day, or of the same weekday a week before, not 1: the twin follows a level that
-    drifts over weeks (e.g. Christmas shopping) or differs between weekdays the fitted
-    profile shares."""
+    ``recent`` (``"week"``, ``"weekday"``, ``"flow"`` or ``"flow2"``): the day factor's prior
+    mean is a recent demand level (column ``recent_level`` of ``pairs``), not 1: observed ÷
+    fitted counts of the 7 days before the origin's day or of the same weekday a week before;
+    or ("flow", "flow2") the newcomer factor the same weekday's counts implied over the same
+    hours 1 (or 1–2) weeks before (:func:`_implied_level`). The twin so follows a level that
+    drifts over weeks (e.g. Christmas shopping) or differs between weekdays, and between hours
+    of a weekday, that the fitted Mon–Fri profile shares."""
     kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
@@ -258,7 +264,13 @@ def twin_forecast(
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 #: Prior means of the day factor tried per site: 1, the last 7 days' level, the same weekday's
 #: level a week before (see twin_forecast's ``recent``).
-LEVELS = (None, "week", "weekday")
+LEVELS = (None, "week", "weekday", "flow", "flow2")
+#: Levels implied by the same weekday's counts over the forecast's window of hours, this many
+#: weeks before (see _implied_level).
+WINDOW_LEVELS = {"flow": 1, "flow2": 2}
+#: The implied newcomer factor is kept within [MIN_LEVEL, MAX_LEVEL] (a window with few
+#: expected newcomers gives a noisy ratio; a prior mean of 0 would rule newcomers out).
+MIN_LEVEL, MAX_LEVEL = 0.05, 3.0
 #: The last days of the training part on which a site's twin is tuned (see _setup).
 TUNE_DAYS = 14
 #: Flow-factor CVs tried per site and horizon for the bands (see _tune).
@@ -292,13 +304,54 @@ def _with_recent_level(
         .sum()
         .reindex(pd.date_range(series["day"].min(), series["day"].max(), freq="D"), fill_value=0)
     )
+    out = pairs.copy()
+    if mode in WINDOW_LEVELS:
+        out["recent_level"] = _implied_level(fit, series, pairs, WINDOW_LEVELS[mode])
+        return out
     roll = daily.rolling(7, min_periods=1).sum().shift(1) if mode == "week" else daily.shift(7)
     level = (roll["obs"] / roll["pred"]).where(roll["pred"] > 0)
-    out = pairs.copy()
     out["recent_level"] = (
         level.reindex(pd.to_datetime(pairs["day"].to_numpy())).fillna(1.0).to_numpy()
     )
     return out
+
+
+def _flow_pieces(fit: SiteFit, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: the share of the cars parked at the origin the model expects still there at
+    the target (p_stay), and the newcomers it expects there (m_new, cars)."""
+    kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
+    t0 = pairs["t0_h"].to_numpy(float)
+    t1 = pairs["t1_h"].to_numpy(float)
+    start = np.full_like(t0, fit.blocks.edges[0])
+    m0 = _block_mass(fit, kinds, start, t0, t0)
+    kept = _block_mass(fit, kinds, start, t0, t1)
+    p_stay = np.where(m0 > 1e-9, np.clip(kept / np.maximum(m0, 1e-12), 0.0, 1.0), 0.0)
+    return p_stay, _block_mass(fit, kinds, t0, t1, t1)
+
+
+def _implied_level(fit: SiteFit, series: pd.DataFrame, pairs: pd.DataFrame, weeks: int):
+    """Per pair: the newcomer factor that would have made the twin's mean forecast exact on
+    the same weekday 1..``weeks`` weeks before, from the same origin slot to the same target
+    slot: Σ (count at target − count at origin × p_stay) ÷ Σ m_new over those days (p_stay,
+    m_new: :func:`_flow_pieces`). It is the flow of the hours the forecast spans, as observed
+    on that weekday recently, relative to the fit: what one Mon–Fri profile cannot hold
+    (Friday afternoons are not Monday's) and what drifts over the weeks (Christmas shopping).
+    Only readings of days before the pair's day are used; 1 where there are none."""
+    by_key = series.drop_duplicates(["day", "slot"]).set_index(["day", "slot"])["occupied"]
+    days = pd.to_datetime(pairs["day"].to_numpy())
+    num = np.zeros(len(pairs))
+    den = np.zeros(len(pairs))
+    for w in range(1, weeks + 1):
+        before = days - pd.Timedelta(days=7 * w)
+        n0 = by_key.reindex(pd.MultiIndex.from_arrays([before, pairs["origin_slot"].to_numpy()]))
+        n1 = by_key.reindex(pd.MultiIndex.from_arrays([before, pairs["target_slot"].to_numpy()]))
+        shadow = pairs.assign(day=before)
+        p_stay, m_new = _flow_pieces(fit, shadow)
+        n0, n1 = n0.to_numpy(float), n1.to_numpy(float)
+        ok = np.isfinite(n0) & np.isfinite(n1) & (m_new > 1e-9)
+        num[ok] += np.maximum(n1[ok] - n0[ok] * p_stay[ok], 0.0)
+        den[ok] += m_new[ok]
+    return np.where(den > 0, np.clip(num / np.maximum(den, 1e-9), MIN_LEVEL, MAX_LEVEL), 1.0)
 
 
 def _tune(
@@ -362,9 +415,12 @@ def _tune(
             drift_cv=d,
             recent=setup.recent,
         )
-        inside = (actual >= fc["p10"].to_numpy()) & (actual <= fc["p90"].to_numpy())
+        in80 = (actual >= fc["p10"].to_numpy()) & (actual <= fc["p90"].to_numpy())
+        in95 = (actual >= fc["p2_5"].to_numpy()) & (actual <= fc["p97_5"].to_numpy())
         for h in np.unique(horizon).tolist():
-            gaps.setdefault(int(h), []).append((abs(float(inside[horizon == h].mean()) - 0.8), d))
+            at = horizon == h
+            gap = abs(float(in80[at].mean()) - 0.80) + abs(float(in95[at].mean()) - 0.95)
+            gaps.setdefault(int(h), []).append((gap, d))
     setup = replace(setup, drift_cv={h: min(g)[1] for h, g in gaps.items()})
     for r in rows:
         r["chosen"] = (
