@@ -19,13 +19,14 @@ from pathlib import Path
 import simpy
 from packaging.requirements import Requirement
 
-from twin.sim.model import _ARRIVE, _DEPART, _Call, call_at
+from twin.sim.events import ARRIVE, DEPART, Call, call_at
 
 ROOT = Path(__file__).resolve().parents[1]
 HOW = (
-    "SimPy {version} changed a private internal the model drives ({what}); twin/sim/model.py "
-    "(call_at, ParkingModel.run's loop) and twin/sim/ops_sensors.py rely on it. Adapt them, "
-    "or keep the pin on simpy in pyproject.toml."
+    "SimPy {version} changed a private internal the model drives ({what}); twin/sim/events.py "
+    "(call_at), twin/sim/loop.py (the event loop), twin/sim/model.py (the per-car callbacks) "
+    "and twin/sim/ops_sensors.py rely on it. Adapt them, or keep the pin on simpy in "
+    "pyproject.toml."
 )
 
 
@@ -70,7 +71,7 @@ def test_scheduled_events_are_time_priority_id_event_tuples() -> None:
     )
     t, priority, eid, event = entry
     assert (t, event) == (5.0, timeout), broken("queue entries do not start with the time")
-    assert priority == _ARRIVE and simpy.core.NORMAL == _ARRIVE and simpy.core.URGENT == _DEPART, (
+    assert priority == ARRIVE and simpy.core.NORMAL == ARRIVE and simpy.core.URGENT == DEPART, (
         broken("SimPy's event priorities are no longer URGENT = 0, NORMAL = 1")
     )
     assert next(env._eid) == eid + 1, broken("event ids are not drawn in order from env._eid")
@@ -82,10 +83,10 @@ def test_step_runs_a_bare_event_in_heap_order() -> None:
     env = simpy.Environment()
     seen: list[tuple[str, float]] = []
     env.timeout(3.0).callbacks.append(lambda ev: seen.append(("timeout", env.now)))
-    call_at(env, 3.0, _DEPART, lambda ev: seen.append((ev._value, env.now)), "departure")
-    call_at(env, 1.0, _ARRIVE, lambda ev: seen.append((ev._value, env.now)), "arrival")
+    call_at(env, 3.0, DEPART, lambda ev: seen.append((ev._value, env.now)), "departure")
+    call_at(env, 1.0, ARRIVE, lambda ev: seen.append((ev._value, env.now)), "arrival")
     heappush(
-        env._queue, (2.0, -1, next(env._eid), _Call(lambda ev: seen.append(("first", 2.0)), None))
+        env._queue, (2.0, -1, next(env._eid), Call(lambda ev: seen.append(("first", 2.0)), None))
     )
     for _ in range(4):
         env.step()

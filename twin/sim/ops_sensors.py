@@ -316,7 +316,7 @@ class SensorsComponent(Component):
 
 
 class _Event:
-    """The leanest event ``simpy.Environment.step`` accepts (cf. ``twin.sim.model._Call``):
+    """The leanest event ``simpy.Environment.step`` accepts (cf. ``twin.sim.events.Call``):
     the model's loop hands events that are not its own to ``env.step()``."""
 
     __slots__ = ("_ok", "_value", "callbacks")
