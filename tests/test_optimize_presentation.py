@@ -12,12 +12,11 @@ import re
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure
 from rich.console import Console
 
 from twin import figures
 from twin.optimize import make_spec, optimize
-from twin.optimize.plots import _PLOTTED, _axis, _plot_1d, _plot_2d, _stats
+from twin.optimize.plots import PLOTTED, axis, optimization_figure
 from twin.views.optimize import optimize_tables
 
 
@@ -63,24 +62,24 @@ def one_key():
 
 
 def test_axis_labels_units_and_scales_come_from_the_figure_registry() -> None:
-    for objective, names in _PLOTTED.items():
+    for objective, names in PLOTTED.items():
         for name in names:
-            _, label, scale, _kind = _axis(name)
+            _, label, scale, _kind = axis(name)
             assert label.replace("\n", " ").startswith(figures.label_of(name)), objective
             assert scale == figures.unit_of(name).scale
-    assert _axis("occupancy.window")[3] == "occ" and _axis("revenue_per_day")[3] == "money"
+    assert axis("occupancy.window")[3] == "occ" and axis("revenue_per_day")[3] == "money"
 
 
 def test_best_star_has_the_colour_of_its_own_value_and_points_are_labelled_by_tariff(
     two_keys,
 ) -> None:
-    first = _axis(_PLOTTED["revenue"][0])
-    fig = _plot_2d(two_keys, first, "subtitle", Figure)
+    first = axis(PLOTTED["revenue"][0])
+    fig = optimization_figure(two_keys)  # two parameters: a scatter of the objective
     ax = fig.axes[0]
     stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
     assert len(stars) == 1
     scatter = ax.collections[0]
-    value = _stats([two_keys.best], first[0], first[2])[0][0]
+    value = two_keys.best.metrics[first[0]].to_numpy(dtype=float).mean() * first[2]
     expected = scatter.cmap(scatter.norm(value))
     assert np.allclose(to_rgba(stars[0].get_markerfacecolor()), expected)
     assert "best (" in stars[0].get_label() and "$" in stars[0].get_label()
@@ -93,8 +92,8 @@ def test_best_star_has_the_colour_of_its_own_value_and_points_are_labelled_by_ta
 
 
 def test_one_key_plot_labels_its_panels_from_the_registry(one_key) -> None:
-    first, second = (_axis(n) for n in _PLOTTED["revenue"])
-    fig = _plot_1d(one_key, first, second, "subtitle", Figure)
+    first, second = (axis(n) for n in PLOTTED["revenue"])
+    fig = optimization_figure(one_key)  # one parameter: panels over the tariff
     top, _, bottom = fig.axes[:3]
     assert top.get_ylabel() == first[1] and bottom.get_ylabel() == second[1]
     assert figures.label_of("no_space_pct") in bottom.get_ylabel().replace("\n", " ")
