@@ -2,7 +2,7 @@
 
 The model creates an event per car that does not leave on the presorted departure stream, so
 it pushes bare ``(time, priority, id, event)`` tuples onto ``env._queue`` itself instead of
-building ``simpy.Event`` objects (tests/test_simpy_internals.py checks the SimPy internals this
+building ``simpy.Event`` objects (tests/sim/test_simpy_internals.py checks the SimPy internals this
 relies on).
 """
 
