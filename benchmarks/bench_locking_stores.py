@@ -14,7 +14,7 @@
 
 The machine's load (``uptime``) is printed before and after: on a shared machine the measured
 ceilings fall with it, the predictions do not. Nothing here is a test; the invariants are in
-tests/test_stores.py.
+tests/adapters/test_stores.py.
 """
 
 from __future__ import annotations

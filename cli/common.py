@@ -3,7 +3,7 @@ the options of commands that run replications, and the one-line error helpers (e
 
 Command modules (cli/run.py, cli/compare.py, ...) import from here and register their commands
 on `app`; cli/__init__.py imports them all. Kept free of heavy imports: `parktwin --help`
-loads this module and every command module (tests/test_startup.py).
+loads this module and every command module (tests/cli/test_startup.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from twin import api
 else:
     # `parktwin --help` and `--version` must not wait ~1 s for scipy, pandas and pydantic:
-    # twin.api is executed at a command's first `api.` lookup (tests/test_startup.py).
+    # twin.api is executed at a command's first `api.` lookup (tests/cli/test_startup.py).
     _spec = importlib.util.find_spec("twin.api")
     _spec.loader = importlib.util.LazyLoader(_spec.loader)
     api = sys.modules.setdefault("twin.api", importlib.util.module_from_spec(_spec))

@@ -7,7 +7,7 @@ baseline; print which figures fail.
 Each change is small on purpose (a multiplier by 0.05, an event price by $1, a window cap by
 $0.50, the day boundary by 30 minutes, a grace period by 2 minutes): the kind of edit a
 reviewer could miss. Not part of CI (about a minute); the unit test
-``tests/test_receipts.py`` checks the same changes on the receipts figure alone.
+``tests/experiments/test_receipts.py`` checks the same changes on the receipts figure alone.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every executor has one job: take tasks ``(scenario, replication index, seed)`` a
 each :class:`~twin.experiments.Replication` as soon as it finishes, in whatever order that is.
 Because :func:`~twin.experiments.replicate` is a pure function of its arguments, the numbers do
 not depend on the executor: a sweep started serially and resumed on a cluster gives the same
-table, bit for bit (``tests/test_executors.py`` checks it).
+table, bit for bit (``tests/experiments/test_executors.py`` checks it).
 
 Two choices keep long sweeps cheap:
 

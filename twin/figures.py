@@ -122,14 +122,14 @@ SECTIONS: dict[str, Section] = {
         Section("revenue", "Revenue", "a total the split figures already cover"),
         Section("occupancy", "Occupancy", "per-level and per-type detail of the gated totals"),
         Section("lanes", "Barrier lanes", "lane waits do not depend on prices"),
-        Section("network", "Network", "network routing is pinned by tests/test_network.py"),
+        Section("network", "Network", "network routing is pinned by tests/sim/test_network.py"),
         Section("optimize", "Tariff search", "computed by optimize only, never by a run"),
         Section("reservations", "Reservations", _COMPONENT_GATE, component=True),
         Section("permits", "Permits", _COMPONENT_GATE, component=True),
         Section("payments", "Payments", _COMPONENT_GATE, component=True),
         Section("sensors", "Sensors and displays", _COMPONENT_GATE, component=True),
         Section("status", "Spot status (holds and closures)", "exact integrals of the lot's "
-                "status log, pinned by tests/test_closures.py; present only with components",
+                "status log, pinned by tests/core/test_closures.py; present only with components",
                 component=True),
     )
 }  # fmt: skip

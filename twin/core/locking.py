@@ -25,7 +25,7 @@ service latencies between steps; the property tests pick a random schedule. A st
 a lock (or the queue's consumer) hands it to the next waiter at once and reports that waiter in
 ``Step.woken``; the caller then continues it.
 
-Invariants every strategy keeps, under any interleaving (``tests/test_locking.py`` checks them
+Invariants every strategy keeps, under any interleaving (``tests/core/test_locking.py`` checks them
 with random schedules): a unit is never granted to more claimants than the target's capacity
 (for a spot, capacity 1: never to two claimants); the store's count never goes below zero; and
 with bounded retries every claim resolves (granted, refused or failed). One nuance, by design

@@ -25,14 +25,14 @@ if TYPE_CHECKING:
 #: What each objective plots: first the objective's own figure, then its companion (the
 #: constraint, or what the choice earns). Labels, units and scales come from the figure registry
 #: (:mod:`twin.figures`), so the plot and the tables name a figure the same way.
-_PLOTTED: dict[str, tuple[str, str]] = {
+PLOTTED: dict[str, tuple[str, str]] = {
     "revenue": ("revenue_per_day", "no_space_pct"),
     "blocking": ("no_space_pct", "revenue_per_day"),
     "occupancy-target": ("occupancy.window", "revenue_per_day"),
 }
 
 
-def _axis(name: str) -> tuple[str, str, float, str]:
+def axis(name: str) -> tuple[str, str, float, str]:
     """(figure, axis label, scale to shown units, kind) of a plotted figure, from the registry.
 
     ``kind`` is what the plot does with it: ``money`` ($ ticks), ``pct`` (a share in %, from
@@ -68,19 +68,24 @@ def _fmt_value(value: float, kind: str) -> str:
 
 
 def plot_optimization(result: OptimizationResult, path: str | Path) -> Path:
+    """Write :func:`optimization_figure` to ``path`` (PNG or SVG by its suffix)."""
+    return save_figure(optimization_figure(result), Path(path))
+
+
+def optimization_figure(result: OptimizationResult) -> Any:
     """Objective against the parameter(s): a line with its 95 % band over the companion figure
     (1 parameter), or a heatmap / scatter of the objective figure (2 parameters).
 
     The objective is drawn in the units a planner reads (revenue in $/day, shares and
     occupancy in %), not as the penalised score; the constraint, the occupancy target, the
     current tariff and the best point are marked. Uses matplotlib's object API so it never
-    touches a notebook's pyplot state.
+    touches a notebook's pyplot state; returns the matplotlib Figure (tests and notebooks
+    look at its axes).
     """
     from matplotlib.figure import Figure
 
-    path = Path(path)
     spec = result.spec
-    first, second = (_axis(name) for name in _PLOTTED[spec.objective])
+    first, second = (axis(name) for name in PLOTTED[spec.objective])
     reps = result.replications
     subtitle = (
         f"{result.scenario.name}: mean and 95% CI over {reps} replications, seed "
@@ -89,10 +94,8 @@ def plot_optimization(result: OptimizationResult, path: str | Path) -> Path:
     if spec.objective == "occupancy-target" or first[0] == "occupancy.window":
         subtitle += f"\noccupancy measured {result.window.describe()}"
     if len(result.params) == 1:
-        fig = _plot_1d(result, first, second, subtitle, Figure)
-    else:
-        fig = _plot_2d(result, first, subtitle, Figure)
-    return save_figure(fig, path)
+        return _plot_1d(result, first, second, subtitle, Figure)
+    return _plot_2d(result, first, subtitle, Figure)
 
 
 def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cls) -> Any:
@@ -382,9 +385,9 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
         ax.set_xlim(px.low - pad_x, px.high + pad_x)
         ax.set_ylim(py.low - pad_y, py.high + pad_y)
         ax.grid(True, alpha=0.3)
-        for axis, p in ((ax.xaxis, px), (ax.yaxis, py)):
+        for ticks, p in ((ax.xaxis, px), (ax.yaxis, py)):
             if p.kind == "money":  # cents on short ranges, where ticks fall between dollars
-                axis.set_major_formatter(_tex_dollars_formatter(2 if p.high - p.low < 10 else 0))
+                ticks.set_major_formatter(_tex_dollars_formatter(2 if p.high - p.low < 10 else 0))
     # the best point's star is filled with the colour of its own value on the colour bar
     marks[1][1]["color"] = image.cmap(image.norm(_stats([best], metric, scale)[0][0]))
     for e, style in marks:

@@ -323,7 +323,7 @@ _MEASURE_TYPES = {"scope": "str", "level": "str", "measure": "str", "value": "fl
 
 
 class _Event:
-    """The leanest event ``simpy.Environment.step`` accepts (cf. ``twin.sim.model._Call``):
+    """The leanest event ``simpy.Environment.step`` accepts (cf. ``twin.sim.events.Call``):
     the model's loop hands events that are not its own to ``env.step()``."""
 
     __slots__ = ("_ok", "_value", "callbacks")

@@ -18,7 +18,7 @@ The model tells the layer what really happens (:meth:`SensorLayer.on_park`,
 :meth:`SensorLayer.search`). At the end :meth:`SensorLayer.finish` returns the measures.
 
 Events are plain callbacks pushed onto SimPy's queue (the same lean scheme as
-:func:`twin.sim.model.call_at`; this module does not import the model, so the model can import
+:func:`twin.sim.events.call_at`; this module does not import the model, so the model can import
 it). Random numbers come from numpy Generators passed in, one per purpose
 (:class:`SensorRngs`), and are drawn in bulk; the failure process of a seed is therefore the
 same whatever the demand, the displays or the detection rule do (common random numbers).
@@ -108,7 +108,7 @@ class _Draws:
 
 
 class _Event:
-    """The smallest object ``simpy.Environment.step`` processes (cf. ``twin.sim.model._Call``)."""
+    """The smallest object ``simpy.Environment.step`` processes (cf. ``twin.sim.events.Call``)."""
 
     __slots__ = ("_ok", "_value", "callbacks")
 
