@@ -25,7 +25,7 @@ ordinary jitter between devices without a replay.
 
 ``snapshot()`` gives a checkpoint of the current fold (bytes) and ``Mirror.restore`` rebuilds a
 mirror from it; applying the tail of the log then gives exactly the state of the full fold
-(tests/test_mirror.py checks both properties).
+(tests/live/test_mirror.py checks both properties).
 
 Sessions whose gate event names the spot (APDS ``spaceId``) are placed on that spot
 (``Lot.allocate_spot``); the others go through the lot's own allocation strategy, the same

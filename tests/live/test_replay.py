@@ -18,7 +18,7 @@ from twin import api
 from twin.live.emit import emit
 from twin.live.replay import ReplayError, read_log, replay, run_days
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SURFACE = ROOT / "scenarios" / "surface_lot.yaml"
 SMALLER = {"facility.levels.0.spots.REGULAR": 40}
 runner = CliRunner()
