@@ -147,7 +147,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _default_context() -> str:
+def default_context() -> str:
     """``forkserver`` on Linux: forking a parent that runs threads (rich's progress refresher,
     Dask's event loop) can deadlock a child on a lock held by another thread; ``spawn``
     elsewhere (macOS and Windows have no safe fork).
@@ -185,7 +185,7 @@ class ProcessExecutor(Executor):
         self.name = "processes"
         if self.max_workers is not None and self.max_workers < 1:
             raise ExecutorError(f"workers must be >= 1, got {self.max_workers}")
-        self.context = self.context or _default_context()
+        self.context = self.context or default_context()
         if self.context not in multiprocessing.get_all_start_methods():
             raise ExecutorError(
                 f"start method {self.context!r} is not available here; "

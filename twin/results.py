@@ -242,7 +242,7 @@ def _overlap(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> np.n
     return np.clip(overlap, 0.0, None, out=overlap)
 
 
-class _Events:
+class StayEvents:
     """Every stay's entry and exit in time order, exits first at equal times (the model's
     rule), sorted once and shared by every grouping's peak.
 
@@ -440,7 +440,7 @@ def metrics(rec: RunRecord) -> dict[str, float]:
     out["mean_stay_h"] = float(paid_stays.mean()) / 3600.0 if len(paid_stays) else float("nan")
     spot, starts, ends = stays(rec)
     overlap = _overlap(starts, ends, t0, t1)
-    events = _Events(starts, ends)
+    events = StayEvents(starts, ends)
     for kind, names, caps, gid in groupings(rec, spot):
         means = np.bincount(gid, weights=overlap, minlength=len(names)) / (t1 - t0)
         peaks, full_s = events.walk(gid, len(names), t0, t1, caps)

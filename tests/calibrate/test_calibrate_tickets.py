@@ -195,9 +195,9 @@ def _no_nan(name: str) -> None:
 
 
 def test_times_with_utc_offsets_keep_local_wall_clock():
-    from twin.calibrate.cleaning import _times
+    from twin.calibrate.cleaning import parse_times
 
-    t = _times(pd.Series(["2016-10-29 23:30:00+01:00", "2016-10-30 23:30:00+00:00", "x"]))
+    t = parse_times(pd.Series(["2016-10-29 23:30:00+01:00", "2016-10-30 23:30:00+00:00", "x"]))
     assert list(t.dt.hour.dropna()) == [23, 23] and t.isna().sum() == 1
 
 

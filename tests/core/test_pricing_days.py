@@ -490,7 +490,7 @@ def test_general_engine_prices_old_tariffs_exactly_as_the_fast_path(
     new = Tariff(
         "t", default, bands=bands, events=events, windows=(WindowCap(ALL, 0, 1440, 10**9),)
     )
-    assert new._plan is not None and old._plan is None
+    assert new.by_operating_day and not old.by_operating_day
     assert new.price(entry, entry + d) == old.price(entry, entry + d)
 
 

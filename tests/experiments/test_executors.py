@@ -202,21 +202,21 @@ def test_start_method_avoids_fork_unless_main_cannot_be_reimported(
     import sys
     import types
 
-    from twin.executors import _default_context
+    from twin.executors import default_context
 
     if not sys.platform.startswith("linux"):
         pytest.skip("the fork fallback is Linux-only")
     piped = types.ModuleType("__main__")
     piped.__file__ = "<stdin>"
     monkeypatch.setitem(sys.modules, "__main__", piped)
-    assert _default_context() == "fork"
+    assert default_context() == "fork"
     notebook = types.ModuleType("__main__")  # IPython kernels and `python -c`: no file at all
     monkeypatch.setitem(sys.modules, "__main__", notebook)
-    assert _default_context() == "forkserver"
+    assert default_context() == "forkserver"
     script = types.ModuleType("__main__")
     script.__file__ = __file__
     monkeypatch.setitem(sys.modules, "__main__", script)
-    assert _default_context() == "forkserver"
+    assert default_context() == "forkserver"
 
 
 def test_pool_workers_exit_when_their_owner_is_killed(tmp_path: Path) -> None:

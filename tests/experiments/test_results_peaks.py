@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from twin.results import _Events
+from twin.results import StayEvents
 
 
 def brute_peaks(gid, n_groups, starts, ends, t0, t1):
@@ -30,8 +30,8 @@ def test_chunked_peaks_equal_brute_force(monkeypatch, chunk, seed):
     ends = starts + rng.integers(0, 60, n)
     ends[rng.random(n) < 0.05] = np.nan  # still parked at the horizon
     gid = rng.integers(0, n_groups, n).astype(np.int16)
-    monkeypatch.setattr(_Events, "CHUNK", chunk)
-    events = _Events(starts, ends)
+    monkeypatch.setattr(StayEvents, "CHUNK", chunk)
+    events = StayEvents(starts, ends)
     for t0, t1 in ((0.0, 400.0), (100.0, 200.0), (150.0, 151.0)):
         got = events.peaks(gid, n_groups, t0, t1)
         np.testing.assert_array_equal(got, brute_peaks(gid, n_groups, starts, ends, t0, t1))
@@ -43,7 +43,7 @@ def test_arrivals_at_a_departure_instant_do_not_overlap_it():
     """One spot's worth of stays back to back: the peak is 1, not 2 (departures first)."""
     starts = np.array([0.0, 10.0, 20.0])
     ends = np.array([10.0, 20.0, 30.0])
-    events = _Events(starts, ends)
+    events = StayEvents(starts, ends)
     assert events.peaks(np.zeros(3, np.int8), 1, 0.0, 40.0)[0] == 1
 
 
@@ -72,8 +72,8 @@ def test_time_full_equals_brute_force(monkeypatch, chunk, seed):
     ends = starts + rng.integers(0, 60, n)
     ends[rng.random(n) < 0.05] = np.nan
     gid = rng.integers(0, n_groups, n).astype(np.int16)
-    monkeypatch.setattr(_Events, "CHUNK", chunk)
-    events = _Events(starts, ends)
+    monkeypatch.setattr(StayEvents, "CHUNK", chunk)
+    events = StayEvents(starts, ends)
     for t0, t1 in ((0.0, 400.0), (100.0, 200.0)):
         peaks = brute_peaks(gid, n_groups, starts, ends, t0, t1)
         caps = np.maximum(peaks - 2, 1)

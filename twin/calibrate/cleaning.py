@@ -90,7 +90,7 @@ def _check_present(frame: pd.DataFrame, columns: Mapping[str, str], source: str)
         )
 
 
-def _times(values: pd.Series) -> pd.Series:
+def parse_times(values: pd.Series) -> pd.Series:
     """Parse date-times; a UTC offset is dropped, keeping the local wall-clock time (profiles
     are by local hour and weekday; offsets that change at a DST switch would split an hour)."""
     try:
@@ -126,8 +126,8 @@ def clean_tickets(
     n = len(raw)
     report = Cleaning(received=n)
     df = pd.DataFrame({"row": np.arange(n) + 2})  # file line numbers (header is line 1)
-    df["entry"] = _times(raw[columns["entry"]]).to_numpy()
-    df["exit"] = _times(raw[columns["exit"]]).to_numpy()
+    df["entry"] = parse_times(raw[columns["entry"]]).to_numpy()
+    df["exit"] = parse_times(raw[columns["exit"]]).to_numpy()
     df["site"] = raw[columns["site"]].astype(str).to_numpy() if "site" in columns else "site"
     df["vehicle_class"] = (
         raw[columns["class"]].astype(str).str.upper().to_numpy()
@@ -222,7 +222,7 @@ def clean_series(
     n = len(raw)
     report = Cleaning(received=n)
     df = pd.DataFrame({"row": np.arange(n) + 2})
-    df["time"] = _times(raw[columns["time"]]).to_numpy()
+    df["time"] = parse_times(raw[columns["time"]]).to_numpy()
     df["site"] = raw[columns["site"]].astype(str).to_numpy() if "site" in columns else "site"
     df["occupied"] = pd.to_numeric(raw[columns["occupied"]], errors="coerce").to_numpy()
     df["capacity"] = pd.to_numeric(raw[columns["capacity"]], errors="coerce").to_numpy()

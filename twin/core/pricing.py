@@ -494,6 +494,13 @@ class Tariff:
         return self._price(entry_s, expected_exit_s, occupancy)
 
     @property
+    def by_operating_day(self) -> bool:
+        """Whether prices come from the operating-day engine (:mod:`twin.core.pricing_days`):
+        day caps with a boundary, window caps, weekly/monthly caps, special days or
+        validations. Otherwise the table engine prices every stay (cheaper)."""
+        return self._plan is not None
+
+    @property
     def sells_products(self) -> bool:
         """Whether a price depends on what the driver bought or had stamped (event products,
         validations): then the seller must say so in the :class:`PriceContext`."""
