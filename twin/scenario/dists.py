@@ -120,14 +120,15 @@ class Lognormal(_Dist):
         return stats.lognorm(s=math.sqrt(sigma2), scale=self.mean * math.exp(-sigma2 / 2))
 
 
-class Gamma(_Dist):
-    type: Literal["gamma"]
+class _MeanAndSdOrShape(_Dist):
+    """A law given by its mean and exactly one of its sd or its shape (gamma, Weibull)."""
+
     mean: float = Field(gt=0)
     sd: float | None = Field(default=None, gt=0)
     shape: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _one_of(self) -> Gamma:
+    def _one_of(self) -> _MeanAndSdOrShape:
         if (self.sd is None) == (self.shape is None):
             raise ValueError("give exactly one of 'sd' or 'shape'")
         return self
@@ -137,33 +138,22 @@ class Gamma(_Dist):
             return None  # _one_of says what is wrong
         ratio = _sd_ratio_problem(self.mean, self.sd) if self.sd is not None else None
         return ratio or super().problem()
+
+
+class Gamma(_MeanAndSdOrShape):
+    type: Literal["gamma"]
 
     def frozen(self) -> stats.rv_continuous:
         k = self.shape if self.shape is not None else (self.mean / self.sd) ** 2
         return stats.gamma(a=k, scale=self.mean / k)
 
 
-class Weibull(_Dist):
+class Weibull(_MeanAndSdOrShape):
     """Stays whose hazard rises or falls with time parked (shape > 1: the longer a car has
     stayed, the likelier it leaves soon). Given by its mean and either its sd or its shape k,
     as calibration reports it; the scale follows from mean = scale × Γ(1 + 1/k)."""
 
     type: Literal["weibull"]
-    mean: float = Field(gt=0)
-    sd: float | None = Field(default=None, gt=0)
-    shape: float | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _one_of(self) -> Weibull:
-        if (self.sd is None) == (self.shape is None):
-            raise ValueError("give exactly one of 'sd' or 'shape'")
-        return self
-
-    def problem(self) -> str | None:
-        if (self.sd is None) == (self.shape is None):
-            return None  # _one_of says what is wrong
-        ratio = _sd_ratio_problem(self.mean, self.sd) if self.sd is not None else None
-        return ratio or super().problem()
 
     @property
     def k(self) -> float:
