@@ -15,7 +15,7 @@ import pandas as pd
 
 from twin.core.types import SpotType, VehicleClass
 from twin.scenario.model import Scenario
-from twin.sim.model import (
+from twin.sim.record import (
     BALKED,
     BLOCKED,
     DETERRED,

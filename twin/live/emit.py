@@ -444,21 +444,28 @@ def emit(
     exits_t = np.sort(exit_[np.isfinite(exit_)])
     step = counter_min * 60.0
     snaps = np.arange(step, horizon + 1e-9, step)
-    site_in = np.searchsorted(counted_t, snaps, side="right")
-    site_out = np.searchsorted(exits_t, snaps, side="right")
-    for j, t in enumerate(snaps):
-        n_in, n_out = int(site_in[j]), int(site_out[j])
-        add(
-            float(t),
-            6,
-            "counter",
-            f"cnt-{j}",
-            COUNTER,
-            totalSpotNumber=capacity,
-            availableSpotNumber=int(min(capacity, max(0, capacity - (n_in - n_out)))),
-            vehicleEntranceCount=n_in,
-            vehicleExitCount=n_out,
-        )
+
+    def counters(ins: np.ndarray, outs: np.ndarray, cap: int, device: str, prefix: str, **extra):
+        """A counter snapshot every ``counter_min``: cars counted in and out so far (sorted
+        times) and the free places they leave, never below 0 nor above ``cap``."""
+        n_ins = np.searchsorted(ins, snaps, side="right")
+        n_outs = np.searchsorted(outs, snaps, side="right")
+        for j, t in enumerate(snaps):
+            n_in, n_out = int(n_ins[j]), int(n_outs[j])
+            add(
+                float(t),
+                6,
+                "counter",
+                f"{prefix}{j}",
+                device,
+                **extra,
+                totalSpotNumber=cap,
+                availableSpotNumber=int(min(cap, max(0, cap - (n_in - n_out)))),
+                vehicleEntranceCount=n_in,
+                vehicleExitCount=n_out,
+            )
+
+    counters(counted_t, exits_t, capacity, COUNTER, "cnt-")
 
     # Per-level counters (ramp loops: a car counts on a level from taking its spot to leaving
     # it), device ``counter-<level>``; the mirror falls back on them where sensors are not
@@ -473,22 +480,7 @@ def emit(
         ins = np.sort(entry[on])
         outs = np.sort(leave[on & np.isfinite(leave)])
         cap = level_cap[name]
-        lv_in = np.searchsorted(ins, snaps, side="right")
-        lv_out = np.searchsorted(outs, snaps, side="right")
-        for j, t in enumerate(snaps):
-            n_in, n_out = int(lv_in[j]), int(lv_out[j])
-            add(
-                float(t),
-                6,
-                "counter",
-                f"cnt-{name}-{j}",
-                f"counter-{name}",
-                level=name,
-                totalSpotNumber=cap,
-                availableSpotNumber=int(max(0, cap - (n_in - n_out))),
-                vehicleEntranceCount=n_in,
-                vehicleExitCount=n_out,
-            )
+        counters(ins, outs, cap, f"counter-{name}", f"cnt-{name}-", level=name)
 
     devices: dict[int, list[str]] = {}
     events = _apply_faults(events, faults, devices)
