@@ -336,6 +336,8 @@ class ParkingModel:
             else:
                 if any_entry_lanes:  # a lot without barriers in a network that has some
                     gate_t[i] = t
+                    if lane_of is not None:  # diverted here from a lane of another lot
+                        lane_of[i] = 0
                 gate(i, t)
 
         def arrive_first(i: int, t: float) -> None:
