@@ -29,6 +29,8 @@ MUTATIONS = [
     ("dynamic multiplier 1.2 -> 1.25", RAMP, "tariff.dynamic.time_bands.0.multiplier", 1.25),
     ("event price $10 -> $11", RAMP, "tariff.events.0.flat", 11.0),
     ("event buyers 60 % -> 50 %", RAMP, "tariff.events.0.share", 0.5),
+    ("event sold at lane 1 -> lane 2", RAMP, "tariff.events.0.lanes", [2]),
+    ("event sold at lane 1 -> lanes 1-2", RAMP, "tariff.events.0.lanes", [1, 2]),
     ("flat market morning $6 -> $7", RAMP, "tariff.events.1.flat", 7.0),
     ("early-bird flat $9 -> $9.50", RAMP, "tariff.bands.0.flat", 9.5),
     ("evening window cap $5 -> $5.50", RAMP, "tariff.windows.0.max", 5.5),

@@ -7,8 +7,10 @@ airport moves revenue by 0.02 %, inside the noise of 3 replications. This figure
 noise: each driver of replication *r* (the same drivers in both runs, common random numbers)
 pays for the stay they came for (arrival to arrival + dwell) at the lot they head for, with the
 event product and validation they would hold, at an occupancy spread evenly over [0, 1) so
-that every occupancy band is used. Nothing random sits between the draw and the receipt, so
-any difference is a pricing change and the gate fails it (:data:`twin.regress.EXACT_FIGURES`).
+that every occupancy band is used, and (for a product sold at some entry lanes only) through an
+entry lane spread evenly over the lot's lanes, so that a change of the lane list shows.
+Nothing random sits between the draw and the receipt, so any difference is a pricing change
+and the gate fails it (:data:`twin.regress.EXACT_FIGURES`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ MAX_PRICED = 50_000
 #: (a low-discrepancy sequence: every occupancy band gets its share of drivers).
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
+#: Entry lanes through which drivers are priced: driver i at lane 1 + floor(c × frac(i × this))
+#: of a lot's c lanes (another irrational, so that lane and occupancy do not move together).
+_SILVER = math.sqrt(2.0) - 1.0
+
 
 def receipts_per_day(scenario: Scenario, replication: int, seed: int | None = None) -> float:
     """Sum of the receipts of drivers arriving in the measured window, per measured day (NaN
@@ -48,13 +54,21 @@ def receipts_per_day(scenario: Scenario, replication: int, seed: int | None = No
     arrival = d.arrival[measured].tolist()
     leave = (d.arrival[measured] + d.dwell[measured]).tolist()
     lots = d.lot[measured].tolist()
+    specs = scenario.lot_specs
+    lane_count = [
+        spec.lanes.entry.count if spec.lanes is not None and spec.lanes.entry else 0
+        for spec in specs
+    ]
+    spread = np.modf(measured * _SILVER)[0].tolist()
     total = 0
     for i, t in enumerate(arrival):
         tariff = tariffs[lots[i]]
         if tariff is None:
             continue
         if tariff.sells_products:
-            held = tariff.products_for(t, u_event[i], u_validation[i])
+            count = lane_count[lots[i]]
+            lane = 1 + int(spread[i] * count) if count and tariff.sells_at_lanes else None
+            held = tariff.products_for(t, u_event[i], u_validation[i], lane)
             ctx = PriceContext(occupancy[i], prepaid=held.prepaid, validation=held.validation)
         elif tariff.dynamic is not None:
             ctx = PriceContext(occupancy[i])

@@ -196,6 +196,37 @@ def test_products_for_draws_buyers_and_validations_by_share():
     assert t.products_for(MON, 0.9, 0.31).validation is None
 
 
+def test_a_product_sold_at_chosen_lanes_reaches_only_drivers_served_there():
+    at_1_2 = EventRate("c", MON, MON + H, 900, prepaid=True, share=0.5, lanes=frozenset({1, 2}))
+    t = Tariff("t", HOURLY, events=(at_1_2,))
+    assert t.sells_products and t.sells_at_lanes
+    assert not Tariff("t", HOURLY, events=(CONCERT,)).sells_at_lanes
+    assert t.products_for(MON + 1, 0.49, 1.0, lane=1).prepaid
+    assert t.products_for(MON + 1, 0.49, 1.0, lane=2).prepaid
+    assert not t.products_for(MON + 1, 0.5, 1.0, lane=2).prepaid  # share among lanes 1-2
+    assert not t.products_for(MON + 1, 0.0, 1.0, lane=3).prepaid  # lane 3 sells none
+    assert not t.products_for(MON + 1, 0.0, 1.0).prepaid  # through no numbered lane
+    assert not t.products_for(MON + H, 0.0, 1.0, lane=1).prepaid  # the sale is over
+    # the lane decides the holding; the price follows from it
+    held = t.products_for(MON + 1, 0.0, 1.0, lane=1)
+    assert t.price(MON + 1, MON + 5 * H, held) == 900
+    assert t.price(MON + 1, MON + 5 * H, t.products_for(MON + 1, 0.0, 1.0, lane=3)) == 1000
+
+
+@pytest.mark.parametrize(
+    ("lanes", "prepaid", "message"),
+    [
+        (frozenset(), True, "non-empty set of lane numbers"),
+        (frozenset({0, 1}), True, "lane numbers >= 1"),
+        (frozenset({True}), True, "lane numbers >= 1"),
+        (frozenset({1}), False, "needs prepaid"),
+    ],
+)
+def test_event_lanes_are_checked(lanes, prepaid, message):
+    with pytest.raises(ValueError, match=message):
+        EventRate("c", MON, MON + H, 900, prepaid=prepaid, lanes=lanes)
+
+
 # ----------------------------------------------------------------------------- calendars
 
 WEEKEND = TimeBand(frozenset({5, 6}), 0, 1440, RateTable(period_minutes=30, period_cents=100))

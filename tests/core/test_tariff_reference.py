@@ -6,8 +6,10 @@ nearest ```` ```yaml ```` block before it. The Stay cell is a duration from Mond
 ``Fri 20:00–Sat 01:00``, ``Sat 14 Mar 17:30–22:30`` (day names without a date are in the week
 of Monday 5 January 2026; an end without a day is on the start's day, or the next if earlier);
 ``same stay`` repeats the row above. Trailing parentheses say what the driver holds:
-``(50 %)`` occupancy at entry, ``(prepaid)`` the event product, ``(cinema)`` a validation by
-name. The Price cell's first ``$`` amount is the receipt.
+``(50 %)`` occupancy at entry, ``(prepaid)`` the event product, ``(lane 2)`` served at entry
+lane 2 and buying the event product if that lane sells it (decided by the engine's
+``Tariff.products_for``), ``(cinema)`` a validation by name. The Price cell's first ``$``
+amount is the receipt.
 """
 
 from __future__ import annotations
@@ -117,16 +119,19 @@ def price_row(yaml_text: str, stay: str, previous: tuple | None) -> tuple[int, t
         entry, exit_ = parse_stay(stay)
     occupancy, prepaid, validation = 0.0, False, None
     names = [v.name for v in spec.validations]
+    cal = Calendar(epoch=EPOCH)
     for h in holds:
         if h.endswith("%"):
             occupancy = float(h.rstrip("% ")) / 100
         elif h == "prepaid":
             prepaid = True
+        elif (lane := re.fullmatch(r"lane (\d+)", h)) is not None:
+            held = tariff.products_for(cal.to_seconds(entry), 0.0, 1.0, int(lane.group(1)))
+            prepaid = prepaid or held.prepaid
         elif h in names:
             validation = names.index(h)
         else:
             raise ValueError(f"unknown note ({h}) on a stay")
-    cal = Calendar(epoch=EPOCH)
     ctx = PriceContext(occupancy, prepaid=prepaid, validation=validation)
     cents = tariff.price(cal.to_seconds(entry), cal.to_seconds(exit_), ctx)
     return cents, (entry, exit_)
@@ -143,6 +148,7 @@ def test_the_reference_has_receipts_for_every_feature():
         "windows",
         "at_boundary",
         "prepaid",
+        "lanes: [",
         "special_days",
         "weekly_max",
         "validations",

@@ -44,6 +44,7 @@ def test_airport_grace_10_to_12_minutes_fails_the_gate():
     [
         {"tariff.dynamic.time_bands.0.multiplier": 1.25},
         {"tariff.events.0.flat": 11},
+        {"tariff.events.0.lanes": [2]},
         {"tariff.windows.0.max": 5.5},
         {"tariff.day_starts": "03:30"},
         {"tariff.bands.0.flat": 9.5},

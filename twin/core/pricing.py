@@ -158,7 +158,9 @@ class EventRate:
     ``event_multiplier`` (table pricing otherwise unchanged). ``prepaid``: the flat rate is a
     product sold at entry (to ``share`` of the drivers entering in the window); drivers who take
     a normal ticket pay the normal tariff, at most ``flat_cents`` for their first day when
-    ``cap_others``.
+    ``cap_others``. ``lanes``: the product is sold only at these entry lanes (numbers from 1),
+    to ``share`` of the drivers served there; ``None`` sells it at every lane (and in lots
+    without barriers). A sign reads "Event $10, pay at lanes 1-2": the other lanes issue tickets.
     """
 
     name: str
@@ -168,9 +170,21 @@ class EventRate:
     prepaid: bool = False
     share: float = 1.0
     cap_others: bool = False
+    lanes: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         check_opt_int("flat_cents", self.flat_cents)
+        if self.lanes is not None:
+            lanes = frozenset(self.lanes)
+            if not lanes or any(
+                isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in lanes
+            ):
+                raise ValueError(
+                    f"event {self.name!r}: lanes must be a non-empty set of lane numbers >= 1"
+                )
+            if not self.prepaid:
+                raise ValueError(f"event {self.name!r}: lanes sell a product: needs prepaid")
+            object.__setattr__(self, "lanes", lanes)
         if not self.end_s > self.start_s:
             raise ValueError(f"event {self.name!r}: end_s must be after start_s")
         if not 0.0 <= self.share <= 1.0:
@@ -514,11 +528,23 @@ class Tariff:
                 return e if e.prepaid else None
         return None
 
-    def products_for(self, t_s: float, u_event: float, u_validation: float) -> PriceContext:
+    @property
+    def sells_at_lanes(self) -> bool:
+        """Whether an event product is sold only at some entry lanes: then the seller must say
+        which lane served each driver (:meth:`products_for`'s ``lane``)."""
+        return any(e.prepaid and e.lanes is not None for e in self.events)
+
+    def products_for(
+        self, t_s: float, u_event: float, u_validation: float, lane: int | None = None
+    ) -> PriceContext:
         """What a driver entering at ``t_s`` holds, given two uniform draws in [0, 1): the event
-        product on sale if ``u_event < share``; the validation whose cumulative share first
-        exceeds ``u_validation`` (validations in order), else none."""
+        product on sale if ``u_event < share`` (and, for a product sold at some lanes only, the
+        driver was served at one of them: ``lane`` is its number from 1, ``None`` for an entry
+        through no numbered lane, which such a product never reaches); the validation whose
+        cumulative share first exceeds ``u_validation`` (validations in order), else none."""
         product = self.event_product_at(t_s)
+        if product is not None and product.lanes is not None and lane not in product.lanes:
+            product = None
         validation = None
         acc = 0.0
         for j, v in enumerate(self.validations):

@@ -573,6 +573,17 @@ class Scenario(Spec):
                         f"tariff event {event.name!r}: unknown lot(s) {', '.join(unknown)} "
                         f"(lots: {', '.join(lot_names)})"
                     )
+                if event.lanes is not None:
+                    entry = lot.lanes.entry if lot.lanes is not None else None
+                    count = 0 if entry is None else entry.count
+                    bad = [n for n in event.lanes if n > count]
+                    if bad and (event.lots is None or lot.name in event.lots):
+                        where = f"lot {lot.name!r}" if len(lots) > 1 else "the lot"
+                        raise ValueError(
+                            f"tariff event {event.name!r}: lanes {bad} do not exist; {where} "
+                            f"has {count} entry lane(s) (lanes.entry.count)"
+                            + (", numbered from 1" if count else "")
+                        )
         matrix = self.network.travel_time_min if self.network is not None else None
         if matrix is not None and (
             len(matrix) != len(lots) or any(len(row) != len(lots) for row in matrix)

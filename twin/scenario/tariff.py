@@ -138,8 +138,9 @@ class EventSpec(Spec):
 
     ``prepaid: true`` sells the flat rate at entry to ``share`` of the drivers entering in the
     window; the others take a normal ticket, at most ``flat`` for their first day with
-    ``cap_others: true``. ``lots``: the network lots that run the event (default: every lot
-    with this tariff).
+    ``cap_others: true``. ``lanes``: the entry lanes (numbers from 1) that sell the prepaid
+    product; drivers served at the other lanes take a normal ticket (default: every lane).
+    ``lots``: the network lots that run the event (default: every lot with this tariff).
     """
 
     name: str
@@ -149,6 +150,10 @@ class EventSpec(Spec):
     prepaid: bool = False
     share: float = Field(default=1.0, ge=0, le=1)
     cap_others: bool = False
+    lanes: list[int] | None = Field(
+        default=None,
+        description="entry lanes (numbers from 1) that sell the prepaid product; default every",
+    )
     lots: list[str] | None = None
 
     @field_validator("start", "end")
@@ -166,6 +171,17 @@ class EventSpec(Spec):
             raise ValueError(f"event {self.name!r}: end must be after start")
         if (self.prepaid or self.cap_others) and self.flat is None:
             raise ValueError(f"event {self.name!r}: prepaid or cap_others needs a flat price")
+        if self.lanes is not None:
+            if not self.prepaid:
+                raise ValueError(
+                    f"event {self.name!r}: lanes say where the prepaid product is sold: "
+                    "needs prepaid: true"
+                )
+            if not self.lanes or min(self.lanes) < 1 or len(set(self.lanes)) != len(self.lanes):
+                raise ValueError(
+                    f"event {self.name!r}: lanes must be distinct entry lane numbers from 1, "
+                    f"got {self.lanes}"
+                )
         return self
 
 
@@ -433,6 +449,7 @@ class TariffSpec(Spec):
                     prepaid=e.prepaid,
                     share=e.share,
                     cap_others=e.cap_others,
+                    lanes=None if e.lanes is None else frozenset(e.lanes),
                 )
                 for e in self.events
                 if e.lots is None or lot is None or lot in e.lots

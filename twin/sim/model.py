@@ -204,6 +204,19 @@ class ParkingModel:
         selling = any(sells)
         if selling:
             u_event, u_validation = map(seq, self.product_draws())
+        # A product sold at some entry lanes only: the lanes get identities (a heap of (free
+        # time, lane) pairs: the same free times as the plain heap, so the same barrier times)
+        # and each driver's lane is kept; otherwise the heap of floats, the fast path.
+        lane_of: memoryview | None = None
+        if any(
+            sells[k] and lots[k].tariff.sells_at_lanes and entry_free[k] is not None
+            for k in range(len(lots))
+        ):
+            # 0: through no numbered lane; else the lane number (up to MAX_LANES, int16)
+            lane_of = memoryview(np.zeros(n + 1, dtype=np.int16))
+            for free in entry_free:
+                if free is not None:
+                    free[:] = [(0.0, j) for j in range(1, len(free) + 1)]
 
         # the presorted departure stream (twin.sim.loop) and, per driver, how it leaves
         dep_t_np, dep_i_np = departure_stream(d)
@@ -262,7 +275,9 @@ class ParkingModel:
                 return
             session_of[i] = session  # the price lives on the session until the car leaves
             if selling and sells[k]:
-                held = lots[k].tariff.products_for(t, u_event[i], u_validation[i])
+                held = lots[k].tariff.products_for(
+                    t, u_event[i], u_validation[i], None if lane_of is None else lane_of[i] or None
+                )
                 lots[k].hold(session.ticket, held.prepaid, held.validation)
             entry_w[i] = t  # written now, in arrival order: cheaper than at a random leave
             spot_w[i] = offsets[k] + session.spot.index
@@ -304,15 +319,25 @@ class ParkingModel:
                         return
             free = entry_free[k]
             if free is not None:
-                start = free[0]
-                start = t if t > start else start
-                lane_start[i] = start
-                done = start + entry_service[k][i]
-                heapreplace(free, done)
+                if lane_of is None:
+                    start = free[0]
+                    start = t if t > start else start
+                    lane_start[i] = start
+                    done = start + entry_service[k][i]
+                    heapreplace(free, done)
+                else:  # the lane free longest (the lowest number on a tie) serves the car
+                    start, lane = free[0]
+                    start = t if t > start else start
+                    lane_start[i] = start
+                    done = start + entry_service[k][i]
+                    heapreplace(free, (done, lane))
+                    lane_of[i] = lane
                 heappush(queue, (done, _ARRIVE, nxt(), _Call(at_gate, i)))
             else:
                 if any_entry_lanes:  # a lot without barriers in a network that has some
                     gate_t[i] = t
+                    if lane_of is not None:  # diverted here from a lane of another lot
+                        lane_of[i] = 0
                 gate(i, t)
 
         def arrive_first(i: int, t: float) -> None:
