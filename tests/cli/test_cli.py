@@ -197,3 +197,15 @@ demand:
     figures = json.loads((out / "summary.json").read_text())["metrics"]
     peaks = [k for k in figures if k.startswith("occupancy.level[") and k.endswith(".peak")]
     assert len(peaks) == 60  # every level is still in the file
+
+
+def test_a_figure_no_replication_saw_is_footnoted_as_a_bound_not_as_too_few() -> None:
+    """The downtown garage never blocks: its blocked share is an upper bound (rule of three),
+    and the footnote says so instead of asking for more replications."""
+    result = runner.invoke(
+        app, ["run", str(ROOT / "scenarios" / "downtown_garage.yaml"), "--days", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "blocked (no spot)" in text and "not seen in any replication" in text
+    assert "one-sided 95% bound" in text

@@ -87,8 +87,21 @@ def unreliable_note(table: Any) -> str | None:
     flagged = [n for n in table.index if bool(table.loc[n, "unreliable"])]
     if not flagged:
         return None
-    names = ", ".join(figures.label_of(n) for n in flagged)
-    return f"[yellow]note[/]: {escape(names)}: {escape(UNRELIABLE_NOTE)}"
+    # a figure no replication saw at all (mean 0, an upper bound only) is said plainly: its
+    # interval is a one-sided bound, and more replications only matter if the bound does
+    never = [n for n in flagged if "mean" in table.columns and table.loc[n, "mean"] == 0]
+    few = [n for n in flagged if n not in never]
+    lines = []
+    if few:
+        names = ", ".join(figures.label_of(n) for n in few)
+        lines.append(f"[yellow]note[/]: {escape(names)}: {escape(UNRELIABLE_NOTE)}")
+    if never:
+        names = ", ".join(figures.label_of(n) for n in never)
+        lines.append(
+            f"[yellow]note[/]: {escape(names)}: not seen in any replication; the interval's "
+            "upper end is a one-sided 95% bound (rule of three), not a spread"
+        )
+    return "\n".join(lines)
 
 
 def statistics_notes(result: RunResult) -> tuple[list[str], list[str]]:
