@@ -54,11 +54,10 @@ import pandas as pd
 
 from twin.calibrate.cleaning import CalibrationInputError
 from twin.calibrate.occupancy import (
-    DAY_TYPES,
     MIN_DAYS,
     MIN_READINGS,
     SiteFit,
-    day_type,
+    day_kind,
     fit_site,
 )
 
@@ -195,7 +194,7 @@ def _block_mass(fit: SiteFit, kinds: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     a = np.maximum(edges[:-1][None, :], lo[:, None])
     b = np.maximum(a, np.minimum(edges[1:][None, :], hi[:, None]))
     mass = fit.law.G(at[:, None] - a) - fit.law.G(at[:, None] - b)
-    lam = np.stack([fit.rates[DAY_TYPES[k]] for k in kinds]) if len(kinds) else np.zeros((0, 1))
+    lam = fit.rate_table()[kinds] if len(kinds) else np.zeros((0, 1))
     return np.sum(mass * lam, axis=1)
 
 
@@ -223,7 +222,7 @@ def twin_forecast(
     hours 1 (or 1–2) weeks before (:func:`_implied_level`). The twin so follows a level that
     drifts over weeks (e.g. Christmas shopping) or differs between weekdays, and between hours
     of a weekday, that the fitted Mon–Fri profile shares."""
-    kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
+    kinds = day_kind(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
     cap = pairs["capacity"].to_numpy(float)
@@ -297,7 +296,7 @@ def _with_recent_level(
     """``pairs`` with ``recent_level``: Σ observed ÷ Σ fitted counts over the site's readings
     of the 7 days before each pair's day (``mode`` "week") or of the same weekday a week
     before ("weekday"); 1 when there are none. Only the past is used."""
-    pred = fit.predict(series["t_h"].to_numpy(), day_type(series["time"]))
+    pred = fit.predict(series["t_h"].to_numpy(), day_kind(series["time"]))
     daily = (
         pd.DataFrame({"day": series["day"], "obs": series["occupied"], "pred": pred})
         .groupby("day")[["obs", "pred"]]
@@ -319,7 +318,7 @@ def _with_recent_level(
 def _flow_pieces(fit: SiteFit, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per pair: the share of the cars parked at the origin the model expects still there at
     the target (p_stay), and the newcomers it expects there (m_new, cars)."""
-    kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
+    kinds = day_kind(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
     start = np.full_like(t0, fit.blocks.edges[0])
