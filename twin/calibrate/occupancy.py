@@ -445,8 +445,7 @@ def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
     wd = frame["time"].dt.day_of_week.to_numpy()
     days = frame["time"].dt.normalize().to_numpy()
     own = {
-        f: _fit_weekdays(blocks, v[1], v[2][0], t, wd, days, y, capacity)
-        for f, v in fits.items()
+        f: _fit_weekdays(blocks, v[1], v[2][0], t, wd, days, y, capacity) for f, v in fits.items()
     }
     fit = SiteFit(
         site=site,
