@@ -32,6 +32,12 @@ def backtest_command(
     test_days: Annotated[
         int | None, typer.Option(min=1, help="Score only this many days after the cut.")
     ] = None,
+    refit_days: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Refit the twin every N test days on the readings before (0: never)."
+        ),
+    ] = 7,
     no_plots: NoPlotsOption = False,
 ) -> None:
     """Calibrate on the readings up to --train-until, then forecast occupancy from every hourly
@@ -58,6 +64,7 @@ def backtest_command(
             seed=seed,
             test_days=test_days,
             plots=not no_plots,
+            refit_days=refit_days or None,
         )
     except (CalibrationInputError, api.ScenarioError) as exc:
         fail(str(exc).splitlines())

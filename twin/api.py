@@ -488,12 +488,15 @@ def backtest(
     seed: int = 0,
     test_days: int | None = None,
     plots: bool = True,
+    refit_days: int | None = 7,
 ) -> Any:
     """Calibrate an occupancy series on readings up to ``train_until`` and forecast from every
     hourly origin after it with the twin, seasonal naive and ETS (see
-    :mod:`twin.calibrate.backtest`). Returns a :class:`twin.calibrate.backtest.Backtest` whose
-    ``table`` is ``backtest.csv`` (site, horizon_h, method, n, mae, rmse, coverage80,
-    coverage95) and whose ``frames`` are the CSV tables written to ``out`` (when given).
+    :mod:`twin.calibrate.backtest`); the twin is refitted every ``refit_days`` test days on the
+    readings before (None or 0: one fit at the cut). Returns a
+    :class:`twin.calibrate.backtest.Backtest` whose ``table`` is ``backtest.csv`` (site,
+    horizon_h, method, n, mae, rmse, coverage80, coverage95) and whose ``frames`` are the CSV
+    tables written to ``out`` (when given).
     Raises :class:`twin.calibrate.cleaning.CalibrationInputError` on inputs the caller can fix.
     """
     from twin.calibrate.backtest import backtest as _backtest
@@ -509,6 +512,7 @@ def backtest(
         seed=seed,
         test_days=test_days,
         plots=plots,
+        refit_days=refit_days,
     )
 
 

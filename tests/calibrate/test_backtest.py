@@ -326,3 +326,48 @@ def test_flow_level_is_what_the_same_weekday_implied_and_uses_only_the_past():
     assert _implied_level(fit, later, pairs, 1)[0] == pytest.approx(expected)
     # no reading a week before: the prior level is 1
     assert _implied_level(fit, s[s["day"] >= monday], pairs, 1)[0] == 1.0
+
+
+def test_rolling_refit_uses_only_readings_before_each_block():
+    """The twin is refitted every 7 test days on the readings before the block: readings of
+    the block's own days and later change none of its forecasts; readings of the week before
+    the block (after the cut) do, which the one fit at the cut would not see."""
+    from twin.calibrate.backtest import TwinSetup, _rolling_twin
+
+    rng = np.random.default_rng(4)
+    days = pd.date_range("2026-01-05", periods=35)
+    times = np.concatenate(
+        [
+            pd.date_range(d + pd.Timedelta("7h45min"), d + pd.Timedelta("16h15min"), freq="30min")
+            for d in days
+        ]
+    )
+    h = (pd.Series(times) - pd.Series(times).dt.normalize()).dt.total_seconds().to_numpy() / 3600
+    n = rng.poisson(1500 * np.clip(1 - ((h - 12.5) / 5) ** 2, 0.05, None))
+    readings = pd.DataFrame({"time": times, "occupied": n, "capacity": 5000})
+    cut = pd.Timestamp("2026-01-26")  # three weeks of fit, two test weeks
+    from twin.calibrate.occupancy import fit_site
+
+    fit = fit_site(readings[readings["time"] < cut], "s")
+    site_df = _slotted(readings.assign(site="s"))
+    test = _pairs(site_df, cut, None, (2,))
+    setup = TwinSetup(fit, 1.0, {2: 0.1})
+
+    def run(r: pd.DataFrame, refit: int | None = 7) -> pd.DataFrame:
+        return _rolling_twin(setup, test, site_df, r, cut, refit, 100, 0, 0)
+
+    base = run(readings)
+    second = pd.to_datetime(test["day"].to_numpy()) >= cut + pd.Timedelta(days=7)
+    assert second.any() and (~second).any()
+    late = readings["time"] >= cut + pd.Timedelta(days=7)
+    changed_late = readings.assign(occupied=np.where(late, 4900, readings["occupied"]))
+    pd.testing.assert_frame_equal(run(changed_late), base)
+    first_week = (readings["time"] >= cut) & ~late
+    busier = readings.assign(
+        occupied=np.where(first_week, readings["occupied"] * 2, readings["occupied"])
+    )
+    moved = run(busier)
+    assert not np.allclose(moved["p50"].to_numpy()[second], base["p50"].to_numpy()[second])
+    pd.testing.assert_frame_equal(moved[~second], base[~second])
+    # without the refit the first test week's readings never reach the fit
+    pd.testing.assert_frame_equal(run(busier, None), run(readings, None))

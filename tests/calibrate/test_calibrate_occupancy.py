@@ -307,3 +307,80 @@ def test_fitted_scenario_reproduces_the_observed_curve(simulated):
     assert len(both) >= 8
     gap = (both["sim"] - both["obs"]).abs() / both["obs"].max()
     assert gap.max() < 0.06, both
+
+
+def _weekday_lot(fridays: int, friday_scale: float, seed: int = 5) -> pd.DataFrame:
+    """An M_t/G/∞ lot whose Fridays have ``friday_scale`` times the afternoon arrivals of the
+    other days (hours 12–16); ``fridays``: how many Fridays the series keeps."""
+    rng = np.random.default_rng(seed)
+    s2 = np.log1p((STAY_SD / STAY_MEAN) ** 2)
+    mu = np.log(STAY_MEAN) - s2 / 2
+    rows, seen = [], 0
+    for day in pd.date_range("2026-01-05", periods=42):
+        if day.day_of_week == 4:
+            seen += 1
+            if seen > fridays:
+                continue
+        rates = np.asarray(RATES, dtype=float)
+        if day.day_of_week == 4:
+            rates[12:17] *= friday_scale
+        n = rng.poisson(rates)
+        arr = np.concatenate([h + rng.random(k) for h, k in enumerate(n)]) * 60
+        leave = arr + rng.lognormal(mu, np.sqrt(s2), len(arr))
+        for t in _readings(day):
+            m = (t - day).total_seconds() / 60
+            rows.append((t, int(((arr <= m) & (leave > m)).sum())))
+    return pd.DataFrame(rows, columns=["t", "n"]).assign(site="sim", cap=5000)
+
+
+def test_each_weekday_gets_its_own_profile():
+    """A lot busier on Friday afternoons: the fit gives Friday its own, higher afternoon rates
+    (near the truth), leaves Monday near the shared ones, predicts Friday's curve better than
+    the shared Mon–Fri profile, and the written scenario carries the day names."""
+    from twin.calibrate.occupancy import day_kind
+    from twin.calibrate.scenarios import occupancy_scenario
+
+    frame = _weekday_lot(fridays=6, friday_scale=1.8)
+    fit = _fit(frame)
+    fri = np.asarray(fit.blocks.hourly(fit.rates["fri"]))
+    mon = np.asarray(fit.blocks.hourly(fit.rates["mon"]))
+    truth = np.asarray(RATES[12:15], dtype=float) * 1.8
+    assert fri[12:15].sum() == pytest.approx(truth.sum(), rel=0.2), fri
+    assert mon[12:15].sum() == pytest.approx(sum(RATES[12:15]), rel=0.2), mon
+    is_fri = frame["t"].dt.day_of_week == 4
+    t = ((frame["t"] - frame["t"].dt.normalize()).dt.total_seconds() / 3600).to_numpy()[is_fri]
+    own = fit.predict(t, day_kind(frame["t"][is_fri]))
+    shared = fit.pooled().predict(t, day_kind(frame["t"][is_fri]))
+    y = frame["n"].to_numpy()[is_fri]
+    assert np.abs(own - y).mean() < 0.6 * np.abs(shared - y).mean()
+    sc = occupancy_scenario(fit, "test", pd.Timestamp("2026-01-05").to_pydatetime())
+    assert sc.demand[0].profile.for_day(4) == [round(r, 4) for r in fri]
+
+
+def test_a_weekday_seen_once_stays_near_the_shared_profile():
+    """Shrinkage: with one Friday in the data its own profile moves only part of the way."""
+    one = _fit(_weekday_lot(fridays=1, friday_scale=1.8))
+    many = _fit(_weekday_lot(fridays=6, friday_scale=1.8))
+    pm = float(np.sum(one.rates["weekday"]))
+
+    def lift(fit):
+        return float(np.sum(fit.rates["fri"])) / float(np.sum(fit.rates["weekday"]))
+
+    assert 1.0 < lift(one) < lift(many)
+    assert pm > 0
+
+
+def test_weekday_profiles_use_only_readings_before_the_cut():
+    """No look-ahead: changing every reading after train_until leaves each weekday's fitted
+    profile exactly as it was."""
+    frame = _weekday_lot(fridays=6, friday_scale=1.8)
+    later = frame["t"] >= pd.Timestamp("2026-02-02")
+    changed = frame.assign(n=np.where(later, frame["n"] * 2 + 7, frame["n"]))
+    fits = [
+        calibrate_series(clean_series(f, COLS)[0], train_until=pd.Timestamp("2026-02-01")).fits[
+            "sim"
+        ]
+        for f in (frame, changed)
+    ]
+    for k in ("mon", "tue", "wed", "thu", "fri"):
+        assert np.array_equal(fits[0].rates[k], fits[1].rates[k]), k

@@ -54,11 +54,10 @@ import pandas as pd
 
 from twin.calibrate.cleaning import CalibrationInputError
 from twin.calibrate.occupancy import (
-    DAY_TYPES,
     MIN_DAYS,
     MIN_READINGS,
     SiteFit,
-    day_type,
+    day_kind,
     fit_site,
 )
 
@@ -195,7 +194,7 @@ def _block_mass(fit: SiteFit, kinds: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     a = np.maximum(edges[:-1][None, :], lo[:, None])
     b = np.maximum(a, np.minimum(edges[1:][None, :], hi[:, None]))
     mass = fit.law.G(at[:, None] - a) - fit.law.G(at[:, None] - b)
-    lam = np.stack([fit.rates[DAY_TYPES[k]] for k in kinds]) if len(kinds) else np.zeros((0, 1))
+    lam = fit.rate_table()[kinds] if len(kinds) else np.zeros((0, 1))
     return np.sum(mass * lam, axis=1)
 
 
@@ -223,7 +222,7 @@ def twin_forecast(
     hours 1 (or 1–2) weeks before (:func:`_implied_level`). The twin so follows a level that
     drifts over weeks (e.g. Christmas shopping) or differs between weekdays, and between hours
     of a weekday, that the fitted Mon–Fri profile shares."""
-    kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
+    kinds = day_kind(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
     cap = pairs["capacity"].to_numpy(float)
@@ -273,6 +272,9 @@ WINDOW_LEVELS = {"flow": 1, "flow2": 2}
 MIN_LEVEL, MAX_LEVEL = 0.05, 3.0
 #: The last days of the training part on which a site's twin is tuned (see _setup).
 TUNE_DAYS = 14
+#: Weekday profiles tried per site: each weekday its own (shrunk towards Mon–Fri), or the
+#: one Mon–Fri profile (a flow level may already carry the weekday's own shape).
+PROFILES = ("own", "shared")
 #: Flow-factor CVs tried per site and horizon for the bands (see _tune).
 DRIFT_CVS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
@@ -286,6 +288,8 @@ class TwinSetup:
     drift_cv: dict[int, float]  # per horizon (hours)
     recent: str | None = None
     tuned_on: str = ""
+    #: "own": each weekday its own profile; "shared": one Mon–Fri profile (see PROFILES)
+    profile: str = "own"
 
     def drift_for(self, pairs: pd.DataFrame) -> np.ndarray:
         return pairs["horizon_h"].map(self.drift_cv).fillna(0.0).to_numpy(float)
@@ -297,7 +301,7 @@ def _with_recent_level(
     """``pairs`` with ``recent_level``: Σ observed ÷ Σ fitted counts over the site's readings
     of the 7 days before each pair's day (``mode`` "week") or of the same weekday a week
     before ("weekday"); 1 when there are none. Only the past is used."""
-    pred = fit.predict(series["t_h"].to_numpy(), day_type(series["time"]))
+    pred = fit.predict(series["t_h"].to_numpy(), day_kind(series["time"]))
     daily = (
         pd.DataFrame({"day": series["day"], "obs": series["occupied"], "pred": pred})
         .groupby("day")[["obs", "pred"]]
@@ -319,7 +323,7 @@ def _with_recent_level(
 def _flow_pieces(fit: SiteFit, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per pair: the share of the cars parked at the origin the model expects still there at
     the target (p_stay), and the newcomers it expects there (m_new, cars)."""
-    kinds = day_type(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
+    kinds = day_kind(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
     t0 = pairs["t0_h"].to_numpy(float)
     t1 = pairs["t1_h"].to_numpy(float)
     start = np.full_like(t0, fit.blocks.edges[0])
@@ -367,8 +371,9 @@ def _tune(
     best = (math.inf, TwinSetup(fit, 1.0, {}))
     if not len(train_pairs):
         return best[1], rows
-    for family in families:
+    for family, profile in itertools.product(families, PROFILES):
         cand = fit.with_family(family) if fit.alternatives else fit
+        cand = cand.pooled() if profile == "shared" else cand
         for w, recent in itertools.product(WEIGHTS, LEVELS):
             with_level = (
                 _with_recent_level(cand, train_pairs, series, recent) if recent else train_pairs
@@ -386,6 +391,7 @@ def _tune(
                 {
                     "site": fit.site,
                     "family": family,
+                    "profile": profile,
                     "stay_mean_min": cand.law.mean_h * 60,
                     "stay_sd_min": cand.law.sd_h * 60,
                     "aic": fit.family_aic.get(family, math.nan),
@@ -396,7 +402,7 @@ def _tune(
                 }
             )
             if mae < best[0]:
-                best = (mae, TwinSetup(cand, w, {}, recent))
+                best = (mae, TwinSetup(cand, w, {}, recent, profile=profile))
     setup = best[1]
     gaps: dict[int, list[tuple[float, float]]] = {}
     tuned = (
@@ -425,6 +431,7 @@ def _tune(
     for r in rows:
         r["chosen"] = (
             r["family"] == setup.fit.law.family
+            and r["profile"] == setup.profile
             and r["weight"] == setup.weight
             and r["recent_level"] == (setup.recent or "none")
         )
@@ -463,8 +470,66 @@ def _setup(
     setup, rows = _tune(tune_fit, pairs, site_df, replications, seed)
     family = setup.fit.law.family
     full = fit.with_family(family) if family in fit.alternatives else fit
+    full = full.pooled() if setup.profile == "shared" else full
     on = f"last {TUNE_DAYS} training days (fitted on the days before)"
     return replace(setup, fit=full, tuned_on=on), [{**r, "tuned_on": on} for r in rows]
+
+
+#: The twin is refitted on every reading before the day every this many test days (see
+#: _rolling_twin).
+REFIT_DAYS = 7
+
+
+def _rolling_twin(
+    setup: TwinSetup,
+    test: pd.DataFrame,
+    site_df: pd.DataFrame,
+    readings: pd.DataFrame,
+    cut: pd.Timestamp,
+    refit_days: int | None,
+    replications: int,
+    seed: int,
+    k: int,
+) -> pd.DataFrame:
+    """The twin's forecasts for the test pairs, in their order, refitted as the test weeks go
+    by: the pairs of test days [cut + i·refit_days, cut + (i+1)·refit_days) are forecast by the
+    calibration refitted (:func:`fit_site`) on the site's readings before the block's first day
+    — the profiles, per weekday too, and the stay law follow the weeks' drift (e.g. towards
+    Christmas) — with the choices tuned at the cut (stay family, profile, weight, level, band
+    width) kept. Only readings before each origin's day are used. Column ``recent_level`` is
+    the prior level used (1 without one)."""
+    days = pd.to_datetime(test["day"].to_numpy())
+    block = (
+        np.zeros(len(test), dtype=int)
+        if not refit_days
+        else ((days - cut).days.to_numpy() // int(refit_days)).astype(int)
+    )
+    parts = []
+    for b in np.unique(block).tolist():
+        pos = np.flatnonzero(block == b)
+        part = test.iloc[pos]
+        f = setup.fit
+        start = cut + pd.Timedelta(days=b * int(refit_days or 0))
+        before = readings[readings["time"] < start]
+        if b > 0 and len(before) >= MIN_READINGS:
+            f = fit_site(before, f.site)
+            f = f.with_family(setup.fit.law.family) if setup.fit.law.family in f.alternatives else f
+            f = f.pooled() if setup.profile == "shared" else f
+        if setup.recent:
+            part = _with_recent_level(f, part, site_df, setup.recent)
+        fc = twin_forecast(
+            f,
+            part,
+            replications,
+            np.random.default_rng([seed, k] if b == 0 else [seed, k, b]),
+            weight=setup.weight,
+            drift_cv=setup.drift_for(part),
+            recent=setup.recent,
+        )
+        fc.index = pos
+        fc["recent_level"] = part["recent_level"].to_numpy() if setup.recent else 1.0
+        parts.append(fc)
+    return pd.concat(parts).sort_index()
 
 
 # -- ETS ----------------------------------------------------------------------------------------
@@ -583,12 +648,15 @@ def backtest(
     seed: int = 0,
     test_days: int | None = None,
     plots: bool = True,
+    refit_days: int | None = REFIT_DAYS,
 ) -> Backtest:
     """Calibrate on readings up to ``train_until`` (a date, inclusive), forecast from every
     hourly origin after it (the first ``test_days`` days only, if given) at ``horizons`` hours
     with the twin, seasonal naive and ETS, and score them (see the module doc). With ``out``,
     writes backtest.csv, forecasts.csv, families.csv, unusable.csv, and (``plots``) PNGs and
-    backtest.html there. Raises CalibrationInputError on inputs the caller can fix."""
+    backtest.html there. ``refit_days``: refit each site's profiles and stay law every so
+    many test days on the readings before (None or 0: one fit at the cut; see
+    :func:`_rolling_twin`). Raises CalibrationInputError on inputs the caller can fix."""
     from twin.calibrate.run import calibrate_occupancy
 
     if train_until is None:
@@ -619,23 +687,17 @@ def backtest(
             unusable[site] = "no test origin with a reading at the target and a week before"
             continue
         setup, rows = _setup(fit, train_df, site_df, cut, horizons, replications, seed + k)
-        if setup.recent:
-            test = _with_recent_level(setup.fit, test, site_df, setup.recent)
         fam_rows += rows
         try:
             ets, _ = ets_forecast(site_df, test, slots, cut)
         except CalibrationInputError as exc:
             unusable[site] = str(exc)
             continue
-        twin = twin_forecast(
-            setup.fit,
-            test,
-            replications,
-            np.random.default_rng([seed, k]),
-            weight=setup.weight,
-            drift_cv=setup.drift_for(test),
-            recent=setup.recent,
-        )
+        readings = cal.frames["predictions"]
+        readings = readings[readings["site"] == site][["time", "occupied", "capacity"]]
+        twin = _rolling_twin(setup, test, site_df, readings, cut, refit_days, replications, seed, k)
+        if setup.recent:
+            test = test.assign(recent_level=twin.pop("recent_level").to_numpy())
         base = test[["horizon_h", "origin", "target", "n0", "capacity", "actual"]].copy()
         base.insert(0, "site", site)
         for method, values in (

@@ -210,6 +210,7 @@ def write_report(result, out: Path) -> list[Path]:
                     [
                         "site",
                         "family",
+                        "profile",
                         "stay_mean_min",
                         "weight",
                         "recent_level",

@@ -19,8 +19,11 @@ Assumptions (Birmingham publishes 07:45–16:30 only, no nights):
   observed hour (one rate for that early block: it stands for everyone parked before counts
   begin, overnight parkers included) and stop after the last observed hour (the unobserved
   evening has rate 0 in the scenario, which empties the lot overnight, consistently);
-- weekdays (Mon–Fri) share one profile, Saturday and Sunday have their own; the stay law is
-  the same every day;
+- weekdays (Mon–Fri) share one profile, Saturday and Sunday have their own; each weekday
+  then gets its own profile (Friday afternoons are not Monday's), fitted with the stay law
+  held and shrunk towards the Mon–Fri profile by a prior worth SHRINK_DAYS days of readings,
+  so a weekday with few days in the data stays near the shared profile; the stay law is the
+  same every day;
 - day-to-day variation is a gamma-distributed factor on a day's arrivals (mean 1): its CV is
   estimated from the spread of the daily ratio observed/fitted, less the Poisson noise the
   model itself predicts for that ratio (exact M_t/G/∞ covariances).
@@ -39,6 +42,12 @@ from scipy import optimize, stats
 EARLY_HOURS = 2
 #: Day types with their own arrival profile.
 DAY_TYPES = ("weekday", "sat", "sun")
+#: Day kinds (codes of :func:`day_kind`): the day types, then each weekday with its own
+#: profile (shrunk towards "weekday", see _fit_weekdays).
+DAY_KINDS = (*DAY_TYPES, "mon", "tue", "wed", "thu", "fri")
+#: A weekday's own profile is shrunk towards the Mon–Fri one by a prior worth this many days of
+#: that weekday's readings (per rate block): with n days of it, the data weigh about n/(n+k).
+SHRINK_DAYS = 2.0
 #: Smoothness penalty on neighbouring hourly rates (relative to the data's weight); small: it
 #: only settles rates the data cannot tell apart (the unobserved early hours).
 SMOOTH = 0.02
@@ -60,8 +69,16 @@ CV_BOUNDS = (0.3, 3.0)
 
 
 def day_type(ts: pd.Series) -> np.ndarray:
+    """0 Mon–Fri, 1 Saturday, 2 Sunday (indices of DAY_TYPES)."""
     wd = ts.dt.day_of_week.to_numpy()
     return np.where(wd < 5, 0, np.where(wd == 5, 1, 2))
+
+
+def day_kind(ts: pd.Series) -> np.ndarray:
+    """Indices of DAY_KINDS: 3–7 Monday–Friday (each weekday's own profile), 1 Saturday,
+    2 Sunday. A fit without per-weekday profiles gives every weekday the Mon–Fri one."""
+    wd = ts.dt.day_of_week.to_numpy()
+    return np.where(wd < 5, 3 + wd, np.where(wd == 5, 1, 2))
 
 
 # -- the stay law: G(x) = E[min(X, x)] ----------------------------------------------------------
@@ -158,7 +175,7 @@ class SiteFit:
     capacity: int
     law: StayLaw
     blocks: Blocks
-    rates: dict[str, np.ndarray]  # day type -> block rates (cars/h)
+    rates: dict[str, np.ndarray]  # day kind (DAY_KINDS) -> block rates (cars/h)
     fitted_types: list[str]
     n_readings: int
     n_days: int
@@ -175,10 +192,16 @@ class SiteFit:
     day_factor_sd_raw: float = float("nan")
     day_factors: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
 
+    def rate_table(self) -> np.ndarray:
+        """Block rates per day kind, rows in DAY_KINDS order (index with :func:`day_kind` or
+        :func:`day_type` codes); a weekday without its own profile has the Mon–Fri one."""
+        return np.stack([self.rates.get(d, self.rates["weekday"]) for d in DAY_KINDS])
+
     def predict(self, t_h: np.ndarray, dtype: np.ndarray) -> np.ndarray:
-        """Expected count (capacity-limited) at hours-of-day ``t_h`` on day types ``dtype``."""
+        """Expected count (capacity-limited) at hours-of-day ``t_h`` on day kinds ``dtype``
+        (:func:`day_kind` codes; :func:`day_type` codes give the Mon–Fri profile)."""
         A = self.blocks.design(self.law, t_h)
-        lam = np.stack([self.rates[d] for d in DAY_TYPES])[dtype]
+        lam = self.rate_table()[dtype]
         return capped_mean(np.einsum("ij,ij->i", A, lam), self.capacity)
 
     def with_family(self, family: str) -> SiteFit:
@@ -187,12 +210,17 @@ class SiteFit:
         law, rates = self.alternatives[family]
         return replace(self, law=law, rates=dict(rates))
 
+    def pooled(self) -> SiteFit:
+        """This fit with one Mon–Fri profile (the per-weekday ones dropped)."""
+        return replace(self, rates={d: self.rates[d] for d in DAY_TYPES})
+
     def rate_at(self, s_h: np.ndarray, kind: str) -> np.ndarray:
         """Arrival rate (cars/h) at hours-of-day ``s_h`` on a ``kind`` day (0 outside)."""
         edges = np.asarray(self.blocks.edges)
         j = np.searchsorted(edges, s_h, side="right") - 1
         inside = (j >= 0) & (j < self.blocks.n)
-        return np.where(inside, self.rates[kind][np.clip(j, 0, self.blocks.n - 1)], 0.0)
+        rates = self.rates.get(kind, self.rates["weekday"])
+        return np.where(inside, rates[np.clip(j, 0, self.blocks.n - 1)], 0.0)
 
     def age_quantiles(self, t_h: float, kind: str, q: np.ndarray) -> np.ndarray:
         """Quantiles (hours) of how long the cars parked at hour-of-day ``t_h`` have been
@@ -215,7 +243,7 @@ class SiteFit:
 
     def arrivals_per_day(self, kind: str) -> float:
         widths = np.diff(self.blocks.edges)
-        return float(np.sum(self.rates[kind] * widths))
+        return float(np.sum(self.rates.get(kind, self.rates["weekday"]) * widths))
 
     def as_dict(self) -> dict:
         return {
@@ -227,10 +255,12 @@ class SiteFit:
                 "sd_min": self.law.sd_h * 60,
             },
             "stay_family_aic": self.family_aic,
-            "profiles": {d: self.blocks.hourly(self.rates[d]) for d in DAY_TYPES},
+            "profiles": {
+                d: self.blocks.hourly(self.rates[d]) for d in DAY_KINDS if d in self.rates
+            },
             "profiles_fitted": self.fitted_types,
             "profile_fitted_on": self.profile_source,
-            "arrivals_per_day": {d: self.arrivals_per_day(d) for d in DAY_TYPES},
+            "arrivals_per_day": {d: self.arrivals_per_day(d) for d in DAY_KINDS if d in self.rates},
             "n_readings": self.n_readings,
             "n_days": self.n_days,
             "rmse_occupancy_rate": self.rmse_rate,
@@ -239,7 +269,8 @@ class SiteFit:
             "assumptions": [
                 "lot empty at the start of each day; arrivals from "
                 f"{self.blocks.edges[0]:g}:00, none after {self.blocks.edges[-1]:g}:00",
-                "Mon-Fri share one profile; Sat and Sun their own",
+                "Mon-Fri share one profile; each weekday its own, shrunk towards it by a prior "
+                f"worth {SHRINK_DAYS:g} days; Sat and Sun their own",
                 "one stay law for every day and hour",
             ],
         }
@@ -411,12 +442,17 @@ def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
     aic, law, rates, sse = fits[family]
     for k in range(3):
         rates[k] = rates[source[k]]  # a day type with too few readings borrows (see below)
+    wd = frame["time"].dt.day_of_week.to_numpy()
+    days = frame["time"].dt.normalize().to_numpy()
+    own = {
+        f: _fit_weekdays(blocks, v[1], v[2][0], t, wd, days, y, capacity) for f, v in fits.items()
+    }
     fit = SiteFit(
         site=site,
         capacity=capacity,
         law=law,
         blocks=blocks,
-        rates={DAY_TYPES[k]: rates[k] for k in range(3)},
+        rates={**{DAY_TYPES[k]: rates[k] for k in range(3)}, **own[family]},
         fitted_types=[DAY_TYPES[k] for k in types],
         profile_source={DAY_TYPES[k]: DAY_TYPES[source[k]] for k in range(3)},
         n_readings=len(y),
@@ -425,12 +461,54 @@ def fit_site(frame: pd.DataFrame, site: str) -> SiteFit:
         aic=aic,
         family_aic={f: v[0] for f, v in fits.items()},
         alternatives={
-            f: (v[1], {DAY_TYPES[k]: v[2][source[k]].copy() for k in range(3)})
+            f: (v[1], {**{DAY_TYPES[k]: v[2][source[k]].copy() for k in range(3)}, **own[f]})
             for f, v in fits.items()
         },
     )
-    _day_factor(fit, frame, t, dt)
+    _day_factor(fit, frame, t, day_kind(frame["time"]))
     return fit
+
+
+def _fit_weekdays(
+    blocks: Blocks,
+    law: StayLaw,
+    pooled: np.ndarray,
+    t: np.ndarray,
+    wd: np.ndarray,
+    days: np.ndarray,
+    y: np.ndarray,
+    capacity: int,
+) -> dict[str, np.ndarray]:
+    """Each weekday's own block rates, the stay law held: least squares on that weekday's
+    binned readings (capacity cut, the same smoothness penalty) plus a ridge towards the
+    Mon–Fri rates ``pooled`` worth SHRINK_DAYS days of that weekday's readings per block (the
+    data's information on block j from one day is Σ_i w_i A_ij² / n_days). With many days of
+    a weekday its own shape wins; with one or two it stays near the shared profile. A weekday
+    with no readings is left out (it keeps the Mon–Fri profile, see SiteFit.rate_table)."""
+    out: dict[str, np.ndarray] = {}
+    nb = blocks.n
+    for d in range(5):
+        sel = wd == d
+        n_days = len(np.unique(days[sel]))
+        if n_days == 0:
+            continue
+        tb, _, yb, w = _binned(t[sel], np.zeros(int(sel.sum()), dtype=int), y[sel])
+        sw = np.sqrt(w)
+        A = blocks.design(law, tb)
+        info = (w[:, None] * A**2).sum(axis=0) / n_days
+        prior = np.sqrt(SHRINK_DAYS * np.maximum(info, 1e-12))
+        smooth = _smooth_rows(nb, math.sqrt(SMOOTH * w.sum() / max(nb, 1)))
+
+        def resid(r: np.ndarray, A=A, yb=yb, sw=sw, prior=prior, smooth=smooth) -> np.ndarray:
+            fit = capped_mean(A @ r, capacity)
+            pen = smooth @ r if len(smooth) else np.zeros(0)
+            return np.concatenate([(fit - yb) * sw, pen, prior * (r - pooled)])
+
+        sol = optimize.least_squares(
+            resid, np.maximum(pooled, 1e-9), bounds=(0.0, np.inf), x_scale="jac", max_nfev=60
+        )
+        out[DAY_KINDS[3 + d]] = sol.x
+    return out
 
 
 def _day_factor(fit: SiteFit, frame: pd.DataFrame, t: np.ndarray, dt: np.ndarray) -> None:
@@ -461,7 +539,7 @@ def _day_factor(fit: SiteFit, frame: pd.DataFrame, t: np.ndarray, dt: np.ndarray
 
 def _ratio_noise(fit: SiteFit, t: np.ndarray, kind: int) -> float:
     """Var(Σ N_i) / (Σ m_i)² for one day's readings under the fitted M_t/G/∞ (no day factor)."""
-    rates = fit.rates[DAY_TYPES[kind]]
+    rates = fit.rate_table()[kind]
     t = np.sort(t)
     a = np.asarray(fit.blocks.edges[:-1])
     b = np.asarray(fit.blocks.edges[1:])
@@ -519,7 +597,7 @@ def calibrate_series(
         fit = fit_site(train, str(site))
         fits[str(site)] = fit
         pred = frame[["site", "time", "occupied", "capacity", "period"]].copy()
-        pred["predicted"] = fit.predict(_hours_of_day(frame["time"]), day_type(frame["time"]))
+        pred["predicted"] = fit.predict(_hours_of_day(frame["time"]), day_kind(frame["time"]))
         preds.append(pred)
     predictions = (
         pd.concat(preds, ignore_index=True)

@@ -118,9 +118,12 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
         "demand": [
             {
                 "name": "arrivals",
+                # Mon–Fri as the shared profile, then each weekday's own where the fit has
+                # one (the schema's day names win over "weekday")
                 "profile": {
                     k: [round(r, 4) for r in fit.blocks.hourly(fit.rates[k])]
-                    for k in ("weekday", "sat", "sun")
+                    for k in ("weekday", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+                    if k in fit.rates
                 },
                 "dwell": fit.law.as_scenario(),
             }
