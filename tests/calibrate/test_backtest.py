@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from cli import app
 from twin import api
-from twin.calibrate.backtest import COLUMNS, METHODS, _pairs, _slotted, ets_forecast, twin_forecast
+from twin.calibrate.backtest import (
+    COLUMNS,
+    METHODS,
+    ets_forecast,
+    origin_pairs,
+    slotted_series,
+    twin_forecast,
+)
 from twin.calibrate.occupancy import Blocks, SiteFit, StayLaw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,9 +124,9 @@ def _series(days: int = 42, seed: int = 0) -> pd.DataFrame:
 
 
 def test_ets_forecast_uses_only_the_past():
-    s = _slotted(_series())
+    s = slotted_series(_series())
     cut = pd.Timestamp("2026-02-02")
-    pairs = _pairs(s, cut, cut + pd.Timedelta(days=1), (1, 2))
+    pairs = origin_pairs(s, cut, cut + pd.Timedelta(days=1), (1, 2))
     slots = np.arange(15, 34)
     before, _ = ets_forecast(s, pairs, slots, cut)
     future = s.copy()
@@ -302,7 +309,7 @@ def test_flow_level_is_what_the_same_weekday_implied_and_uses_only_the_past():
     forecast exact on the same weekday a week before (same origin and target slots), from
     readings of earlier days only: changing the pair's own day or any later day changes
     nothing."""
-    from twin.calibrate.backtest import _flow_pieces, _implied_level
+    from twin.calibrate.backtest import flow_pieces, implied_level
 
     fit = _fit()
     monday, before = pd.Timestamp("2026-01-12"), pd.Timestamp("2026-01-05")
@@ -312,27 +319,29 @@ def test_flow_level_is_what_the_same_weekday_implied_and_uses_only_the_past():
         (monday + pd.Timedelta(hours=10), 50, 5000),
         (monday + pd.Timedelta(hours=12), 4000, 5000),
     ]
-    s = _slotted(pd.DataFrame(rows, columns=["time", "occupied", "capacity"]).assign(site="s"))
-    pairs = _pairs(s, monday, None, (2,))
+    s = slotted_series(
+        pd.DataFrame(rows, columns=["time", "occupied", "capacity"]).assign(site="s")
+    )
+    pairs = origin_pairs(s, monday, None, (2,))
     assert len(pairs) == 1
-    p_stay, m_new = _flow_pieces(fit, pairs.assign(day=before))
+    p_stay, m_new = flow_pieces(fit, pairs.assign(day=before))
     expected = (800 - 900 * p_stay[0]) / m_new[0]
-    level = _implied_level(fit, s, pairs, 1)
+    level = implied_level(fit, s, pairs, 1)
     assert level[0] == pytest.approx(expected)
     assert abs(level[0] - 1.0) > 0.1  # the week before was not the fitted mean: it shows
     # the pair's own day and later days are not read
     later = s.copy()
     later.loc[later["day"] >= monday, "occupied"] = 10
-    assert _implied_level(fit, later, pairs, 1)[0] == pytest.approx(expected)
+    assert implied_level(fit, later, pairs, 1)[0] == pytest.approx(expected)
     # no reading a week before: the prior level is 1
-    assert _implied_level(fit, s[s["day"] >= monday], pairs, 1)[0] == 1.0
+    assert implied_level(fit, s[s["day"] >= monday], pairs, 1)[0] == 1.0
 
 
 def test_rolling_refit_uses_only_readings_before_each_block():
     """The twin is refitted every 7 test days on the readings before the block: readings of
     the block's own days and later change none of its forecasts; readings of the week before
     the block (after the cut) do, which the one fit at the cut would not see."""
-    from twin.calibrate.backtest import TwinSetup, _rolling_twin
+    from twin.calibrate.backtest import TwinSetup, rolling_twin
 
     rng = np.random.default_rng(4)
     days = pd.date_range("2026-01-05", periods=35)
@@ -349,12 +358,12 @@ def test_rolling_refit_uses_only_readings_before_each_block():
     from twin.calibrate.occupancy import fit_site
 
     fit = fit_site(readings[readings["time"] < cut], "s")
-    site_df = _slotted(readings.assign(site="s"))
-    test = _pairs(site_df, cut, None, (2,))
+    site_df = slotted_series(readings.assign(site="s"))
+    test = origin_pairs(site_df, cut, None, (2,))
     setup = TwinSetup(fit, 1.0, {2: 0.1})
 
     def run(r: pd.DataFrame, refit: int | None = 7) -> pd.DataFrame:
-        return _rolling_twin(setup, test, site_df, r, cut, refit, 100, 0, 0)
+        return rolling_twin(setup, test, site_df, r, cut, refit, 100, 0, 0)
 
     base = run(readings)
     second = pd.to_datetime(test["day"].to_numpy()) >= cut + pd.Timedelta(days=7)

@@ -266,20 +266,13 @@ def test_live_command_bad_input_is_one_line_and_exit_2(args, message):
     assert "Traceback" not in result.output
 
 
-def test_mirror_from_a_real_mosquitto_equals_the_file_replay(scenario, short_feed, tmp_path):
-    import os
-
-    from test_feed_mqtt import MOSQUITTO, Broker
-
+def test_mirror_from_a_real_mosquitto_equals_the_file_replay(scenario, short_feed, broker):
+    pytest.importorskip("paho.mqtt")
     from parktwin.adapters.sources.mqtt import MqttPublisher
     from twin.live.mirror import open_source
 
-    if not os.path.exists(MOSQUITTO):
-        pytest.skip("mosquitto is not installed (scripts/bootstrap.sh installs it)")
     _, lines = short_feed
     lines = lines[:6000]
-    broker = Broker(tmp_path)
-    broker.start()
     try:
         url = f"mqtt://127.0.0.1:{broker.port}/lot/feed"
         source = open_source(url, idle_s=3.0, client_id="mirror-test")

@@ -305,7 +305,7 @@ def test_holds_never_double_book_a_spot_with_walk_ins_present() -> None:
             assert b1 <= a2, f"spot {s1}: {w1} [{a1}, {b1}) overlaps {w2} [{a2}, {b2})"
     # at the end: every OCCUPIED spot has exactly one open session, and the counters recount
     lot = rec.lot
-    sessions = list(lot._open.values())
+    sessions = lot.sessions()
     occupied = sorted(s.index for s in lot.spots if s.status is SpotStatus.OCCUPIED)
     assert sorted(s.spot.index for s in sessions) == occupied
     reserved = sum(s.status is SpotStatus.RESERVED for s in lot.spots)

@@ -127,7 +127,7 @@ class Backtest:
 
 
 # -- the slot grid ------------------------------------------------------------------------------
-def _slotted(series: pd.DataFrame) -> pd.DataFrame:
+def slotted_series(series: pd.DataFrame) -> pd.DataFrame:
     """One reading per (site, day, slot): the one nearest the slot's time (±SLOT_MIN/2)."""
     df = series.copy()
     minutes = (df["time"] - df["time"].dt.normalize()).dt.total_seconds() / 60.0
@@ -148,7 +148,7 @@ def _site_slots(train: pd.DataFrame) -> np.ndarray:
     return np.arange(kept.min(), kept.max() + 1) if len(kept) else np.array([], dtype=int)
 
 
-def _pairs(
+def origin_pairs(
     site_df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None, horizons: Sequence[int]
 ) -> pd.DataFrame:
     """(origin, target) pairs: origin a reading on the hour in [start, end), target the reading
@@ -219,7 +219,7 @@ def twin_forecast(
     mean is a recent demand level (column ``recent_level`` of ``pairs``), not 1: observed ÷
     fitted counts of the 7 days before the origin's day or of the same weekday a week before;
     or ("flow", "flow2") the newcomer factor the same weekday's counts implied over the same
-    hours 1 (or 1–2) weeks before (:func:`_implied_level`). The twin so follows a level that
+    hours 1 (or 1–2) weeks before (:func:`implied_level`). The twin so follows a level that
     drifts over weeks (e.g. Christmas shopping) or differs between weekdays, and between hours
     of a weekday, that the fitted Mon–Fri profile shares."""
     kinds = day_kind(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
@@ -265,7 +265,7 @@ WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 #: level a week before (see twin_forecast's ``recent``).
 LEVELS = (None, "week", "weekday", "flow", "flow2")
 #: Levels implied by the same weekday's counts over the forecast's window of hours, this many
-#: weeks before (see _implied_level).
+#: weeks before (see implied_level).
 WINDOW_LEVELS = {"flow": 1, "flow2": 2}
 #: The implied newcomer factor is kept within [MIN_LEVEL, MAX_LEVEL] (a window with few
 #: expected newcomers gives a noisy ratio; a prior mean of 0 would rule newcomers out).
@@ -310,7 +310,7 @@ def _with_recent_level(
     )
     out = pairs.copy()
     if mode in WINDOW_LEVELS:
-        out["recent_level"] = _implied_level(fit, series, pairs, WINDOW_LEVELS[mode])
+        out["recent_level"] = implied_level(fit, series, pairs, WINDOW_LEVELS[mode])
         return out
     roll = daily.rolling(7, min_periods=1).sum().shift(1) if mode == "week" else daily.shift(7)
     level = (roll["obs"] / roll["pred"]).where(roll["pred"] > 0)
@@ -320,7 +320,7 @@ def _with_recent_level(
     return out
 
 
-def _flow_pieces(fit: SiteFit, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def flow_pieces(fit: SiteFit, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per pair: the share of the cars parked at the origin the model expects still there at
     the target (p_stay), and the newcomers it expects there (m_new, cars)."""
     kinds = day_kind(pd.Series(pd.to_datetime(pairs["day"].to_numpy())))
@@ -333,11 +333,11 @@ def _flow_pieces(fit: SiteFit, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndar
     return p_stay, _block_mass(fit, kinds, t0, t1, t1)
 
 
-def _implied_level(fit: SiteFit, series: pd.DataFrame, pairs: pd.DataFrame, weeks: int):
+def implied_level(fit: SiteFit, series: pd.DataFrame, pairs: pd.DataFrame, weeks: int):
     """Per pair: the newcomer factor that would have made the twin's mean forecast exact on
     the same weekday 1..``weeks`` weeks before, from the same origin slot to the same target
     slot: Σ (count at target − count at origin × p_stay) ÷ Σ m_new over those days (p_stay,
-    m_new: :func:`_flow_pieces`). It is the flow of the hours the forecast spans, as observed
+    m_new: :func:`flow_pieces`). It is the flow of the hours the forecast spans, as observed
     on that weekday recently, relative to the fit: what one Mon–Fri profile cannot hold
     (Friday afternoons are not Monday's) and what drifts over the weeks (Christmas shopping).
     Only readings of days before the pair's day are used; 1 where there are none."""
@@ -350,7 +350,7 @@ def _implied_level(fit: SiteFit, series: pd.DataFrame, pairs: pd.DataFrame, week
         n0 = by_key.reindex(pd.MultiIndex.from_arrays([before, pairs["origin_slot"].to_numpy()]))
         n1 = by_key.reindex(pd.MultiIndex.from_arrays([before, pairs["target_slot"].to_numpy()]))
         shadow = pairs.assign(day=before)
-        p_stay, m_new = _flow_pieces(fit, shadow)
+        p_stay, m_new = flow_pieces(fit, shadow)
         n0, n1 = n0.to_numpy(float), n1.to_numpy(float)
         ok = np.isfinite(n0) & np.isfinite(n1) & (m_new > 1e-9)
         num[ok] += np.maximum(n1[ok] - n0[ok] * p_stay[ok], 0.0)
@@ -463,10 +463,10 @@ def _setup(
     if len(early) >= MIN_READINGS and early["day"].nunique() >= MIN_DAYS:
         tune_fit = fit_site(early[["time", "occupied", "capacity"]], fit.site)
     if tune_fit is None:
-        pairs = _pairs(train_df, train_df["day"].min(), None, horizons)
+        pairs = origin_pairs(train_df, train_df["day"].min(), None, horizons)
         setup, rows = _tune(fit, pairs, site_df, replications, seed)
         return replace(setup, tuned_on="training readings (in-sample)"), rows
-    pairs = _pairs(train_df, split, cut, horizons)
+    pairs = origin_pairs(train_df, split, cut, horizons)
     setup, rows = _tune(tune_fit, pairs, site_df, replications, seed)
     family = setup.fit.law.family
     full = fit.with_family(family) if family in fit.alternatives else fit
@@ -476,11 +476,11 @@ def _setup(
 
 
 #: The twin is refitted on every reading before the day every this many test days (see
-#: _rolling_twin).
+#: rolling_twin).
 REFIT_DAYS = 7
 
 
-def _rolling_twin(
+def rolling_twin(
     setup: TwinSetup,
     test: pd.DataFrame,
     site_df: pd.DataFrame,
@@ -656,7 +656,7 @@ def backtest(
     writes backtest.csv, forecasts.csv, families.csv, unusable.csv, and (``plots``) PNGs and
     backtest.html there. ``refit_days``: refit each site's profiles and stay law every so
     many test days on the readings before (None or 0: one fit at the cut; see
-    :func:`_rolling_twin`). Raises CalibrationInputError on inputs the caller can fix."""
+    :func:`rolling_twin`). Raises CalibrationInputError on inputs the caller can fix."""
     from twin.calibrate.run import calibrate_occupancy
 
     if train_until is None:
@@ -674,14 +674,14 @@ def backtest(
         raise CalibrationInputError(f"--train-until {train_until}: no site can be fitted ({why})")
     cut = pd.Timestamp(train_until).normalize() + pd.Timedelta(days=1)
     end = None if test_days is None else cut + pd.Timedelta(days=int(test_days))
-    series = _slotted(cal.frames["predictions"][["site", "time", "occupied", "capacity"]])
+    series = slotted_series(cal.frames["predictions"][["site", "time", "occupied", "capacity"]])
     unusable = dict(cal.estimates.get("unusable", {}))
     all_fc, fam_rows = [], []
     for k, (site, fit) in enumerate(sorted(cal.fits.items())):
         site_df = series[series["site"] == site]
         train_df = site_df[site_df["day"] < cut]
         slots = _site_slots(train_df)
-        test = _pairs(site_df, cut, end, horizons)
+        test = origin_pairs(site_df, cut, end, horizons)
         test = test[test["week_before"].notna()] if len(test) else test
         if len(test) == 0:
             unusable[site] = "no test origin with a reading at the target and a week before"
@@ -695,7 +695,7 @@ def backtest(
             continue
         readings = cal.frames["predictions"]
         readings = readings[readings["site"] == site][["time", "occupied", "capacity"]]
-        twin = _rolling_twin(setup, test, site_df, readings, cut, refit_days, replications, seed, k)
+        twin = rolling_twin(setup, test, site_df, readings, cut, refit_days, replications, seed, k)
         if setup.recent:
             test = test.assign(recent_level=twin.pop("recent_level").to_numpy())
         base = test[["horizon_h", "origin", "target", "n0", "capacity", "actual"]].copy()

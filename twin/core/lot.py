@@ -555,3 +555,8 @@ class Lot:
     @property
     def open_sessions(self) -> int:
         return len(self._open)
+
+    def sessions(self) -> list[Session]:
+        """The open sessions (a copy, in ticket order of opening): for audits and the live
+        mirror's state, never on the hot path."""
+        return list(self._open.values())

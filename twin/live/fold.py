@@ -319,7 +319,7 @@ class Fold:
         getattr(self, wb)[a] = vb
         for sid_new, (name, value) in ((b, (wa, va)), (a, (wb, vb))):
             if name == "sessions":
-                self.on_bay[self.lot._open[value].spot.index] = sid_new
+                self.on_bay[self.lot.session(value).spot.index] = sid_new
             elif name == "driving_out":
                 self.out_by_bay[value[1]] = sid_new
         for x, y in ((a, b), (b, a)):
@@ -667,7 +667,7 @@ class Fold:
         lot = self.lot
         sessions = []
         for sid, ticket in self.sessions.items():
-            s = lot._open[ticket]
+            s = lot.session(ticket)
             v = s.vehicle
             known = not sid.startswith("bay:")
             sessions.append(SessionState(
@@ -709,7 +709,7 @@ class Fold:
         return {
             "t": self.t,
             "sessions": sorted(
-                (sid, lot._open[tk].spot.id, lot._open[tk].entry_t)
+                (sid, lot.session(tk).spot.id, lot.session(tk).entry_t)
                 for sid, tk in self.sessions.items()
             ),
             "pending": sorted((sid, t) for sid, (t, _) in self.pending.items()),

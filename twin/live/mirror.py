@@ -400,7 +400,7 @@ class Mirror:
         """Open sessions: (sessionId, core Session)."""
         lot = self.fold.lot
         for sid, ticket in self.fold.sessions.items():
-            yield sid, lot._open[ticket]
+            yield sid, lot.session(ticket)
 
 
 
