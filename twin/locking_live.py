@@ -24,6 +24,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -294,6 +295,12 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
                 out["statement_ms"] = max(
                     0.0, _mean_ms(lambda: conn.execute(read).fetchone(), n)[0] - out["pg_rtt_ms"]
                 )
+                # the server's own CPU per call: the backend process's run time around them
+                backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+                for key, query in (("pg_server_cpu_ms", "SELECT 1"), ("pg_statement_cpu_ms", read)):
+                    cpu = _server_cpu_ms(backend, lambda q=query: conn.execute(q).fetchone(), n)
+                    if cpu is not None:
+                        out[key] = cpu
                 bump = sql.SQL("UPDATE {s}.claim_counter SET version = version + 1").format(
                     s=sql.Identifier(ns)
                 )
@@ -303,6 +310,8 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
                 conn.execute("ROLLBACK")
                 out["commit_ms"] = max(0.0, autocommit - in_tx)
             holds = []
+            servers = _postgres_pids(backend)
+            server0, client0 = _sum_cpu_s(servers), time.process_time()
             for i in range(n // 4):
                 marks: list[float] = []
                 run_claim(
@@ -310,6 +319,12 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
                 )
                 holds.append(marks[1] - marks[0])  # locking read answered → commit answered
             out["lock_hold_ms"] = 1000 * statistics.mean(holds)
+            # CPU per whole pessimistic claim: this client (driver, core, store) and every
+            # PostgreSQL process (backend, WAL writer: the commit's CPU, not its fsync wait)
+            out["pg_claim_client_cpu_ms"] = 1000 * (time.process_time() - client0) / (n // 4)
+            server1 = _sum_cpu_s(servers)
+            if server0 is not None and server1 is not None:
+                out["pg_claim_server_cpu_ms"] = 1000 * (server1 - server0) / (n // 4)
         finally:
             store.drop()
             store.close()
@@ -317,7 +332,10 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
         atomic = open_store("atomic", backends["redis"], namespace=ns, pool_size=2)
         try:
             atomic.setup({"L0/r": 10**9})
+            cpu0 = _redis_cpu(atomic.r)
             out["redis_rtt_ms"], out["redis_ping_cpu_ms"] = _mean_ms(atomic.r.ping, n)
+            # Redis's CPU per PING (INFO included once): the server's part of the round trip
+            out["redis_ping_server_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / (n + min(50, n))
             claim = RemoteClaim("atomic", "x", "L0/r")
 
             def incr() -> None:
@@ -333,6 +351,58 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
             atomic.drop()
             atomic.close()
     return out
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    """CPU seconds a process has run: ``/proc/<pid>/schedstat`` (ns), else ``stat`` (ticks);
+    None where neither can be read (another host, no permission)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _postgres_pids(backend: int) -> list[int]:
+    """The postmaster and all its children (backends, WAL writer, ...), from a backend's pid."""
+    try:
+        parent = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        pids = [parent]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[1]) == parent:
+                    pids.append(int(entry.name))
+        return pids
+    except (OSError, ValueError, IndexError):
+        return []
+
+
+def _sum_cpu_s(pids: list[int]) -> float | None:
+    """CPU seconds run by ``pids`` together (processes that ended count as 0)."""
+    if not pids:
+        return None
+    return sum(cpu for pid in pids if (cpu := _proc_cpu_s(pid)) is not None)
+
+
+def _server_cpu_ms(pid: int, fn: Callable[[], object], n: int) -> float | None:
+    """Mean CPU of server process ``pid`` (a PostgreSQL backend) per call of ``fn``, in ms."""
+    for _ in range(min(50, n)):
+        fn()
+    start = _proc_cpu_s(pid)
+    if start is None:
+        return None
+    for _ in range(n):
+        fn()
+    end = _proc_cpu_s(pid)
+    return None if end is None else 1000 * (end - start) / n
 
 
 def _redis_cpu(r) -> float:
@@ -368,10 +438,20 @@ def _consumer_ms(url: str, ns: str, n: int) -> float:
 
 
 def predicted_spec(
-    spec: LockingStudySpec, inputs: Mapping[str, float], strategy: str, clients: int
+    spec: LockingStudySpec,
+    inputs: Mapping[str, float],
+    strategy: str,
+    clients: int,
+    *,
+    shared_host: bool = False,
 ) -> LockingStudySpec:
     """``spec`` with the latencies measured by :func:`measure_inputs` for ``strategy``'s server
-    and the live run's shape (one connection per client, no app work between statements)."""
+    and the live run's shape (one connection per client, no app work between statements).
+
+    With ``shared_host`` the model puts clients and servers on the machine's cores together
+    (``host.cores``), as they are in the live benchmark: a statement's service is then the
+    backend's measured CPU per statement, and the round trip only what is left of it once the
+    client's and the server's CPU are taken out (the loopback, the wake-ups)."""
     data = spec.model_dump()
     data["client"]["app_ms"] = 0.0
     data["client"]["cores"] = int(inputs["cores"])
@@ -383,9 +463,28 @@ def predicted_spec(
         data["client"]["cpu_ms"] = inputs["pg_client_cpu_ms"]
         data["database"]["statement_ms"] = inputs["statement_ms"]
         data["database"]["commit_ms"] = inputs["commit_ms"]
+        if shared_host and "pg_statement_cpu_ms" in inputs:
+            data["database"]["statement_ms"] = inputs["pg_statement_cpu_ms"]
+            data["network"]["rtt_ms"] = max(
+                0.0,
+                inputs["pg_rtt_ms"] - inputs["pg_client_cpu_ms"] - inputs["pg_server_cpu_ms"],
+            )
+        if shared_host and "pg_claim_server_cpu_ms" in inputs:
+            # CPU per statement as a whole claim spends it (the model's claim is the locking
+            # read and ``statements_in_lock`` more): more than a bare statement, since it
+            # includes the driver's and the core's work and the commit's WAL write
+            per_claim = 1 + data["pessimistic"]["statements_in_lock"]
+            data["client"]["cpu_ms"] = inputs["pg_claim_client_cpu_ms"] / per_claim
+            data["database"]["statement_ms"] = inputs["pg_claim_server_cpu_ms"] / per_claim
     else:
         data["network"]["rtt_ms"] = max(0.0, inputs["redis_rtt_ms"] - inputs["redis_ping_cpu_ms"])
         data["client"]["cpu_ms"] = inputs["redis_client_cpu_ms"]
         data["atomic"]["op_ms"] = inputs["op_ms"]
         data["queue"]["consumer_ms"] = inputs["queue_consumer_ms"]
+        if shared_host and "redis_ping_server_ms" in inputs:
+            data["network"]["rtt_ms"] = max(
+                0.0, data["network"]["rtt_ms"] - inputs["redis_ping_server_ms"]
+            )
+    if shared_host:
+        data["host"]["cores"] = int(inputs["cores"])
     return LockingStudySpec.model_validate(data)

@@ -243,3 +243,21 @@ def test_client_cpu_on_shared_cores_caps_the_ceiling_and_is_off_by_default() -> 
     )["p50_ms"] + 0.9
     # the default (cpu_ms 0) leaves the shipped study's numbers as they were
     assert quick_spec().client.cpu_ms == 0 and quick_spec().client.cores is None
+
+
+def test_shared_host_puts_client_and_server_cpu_on_the_same_cores() -> None:
+    """Clients and Redis on one machine (``host.cores``): 0.5 ms of client CPU plus 0.5 ms of
+    Redis CPU per command, a claim and its release two commands, on one core is at most ~500
+    claims/s; with their own CPUs Redis alone (1 ms per claim) would carry ~1,000."""
+    latencies = {"client": {"cpu_ms": 0.5}, "atomic": {"op_ms": 0.5}}
+    shared = quick_spec(**latencies, host={"cores": 1})
+    own = quick_spec(**latencies)
+    assert not simulate_point(shared, "atomic", 700)["tracks"]
+    assert simulate_point(shared, "atomic", 250)["tracks"]
+    assert simulate_point(own, "atomic", 700)["tracks"]
+    # the queue's single consumer needs one of the host's cores too
+    slow = {"client": {"cpu_ms": 0.5}, "queue": {"consumer_ms": 0.5}}
+    assert simulate_point(quick_spec(**slow), "queue", 700)["tracks"]
+    assert not simulate_point(quick_spec(**slow, host={"cores": 1}), "queue", 700)["tracks"]
+    # off by default: the shipped study's numbers are unchanged
+    assert quick_spec().host.cores is None

@@ -82,6 +82,23 @@ class ClientSpec(Spec):
     )
 
 
+class HostSpec(Spec):
+    """One machine running the clients *and* the servers (the live benchmark's VM).
+
+    With ``cores`` set, every CPU term of the model queues for the same ``cores`` servers: the
+    clients' CPU per call (``client.cpu_ms``), each SQL statement (``database.statement_ms``,
+    still limited to ``database.workers`` at once), each Redis command (``atomic.op_ms``, still
+    one at a time on ``atomic.servers``) and the queue consumer (``queue.consumer_ms``). The
+    commit's WAL flush (``database.commit_ms``) and the network stay waits that use no core.
+    Null (the default): every party has its own CPU, as on separate machines."""
+
+    cores: int | None = Field(
+        default=None,
+        ge=1,
+        description="cores shared by clients and servers; null: each has its own CPU",
+    )
+
+
 class DatabaseSpec(Spec):
     """The SQL store behind ``pessimistic`` and ``optimistic``."""
 
@@ -173,6 +190,7 @@ class LockingStudySpec(Spec):
     workload: WorkloadSpec = WorkloadSpec()
     network: NetworkSpec = NetworkSpec()
     client: ClientSpec = ClientSpec()
+    host: HostSpec = HostSpec()
     database: DatabaseSpec = DatabaseSpec()
     pessimistic: PessimisticSpec = PessimisticSpec()
     optimistic: OptimisticSpec = OptimisticSpec()

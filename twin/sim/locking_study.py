@@ -17,7 +17,10 @@ of the core strategy; the model only decides *when* each step happens, from a la
   starts again with a READ; after ``max_retries`` retries the claim fails;
 * atomic: each Redis command is a round trip plus ``op_ms`` on one of ``servers`` threads
   (INCR, and DECR when refused);
-* queue: one message to the broker, ``consumer_ms`` of the single consumer, the reply back.
+* queue: one message to the broker, ``consumer_ms`` of the single consumer, the reply back;
+* shared host (``host.cores``, off by default): clients and servers run on one machine, so the
+  clients' CPU per call, every statement, every Redis command and the queue consumer's work
+  each also need one of the host's ``cores`` (the WAL flush and the network do not).
 
 Granted units are given back after a stay (exponential), through the same strategy, so exits
 load the store as entries do. Stays are scaled with the offered rate so that every row sees the
@@ -165,7 +168,12 @@ class _Point:
         self.cpu = simpy.Resource(env, db.workers)
         self.redis = simpy.Resource(env, spec.atomic.servers)
         c = spec.client
-        self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
+        # one machine for clients and servers: every CPU term queues for the same cores
+        self.host_cpu = simpy.Resource(env, spec.host.cores) if spec.host.cores else None
+        if self.host_cpu is not None:
+            self.client_cpu: simpy.Resource | None = self.host_cpu
+        else:
+            self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
         self.half = spec.network.rtt_ms / 2000
@@ -232,8 +240,18 @@ class _Point:
             yield req
             yield self.env.timeout(mean_s * self.svc())
 
+    def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        """A server's CPU work: one of the server's own slots (``resource``), and on a shared
+        host also one of the host's cores while it runs."""
+        if self.host_cpu is None:
+            yield from self._service(resource, mean_s)
+            return
+        with resource.request() as req:
+            yield req
+            yield from self._service(self.host_cpu, mean_s)
+
     def _statement(self) -> Generator:
-        return self._service(self.cpu, self.spec.database.statement_ms / 1000)
+        return self._server_cpu(self.cpu, self.spec.database.statement_ms / 1000)
 
     def _send(self) -> Generator:
         """The client sends a statement or command: its CPU for it (if modelled, on the
@@ -368,7 +386,7 @@ class _Point:
     # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store
     def _redis(self, cid: int) -> Generator:
         yield from self._send()
-        yield from self._service(self.redis, self.spec.atomic.op_ms / 1000)
+        yield from self._server_cpu(self.redis, self.spec.atomic.op_ms / 1000)
         step = yield from self._step(cid)
         yield self.env.timeout(self.half)
         return step
@@ -389,7 +407,11 @@ class _Point:
     # queue: publish, wait for the single consumer, reply
     def _queued(self, cid: int) -> Generator:
         yield from self._step(cid)  # ENQUEUE: in service at once, or wait in line
-        yield self.env.timeout(self.spec.queue.consumer_ms / 1000 * self.svc())
+        consumer_s = self.spec.queue.consumer_ms / 1000
+        if self.host_cpu is None:
+            yield self.env.timeout(consumer_s * self.svc())
+        else:  # the consumer is a process on the shared host: it needs a core to serve
+            yield from self._service(self.host_cpu, consumer_s)
         step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
         yield self.env.timeout(self.half)
         return step
