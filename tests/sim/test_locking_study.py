@@ -261,3 +261,40 @@ def test_shared_host_puts_client_and_server_cpu_on_the_same_cores() -> None:
     assert not simulate_point(quick_spec(**slow, host={"cores": 1}), "queue", 700)["tracks"]
     # off by default: the shipped study's numbers are unchanged
     assert quick_spec().host.cores is None
+
+
+def test_predicted_spec_puts_the_measured_cpu_on_the_shared_host() -> None:
+    """The live benchmark's prediction: off, each party has its own CPU (as before); on, the
+    machine's cores are shared and a statement costs the CPU a whole claim spends per statement
+    on the client and in PostgreSQL, the round trip only what is left of ``SELECT 1``."""
+    from twin.locking_live import predicted_spec
+
+    inputs = {
+        "cores": 2.0,
+        "pg_rtt_ms": 0.10,
+        "pg_client_cpu_ms": 0.03,
+        "pg_server_cpu_ms": 0.02,
+        "statement_ms": 0.05,
+        "pg_statement_cpu_ms": 0.04,
+        "commit_ms": 0.2,
+        "pg_claim_client_cpu_ms": 0.4,
+        "pg_claim_server_cpu_ms": 0.32,
+        "redis_rtt_ms": 0.08,
+        "redis_ping_cpu_ms": 0.05,
+        "redis_ping_server_ms": 0.02,
+        "redis_client_cpu_ms": 0.09,
+        "op_ms": 0.04,
+        "queue_consumer_ms": 0.4,
+    }
+    base = quick_spec()
+    own = predicted_spec(base, inputs, "pessimistic", 8)
+    assert own.host.cores is None and own.database.statement_ms == 0.05
+    assert own.network.rtt_ms == pytest.approx(0.07)
+    shared = predicted_spec(base, inputs, "pessimistic", 8, shared_host=True)
+    per_claim = 1 + base.pessimistic.statements_in_lock
+    assert shared.host.cores == 2
+    assert shared.client.cpu_ms == pytest.approx(0.4 / per_claim)
+    assert shared.database.statement_ms == pytest.approx(0.32 / per_claim)
+    assert shared.network.rtt_ms == pytest.approx(0.05)
+    redis = predicted_spec(base, inputs, "atomic", 8, shared_host=True)
+    assert redis.host.cores == 2 and redis.network.rtt_ms == pytest.approx(0.01)
