@@ -24,9 +24,19 @@ from scipy import stats
 
 from twin.calibrate.occupancy import DAY_TYPES, day_type
 from twin.calibrate.scenarios import slug
+from twin.calibrate.tickets import FAMILIES
 from twin.outputs import save_figure, write_text
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+#: scipy.stats name of each fitted family, by its scenario name (the inverse of FAMILIES)
+_SCIPY_NAME = {name: scipy_name for scipy_name, name in FAMILIES.items()}
+
+
+def _law(family: str, params) -> stats.rv_continuous:
+    """The fitted stay law of ``family`` (scenario name) with its scipy parameters."""
+    return getattr(stats, _SCIPY_NAME[family])(*params)
 
 
 def _save(fig, path: Path) -> Path:
@@ -71,15 +81,7 @@ def plot_stays(stays, title: str, path: Path) -> Path:
     ax.hist(x[x <= hi] / 60, bins=60, density=True, color="0.8", label="stays (to p99)")
     grid = np.linspace(1e-3, hi, 300)
     for row in sf.table.itertuples():
-        dist = getattr(
-            stats,
-            {
-                "exponential": "expon",
-                "lognormal": "lognorm",
-                "gamma": "gamma",
-                "weibull": "weibull_min",
-            }[row.family],
-        )(*row.params)
+        dist = _law(row.family, row.params)
         ax.plot(
             grid / 60,
             dist.pdf(grid) * 60,
@@ -92,15 +94,7 @@ def plot_stays(stays, title: str, path: Path) -> Path:
     q = np.arange(1, 200) / 200
     emp = np.quantile(x, q) / 60
     best = sf.table.iloc[0]
-    dist = getattr(
-        stats,
-        {
-            "exponential": "expon",
-            "lognormal": "lognorm",
-            "gamma": "gamma",
-            "weibull": "weibull_min",
-        }[best["family"]],
-    )(*best["params"])
+    dist = _law(best["family"], best["params"])
     theo = dist.ppf(q) / 60
     qq.plot(theo, emp, ".", ms=3, label=f"{best['family']} (lowest AIC)")
     lim = max(theo.max(), emp.max())

@@ -183,7 +183,11 @@ class Fold:
         self._checks: list[tuple[float, int, str, str]] = []
         self.divergence = divergence
         self.epoch: datetime | None = None  # set by the Mirror: feed instants to core seconds
-        self._apply = {
+        self._apply = self._handlers()
+
+    def _handlers(self) -> dict[str, Any]:
+        """The handler of each event kind (bound methods: rebuilt, not pickled)."""
+        return {
             "gate_entry": self._entry,
             "gate_exit": self._exit,
             "spot_reading": self._reading,
@@ -206,16 +210,7 @@ class Fold:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._apply = {
-            "gate_entry": self._entry,
-            "gate_exit": self._exit,
-            "spot_reading": self._reading,
-            "heartbeat": self._heartbeat,
-            "counter": self._counter,
-            "payment": self._payment,
-            "reservation": self._reservation,
-            "plate_read": self._plate,
-        }
+        self._apply = self._handlers()
 
     # -- the entry point ------------------------------------------------------------------
     def apply(self, event: Any, t: float) -> None:
