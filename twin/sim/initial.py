@@ -40,13 +40,14 @@ from twin.core.clock import Calendar
 from twin.core.lot import Lot, Session
 from twin.core.types import SPOT_CAPACITY, SpotStatus, SpotType, Vehicle, VehicleClass
 from twin.scenario.model import Scenario
-from twin.scenario.state import LotState, SessionState, SpotHoldState, StartState
+from twin.scenario.state import SessionState, SpotHoldState, StartState
 from twin.sim.initial_laws import (
     Placement,
     StateMismatch,
     arrival_rate,
     dwell_law,
     laws_of,
+    lot_index,
     remaining_stays,
     slot_rates,
     survival,
@@ -70,17 +71,6 @@ __all__ = [
 
 
 # -- a state file's sessions -----------------------------------------------------------------
-def _lot_index(scenario: Scenario, lot: LotState, k: int) -> int:
-    names = [spec.name for spec in scenario.lot_specs]
-    if lot.lot is None:
-        if len(names) > 1:
-            raise StateMismatch(f"lots.{k}.lot: name the lot (one of {', '.join(names)})")
-        return 0
-    if lot.lot not in names:
-        raise StateMismatch(f"lots.{k}.lot: unknown lot {lot.lot!r} (lots: {', '.join(names)})")
-    return names.index(lot.lot)
-
-
 def _spot_ids(lot: Lot) -> dict[str, int]:
     """Spot id -> index, built once per lot object (a state names hundreds of spots)."""
     ids = getattr(lot, "_state_spot_ids", None)
@@ -155,7 +145,7 @@ def _prepare(
     t0 = calendar.to_seconds(state.time)  # 0 when the run starts at the state's time
     rows: list[tuple[int, SessionState, str]] = []
     for k, lot_state in enumerate(state.lots):
-        lot_k = _lot_index(scenario, lot_state, k)
+        lot_k = lot_index(scenario, lot_state, k)
         rows += [(lot_k, s, f"lots.{k}.sessions.{j}") for j, s in enumerate(lot_state.sessions)]
     n = len(rows)
     elapsed = np.array(
@@ -370,7 +360,7 @@ def _apply_holds(
 ) -> int:
     count = 0
     for k, lot_state in enumerate(state.lots):
-        lot_k = _lot_index(scenario, lot_state, k)
+        lot_k = lot_index(scenario, lot_state, k)
         lot = lots[lot_k]
         for j, hold in enumerate(lot_state.holds):
             spot, level, stype = _where(lot, hold, f"lots.{k}.holds.{j}")
@@ -545,9 +535,13 @@ def check_state(scenario: Scenario, state: StartState) -> None:
                     f"{spot.type.name} spot {spot.id}"
                 )
     for k, lot_state in enumerate(state.lots):
-        lot = lots[_lot_index(scenario, lot_state, k)]
+        lot = lots[lot_index(scenario, lot_state, k)]
         for j, hold in enumerate(lot_state.holds):
             _where(lot, hold, f"lots.{k}.holds.{j}")
+    if state.n_queued:  # unknown streams, cars no stream can give a stay: fail now
+        from twin.sim.initial_queue import queue_drivers
+
+        queue_drivers(scenario, state, Streams(0, 0), calendar, 0)
     # a dry run on fresh lots: every car must find its bay (the run then never drops one)
     scenario = scenario.model_copy(update={"initial": state})
     lots = build_lots(scenario, calendar_for(scenario))

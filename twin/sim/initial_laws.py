@@ -15,7 +15,8 @@ import numpy as np
 from twin.core.clock import Calendar
 from twin.core.types import SpotType, Vehicle
 from twin.scenario.dists import UNIT_SECONDS, Constant, Empirical
-from twin.scenario.model import StreamSpec
+from twin.scenario.model import Scenario, StreamSpec
+from twin.scenario.state import LotState
 
 #: Survival below which a stay is treated as over: the conditional law has no mass left.
 TINY_SURVIVAL = 1e-300
@@ -129,6 +130,18 @@ def slot_rates(stream: StreamSpec, slots: np.ndarray) -> np.ndarray:
     return week[slots] * stream.multiplier
 
 
+def lot_index(scenario: Scenario, lot: LotState, k: int) -> int:
+    """The index of the scenario lot a state's ``lots.k`` entry names (one lot: 0)."""
+    names = [spec.name for spec in scenario.lot_specs]
+    if lot.lot is None:
+        if len(names) > 1:
+            raise StateMismatch(f"lots.{k}.lot: name the lot (one of {', '.join(names)})")
+        return 0
+    if lot.lot not in names:
+        raise StateMismatch(f"lots.{k}.lot: unknown lot {lot.lot!r} (lots: {', '.join(names)})")
+    return names.index(lot.lot)
+
+
 __all__ = [
     "TINY_SURVIVAL",
     "Placement",
@@ -136,6 +149,7 @@ __all__ = [
     "arrival_rate",
     "dwell_law",
     "laws_of",
+    "lot_index",
     "remaining_stays",
     "slot_rates",
     "survival",
