@@ -140,3 +140,36 @@ def test_cli_emit_from_the_steady_state_and_a_bad_state_file(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "unknown stream 'nope'" in done.stderr
+
+
+def test_a_feed_from_a_state_file_carries_its_cars_closures_and_holds():
+    sc = api.load(ROOT / "scenarios" / "downtown_garage.yaml")
+    state = {
+        "time": "2026-01-05T09:30:00",  # Monday, not the scenario's start
+        "lots": [
+            {
+                "sessions": [{"spot": "P1-R0005", "elapsed_min": 30}, {"level": "P2"}],
+                "holds": [
+                    {"status": "closed", "level": "P4"},
+                    {"status": "held", "spot": "G-E0003", "until": "2026-01-05T12:00:00"},
+                    {"status": "closed", "spot": "P1-R0005"},  # a car stands there: it wins
+                ],
+            }
+        ],
+    }
+    feed = emit(sc, days=1, start_state=state)
+    assert feed.initial == 2 and feed.epoch.isoformat().startswith("2026-01-05T09:30")
+    events = [parse_json(x) for x in feed.lines]
+    mirror = Mirror(sc)  # its epoch is the scenario's: the feed's own times place the events
+    first_hour = [e for e in events if e.dateObserved < events[0].dateObserved.replace(hour=10)]
+    for e in first_hour:
+        mirror.offer(e)
+    held = {lv["level"]: lv["held"] for lv in mirror.levels()}
+    assert held["P4"] == 100 and held["G"] == 1 and held["P1"] == 0
+    mirror.consume(events[len(first_hour) :])
+    held = {lv["level"]: lv["held"] for lv in mirror.levels()}
+    assert held["P4"] == 100 and held["G"] == 0  # the hold ended at noon, P4 stays closed
+    assert mirror.alerts() == []
+    # the two cars' exits are of cars parked before the feed began, not anomalies
+    assert mirror.summary()["anomalies"] == {"closed_reading": 100}
+    assert mirror.summary()["parked_before_feed"] == 2

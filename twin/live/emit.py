@@ -46,8 +46,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from twin.live.emit_stays import initial_events, reservation_events
+from twin.live.emit_stays import hold_events, initial_events, reservation_events
 from twin.scenario.model import Scenario, StreamSpec, TraceSpec
+from twin.scenario.state import StartState
 
 FAULT_KINDS = (
     "sensor_stuck",
@@ -454,6 +455,9 @@ def emit(
     initial_events(
         stays.iloc[: sim.n_initial], spot_ids, level_of, epoch, add, (GATE_IN, GATE_OUT, PAY)
     )
+    initial_state = scenario.initial if isinstance(scenario.initial, StartState) else None
+    taken = {int(x) for x in stays["spot"].to_numpy()[: sim.n_initial]}
+    hold_events(initial_state, lot, taken, horizon, add)
     n_reservations = 0
     if sim.bookings is not None:
         res_spec = scenario.operations.reservations  # type: ignore[union-attr]

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 #: The booking system's device id.
@@ -99,6 +98,76 @@ def initial_events(
             spaceId=sp,
             actualStart=(epoch + timedelta(seconds=float(entry[j]))).isoformat(),
         )
+
+
+def hold_events(state: Any, lot: Any, taken: set[int], horizon: float, add: Add) -> None:
+    """Bays a start state holds or closes (``lots[0].holds``), as the feed reports them at its
+    first instant: a closed bay's sensor reads ``closed`` (``free`` again at ``until``), a held
+    one is a reservation of the booking system (``created``; ``expired`` at ``until``). Bays a
+    state's car stands on are left alone, as the run leaves them (the car wins)."""
+    if state is None or not state.lots:
+        return
+    calendar_start = state.time
+    for j, hold in enumerate(state.lots[0].holds):
+        if hold.spot is not None:
+            targets = [s for s in lot.spots if s.id == hold.spot]
+        else:
+            level = next(lv.index for lv in lot.levels if lv.name == hold.level)
+            targets = [
+                s
+                for s in lot.spots
+                if s.level == level and (hold.spot_type is None or s.type.name == hold.spot_type)
+            ]
+        until = None if hold.until is None else (hold.until - calendar_start).total_seconds()
+        back = until is not None and until < horizon
+        for s in targets:
+            if s.index in taken:
+                continue
+            key, level_name = f"H{j:03d}-{s.id}", lot.levels[s.level].name
+            if hold.status == "closed":
+                add(
+                    0.0,
+                    3,
+                    "spot_reading",
+                    f"{key}:closed",
+                    f"sensor-{s.id}",
+                    spaceId=s.id,
+                    status="closed",
+                    level=level_name,
+                )
+                if back:
+                    add(
+                        until,
+                        3,
+                        "spot_reading",
+                        f"{key}:open",
+                        f"sensor-{s.id}",
+                        spaceId=s.id,
+                        status="free",
+                        level=level_name,
+                    )
+            else:
+                add(
+                    0.0,
+                    1,
+                    "reservation",
+                    f"{key}:created",
+                    BOOKING,
+                    reservationId=key,
+                    action="created",
+                    spaceId=s.id,
+                )
+                if back:
+                    add(
+                        until,
+                        1,
+                        "reservation",
+                        f"{key}:expired",
+                        BOOKING,
+                        reservationId=key,
+                        action="expired",
+                        spaceId=s.id,
+                    )
 
 
 def holder_type(vehicle_class: str, spot_type: str) -> str:
@@ -282,15 +351,10 @@ def _holder(
     )
 
 
-def counts_before(
-    entry: np.ndarray, spots: np.ndarray, level_names: list[str], level_by_index: list[str]
-) -> tuple[int, dict[str, int]]:
-    """Cars counted in before the feed began (a start state's), for the site and per level."""
-    before = entry <= 0
-    per_level = dict.fromkeys(level_names, 0)
-    for s in spots[before].tolist():
-        per_level[level_by_index[int(s)]] += 1
-    return int(before.sum()), per_level
-
-
-__all__ = ["BOOKING", "counts_before", "holder_type", "initial_events", "reservation_events"]
+__all__ = [
+    "BOOKING",
+    "hold_events",
+    "holder_type",
+    "initial_events",
+    "reservation_events",
+]

@@ -149,7 +149,7 @@ class Fold:
             Detection.BOTH, lot.capacity_by_level, self.bank, self.counters
         )
         self.t = t0  # feed time of the last event applied
-        self.t0 = t0
+        self.first_t: float | None = None  # feed time of the first event applied
         self.next_tick = (math.floor(t0 / config.tick_s) + 1) * config.tick_s
         # sessions
         self.sessions: dict[str, int] = {}  # sessionId -> core ticket
@@ -226,6 +226,8 @@ class Fold:
         """Apply one event observed at feed time ``t`` (not earlier than the last one)."""
         if t >= self.next_tick:
             self.advance(t)
+        if self.first_t is None:
+            self.first_t = t
         self.t = t
         kind = event.kind
         kinds = self.kinds
@@ -304,7 +306,9 @@ class Fold:
             del self.pending[sid]
             self.waiting.discard(sid)
             self.anomalies["exit_never_parked"] += 1
-        elif ev.actualStart is not None and self.seconds_of(ev.actualStart) < self.t0:
+        elif ev.actualStart is not None and self.seconds_of(ev.actualStart) < (
+            self.first_t if self.first_t is not None else t
+        ):
             # parked before the feed began (no entry in the feed): priced by its ticket
             tariff = self.lot.tariff
             if tariff is not None:
