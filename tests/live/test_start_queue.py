@@ -194,3 +194,26 @@ def parse_obj_json(line: str):
     from parktwin.adapters.events import parse_json
 
     return parse_json(line)
+
+
+def test_cli_run_starts_a_state_files_queue_in_the_waiting_line(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    sc_path = tmp_path / "lot.yaml"
+    sc_path.write_text(json.dumps(lot()))  # JSON is YAML
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(full_lot_state([{"waited_min": 4}, {"waited_min": 9}])))
+    out = tmp_path / "out"
+    args = ["run", str(sc_path), "--start-state", str(state), "--replications", "1"]
+    result = CliRunner().invoke(app, [*args, "--days", "0.5", "--out", str(out), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    v = pd.read_csv(out / "vehicles.csv")
+    queued = v[v["arrival_s"] == 0]
+    assert len(queued) == 2
+    # the car that waited longest gets the bay that frees at 10 min
+    assert queued.iloc[0]["entry_s"] == pytest.approx(600.0)
