@@ -255,6 +255,8 @@ class Emitted:
     #: cars parked when the feed begins (a start state's), and reservations reported
     initial: int = 0
     reservations: int = 0
+    #: the run's reservation bookings (``reservations_bookings`` frame), if it has any
+    bookings: pd.DataFrame | None = None
 
     def ground_truth(self) -> dict[str, Any]:
         def iso(s: float | None) -> str | None:
@@ -573,6 +575,7 @@ def emit(
         counts,
         initial=sim.n_initial,
         reservations=n_reservations,
+        bookings=sim.bookings,
     )
 
 
