@@ -25,7 +25,7 @@ queue's length. In the outputs the queued cars are drivers arriving at the start
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -55,6 +55,104 @@ def _waited_s(state: StartState, q: QueuedState) -> float:
     return 0.0
 
 
+@dataclass
+class _Plan:
+    """What a queue's drivers need that is the same in every replication (computed once per
+    (scenario, state) pair: a forecast's replications only draw random numbers)."""
+
+    lots: np.ndarray  # int32, per car (longest-waiting first)
+    waited: np.ndarray  # seconds
+    cum: np.ndarray  # (n, streams): cumulative chance of the stream each car came from
+    patience: list  # per stream: its patience law (None: drivers do not wait)
+    dwell: list  # per stream: its dwell law at the start (None: none)
+    vclass: np.ndarray
+    ev: np.ndarray
+    handicap: np.ndarray
+    exit_lanes: list  # per lane setting: its exit lane spec (None: no exit barrier)
+
+
+_PLANS: dict[tuple[int, int], tuple[Scenario, StartState, _Plan]] = {}
+
+
+def _plan(scenario: Scenario, state: StartState, calendar: Calendar) -> _Plan:
+    key = (id(scenario), id(state))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is scenario and hit[1] is state:
+        return hit[2]
+    rows = [
+        (lot_index(scenario, lot, k), q, f"lots.{k}.queue.{j}")
+        for k, lot in enumerate(state.lots)
+        for j, q in enumerate(lot.queue)
+    ]
+    rows.sort(key=lambda r: -_waited_s(state, r[1]))  # longest-waiting first: came first
+    n = len(rows)
+    demand = scenario.demand
+    names = [s.name for s in demand]
+    lot_names = [spec.name for spec in scenario.lot_specs]
+    behaviour = scenario.behaviour
+    t0 = calendar.to_seconds(state.time)
+    waited = np.array([_waited_s(state, q) for _, q, _ in rows])
+    patience = [
+        (s.patience or behaviour.patience) if behaviour.when_full == "wait" else None
+        for s in demand
+    ]
+    dwell = [dwell_law(s, t0, calendar) for s in demand]
+    cum = np.zeros((n, len(demand)))
+    for i, (lot_k, q, path) in enumerate(rows):
+        if q.stream is not None:
+            if q.stream not in names:
+                raise StateMismatch(
+                    f"{path}.stream: unknown stream {q.stream!r} (streams: {', '.join(names)})"
+                )
+            j = names.index(q.stream)
+            if dwell[j] is None:
+                raise StateMismatch(
+                    f"{path}.stream: stream {q.stream!r} has no dwell law to draw a stay from"
+                )
+            cum[i, j:] = 1.0
+            continue
+        vclass = q.vehicle_class or "REGULAR"
+        ok = [
+            j
+            for j, s in enumerate(demand)
+            if s.vehicle_class == vclass
+            and s.lot in (None, "*", lot_names[lot_k])
+            and dwell[j] is not None
+        ] or [j for j in range(len(demand)) if dwell[j] is not None]
+        if not ok:
+            raise StateMismatch(f"{path}: no demand stream has a dwell law to draw its stay")
+        w = np.zeros(len(demand))
+        for j in ok:
+            w[j] = arrival_rate(demand[j], t0 - waited[i], calendar)
+            if waited[i] > 0 and patience[j] is not None:
+                w[j] *= float(survival(patience[j], waited[i : i + 1])[0])
+        if w.sum() <= 0:
+            w[ok] = 1.0
+        cum[i] = np.cumsum(w / w.sum())
+    kinds: list[LanesSpec] = []
+    for spec in scenario.lot_specs:
+        lanes = spec.lanes or LanesSpec()
+        if lanes not in kinds:
+            kinds.append(lanes)
+    plan = _Plan(
+        lots=np.array([r[0] for r in rows], dtype=np.int32),
+        waited=waited,
+        cum=cum,
+        patience=patience,
+        dwell=dwell,
+        vclass=np.array(
+            [VehicleClass[q.vehicle_class or "REGULAR"].value for _, q, _ in rows], dtype=np.int8
+        ),
+        ev=np.array([q.ev for _, q, _ in rows], dtype=bool),
+        handicap=np.array([q.handicap for _, q, _ in rows], dtype=bool),
+        exit_lanes=[kind.exit for kind in kinds],
+    )
+    if len(_PLANS) >= 8:
+        _PLANS.clear()
+    _PLANS[key] = (scenario, state, plan)
+    return plan
+
+
 def queue_drivers(
     scenario: Scenario, state: StartState, streams: Streams, calendar: Calendar, tries: int
 ) -> dict[str, np.ndarray] | None:
@@ -63,103 +161,40 @@ def queue_drivers(
     Raises StateMismatch (one line naming the field) for an unknown lot or stream, or a car
     no demand stream can give a stay to.
     """
-    rows = [
-        (lot_index(scenario, lot, k), q, f"lots.{k}.queue.{j}")
-        for k, lot in enumerate(state.lots)
-        for j, q in enumerate(lot.queue)
-    ]
-    if not rows:
+    plan = _plan(scenario, state, calendar)
+    n = len(plan.lots)
+    if n == 0:
         return None
-    # longest-waiting first: they reached the barrier first
-    rows.sort(key=lambda r: -_waited_s(state, r[1]))
-    n = len(rows)
-    demand = scenario.demand
-    names = [s.name for s in demand]
-    lot_names = [spec.name for spec in scenario.lot_specs]
-    behaviour = scenario.behaviour
-    t0 = calendar.to_seconds(state.time)
-    waited = np.array([_waited_s(state, q) for _, q, _ in rows])
-
-    def patience_law(j: int):
-        if behaviour.when_full != "wait":
-            return None
-        return demand[j].patience or behaviour.patience
-
     u_stream = streams.get("initial/queue-stream").random(n)
-    chosen = np.zeros(n, dtype=np.int64)
-    for i, (lot_k, q, path) in enumerate(rows):
-        if q.stream is not None:
-            if q.stream not in names:
-                raise StateMismatch(
-                    f"{path}.stream: unknown stream {q.stream!r} (streams: {', '.join(names)})"
-                )
-            chosen[i] = names.index(q.stream)
-            continue
-        vclass = q.vehicle_class or "REGULAR"
-        ok = [
-            j
-            for j, s in enumerate(demand)
-            if s.vehicle_class == vclass
-            and s.lot in (None, "*", lot_names[lot_k])
-            and dwell_law(s, t0, calendar) is not None
-        ] or [j for j, s in enumerate(demand) if dwell_law(s, t0, calendar) is not None]
-        if not ok:
-            raise StateMismatch(f"{path}: no demand stream has a dwell law to draw its stay")
-        w = np.array([arrival_rate(demand[j], t0 - waited[i], calendar) for j in ok])
-        if waited[i] > 0:
-            w *= np.array(
-                [
-                    float(survival(law, np.array([waited[i]]))[0]) if law is not None else 1.0
-                    for law in map(patience_law, ok)
-                ]
-            )
-        if w.sum() <= 0:
-            w = np.ones(len(ok))
-        cum = np.cumsum(w / w.sum())
-        chosen[i] = ok[min(int((cum < u_stream[i]).sum()), len(ok) - 1)]
-
     u_patience = streams.get("initial/queue-patience").random(n)
     u_dwell = streams.get("initial/queue-dwell").random(n)
+    n_streams = plan.cum.shape[1]
+    chosen = np.minimum((plan.cum < u_stream[:, None]).sum(axis=1), n_streams - 1)
     patience = np.zeros(n)
     dwell = np.zeros(n)
-    for i in range(n):
-        j = int(chosen[i])
-        law = patience_law(j)
-        if law is not None:
-            patience[i] = remaining_stays(law, waited[i : i + 1], u_patience[i : i + 1])[0]
-        stay = dwell_law(demand[j], t0, calendar)
-        if stay is None:
-            raise StateMismatch(
-                f"{rows[i][2]}.stream: stream {names[j]!r} has no dwell law to draw a stay from"
-            )
-        dwell[i] = remaining_stays(stay, np.zeros(1), u_dwell[i : i + 1])[0]
-
-    kinds: list[LanesSpec] = []
-    for spec in scenario.lot_specs:
-        lanes = spec.lanes or LanesSpec()
-        if lanes not in kinds:
-            kinds.append(lanes)
-    exit_service = np.zeros((len(kinds), n))
-    for k, kind in enumerate(kinds):
-        if kind.exit is not None:
+    for j in np.unique(chosen).tolist():
+        ix = np.flatnonzero(chosen == j)
+        if plan.patience[j] is not None:
+            patience[ix] = remaining_stays(plan.patience[j], plan.waited[ix], u_patience[ix])
+        dwell[ix] = remaining_stays(plan.dwell[j], np.zeros(len(ix)), u_dwell[ix])
+    exit_service = np.zeros((len(plan.exit_lanes), n))
+    for k, lane in enumerate(plan.exit_lanes):
+        if lane is not None:
             gen = streams.get(f"initial/queue-exit/{k}")
-            exit_service[k] = np.maximum(kind.exit.service.sample_seconds(gen, n), 0.0)
-    flags = [
-        (VehicleClass[q.vehicle_class or "REGULAR"].value, q.ev, q.handicap) for _, q, _ in rows
-    ]
+            exit_service[k] = np.maximum(lane.service.sample_seconds(gen, n), 0.0)
     return {
         "arrival": np.zeros(n),
         "dwell": dwell,
-        "vclass": np.array([f[0] for f in flags], dtype=np.int8),
-        "ev": np.array([f[1] for f in flags], dtype=bool),
-        "handicap": np.array([f[2] for f in flags], dtype=bool),
+        "vclass": plan.vclass.copy(),
+        "ev": plan.ev.copy(),
+        "handicap": plan.handicap.copy(),
         "stream": chosen.astype(np.int16),
         "wtp_cents": np.full(n, np.inf),
         "wtp_per_hour": np.zeros(n, dtype=bool),
         "patience": patience,
-        "entry_service": np.zeros((len(kinds), n)),
+        "entry_service": np.zeros((len(plan.exit_lanes), n)),
         "exit_service": exit_service,
-        "lot": np.array([r[0] for r in rows], dtype=np.int32),
+        "lot": plan.lots.copy(),
         "divert_u": streams.get("initial/queue-divert").random((tries, n)),
         "accept_u": np.full(n, np.nan),
     }
