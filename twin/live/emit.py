@@ -10,6 +10,12 @@ of the lot (what happens) -- except a demand surge, which changes what happens: 
 is re-run with extra arrivals from the surge's start (extra trace streams drawn at
 ``percent`` % of each stream's own arrivals; ``_surged``), the smallest hook the model has.
 
+A driver refused at the barrier (blocked, or reneged when its patience ran out: its reach time
+plus its drawn patience) is read by the entrance camera leaving the lane (``plate_read``,
+direction ``out``). Cars the run parks outside its drivers -- a start state's
+(``start_state``), reservation holders, and the reservations themselves -- are turned into
+events by twin/live/emit_stays.py.
+
 Times: the scenario's clock is taken as UTC (events carry timezone-aware times).
 
 Faults (YAML: a list under ``faults:``, or the same dicts in Python); ``start``/``end`` are
