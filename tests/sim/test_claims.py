@@ -167,7 +167,7 @@ def test_claims_keep_the_drivers() -> None:
 def test_schema_refuses_what_claims_do_not_cover() -> None:
     data = copy.deepcopy(CONTENDED)
     data["claims"] = {"strategy": "row-lock"}
-    with pytest.raises(ScenarioError, match="claims.strategy"):
+    with pytest.raises(ScenarioError, match=r"claims\.strategy"):
         validate_scenario(data)
     data["claims"] = {"strategy": "atomic"}
     data["initial"] = "steady"
