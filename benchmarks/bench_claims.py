@@ -5,7 +5,8 @@ Prints, in one run (docs/locking.md, "In the main model", quotes it):
       replications (common random numbers, ``twin.api.compare``): the differences in the
       headline figures with their 95% intervals, and the claim figures;
   (b) scenarios/scale/claims_surge.yaml: 10,000 arrivals a minute on one counter row, each
-      strategy once: claim time at the gate, waits, conflicts, failures;
+      strategy once: claim time at the gate, waits, conflicts, failures; then (b2) the same on
+      a row of 60,000 units, which fills during the surge: claims race for the last units;
   (c) with ``--city-hours H``: the city-scale scenario (500 lots, one row each) from 07:00
       for H hours with the first hour as warm-up, so the measured part is the 08-09h peak of
       10,000 arrivals a minute; each strategy and off once.
@@ -169,6 +170,21 @@ def main() -> None:
             f"{surge.seed}, measured {surge.horizon_s / 60 - surge.warmup_s / 60:.0f} min",
             surge,
             STRATEGIES,
+        )
+        # the same surge on a row of 60,000 units: it fills after ~6 min, so the claims race
+        # for the last units and then are refused
+        facility = surge.facility.model_copy(
+            update={
+                "levels": [
+                    surge.facility.levels[0].model_copy(update={"spots": {"REGULAR": 60000}})
+                ]
+            }
+        )
+        small = surge.model_copy(update={"facility": facility})
+        single_runs(
+            "(b2) claims_surge on a row of 60,000 units (full after ~6 min): the last units",
+            small,
+            (None, *STRATEGIES),
         )
     if args.city_hours > 0:
         city = load(CITY)
