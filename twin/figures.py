@@ -428,6 +428,7 @@ FIGURES: tuple[Figure, ...] = (
        "claims", better=_LOWER),
     _f("claims.conflicts_per_day", "version conflicts (each one retried or failed)", "/day",
        "claims", better=_LOWER),
+    _f("claims.retries_per_day", "retries after a conflict", "/day", "claims", better=_LOWER),
     _f("claims.waited_pct", "claims that waited for a lock or the consumer", "%", "claims",
        better=_LOWER),
     _f("claims.unfinished", "claims unanswered at the end", "count", "claims"),

@@ -96,6 +96,8 @@ def test_strategies_differ_by_their_mechanism(contended: dict[str, tuple]) -> No
     assert seen["pessimistic"]["claims.waited_pct"] > 5.0
     assert seen["pessimistic"]["claims.conflicts_per_day"] == 0
     assert seen["optimistic"]["claims.conflicts_per_day"] > 0
+    optimistic = seen["optimistic"]
+    assert 0 < optimistic["claims.retries_per_day"] <= optimistic["claims.conflicts_per_day"]
     assert seen["optimistic"]["claims.waited_pct"] == 0
     # the counter neither waits nor conflicts, and answers fastest
     assert seen["atomic"]["claims.waited_pct"] == 0
@@ -214,3 +216,19 @@ def yaml_scenario(name: str) -> dict:
     import yaml
 
     return yaml.safe_load((ROOT / "scenarios" / name).read_text())
+
+
+def test_a_grant_no_spot_fits_goes_back() -> None:
+    """A lot's row counts all its spots: a car granted a unit whose only free spot is a
+    motorcycle bay is refused, and its unit goes back to the store."""
+    data = copy.deepcopy(CONTENDED)
+    data["facility"] = {"levels": [{"name": "G", "spots": {"REGULAR": 3, "MOTORCYCLE": 3}}]}
+    model, rec, m = _run(_scenario(data, strategy="atomic", **SLOW))
+    claims = next(c for c in model.components if c.name == "claims")
+    assert m["claims.no_spot_per_day"] > 0
+    assert m["claims.double_bookings"] == 0
+    # the motorcycle bays stay empty and hold no unit: only the parked cars hold units
+    assert model.lot.n_occupied <= 3
+    assert set(claims.holding) == set(
+        np.flatnonzero((rec.outcome == PARKED) & np.isnan(rec.leave_t)).tolist()
+    )

@@ -406,6 +406,8 @@ class ClaimsComponent(Component):
             ),
             "no_spot_per_day": per_day(int((np.asarray(self.no_spot) >= warm).sum())),
             "conflicts_per_day": per_day(conflicts),
+            # each conflict is retried, except the last of a claim that failed
+            "retries_per_day": per_day(conflicts - failed),
             "waited_pct": share(int(np.asarray(self._waited, dtype=bool)[keep].sum())),
             "unfinished": float(n - int(done.sum())),
             "double_bookings": float(self.double_bookings + self.negative_counts),
