@@ -129,7 +129,7 @@ SECTIONS: dict[str, Section] = {
         Section("permits", "Permits", _COMPONENT_GATE, component=True),
         Section("payments", "Payments", _COMPONENT_GATE, component=True),
         Section("sensors", "Sensors and displays", _COMPONENT_GATE, component=True),
-        Section("claims", "Claims at the gates (claim strategy)", _COMPONENT_GATE,
+        Section("claims", "Claims at the gates", _COMPONENT_GATE,
                 component=True),
         Section("status", "Spot status (holds and closures)", "exact integrals of the lot's "
                 "status log, pinned by tests/core/test_closures.py; present only with components",
