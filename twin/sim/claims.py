@@ -30,9 +30,11 @@ What the model does with an answer (:meth:`twin.sim.model.ParkingModel.run`):
 * a departure gives the unit back through the store (a release transaction, with its latency:
   until it commits the unit stays taken in the store though the spot is free).
 
-Invariant checked at every grant: the units the store has granted and not taken back never
-exceed the row's capacity (``double_bookings`` counts violations: it must stay 0; the tests
-assert it). Figures cover claims begun in ``[warm-up, horizon)`` (``claims.<name>``).
+Invariants checked as the run goes (``double_bookings`` counts violations: it must stay 0;
+the tests assert it): at every grant, the units the store has granted and not taken back never
+exceed the row's capacity, and its count is never negative; at every park, the lot's parked
+cars never outnumber the units granted there. Figures cover claims begun in
+``[warm-up, horizon)`` (``claims.<name>``).
 
 Randomness: service-time factors and back-off jitter come from streams of their own
 (``claims/service``, ``claims/backoff``), so switching claims on changes no driver, stay or
@@ -195,6 +197,12 @@ class ClaimsComponent(Component):
         if cid is not None:
             self.releases += 1
             self.env.process(self._release(cid))
+
+    def check_parked(self, k: int) -> None:
+        """After a car parked at lot ``k``: the lot's parked cars never outnumber the units the
+        store has granted there (two cars on one unit would be a double booking)."""
+        if self.lots[k].n_occupied > self.core.held(k):
+            self.double_bookings += 1
 
     def note_no_spot(self, t: float) -> None:
         """A granted unit the lot had no fitting spot for (the model gives it back)."""
@@ -451,6 +459,7 @@ def claim_first(
                     session = allocate[k](fleet[profile[i]], t)
                     if session is not None:
                         park(i, k, session, t)
+                        claims.check_parked(k)
                         return
                     claims.note_no_spot(t)
                 claims.give_back(i, t)  # reneged or drove on meanwhile, or no fitting spot
@@ -462,6 +471,8 @@ def claim_first(
             if session_of[i] is None:  # granted, but the lot had no spot that fits the car
                 claims.note_no_spot(t)
                 claims.give_back(i, t)
+            else:
+                claims.check_parked(k)
         else:
             refused(i, k, t)
 
