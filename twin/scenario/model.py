@@ -619,12 +619,10 @@ class Scenario(Spec):
         return self
 
     def _claims_supported(self) -> None:
-        """Claims cover the walk-ins' gates; cars other paths park (reservation and permit
-        holders, a start state's cars) would take units the store never granted."""
+        """Claims cover the walk-ins' gates (and a start state's cars, granted at time 0);
+        reservation and permit holders would take units the store never granted."""
         ops = self.operations
         other = [k for k in ("reservations", "permits") if ops and getattr(ops, k) is not None]
-        if self.initial != "empty":
-            other.append("initial")
         if other:
             raise ValueError(
                 f"claims cannot be combined with {', '.join(other)} yet: only the walk-ins' "

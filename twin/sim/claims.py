@@ -28,7 +28,9 @@ What the model does with an answer (:meth:`twin.sim.model.ParkingModel.run`):
   those the lot has a fitting spot for. A grant parks the driver, a refusal leaves them in the
   line; a store release that completes tells the line to try again;
 * a departure gives the unit back through the store (a release transaction, with its latency:
-  until it commits the unit stays taken in the store though the spot is free).
+  until it commits the unit stays taken in the store though the spot is free);
+* a start state's cars and holds are granted their units at time 0 without latency
+  (:meth:`ClaimsComponent.prefill`), and give them back through the store as they leave.
 
 Invariants checked as the run goes (``double_bookings`` counts violations: it must stay 0;
 the tests assert it): at every grant, the units the store has granted and not taken back never
@@ -168,6 +170,9 @@ class ClaimsComponent(Component):
         self.double_bookings = 0
         self.negative_counts = 0
         self.releases = 0
+        # units a start state's cars and holds took before the run: claim ids -1, -2, ...
+        self._seeded: list[list[int]] = [[] for _ in ctx.lots]
+        self._seeded_target: dict[int, int] = {}
 
     def bind(self, done: Done) -> None:
         """Where answers go: the model's continuation of a driver's visit."""
@@ -197,6 +202,35 @@ class ClaimsComponent(Component):
         if cid is not None:
             self.releases += 1
             self.env.process(self._release(cid))
+
+    def prefill(self) -> None:
+        """Grant at time 0, without latency, a unit for every spot a start state took (its
+        parked cars and its holds): the store begins agreeing with the lots."""
+        t = self.env.now
+        cid = -1 - len(self._seeded_target)
+        for k, lot in enumerate(self.lots):
+            for _ in range(lot.capacity - lot.n_available):
+                step = self.core.begin(cid, k, t)
+                while not step.status.final:
+                    step = self.core.step(cid, t)
+                self._seeded[k].append(cid)
+                self._seeded_target[cid] = k
+                cid -= 1
+
+    def seeded_freed(self, freed: Callable[[int, float], None]) -> Callable[[int, float], None]:
+        """Wrap the model's "a start state's spot came free at lot k" so that the unit it held
+        goes back through the store too (a release transaction, like a departure's)."""
+
+        def hook(k: int, t: float) -> None:
+            if self._seeded[k]:
+                self.releases += 1
+                self.env.process(self._release(self._seeded[k].pop()))
+            freed(k, t)
+
+        return hook
+
+    def _row(self, cid: int) -> int:
+        return self._target[cid] if cid >= 0 else self._seeded_target[cid]
 
     def check_parked(self, k: int) -> None:
         """After a car parked at lot ``k``: the lot's parked cars never outnumber the units the
@@ -229,7 +263,7 @@ class ClaimsComponent(Component):
     def _release(self, cid: int) -> Generator:
         yield from self._release_body(cid)
         # a unit came free in the store: drivers waiting at that lot may claim it now
-        self.ctx.spot_freed(self._target[cid], self.env.now)
+        self.ctx.spot_freed(self._row(cid), self.env.now)
 
     def _step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
         """Perform the transaction's next operation now; if it blocks, wait to be woken."""
@@ -248,7 +282,7 @@ class ClaimsComponent(Component):
 
     def _check_grant(self, cid: int) -> None:
         """The invariant: a row never has more units granted than it has, nor a count < 0."""
-        k = self._target[cid]
+        k = self._row(cid)
         if self.core.held(k) > self.core.capacity(k):
             self.double_bookings += 1
         if self.core.store_value(k) < 0:

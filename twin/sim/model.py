@@ -489,10 +489,13 @@ class ParkingModel:
                 gate_t if any_entry_lanes else None, session_of,
             )  # fmt: skip
         if sc.initial != "empty":  # begin from a given or the typical state: twin.sim.initial
-            self.seeded = self._seed_initial(
-                lambda k, t: serve_waiting(k, t) if waiting[k] else None
-            )
+            freed = lambda k, t: serve_waiting(k, t) if waiting[k] else None  # noqa: E731
+            if claims is not None:  # a start state's unit goes back through the store too
+                freed = claims.seeded_freed(freed)
+            self.seeded = self._seed_initial(freed)
             external.extend(self.seeded.sessions)
+            if claims is not None:
+                claims.prefill()
 
         if elastic:
             first = arrive_first
