@@ -78,16 +78,17 @@ def main() -> int:
     span = int(args.surge_hours * HOUR / tick)
     lead = int(3 * HOUR / tick)
     windows = [k for k in windows if k >= lead and k + span <= counts.shape[1]]
-    extra = {
-        k: rng.poisson(expected[:, k : k + span] * args.percent / 100.0) for k in windows
-    }
-    print(f"{counts.shape[0]} null replications x {counts.shape[1] * tick / 86400:.1f} days; "
-          f"{len(windows) * counts.shape[0]} injected +{args.percent:g}% surges "
-          f"(weekdays {first_h:02d}-{last_h:02d}h, {args.surge_hours:g} h each)")
+    extra = {k: rng.poisson(expected[:, k : k + span] * args.percent / 100.0) for k in windows}
+    print(
+        f"{counts.shape[0]} null replications x {counts.shape[1] * tick / 86400:.1f} days; "
+        f"{len(windows) * counts.shape[0]} injected +{args.percent:g}% surges "
+        f"(weekdays {first_h:02d}-{last_h:02d}h, {args.surge_hours:g} h each)"
+    )
     print(f"{'ratio':>6} {'h':>6} {'alarms/day':>11} {'within':>8} {'median':>8} {'found':>6}")
     for ratio in (float(r) for r in args.ratios.split(",")):
-        h, rate = cusum_threshold(counts, expected, ratio, phi, cfg.surge_per_day, tick,
-                                  cfg.cusum_clear_s)
+        h, rate = cusum_threshold(
+            counts, expected, ratio, phi, cfg.surge_per_day, tick, cfg.cusum_clear_s
+        )
         delays = []
         for k in windows:
             c = counts[:, k - lead : k + span].copy()
@@ -95,10 +96,14 @@ def main() -> int:
             inc = poisson_llr(c, expected[:, k - lead : k + span], ratio, phi)
             delays.append(first_signals(inc, h, lead) * tick / 60.0)
         d = np.concatenate(delays)
-        print(f"{ratio:>6.2f} {h:>6.2f} {rate:>11.2f} {np.mean(d <= args.within):>8.1%} "
-              f"{np.median(d):>6.0f} m {np.mean(np.isfinite(d)):>6.0%}")
-    print(f"(budget {cfg.surge_per_day} alarms/day; within = share caught within "
-          f"{args.within:g} min; CPU {time.process_time() - c0:.0f} s)")
+        print(
+            f"{ratio:>6.2f} {h:>6.2f} {rate:>11.2f} {np.mean(d <= args.within):>8.1%} "
+            f"{np.median(d):>6.0f} m {np.mean(np.isfinite(d)):>6.0%}"
+        )
+    print(
+        f"(budget {cfg.surge_per_day} alarms/day; within = share caught within "
+        f"{args.within:g} min; CPU {time.process_time() - c0:.0f} s)"
+    )
     return 0
 
 

@@ -175,8 +175,18 @@ class Prediction:
         """(surge h, drop h, surge alarms/day, drop alarms/day) of the arrivals CUSUMs on the
         replications, for ``source`` ("arrivals" or "entries"); the config's fixed values
         when it sets them or there are no replicas."""
-        key = ("cusum", source, tick_s, cfg.surge_ratio, cfg.drop_ratio, cfg.surge_per_day,
-               cfg.drop_per_day, cfg.cusum_clear_s)
+        key = (
+            "cusum",
+            source,
+            tick_s,
+            cfg.surge_ratio,
+            cfg.drop_ratio,
+            cfg.surge_per_day,
+            cfg.drop_per_day,
+            cfg.cusum_clear_s,
+            cfg.cusum_h,
+            cfg.cusum_drop_h,
+        )
         if key in self.calibrated:
             return self.calibrated[key]
         if self.replicas is None or self.replicas.replications < 2:
@@ -184,10 +194,12 @@ class Prediction:
         else:
             counts, expected, _ = self.null_series(source, tick_s)
             phi = self.dispersion_of(source)
-            up = cusum_threshold(counts, expected, cfg.surge_ratio, phi, cfg.surge_per_day,
-                                 tick_s, cfg.cusum_clear_s)
-            down = cusum_threshold(counts, expected, cfg.drop_ratio, phi, cfg.drop_per_day,
-                                   tick_s, cfg.cusum_clear_s)
+            up = cusum_threshold(
+                counts, expected, cfg.surge_ratio, phi, cfg.surge_per_day, tick_s, cfg.cusum_clear_s
+            )
+            down = cusum_threshold(
+                counts, expected, cfg.drop_ratio, phi, cfg.drop_per_day, tick_s, cfg.cusum_clear_s
+            )
             found = (up[0], down[0], up[1], down[1])
         if cfg.cusum_h is not None:
             found = (cfg.cusum_h, found[1], math.nan, found[3])
@@ -204,8 +216,14 @@ class Prediction:
 
     def revenue_band(self, cfg: DivergenceConfig, tick_s: float) -> tuple[float, float]:
         """(band in sd, alarms/day on the replications) of the revenue detector."""
-        key = ("revenue", tick_s, cfg.revenue_window_s, cfg.revenue_sustain_s,
-               cfg.revenue_per_day)
+        key = (
+            "revenue",
+            tick_s,
+            cfg.revenue_window_s,
+            cfg.revenue_sustain_s,
+            cfg.revenue_per_day,
+            cfg.revenue_band,
+        )
         if key in self.calibrated:
             return self.calibrated[key]
         if cfg.revenue_band is not None or self.replicas is None or self.replicas.replications < 2:
@@ -351,9 +369,7 @@ class Prediction:
             arrivals_var=arrivals_var,
             revenue_m2=revenue_m2,
             revenue_var=revenue_var,
-            replicas=Replicas(
-                times["arrivals"], times["entries"], exits, amounts, warm, horizon
-            ),
+            replicas=Replicas(times["arrivals"], times["entries"], exits, amounts, warm, horizon),
         )
 
 
@@ -464,7 +480,13 @@ class Divergence:
             self.samples.append((now, fold.entries, fold.paid_cents / 100, occ, fold.plates_in))
 
     def _arrivals(
-        self, fold: Fold, now: float, n: int, lam: float, pred: Prediction, source: str,
+        self,
+        fold: Fold,
+        now: float,
+        n: int,
+        lam: float,
+        pred: Prediction,
+        source: str,
         dt: float,
     ) -> None:
         cfg = self.config
@@ -514,8 +536,9 @@ class Divergence:
         band, _ = pred.revenue_band(cfg, fold.config.tick_s)
         actual = sum(x[0] for x in window)
         expected = sum(x[1] for x in window)
-        z = revenue_z(actual, expected, sum(x[2] for x in window), pred.revenue_dispersion,
-                      pred.payment_m2)
+        z = revenue_z(
+            actual, expected, sum(x[2] for x in window), pred.revenue_dispersion, pred.payment_m2
+        )
         minutes = len(window) * dt / 60.0
         for subject, out in (("below", z < -band), ("above", z > band)):
             if not out:

@@ -82,9 +82,7 @@ def leave_one_out(per_rep: np.ndarray, others: int | None = None) -> np.ndarray:
     return out / k
 
 
-def cusum_alarms(
-    increments: np.ndarray, thresholds: np.ndarray, clear_ticks: float
-) -> np.ndarray:
+def cusum_alarms(increments: np.ndarray, thresholds: np.ndarray, clear_ticks: float) -> np.ndarray:
     """Alerts raised by Page's CUSUM on each row of ``increments`` (replications, ticks), for
     each threshold: the statistic restarts at 0 after each signal, and a signal opens an
     alert only when none came in the last ``clear_ticks`` (the live rule). Returns the
