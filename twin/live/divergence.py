@@ -15,8 +15,9 @@ day" is a setting, not a hope; benchmarks/bench_divergence.py measures it on emi
   detector of a sustained rate change for a given false-alarm rate. Arrivals are the entrance
   camera's plate reads when the feed has them (every car reaching the barrier: demand), else
   gate entries (which a full lot caps: a surge that fills the lot then looks like a drop).
-  The ratio is chosen on the model, not on a feed: of those tried, 1.4 caught the most
-  simulated +50 % surges within 45 min at the budget (docs: README, operator's tour).
+  The ratio is chosen on the model, not on a feed: of 1.2-1.6, 1.4 is within a point of
+  the most simulated +50 % surges caught within 45 min at the budget, over all weekday
+  hours and over the busy ones (benchmarks/divergence_design.py; README, operator's tour).
 * ``revenue``: the money paid at the exits over the last ``revenue_window_s`` against the
   model's band for that window (mean ± ``band`` sd, the sd of a compound Poisson sum: the
   replications' second moment of payments, times their overdispersion), out of the band for
