@@ -267,11 +267,15 @@ def main() -> int:
             if kind == "sensor_stuck" and k == 2 and delay is not None:
                 delay -= visible - row["start_s"]
             cells.append("not detected" if delay is None else f"{delay / 60:.0f} min")
+        stuck_for = schedule[-1]["end"] * HOUR - t_same
+        if visible - t_same > stuck_for:
+            cells[2] = "never visible"  # its car stayed until after the fault ended
         cells.append(f"{len(clean_alerts) / days:.2f} / day")
         table[seed] = cells
         print(
-            f"   (the bay stuck at its own value: its car left {(visible - t_same) / 60:.0f} "
-            f"min after the fault began; caught {cells[2]} after that)"
+            f"   (the bay stuck at its own value for {stuck_for / 60:.0f} min: its car left "
+            f"{(visible - t_same) / 60:.0f} min after the fault began; caught {cells[2]} after "
+            "that)"
         )
     n_seeds = len(args.seeds.split(","))
     print(f"\nfalse alarms on fault-free feeds: {all_false / (days * n_seeds):.2f} per day")
