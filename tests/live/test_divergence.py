@@ -147,3 +147,23 @@ def test_score_matches_alerts_to_faults():
     assert [r["delay_s"] for r in result.rows] == [1200, 180]
     assert [a.message for a in result.false_alarms] == ["another bay", "much later: false"]
     assert result.false_per_day == 2.0
+
+
+def test_a_feed_without_pay_stations_or_gates_raises_no_revenue_or_arrival_alert(
+    scenario, prediction
+):
+    feed = emit(scenario, days=1.2)
+    kinds = ("payment", "gate_entry", "gate_exit", "plate_read")
+    sensors_only = [x for x in feed.lines if not any(f'"{k}"' in x for k in kinds)]
+    mirror = mirrored(scenario, prediction, sensors_only)
+    assert not [a for a in mirror.alerts() if a.kind == "revenue" or a.kind.startswith("arrival")]
+    # the same feed with its payments but none of them paid (all offline) is an outage
+    offline = [
+        x.replace('"status": "ok"', '"status": "offline"').replace(
+            '"status":"ok"', '"status":"offline"'
+        )
+        for x in feed.lines
+    ]
+    assert offline != feed.lines
+    mirror = mirrored(scenario, prediction, offline)
+    assert any(a.kind == "revenue" and a.subject == "below" for a in mirror.alerts())

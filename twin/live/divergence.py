@@ -466,7 +466,10 @@ class Divergence:
         source = "arrivals" if fold.plates_in and pred.arrivals_mean is not None else "entries"
         n = new_plates if source == "arrivals" else new_entries
         expected = pred.mean_of(source)[pred.bin(now - dt / 2)] * dt / BIN_S
-        self._arrivals(fold, now, n, expected, pred, source, dt)
+        # a feed without gates (or pay stations) says nothing about arrivals (or revenue):
+        # each is judged once the feed has shown the kind of event it counts
+        if fold.entries or fold.plates_in:
+            self._arrivals(fold, now, n, expected, pred, source, dt)
         self._revenue(fold, now, pred, dt)
         occ = None
         if now % self.sample_every_s == 0 or (now % 300 == 0):
@@ -532,7 +535,7 @@ class Divergence:
         window.append((float(paid), float(mean), float(var)))
         while len(window) > max(1, round(cfg.revenue_window_s / fold.config.tick_s)):
             window.popleft()
-        if now < cfg.settle_s:
+        if now < cfg.settle_s or not fold.payments:
             return
         band, _ = pred.revenue_band(cfg, fold.config.tick_s)
         actual = sum(x[0] for x in window)
