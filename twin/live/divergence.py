@@ -157,8 +157,9 @@ class Prediction:
 
     # -- thresholds from the model's replications (twin.live.divergence_null) -------------
     def null_series(self, kind: str, tick_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per replication and tick: ``kind``'s count (or revenue) and its leave-one-out
-        expected value (the other replications' mean for the tick's week bin); tick starts."""
+        """Per replication of ``replicas`` and tick: ``kind``'s count (or revenue) and its
+        expected value from as many *other* replications as the prediction has (their mean for
+        the tick's week bin: a live feed's noise and the prediction's); and the tick starts."""
         assert self.replicas is not None
         key = ("null", kind, tick_s)
         if key not in self.calibrated:
@@ -172,7 +173,9 @@ class Prediction:
             self.calibrated[key] = (per_tick, expected, starts)
         return self.calibrated[key]
 
-    def arrival_thresholds(self, cfg: DivergenceConfig, tick_s: float, source: str):
+    def arrival_thresholds(
+        self, cfg: DivergenceConfig, tick_s: float, source: str
+    ) -> tuple[float, float, float, float]:
         """(surge h, drop h, surge alarms/day, drop alarms/day) of the arrivals CUSUMs on the
         replications, for ``source`` ("arrivals" or "entries"); the config's fixed values
         when it sets them or there are no replicas."""
@@ -211,7 +214,7 @@ class Prediction:
 
     def revenue_expected(self, t: np.ndarray | float, tick_s: float) -> tuple[Any, Any]:
         """Expected revenue and its compound Poisson variance in the tick ending at ``t``."""
-        b = self.bin(t - tick_s / 2) if isinstance(t, float) else self.bins_of(t - tick_s / 2)
+        b = self.bin(float(t) - tick_s / 2) if np.ndim(t) == 0 else self.bins_of(t - tick_s / 2)
         m2 = self.revenue_m2 if self.revenue_m2 is not None else self.revenue_mean
         return self.revenue_mean[b] * (tick_s / BIN_S), m2[b] * (tick_s / BIN_S)
 
@@ -671,13 +674,21 @@ class Divergence:
                 fold.clear_alert(kind, subject, now)
 
 
-def for_scenario(scenario: Scenario, replications: int, seed: int | None = None) -> Divergence:
-    """Detectors against ``replications`` of ``scenario``, occupancy judged after its warm-up
+def for_scenario(
+    scenario: Scenario,
+    replications: int,
+    seed: int | None = None,
+    null_replications: int | None = None,
+) -> Divergence:
+    """Detectors against ``replications`` of ``scenario`` (thresholds calibrated on
+    ``null_replications``, default the same), occupancy and revenue judged after its warm-up
     (12 h when 'auto'): a mirror that joins a running lot sees its cars only as they come
     and go, and an emitted feed starts from an empty lot like the model."""
     warm = scenario.warmup_hours if isinstance(scenario.warmup_hours, int | float) else 12.0
     return Divergence(
-        Prediction.from_scenario(scenario, replications, seed=seed),
+        Prediction.from_scenario(
+            scenario, replications, seed=seed, null_replications=null_replications
+        ),
         DivergenceConfig(settle_s=float(warm) * 3600.0),
     )
 
