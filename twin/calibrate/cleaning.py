@@ -24,7 +24,8 @@ from scipy import stats
 LONG_STAY_DAYS = 30.0
 #: A run of unchanged counts is a frozen counter when that many unchanged readings in a row
 #: would happen by chance, given how often this site's count stays put at those hours, with
-#: probability below FROZEN_ALPHA / (the site's number of such runs): see :func:`frozen_runs`.
+#: probability below FROZEN_ALPHA / (the site's number of steps between readings): see
+#: :func:`frozen_runs`.
 FROZEN_ALPHA = 0.01
 #: A day's count is offset (a counter carrying phantom cars, or missing real ones) when its
 #: opening level and the night's step into it are both beyond chance for the site (two-sided
@@ -34,6 +35,9 @@ OFFSET_ALPHA = 0.01
 #: share of the site's usual peak (its 95th percentile). A lot near its peak moves little
 #: (a full or nearly full lot cycles a few spaces); one half full at 10:00 moves a lot.
 LEVEL_BANDS = (0.5, 0.8, 0.95)
+#: A lot holding at most this share of its capacity is (nearly) empty: a car or two staying
+#: put for hours is what an empty lot does, not a frozen counter.
+EMPTY_SHARE = 0.02
 #: A gap is an interval longer than this multiple of the site's median interval (same day).
 GAP_FACTOR = 2.5
 
@@ -309,14 +313,14 @@ def frozen_runs(readings: pd.DataFrame) -> pd.Series:
     across a night it hardly ever does, so the probability q of a still step is estimated
     per site and class of step (the hour of day it ends in and the level band of the count,
     LEVEL_BANDS; steps across a night are one class of their own) from the site's own
-    readings, shrunk towards the site's overall share of still steps by a prior worth two
-    steps (a class seen a few times says little). A run of still steps, of any length,
-    within a day or across nights, has chance Π q under independence; it is frozen when that
-    is below FROZEN_ALPHA / (the number of such runs the site has: each is one test). So
-    three unchanged readings in a busy lot's morning rise can be beyond chance while six at
-    a lot at its usual peak are not. A count of 0 (an empty lot) or at or above capacity (a
-    full one) is still by nature:
-    those steps are neither counted in q nor ever frozen.
+    readings other than the run being judged, shrunk towards the site's overall share of
+    still steps by a prior worth two steps (a class seen a few times says little). A run of
+    still steps, of any length, within a day or across nights, has chance Π q under
+    independence; it is frozen when that is below FROZEN_ALPHA / (the site's number of
+    steps: a run may start at any of them). So three unchanged readings in a busy lot's
+    morning rise can be beyond chance while six at a lot at its usual peak are not. A lot
+    (nearly) empty (at most EMPTY_SHARE of capacity) or full (at or above capacity) is still
+    by nature: those steps are neither counted in q nor ever frozen.
     """
     out = pd.Series(False, index=readings.index)
     for _, r in readings.groupby("site", sort=False):
@@ -327,18 +331,21 @@ def frozen_runs(readings: pd.DataFrame) -> pd.Series:
         level = np.searchsorted(LEVEL_BANDS, v[1:] / max(np.quantile(v, 0.95), 1.0), "right")
         nb = len(LEVEL_BANDS) + 1
         cls = np.where(day[1:] == day[:-1], r["time"].dt.hour.to_numpy()[1:] * nb + level, 24 * nb)
-        natural = (v[1:] <= 0) | (v[1:] >= r["capacity"].to_numpy(dtype=float)[1:])
+        cap = r["capacity"].to_numpy(dtype=float)[1:]
+        natural = (v[1:] <= EMPTY_SHARE * cap) | (v[1:] >= cap)
         still = (v[1:] == v[:-1]) & ~natural
-        total = np.bincount(cls[~natural], minlength=24 * nb + 1)
-        overall = (still.sum() + 1) / ((~natural).sum() + 2)
-        shrunk = (np.bincount(cls[still], minlength=24 * nb + 1) + 2 * overall) / (total + 2)
-        log_q = np.log(shrunk)[cls]
+        n_cls = 24 * nb + 1
+        total = np.bincount(cls[~natural], minlength=n_cls)
+        stills = np.bincount(cls[still], minlength=n_cls)
         edges = np.diff(np.concatenate([[0], still.astype(int), [0]]))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        limit = math.log(FROZEN_ALPHA / max(len(starts), 1))
+        limit = math.log(FROZEN_ALPHA / len(still))  # a run may start at any step
         flag = np.zeros(len(v), dtype=bool)
-        for a, b in zip(starts, ends, strict=True):
-            if log_q[a:b].sum() < limit:  # still steps a..b-1: readings a..b hold one value
+        for a, b in zip(starts, ends, strict=True):  # still steps a..b-1: readings a..b
+            own = np.bincount(cls[a:b], minlength=n_cls)  # the run is not its own reference
+            overall = (still.sum() - (b - a) + 1) / ((~natural).sum() - (b - a) + 2)
+            q = (stills - own + 2 * overall) / (total - own + 2)
+            if np.log(q[cls[a:b]]).sum() < limit:
                 flag[a + 1 : b + 1] = True
         out[r.index[flag]] = True
     return out
