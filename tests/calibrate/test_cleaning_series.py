@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -35,30 +34,6 @@ BHAM = {
     "capacity": "Capacity",
 }
 COLS = {"time": "t", "site": "site", "occupied": "n", "capacity": "cap"}
-#: Arrivals per hour from 05:00 to 16:59.
-RATES = np.array([0] * 5 + [10, 30, 80, 120, 100, 80, 70, 60, 50, 40, 30, 20] + [0] * 7, float)
-STAY_MEAN, STAY_SD = 180.0, 100.0  # minutes, lognormal
-
-
-def lot(days: int, seed: int, scale: float = 1.0, cap: int = 5000, lift=None) -> pd.DataFrame:
-    """An M_t/G/∞ lot (gamma day factor, CV 0.1) read every 30 min 07:45–16:15;
-    ``lift(day_index)`` multiplies a day's arrivals (event days)."""
-    rng = np.random.default_rng(seed)
-    s2 = np.log1p((STAY_SD / STAY_MEAN) ** 2)
-    mu = np.log(STAY_MEAN) - s2 / 2
-    rows = []
-    for k, day in enumerate(pd.date_range("2026-01-05", periods=days)):
-        g = rng.gamma(100.0, 0.01) * scale * (lift(k) if lift else 1.0)
-        n = rng.poisson(g * RATES)
-        arr = np.concatenate([h + rng.random(c) for h, c in enumerate(n)]) * 60
-        leave = arr + rng.lognormal(mu, np.sqrt(s2), len(arr))
-        times = pd.date_range(
-            day + pd.Timedelta("7h45min"), day + pd.Timedelta("16h15min"), freq="30min"
-        )
-        for t in times:
-            m = (t - day).total_seconds() / 60
-            rows.append((t, min(cap, int(((arr <= m) & (leave > m)).sum()))))
-    return pd.DataFrame(rows, columns=["t", "n"]).assign(site="sim", cap=cap)
 
 
 def _aside(frame: pd.DataFrame, reason: str) -> pd.DataFrame:
@@ -67,7 +42,7 @@ def _aside(frame: pd.DataFrame, reason: str) -> pd.DataFrame:
     return rep.set_aside[rep.set_aside["reason"] == reason]
 
 
-def test_a_counter_frozen_across_two_nights_is_set_aside_whole():
+def test_a_counter_frozen_across_two_nights_is_set_aside_whole(lot):
     s = lot(42, seed=1)
     day = s["t"].dt.normalize()
     start = s.index[(day == "2026-01-15") & (s["t"].dt.hour == 14)][0]
@@ -78,7 +53,7 @@ def test_a_counter_frozen_across_two_nights_is_set_aside_whole():
     assert sorted(frozen["time"]) == sorted(s.loc[start + 1 : end, "t"])
 
 
-def test_three_equal_readings_in_a_busy_morning_are_frozen_an_empty_or_full_lot_is_not():
+def test_three_equal_readings_in_a_busy_morning_are_frozen_an_empty_or_full_lot_is_not(lot):
     s = lot(42, seed=2, cap=2000)
     day = s["t"].dt.normalize()
     rise = s.index[(day == "2026-01-20") & (s["t"].dt.hour.isin([8, 9]))][:3]
@@ -91,7 +66,7 @@ def test_three_equal_readings_in_a_busy_morning_are_frozen_an_empty_or_full_lot_
     assert sorted(frozen["time"]) == sorted(s.loc[rise[1:], "t"])
 
 
-def test_a_quiet_lots_natural_repeats_are_not_frozen():
+def test_a_quiet_lots_natural_repeats_are_not_frozen(lot):
     """A lot with a few cars repeats its count often by nature: beyond chance is judged
     against that, so at most a stray reading is set aside."""
     s = lot(42, seed=3, scale=0.03)
@@ -100,7 +75,7 @@ def test_a_quiet_lots_natural_repeats_are_not_frozen():
     assert len(_aside(s, "frozen_counter")) <= 2
 
 
-def test_a_counter_offset_is_set_aside_an_event_day_is_not():
+def test_a_counter_offset_is_set_aside_an_event_day_is_not(lot):
     events = {20: 2.0}  # an event day: twice the arrivals, a normal opening
     s = lot(49, seed=4, lift=lambda k: events.get(k, 1.0))
     day = s["t"].dt.normalize()
@@ -112,7 +87,7 @@ def test_a_counter_offset_is_set_aside_an_event_day_is_not():
     assert len(_aside(s, "frozen_counter")) == 0
 
 
-def test_set_aside_readings_are_never_origins_or_targets_of_the_backtest():
+def test_set_aside_readings_are_never_origins_or_targets_of_the_backtest(lot):
     """The backtest scores the calibration's readings (``frames["predictions"]``, usable
     readings only) through ``slotted_series`` and ``origin_pairs``: a set-aside reading is
     never an actual, the count a forecast starts from, nor a seasonal-naive forecast."""

@@ -369,10 +369,15 @@ def offset_days(readings: pd.DataFrame) -> pd.Series:
     *night step* into it (opening minus the previous day's closing, consecutive days only)
     with the site's night steps: robust z-scores (median and 1.4826·MAD, the scale at least
     √median and 1 % of capacity, so a nearly empty lot's few cars are not "beyond chance").
-    An offset starts on a day where both are beyond chance in the same direction (two-sided
-    p below OFFSET_ALPHA / the site's days) and lasts while later days' openings stay beyond
-    chance in that direction. An event day opens normally (its crowd arrives after the
-    opening) and a day after a full evening drops overnight as usual: neither is an offset.
+    An offset is additive: the level moves, the day's movement does not. So a day is offset
+    only while its *rise* (the mean of its readings minus its opening) is within chance for
+    its day type; a day of more or less demand scales its whole curve, rise included, and is
+    a special day for the calibration to find (:mod:`twin.calibrate.occupancy_calendar`),
+    not a fault. An offset starts on a day where the opening and the night step are both
+    beyond chance in the same direction (two-sided p below OFFSET_ALPHA / the site's days)
+    and lasts while later days' openings stay beyond chance in that direction. An event day
+    opens normally (its crowd arrives after the opening) and a day after a full evening drops
+    overnight as usual: neither is an offset.
     """
     out = pd.Series(False, index=readings.index)
     for _, r in readings.groupby("site", sort=False):
@@ -392,15 +397,17 @@ def offset_days(readings: pd.DataFrame) -> pd.Series:
         close_ok = np.abs(h_close - np.median(h_close)) <= 1.0
         weekday = t_open.index.day_of_week.to_numpy()
         kind = np.where(weekday < 5, 0, np.where(weekday == 5, 1, 2))
-        z_open = np.full(n, np.nan)
+        rise = per_day["raw_occupied"].mean().to_numpy(dtype=float) - opening
+        z_open, z_rise = np.full(n, np.nan), np.full(n, np.nan)
         for k in range(3):
             idx = np.flatnonzero((kind == k) & open_ok)
             if len(idx) < 4:
                 continue
             for j in idx:
-                ref = opening[idx[idx != j]]
-                floor = max(math.sqrt(max(float(np.median(ref)), 1.0)), 0.01 * capacity)
-                z_open[j] = _robust_z(opening[j], ref, floor)
+                for value, z in ((opening, z_open), (rise, z_rise)):
+                    ref = value[idx[idx != j]]
+                    floor = max(math.sqrt(max(abs(float(np.median(ref))), 1.0)), 0.01 * capacity)
+                    z[j] = _robust_z(value[j], ref, floor)
         gap = np.diff(t_open.index.to_numpy()) == np.timedelta64(1, "D")
         night = np.flatnonzero(gap & open_ok[1:] & close_ok[:-1])
         z_night = np.full(n, np.nan)  # z_night[i]: the step into day i
@@ -411,8 +418,11 @@ def offset_days(readings: pd.DataFrame) -> pd.Series:
         crit = float(stats.norm.isf(OFFSET_ALPHA / n / 2))
         shifted = np.zeros(n, dtype=bool)
         direction = 0.0
+        ordinary_rise = np.abs(z_rise) <= crit  # NaN (no opening to compare): False
         for i in range(n):
             zo, zn = z_open[i], z_night[i]
+            if not ordinary_rise[i]:
+                continue
             if abs(zo) > crit and abs(zn) > crit and np.sign(zo) == np.sign(zn):
                 shifted[i], direction = True, float(np.sign(zo))
             elif i and shifted[i - 1] and direction * zo > crit:

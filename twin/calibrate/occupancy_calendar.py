@@ -6,13 +6,16 @@ which stretches of weeks ran at another level (the weeks before Christmas). Both
 against chance, as ``calibrate tickets`` judges special days from arrivals:
 
 - a day's *level* is the ratio of its readings' sum to the sum the fitted curve predicts for
-  them (the day factor of :mod:`twin.calibrate.occupancy`). Under the model that ratio varies
-  from day to day by the day-to-day spread (robust: 1.4826·MAD of all days' ratios, so a few
-  special days do not hide themselves) and at least by the Poisson noise the M_t/G/∞ model
-  itself gives a day's readings (:func:`ratio_noise`). A day is special when its two-sided
-  p-value is below SPECIAL_ALPHA divided by the days tested (Bonferroni). The test is on the
-  level of the day's curve, not its shape: an evening event that leaves the day's total near
-  normal is not found from counts read 07:45–16:30.
+  them (the day factor of :mod:`twin.calibrate.occupancy`), taken relative to its week's
+  level (the median of the week's other days: a day in a busy week is not special for
+  being busy like the rest of its week; :func:`week_levels`). Under the model that relative level
+  varies from day to day by the day-to-day spread (robust: 1.4826·MAD over all days, so a
+  few special days do not hide themselves) and at least by the Poisson noise the M_t/G/∞
+  model itself gives a day's readings (:func:`ratio_noise`). A day is special when its
+  two-sided p-value is below SPECIAL_ALPHA divided by the days tested (Bonferroni). The test
+  is on the level of the day's curve, not its shape: an evening event that leaves the day's
+  total near normal is not found from counts read 07:45–16:30. A run of event days filling
+  most of a week lifts that week's median and shows as a period rather than as days.
 - a *period* is a calendar week (Monday to Sunday). Whether the weeks' levels differ beyond
   the day-to-day spread is a one-way ANOVA (scipy.stats.f_oneway) of the ordinary days'
   ratios grouped by week; only when it rejects at PERIOD_ALPHA does any week get a level of
@@ -142,17 +145,37 @@ def _centre_spread(ratios: np.ndarray) -> tuple[float, float]:
     return centre, 1.4826 * float(np.median(np.abs(ratios - centre)))
 
 
+def _monday(dates: pd.Series) -> pd.Series:
+    return dates - pd.to_timedelta(dates.dt.day_of_week, unit="D")
+
+
+def week_levels(levels: pd.DataFrame) -> np.ndarray:
+    """Each day's week level: the median ratio of the *other* days of its calendar week
+    (robust to an event day or two in it; the day itself left out, or the median day of each
+    week would sit exactly on its level and shrink the spread) when there are MIN_WEEK_DAYS of
+    them, else the median of all days."""
+    ratios = levels["ratio"].to_numpy()
+    week = _monday(levels["date"]).to_numpy()
+    out = np.full(len(ratios), float(np.median(ratios)))
+    for i in range(len(ratios)):
+        others = ratios[(week == week[i]) & (np.arange(len(ratios)) != i)]
+        if len(others) >= MIN_WEEK_DAYS:
+            out[i] = float(np.median(others))
+    return out
+
+
 def special_days(
     fit: SiteFit, levels: pd.DataFrame, t_h: np.ndarray, kind: np.ndarray, frame: pd.DataFrame
 ) -> pd.DataFrame:
-    """The days of ``levels`` whose level lies beyond chance (see the module doc), with their
-    multiplier; columns SPECIAL_COLUMNS, sorted by date."""
+    """The days of ``levels`` whose level lies beyond chance from their weekday's fitted curve
+    at their week's level (see the module doc), with their multiplier against the curve;
+    columns SPECIAL_COLUMNS, sorted by date."""
     if len(levels) < 5:
         return pd.DataFrame(columns=SPECIAL_COLUMNS)
-    ratios = levels["ratio"].to_numpy()
-    centre, spread = _centre_spread(ratios)
+    within = levels["ratio"].to_numpy() / week_levels(levels)
+    centre, spread = _centre_spread(within)
     sd = np.maximum(spread, levels["noise_sd"].to_numpy())
-    z = (ratios - centre) / np.where(sd > 0, sd, np.inf)
+    z = (within - centre) / np.where(sd > 0, sd, np.inf)
     p = 2 * stats.norm.sf(np.abs(z))
     days = frame["time"].dt.normalize().to_numpy()
     rows = []
@@ -169,8 +192,8 @@ def special_days(
                 "p_value": float(p[i]),
                 "multiplier": multiplier(fit, t_h[sel], kind[sel], float(row["observed"])),
                 "censored": bool(row["full"]),
-                "test": f"level vs its weekday's fitted curve, two-sided z, p < {SPECIAL_ALPHA:g}"
-                f"/{len(levels)} days",
+                "test": "level / its week's vs its weekday's fitted curve, two-sided z, "
+                f"p < {SPECIAL_ALPHA:g}/{len(levels)} days",
             }
         )
     return pd.DataFrame(rows, columns=SPECIAL_COLUMNS)
@@ -187,7 +210,7 @@ def calendar_periods(
     """Weeks whose level differs beyond chance (see the module doc): (PERIOD_COLUMNS frame,
     the tests: ANOVA across weeks and the linear trend of the day levels)."""
     ordinary = levels[~levels["date"].dt.strftime("%Y-%m-%d").isin(set(special["date"]))]
-    week = ordinary["date"] - pd.to_timedelta(ordinary["date"].dt.day_of_week, unit="D")
+    week = _monday(ordinary["date"])
     groups = {
         w: g["ratio"].to_numpy() for w, g in ordinary.groupby(week) if len(g) >= MIN_WEEK_DAYS
     }
