@@ -612,7 +612,7 @@ class OccupancyCalibration:
     unusable: dict[str, str]
     error_by_hour: pd.DataFrame  # site, hour, period, n, mae_rate, bias_rate
     errors: pd.DataFrame  # site, period, n, mae_rate, rmse_rate
-    predictions: pd.DataFrame  # site, time, occupied, predicted, capacity, period
+    predictions: pd.DataFrame  # site, time, occupied, capacity, period, predicted, multiplier
 
 
 def calibrate_series(
@@ -653,12 +653,13 @@ def calibrate_series(
         A = fit.blocks.design(fit.law, t)
         mean = np.einsum("ij,ij->i", A, fit.rate_table()[kind]) * scale
         pred["predicted"] = capped_mean(mean, fit.capacity)
+        pred["multiplier"] = scale
         preds.append(pred)
     predictions = (
         pd.concat(preds, ignore_index=True)
         if preds
         else pd.DataFrame(
-            columns=["site", "time", "occupied", "capacity", "period", "predicted"]
+            columns=["site", "time", "occupied", "capacity", "period", "predicted", "multiplier"]
         ).astype({"time": "datetime64[ns]", "occupied": float, "capacity": float})
     )
     err = (predictions["predicted"] - predictions["occupied"]) / predictions["capacity"]

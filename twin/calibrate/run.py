@@ -245,6 +245,8 @@ def calibrate_occupancy(
             "stay_sd_min": fit.law.sd_h * 60,
             **{f"arrivals_per_day_{k}": fit.arrivals_per_day(k) for k in ("weekday", "sat", "sun")},
             "day_factor_cv": fit.day_factor_cv,
+            "special_days": len(fit.special_days),
+            "weeks_own_level": len(fit.periods),
             "n_readings": fit.n_readings,
             "n_days": fit.n_days,
         }
