@@ -102,7 +102,7 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
     is empty at the start of each day (no arrivals after the last observed hour). The
     day-to-day CV, when there is one, becomes the stream's ``day_factor``; special days and
     weeks with a level of their own (see :mod:`twin.calibrate.occupancy_calendar`) become
-    ``dates`` entries with their multiplier."""
+    ``dates`` entries with their multiplier (a fit without ``calendar_entries`` has none)."""
     data = {
         "name": slug(fit.site),
         "description": (
@@ -140,7 +140,7 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
             "dates": days,
             "multiplier": round(k, 4),
         }
-        for days, k in fit.calendar_entries()
+        for days, k in (fit.calendar_entries() if hasattr(fit, "calendar_entries") else [])
     ]
     if dates:  # special days and weeks at their own level, found against chance
         data["demand"][0]["dates"] = dates
