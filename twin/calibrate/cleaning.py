@@ -2,8 +2,9 @@
 
 A calibration is only as honest as its inputs. Real ticket logs hold zero-length and negative
 stays, tickets never closed, rows written twice, stays of months and rows out of time order;
-real occupancy series hold counts above capacity, negative counts, gaps, duplicate timestamps
-and frozen counters. Each problem is counted by reason, the affected rows are kept in a
+real occupancy series hold counts above capacity, negative counts, gaps, duplicate timestamps,
+frozen counters (of any length, across nights) and counter offsets (a whole day shifted by
+phantom or lost cars). Each problem is counted by reason, the affected rows are kept in a
 ``set_aside`` frame with their reason (the calibration's dead letter), and every row is either
 used or set aside: ``used + set aside = received`` for each use (arrivals, stays), always.
 """
