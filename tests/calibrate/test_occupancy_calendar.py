@@ -137,3 +137,18 @@ def test_birmingham_event_days_from_counts():
     by_day = {d.isoformat(): e.multiplier for e in dates for d in e.dates}
     assert by_day["2016-11-20"] > 2.0 and by_day["2016-10-27"] > 1.3
     assert np.isfinite(cal.frames["special_days"]["multiplier"]).all()
+
+
+def test_calendar_off_fits_every_day_into_the_profile(lot):
+    """``calendar=False`` (api.calibrate, calibrate_occupancy): no special day, no week, and
+    the event day is in the ordinary profile (its level higher than with the calendar)."""
+    frame = lot(35, seed=11, lift=lambda k: 3.0 if k == 17 else 1.0, cv=0.0)
+    on = calibrate_occupancy(frame, COLS, plots=False)
+    off = calibrate_occupancy(frame, COLS, plots=False, calendar=False)
+    assert list(on.frames["special_days"]["date"]) == [_date(17)]
+    assert len(off.frames["special_days"]) == 0 and len(off.frames["periods"]) == 0
+    thu_on, thu_off = (
+        on.fits["sim"].arrivals_per_day("thu"),
+        off.fits["sim"].arrivals_per_day("thu"),
+    )
+    assert thu_off > 1.05 * thu_on

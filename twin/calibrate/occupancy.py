@@ -43,12 +43,13 @@ from twin.calibrate.occupancy_calendar import (
     SPECIAL_COLUMNS,
     calendar_periods,
     day_levels,
-    multiplier,
     period_dates,
     ratio_noise,
     special_days,
 )
 
+#: Fits at most, per site, while finding its special days (see :func:`fit_site_calendar`).
+CALENDAR_ROUNDS = 3
 #: Hours of arrivals before the first observed hour, fitted as one rate (see module doc).
 EARLY_HOURS = 2
 #: Day types with their own arrival profile.
@@ -321,27 +322,31 @@ def _hours_of_day(ts: pd.Series) -> np.ndarray:
 
 def fit_site_calendar(frame: pd.DataFrame, site: str) -> SiteFit:
     """:func:`fit_site` with the calendar: the days whose level differs from their weekday's
-    beyond chance are found on a first fit, the site is refitted without them (so an event day
-    shapes neither the ordinary profiles nor the day-to-day CV, as in ``calibrate tickets``),
-    each gets its multiplier against the refit, and weeks whose level differs beyond chance
-    get theirs (:mod:`twin.calibrate.occupancy_calendar`). The special days' ``z`` and
-    ``p_value`` are those of the test on the first fit."""
-    fit = fit_site(frame, site)
+    beyond chance are found, the site is refitted without them (so an event day shapes
+    neither the ordinary profiles nor the day-to-day CV, as in ``calibrate tickets``) and every
+    day is tested again against that fit, until the special days found are the ones left out
+    (at most CALENDAR_ROUNDS fits: an extreme event day lifts its weekday's profile in the
+    first fit, so its ordinary namesakes look low until it is left out). Each special day
+    gets its multiplier against the final fit, and the weeks whose level differs beyond
+    chance get theirs (:mod:`twin.calibrate.occupancy_calendar`)."""
     t, kind = _hours_of_day(frame["time"]), day_kind(frame["time"])
-    special = special_days(fit, day_levels(fit, t, kind, frame), t, kind, frame)
     days = frame["time"].dt.normalize()
+    fit = fit_site(frame, site)
+    left_out: set[str] = set()
+    for _ in range(CALENDAR_ROUNDS):
+        special = special_days(fit, day_levels(fit, t, kind, frame), t, kind, frame)
+        found = set(special["date"])
+        ordinary = frame[~days.isin(pd.to_datetime(sorted(found))).to_numpy()]
+        if found == left_out or not (
+            len(ordinary) >= MIN_READINGS and ordinary["time"].dt.normalize().nunique() >= MIN_DAYS
+        ):
+            break
+        fit, left_out = fit_site(ordinary, site), found
+    else:
+        special = special_days(fit, day_levels(fit, t, kind, frame), t, kind, frame)
+    fit.special_days = special
     is_special = days.isin(pd.to_datetime(special["date"])).to_numpy()
     ordinary = frame[~is_special]
-    if len(special) and (
-        len(ordinary) >= MIN_READINGS and ordinary["time"].dt.normalize().nunique() >= MIN_DAYS
-    ):
-        fit = fit_site(ordinary, site)
-        obs = frame["occupied"].to_numpy(dtype=float)
-        for i, date in enumerate(pd.to_datetime(special["date"])):
-            sel = (days == date).to_numpy()
-            special.loc[i, "ratio"] = obs[sel].sum() / fit.predict(t[sel], kind[sel]).sum()
-            special.loc[i, "multiplier"] = multiplier(fit, t[sel], kind[sel], obs[sel].sum())
-    fit.special_days = special
     t_o, kind_o = t[~is_special], kind[~is_special]
     levels = day_levels(fit, t_o, kind_o, ordinary)
     fit.periods, fit.period_tests = calendar_periods(fit, levels, t_o, kind_o, ordinary, special)

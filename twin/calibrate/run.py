@@ -210,9 +210,13 @@ def calibrate_occupancy(
     train_until: str | pd.Timestamp | None = None,
     sites: list[str] | None = None,
     plots: bool = True,
+    calendar: bool = True,
 ) -> Calibration:
     """Fit one scenario per site of an occupancy count series (see
-    :mod:`twin.calibrate.occupancy`), on readings up to ``train_until`` (a date, inclusive)."""
+    :mod:`twin.calibrate.occupancy`), on readings up to ``train_until`` (a date, inclusive).
+    ``calendar``: find special days and weeks at their own level, and refit without the
+    special days (:func:`twin.calibrate.occupancy.fit_site_calendar`); False fits every
+    usable day into the ordinary profiles (the fit before special days existed)."""
     cols = parse_columns(columns, ("time", "occupied", "capacity"), SERIES_ROLES)
     raw, name = _read(source)
     clean, cleaning = clean_series(raw, cols, name)
@@ -232,7 +236,7 @@ def calibrate_occupancy(
             raise CalibrationInputError(
                 f"--sites: no site {', '.join(map(repr, unknown))} in {name}"
             )
-    cal = calibrate_series(clean, train_until, sites)
+    cal = calibrate_series(clean, train_until, sites, calendar=calendar)
     rows, scen, est, specials, periods = [], {}, {}, [], []
     first = clean["time"].min().to_pydatetime()
     for site, fit in cal.fits.items():
