@@ -142,7 +142,7 @@ def test_payloads_not_yet_applied_come_back_after_a_twin_restart(broker: Broker)
         pub.publish(p)
     assert pub.close(timeout=30) == 0
     deadline = time.monotonic() + 10
-    while first._queue.qsize() < 20 and time.monotonic() < deadline:
+    while first.pending() < 20 and time.monotonic() < deadline:
         time.sleep(0.05)
     applied = []
     for raw in first:
