@@ -19,7 +19,8 @@ The twin's side is what ``parktwin live --source mqtt://...`` runs: ``MqttSource
 the intake alone (``--sink intake``). Each run checks that every event was applied exactly
 once. CPU times come from the processes themselves (twin: ``time.process_time``; publisher:
 its rusage; broker: /proc/PID/stat), so they hold up better than wall time on a loaded
-machine; the load average is printed with each run.
+machine; the load average is printed with each run. ``per cpu-s`` is events per second of
+the twin's CPU: the rate a twin with a core of its own would reach if nothing else limited it.
 
     python benchmarks/bench_mqtt.py [--days 1] [--repeat 3] [--mode live backlog] [--sink mirror]
 """
@@ -173,7 +174,7 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"{'mode':8} {'run':>3} {'wall s':>7} {'events/s':>9} {'twin cpu s':>10}"
-        f" {'µs/event':>8} {'pub cpu s':>9} {'broker cpu s':>12} {'load':>5}"
+        f" {'µs/event':>8} {'per cpu-s':>9} {'pub cpu s':>9} {'broker cpu s':>12} {'load':>5}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         feed = Path(tmp) / "feed.jsonl"
@@ -186,7 +187,8 @@ def main() -> None:
                 rates.append(rate)
                 print(
                     f"{mode:8} {r + 1:>3} {f['wall']:>7.2f} {rate:>9,.0f} {f['cpu']:>10.2f}"
-                    f" {1e6 * f['cpu'] / n:>8.1f} {f['pub_cpu']:>9.2f} {f['broker_cpu']:>12.2f}"
+                    f" {1e6 * f['cpu'] / n:>8.1f} {n / f['cpu']:>9,.0f} {f['pub_cpu']:>9.2f}"
+                    f" {f['broker_cpu']:>12.2f}"
                     f" {f['load']:>5.2f}"
                 )
             verdict = "meets" if min(rates) >= TARGET else "misses"

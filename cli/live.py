@@ -68,9 +68,10 @@ def live(
     clock_checks: Annotated[
         bool,
         typer.Option(
-            help="Judge devices' clocks by receive times (future timestamps, skew). Turn off "
-            "for a feed played faster than real time (emit --speed N), whose receive times "
-            "say nothing about the devices' clocks."
+            help="Judge devices' clocks by receive times (future timestamps, skew); a --replay "
+            "is stamped with its replay clock, at any --speed. Turn off for an MQTT feed played "
+            "faster than real time (emit --speed N), whose wall-clock receive times say "
+            "nothing about the devices' clocks."
         ),
     ] = True,
 ) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import time
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -79,38 +80,50 @@ def replay_clock(
     after it). Items without a time get the clock as it stands (None before the first
     timed item). Reads ``window`` timed items ahead.
     """
+    w = window
     pending: deque[tuple[T, float | None]] = deque()
-    # Times of up to `window` timed items already released, then of the pending ones.
+    # Times of up to `w` timed items already released, then of the pending ones (at most
+    # 2w + 1), and the same times sorted: the median is then one index, not a sort.
     times: deque[float] = deque()
+    ordered: list[float] = []
     done = 0  # how many of `times` are released
     clock: float | None = None
-
-    def release(final: bool) -> Iterator[tuple[T, float | None]]:
-        nonlocal done, clock
+    for item, t in items:
+        pending.append((item, t))
+        if t is None:
+            if len(pending) > 1:
+                continue  # waits behind a timed item
+        else:
+            times.append(t)
+            insort(ordered, t)
+            if len(times) - done - 1 < w:
+                continue  # the oldest pending timed item has fewer than w after it yet
         while pending:
-            item, t = pending[0]
-            if t is not None:
-                after = len(times) - done - 1
-                if after < window and not final:
-                    return
-                before = done if after >= window else min(done, after)
-                near = sorted(islice(times, done - before, done + after + 1))
-                told = min(t, near[len(near) // 2])
+            head, ht = pending[0]
+            if ht is not None:
+                if len(times) - done - 1 < w:
+                    break
+                # All before it (up to w) and w after: `ordered` is exactly that window.
+                told = min(ht, ordered[len(ordered) // 2])
                 if clock is None or told > clock:
                     clock = told
                 done += 1
-                if done > window:
-                    times.popleft()
+                if done > w:
+                    del ordered[bisect_left(ordered, times.popleft())]
                     done -= 1
             pending.popleft()
-            yield item, clock
-
-    for item, t in items:
-        pending.append((item, t))
-        if t is not None:
-            times.append(t)
-        yield from release(final=False)
-    yield from release(final=True)
+            yield head, clock
+    # The last items: fewer than w after them, so as many before as after.
+    for head, ht in pending:
+        if ht is not None:
+            after = len(times) - done - 1
+            before = min(done, after)
+            near = sorted(islice(times, done - before, done + after + 1))
+            told = min(ht, near[len(near) // 2])
+            if clock is None or told > clock:
+                clock = told
+            done += 1
+        yield head, clock
 
 
 def _buffered(line: str) -> bool:
@@ -143,30 +156,32 @@ class FileReplay:
 
     def __iter__(self) -> Iterator[Raw]:
         rows = self._csv() if self.path.suffix.lower() == ".csv" else self._jsonl()
+        paced = Pacer(self.speed, self.clock, self.sleep) if self.speed is not None else None
         if self.window is None:
-            if self.speed is None:
-                for payload, _, recorded, where in rows:
-                    yield Raw(payload, recorded, where)
-                return
-            # Paced on each line's own time, as no replay clock runs.
-            paced = Pacer(self.speed, self.clock, self.sleep)
-            for payload, t, recorded, where in rows:
-                paced.wait(None if t is None else datetime.fromtimestamp(t, UTC))
+            for (payload, recorded, where, seen), _ in rows:
+                if paced is not None:  # paced on each line's own time: no replay clock runs
+                    paced.wait(seen)
                 yield Raw(payload, recorded, where)
             return
-        paced = Pacer(self.speed, self.clock, self.sleep)
-        last: tuple[float | None, datetime | None] = (None, None)
-        for (payload, _, recorded, where), now in replay_clock(
-            ((row, row[1]) for row in rows), self.window
-        ):
-            if now != last[0]:
-                last = (now, None if now is None else datetime.fromtimestamp(now, UTC))
-            received = last[1]
-            paced.wait(received)
+        seconds: float | None = None
+        received: datetime | None = None
+        for (payload, recorded, where, seen), now in replay_clock(rows, self.window):
+            if now != seconds:
+                seconds = now
+                # Mostly the line's own time (a feed in time order): reuse its datetime.
+                if seen is not None and seen.timestamp() == now:
+                    received = seen
+                else:
+                    received = datetime.fromtimestamp(now, UTC)  # type: ignore[arg-type]
+                if paced is not None:
+                    paced.wait(received)
             yield Raw(payload, recorded or received, where)
 
-    def _jsonl(self) -> Iterator[tuple[Any, float | None, datetime | None, str]]:
-        """(payload, observed time in epoch s or None, recorded receive time, where)."""
+    def _jsonl(
+        self,
+    ) -> Iterator[tuple[tuple[Any, datetime | None, str, datetime | None], float | None]]:
+        """((payload, recorded receive time, where, observed time), observed time in epoch s);
+        the observed time is None when unreadable or not needed, or the line is buffered."""
         name = self.path.name
         timed = self.window is not None or self.speed is not None
         with self.path.open(encoding="utf-8", errors="surrogateescape") as f:
@@ -176,9 +191,11 @@ class FileReplay:
                     continue
                 t = _peek_time(line) if timed and not _buffered(line) else None
                 rec = _peek_received(line) if '"receivedAt"' in line else None
-                yield line, None if t is None else t.timestamp(), rec, f"{name}:{n}"
+                yield (line, rec, f"{name}:{n}", t), None if t is None else t.timestamp()
 
-    def _csv(self) -> Iterator[tuple[Any, float | None, datetime | None, str]]:
+    def _csv(
+        self,
+    ) -> Iterator[tuple[tuple[Any, datetime | None, str, datetime | None], float | None]]:
         name = self.path.name
         with self.path.open(encoding="utf-8", newline="") as f:
             for n, row in enumerate(csv.DictReader(f), 2):
@@ -186,7 +203,7 @@ class FileReplay:
                 received = _when(obj.pop("receivedAt", None))
                 late = str(obj.get("buffered", "")).lower() in ("true", "1")
                 t = None if late else _when(obj.get("dateObserved"))
-                yield obj, None if t is None else t.timestamp(), received, f"{name}:{n}"
+                yield (obj, received, f"{name}:{n}", t), None if t is None else t.timestamp()
 
 
 class Pacer:

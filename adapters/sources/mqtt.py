@@ -19,8 +19,9 @@ Why these settings (the issue's "no loss, no double counting when the broker res
   window at a time keeps the other half flowing. (MQTT 5 would let the subscriber ask for a
   wider window, its Receive Maximum, which Mosquitto honours; but paho decodes MQTT 5
   properties on every PUBLISH, which cost ~20 µs more per message than the whole 3.1.1 path
-  saves: measured, see benchmarks/bench_mqtt.py in docs/feed_events.md.) The publisher keeps
-  up to ``inflight`` (1,000) messages unacknowledged instead of paho's 20;
+  saves: measured, see docs/feed_events.md.) The publisher keeps paho's window of 20
+  unacknowledged messages: paho scans the whole window on every acknowledgement, so a window
+  of 1,000 doubled the publisher's CPU;
 * at least once means a message can come twice (a PUBACK lost in the restart): the intake
   dedupes on the event id, so each event reaches the twin's state exactly once.
 
@@ -188,8 +189,8 @@ class MqttSource:
 class MqttPublisher:
     """Publishes payloads at QoS 1 from a persistent session; ``close()`` waits until the
     broker has acknowledged every one (reconnecting through broker restarts). Up to
-    ``inflight`` messages may wait for their acknowledgement at once (paho's default, 20,
-    makes every 20 messages wait for a round trip through the broker)."""
+    ``inflight`` messages wait for their acknowledgement at once (paho's default, 20: paho
+    scans the window on every acknowledgement, so 1,000 doubled the publisher's CPU)."""
 
     host: str
     port: int = 1883
@@ -198,7 +199,7 @@ class MqttPublisher:
     connect_timeout: float = 30.0
     min_delay: float = 1
     max_delay: float = 8
-    inflight: int = 1000
+    inflight: int = 20
     published: int = 0
 
     def __post_init__(self) -> None:

@@ -149,3 +149,30 @@ def test_one_line_far_ahead_moves_the_clock_by_one_rank_at_most(k, ahead) -> Non
 def test_lines_without_a_time_take_the_clock_as_it_stands() -> None:
     items = [("a", None), ("b", 5.0), ("c", None), ("d", 6.0)]
     assert list(replay_clock(items, 2)) == [("a", None), ("b", 5.0), ("c", 5.0), ("d", 6.0)]
+
+
+def reference_clock(ts: list[float | None], window: int) -> list[float | None]:
+    """The replay clock by its definition, line by line (quadratic, obviously right)."""
+    timed = [t for t in ts if t is not None]
+    out: list[float | None] = []
+    clock: float | None = None
+    k = 0  # index among the timed lines
+    for t in ts:
+        if t is not None:
+            after = min(window, len(timed) - k - 1)
+            before = min(window, k) if after == window else min(k, after)
+            near = sorted(timed[k - before : k + after + 1])
+            told = min(t, near[len(near) // 2])
+            clock = told if clock is None else max(clock, told)
+            k += 1
+        out.append(clock)
+    return out
+
+
+@given(
+    st.lists(st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False), max_size=80),
+    st.integers(min_value=0, max_value=10),
+)
+def test_replay_clock_matches_its_definition(ts, window) -> None:
+    got = [c for _, c in replay_clock(((i, t) for i, t in enumerate(ts)), window)]
+    assert got == reference_clock(ts, window)
