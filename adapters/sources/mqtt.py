@@ -158,6 +158,8 @@ class MqttSource:
         applied: list[tuple[int, int]] = []  # (mid, qos) applied, not yet acknowledged
 
         def acknowledge() -> None:
+            if not applied:
+                return
             for mid, qos in applied:
                 client.ack(mid, qos)
             applied.clear()
