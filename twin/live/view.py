@@ -78,6 +78,17 @@ def board(mirror: Mirror, feed: dict[str, Any] | None = None, forecast: Any = No
     counts += (f"\ncars inside by the gates {mirror.fold.gate_open()}, on bays "
                f"{summary['occupied']}; paid {summary['paid']:,.2f}, charged by the tariff "
                f"{summary['priced']:,.2f}")
+    extra = [
+        f"{label} {summary[key]:,}"
+        for key, label in (
+            ("queue", "waiting at the entry"),
+            ("held", "bays held for reservations"),
+            ("parked_before_feed", "parked before the feed began"),
+        )
+        if summary[key]
+    ]
+    if extra:
+        counts += "\n" + "; ".join(extra)
     parts.append(Panel(counts, title="feed", title_align="left"))
     return Group(*parts)
 

@@ -91,6 +91,10 @@ class ParkingModel:
         self.lot = self.lots[0]
         self.streams = Streams(self.seed, replication)
         self.drivers = draw_drivers(scenario, self.streams, self.calendar)
+        if getattr(scenario.initial, "n_queued", 0):  # a start state's entry queue
+            from twin.sim.initial_queue import with_queue
+
+            self.drivers = with_queue(scenario, self.drivers, self.streams, self.calendar)
         for lot in self.lots:  # strategies that draw take the replication's own stream
             if lot.strategy.random:
                 lot.strategy.seed(self.streams.get(f"allocation[{lot.lot_id}]"))
