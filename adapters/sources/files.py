@@ -1,23 +1,40 @@
 """File sources: replay of a recorded feed (JSONL or CSV in the event schema) at a chosen
 speed, and foreign ticket exports through a column mapping (``mapping.py``).
 
-Replay keeps the file's order (a recording is the order events *arrived*); pacing follows
-the events' observed times: ``speed=None`` as fast as possible, ``1`` real time, ``N`` N×
-(clock and sleep injectable, so a test replays a day without waiting). A recording may carry
-each payload's receive time in a ``receivedAt`` field (JSONL) or column (CSV): the intake
-then judges future timestamps and clock skew as it would have live.
+Replay keeps the file's order (a recording is the order events *arrived*) and runs a replay
+clock: the feed time the recording has reached at each line. It moves to a line's observed
+time unless the line's neighbours say that is ahead (the median of the ``window`` timed lines
+either side is earlier), and never goes back (``replay_clock``). So one device whose clock
+runs ahead cannot drag it along, on a feed in time order it is each line's own time, and
+uploads from a device's buffer (``buffered: true``, old by design) do not move it. The clock
+does two jobs:
+
+* each payload is stamped with it as its receive time, so the intake judges future
+  timestamps and clock skew on a replay as fast as possible or at ×N as it would live (the
+  wall clock would say nothing about a feed played faster than real time). A recording that
+  kept each payload's receive time (a ``receivedAt`` field (JSONL) or column (CSV)) is
+  stamped with that instead; ``window=None`` stamps nothing (the checks are skipped);
+* pacing follows it: ``speed=None`` as fast as possible, ``1`` real time, ``N`` N× (clock and
+  sleep injectable, so a test replays a day without waiting). A line whose own time is far
+  ahead does not stall the replay.
 """
 
 from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable, Iterator
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .base import Raw
+
+T = TypeVar("T")
 
 
 def _when(text: str | None) -> datetime | None:
@@ -49,54 +66,144 @@ def _peek_received(payload: str) -> datetime | None:
     return _when(payload[start + 1 : end]) if start > 0 and end > 0 else None
 
 
+def replay_clock(
+    items: Iterable[tuple[T, float | None]], window: int
+) -> Iterator[tuple[T, float | None]]:
+    """Each item with the replay clock when it is replayed (epoch seconds).
+
+    ``items`` are (item, observed time in epoch seconds or None). The clock moves to a timed
+    item's own time unless its neighbours say that is ahead: to the smaller of its time and
+    the median time of the ``window`` timed items on either side (near the start: the ones
+    before it and ``window`` after; near the end: as many on each side as there are after),
+    and never goes back. On items in time order that is each item's own time; one item far
+    ahead moves it by one rank at most (except the very last item, which has no neighbour
+    after it). Items without a time get the clock as it stands (None before the first
+    timed item). Reads ``window`` timed items ahead.
+    """
+    w = window
+    pending: deque[tuple[T, float | None]] = deque()
+    # Times of up to `w` timed items already released, then of the pending ones (at most
+    # 2w + 1), and the same times sorted: the median is then one index, not a sort.
+    times: deque[float] = deque()
+    ordered: list[float] = []
+    done = 0  # how many of `times` are released
+    clock: float | None = None
+    for item, t in items:
+        pending.append((item, t))
+        if t is None:
+            if len(pending) > 1:
+                continue  # waits behind a timed item
+        else:
+            times.append(t)
+            insort(ordered, t)
+            if len(times) - done - 1 < w:
+                continue  # the oldest pending timed item has fewer than w after it yet
+        while pending:
+            head, ht = pending[0]
+            if ht is not None:
+                if len(times) - done - 1 < w:
+                    break
+                # All before it (up to w) and w after: `ordered` is exactly that window.
+                told = min(ht, ordered[len(ordered) // 2])
+                if clock is None or told > clock:
+                    clock = told
+                done += 1
+                if done > w:
+                    del ordered[bisect_left(ordered, times.popleft())]
+                    done -= 1
+            pending.popleft()
+            yield head, clock
+    # The last items: fewer than w after them, so as many before as after.
+    for head, ht in pending:
+        if ht is not None:
+            after = len(times) - done - 1
+            before = min(done, after)
+            near = sorted(islice(times, done - before, done + after + 1))
+            told = min(ht, near[len(near) // 2])
+            if clock is None or told > clock:
+                clock = told
+            done += 1
+        yield head, clock
+
+
+def _buffered(line: str) -> bool:
+    """An upload from a device's buffer (``"buffered": true``): old by design, so its time
+    says nothing about the time the recording has reached."""
+    return '"buffered"' in line and ('"buffered":true' in line or '"buffered": true' in line)
+
+
 @dataclass
 class FileReplay:
     """Raw payloads of a JSONL (one event per line) or CSV (one per row, the schema's field
-    names as columns) recording, paced by ``speed``."""
+    names as columns) recording, paced by ``speed``, each stamped with its receive time on
+    the replay clock (the median observed time of the ``window`` lines either side; None: no
+    receive times)."""
 
     path: Path
     speed: float | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    window: int | None = 15
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         if self.speed is not None and not self.speed > 0:
             raise ValueError(f"speed must be > 0 (None: as fast as possible), got {self.speed}")
+        if self.window is not None and self.window < 0:
+            raise ValueError(
+                f"window must be >= 0 lines (None: no receive times), got {self.window}"
+            )
 
     def __iter__(self) -> Iterator[Raw]:
-        if self.path.suffix.lower() == ".csv":
-            yield from self._csv()
-        else:
-            yield from self._jsonl()
+        rows = self._csv() if self.path.suffix.lower() == ".csv" else self._jsonl()
+        paced = Pacer(self.speed, self.clock, self.sleep) if self.speed is not None else None
+        if self.window is None:
+            for (payload, recorded, where, seen), _ in rows:
+                if paced is not None:  # paced on each line's own time: no replay clock runs
+                    paced.wait(seen)
+                yield Raw(payload, recorded, where)
+            return
+        seconds: float | None = None
+        received: datetime | None = None
+        for (payload, recorded, where, seen), now in replay_clock(rows, self.window):
+            if now != seconds:
+                seconds = now
+                # Mostly the line's own time (a feed in time order): reuse its datetime.
+                if seen is not None and seen.timestamp() == now:
+                    received = seen
+                else:
+                    received = datetime.fromtimestamp(now, UTC)  # type: ignore[arg-type]
+                if paced is not None:
+                    paced.wait(received)
+            yield Raw(payload, recorded or received, where)
 
-    def _jsonl(self) -> Iterator[Raw]:
+    def _jsonl(
+        self,
+    ) -> Iterator[tuple[tuple[Any, datetime | None, str, datetime | None], float | None]]:
+        """((payload, recorded receive time, where, observed time), observed time in epoch s);
+        the observed time is None when unreadable or not needed, or the line is buffered."""
         name = self.path.name
+        timed = self.window is not None or self.speed is not None
         with self.path.open(encoding="utf-8", errors="surrogateescape") as f:
-            if self.speed is None:  # the fast path: no peeking at times
-                for n, line in enumerate(f, 1):
-                    line = line.rstrip("\n")
-                    if line.strip():
-                        rec = _peek_received(line) if '"receivedAt"' in line else None
-                        yield Raw(line, rec, f"{name}:{n}")
-                return
-            paced = Pacer(self.speed, self.clock, self.sleep)
             for n, line in enumerate(f, 1):
                 line = line.rstrip("\n")
-                if line.strip():
-                    paced.wait(_peek_time(line))
-                    yield Raw(line, _peek_received(line), f"{name}:{n}")
+                if not line.strip():
+                    continue
+                t = _peek_time(line) if timed and not _buffered(line) else None
+                rec = _peek_received(line) if '"receivedAt"' in line else None
+                yield (line, rec, f"{name}:{n}", t), None if t is None else t.timestamp()
 
-    def _csv(self) -> Iterator[Raw]:
+    def _csv(
+        self,
+    ) -> Iterator[tuple[tuple[Any, datetime | None, str, datetime | None], float | None]]:
         name = self.path.name
         with self.path.open(encoding="utf-8", newline="") as f:
-            rows = csv.DictReader(f)
-            paced = Pacer(self.speed, self.clock, self.sleep)
-            for n, row in enumerate(rows, 2):
+            for n, row in enumerate(csv.DictReader(f), 2):
                 obj = {k: v for k, v in row.items() if k is not None and v not in ("", None)}
                 received = _when(obj.pop("receivedAt", None))
-                paced.wait(_when(obj.get("dateObserved")))
-                yield Raw(obj, received, f"{name}:{n}")
+                late = str(obj.get("buffered", "")).lower() in ("true", "1")
+                t = None if late else _when(obj.get("dateObserved"))
+                yield (obj, received, f"{name}:{n}", t), None if t is None else t.timestamp()
 
 
 class Pacer:
@@ -134,4 +241,4 @@ def write_jsonl(path: Path, lines: Iterator[str] | list[str]) -> int:
     return n
 
 
-__all__ = ["FileReplay", "Pacer", "write_jsonl"]
+__all__ = ["FileReplay", "Pacer", "replay_clock", "write_jsonl"]
