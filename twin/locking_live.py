@@ -33,16 +33,15 @@ from parktwin.adapters.stores import STORE_OF, StoreUnavailable, open_store, run
 from parktwin.adapters.stores.load import client_main, target_name
 from twin.core.locking import RemoteClaim, Status
 from twin.scenario.locking import LockingStudySpec
-from twin.sim.locking_study import (
+from twin.sim.locking_measure import (
     OPEN,
     OUTCOME_CODE,
-    LockingStudyResult,
     Progress,
     measure_point,
     measure_window,
     row_shares_and_stays,
-    run_locking_study,
 )
+from twin.sim.locking_study import LockingStudyResult, run_locking_study
 
 __all__ = [
     "LiveStudy",

@@ -62,10 +62,25 @@ from twin.core.locking import (
     backoff_delay,
     make_claim_strategy,
 )
-from twin.outputs import claim, save_figure, write_frame
-from twin.scenario.locking import LockingStudySpec, WorkloadSpec
+from twin.outputs import claim, write_frame
+from twin.scenario.locking import LockingStudySpec
+from twin.sim.locking_measure import (
+    COLUMNS,
+    OPEN,
+    OUTCOME_CODE,
+    MeasureWindow,
+    Progress,
+    ceiling_text,
+    ceilings,
+    measure_point,
+    measure_window,
+    passes,
+    row_shares_and_stays,
+)
+from twin.sim.locking_plot import plot_locking_study
 from twin.sim.rng import stream_key
 
+# the measurement and the figure live in their own modules; importing them from here still works
 __all__ = [
     "COLUMNS",
     "OUTCOME_CODE",
@@ -73,6 +88,7 @@ __all__ = [
     "MeasureWindow",
     "ceiling_text",
     "ceilings",
+    "choose_strategies",
     "measure_point",
     "measure_window",
     "plot_locking_study",
@@ -80,34 +96,6 @@ __all__ = [
     "run_locking_study",
     "simulate_point",
 ]
-
-#: Columns of the tidy result table, one row per (strategy, offered rate).
-COLUMNS = (
-    "strategy",
-    "offered_tps",
-    "arrived_tps",
-    "achieved_tps",
-    "claims",
-    "granted",
-    "refused",
-    "refused_while_free",
-    "failed",
-    "unfinished",
-    "conflicts",
-    "retries",
-    "blocked",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "window_s",
-    "tracks",
-    "within_slo",
-)
-
-#: Outcome codes of per-claim records (OPEN: not answered by the end of the run).
-GRANTED, REFUSED, FAILED, OPEN = 0, 1, 2, 3
-OUTCOME_CODE = {Status.GRANTED: GRANTED, Status.REFUSED: REFUSED, Status.FAILED: FAILED}
-Progress = Callable[[int, int, str], None]
 
 
 class _Draws:
@@ -134,20 +122,6 @@ def _generator(seed: int, offered: float, purpose: str) -> np.random.Generator:
         entropy=seed, spawn_key=(round(offered * 1000), stream_key(purpose))
     )
     return np.random.Generator(np.random.PCG64(seq))
-
-
-@dataclass(frozen=True)
-class MeasureWindow:
-    start: float
-    end: float
-    stop: float  # end of the drain period, where the run stops
-
-
-def measure_window(spec: LockingStudySpec, offered: float) -> MeasureWindow:
-    """Warm-up, then the measured window, then the drain (seconds from the point's start)."""
-    m = spec.measure
-    length = max(m.min_window_s, m.window_claims / offered)
-    return MeasureWindow(m.warmup_s, m.warmup_s + length, m.warmup_s + length + m.drain_s)
 
 
 class _Point:
@@ -448,77 +422,6 @@ class _Point:
         )
 
 
-def row_shares_and_stays(w: WorkloadSpec, offered: float) -> tuple[list[float], list[float]]:
-    """Each row's share of the claims (row 0 is the hot one), and the mean stay that gives
-    every row the offered occupancy at this claim rate."""
-    if w.rows == 1:
-        shares = [1.0]
-    else:
-        shares = [w.hot_share] + [(1 - w.hot_share) / (w.rows - 1)] * (w.rows - 1)
-    stays = [w.occupancy * w.capacity / (offered * s) if s > 0 else math.inf for s in shares]
-    return shares, stays
-
-
-def measure_point(
-    spec: LockingStudySpec,
-    name: str,
-    offered: float,
-    win: MeasureWindow,
-    *,
-    arrival,
-    answer,
-    code,
-    conflicts,
-    blocked,
-    spurious,
-) -> dict[str, object]:
-    """One row of the study's table from per-claim records (arrival and answer times in s,
-    outcome codes, conflicts, blocked and refused-while-free flags), simulated or measured on
-    a real store: one definition of every column for both."""
-    slo = spec.slo
-    arrival = np.asarray(arrival, dtype=float)
-    answer = np.asarray(answer, dtype=float)
-    code = np.asarray(code, dtype=np.int8)
-    conflicts = np.asarray(conflicts)
-    blocked = np.asarray(blocked, dtype=bool)
-    spurious = np.asarray(spurious, dtype=bool)
-    length = win.end - win.start
-    answered = (code == GRANTED) | (code == REFUSED)
-    achieved = float(np.count_nonzero(answered & (answer >= win.start) & (answer < win.end)))
-    mine = (arrival >= win.start) & (arrival < win.end)
-    n = int(np.count_nonzero(mine))
-    latency = np.where(code[mine] == OPEN, np.inf, answer[mine] - arrival[mine]) * 1000
-    if n:
-        p50, p95, p99 = np.quantile(latency, [0.5, 0.95, 0.99], method="inverted_cdf")
-    else:  # pragma: no cover - a window always holds claims at the validated sizes
-        p50 = p95 = p99 = math.nan
-    failed = int(np.count_nonzero(code[mine] == FAILED))
-    achieved_tps = achieved / length
-    arrived_tps = n / length
-    return {
-        "strategy": name,
-        "offered_tps": float(offered),
-        "arrived_tps": arrived_tps,
-        "achieved_tps": achieved_tps,
-        "claims": n,
-        "granted": int(np.count_nonzero(code[mine] == GRANTED)),
-        "refused": int(np.count_nonzero(code[mine] == REFUSED)),
-        "refused_while_free": int(np.count_nonzero(spurious[mine])),
-        "failed": failed,
-        "unfinished": int(np.count_nonzero(code[mine] == OPEN)),
-        "conflicts": int(conflicts[mine].sum()) + failed,
-        "retries": int(conflicts[mine].sum()),
-        "blocked": int(np.count_nonzero(blocked[mine])),
-        "p50_ms": float(p50),
-        "p95_ms": float(p95),
-        "p99_ms": float(p99),
-        "window_s": length,
-        # against the claims that did arrive, so Poisson noise is not read as saturation
-        "tracks": bool(achieved_tps >= slo.tracking * arrived_tps),
-        "within_slo": bool(p95 <= slo.p95_ms),
-    }
-
-
 def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) -> dict[str, object]:
     """Simulate one strategy at one offered claim rate; one row of the study's table."""
     if strategy not in CLAIM_STRATEGIES:
@@ -526,40 +429,6 @@ def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) ->
     if offered_tps <= 0:
         raise ValueError("offered_tps must be > 0")
     return _Point(spec, strategy, offered_tps).run()
-
-
-def ceilings(table: pd.DataFrame) -> pd.DataFrame:
-    """Each strategy's ceiling: the achieved rate at the highest offered rate up to which every
-    point tracks the offered rate and keeps p95 within the objective; and what ended it."""
-    rows = []
-    for name, group in table.groupby("strategy", sort=False):
-        group = group.sort_values("offered_tps")
-        ok = (group["tracks"] & group["within_slo"]).to_numpy()
-        bad = np.flatnonzero(~ok)
-        first_bad = int(bad[0]) if len(bad) else len(group)
-        peak = group.loc[group["achieved_tps"].idxmax()]
-        row: dict[str, object] = {
-            "strategy": name,
-            "ceiling_tps": math.nan,
-            "ceiling_offered_tps": math.nan,
-            "limited_by": "not reached in the sweep",
-            "peak_tps": float(peak["achieved_tps"]),
-            "peak_offered_tps": float(peak["offered_tps"]),
-        }
-        if first_bad > 0:
-            last = group.iloc[first_bad - 1]
-            row["ceiling_tps"] = float(last["achieved_tps"])
-            row["ceiling_offered_tps"] = float(last["offered_tps"])
-        if first_bad < len(group):
-            broken = group.iloc[first_bad]
-            reasons = []
-            if not broken["tracks"]:
-                reasons.append("throughput")
-            if not broken["within_slo"]:
-                reasons.append("p95")
-            row["limited_by"] = f"{' and '.join(reasons)} at {broken['offered_tps']:g} TPS"
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -626,127 +495,10 @@ def run_locking_study(
                 progress(k * len(rates) + j, total, f"{name} at {rate:g} TPS")
             row = point(spec, name, rate)
             rows.append(row)
-            failing += failing > 0 or not (row["tracks"] and row["within_slo"])
+            failing += failing > 0 or not passes(row)
             if past_limit is not None and failing > past_limit:
                 break  # saturated: higher rates only cost time
     if progress is not None:
         progress(total, total, "done")
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     return LockingStudyResult(spec, table, ceilings(table))
-
-
-#: One colour and marker per strategy, the same in every figure.
-STYLE = {
-    "pessimistic": ("#c0392b", "o"),
-    "optimistic": ("#e67e22", "s"),
-    "atomic": ("#2471a3", "^"),
-    "queue": ("#229954", "D"),
-}
-
-
-def ceiling_text(row: pd.Series, lowest_offered: float) -> str:
-    """A ceiling as people read it: ``≥ x`` when the sweep never reached it, ``< x`` when even
-    the lowest offered rate failed."""
-    if math.isnan(row["ceiling_tps"]):
-        return f"< {lowest_offered:,.0f}"
-    prefix = "≥ " if str(row["limited_by"]).startswith("not reached") else ""
-    return f"{prefix}{row['ceiling_tps']:,.0f}"
-
-
-def plot_locking_study(result: LockingStudyResult, path: str | Path) -> Path:
-    """Achieved throughput and p95 latency against offered load, log axes, one line each.
-
-    A p95 that was not reached before the run ended (more than 5 % of claims unanswered) has
-    no value; those points sit in a shaded band above the measurable range, one row per
-    strategy so that strategies failing at the same load do not hide each other.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    spec, table = result.spec, result.table
-    lo, hi = min(spec.offered_tps), max(spec.offered_tps)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.6), layout="constrained")
-    ax1.plot([lo, hi], [lo, hi], color="0.6", ls="--", lw=1, label="achieved = offered")
-    roof = spec.measure.drain_s * 1000  # no p95 beyond this can be measured
-    names = list(dict.fromkeys(table["strategy"]))
-    band = [roof * 1.25 * 1.2**i for i in range(len(names))]
-    ceilings_by_name = result.ceilings.set_index("strategy")
-    lines = []
-    for i, name in enumerate(names):
-        colour, marker = STYLE.get(name, ("black", "o"))
-        g = table[table["strategy"] == name].sort_values("offered_tps")
-        x = g["offered_tps"].to_numpy()
-        ax1.plot(x, g["achieved_tps"], color=colour, marker=marker, ms=5, label=name)
-        ceiling = ceilings_by_name.loc[name]
-        if not math.isnan(ceiling["ceiling_tps"]):
-            ax1.scatter(
-                [ceiling["ceiling_offered_tps"]],
-                [ceiling["ceiling_tps"]],
-                s=170 + 90 * i,  # nested rings when two ceilings coincide
-                facecolors="none",
-                edgecolors=colour,
-                lw=1.8,
-                zorder=5,
-            )
-        lines.append(f"{name:<12} {ceiling_text(ceiling, lo):>9}")
-        p95 = g["p95_ms"].to_numpy()
-        finite = np.isfinite(p95) & (p95 <= roof)
-        ax2.plot(x[finite], p95[finite], color=colour, marker=marker, ms=5, label=name)
-        if (~finite).any():
-            ax2.scatter(x[~finite], np.full((~finite).sum(), band[i]), color=colour, marker=marker)
-    ax1.set(
-        xscale="log",
-        yscale="log",
-        xlabel="offered load (claims/s)",
-        ylabel="achieved throughput (grants + refusals per s)",
-        title="Throughput: where each strategy stops tracking the load",
-    )
-    ax1.plot([], [], ls="none", marker="o", mfc="none", mec="0.3", ms=11, label="ceiling")
-    ax1.legend(loc="upper left", fontsize=9)
-    note = (
-        f"ceiling (TPS): p95 ≤ {spec.slo.p95_ms:g} ms and\n"
-        f"achieved ≥ {spec.slo.tracking:.0%} of arrivals\n" + "\n".join(lines)
-    )
-    ax1.text(
-        0.33,
-        0.975,
-        note,
-        transform=ax1.transAxes,
-        ha="left",
-        va="top",
-        family="monospace",
-        fontsize=8.5,
-        bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
-    )
-    ax2.axhline(spec.slo.p95_ms, color="0.35", ls=":", lw=1.2)
-    ax2.text(
-        hi,
-        spec.slo.p95_ms * 0.9,
-        f"SLO p95 {spec.slo.p95_ms:g} ms",
-        fontsize=8,
-        color="0.3",
-        ha="right",
-        va="top",
-    )
-    ax2.axhspan(roof * 1.12, band[-1] * 1.15, color="0.92", zorder=0)
-    ax2.text(
-        lo, roof * 1.14, f"unfinished: p95 > {roof:g} ms", fontsize=8, color="0.3", va="bottom"
-    )
-    ax2.set(
-        xscale="log",
-        yscale="log",
-        xlabel="offered load (claims/s)",
-        ylabel="claim latency p95 (ms)",
-        title="Latency: p95 of claims arriving at that load",
-    )
-    ax2.set_ylim(top=band[-1] * 1.15)
-    ax2.legend(loc="center left", fontsize=9)
-    for ax in (ax1, ax2):
-        ax.grid(True, which="major", alpha=0.35)
-        ax.grid(True, which="minor", alpha=0.12)
-    fig.suptitle(f"{spec.name}: claim strategies under contention", fontsize=12)
-    path = save_figure(fig, path, dpi=130)
-    plt.close(fig)
-    return path
