@@ -12,7 +12,10 @@ of the core strategy; the model only decides *when* each step happens, from a la
 * pessimistic: after ``SELECT ... FOR UPDATE`` the client gets the row, works ``app_ms`` and
   sends ``statements_in_lock`` more statements (the last is COMMIT), each a round trip with the
   row locked. The row lock is therefore held about
-  ``statements_in_lock × (rtt + statement) + app + commit`` per claim;
+  ``statements_in_lock × (rtt + statement) + app + commit`` per claim. A release's UPDATE
+  locks the row until its COMMIT (``release_statements``: 1 autocommitted statement, or
+  UPDATE then COMMIT a round trip later); with ``begin_round_trip`` each transaction first
+  sends BEGIN on its own (a round trip without the lock, as psycopg does);
 * optimistic: READ, ``app_ms``, then CAS; a conflict backs off (exponential, full jitter) and
   starts again with a READ; after ``max_retries`` retries the claim fails;
 * atomic: each Redis command is a round trip plus ``op_ms`` on one of ``servers`` threads
@@ -20,7 +23,11 @@ of the core strategy; the model only decides *when* each step happens, from a la
 * queue: one message to the broker, ``consumer_ms`` of the single consumer, the reply back;
 * shared host (``host.cores``, off by default): clients and servers run on one machine, so the
   clients' CPU per call, every statement, every Redis command and the queue consumer's work
-  each also need one of the host's ``cores`` (the WAL flush and the network do not).
+  each also need one of the host's ``cores`` (the WAL flush and the network do not). With
+  ``host.wakeup_ms`` each of those CPU bursts first waits on the OS run queue (exponential,
+  that mean): the process had blocked on its socket, and other load on the machine and the
+  scheduler delay it before it runs. A client or a backend holding a row lock waits there
+  too, so the lock is held longer; this is how other load reaches the ceilings.
 
 Granted units are given back after a stay (exponential), through the same strategy, so exits
 load the store as entries do. Stays are scaled with the offered rate so that every row sees the
@@ -165,6 +172,10 @@ class _Point:
         else:
             k = 1 / cv**2
             self.svc = _Draws(lambda n: gen["service"].standard_gamma(k, n) / k)
+        self.wake = spec.host.wakeup_ms / 1000
+        if self.wake > 0:  # its own stream: the other draws stay the same with or without it
+            gen["wakeup"] = _generator(seed, offered, "wakeup")
+            self.wake1 = _Draws(lambda n: gen["wakeup"].exponential(1.0, n))
         self.shares, self.stay_mean = row_shares_and_stays(w, offered)
         self.cum = np.cumsum(self.shares).tolist()
         self.rng_init = gen["stays"]
@@ -210,6 +221,10 @@ class _Point:
         return step
 
     def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        if self.wake > 0 and resource is self.host_cpu:
+            # the process was blocked on a socket; woken, it waits on the run queue behind
+            # the machine's other load before it can ask for one of the workload's cores
+            yield self.env.timeout(self.wake * self.wake1())
         with resource.request() as req:
             yield req
             yield self.env.timeout(mean_s * self.svc())
@@ -281,11 +296,19 @@ class _Point:
         yield self.env.timeout(stay * self.stay1())
         yield from self._release_body(cid)
 
+    def _round_trip(self) -> Generator:
+        """A statement that takes no lock (BEGIN sent on its own): send, execute, reply."""
+        yield from self._send()
+        yield from self._statement()
+        yield self.env.timeout(self.half)
+
     # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT
     def _pessimistic(self, cid: int, row: int) -> Generator:
         env, half = self.env, self.half
         with self.pool.request() as conn:
             yield conn
+            if self.spec.pessimistic.begin_round_trip:
+                yield from self._round_trip()
             yield from self._send()
             yield from self._statement()
             self.core.begin(cid, row, env.now)
@@ -308,13 +331,19 @@ class _Point:
         return step
 
     def _pessimistic_release(self, cid: int) -> Generator:
-        env = self.env
+        env, p = self.env, self.spec.pessimistic
         with self.pool.request() as conn:
             yield conn
+            if p.begin_round_trip:
+                yield from self._round_trip()
             yield from self._send()
             yield from self._statement()
             self.core.release(cid, env.now)
             yield from self._step(cid)  # UPDATE: waits for the row lock
+            for _ in range(p.release_statements - 1):  # the row stays locked until COMMIT
+                yield env.timeout(self.half)
+                yield from self._send()
+                yield from self._statement()
             yield self._flush()
             yield from self._step(cid)  # COMMIT
             yield env.timeout(self.half)
