@@ -29,6 +29,7 @@ are in tests/adapters/test_stores.py.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -313,6 +314,13 @@ def main() -> None:
         f"order, lowest first: measured {order('measured_tps')}; predicted "
         f"{order('predicted_tps')} ({'same' if same else 'DIFFERENT'})"
     )
+    console.print(
+        "measured order with the repeats' ranges: "
+        + _ranked(summary, "measured")
+        + "; predicted: "
+        + _ranked(summary, "predicted")
+        + " ('≈': the two ranges overlap, the measurement cannot order them)"
+    )
     within = summary["ratio"].between(0.75, 1.25)
     console.print(
         "within 25 %: "
@@ -368,6 +376,17 @@ def _light_wakeup(cpu, name: str) -> float:
         return float("nan")
     mine = cpu[(cpu["strategy"] == name) & (cpu["offered_tps"] <= 300)]
     return float(mine["wakeup_ms"].median()) if len(mine) else float("nan")
+
+
+def _ranked(summary, which: str) -> str:
+    """Strategies lowest ceiling first, joined by '<' where the next one's range of repeats
+    lies wholly above, else by '≈'."""
+    ranked = summary.sort_values(f"{which}_tps", na_position="first").to_dict("records")
+    text = ranked[0]["strategy"] if ranked else ""
+    for lower, upper in itertools.pairwise(ranked):
+        apart = upper[f"{which}_min"] > lower[f"{which}_max"]
+        text += (" < " if apart else " ≈ ") + upper["strategy"]
+    return text
 
 
 def _simulate(spec, strategy: str, offered: float) -> dict:

@@ -310,8 +310,11 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
     INCR script call; ``op_ms``: Redis's own CPU per INCR script (INFO cpu
     over many calls); ``consumer_ms``: the queue consumer's time per request, draining a burst.
     CPU of whole operations, in this client and in all PostgreSQL processes:
-    ``pg_claim_{client,server}_cpu_ms`` a pessimistic claim, ``pg_release_*`` its release,
-    ``pg_opt_*`` an optimistic claim with its release.
+    ``pg_claim_{client,server}_cpu_ms`` a pessimistic claim, ``pg_release_*`` its release
+    (back to back). Paced like the live clients (:func:`_cycle_probe`), per strategy but the
+    queue: ``cycle_<strategy>_{client,server}_cpu_ms`` per claim with its release and
+    ``cycle_<strategy>_wakeup_ms`` the run queue's wait per wake-up (``wakeup_ms``: their
+    median).
     """
     out: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
     ns = f"parktwin_inputs_{uuid.uuid4().hex[:8]}"
@@ -355,7 +358,6 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
                     store, f"h{i}", "r", on_step=lambda _s, m=marks: m.append(time.perf_counter())
                 )
                 holds.append(marks[1] - marks[0])  # locking read answered → commit answered
-            out["wakeup_ms"] = _wakeup_probe(store, backend, min(300, n // 4))
             out["lock_hold_ms"] = 1000 * statistics.mean(holds)
             # CPU per whole pessimistic claim: this client (driver, core, store) and every
             # PostgreSQL process (backend, WAL writer: the commit's CPU, not its fsync wait)
@@ -374,7 +376,8 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
         finally:
             store.drop()
             store.close()
-        out.update(_optimistic_cpu(backends["postgres"], ns + "_o", n // 4))
+        for strategy in ("pessimistic", "optimistic"):
+            out.update(_cycle_probe(strategy, backends["postgres"], f"{ns}_{strategy[0]}"))
     if "redis" in backends:
         atomic = open_store("atomic", backends["redis"], namespace=ns, pool_size=2)
         try:
@@ -394,34 +397,61 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
             out["redis_client_cpu_ms"] = _mean_ms(incr, calls)[1]
             out["op_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / (calls + min(50, calls))
             out["queue_consumer_ms"] = _consumer_ms(backends["redis"], ns, n)
+            out.update(_cycle_probe("atomic", backends["redis"], ns + "_a"))
         finally:
             atomic.drop()
             atomic.close()
+    waits = [v for k, v in out.items() if k.startswith("cycle_") and k.endswith("_wakeup_ms")]
+    if waits:
+        out["wakeup_ms"] = statistics.median(waits)
     return out
 
 
-def _optimistic_cpu(url: str, ns: str, n: int) -> dict[str, float]:
-    """CPU per optimistic claim (READ, CAS) and its release (one UPDATE), one client, no
-    conflicts: ``pg_opt_client_cpu_ms`` in this process, ``pg_opt_server_cpu_ms`` in all
-    PostgreSQL processes; both per claim *with* its release."""
-    store = open_store("optimistic", url, namespace=ns, pool_size=1)
+#: Cycles of the paced probe (claim and release, 2 ms apart): about 1 s per strategy.
+CYCLES = 300
+
+
+def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str, float]:
+    """One client runs ``n`` claims of ``strategy``, each released at once, 2 ms apart, as
+    the live clients do (the core's :func:`run_claim` and :func:`run_release`; the client
+    sleeps between them, so it and the server block and are woken). Returns, in ms, per
+    cycle (claim and release): this client's CPU (``cycle_<strategy>_client_cpu_ms``), the
+    server's (every PostgreSQL process, or Redis's own from INFO:
+    ``cycle_<strategy>_server_cpu_ms``), and the mean wait on the run queue per time
+    scheduled in of this client and its server (``cycle_<strategy>_wakeup_ms``)."""
+    store = open_store(strategy, url, namespace=ns, pool_size=1)
+    key = f"cycle_{strategy}_"
     out: dict[str, float] = {}
     try:
-        store.setup({"r": n * 2})
-        for i in range(min(50, n)):  # warm plans and the connection
-            run_claim(store, f"w{i}", "r")
-            run_release(store, f"w{i}", "r")
-        with store.pool.connection() as conn:
-            backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
-        servers = _postgres_pids(backend)
-        server0, client0 = _sum_cpu_s(servers), time.process_time()
+        target = "r" if STORE_OF[strategy] == "postgres" else "L0/r"
+        store.setup({target: 10 * n})
+        for i in range(min(50, n)):  # warm plans, scripts and the connection
+            run_claim(store, f"w{i}", target)
+            run_release(store, f"w{i}", target)
+        if STORE_OF[strategy] == "postgres":
+            with store.pool.connection() as conn:  # the pool's one connection: its backend
+                backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            servers, queued = _postgres_pids(backend), [backend]
+
+            def server_cpu() -> float | None:
+                return _sum_cpu_s(servers)
+        else:
+            queued = [int(store.r.info("server")["process_id"])]
+
+            def server_cpu() -> float | None:
+                return _redis_cpu(store.r)
+
+        pids = [os.getpid(), *queued]
+        server0, client0, wait0 = server_cpu(), time.process_time(), _run_queue(pids)
         for i in range(n):
-            run_claim(store, f"o{i}", "r")
-            run_release(store, f"o{i}", "r")
-        out["pg_opt_client_cpu_ms"] = 1000 * (time.process_time() - client0) / n
-        server1 = _sum_cpu_s(servers)
+            time.sleep(0.002)
+            run_claim(store, f"c{i}", target)
+            run_release(store, f"c{i}", target)
+        out[key + "client_cpu_ms"] = 1000 * (time.process_time() - client0) / n
+        server1 = server_cpu()
         if server0 is not None and server1 is not None:
-            out["pg_opt_server_cpu_ms"] = 1000 * (server1 - server0) / n
+            out[key + "server_cpu_ms"] = 1000 * (server1 - server0) / n
+        out[key + "wakeup_ms"] = wakeup_ms(wait0, _run_queue(pids))
     finally:
         store.drop()
         store.close()
@@ -515,19 +545,6 @@ def wakeup_ms(before: tuple[float, int], after: tuple[float, int]) -> float:
     return 1000 * (after[0] - before[0]) / count if count > 0 else math.nan
 
 
-def _wakeup_probe(store, backend: int, n: int) -> float:
-    """The OS's wait per wake-up as the workload meets it: claims and releases a few ms apart
-    (so both processes block and are woken, as the live clients' are), with this process's and
-    its backend's run-queue waits read from ``/proc/<pid>/schedstat``."""
-    pids = [os.getpid(), backend]
-    before = _run_queue(pids)
-    for i in range(n):
-        time.sleep(0.002)
-        run_claim(store, f"w{i}", "r")
-        run_release(store, f"w{i}", "r")
-    return wakeup_ms(before, _run_queue(pids))
-
-
 def _postgres_pids(backend: int) -> list[int]:
     """The postmaster and all its children (backends, WAL writer, ...), from a backend's pid."""
     try:
@@ -612,6 +629,11 @@ def model_cpu_ms(spec: LockingStudySpec, strategy: str) -> float:
 def _cycle_cpu_ms(inputs: Mapping[str, float], strategy: str) -> tuple[float, float] | None:
     """(client, server) CPU in ms of one claim and its release, from :func:`measure_inputs`;
     None where it was not measured (older inputs: the claim alone, no release)."""
+    paced = f"cycle_{strategy}_server_cpu_ms"
+    if paced in inputs:
+        return inputs[f"cycle_{strategy}_client_cpu_ms"], inputs[paced]
+    if STORE_OF[strategy] != "postgres":
+        return None
     if strategy == "optimistic" and "pg_opt_server_cpu_ms" in inputs:
         return inputs["pg_opt_client_cpu_ms"], inputs["pg_opt_server_cpu_ms"]
     if strategy == "pessimistic" and "pg_release_server_cpu_ms" in inputs:
@@ -686,7 +708,15 @@ def predicted_spec(
             data["network"]["rtt_ms"] = max(
                 0.0, data["network"]["rtt_ms"] - inputs["redis_ping_server_ms"]
             )
+        cycle = _cycle_cpu_ms(inputs, strategy) if strategy == "atomic" else None
+        if shared_host and cycle is not None:
+            # paced like the live clients, the whole client loop and Redis's own CPU, over
+            # the cycle's two commands (INCR, the release's DECR)
+            data["client"]["cpu_ms"] = cycle[0] / 2
+            data["atomic"]["op_ms"] = cycle[1] / 2
     if shared_host:
         data["host"]["cores"] = int(inputs["cores"])
-        data["host"]["wakeup_ms"] = inputs.get("wakeup_ms", 0.0)
+        data["host"]["wakeup_ms"] = inputs.get(
+            f"cycle_{strategy}_wakeup_ms", inputs.get("wakeup_ms", 0.0)
+        )
     return LockingStudySpec.model_validate(data)

@@ -35,24 +35,18 @@ def postgres() -> str:
     return PG
 
 
-def test_inputs_include_whole_claims_releases_and_the_run_queue(postgres: str) -> None:
+def test_inputs_include_paced_cycles_and_the_run_queue(postgres: str) -> None:
     inputs = measure_inputs({"postgres": postgres}, n=200)
-    for key in (
-        "pg_claim_client_cpu_ms",
-        "pg_release_client_cpu_ms",
-        "pg_opt_client_cpu_ms",
-        "pg_claim_server_cpu_ms",
-        "pg_release_server_cpu_ms",
-        "pg_opt_server_cpu_ms",
-    ):
-        assert inputs[key] > 0, key
-    # a claim is five round trips, its release three: the release costs the client less
-    assert inputs["pg_release_client_cpu_ms"] < inputs["pg_claim_client_cpu_ms"]
-    assert inputs["wakeup_ms"] >= 0 and math.isfinite(inputs["wakeup_ms"])
+    for strategy in ("pessimistic", "optimistic"):
+        for part in ("client", "server"):
+            assert inputs[f"cycle_{strategy}_{part}_cpu_ms"] > 0, (strategy, part)
+        assert inputs[f"cycle_{strategy}_wakeup_ms"] >= 0
+    # a pessimistic cycle is eight round trips, an optimistic one three
+    assert inputs["cycle_pessimistic_client_cpu_ms"] > inputs["cycle_optimistic_client_cpu_ms"]
+    assert math.isfinite(inputs["wakeup_ms"])
     spec = predicted_spec(validate_locking_study(TINY), inputs, "pessimistic", 2, shared_host=True)
-    assert spec.host.wakeup_ms == inputs["wakeup_ms"]
-    whole = inputs["pg_claim_client_cpu_ms"] + inputs["pg_release_client_cpu_ms"]
-    whole += inputs["pg_claim_server_cpu_ms"] + inputs["pg_release_server_cpu_ms"]
+    assert spec.host.wakeup_ms == inputs["cycle_pessimistic_wakeup_ms"]
+    whole = inputs["cycle_pessimistic_client_cpu_ms"] + inputs["cycle_pessimistic_server_cpu_ms"]
     assert model_cpu_ms(spec, "pessimistic") == pytest.approx(whole)
 
 

@@ -318,3 +318,19 @@ def test_predicted_spec_puts_the_measured_cpu_on_the_shared_host() -> None:
     opt = predicted_spec(base, whole, "optimistic", 8, shared_host=True)
     assert opt.client.cpu_ms == pytest.approx(0.3 / 3)
     assert opt.database.statement_ms == pytest.approx(0.27 / 3)
+    # paced cycles, as the live clients run them, come first; each strategy its own run queue
+    paced = {
+        **whole,
+        "cycle_optimistic_client_cpu_ms": 0.6,
+        "cycle_optimistic_server_cpu_ms": 0.45,
+        "cycle_optimistic_wakeup_ms": 0.3,
+        "cycle_atomic_client_cpu_ms": 0.2,
+        "cycle_atomic_server_cpu_ms": 0.04,
+    }
+    opt = predicted_spec(base, paced, "optimistic", 8, shared_host=True)
+    assert opt.client.cpu_ms == pytest.approx(0.2) and opt.host.wakeup_ms == 0.3
+    assert opt.database.statement_ms == pytest.approx(0.15)
+    atomic = predicted_spec(base, paced, "atomic", 8, shared_host=True)
+    assert atomic.client.cpu_ms == pytest.approx(0.1) and atomic.atomic.op_ms == 0.02
+    assert atomic.host.wakeup_ms == 0.2  # no atomic probe's own: the median one
+    assert predicted_spec(base, whole, "atomic", 8, shared_host=True).atomic.op_ms == 0.04

@@ -75,7 +75,7 @@ def refine_ceilings(
     strategies: list[str] | None = None,
     repeats: int = 3,
     rel_tol: float = 0.12,
-    max_moves: int = 3,
+    max_moves: int = 6,
     progress: Callable[[str], None] | None = None,
 ) -> RefinedCeilings:
     """Bisect each strategy's bracket in ``table`` (a sweep of ``spec``) ``repeats`` times.

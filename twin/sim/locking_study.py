@@ -27,7 +27,9 @@ of the core strategy; the model only decides *when* each step happens, from a la
   ``host.wakeup_ms`` each of those CPU bursts first waits on the OS run queue (exponential,
   that mean): the process had blocked on its socket, and other load on the machine and the
   scheduler delay it before it runs. A client or a backend holding a row lock waits there
-  too, so the lock is held longer; this is how other load reaches the ceilings.
+  too, so the lock is held longer; this is how other load reaches the ceilings. A backend
+  that waited for a row lock is woken by the holder's commit and needs a core again before
+  it answers, with the row already locked.
 
 Granted units are given back after a stay (exponential), through the same strategy, so exits
 load the store as entries do. Stays are scaled with the offered rate so that every row sees the
@@ -157,6 +159,7 @@ class _Point:
             self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
+        self.woke = False  # the last step performed had to wait (set by _step)
         self.half = spec.network.rtt_ms / 2000
         self.app = spec.client.app_ms / 1000
         seed = spec.seed
@@ -212,31 +215,56 @@ class _Point:
         step = self.core.step(cid, self.env.now)
         for woken in step.woken:
             self.waiting.pop(woken.claim_id).succeed(woken)
-        if step.status is Status.BLOCKED:
+        self.woke = step.status is Status.BLOCKED
+        if self.woke:
             if cid >= 0:
                 self.blocked[cid] = True
             event = self.env.event()
             self.waiting[cid] = event
             step = yield event
+            self.woke = True  # read at once by the caller, before any other process runs
         return step
 
-    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
-        if self.wake > 0 and resource is self.host_cpu:
-            # the process was blocked on a socket; woken, it waits on the run queue behind
-            # the machine's other load before it can ask for one of the workload's cores
+    def _lock_step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
+        """A locking statement's step. On a shared host, a backend that waited for the row
+        sleeps until the holder's commit wakes it, then needs a core again (after the run
+        queue's wait) to answer: time the row is already its own."""
+        step = yield from self._step(cid)
+        if self.woke and self.host_cpu is not None:
+            yield from self._wake()
+            with self.host_cpu.request() as req:
+                yield req
+        return step
+
+    def _wake(self) -> Generator:
+        """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
+        queue behind the machine's other load (``host.wakeup_ms``) before it can run."""
+        if self.wake > 0:
             yield self.env.timeout(self.wake * self.wake1())
+
+    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
         with resource.request() as req:
             yield req
             yield self.env.timeout(mean_s * self.svc())
 
     def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
         """A server's CPU work: one of the server's own slots (``resource``), and on a shared
-        host also one of the host's cores while it runs."""
+        host also one of the host's cores while it runs.
+
+        Woken how: a PostgreSQL backend is a process per connection, woken by each statement;
+        a single-threaded server (Redis: ``resource`` of capacity 1) is woken only when the
+        request finds it idle, and then serves whatever queued meanwhile without sleeping."""
         if self.host_cpu is None:
             yield from self._service(resource, mean_s)
             return
+        per_connection = resource.capacity > 1 or resource is self.cpu
+        if per_connection:
+            yield from self._wake()
+        idle = resource.count == 0 and not resource.queue
         with resource.request() as req:
             yield req
+            if idle and not per_connection:
+                yield from self._wake()  # the event loop was asleep: it is woken first
             yield from self._service(self.host_cpu, mean_s)
 
     def _statement(self) -> Generator:
@@ -244,11 +272,14 @@ class _Point:
 
     def _send(self) -> Generator:
         """The client sends a statement or command: its CPU for it (if modelled, on the
-        clients' shared cores), then half a round trip to the server."""
+        clients' shared cores, woken from waiting for the last reply on a shared host),
+        then half a round trip to the server."""
         if self.send_cpu > 0:
             if self.client_cpu is None:
                 yield self.env.timeout(self.send_cpu * self.svc())
             else:
+                if self.host_cpu is not None:
+                    yield from self._wake()
                 yield from self._service(self.client_cpu, self.send_cpu)
         yield self.env.timeout(self.half)
 
@@ -312,7 +343,7 @@ class _Point:
             yield from self._send()
             yield from self._statement()
             self.core.begin(cid, row, env.now)
-            step = yield from self._step(cid)  # LOCK: may wait for the row
+            step = yield from self._lock_step(cid)  # LOCK: may wait for the row
             if step.next_op is Op.ABORT:  # row full: roll back at once
                 yield env.timeout(half)
                 yield from self._send()
@@ -339,7 +370,7 @@ class _Point:
             yield from self._send()
             yield from self._statement()
             self.core.release(cid, env.now)
-            yield from self._step(cid)  # UPDATE: waits for the row lock
+            yield from self._lock_step(cid)  # UPDATE: waits for the row lock
             for _ in range(p.release_statements - 1):  # the row stays locked until COMMIT
                 yield env.timeout(self.half)
                 yield from self._send()
@@ -414,6 +445,8 @@ class _Point:
         if self.host_cpu is None:
             yield self.env.timeout(consumer_s * self.svc())
         else:  # the consumer is a process on the shared host: it needs a core to serve
+            if not self.woke:  # served at once: the consumer was idle, asleep on the list
+                yield from self._wake()
             yield from self._service(self.host_cpu, consumer_s)
         step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
         yield self.env.timeout(self.half)
