@@ -81,9 +81,14 @@ def _tps(x: float) -> str:
     return "—" if x != x else f"{x:,.0f}"
 
 
-def _range(row) -> str:
+def _range(row, coarse=None) -> str:
+    """A refined ceiling as 'median (min–max)'; without repeats, the coarse sweep's reading
+    (``coarse``: its row of ``ceilings``): '≥ x' when no rate of the sweep failed."""
     if row["repeats"] == 0:
-        return "—"
+        if coarse is None:
+            return "—"
+        text = _tps(float(coarse["ceiling_tps"]))
+        return f"≥ {text}" if str(coarse["limited_by"]).startswith("not reached") else text
     return f"{_tps(row['ceiling_tps'])} ({_tps(row['min_tps'])}–{_tps(row['max_tps'])})"
 
 
@@ -186,6 +191,8 @@ def main() -> None:
     )
     p_summary = pd.concat([r.summary for r in refined_p], ignore_index=True).set_index("strategy")
     m_summary = refined_m.summary.set_index("strategy")
+    m_coarse = measured.ceilings.set_index("strategy")
+    p_coarse = predicted.ceilings.set_index("strategy")
     # the same prediction from the back-to-back inputs (no paced cycles): how much the
     # client's sleeps and wake-ups between claims move it
     tight = {k: v for k, v in inputs.items() if not k.startswith("cycle_")}
@@ -196,7 +203,10 @@ def main() -> None:
         refined = refine_ceilings(
             sim, coarse.table, _simulate, repeats=args.repeats, rel_tol=args.rel_tol
         )
-        b2b[name] = refined.summary.set_index("strategy").loc[name]
+        b2b[name] = (
+            refined.summary.set_index("strategy").loc[name],
+            coarse.ceilings.set_index("strategy").loc[name],
+        )
     own = {}
     if args.own_cpus:
         for name in names:
@@ -279,7 +289,7 @@ def main() -> None:
                 "predicted_max": float(p["max_tps"]) if p is not None else float("nan"),
                 "ratio": p_c / m_c if m_c > 0 else float("nan"),
                 "own_cpus_tps": float(own[name]["ceiling_tps"]) if name in own else float("nan"),
-                "back_to_back_tps": float(b2b[name]["ceiling_tps"]),
+                "back_to_back_tps": float(b2b[name][0]["ceiling_tps"]),
                 "measured_cpu_ms": _marginal_cpu(cpu, name)[0],
                 "measured_cpu_se_ms": _marginal_cpu(cpu, name)[1],
                 "background_cores": _marginal_cpu(cpu, name)[2],
@@ -313,11 +323,11 @@ def main() -> None:
     for r, name in zip(rows, names, strict=True):
         table.add_row(
             name,
-            _range(m_summary.loc[name]) if name in m_summary.index else "—",
+            _range(m_summary.loc[name], m_coarse.loc[name]),
             f"±{r['measured_spread'] / 2:.0%}",
-            _range(p_summary.loc[name]) if name in p_summary.index else "—",
+            _range(p_summary.loc[name], p_coarse.loc[name]),
             f"{r['ratio']:.2f}",
-            _range(b2b[name]),
+            _range(*b2b[name]),
             f"{r['measured_cpu_ms']:.2f}±{r['measured_cpu_se_ms']:.2f} / {r['model_cpu_ms']:.2f}",
             f"{r['wakeup_ms_light_load']:.3f} / {inputs.get('wakeup_ms', float('nan')):.3f}",
             SEED_RANGE[name],
@@ -348,10 +358,10 @@ def main() -> None:
     )
     console.print("|---|---:|---:|---:|---:|---:|---|")
     for r, name in zip(rows, names, strict=True):
-        m = _range(m_summary.loc[name]) if name in m_summary.index else "—"
-        p = _range(p_summary.loc[name]) if name in p_summary.index else "—"
+        m = _range(m_summary.loc[name], m_coarse.loc[name])
+        p = _range(p_summary.loc[name], p_coarse.loc[name])
         console.print(
-            f"| {name} | {m} | {p} | {r['ratio']:.2f} | {_range(b2b[name])} | "
+            f"| {name} | {m} | {p} | {r['ratio']:.2f} | {_range(*b2b[name])} | "
             f"{r['measured_cpu_ms']:.2f} / {r['model_cpu_ms']:.2f} | {SEED_RANGE[name]} |"
         )
     console.print(f"before: {before}")
