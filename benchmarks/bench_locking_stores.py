@@ -345,6 +345,9 @@ def main() -> None:
         + _ranked(summary, "predicted")
         + " ('≈': the two ranges overlap, the measurement cannot order them)"
     )
+    console.print(
+        f"predicted order agrees with every pair the measurement orders: {_agrees(summary)}"
+    )
     within = summary["ratio"].between(0.75, 1.25)
     console.print(
         "within 25 %: "
@@ -412,6 +415,19 @@ def _ranked(summary, which: str) -> str:
         apart = upper[f"{which}_min"] > lower[f"{which}_max"]
         text += (" < " if apart else " ≈ ") + upper["strategy"]
     return text
+
+
+def _agrees(summary) -> str:
+    """'yes' when every pair of strategies whose measured ranges do not overlap is predicted
+    in the same order; else the pairs predicted the other way round."""
+    rows = summary.to_dict("records")
+    wrong = [
+        f"{a['strategy']} < {b['strategy']}"
+        for a in rows
+        for b in rows
+        if a["measured_max"] < b["measured_min"] and not a["predicted_tps"] < b["predicted_tps"]
+    ]
+    return "yes" if not wrong else "NO (measured " + "; ".join(wrong) + ")"
 
 
 def _simulate(spec, strategy: str, offered: float) -> dict:
