@@ -18,6 +18,7 @@ statement and commit time, Redis's CPU per command, the consumer's time per requ
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -29,27 +30,36 @@ from typing import Any
 
 import numpy as np
 
-from parktwin.adapters.stores import STORE_OF, StoreUnavailable, open_store, run_claim
+from parktwin.adapters.stores import (
+    STORE_OF,
+    StoreUnavailable,
+    open_store,
+    run_claim,
+    run_release,
+)
 from parktwin.adapters.stores.load import client_main, target_name
 from twin.core.locking import RemoteClaim, Status
 from twin.scenario.locking import LockingStudySpec
-from twin.sim.locking_study import (
+from twin.sim.locking_measure import (
     OPEN,
     OUTCOME_CODE,
-    LockingStudyResult,
     Progress,
     measure_point,
     measure_window,
+    passes,
     row_shares_and_stays,
-    run_locking_study,
 )
+from twin.sim.locking_study import LockingStudyResult, run_locking_study
 
 __all__ = [
     "LiveStudy",
     "measure_inputs",
+    "model_cpu_ms",
     "parse_backends",
     "predicted_spec",
+    "round_trips",
     "run_live_study",
+    "wakeup_ms",
 ]
 
 _SCHEMES = {
@@ -99,6 +109,9 @@ class LiveStudy:
         self._stop = None
         self._consumer_stats = None
         self.consumer_ms: float | None = None  # the queue consumer's measured time per request
+        #: per point: CPU seconds of the clients and of the servers' processes, the host's busy
+        #: CPU seconds (all processes, ours and others'), wall seconds and claims answered
+        self.cpu: list[dict[str, Any]] = []
 
     def supports(self, strategy: str) -> bool:
         return STORE_OF[strategy] in self.backends
@@ -117,6 +130,8 @@ class LiveStudy:
 
     def _start(self, spec: LockingStudySpec, strategy: str) -> None:
         url = self.backends[STORE_OF[strategy]]
+        if STORE_OF[strategy] == "postgres":  # name our connections, to find their backends
+            url += ("&" if "?" in url else "?") + f"application_name={self.ns}"
         w = spec.workload
         store = open_store(strategy, url, namespace=self.ns)
         store.setup({target_name(r): w.capacity for r in range(w.rows)})
@@ -176,6 +191,7 @@ class LiveStudy:
                     "releases": releases[index],
                 }
             )
+        meter = _CpuMeter(self, strategy)
         records: dict[str, list] = {"arrival": [], "answer": [], "code": [], "conflicts": []}
         for pipe in self._pipes:
             got = pipe.recv()
@@ -183,8 +199,25 @@ class LiveStudy:
             records["answer"] += got["answer"]
             records["conflicts"] += got["conflicts"]
             records["code"] += [OUTCOME_CODE[Status(s)] if s else OPEN for s in got["status"]]
+        answered = sum(c != OPEN for c in records["code"])
+        cpu = {"strategy": strategy, "offered_tps": offered, **meter.stop(answered)}
         zeros = [False] * len(records["arrival"])
-        return measure_point(spec, strategy, offered, win, blocked=zeros, spurious=zeros, **records)
+        row = measure_point(spec, strategy, offered, win, blocked=zeros, spurious=zeros, **records)
+        self.cpu.append({**cpu, "passes": passes(row)})
+        return row
+
+    def _server_pids(self, strategy: str) -> list[int]:
+        """Our PostgreSQL backends and the WAL writer (their CPU is this workload's), or the
+        queue's consumer process; Redis's own CPU comes from INFO."""
+        if STORE_OF[strategy] == "redis":
+            return [self._consumer.pid] if self._consumer is not None else []
+        with self._store.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                "OR backend_type = 'walwriter'",
+                (self.ns,),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
 
     def _teardown(self) -> None:
         for pipe in self._pipes:
@@ -276,13 +309,20 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
     returning; ``redis_rtt_ms``: PING; ``redis_client_cpu_ms``: this client's CPU per
     INCR script call; ``op_ms``: Redis's own CPU per INCR script (INFO cpu
     over many calls); ``consumer_ms``: the queue consumer's time per request, draining a burst.
+    CPU of whole operations, in this client and in all PostgreSQL processes:
+    ``pg_claim_{client,server}_cpu_ms`` a pessimistic claim, ``pg_release_*`` its release
+    (back to back). Paced like the live clients (:func:`_cycle_probe`), per strategy but the
+    queue: ``cycle_<strategy>_{client,server}_cpu_ms`` per claim with its release and
+    ``cycle_<strategy>_wakeup_ms`` the run queue's wait per wake-up (``wakeup_ms``: their
+    median).
     """
     out: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
     ns = f"parktwin_inputs_{uuid.uuid4().hex[:8]}"
     if "postgres" in backends:
         from psycopg import sql
 
-        store = open_store("pessimistic", backends["postgres"], namespace=ns, pool_size=2)
+        # one connection, so one backend: the pid it reports is the one every claim below uses
+        store = open_store("pessimistic", backends["postgres"], namespace=ns, pool_size=1)
         try:
             store.setup({"r": n * 4})
             with store.pool.connection() as conn:
@@ -325,9 +365,19 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
             server1 = _sum_cpu_s(servers)
             if server0 is not None and server1 is not None:
                 out["pg_claim_server_cpu_ms"] = 1000 * (server1 - server0) / (n // 4)
+            # ... and per release of those units (BEGIN, the locking UPDATE, COMMIT)
+            client0 = time.process_time()
+            for i in range(n // 4):
+                run_release(store, f"h{i}", "r")
+            out["pg_release_client_cpu_ms"] = 1000 * (time.process_time() - client0) / (n // 4)
+            server2 = _sum_cpu_s(servers)
+            if server1 is not None and server2 is not None:
+                out["pg_release_server_cpu_ms"] = 1000 * (server2 - server1) / (n // 4)
         finally:
             store.drop()
             store.close()
+        for strategy in ("pessimistic", "optimistic"):
+            out.update(_cycle_probe(strategy, backends["postgres"], f"{ns}_{strategy[0]}"))
     if "redis" in backends:
         atomic = open_store("atomic", backends["redis"], namespace=ns, pool_size=2)
         try:
@@ -347,10 +397,118 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
             out["redis_client_cpu_ms"] = _mean_ms(incr, calls)[1]
             out["op_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / (calls + min(50, calls))
             out["queue_consumer_ms"] = _consumer_ms(backends["redis"], ns, n)
+            out.update(_cycle_probe("atomic", backends["redis"], ns + "_a"))
         finally:
             atomic.drop()
             atomic.close()
+    waits = [v for k, v in out.items() if k.startswith("cycle_") and k.endswith("_wakeup_ms")]
+    if waits:
+        out["wakeup_ms"] = statistics.median(waits)
     return out
+
+
+#: Cycles of the paced probe (claim and release, 2 ms apart): about 1 s per strategy.
+CYCLES = 300
+
+
+def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str, float]:
+    """One client runs ``n`` claims of ``strategy``, each released at once, 2 ms apart, as
+    the live clients do (the core's :func:`run_claim` and :func:`run_release`; the client
+    sleeps between them, so it and the server block and are woken). Returns, in ms, per
+    cycle (claim and release): this client's CPU (``cycle_<strategy>_client_cpu_ms``), the
+    server's (every PostgreSQL process, or Redis's own from INFO:
+    ``cycle_<strategy>_server_cpu_ms``), and the mean wait on the run queue per time
+    scheduled in of this client and its server (``cycle_<strategy>_wakeup_ms``)."""
+    store = open_store(strategy, url, namespace=ns, pool_size=1)
+    key = f"cycle_{strategy}_"
+    out: dict[str, float] = {}
+    try:
+        target = "r" if STORE_OF[strategy] == "postgres" else "L0/r"
+        store.setup({target: 10 * n})
+        for i in range(min(50, n)):  # warm plans, scripts and the connection
+            run_claim(store, f"w{i}", target)
+            run_release(store, f"w{i}", target)
+        if STORE_OF[strategy] == "postgres":
+            with store.pool.connection() as conn:  # the pool's one connection: its backend
+                backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            servers, queued = _postgres_pids(backend), [backend]
+
+            def server_cpu() -> float | None:
+                return _sum_cpu_s(servers)
+        else:
+            queued = [int(store.r.info("server")["process_id"])]
+
+            def server_cpu() -> float | None:
+                return _redis_cpu(store.r)
+
+        pids = [os.getpid(), *queued]
+        server0, client0, wait0 = server_cpu(), time.process_time(), _run_queue(pids)
+        for i in range(n):
+            time.sleep(0.002)
+            run_claim(store, f"c{i}", target)
+            run_release(store, f"c{i}", target)
+        out[key + "client_cpu_ms"] = 1000 * (time.process_time() - client0) / n
+        server1 = server_cpu()
+        if server0 is not None and server1 is not None:
+            out[key + "server_cpu_ms"] = 1000 * (server1 - server0) / n
+        out[key + "wakeup_ms"] = wakeup_ms(wait0, _run_queue(pids))
+    finally:
+        store.drop()
+        store.close()
+    return out
+
+
+def round_trips(spec: LockingStudySpec, strategy: str) -> int:
+    """Round trips to PostgreSQL of one granted claim and its release, as the model sends
+    them (``pessimistic``: optional BEGIN, the locking read, ``statements_in_lock``; the
+    release: optional BEGIN and ``release_statements``; ``optimistic``: READ, CAS, UPDATE)."""
+    if strategy == "optimistic":
+        return 3
+    p = spec.pessimistic
+    return (1 + p.statements_in_lock) + p.release_statements + 2 * p.begin_round_trip
+
+
+class _CpuMeter:
+    """CPU used during one live point, per party, read from ``/proc`` (and Redis's INFO):
+    robust to other load on the machine, which only shows in ``host_busy_s``."""
+
+    def __init__(self, live: LiveStudy, strategy: str) -> None:
+        self.clients = [p.pid for p in live._procs]
+        self.servers = live._server_pids(strategy)
+        self.redis = live._store.r if STORE_OF[strategy] == "redis" else None
+        self.t0 = time.monotonic()
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float, float, float]:
+        clients = _sum_cpu_s(self.clients) or 0.0
+        servers = _sum_cpu_s(self.servers) or 0.0
+        if self.redis is not None:
+            servers += _redis_cpu(self.redis)
+        return clients, servers, _host_busy_s(), *_run_queue(self.clients + self.servers)
+
+    def stop(self, answered: int) -> dict[str, float]:
+        end = self._read()
+        clients, servers, host, wait, count = (b - a for a, b in zip(self.start, end, strict=True))
+        return {
+            "seconds": time.monotonic() - self.t0,
+            "answered": answered,
+            "clients_cpu_s": clients,
+            "servers_cpu_s": servers,
+            "host_busy_s": host,
+            # our processes' mean wait on the run queue per time scheduled in
+            "wakeup_ms": 1000 * wait / count if count > 0 else math.nan,
+        }
+
+
+def _host_busy_s() -> float:
+    """CPU seconds all cores have been busy since boot (``/proc/stat``: user, nice, system,
+    irq, softirq; not idle, iowait or steal); 0 where it cannot be read."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    except (OSError, ValueError):
+        return 0.0
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_cpu_s(pid: int) -> float | None:
@@ -365,6 +523,26 @@ def _proc_cpu_s(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _run_queue(pids: list[int]) -> tuple[float, int]:
+    """Seconds ``pids`` have waited on a run queue and how many times they were scheduled in
+    (``/proc/<pid>/schedstat`` fields 2 and 3); (0, 0) where it cannot be read."""
+    wait, count = 0.0, 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+            wait, count = wait + int(fields[1]) / 1e9, count + int(fields[2])
+        except (OSError, ValueError, IndexError):
+            continue
+    return wait, count
+
+
+def wakeup_ms(before: tuple[float, int], after: tuple[float, int]) -> float:
+    """Mean wait on the run queue per time scheduled in, in ms, between two :func:`_run_queue`
+    readings (NaN when nothing was scheduled)."""
+    count = after[1] - before[1]
+    return 1000 * (after[0] - before[0]) / count if count > 0 else math.nan
 
 
 def _postgres_pids(backend: int) -> list[int]:
@@ -437,6 +615,46 @@ def _consumer_ms(url: str, ns: str, n: int) -> float:
         store.close()
 
 
+def model_cpu_ms(spec: LockingStudySpec, strategy: str) -> float:
+    """CPU (client and server, ms) the model spends on one granted claim and its release, no
+    conflicts: what the live run's measured CPU per claim is to be compared with."""
+    per_call = spec.client.cpu_ms
+    if strategy in ("pessimistic", "optimistic"):
+        return round_trips(spec, strategy) * (per_call + spec.database.statement_ms)
+    if strategy == "atomic":  # INCR, and DECR at the release
+        return 2 * (per_call + spec.atomic.op_ms)
+    return 2 * (per_call + spec.queue.consumer_ms)  # queue: claim and release each served
+
+
+def _cycle_cpu_ms(inputs: Mapping[str, float], strategy: str) -> tuple[float, float] | None:
+    """(client, server) CPU in ms of one claim and its release, from :func:`measure_inputs`;
+    None where it was not measured (older inputs: the claim alone, no release)."""
+    paced = f"cycle_{strategy}_server_cpu_ms"
+    if paced in inputs:
+        return inputs[f"cycle_{strategy}_client_cpu_ms"], inputs[paced]
+    if STORE_OF[strategy] != "postgres":
+        return None
+    if strategy == "optimistic" and "pg_opt_server_cpu_ms" in inputs:
+        return inputs["pg_opt_client_cpu_ms"], inputs["pg_opt_server_cpu_ms"]
+    if strategy == "pessimistic" and "pg_release_server_cpu_ms" in inputs:
+        return (
+            inputs["pg_claim_client_cpu_ms"] + inputs["pg_release_client_cpu_ms"],
+            inputs["pg_claim_server_cpu_ms"] + inputs["pg_release_server_cpu_ms"],
+        )
+    if "pg_claim_server_cpu_ms" in inputs:  # older inputs, a pessimistic claim alone: the
+        # CPU of its five round trips, per round trip, times the strategy's round trips
+        trips = round_trips(_STORE_PROTOCOL, strategy) / 5
+        return inputs["pg_claim_client_cpu_ms"] * trips, inputs["pg_claim_server_cpu_ms"] * trips
+    return None
+
+
+#: The pessimistic protocol of ``adapters/stores/postgres_store.py``: BEGIN on its own (psycopg),
+#: and a release is BEGIN, the locking UPDATE, COMMIT.
+_STORE_PROTOCOL = LockingStudySpec.model_validate(
+    {"pessimistic": {"begin_round_trip": True, "release_statements": 2}}
+)
+
+
 def predicted_spec(
     spec: LockingStudySpec,
     inputs: Mapping[str, float],
@@ -469,13 +687,18 @@ def predicted_spec(
                 0.0,
                 inputs["pg_rtt_ms"] - inputs["pg_client_cpu_ms"] - inputs["pg_server_cpu_ms"],
             )
-        if shared_host and "pg_claim_server_cpu_ms" in inputs:
-            # CPU per statement as a whole claim spends it (the model's claim is the locking
-            # read and ``statements_in_lock`` more): more than a bare statement, since it
-            # includes the driver's and the core's work and the commit's WAL write
-            per_claim = 1 + data["pessimistic"]["statements_in_lock"]
-            data["client"]["cpu_ms"] = inputs["pg_claim_client_cpu_ms"] / per_claim
-            data["database"]["statement_ms"] = inputs["pg_claim_server_cpu_ms"] / per_claim
+        # the store's protocol (adapters/stores/postgres_store.py): psycopg sends BEGIN on its
+        # own, and a release is BEGIN, the locking UPDATE, COMMIT
+        data["pessimistic"]["begin_round_trip"] = _STORE_PROTOCOL.pessimistic.begin_round_trip
+        data["pessimistic"]["release_statements"] = _STORE_PROTOCOL.pessimistic.release_statements
+        cycle = _cycle_cpu_ms(inputs, strategy)
+        if shared_host and cycle is not None:
+            # CPU per round trip as a whole claim and its release spend it: more than a bare
+            # statement, since it includes the driver's and the core's work and the commits'
+            # WAL writes, and the release's three round trips load the host as much as a claim
+            trips = round_trips(LockingStudySpec.model_validate(data), strategy)
+            data["client"]["cpu_ms"] = cycle[0] / trips
+            data["database"]["statement_ms"] = cycle[1] / trips
     else:
         data["network"]["rtt_ms"] = max(0.0, inputs["redis_rtt_ms"] - inputs["redis_ping_cpu_ms"])
         data["client"]["cpu_ms"] = inputs["redis_client_cpu_ms"]
@@ -485,6 +708,15 @@ def predicted_spec(
             data["network"]["rtt_ms"] = max(
                 0.0, data["network"]["rtt_ms"] - inputs["redis_ping_server_ms"]
             )
+        cycle = _cycle_cpu_ms(inputs, strategy) if strategy == "atomic" else None
+        if shared_host and cycle is not None:
+            # paced like the live clients, the whole client loop and Redis's own CPU, over
+            # the cycle's two commands (INCR, the release's DECR)
+            data["client"]["cpu_ms"] = cycle[0] / 2
+            data["atomic"]["op_ms"] = cycle[1] / 2
     if shared_host:
         data["host"]["cores"] = int(inputs["cores"])
+        data["host"]["wakeup_ms"] = inputs.get(
+            f"cycle_{strategy}_wakeup_ms", inputs.get("wakeup_ms", 0.0)
+        )
     return LockingStudySpec.model_validate(data)

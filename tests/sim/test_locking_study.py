@@ -238,9 +238,10 @@ def test_client_cpu_on_shared_cores_caps_the_ceiling_and_is_off_by_default() -> 
     assert not simulate_point(shared, "atomic", 1000)["tracks"]
     assert simulate_point(shared, "atomic", 300)["tracks"]
     assert simulate_point(own, "atomic", 1000)["tracks"]  # only a delay: p50 grows by ~1 ms
-    assert simulate_point(own, "atomic", 1000)["p50_ms"] > simulate_point(
-        quick_spec(), "atomic", 1000
-    )["p50_ms"] + 0.9
+    assert (
+        simulate_point(own, "atomic", 1000)["p50_ms"]
+        > simulate_point(quick_spec(), "atomic", 1000)["p50_ms"] + 0.9
+    )
     # the default (cpu_ms 0) leaves the shipped study's numbers as they were
     assert quick_spec().client.cpu_ms == 0 and quick_spec().client.cores is None
 
@@ -291,10 +292,45 @@ def test_predicted_spec_puts_the_measured_cpu_on_the_shared_host() -> None:
     assert own.host.cores is None and own.database.statement_ms == 0.05
     assert own.network.rtt_ms == pytest.approx(0.07)
     shared = predicted_spec(base, inputs, "pessimistic", 8, shared_host=True)
-    per_claim = 1 + base.pessimistic.statements_in_lock
-    assert shared.host.cores == 2
+    # the store's protocol: BEGIN on its own, a release is BEGIN, UPDATE, COMMIT
+    assert shared.pessimistic.begin_round_trip and shared.pessimistic.release_statements == 2
+    per_claim = 2 + base.pessimistic.statements_in_lock  # BEGIN, the locking read, 3 more
+    assert shared.host.cores == 2 and shared.host.wakeup_ms == 0  # not measured: none
     assert shared.client.cpu_ms == pytest.approx(0.4 / per_claim)
     assert shared.database.statement_ms == pytest.approx(0.32 / per_claim)
     assert shared.network.rtt_ms == pytest.approx(0.05)
     redis = predicted_spec(base, inputs, "atomic", 8, shared_host=True)
     assert redis.host.cores == 2 and redis.network.rtt_ms == pytest.approx(0.01)
+    # measured whole: a claim with its release (8 round trips), an optimistic one (3), and
+    # the run queue's wait per wake-up
+    whole = {
+        **inputs,
+        "pg_release_client_cpu_ms": 0.24,
+        "pg_release_server_cpu_ms": 0.16,
+        "pg_opt_client_cpu_ms": 0.3,
+        "pg_opt_server_cpu_ms": 0.27,
+        "wakeup_ms": 0.2,
+    }
+    pess = predicted_spec(base, whole, "pessimistic", 8, shared_host=True)
+    assert pess.client.cpu_ms == pytest.approx((0.4 + 0.24) / 8)
+    assert pess.database.statement_ms == pytest.approx((0.32 + 0.16) / 8)
+    assert pess.host.wakeup_ms == 0.2
+    opt = predicted_spec(base, whole, "optimistic", 8, shared_host=True)
+    assert opt.client.cpu_ms == pytest.approx(0.3 / 3)
+    assert opt.database.statement_ms == pytest.approx(0.27 / 3)
+    # paced cycles, as the live clients run them, come first; each strategy its own run queue
+    paced = {
+        **whole,
+        "cycle_optimistic_client_cpu_ms": 0.6,
+        "cycle_optimistic_server_cpu_ms": 0.45,
+        "cycle_optimistic_wakeup_ms": 0.3,
+        "cycle_atomic_client_cpu_ms": 0.2,
+        "cycle_atomic_server_cpu_ms": 0.04,
+    }
+    opt = predicted_spec(base, paced, "optimistic", 8, shared_host=True)
+    assert opt.client.cpu_ms == pytest.approx(0.2) and opt.host.wakeup_ms == 0.3
+    assert opt.database.statement_ms == pytest.approx(0.15)
+    atomic = predicted_spec(base, paced, "atomic", 8, shared_host=True)
+    assert atomic.client.cpu_ms == pytest.approx(0.1) and atomic.atomic.op_ms == 0.02
+    assert atomic.host.wakeup_ms == 0.2  # no atomic probe's own: the median one
+    assert predicted_spec(base, whole, "atomic", 8, shared_host=True).atomic.op_ms == 0.04

@@ -90,13 +90,27 @@ class HostSpec(Spec):
     still limited to ``database.workers`` at once), each Redis command (``atomic.op_ms``, still
     one at a time on ``atomic.servers``) and the queue consumer (``queue.consumer_ms``). The
     commit's WAL flush (``database.commit_ms``) and the network stay waits that use no core.
-    Null (the default): every party has its own CPU, as on separate machines."""
+    Null (the default): every party has its own CPU, as on separate machines. ``wakeup_ms``
+    adds the OS scheduler: each of those CPU bursts first waits that long on average (measured
+    per wake-up from ``/proc/<pid>/schedstat`` by the live benchmark)."""
 
     cores: int | None = Field(
         default=None,
         ge=1,
         description="cores shared by clients and servers; null: each has its own CPU",
     )
+    wakeup_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="mean wait on the OS run queue before each CPU burst on the host (a process "
+        "woken by its socket, behind the machine's other load); exponential; needs cores",
+    )
+
+    @model_validator(mode="after")
+    def _wakeup_needs_cores(self) -> HostSpec:
+        if self.wakeup_ms > 0 and self.cores is None:
+            raise ValueError("wakeup_ms needs cores: the run queue is the shared host's")
+        return self
 
 
 class DatabaseSpec(Spec):
@@ -109,11 +123,27 @@ class DatabaseSpec(Spec):
 
 
 class PessimisticSpec(Spec):
+    """The row-lock transaction's round trips. The defaults are the reference design's; a
+    driver that sends ``BEGIN`` on its own and releases in a transaction (psycopg, as
+    ``adapters/stores`` does) sets ``begin_round_trip`` and ``release_statements: 2``."""
+
     statements_in_lock: int = Field(
         default=3,
         ge=1,
         description="statements sent after SELECT ... FOR UPDATE, COMMIT included; "
         "each is a round trip with the row locked",
+    )
+    begin_round_trip: bool = Field(
+        default=False,
+        description="BEGIN is a round trip of its own before a transaction's first statement "
+        "(claim and release); false: it travels with that statement",
+    )
+    release_statements: int = Field(
+        default=1,
+        ge=1,
+        description="statements of a release from its locking UPDATE on, COMMIT included; "
+        "1: one autocommitted UPDATE (the row locked for its WAL flush); 2: UPDATE, then "
+        "COMMIT a round trip later with the row still locked",
     )
 
 

@@ -12,7 +12,10 @@ of the core strategy; the model only decides *when* each step happens, from a la
 * pessimistic: after ``SELECT ... FOR UPDATE`` the client gets the row, works ``app_ms`` and
   sends ``statements_in_lock`` more statements (the last is COMMIT), each a round trip with the
   row locked. The row lock is therefore held about
-  ``statements_in_lock × (rtt + statement) + app + commit`` per claim;
+  ``statements_in_lock × (rtt + statement) + app + commit`` per claim. A release's UPDATE
+  locks the row until its COMMIT (``release_statements``: 1 autocommitted statement, or
+  UPDATE then COMMIT a round trip later); with ``begin_round_trip`` each transaction first
+  sends BEGIN on its own (a round trip without the lock, as psycopg does);
 * optimistic: READ, ``app_ms``, then CAS; a conflict backs off (exponential, full jitter) and
   starts again with a READ; after ``max_retries`` retries the claim fails;
 * atomic: each Redis command is a round trip plus ``op_ms`` on one of ``servers`` threads
@@ -20,7 +23,13 @@ of the core strategy; the model only decides *when* each step happens, from a la
 * queue: one message to the broker, ``consumer_ms`` of the single consumer, the reply back;
 * shared host (``host.cores``, off by default): clients and servers run on one machine, so the
   clients' CPU per call, every statement, every Redis command and the queue consumer's work
-  each also need one of the host's ``cores`` (the WAL flush and the network do not).
+  each also need one of the host's ``cores`` (the WAL flush and the network do not). With
+  ``host.wakeup_ms`` each of those CPU bursts first waits on the OS run queue (exponential,
+  that mean): the process had blocked on its socket, and other load on the machine and the
+  scheduler delay it before it runs. A client or a backend holding a row lock waits there
+  too, so the lock is held longer; this is how other load reaches the ceilings. A backend
+  that waited for a row lock is woken by the holder's commit and needs a core again before
+  it answers, with the row already locked.
 
 Granted units are given back after a stay (exponential), through the same strategy, so exits
 load the store as entries do. Stays are scaled with the offered rate so that every row sees the
@@ -62,10 +71,25 @@ from twin.core.locking import (
     backoff_delay,
     make_claim_strategy,
 )
-from twin.outputs import claim, save_figure, write_frame
-from twin.scenario.locking import LockingStudySpec, WorkloadSpec
+from twin.outputs import claim, write_frame
+from twin.scenario.locking import LockingStudySpec
+from twin.sim.locking_measure import (
+    COLUMNS,
+    OPEN,
+    OUTCOME_CODE,
+    MeasureWindow,
+    Progress,
+    ceiling_text,
+    ceilings,
+    measure_point,
+    measure_window,
+    passes,
+    row_shares_and_stays,
+)
+from twin.sim.locking_plot import plot_locking_study
 from twin.sim.rng import stream_key
 
+# the measurement and the figure live in their own modules; importing them from here still works
 __all__ = [
     "COLUMNS",
     "OUTCOME_CODE",
@@ -73,6 +97,7 @@ __all__ = [
     "MeasureWindow",
     "ceiling_text",
     "ceilings",
+    "choose_strategies",
     "measure_point",
     "measure_window",
     "plot_locking_study",
@@ -80,34 +105,6 @@ __all__ = [
     "run_locking_study",
     "simulate_point",
 ]
-
-#: Columns of the tidy result table, one row per (strategy, offered rate).
-COLUMNS = (
-    "strategy",
-    "offered_tps",
-    "arrived_tps",
-    "achieved_tps",
-    "claims",
-    "granted",
-    "refused",
-    "refused_while_free",
-    "failed",
-    "unfinished",
-    "conflicts",
-    "retries",
-    "blocked",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "window_s",
-    "tracks",
-    "within_slo",
-)
-
-#: Outcome codes of per-claim records (OPEN: not answered by the end of the run).
-GRANTED, REFUSED, FAILED, OPEN = 0, 1, 2, 3
-OUTCOME_CODE = {Status.GRANTED: GRANTED, Status.REFUSED: REFUSED, Status.FAILED: FAILED}
-Progress = Callable[[int, int, str], None]
 
 
 class _Draws:
@@ -136,20 +133,6 @@ def _generator(seed: int, offered: float, purpose: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seq))
 
 
-@dataclass(frozen=True)
-class MeasureWindow:
-    start: float
-    end: float
-    stop: float  # end of the drain period, where the run stops
-
-
-def measure_window(spec: LockingStudySpec, offered: float) -> MeasureWindow:
-    """Warm-up, then the measured window, then the drain (seconds from the point's start)."""
-    m = spec.measure
-    length = max(m.min_window_s, m.window_claims / offered)
-    return MeasureWindow(m.warmup_s, m.warmup_s + length, m.warmup_s + length + m.drain_s)
-
-
 class _Point:
     """One strategy at one offered rate: the SimPy processes around one core strategy."""
 
@@ -176,6 +159,7 @@ class _Point:
             self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
+        self.woke = False  # the last step performed had to wait (set by _step)
         self.half = spec.network.rtt_ms / 2000
         self.app = spec.client.app_ms / 1000
         seed = spec.seed
@@ -191,6 +175,10 @@ class _Point:
         else:
             k = 1 / cv**2
             self.svc = _Draws(lambda n: gen["service"].standard_gamma(k, n) / k)
+        self.wake = spec.host.wakeup_ms / 1000
+        if self.wake > 0:  # its own stream: the other draws stay the same with or without it
+            gen["wakeup"] = _generator(seed, offered, "wakeup")
+            self.wake1 = _Draws(lambda n: gen["wakeup"].exponential(1.0, n))
         self.shares, self.stay_mean = row_shares_and_stays(w, offered)
         self.cum = np.cumsum(self.shares).tolist()
         self.rng_init = gen["stays"]
@@ -227,13 +215,32 @@ class _Point:
         step = self.core.step(cid, self.env.now)
         for woken in step.woken:
             self.waiting.pop(woken.claim_id).succeed(woken)
-        if step.status is Status.BLOCKED:
+        self.woke = step.status is Status.BLOCKED
+        if self.woke:
             if cid >= 0:
                 self.blocked[cid] = True
             event = self.env.event()
             self.waiting[cid] = event
             step = yield event
+            self.woke = True  # read at once by the caller, before any other process runs
         return step
+
+    def _lock_step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
+        """A locking statement's step. On a shared host, a backend that waited for the row
+        sleeps until the holder's commit wakes it, then needs a core again (after the run
+        queue's wait) to answer: time the row is already its own."""
+        step = yield from self._step(cid)
+        if self.woke and self.host_cpu is not None:
+            yield from self._wake()
+            with self.host_cpu.request() as req:
+                yield req
+        return step
+
+    def _wake(self) -> Generator:
+        """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
+        queue behind the machine's other load (``host.wakeup_ms``) before it can run."""
+        if self.wake > 0:
+            yield self.env.timeout(self.wake * self.wake1())
 
     def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
         with resource.request() as req:
@@ -242,12 +249,22 @@ class _Point:
 
     def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
         """A server's CPU work: one of the server's own slots (``resource``), and on a shared
-        host also one of the host's cores while it runs."""
+        host also one of the host's cores while it runs.
+
+        Woken how: a PostgreSQL backend is a process per connection, woken by each statement;
+        a single-threaded server (Redis: ``resource`` of capacity 1) is woken only when the
+        request finds it idle, and then serves whatever queued meanwhile without sleeping."""
         if self.host_cpu is None:
             yield from self._service(resource, mean_s)
             return
+        per_connection = resource.capacity > 1 or resource is self.cpu
+        if per_connection:
+            yield from self._wake()
+        idle = resource.count == 0 and not resource.queue
         with resource.request() as req:
             yield req
+            if idle and not per_connection:
+                yield from self._wake()  # the event loop was asleep: it is woken first
             yield from self._service(self.host_cpu, mean_s)
 
     def _statement(self) -> Generator:
@@ -255,11 +272,14 @@ class _Point:
 
     def _send(self) -> Generator:
         """The client sends a statement or command: its CPU for it (if modelled, on the
-        clients' shared cores), then half a round trip to the server."""
+        clients' shared cores, woken from waiting for the last reply on a shared host),
+        then half a round trip to the server."""
         if self.send_cpu > 0:
             if self.client_cpu is None:
                 yield self.env.timeout(self.send_cpu * self.svc())
             else:
+                if self.host_cpu is not None:
+                    yield from self._wake()
                 yield from self._service(self.client_cpu, self.send_cpu)
         yield self.env.timeout(self.half)
 
@@ -307,15 +327,23 @@ class _Point:
         yield self.env.timeout(stay * self.stay1())
         yield from self._release_body(cid)
 
+    def _round_trip(self) -> Generator:
+        """A statement that takes no lock (BEGIN sent on its own): send, execute, reply."""
+        yield from self._send()
+        yield from self._statement()
+        yield self.env.timeout(self.half)
+
     # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT
     def _pessimistic(self, cid: int, row: int) -> Generator:
         env, half = self.env, self.half
         with self.pool.request() as conn:
             yield conn
+            if self.spec.pessimistic.begin_round_trip:
+                yield from self._round_trip()
             yield from self._send()
             yield from self._statement()
             self.core.begin(cid, row, env.now)
-            step = yield from self._step(cid)  # LOCK: may wait for the row
+            step = yield from self._lock_step(cid)  # LOCK: may wait for the row
             if step.next_op is Op.ABORT:  # row full: roll back at once
                 yield env.timeout(half)
                 yield from self._send()
@@ -334,13 +362,19 @@ class _Point:
         return step
 
     def _pessimistic_release(self, cid: int) -> Generator:
-        env = self.env
+        env, p = self.env, self.spec.pessimistic
         with self.pool.request() as conn:
             yield conn
+            if p.begin_round_trip:
+                yield from self._round_trip()
             yield from self._send()
             yield from self._statement()
             self.core.release(cid, env.now)
-            yield from self._step(cid)  # UPDATE: waits for the row lock
+            yield from self._lock_step(cid)  # UPDATE: waits for the row lock
+            for _ in range(p.release_statements - 1):  # the row stays locked until COMMIT
+                yield env.timeout(self.half)
+                yield from self._send()
+                yield from self._statement()
             yield self._flush()
             yield from self._step(cid)  # COMMIT
             yield env.timeout(self.half)
@@ -411,6 +445,8 @@ class _Point:
         if self.host_cpu is None:
             yield self.env.timeout(consumer_s * self.svc())
         else:  # the consumer is a process on the shared host: it needs a core to serve
+            if not self.woke:  # served at once: the consumer was idle, asleep on the list
+                yield from self._wake()
             yield from self._service(self.host_cpu, consumer_s)
         step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
         yield self.env.timeout(self.half)
@@ -448,77 +484,6 @@ class _Point:
         )
 
 
-def row_shares_and_stays(w: WorkloadSpec, offered: float) -> tuple[list[float], list[float]]:
-    """Each row's share of the claims (row 0 is the hot one), and the mean stay that gives
-    every row the offered occupancy at this claim rate."""
-    if w.rows == 1:
-        shares = [1.0]
-    else:
-        shares = [w.hot_share] + [(1 - w.hot_share) / (w.rows - 1)] * (w.rows - 1)
-    stays = [w.occupancy * w.capacity / (offered * s) if s > 0 else math.inf for s in shares]
-    return shares, stays
-
-
-def measure_point(
-    spec: LockingStudySpec,
-    name: str,
-    offered: float,
-    win: MeasureWindow,
-    *,
-    arrival,
-    answer,
-    code,
-    conflicts,
-    blocked,
-    spurious,
-) -> dict[str, object]:
-    """One row of the study's table from per-claim records (arrival and answer times in s,
-    outcome codes, conflicts, blocked and refused-while-free flags), simulated or measured on
-    a real store: one definition of every column for both."""
-    slo = spec.slo
-    arrival = np.asarray(arrival, dtype=float)
-    answer = np.asarray(answer, dtype=float)
-    code = np.asarray(code, dtype=np.int8)
-    conflicts = np.asarray(conflicts)
-    blocked = np.asarray(blocked, dtype=bool)
-    spurious = np.asarray(spurious, dtype=bool)
-    length = win.end - win.start
-    answered = (code == GRANTED) | (code == REFUSED)
-    achieved = float(np.count_nonzero(answered & (answer >= win.start) & (answer < win.end)))
-    mine = (arrival >= win.start) & (arrival < win.end)
-    n = int(np.count_nonzero(mine))
-    latency = np.where(code[mine] == OPEN, np.inf, answer[mine] - arrival[mine]) * 1000
-    if n:
-        p50, p95, p99 = np.quantile(latency, [0.5, 0.95, 0.99], method="inverted_cdf")
-    else:  # pragma: no cover - a window always holds claims at the validated sizes
-        p50 = p95 = p99 = math.nan
-    failed = int(np.count_nonzero(code[mine] == FAILED))
-    achieved_tps = achieved / length
-    arrived_tps = n / length
-    return {
-        "strategy": name,
-        "offered_tps": float(offered),
-        "arrived_tps": arrived_tps,
-        "achieved_tps": achieved_tps,
-        "claims": n,
-        "granted": int(np.count_nonzero(code[mine] == GRANTED)),
-        "refused": int(np.count_nonzero(code[mine] == REFUSED)),
-        "refused_while_free": int(np.count_nonzero(spurious[mine])),
-        "failed": failed,
-        "unfinished": int(np.count_nonzero(code[mine] == OPEN)),
-        "conflicts": int(conflicts[mine].sum()) + failed,
-        "retries": int(conflicts[mine].sum()),
-        "blocked": int(np.count_nonzero(blocked[mine])),
-        "p50_ms": float(p50),
-        "p95_ms": float(p95),
-        "p99_ms": float(p99),
-        "window_s": length,
-        # against the claims that did arrive, so Poisson noise is not read as saturation
-        "tracks": bool(achieved_tps >= slo.tracking * arrived_tps),
-        "within_slo": bool(p95 <= slo.p95_ms),
-    }
-
-
 def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) -> dict[str, object]:
     """Simulate one strategy at one offered claim rate; one row of the study's table."""
     if strategy not in CLAIM_STRATEGIES:
@@ -526,40 +491,6 @@ def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) ->
     if offered_tps <= 0:
         raise ValueError("offered_tps must be > 0")
     return _Point(spec, strategy, offered_tps).run()
-
-
-def ceilings(table: pd.DataFrame) -> pd.DataFrame:
-    """Each strategy's ceiling: the achieved rate at the highest offered rate up to which every
-    point tracks the offered rate and keeps p95 within the objective; and what ended it."""
-    rows = []
-    for name, group in table.groupby("strategy", sort=False):
-        group = group.sort_values("offered_tps")
-        ok = (group["tracks"] & group["within_slo"]).to_numpy()
-        bad = np.flatnonzero(~ok)
-        first_bad = int(bad[0]) if len(bad) else len(group)
-        peak = group.loc[group["achieved_tps"].idxmax()]
-        row: dict[str, object] = {
-            "strategy": name,
-            "ceiling_tps": math.nan,
-            "ceiling_offered_tps": math.nan,
-            "limited_by": "not reached in the sweep",
-            "peak_tps": float(peak["achieved_tps"]),
-            "peak_offered_tps": float(peak["offered_tps"]),
-        }
-        if first_bad > 0:
-            last = group.iloc[first_bad - 1]
-            row["ceiling_tps"] = float(last["achieved_tps"])
-            row["ceiling_offered_tps"] = float(last["offered_tps"])
-        if first_bad < len(group):
-            broken = group.iloc[first_bad]
-            reasons = []
-            if not broken["tracks"]:
-                reasons.append("throughput")
-            if not broken["within_slo"]:
-                reasons.append("p95")
-            row["limited_by"] = f"{' and '.join(reasons)} at {broken['offered_tps']:g} TPS"
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -626,127 +557,10 @@ def run_locking_study(
                 progress(k * len(rates) + j, total, f"{name} at {rate:g} TPS")
             row = point(spec, name, rate)
             rows.append(row)
-            failing += failing > 0 or not (row["tracks"] and row["within_slo"])
+            failing += failing > 0 or not passes(row)
             if past_limit is not None and failing > past_limit:
                 break  # saturated: higher rates only cost time
     if progress is not None:
         progress(total, total, "done")
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     return LockingStudyResult(spec, table, ceilings(table))
-
-
-#: One colour and marker per strategy, the same in every figure.
-STYLE = {
-    "pessimistic": ("#c0392b", "o"),
-    "optimistic": ("#e67e22", "s"),
-    "atomic": ("#2471a3", "^"),
-    "queue": ("#229954", "D"),
-}
-
-
-def ceiling_text(row: pd.Series, lowest_offered: float) -> str:
-    """A ceiling as people read it: ``≥ x`` when the sweep never reached it, ``< x`` when even
-    the lowest offered rate failed."""
-    if math.isnan(row["ceiling_tps"]):
-        return f"< {lowest_offered:,.0f}"
-    prefix = "≥ " if str(row["limited_by"]).startswith("not reached") else ""
-    return f"{prefix}{row['ceiling_tps']:,.0f}"
-
-
-def plot_locking_study(result: LockingStudyResult, path: str | Path) -> Path:
-    """Achieved throughput and p95 latency against offered load, log axes, one line each.
-
-    A p95 that was not reached before the run ended (more than 5 % of claims unanswered) has
-    no value; those points sit in a shaded band above the measurable range, one row per
-    strategy so that strategies failing at the same load do not hide each other.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    spec, table = result.spec, result.table
-    lo, hi = min(spec.offered_tps), max(spec.offered_tps)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.6), layout="constrained")
-    ax1.plot([lo, hi], [lo, hi], color="0.6", ls="--", lw=1, label="achieved = offered")
-    roof = spec.measure.drain_s * 1000  # no p95 beyond this can be measured
-    names = list(dict.fromkeys(table["strategy"]))
-    band = [roof * 1.25 * 1.2**i for i in range(len(names))]
-    ceilings_by_name = result.ceilings.set_index("strategy")
-    lines = []
-    for i, name in enumerate(names):
-        colour, marker = STYLE.get(name, ("black", "o"))
-        g = table[table["strategy"] == name].sort_values("offered_tps")
-        x = g["offered_tps"].to_numpy()
-        ax1.plot(x, g["achieved_tps"], color=colour, marker=marker, ms=5, label=name)
-        ceiling = ceilings_by_name.loc[name]
-        if not math.isnan(ceiling["ceiling_tps"]):
-            ax1.scatter(
-                [ceiling["ceiling_offered_tps"]],
-                [ceiling["ceiling_tps"]],
-                s=170 + 90 * i,  # nested rings when two ceilings coincide
-                facecolors="none",
-                edgecolors=colour,
-                lw=1.8,
-                zorder=5,
-            )
-        lines.append(f"{name:<12} {ceiling_text(ceiling, lo):>9}")
-        p95 = g["p95_ms"].to_numpy()
-        finite = np.isfinite(p95) & (p95 <= roof)
-        ax2.plot(x[finite], p95[finite], color=colour, marker=marker, ms=5, label=name)
-        if (~finite).any():
-            ax2.scatter(x[~finite], np.full((~finite).sum(), band[i]), color=colour, marker=marker)
-    ax1.set(
-        xscale="log",
-        yscale="log",
-        xlabel="offered load (claims/s)",
-        ylabel="achieved throughput (grants + refusals per s)",
-        title="Throughput: where each strategy stops tracking the load",
-    )
-    ax1.plot([], [], ls="none", marker="o", mfc="none", mec="0.3", ms=11, label="ceiling")
-    ax1.legend(loc="upper left", fontsize=9)
-    note = (
-        f"ceiling (TPS): p95 ≤ {spec.slo.p95_ms:g} ms and\n"
-        f"achieved ≥ {spec.slo.tracking:.0%} of arrivals\n" + "\n".join(lines)
-    )
-    ax1.text(
-        0.33,
-        0.975,
-        note,
-        transform=ax1.transAxes,
-        ha="left",
-        va="top",
-        family="monospace",
-        fontsize=8.5,
-        bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
-    )
-    ax2.axhline(spec.slo.p95_ms, color="0.35", ls=":", lw=1.2)
-    ax2.text(
-        hi,
-        spec.slo.p95_ms * 0.9,
-        f"SLO p95 {spec.slo.p95_ms:g} ms",
-        fontsize=8,
-        color="0.3",
-        ha="right",
-        va="top",
-    )
-    ax2.axhspan(roof * 1.12, band[-1] * 1.15, color="0.92", zorder=0)
-    ax2.text(
-        lo, roof * 1.14, f"unfinished: p95 > {roof:g} ms", fontsize=8, color="0.3", va="bottom"
-    )
-    ax2.set(
-        xscale="log",
-        yscale="log",
-        xlabel="offered load (claims/s)",
-        ylabel="claim latency p95 (ms)",
-        title="Latency: p95 of claims arriving at that load",
-    )
-    ax2.set_ylim(top=band[-1] * 1.15)
-    ax2.legend(loc="center left", fontsize=9)
-    for ax in (ax1, ax2):
-        ax.grid(True, which="major", alpha=0.35)
-        ax.grid(True, which="minor", alpha=0.12)
-    fig.suptitle(f"{spec.name}: claim strategies under contention", fontsize=12)
-    path = save_figure(fig, path, dpi=130)
-    plt.close(fig)
-    return path
