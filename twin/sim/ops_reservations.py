@@ -503,7 +503,9 @@ class ReservationsComponent(Component):
             self._drop_unit(rid, t)
         for rid in wanted:
             claims.claim_unit(
-                self.k, t, lambda cid, status, now, rid=rid: self._hold_answered(rid, cid, status, now)
+                self.k,
+                t,
+                lambda cid, status, now, rid=rid: self._hold_answered(rid, cid, status, now),
             )
 
     def _drop_unit(self, rid: int, t: float) -> None:
