@@ -489,6 +489,12 @@ class ReservationsComponent(Component):
         self.ctx.spot_freed(self.k, t)
 
     # -- units from the claim store (claims: on) --------------------------------------------
+    @property
+    def units(self) -> dict[int, int]:
+        """With claims: reservation id -> claim id of the store unit it holds (a hold, or a
+        holder parked)."""
+        return dict(self._unit)
+
     def _held_now(self) -> int:
         """Spots the book holds now (RESERVED for reservations): each holds a unit."""
         return sum(self.book.held(stype) for stype in SpotType)
