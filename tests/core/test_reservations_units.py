@@ -100,6 +100,7 @@ def test_no_unit_is_asked_for_when_no_spot_of_the_type_is_free() -> None:
     book.advance(45 * MIN)
     assert res.waiting
     assert book.request_units(45 * MIN) == []  # the lot is full: the core's answer, no claim
+    assert book.stats.hold_waits == 1  # counted as without a store
     session = next(iter(book.lot.sessions()))
     book.lot.release(session.ticket, 50 * MIN)
     assert not book.on_spot_freed(session.spot.index, 50 * MIN)  # not taken directly

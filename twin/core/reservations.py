@@ -416,6 +416,8 @@ class ReservationBook:
         if self.units_from_store:  # wait for a unit from the store (request_units)
             res.waiting = True
             self._waiting[stype].append(res)
+            if self._held[stype] >= self._cap[stype] or not self._free(stype):
+                self._count_wait(res)  # no spot for it now, as without a store
             return
         spot = self.lot.hold_spot(stype, t) if self._held[stype] < self._cap[stype] else None
         if spot is None:
@@ -499,13 +501,11 @@ class ReservationBook:
         out: list[int] = []
         if not self.units_from_store:
             return out
-        lot = self.lot
         for stype in SpotType:
             queue = self._waiting[stype]
             if not queue:
                 continue
-            free = sum(row[stype] for row in lot.available)
-            room = min(self._cap[stype] - self._held[stype], free)
+            room = min(self._cap[stype] - self._held[stype], self._free(stype))
             room -= sum(1 for r in queue if r.unit_pending)
             for res in queue:
                 if room <= 0:
@@ -542,6 +542,10 @@ class ReservationBook:
         res.unit_pending = False
         if res.waiting:
             self._count_wait(res)
+
+    def _free(self, stype: SpotType) -> int:
+        """AVAILABLE spots of the type in the lot now."""
+        return sum(row[stype] for row in self.lot.available)
 
     def _count_wait(self, res: Reservation) -> None:
         if res.id not in self._waits_counted:

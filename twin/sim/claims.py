@@ -30,13 +30,21 @@ What the model does with an answer (:meth:`twin.sim.model.ParkingModel.run`):
 * a departure gives the unit back through the store (a release transaction, with its latency:
   until it commits the unit stays taken in the store though the spot is free);
 * a start state's cars and holds are granted their units at time 0 without latency
-  (:meth:`ClaimsComponent.prefill`), and give them back through the store as they leave.
+  (:meth:`ClaimsComponent.prefill`), and give them back through the store as they leave;
+* app reservations (``operations.reservations``) claim through the same store
+  (:meth:`ClaimsComponent.claim_unit`): the reservation book
+  (:class:`~twin.core.reservations.ReservationBook` with ``units_from_store``) asks for a unit
+  when a hold is due, takes the spot only once the unit is granted and waits (as for a full
+  lot) when it is refused; a holder who comes before their hold claims at the gate and is
+  bumped when refused; a hold that ends unused and a holder who leaves give the unit back
+  (:meth:`ClaimsComponent.give_back_unit`). The hold's unit is the holder's for the stay.
 
 Invariants checked as the run goes (``double_bookings`` counts violations: it must stay 0;
 the tests assert it): at every grant, the units the store has granted and not taken back never
-exceed the row's capacity, and its count is never negative; at every park, the lot's parked
-cars never outnumber the units granted there. Figures cover claims begun in
-``[warm-up, horizon)`` (``claims.<name>``).
+exceed the row's capacity, and its count is never negative; at every park and every hold, the
+lot's parked cars and held spots never outnumber the units granted there. Figures cover claims
+begun in ``[warm-up, horizon)``: the gates' (``claims.<name>``) and the app's
+(``claims.app.<name>``, with reservations).
 
 Randomness: service-time factors and back-off jitter come from streams of their own
 (``claims/service``, ``claims/backoff``), so switching claims on changes no driver, stay or
