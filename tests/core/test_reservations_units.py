@@ -24,10 +24,15 @@ MIN = 60.0
 CAR = Vehicle("car")
 
 
-def _book(spots: int = 10, share: float = 0.3) -> ReservationBook:
+def _book(spots: int = 10, share: float = 0.3, overbooking: float = 1.0) -> ReservationBook:
     level = Level(0, "L0")
     lot = Lot(build_spots([(level, {REG: spots})]), [level])
-    policy = ReservationPolicy(reserved_share={REG: share}, grace_s=15 * MIN, hold_lead_s=15 * MIN)
+    policy = ReservationPolicy(
+        reserved_share={REG: share},
+        grace_s=15 * MIN,
+        hold_lead_s=15 * MIN,
+        overbooking_factor=overbooking,
+    )
     return ReservationBook(lot, policy, units_from_store=True)
 
 
@@ -45,7 +50,7 @@ def test_a_hold_waits_for_its_unit_then_takes_a_spot() -> None:
     assert book.unit_granted(res.id, 45 * MIN + 1)
     assert res.hold_t == 45 * MIN + 1 and not res.waiting
     assert _reserved(book) == 1 and book.held(REG) == 1
-    assert book.units_returned() == []
+    assert book.unit_moves() == []
 
 
 def test_a_refused_unit_waits_like_a_full_lot_and_asks_again() -> None:
@@ -70,15 +75,29 @@ def test_units_go_back_on_cancel_no_show_and_departure() -> None:
     for res in (kept, cancelled, absent):
         assert book.unit_granted(res.id, 46 * MIN)
     book.cancel(cancelled.id, 50 * MIN)
-    assert book.units_returned() == [cancelled.id]
-    assert book.units_returned() == []  # emptied by the call
+    assert book.unit_moves() == [(cancelled.id, None)]
+    assert book.unit_moves() == []  # emptied by the call
     book.arrive(kept.id, CAR, 55 * MIN)  # the holder keeps the hold's unit
-    assert book.units_returned() == []
+    assert book.unit_moves() == []
     book.advance(75 * MIN)  # start + grace: the absent holder's hold ends
-    assert book.units_returned() == [absent.id]
+    assert book.unit_moves() == [(absent.id, None)]
     book.depart(kept.id, 100 * MIN)
-    assert book.units_returned() == [kept.id]
+    assert book.unit_moves() == [(kept.id, None)]
     assert _reserved(book) == 0 and book.lot.n_occupied == 0
+
+
+def test_a_hold_ending_unused_hands_its_spot_and_unit_to_a_waiting_reservation() -> None:
+    book = _book(spots=10, share=0.1, overbooking=2.0)  # one spot held at once, two booked
+    first = book.create_reservation("a", REG, 60 * MIN, 120 * MIN, 0.0)
+    second = book.create_reservation("b", REG, 70 * MIN, 120 * MIN, 0.0)
+    book.advance(45 * MIN)
+    assert book.request_units(45 * MIN) == [first.id]
+    assert book.unit_granted(first.id, 45 * MIN)
+    book.advance(55 * MIN)  # the second hold is due; the cap is reached: it waits, no claim
+    assert second.waiting and book.request_units(55 * MIN) == []
+    book.cancel(first.id, 56 * MIN)
+    assert book.unit_moves() == [(first.id, second.id)]  # the spot and its unit move on
+    assert second.hold_t == 56 * MIN and _reserved(book) == 1
 
 
 def test_a_grant_the_book_cannot_use_is_refused() -> None:
@@ -88,7 +107,7 @@ def test_a_grant_the_book_cannot_use_is_refused() -> None:
     assert book.request_units(45 * MIN) == [res.id]
     book.cancel(res.id, 46 * MIN)  # cancelled while its claim was in flight
     assert not book.unit_granted(res.id, 47 * MIN)
-    assert book.units_returned() == []  # it never held one
+    assert book.unit_moves() == []  # it never held one
     assert _reserved(book) == 0
 
 

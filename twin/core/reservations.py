@@ -83,11 +83,13 @@ refuses the unit:
   :meth:`ReservationBook.unit_granted` (the hold takes a spot, or ``False``: no spot of the
   type is free any more, the unit goes back) or :meth:`ReservationBook.unit_refused` (the
   reservation waits for a spot, as it does when the lot has none);
-* a freed spot is not handed to a waiting hold directly (:meth:`on_spot_freed` does nothing):
-  the waiting hold asks the store again;
-* a hold that ends without its holder (cancellation, no-show) and a holder who leaves give
-  their unit back: :meth:`ReservationBook.units_returned` lists them. A holder who arrives
-  keeps the hold's unit for the stay;
+* a spot a walk-in frees is not handed to a waiting hold directly (:meth:`on_spot_freed` does
+  nothing): the walk-in's unit goes back to the store and the waiting hold claims one;
+* a hold that ends without its holder (cancellation, no-show) hands its spot, with its unit,
+  to the next reservation waiting for one of that type (the book's choice, as without a
+  store), or gives the unit back; a holder who leaves gives it back:
+  :meth:`ReservationBook.unit_moves` lists both. A holder who arrives keeps the hold's unit
+  for the stay;
 * a holder who arrives without a held spot needs a unit of their own: the caller claims it
   first and calls :meth:`arrive` only when granted; refused, :meth:`bump` does what a full lot
   does to them.
@@ -181,7 +183,8 @@ class ReservationBook:
     ) -> None:
         self.lot = lot
         self.units_from_store = units_from_store
-        self._returned: list[int] = []  # units mode: reservations whose unit goes back
+        #: units mode: (reservation, to) per unit that changed hands (to: None, the store)
+        self._moves: list[tuple[int, int | None]] = []
         self._waits_counted: set[int] = set()  # units mode: hold waits counted once each
         self.policy = policy
         self.payments = payments
@@ -454,21 +457,24 @@ class ReservationBook:
             queue.popleft()
         return None
 
-    def _give_back(self, spot_index: int, t: float) -> None:
-        """A held spot is no longer needed: to the next waiting reservation, or to walk-ins."""
+    def _give_back(self, spot_index: int, t: float, rid: int = -1) -> None:
+        """A held spot is no longer needed: to the next waiting reservation, or to walk-ins.
+        Units mode: the unit of reservation ``rid`` goes with the spot (a move)."""
         spot = self.lot.spots[spot_index]
-        nxt = None if self.units_from_store else self._next_waiting(spot.type)
+        nxt = self._next_waiting(spot.type)
         if nxt is not None and self._held[spot.type] < self._cap[spot.type]:
             self._waiting[spot.type].popleft()
             self._attach(nxt, spot_index, t)
+            if self.units_from_store:
+                self._moves.append((rid, nxt.id))
         else:
             self.lot.set_status(spot_index, SpotStatus.AVAILABLE, t)
+            if self.units_from_store:
+                self._moves.append((rid, None))
 
     def _release_hold(self, res: Reservation, t: float) -> None:
         if res.hold_t is not None:
-            if self.units_from_store:
-                self._returned.append(res.id)
-            self._give_back(self._end_hold(res, t), t)
+            self._give_back(self._end_hold(res, t), t, res.id)
         res.waiting = False
 
     def on_spot_freed(self, spot_index: int, t: float) -> bool:
@@ -552,10 +558,12 @@ class ReservationBook:
             self._waits_counted.add(res.id)
             self.stats.hold_waits += 1
 
-    def units_returned(self) -> list[int]:
-        """Reservations whose unit goes back to the store since the last call (a hold ended
-        without its holder, a holder left), in order; the list is emptied."""
-        out, self._returned = self._returned, []
+    def unit_moves(self) -> list[tuple[int, int | None]]:
+        """Units that changed hands since the last call, in order, as ``(reservation, to)``:
+        ``to`` None, the unit goes back to the store (a hold ended unused and no reservation
+        waits for its spot, a holder left); else the hold's spot, and its unit, went to the
+        waiting reservation ``to``. The list is emptied."""
+        out, self._moves = self._moves, []
         return out
 
     def note_walk_in_refused(self, vehicle: Vehicle, t: float) -> bool:
@@ -666,7 +674,7 @@ class ReservationBook:
         self.stats.exit_revenue_cents += self._collect(res, amount, t, "exit")
         self._parked[res.spot_type] -= 1
         if self.units_from_store:
-            self._returned.append(res.id)
+            self._moves.append((res.id, None))
         self._set(res, RS.COMPLETED, t)
         self.stats.completed += 1
         self.on_spot_freed(session.spot.index, t)

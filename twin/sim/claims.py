@@ -319,9 +319,9 @@ class ClaimsComponent(Component):
         yield from self._release_body(cid)
         # a unit came free in the store: drivers (and holds) waiting at that lot may claim it
         k, t = self._row(cid), self.env.now
-        self.ctx.spot_freed(k, t)
-        for listener in self.on_unit_freed:
+        for listener in self.on_unit_freed:  # holds first, as the book gives a freed spot
             listener(k, t)
+        self.ctx.spot_freed(k, t)
 
     def _step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
         """Perform the transaction's next operation now; if it blocks, wait to be woken."""

@@ -505,8 +505,11 @@ class ReservationsComponent(Component):
         if claims is None:
             return
         wanted = self.book.request_units(t)
-        for rid in self.book.units_returned():
-            self._drop_unit(rid, t)
+        for rid, to in self.book.unit_moves():
+            if to is None:
+                self._drop_unit(rid, t)
+            elif rid in self._unit:  # a hold's spot and unit went to a waiting reservation
+                self._unit[to] = self._unit.pop(rid)
         for rid in wanted:
             claims.claim_unit(
                 self.k,
