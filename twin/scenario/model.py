@@ -503,8 +503,9 @@ class Scenario(Spec):
     output: OutputSpec = Field(default_factory=OutputSpec)
     claims: ClaimsSpec | None = Field(
         default=None,
-        description="gates claim a unit of their lot from a store with a claim strategy "
-        "(row lock, version check, atomic counter, queue) that takes time; off: at once",
+        description="gates and app reservations claim a unit of their lot from a store with a "
+        "claim strategy (row lock, version check, atomic counter, queue) that takes time; "
+        "off: at once",
     )
     # where the run begins: an empty lot, the lot's typical state at the start's time of day,
     # or a given state (its time must be the start); see twin.sim.initial

@@ -563,10 +563,15 @@ class ReservationsComponent(Component):
             self._units(t)
 
     def on_leave(self, i: int, k: int, session: Session, t: float) -> float:
-        # a walk-in's spot may be what a waiting hold needs (with claims: once its unit is
-        # back in the store, on_unit_freed)
-        if k == self.k and self.claims is None:
-            self.book.on_spot_freed(session.spot.index, t)
+        """A walk-in's spot may be what a waiting hold needs: the book takes it at once, or,
+        with claims, the walk-in's unit goes back to the store first and a waiting hold
+        claims it before the walk-ins' line does (the book's priority without a store)."""
+        if k == self.k:
+            if self.claims is None:
+                self.book.on_spot_freed(session.spot.index, t)
+            else:
+                self.claims.give_back(i, t)  # now, so the hold's claim comes after it
+                self._units(t)
         return 0.0
 
     # -- figures ----------------------------------------------------------------------------
