@@ -7,6 +7,9 @@ Prints, in one run (docs/locking.md, "In the main model", quotes it):
   (b) scenarios/scale/claims_surge.yaml: 10,000 arrivals a minute on one counter row, each
       strategy once: claim time at the gate, waits, conflicts, failures; then (b2) the same on
       a row of 60,000 units, which fills during the surge: claims race for the last units;
+  (d) scenarios/downtown_operations.yaml without its permits (claims do not cover permit
+      holders yet): app reservations claim their holds' units through the same store as the
+      gates; each strategy against claims off, paired as in (a), with the reservation figures;
   (c) with ``--city-hours H``: the city-scale scenario (500 lots, one row each) from 07:00
       for H hours with the first hour as warm-up, so the measured part is the 08-09h peak of
       10,000 arrivals a minute; each strategy and off once.
@@ -14,7 +17,7 @@ Every run's CPU time (``time.process_time``) and the machine's load (``os.getloa
 printed, because wall time on a shared machine says little.
 
     python benchmarks/bench_claims.py [--replications 5] [--skip-downtown] [--skip-surge]
-                                      [--city-hours 1.5]
+                                      [--skip-operations] [--city-hours 1.5]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from twin.sim.model import simulate  # noqa: E402
 
 STRATEGIES = ("pessimistic", "optimistic", "atomic", "queue")
 DOWNTOWN = ROOT / "scenarios" / "downtown_garage.yaml"
+OPERATIONS = ROOT / "scenarios" / "downtown_operations.yaml"
 SURGE = ROOT / "scenarios" / "scale" / "claims_surge.yaml"
 CITY = ROOT / "scenarios" / "scale" / "city_scale.yaml"
 console = Console(width=180)
@@ -106,6 +110,60 @@ def downtown(replications: int) -> None:
     console.print(f"({_load()})")
 
 
+def operations(replications: int) -> None:
+    """(d): the downtown garage run with reservations (and payments, sensors), permits off."""
+    full = load(OPERATIONS)
+    base = full.model_copy(
+        update={"operations": full.operations.model_copy(update={"permits": None})}
+    )
+    table = Table(
+        title=f"(d) downtown_operations without permits, each strategy − claims off, "
+        f"{replications} paired replications, seed {base.seed}: mean (95% CI)"
+    )
+    for col in (
+        "strategy",
+        "Δ blocked pp",
+        "Δ reneged pp",
+        "Δ revenue $/day",
+        "Δ occupancy pp",
+        "Δ reservation arrivals",
+        "Δ bumped",
+        "Δ hold waits",
+        "gate claim ms mean / p95",
+        "app claims/day",
+        "app claim ms mean / p95",
+        "app refused %",
+        "app given back/day",
+        "double-booked",
+        "CPU s",
+    ):
+        table.add_column(col, justify="right")
+    for strategy in STRATEGIES:
+        t0 = time.process_time()
+        cmp = compare(base, _with(base, strategy), replications=replications)
+        cpu = time.process_time() - t0
+        tab, b = cmp.table, cmp.b.metrics
+        table.add_row(
+            strategy,
+            _diff(tab, "blocked_pct"),
+            _diff(tab, "reneged_pct"),
+            _diff(tab, "revenue_per_day", digits=1),
+            _diff(tab, "occupancy.mean", scale=100.0),
+            _diff(tab, "reservations.arrivals", digits=1),
+            _diff(tab, "reservations.bumped", digits=1),
+            _diff(tab, "reservations.hold_waits", digits=1),
+            f"{b['claims.wait_ms.mean'].mean():.2f} / {b['claims.wait_ms.p95'].mean():.2f}",
+            f"{b['claims.app.per_day'].mean():.1f}",
+            f"{b['claims.app.wait_ms.mean'].mean():.2f} / {b['claims.app.wait_ms.p95'].mean():.2f}",
+            f"{b['claims.app.refused_pct'].mean():.2f}",
+            f"{b['claims.app.given_back_per_day'].mean():.2f}",
+            f"{int(b['claims.double_bookings'].sum())}",
+            f"{cpu:.1f}",
+        )
+    console.print(table)
+    console.print(f"({_load()})")
+
+
 def _once(scenario, strategy: str | None) -> tuple[dict, float, int]:
     sc = _with(scenario, strategy)
     t0 = time.process_time()
@@ -158,11 +216,14 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=5)
     parser.add_argument("--skip-downtown", action="store_true")
     parser.add_argument("--skip-surge", action="store_true")
+    parser.add_argument("--skip-operations", action="store_true")
     parser.add_argument("--city-hours", type=float, default=0.0, help="0: skip the city")
     args = parser.parse_args()
     console.print(f"bench_claims: {_load()}")
     if not args.skip_downtown:
         downtown(args.replications)
+    if not args.skip_operations:
+        operations(args.replications)
     if not args.skip_surge:
         surge = load(SURGE)
         single_runs(

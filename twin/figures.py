@@ -434,6 +434,18 @@ FIGURES: tuple[Figure, ...] = (
     _f("claims.unfinished", "claims unanswered at the end", "count", "claims"),
     _f("claims.spurious_refusals", "atomic: refused while a unit was free (whole run)",
        "count", "claims", better=_LOWER),
+    # app reservations' claims (a reservation book on a lot, with claims: on)
+    _f("claims.app.per_day", "app claims per day (reservations' holds and holders)", "/day",
+       "claims"),
+    _f("claims.app.wait_ms.mean", "app claim time, mean", "ms", "claims", better=_LOWER),
+    _f("claims.app.wait_ms.p95", "app claim time, p95", "ms", "claims", better=_LOWER),
+    _f("claims.app.refused_pct", "app claims refused (row full)", "%", "claims",
+       better=_LOWER),
+    _f("claims.app.failed_pct", "app claims failed (out of retries)", "%", "claims",
+       better=_LOWER),
+    _f("claims.app.given_back_per_day", "app grants given back (the book could not use them)",
+       "/day", "claims", better=_LOWER),
+    _f("claims.app.unfinished", "app claims unanswered at the end", "count", "claims"),
     # -- spot status (the lot's status log) -----------------------------------------------------
     _f("held_spot_h_per_day", "spots held (reservations, permits), spot-hours per day",
        "spot-h/day", "status", better=_LOWER, noun="held spot-hours"),

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from twin.core.reservations import RS
+from twin.core.types import SpotType
 from twin.results import metrics
 from twin.scenario.claims import ClaimsSpec
 from twin.scenario.loader import ScenarioError, validate_scenario
@@ -173,8 +175,10 @@ def test_schema_refuses_what_claims_do_not_cover() -> None:
         validate_scenario(data)
     ops = yaml_scenario("downtown_operations.yaml")
     ops["claims"] = {"strategy": "atomic"}
-    with pytest.raises(ScenarioError, match="reservations, permits"):
+    with pytest.raises(ScenarioError, match="permits"):
         validate_scenario(ops)
+    del ops["operations"]["permits"]  # reservations claim through the store
+    assert validate_scenario(ops).claims is not None
 
 
 def test_defaults_are_the_locking_studys() -> None:
@@ -248,3 +252,113 @@ def test_a_start_states_cars_hold_units(strategy: str) -> None:
     assert set(claims.holding) == set(parked_now.tolist())
     assert lot.n_occupied == len(parked_now) + seeded_left
     assert m["parked"] > 100  # walk-ins got the units the start state's cars gave back
+
+
+# -- app reservations claim through the same store --------------------------------------------
+
+#: The contended lot with app reservations racing the gates for its last units: a booking
+#: every ~6 s for a window starting ~20 s later, held 6 s before its start, up to 6 of the
+#: 12 spots held at once; half the holders come early, before their hold.
+RESERVED = copy.deepcopy(CONTENDED) | {
+    "operations": {
+        "reservations": {
+            "rate_per_hour": 600,
+            "lead_time": {"type": "exponential", "mean": 20, "unit": "s"},
+            "window": {"type": "exponential", "mean": 10, "unit": "s"},
+            "dwell": {"type": "exponential", "mean": 8, "unit": "s"},
+            "spot_types": {"REGULAR": 1.0},
+            "reserved_share": {"REGULAR": 0.5},
+            "accounts": 100000,
+            "hold_lead_min": 0.1,
+            "grace_min": 0.2,
+            # half the holders come up to 30 s early, most before their hold starts: they
+            # claim a unit at the gate
+            "early_arrival_min": 0.5,
+            "arrival_offset": {
+                "early_share": 0.5,
+                "early": {"type": "uniform", "low": 0, "high": 30, "unit": "s"},
+                "late": {"type": "exponential", "mean": 2, "unit": "s"},
+            },
+            "cancel_probability": 0.1,
+            "no_show_probability": 0.1,
+        }
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def reserved() -> dict[str, tuple]:
+    """Each strategy's run of the contended lot with reservations, once for the module."""
+    return {s: _run(_scenario(RESERVED, strategy=s, **SLOW)) for s in STRATEGIES}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_lanes_and_app_reservations_race_for_the_last_units(
+    strategy: str, reserved: dict[str, tuple]
+) -> None:
+    model, rec, m = reserved[strategy]
+    claims = next(c for c in model.components if c.name == "claims")
+    res = next(c for c in model.components if c.name == "reservations")
+    lot, book = model.lot, res.book
+    assert m["claims.double_bookings"] == 0
+    # both kinds of claimant claimed, and both met a full row
+    assert m["claims.app.per_day"] > 1000 and m["reservations.arrivals"] > 30
+    assert m["claims.refused_pct"] + m["claims.failed_pct"] > 1.0
+    assert m["claims.app.refused_pct"] + m["claims.app.failed_pct"] > 1.0
+    # every parked car and every held spot holds a granted unit, none more than the row has
+    held = sum(book.held(t) for t in SpotType)
+    assert lot.n_occupied + held <= claims.core.held(0) <= lot.capacity
+    # the units the app holds are exactly those of the holds and of the holders parked now
+    assert set(res.units.values()) == claims.app_units
+    holding = {r.id for r in book if r.hold_t is not None or r.status is RS.ARRIVED}
+    assert set(res.units) == holding
+    assert held == sum(1 for r in book if r.hold_t is not None)
+    # the gates' units are exactly the parked walk-ins'
+    parked_now = np.flatnonzero((rec.outcome == PARKED) & np.isnan(rec.leave_t))
+    assert set(claims.holding) == set(parked_now.tolist())
+    assert lot.n_occupied == len(parked_now) + sum(1 for r in book if r.status is RS.ARRIVED)
+    # a refused hold waits like one the lot had no spot for; a holder refused at the gate
+    # without a held spot is bumped
+    assert m["reservations.hold_waits"] > 0
+    assert m["reservations.bumped"] > 0
+    assert m["claims.app.unfinished"] <= 2
+
+
+def test_reservation_claims_same_seed_same_numbers(reserved: dict[str, tuple]) -> None:
+    again = _run(_scenario(RESERVED, strategy="pessimistic", **SLOW))[2]
+    np.testing.assert_equal(again, reserved["pessimistic"][2])
+
+
+def test_without_reservations_no_app_figures(contended: dict[str, tuple]) -> None:
+    assert not [k for k in contended["atomic"][2] if k.startswith("claims.app.")]
+
+
+def test_reservations_claims_keep_the_bookings() -> None:
+    """The bookings and their holders' behaviour are drawn as without claims (CRN)."""
+    off = ParkingModel(_scenario(RESERVED), 0)
+    off.run()
+    on = ParkingModel(_scenario(RESERVED, strategy="atomic", **SLOW), 0)
+    on.run()
+    a, b = (next(c for c in m.components if c.name == "reservations").draws for m in (off, on))
+    for field in ("request_t", "start", "end", "fate", "arrive_t", "leave_t"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+@pytest.mark.parametrize("strategy", ["pessimistic"])
+def test_reservation_claims_that_take_no_time_change_nothing(strategy: str) -> None:
+    """With every latency at zero, holds and holders get their units at the instant they ask,
+    in the book's order (a waiting hold before the walk-ins' line): the downtown garage's week
+    with its reservations gives the run without claims' drivers, revenue and reservation
+    figures (a shorter run does not reach the moments where the order matters)."""
+    data = yaml_scenario("downtown_operations.yaml")
+    data["operations"] = {"reservations": data["operations"]["reservations"]}
+    data["replications"] = 1
+    off = _run(validate_scenario(data))[2]
+    on = _run(_scenario(data, strategy=strategy, **ZERO))[2]
+    assert on["claims.double_bookings"] == 0
+    assert on["claims.app.per_day"] > 10
+    names = ["arrivals", "parked", "blocked_pct", "reneged_pct", "revenue_per_day"]
+    names += [k for k in off if k.startswith("reservations.")]
+    for name in names:
+        assert on[name] == off[name] or (np.isnan(on[name]) and np.isnan(off[name])), name
+    assert on["occupancy.mean"] == pytest.approx(off["occupancy.mean"], abs=1e-12)

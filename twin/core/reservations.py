@@ -69,6 +69,31 @@ Money (against the :class:`PaymentGateway` protocol)
 * Without a gateway (``payments=None``, planning runs) the same amounts are booked in the
   statistics as if every request succeeded.
 
+Units from a claim store
+------------------------
+With ``units_from_store=True`` every unit of the lot a hold takes comes from a shared claim
+store (:mod:`twin.core.locking`, run by the caller) instead of straight from the lot, so app
+reservations and entry lanes race for the last units through the same store. The book still
+decides *when* a reservation wants a spot and what a refusal means; the store only grants or
+refuses the unit:
+
+* a hold that would start (with room under its type's cap and a free spot of the type) asks
+  for a unit instead of taking the spot: :meth:`ReservationBook.request_units` lists the
+  reservations that want one now; the caller claims and answers with
+  :meth:`ReservationBook.unit_granted` (the hold takes a spot, or ``False``: no spot of the
+  type is free any more, the unit goes back) or :meth:`ReservationBook.unit_refused` (the
+  reservation waits for a spot, as it does when the lot has none);
+* a spot a walk-in frees is not handed to a waiting hold directly (:meth:`on_spot_freed` does
+  nothing): the walk-in's unit goes back to the store and the waiting hold claims one;
+* a hold that ends without its holder (cancellation, no-show) hands its spot, with its unit,
+  to the next reservation waiting for one of that type (the book's choice, as without a
+  store), or gives the unit back; a holder who leaves gives it back:
+  :meth:`ReservationBook.unit_moves` lists both. A holder who arrives keeps the hold's unit
+  for the stay;
+* a holder who arrives without a held spot needs a unit of their own: the caller claims it
+  first and calls :meth:`arrive` only when granted; refused, :meth:`bump` does what a full lot
+  does to them.
+
 The modules: :mod:`~twin.core.reservations_types` (states, errors, gateway, policy, records),
 :mod:`~twin.core.reservations_index` (the concurrency index) and, here, the book. Everything is
 importable from ``twin.core.reservations`` as before.
@@ -154,8 +179,13 @@ class ReservationBook:
         policy: ReservationPolicy,
         payments: PaymentGateway | None = None,
         forecast: OccupancyForecast | None = None,
+        units_from_store: bool = False,
     ) -> None:
         self.lot = lot
+        self.units_from_store = units_from_store
+        #: units mode: (reservation, to) per unit that changed hands (to: None, the store)
+        self._moves: list[tuple[int, int | None]] = []
+        self._waits_counted: set[int] = set()  # units mode: hold waits counted once each
         self.policy = policy
         self.payments = payments
         self.forecast = forecast
@@ -386,6 +416,12 @@ class ReservationBook:
     # -- holds ------------------------------------------------------------------------------
     def _start_hold(self, res: Reservation, t: float) -> None:
         stype = res.spot_type
+        if self.units_from_store:  # wait for a unit from the store (request_units)
+            res.waiting = True
+            self._waiting[stype].append(res)
+            if self._held[stype] >= self._cap[stype] or not self._free(stype):
+                self._count_wait(res)  # no spot for it now, as without a store
+            return
         spot = self.lot.hold_spot(stype, t) if self._held[stype] < self._cap[stype] else None
         if spot is None:
             res.waiting = True
@@ -421,19 +457,24 @@ class ReservationBook:
             queue.popleft()
         return None
 
-    def _give_back(self, spot_index: int, t: float) -> None:
-        """A held spot is no longer needed: to the next waiting reservation, or to walk-ins."""
+    def _give_back(self, spot_index: int, t: float, rid: int = -1) -> None:
+        """A held spot is no longer needed: to the next waiting reservation, or to walk-ins.
+        Units mode: the unit of reservation ``rid`` goes with the spot (a move)."""
         spot = self.lot.spots[spot_index]
         nxt = self._next_waiting(spot.type)
         if nxt is not None and self._held[spot.type] < self._cap[spot.type]:
             self._waiting[spot.type].popleft()
             self._attach(nxt, spot_index, t)
+            if self.units_from_store:
+                self._moves.append((rid, nxt.id))
         else:
             self.lot.set_status(spot_index, SpotStatus.AVAILABLE, t)
+            if self.units_from_store:
+                self._moves.append((rid, None))
 
     def _release_hold(self, res: Reservation, t: float) -> None:
         if res.hold_t is not None:
-            self._give_back(self._end_hold(res, t), t)
+            self._give_back(self._end_hold(res, t), t, res.id)
         res.waiting = False
 
     def on_spot_freed(self, spot_index: int, t: float) -> bool:
@@ -443,6 +484,8 @@ class ReservationBook:
         when nothing waits. Returns whether the spot was taken for a reservation.
         """
         self.advance(t)
+        if self.units_from_store:  # a waiting hold asks the store (request_units)
+            return False
         spot = self.lot.spots[spot_index]
         if spot.status is not SpotStatus.AVAILABLE or self._held[spot.type] >= self._cap[spot.type]:
             return False
@@ -453,6 +496,75 @@ class ReservationBook:
         self.lot.set_status(spot_index, SpotStatus.RESERVED, t)
         self._attach(res, spot_index, t)
         return True
+
+    # -- units from a claim store (units_from_store=True) ------------------------------------
+    def request_units(self, t: float) -> list[int]:
+        """Reservations that want a unit from the store now: waiting holds, oldest first per
+        type, as many as the type's cap and free spots allow (less the units asked for and
+        not yet answered). Each is marked pending until :meth:`unit_granted` or
+        :meth:`unit_refused`. Empty unless ``units_from_store``; O(types) when nothing waits."""
+        self.advance(t)
+        out: list[int] = []
+        if not self.units_from_store:
+            return out
+        for stype in SpotType:
+            queue = self._waiting[stype]
+            if not queue:
+                continue
+            room = min(self._cap[stype] - self._held[stype], self._free(stype))
+            room -= sum(1 for r in queue if r.unit_pending)
+            for res in queue:
+                if room <= 0:
+                    break
+                if res.waiting and res.status is RS.CONFIRMED and not res.unit_pending:
+                    res.unit_pending = True
+                    out.append(res.id)
+                    room -= 1
+        return out
+
+    def unit_granted(self, reservation_id: int, t: float) -> bool:
+        """The store granted the unit asked for: the hold takes a spot now. ``False``: the
+        reservation no longer wants one (it arrived, was cancelled, got a spot meanwhile) or no
+        spot of its type is free; the caller gives the unit back."""
+        self.advance(t)
+        res = self.get(reservation_id)
+        res.unit_pending = False
+        stype = res.spot_type
+        if res.status is not RS.CONFIRMED or not res.waiting or res.hold_t is not None:
+            return False
+        if self._held[stype] >= self._cap[stype]:
+            return False
+        spot = self.lot.hold_spot(stype, t)
+        if spot is None:
+            self._count_wait(res)
+            return False
+        self._attach(res, spot.index, t)
+        return True
+
+    def unit_refused(self, reservation_id: int, t: float) -> None:
+        """The store refused (or failed) the unit: the hold keeps waiting, as for a full lot."""
+        self.advance(t)
+        res = self.get(reservation_id)
+        res.unit_pending = False
+        if res.waiting:
+            self._count_wait(res)
+
+    def _free(self, stype: SpotType) -> int:
+        """AVAILABLE spots of the type in the lot now."""
+        return sum(row[stype] for row in self.lot.available)
+
+    def _count_wait(self, res: Reservation) -> None:
+        if res.id not in self._waits_counted:
+            self._waits_counted.add(res.id)
+            self.stats.hold_waits += 1
+
+    def unit_moves(self) -> list[tuple[int, int | None]]:
+        """Units that changed hands since the last call, in order, as ``(reservation, to)``:
+        ``to`` None, the unit goes back to the store (a hold ended unused and no reservation
+        waits for its spot, a holder left); else the hold's spot, and its unit, went to the
+        waiting reservation ``to``. The list is emptied."""
+        out, self._moves = self._moves, []
+        return out
 
     def note_walk_in_refused(self, vehicle: Vehicle, t: float) -> bool:
         """Hook: the lot refused ``vehicle`` at ``t``. Counts it if a held spot would have fit.
@@ -523,12 +635,7 @@ class ReservationBook:
         if spot_index is None:
             spot = lot.hold_spot(res.spot_type, t)
             if spot is None:
-                self._void(res, t)
-                self._set(res, RS.CANCELLED, t, "bumped: no spot at arrival")
-                self.stats.bumped += 1
-                raise ReservationNotHonoured(
-                    f"reservation {res.id}: no {res.spot_type.name} spot free at {t}"
-                )
+                self._bump(res, t)
             spot_index = res.spot_index = spot.index
         session = lot.allocate_spot(spot_index, vehicle, t)
         res.ticket, res.arrived_t = session.ticket, t
@@ -536,6 +643,25 @@ class ReservationBook:
         self._parked[res.spot_type] += 1
         self.stats.arrivals += 1
         return session
+
+    def _bump(self, res: Reservation, t: float) -> None:
+        """No spot for the holder at arrival: CANCELLED, authorisation voided, counted."""
+        self._void(res, t)
+        self._set(res, RS.CANCELLED, t, "bumped: no spot at arrival")
+        self.stats.bumped += 1
+        raise ReservationNotHonoured(
+            f"reservation {res.id}: no {res.spot_type.name} spot free at {t}"
+        )
+
+    def bump(self, reservation_id: int, t: float) -> None:
+        """Units mode: the store refused the unit of a holder at the gate without a held spot;
+        they are bumped as at a full lot (raises :class:`ReservationNotHonoured`, like
+        :meth:`arrive`). :class:`InvalidReservationTransition` if no longer CONFIRMED."""
+        self.advance(t)
+        res = self.get(reservation_id)
+        self._check(res, RS.ARRIVED)
+        res.waiting = False
+        self._bump(res, t)
 
     def depart(self, reservation_id: int, t: float) -> Session:
         """The holder leaves: release the spot, capture the final price (tariff of the stay)."""
@@ -547,6 +673,8 @@ class ReservationBook:
         amount = session.amount_cents or 0
         self.stats.exit_revenue_cents += self._collect(res, amount, t, "exit")
         self._parked[res.spot_type] -= 1
+        if self.units_from_store:
+            self._moves.append((res.id, None))
         self._set(res, RS.COMPLETED, t)
         self.stats.completed += 1
         self.on_spot_freed(session.spot.index, t)

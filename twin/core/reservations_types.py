@@ -280,6 +280,9 @@ class Reservation:
     #: when the reservation first held a spot (kept after the hold ends, for the record)
     held_from: float | None = None
     waiting: bool = False
+    #: units from a claim store (``ReservationBook(units_from_store=True)``): a unit for the
+    #: hold has been asked for and not answered yet
+    unit_pending: bool = False
     ticket: int | None = None
     arrived_t: float | None = None
     closed_t: float | None = None

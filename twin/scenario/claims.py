@@ -6,7 +6,9 @@ core's :class:`~twin.core.lot.Lot` at once, as if the store answered in no time.
 lot's spots) from a store run with one of the core's claim strategies
 (:mod:`twin.core.locking`); the claim takes the time the latency model below gives it, can
 wait for a lock, conflict and retry, be refused or fail, and only a granted claim lets the
-car take a spot. Departures give the unit back through the same store.
+car take a spot. Departures give the unit back through the same store. App reservations
+(``operations.reservations``) claim their holds' units from the same store; permits are not
+covered yet (a scenario with both is refused).
 
 The fields and defaults are the locking study's (:mod:`twin.scenario.locking`, whose
 ``database``, ``pessimistic``, ``optimistic``, ``atomic`` and ``queue`` sections they mirror,

@@ -503,8 +503,9 @@ class Scenario(Spec):
     output: OutputSpec = Field(default_factory=OutputSpec)
     claims: ClaimsSpec | None = Field(
         default=None,
-        description="gates claim a unit of their lot from a store with a claim strategy "
-        "(row lock, version check, atomic counter, queue) that takes time; off: at once",
+        description="gates and app reservations claim a unit of their lot from a store with a "
+        "claim strategy (row lock, version check, atomic counter, queue) that takes time; "
+        "off: at once",
     )
     # where the run begins: an empty lot, the lot's typical state at the start's time of day,
     # or a given state (its time must be the start); see twin.sim.initial
@@ -619,14 +620,14 @@ class Scenario(Spec):
         return self
 
     def _claims_supported(self) -> None:
-        """Claims cover the walk-ins' gates (and a start state's cars, granted at time 0);
-        reservation and permit holders would take units the store never granted."""
+        """Claims cover the walk-ins' gates, app reservations' holds and holders (and a start
+        state's cars, granted at time 0); permit holders would take units the store never
+        granted."""
         ops = self.operations
-        other = [k for k in ("reservations", "permits") if ops and getattr(ops, k) is not None]
-        if other:
+        if ops is not None and ops.permits is not None:
             raise ValueError(
-                f"claims cannot be combined with {', '.join(other)} yet: only the walk-ins' "
-                "gates claim through the store (see docs/locking.md, 'In the main model')"
+                "claims cannot be combined with permits yet: only the gates and reservations "
+                "claim through the store (see docs/locking.md, 'In the main model')"
             )
 
     _lot_specs_cache: tuple | None = PrivateAttr(default=None)

@@ -30,13 +30,21 @@ What the model does with an answer (:meth:`twin.sim.model.ParkingModel.run`):
 * a departure gives the unit back through the store (a release transaction, with its latency:
   until it commits the unit stays taken in the store though the spot is free);
 * a start state's cars and holds are granted their units at time 0 without latency
-  (:meth:`ClaimsComponent.prefill`), and give them back through the store as they leave.
+  (:meth:`ClaimsComponent.prefill`), and give them back through the store as they leave;
+* app reservations (``operations.reservations``) claim through the same store
+  (:meth:`ClaimsComponent.claim_unit`): the reservation book
+  (:class:`~twin.core.reservations.ReservationBook` with ``units_from_store``) asks for a unit
+  when a hold is due, takes the spot only once the unit is granted and waits (as for a full
+  lot) when it is refused; a holder who comes before their hold claims at the gate and is
+  bumped when refused; a hold that ends unused and a holder who leaves give the unit back
+  (:meth:`ClaimsComponent.give_back_unit`). The hold's unit is the holder's for the stay.
 
 Invariants checked as the run goes (``double_bookings`` counts violations: it must stay 0;
 the tests assert it): at every grant, the units the store has granted and not taken back never
-exceed the row's capacity, and its count is never negative; at every park, the lot's parked
-cars never outnumber the units granted there. Figures cover claims begun in
-``[warm-up, horizon)`` (``claims.<name>``).
+exceed the row's capacity, and its count is never negative; at every park and every hold, the
+lot's parked cars and held spots never outnumber the units granted there. Figures cover claims
+begun in ``[warm-up, horizon)``: the gates' (``claims.<name>``) and the app's
+(``claims.app.<name>``, with reservations).
 
 Randomness: service-time factors and back-off jitter come from streams of their own
 (``claims/service``, ``claims/backoff``), so switching claims on changes no driver, stay or
@@ -71,11 +79,14 @@ if TYPE_CHECKING:
     from twin.scenario.claims import ClaimsSpec
     from twin.scenario.model import Scenario
 
-__all__ = ["ClaimsComponent", "Done", "claim_first"]
+__all__ = ["Answer", "ClaimsComponent", "Done", "claim_first"]
 
 #: ``done(driver, lot, status, t, line)``: the model's continuation when a driver's claim is
 #: answered (``line``: the claim was made for a driver waiting in the lot's line).
 Done = Callable[[int, int, Status, float, bool], None]
+
+#: ``answer(claim_id, status, t)``: where an app's claim (a reservation's) is answered.
+Answer = Callable[[int, Status, float], None]
 
 _BUFFER = 4096
 
@@ -113,6 +124,12 @@ class ClaimsComponent(Component):
     def __init__(self, spec: ClaimsSpec, scenario: Scenario) -> None:
         self.spec = spec
         self.scenario = scenario
+        # set here, not in start: the reservations component (which starts first) adds to them
+        #: other holders of a lot's units than parked cars (a reservation book's holds): the
+        #: invariant counts them (see check_parked)
+        self.also_taken: list[Callable[[int], int]] = []
+        #: told when a release completes at lot k (a unit came free in the store)
+        self.on_unit_freed: list[Callable[[int, float], None]] = []
 
     # -- set-up ---------------------------------------------------------------------------------
     def start(self, ctx: ModelContext) -> None:
@@ -166,6 +183,10 @@ class ClaimsComponent(Component):
         self._conflicts: list[int] = []
         self._waited: list[bool] = []
         self._with_space: list[bool] = []  # refused or failed while the lot had a spot free
+        self._app: list[bool] = []  # the claim is an app's (a reservation's), not a gate's
+        self._answers: dict[int, Answer] = {}  # app claims in flight: where the answer goes
+        self.app_units: set[int] = set()  # app claims granted and not given back
+        self.app_given_back: list[float] = []  # app grants the book could not use
         self.no_spot: list[float] = []  # grants given back: the lot had no spot for the car
         self.double_bookings = 0
         self.negative_counts = 0
@@ -181,6 +202,30 @@ class ClaimsComponent(Component):
     # -- what the model calls -------------------------------------------------------------------
     def claim(self, i: int, k: int, t: float, line: bool = False) -> None:
         """Driver ``i`` claims a unit of lot ``k`` at ``t``; ``done`` hears the answer."""
+        cid = self._new(k, t, line, False)
+        self.claiming.add(i)
+        self.env.process(self._claim(cid, i, k))
+
+    def claim_unit(self, k: int, t: float, answer: Answer) -> int:
+        """An app claims a unit of lot ``k`` at ``t`` (a reservation's hold, or a holder at the
+        gate without one); ``answer`` hears it. Returns the claim id, which a grant holds until
+        :meth:`give_back_unit`."""
+        cid = self._new(k, t, False, True)
+        self._answers[cid] = answer
+        self.env.process(self._claim(cid, -1, k))
+        return cid
+
+    def give_back_unit(self, cid: int, t: float, unused: bool = False) -> None:
+        """An app's granted unit goes back to the store (a release transaction); ``unused``:
+        the book could not use the grant (counted as given back)."""
+        if cid in self.app_units:
+            self.app_units.discard(cid)
+            if unused:
+                self.app_given_back.append(t)
+            self.releases += 1
+            self.env.process(self._release(cid))
+
+    def _new(self, k: int, t: float, line: bool, app: bool) -> int:
         cid = self._ids
         self._ids += 1
         self._target.append(k)
@@ -191,9 +236,9 @@ class ClaimsComponent(Component):
         self._conflicts.append(0)
         self._waited.append(False)
         self._with_space.append(False)
-        self.claiming.add(i)
+        self._app.append(app)
         self.in_flight[k] += 1
-        self.env.process(self._claim(cid, i, k))
+        return cid
 
     def give_back(self, i: int, t: float) -> None:
         """Driver ``i``'s granted unit goes back to the store (a departure, or a grant the
@@ -233,9 +278,13 @@ class ClaimsComponent(Component):
         return self._target[cid] if cid >= 0 else self._seeded_target[cid]
 
     def check_parked(self, k: int) -> None:
-        """After a car parked at lot ``k``: the lot's parked cars never outnumber the units the
-        store has granted there (two cars on one unit would be a double booking)."""
-        if self.lots[k].n_occupied > self.core.held(k):
+        """After a car parked (or a hold took a spot) at lot ``k``: the lot's parked cars and
+        held spots never outnumber the units the store has granted there (two on one unit
+        would be a double booking)."""
+        taken = self.lots[k].n_occupied
+        for also in self.also_taken:
+            taken += also(k)
+        if taken > self.core.held(k):
             self.double_bookings += 1
 
     def note_no_spot(self, t: float) -> None:
@@ -252,18 +301,27 @@ class ClaimsComponent(Component):
         t = self.env.now
         self._answered[cid] = t
         self._status[cid] = _CODE[step.status]
-        self.claiming.discard(i)
         self.in_flight[k] -= 1
+        if step.status is not Status.GRANTED and self.lots[k].n_available > 0:
+            self._with_space[cid] = True
+        answer = self._answers.pop(cid, None)
+        if answer is not None:  # an app's claim
+            if step.status is Status.GRANTED:
+                self.app_units.add(cid)
+            answer(cid, step.status, t)
+            return
+        self.claiming.discard(i)
         if step.status is Status.GRANTED:
             self.holding[i] = cid
-        elif self.lots[k].n_available > 0:
-            self._with_space[cid] = True
         self.done(i, k, step.status, t, self._line[cid])
 
     def _release(self, cid: int) -> Generator:
         yield from self._release_body(cid)
-        # a unit came free in the store: drivers waiting at that lot may claim it now
-        self.ctx.spot_freed(self._row(cid), self.env.now)
+        # a unit came free in the store: drivers (and holds) waiting at that lot may claim it
+        k, t = self._row(cid), self.env.now
+        for listener in self.on_unit_freed:  # holds first, as the book gives a freed spot
+            listener(k, t)
+        self.ctx.spot_freed(k, t)
 
     def _step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
         """Perform the transaction's next operation now; if it blocks, wait to be woken."""
@@ -415,11 +473,34 @@ class ClaimsComponent(Component):
 
     # -- figures --------------------------------------------------------------------------------
     def finish(self, t: float) -> dict[str, float]:
-        """Figures of the claims begun in [warm-up, horizon)."""
+        """Figures of the claims begun in [warm-up, horizon): the gates' (``claims.<name>``)
+        and, when a reservation book claims through the store, the app's (``claims.app.*``)."""
         warm = self.scenario.warmup_s
         days = max(t - warm, 0.0) / 86400.0
         begun = np.asarray(self._begun, dtype=float)
-        keep = begun >= warm
+        app = np.asarray(self._app, dtype=bool)
+        out = self._figures((begun >= warm) & ~app, warm, days)
+        if self.also_taken:  # a book claims through the store: its claims' own figures
+            mine = self._figures((begun >= warm) & app, warm, days)
+            given_back = int((np.asarray(self.app_given_back) >= warm).sum())
+            out.update(
+                {
+                    "app.per_day": mine["per_day"],
+                    "app.wait_ms.mean": mine["wait_ms.mean"],
+                    "app.wait_ms.p95": mine["wait_ms.p95"],
+                    "app.refused_pct": mine["refused_pct"],
+                    "app.failed_pct": mine["failed_pct"],
+                    "app.given_back_per_day": given_back / days if days > 0 else math.nan,
+                    "app.unfinished": mine["unfinished"],
+                }
+            )
+        # the invariant counts every claim, the gates' and the app's
+        out["double_bookings"] = float(self.double_bookings + self.negative_counts)
+        return out
+
+    def _figures(self, keep: np.ndarray, warm: float, days: float) -> dict[str, float]:
+        """The figures of the claims ``keep`` selects (per-claim records)."""
+        begun = np.asarray(self._begun, dtype=float)
         answered = np.asarray(self._answered, dtype=float)[keep]
         status = np.asarray(self._status, dtype=np.int8)[keep]
         done = np.isfinite(answered)

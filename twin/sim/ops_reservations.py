@@ -53,8 +53,10 @@ import numpy as np
 import pandas as pd
 
 from twin.core.clock import HOUR, Calendar
+from twin.core.locking import Status as ClaimStatus
 from twin.core.payments import OK, Condition, PaymentResult, Status
 from twin.core.reservations import (
+    RS,
     BookingRejected,
     InvalidReservationTransition,
     ProcessorGateway,
@@ -325,7 +327,16 @@ class ReservationsComponent(Component):
                 lambda rid: self._booking_of_rid.get(rid, self._booking_now),
             )
         gateway = ProcessorGateway(self.cards) if self.cards is not None else None
-        self.book = ReservationBook(self.lot, self.policy, payments=gateway)
+        # with claims: the book's holds and holders take their units from the claim store
+        self.claims = ctx.component("claims")
+        self.book = ReservationBook(
+            self.lot, self.policy, payments=gateway, units_from_store=self.claims is not None
+        )
+        self._unit: dict[int, int] = {}  # reservation id -> claim id of the unit it holds
+        if self.claims is not None:
+            k = self.k
+            self.claims.also_taken.append(lambda lot: self._held_now() if lot == k else 0)
+            self.claims.on_unit_freed.append(lambda lot, t: self._units(t) if lot == k else None)
         # Python lists: the callbacks index them one booking at a time
         self._request_t = draws.request_t.tolist()
         self._start = draws.start.tolist()
@@ -392,6 +403,7 @@ class ReservationsComponent(Component):
         if t >= self._timer_at:
             self._timer_at = math.inf
         self.book.advance(t)  # may end holds (no-shows): spots come free for walk-ins
+        self._units(t)
         self.ctx.spot_freed(self.k, t)
         self._sync()
 
@@ -415,12 +427,13 @@ class ReservationsComponent(Component):
             self._rejected[j] = exc.reason.value
             return
         finally:
+            self._units(t)
             self._sync()
         self._rid[j] = res.id
         self._booking_of_rid[res.id] = j
         fate = self._fate[j]
         if fate == CANCEL:
-            self._at(self._cancel_t[j], lambda now: self.book.cancel(res.id, now))
+            self._at(self._cancel_t[j], lambda now: self._cancel(res.id, now))
         elif fate == SHOW:
             self._at(self._arrive_t[j], lambda now: self._arrive(j, now))
         # NO_SHOW: the book's timer ends the hold at start + grace
@@ -429,35 +442,136 @@ class ReservationsComponent(Component):
         if t < self.ctx.horizon:
             self.ctx.call_at(max(t, self.ctx.env.now), fn)
 
+    def _cancel(self, rid: int, t: float) -> None:
+        self.book.cancel(rid, t)
+        self._units(t)
+
     def _arrive(self, j: int, t: float) -> None:
-        """The holder reaches the gate: park in the held spot, or be bumped, or be too late."""
+        """The holder reaches the gate: park in the held spot, or be bumped, or be too late.
+
+        With claims, a holder with no spot held claims a unit at the gate first
+        (:meth:`_arrival_answered`); one with a held spot parks on the hold's unit."""
+        claims = self.claims
+        if claims is not None:
+            res = self.book.get(self._rid[j])
+            if res.status is RS.CONFIRMED and res.hold_t is None:
+                claims.claim_unit(
+                    self.k, t, lambda cid, status, now: self._arrival_answered(j, cid, status, now)
+                )
+                return
+        self._park_holder(j, t)
+        self._units(t)
+
+    def _park_holder(self, j: int, t: float) -> bool:
+        """The book parks the holder (in the held spot, or any free one of the type)."""
         rid = self._rid[j]
         try:
             session = self.book.arrive(rid, self._holder[SpotType(self._type[j])], t)
         except ReservationNotHonoured:  # no spot of the type: bumped (the book counts it)
-            return
+            self._drop_unit(rid, t)
+            return False
         except InvalidReservationTransition:  # came at or after start + grace: a no-show
             self._late += 1
-            return
+            return False
         self._arrived[j] = t
         self.ctx.external_park(self.k, session, t)
+        if self.claims is not None:
+            self.claims.check_parked(self.k)
         self._at(max(self._leave_t[j], t), lambda now: self._depart(j, now))
+        return True
 
     def _depart(self, j: int, t: float) -> None:
         """The holder leaves: the book releases the spot and captures the tariff price."""
         session = self.book.depart(self._rid[j], t)
         self._left[j] = t
         self.ctx.external_leave(self.k, session, t)
+        self._units(t)
         self.ctx.spot_freed(self.k, t)
+
+    # -- units from the claim store (claims: on) --------------------------------------------
+    @property
+    def units(self) -> dict[int, int]:
+        """With claims: reservation id -> claim id of the store unit it holds (a hold, or a
+        holder parked)."""
+        return dict(self._unit)
+
+    def _held_now(self) -> int:
+        """Spots the book holds now (RESERVED for reservations): each holds a unit."""
+        return sum(self.book.held(stype) for stype in SpotType)
+
+    def _units(self, t: float) -> None:
+        """Give back the units the book let go, and claim units for the holds that want one."""
+        claims = self.claims
+        if claims is None:
+            return
+        wanted = self.book.request_units(t)
+        for rid, to in self.book.unit_moves():
+            if to is None:
+                self._drop_unit(rid, t)
+            elif rid in self._unit:  # a hold's spot and unit went to a waiting reservation
+                self._unit[to] = self._unit.pop(rid)
+        for rid in wanted:
+            claims.claim_unit(
+                self.k,
+                t,
+                lambda cid, status, now, rid=rid: self._hold_answered(rid, cid, status, now),
+            )
+
+    def _drop_unit(self, rid: int, t: float) -> None:
+        cid = self._unit.pop(rid, None)
+        if cid is not None and self.claims is not None:
+            self.claims.give_back_unit(cid, t)
+
+    def _hold_answered(self, rid: int, cid: int, status: ClaimStatus, t: float) -> None:
+        """The store answered a hold's claim: the book takes a spot, or the hold waits on."""
+        claims = self.claims
+        assert claims is not None
+        if status is ClaimStatus.GRANTED:
+            if self.book.unit_granted(rid, t):
+                self._unit[rid] = cid
+                claims.check_parked(self.k)
+            else:  # no longer wanted, or no spot of the type free after all
+                claims.give_back_unit(cid, t, unused=True)
+        else:
+            self.book.unit_refused(rid, t)
+        self._units(t)
+        self._sync()
+
+    def _arrival_answered(self, j: int, cid: int, status: ClaimStatus, t: float) -> None:
+        """The store answered the claim of a holder at the gate without a held spot."""
+        claims = self.claims
+        assert claims is not None
+        rid = self._rid[j]
+        if status is not ClaimStatus.GRANTED:  # refused or failed: as at a full lot
+            try:
+                self.book.bump(rid, t)
+            except ReservationNotHonoured:
+                pass
+            except InvalidReservationTransition:  # a no-show meanwhile
+                self._late += 1
+        elif self._park_holder(j, t) and rid not in self._unit:
+            self._unit[rid] = cid
+        else:  # bumped, too late, or parked on a hold granted meanwhile
+            claims.give_back_unit(cid, t, unused=True)
+        self._units(t)
+        self._sync()
 
     # -- the model's hooks ------------------------------------------------------------------
     def on_refused(self, i: int, k: int, t: float) -> None:
         if k == self.k:
             self.book.note_walk_in_refused(self._vehicle_of(i), t)
+            self._units(t)
 
     def on_leave(self, i: int, k: int, session: Session, t: float) -> float:
-        if k == self.k:  # a walk-in's spot may be what a waiting hold needs
-            self.book.on_spot_freed(session.spot.index, t)
+        """A walk-in's spot may be what a waiting hold needs: the book takes it at once, or,
+        with claims, the walk-in's unit goes back to the store first and a waiting hold
+        claims it before the walk-ins' line does (the book's priority without a store)."""
+        if k == self.k:
+            if self.claims is None:
+                self.book.on_spot_freed(session.spot.index, t)
+            else:
+                self.claims.give_back(i, t)  # now, so the hold's claim comes after it
+                self._units(t)
         return 0.0
 
     # -- figures ----------------------------------------------------------------------------
@@ -472,6 +586,7 @@ class ReservationsComponent(Component):
 
     def _snapshot(self, t: float) -> None:
         self.book.advance(t)  # holds due up to the warm-up count before it
+        self._units(t)
         self._base = self._counters(t)
 
     def finish(self, t: float) -> dict[str, float]:
