@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twin.calibrate.backtest_bands import online_corrections
 from twin.calibrate.backtest_tuning import REFIT_DAYS, rolling_twin, tune_site
 from twin.calibrate.backtest_twin import BAND_Q, origin_pairs, site_slots, slotted_series
 from twin.calibrate.cleaning import CalibrationInputError
@@ -228,6 +229,7 @@ def backtest(
     test_days: int | None = None,
     plots: bool = True,
     refit_days: int | None = REFIT_DAYS,
+    online: bool = True,
 ) -> Backtest:
     """Calibrate on readings up to ``train_until`` (a date, inclusive), forecast from every
     hourly origin after it (the first ``test_days`` days only, if given) at ``horizons`` hours
@@ -235,7 +237,9 @@ def backtest(
     writes backtest.csv, forecasts.csv, families.csv, unusable.csv, and (``plots``) PNGs and
     backtest.html there. ``refit_days``: refit each site's profiles and stay law every so
     many test days on the readings before (None or 0: one fit at the cut; see
-    :func:`rolling_twin`). Raises CalibrationInputError on inputs the caller can fix."""
+    :func:`rolling_twin`). ``online``: correct the twin's point forecast and bands day by day
+    from its past errors (:mod:`twin.calibrate.backtest_bands`; False: the twin's own law).
+    Raises CalibrationInputError on inputs the caller can fix."""
     from twin.calibrate.run import calibrate_occupancy
 
     if train_until is None:
@@ -277,6 +281,10 @@ def backtest(
         twin = rolling_twin(setup, test, site_df, readings, cut, refit_days, replications, seed, k)
         if setup.recent:
             test = test.assign(recent_level=twin.pop("recent_level").to_numpy())
+        if online:
+            raw = test.assign(**{q: twin[q].to_numpy() for q in BAND_Q})
+            twin = online_corrections(setup.history, raw.reset_index(drop=True))
+            twin["forecast"] = twin["p50"]
         base = test[["horizon_h", "origin", "target", "n0", "capacity", "actual"]].copy()
         base.insert(0, "site", site)
         for method, values in (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ class TwinSetup:
     tuned_on: str = ""
     #: "own": each weekday its own profile; "shared": one Mon–Fri profile (see PROFILES)
     profile: str = "own"
+    #: The chosen twin's forecasts (with ``day``, ``horizon_h``, ``actual``, ``week_before``)
+    #: on the tuning origins: past errors for the online corrections (backtest_bands).
+    history: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
     def drift_for(self, pairs: pd.DataFrame) -> np.ndarray:
         return pairs["horizon_h"].map(self.drift_cv).fillna(0.0).to_numpy(float)
@@ -97,6 +100,7 @@ def _tune(
         else train_pairs
     )
     horizon = tuned["horizon_h"].to_numpy()
+    by_cv = {}
     for d in DRIFT_CVS:
         fc = twin_forecast(
             setup.fit,
@@ -107,13 +111,21 @@ def _tune(
             drift_cv=d,
             recent=setup.recent,
         )
+        by_cv[d] = fc
         in80 = (actual >= fc["p10"].to_numpy()) & (actual <= fc["p90"].to_numpy())
         in95 = (actual >= fc["p2_5"].to_numpy()) & (actual <= fc["p97_5"].to_numpy())
         for h in np.unique(horizon).tolist():
             at = horizon == h
             gap = abs(float(in80[at].mean()) - 0.80) + abs(float(in95[at].mean()) - 0.95)
             gaps.setdefault(int(h), []).append((gap, d))
-    setup = replace(setup, drift_cv={h: min(g)[1] for h, g in gaps.items()})
+    drift = {h: min(g)[1] for h, g in gaps.items()}
+    past = pd.concat(
+        [
+            by_cv[d][horizon == h].assign(**_pair_columns(tuned[horizon == h]))
+            for h, d in drift.items()
+        ]
+    ).sort_index()
+    setup = replace(setup, drift_cv=drift, history=past.reset_index(drop=True))
     for r in rows:
         r["chosen"] = (
             r["family"] == setup.fit.law.family
@@ -127,6 +139,14 @@ def _tune(
             else ""
         )
     return setup, rows
+
+
+def _pair_columns(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What the online corrections need of a pair besides the twin's forecast."""
+    return {
+        c: pairs[c].to_numpy()
+        for c in ("day", "origin", "horizon_h", "actual", "week_before", "capacity")
+    }
 
 
 def tune_site(
