@@ -79,3 +79,19 @@ def test_shrinkage_follows_the_forecaster_that_has_been_right():
     assert shrink_weight(naive_right) <= 0.1
     # too few past pairs: the twin alone
     assert shrink_weight(naive_right.iloc[:10]) == 1.0
+
+
+def test_band_level_adapts_when_errors_outgrow_the_past():
+    """Errors three times as large from the test's first day on (the weeks before Christmas):
+    quantiles of the past alone give a band too narrow for weeks; the adaptive level and the
+    recency weights bring the band's record back near nominal within the test."""
+    rng = np.random.default_rng(5)
+    history = _frame(14, rng, sd=0.02, bias=0.0, naive_sd=0.5)
+    test = _frame(28, rng, sd=0.06, bias=0.0, naive_sd=0.5)
+    test["day"] = test["day"] + pd.Timedelta(days=14)
+    fc = online_corrections(history, test)
+    a = test["actual"].to_numpy()
+    inside = ((a >= fc["p10"]) & (a <= fc["p90"])).to_numpy()
+    first = (test["day"] < test["day"].min() + pd.Timedelta(days=2)).to_numpy()
+    assert inside[first].mean() < 0.6  # the first days' bands come from the calm past
+    assert inside.mean() == pytest.approx(0.80, abs=0.06)  # the run as a whole: near nominal

@@ -50,6 +50,7 @@ MIN_PAST = 30
 HALF_LIFE_DAYS = 7.0
 #: Step γ of adaptive conformal inference, per day.
 ACI_STEP = 0.1
+FINITE_SAMPLE = True
 #: Nominal miscoverage of the two bands, by their (lower, upper) quantile columns.
 BANDS = {("p10", "p90"): 0.20, ("p2_5", "p97_5"): 0.05}
 
@@ -119,9 +120,11 @@ def corrected(
     z = (past["actual"].to_numpy(float) - _point(past, w)) / _scale(past)
     wt = recency(past, day)
     c, s = _point(now, w), _scale(now)
+    n_eff = wt.sum() ** 2 / np.sum(wt**2)
     for (lo, hi), alpha in alphas.items():
         a = float(np.clip(alpha, 0.002, 0.998))
-        q_lo, q_hi = weighted_quantiles(z, wt, np.array([a / 2, 1 - a / 2]))
+        upper = min(1.0, (1 - a / 2) * (1 + 1 / n_eff)) if FINITE_SAMPLE else 1 - a / 2
+        q_lo, q_hi = weighted_quantiles(z, wt, np.array([1 - upper, upper]))
         out[lo] = np.clip(c + q_lo * s, 0.0, 1.0)
         out[hi] = np.clip(c + q_hi * s, 0.0, 1.0)
     out["p50"] = np.clip(c + weighted_quantiles(z, wt, np.array([0.5]))[0] * s, 0.0, 1.0)
