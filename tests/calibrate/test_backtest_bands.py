@@ -95,3 +95,19 @@ def test_band_level_adapts_when_errors_outgrow_the_past():
     first = (test["day"] < test["day"].min() + pd.Timedelta(days=2)).to_numpy()
     assert inside[first].mean() < 0.6  # the first days' bands come from the calm past
     assert inside.mean() == pytest.approx(0.80, abs=0.06)  # the run as a whole: near nominal
+
+
+def test_without_enough_past_errors_the_twins_own_forecast_is_kept():
+    rng = np.random.default_rng(6)
+    test = _frame(3, rng, sd=0.05, bias=0.05, naive_sd=0.05)  # 8 pairs a day and horizon
+    fc = online_corrections(None, test)
+    # fewer than MIN_PAST (30) past pairs of a horizon before each of the three days
+    for q in BAND_Q:
+        np.testing.assert_allclose(fc[q], test[q])
+    assert (fc["shrink_weight"] == 1.0).all()
+    # a fourth day has 24 past pairs per horizon: still none; a fifth has 32: corrected
+    more = _frame(5, np.random.default_rng(6), sd=0.05, bias=0.05, naive_sd=0.05)
+    fc = online_corrections(None, more)
+    last = (more["day"] == more["day"].max()).to_numpy()
+    assert not np.allclose(fc.loc[last, "p90"], more.loc[last, "p90"])
+    np.testing.assert_allclose(fc.loc[~last, "p90"], more.loc[~last, "p90"])

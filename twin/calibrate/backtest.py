@@ -37,6 +37,12 @@ occupancy 1, 2, 4 h ahead is forecast three ways and compared with what was obse
     slots (gaps, missing days) are filled causally for the filter only (the same slot a week
     earlier, else the last value); origins and targets are always real readings.
 
+The twin's point forecast and bands are then corrected day by day from its own past errors
+(shrinkage toward seasonal naive, conformal bands: :mod:`twin.calibrate.backtest_bands`);
+``online=False`` scores the twin's law alone. The twin's law, the slot grid and the pairs are
+in :mod:`twin.calibrate.backtest_twin`, the per-site tuning and the rolling refit in
+:mod:`twin.calibrate.backtest_tuning`.
+
 Every method is scored on the same (origin, target) pairs: a target needs a reading within
 ±15 min of its slot, and one a week earlier for the seasonal naive forecast.
 """
