@@ -46,6 +46,7 @@ __all__ = [
     "fail",
     "hold_out",
     "load_or_exit",
+    "start_state_or_exit",
     "wide_console",
 ]
 
@@ -158,3 +159,12 @@ def executor_or_exit(
 def wide_console() -> Console:
     """CI logs are not terminals (rich assumes 80 columns there): give wide tables room."""
     return console if console.is_terminal else Console(width=max(console.width, 150))
+
+
+def start_state_or_exit(sc: api.Scenario, start_state: str, keep_warmup: bool) -> api.Scenario:
+    """The scenario beginning from ``--start-state``; a bad state file exits 2 with one line."""
+    state = start_state if start_state in ("steady", "empty") else Path(start_state)
+    try:
+        return api.start_from(sc, state, warmup_hours=sc.warmup_hours if keep_warmup else 0.0)
+    except api.StateError as exc:
+        fail([str(exc)])

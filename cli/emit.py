@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import app, console, fail, load_or_exit
+from .common import app, console, fail, load_or_exit, start_state_or_exit
 
 
 @app.command()
@@ -54,6 +54,16 @@ def emit(
     ] = None,
     heartbeat_min: Annotated[float, typer.Option(help="Sensor heartbeat period, minutes.")] = 15.0,
     counter_min: Annotated[float, typer.Option(help="Counter snapshot period, minutes.")] = 5.0,
+    start_state: Annotated[
+        str | None,
+        typer.Option(
+            "--start-state",
+            help="Begin the lot from a state instead of empty: 'steady' (its typical state at "
+            "the start's time of day) or a JSON/YAML state file (docs/start_state.md); the feed "
+            "then starts with those cars parked.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a simulated lot and publish its gate, sensor and payment events (MQTT or JSONL),
     with faults injected on a schedule, so the twin can be shown and tested without hardware.
@@ -85,6 +95,8 @@ def emit(
         if path is not None and (path.is_dir() or not path.parent.is_dir()):
             fail([f"{flag} {path}: must be a file in an existing folder"])
     sc = load_or_exit(scenario)
+    if start_state is not None:
+        sc = start_state_or_exit(sc, start_state, keep_warmup=True)
     try:
         schedule = [] if faults is None else feed.load_faults(faults, sc.start)
         emitted = feed.emit(
@@ -119,3 +131,5 @@ def emit(
         console.print(f"published {n:,} events to mqtt://{escape(mqtt)}/{escape(topic)} (QoS 1)")
     kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(emitted.counts.items()))
     console.print(f"events by kind: {kinds}")
+    if emitted.initial:
+        console.print(f"the feed begins with {emitted.initial:,} cars parked (start state)")

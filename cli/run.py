@@ -21,6 +21,7 @@ from .common import (
     fail,
     hold_out,
     load_or_exit,
+    start_state_or_exit,
 )
 
 
@@ -176,15 +177,6 @@ def run(
         console.print(
             f"wrote {len(written)} files to {out}/: " + ", ".join(p.name for p in written)
         )
-
-
-def start_state_or_exit(sc: api.Scenario, start_state: str, keep_warmup: bool) -> api.Scenario:
-    """The scenario beginning from ``--start-state``; a bad state file exits 2 with one line."""
-    state = start_state if start_state in ("steady", "empty") else Path(start_state)
-    try:
-        return api.start_from(sc, state, warmup_hours=sc.warmup_hours if keep_warmup else 0.0)
-    except api.StateError as exc:
-        fail([str(exc)])
 
 
 def kept_frames(out: Path | None, no_vehicles: bool) -> tuple[str, ...]:

@@ -402,7 +402,8 @@ def calibrate(
 
     ``source`` is a CSV file or a pandas frame; ``columns`` maps roles to its columns
     (``"entry=In,exit=Out,amount=Paid"`` or a dict). Tickets take ``capacity``, ``currency``;
-    occupancy takes ``train_until`` (a date, inclusive) and ``sites``. With ``out`` the
+    occupancy takes ``train_until`` (a date, inclusive), ``sites`` and ``calendar`` (special
+    days and weeks from counts, default True). With ``out`` the
     scenario YAMLs, CSV tables (the same frames as ``.frames``), ``estimates.json`` and the
     report are written there (``plots=False`` leaves out the PNGs and HTML). Returns a
     :class:`twin.calibrate.run.Calibration`; raises

@@ -48,11 +48,15 @@ def test_prediction_bins_the_models_week(scenario, prediction):
 def test_surge_and_payment_outage_are_caught_and_a_clean_feed_is_quiet(scenario, prediction):
     clean = emit(scenario, days=1.5)
     quiet = mirrored(scenario, prediction, clean.lines)
-    # the target: fewer than one false alarm per simulated day on a fault-free feed
-    # (benchmarks/bench_divergence.py measures 0.13-0.27 a day over a week; a 1.5-day feed may
-    # hold one, e.g. a top level briefly under the model's band, never a sensor or payment one)
-    assert len(quiet.alerts()) / 1.5 < 1, quiet.alerts()
-    assert {a.kind for a in quiet.alerts()} <= {"occupancy", "arrival_surge"}
+    kinds = [a.kind for a in quiet.alerts()]
+    # No sensor, counter, payment or revenue alert on a fault-free feed. The arrivals CUSUMs
+    # are calibrated to 0.4 false alarms a day together (0.6 expected in 1.5 days: 2 or fewer
+    # with probability 0.98; benchmarks/bench_divergence.py measures whole weeks); one
+    # occupancy alert may come from the emitted lot's empty start (a top level under the
+    # model's band on the first night).
+    assert set(kinds) <= {"occupancy", "arrival_surge", "arrival_drop"}, quiet.alerts()
+    assert sum(k.startswith("arrival") for k in kinds) <= 2
+    assert kinds.count("occupancy") <= 1
     # Monday 09:00-12:00 (21-24 h after the Sunday-noon start): +50% arrivals;
     # Monday 14:00-15:00: the pay stations offline
     faults = parse_faults(
@@ -67,26 +71,70 @@ def test_surge_and_payment_outage_are_caught_and_a_clean_feed_is_quiet(scenario,
     result = score(mirror.alerts(), faulty.ground_truth(), days=1.5)
     rows = {r["fault"]: r for r in result.rows}
     assert rows["demand_surge"]["detected"]
-    # within the surge (the 45 min is met on the week's benchmark, where the base
-    # rate is the model's; this feed's Monday morning runs ~20% under the model's mean, so
-    # the same +50% stands out less: 63 min here)
-    assert rows["demand_surge"]["delay_s"] <= 90 * 60
+    # within the surge: the 45 min is measured on weeks by the benchmark, with a
+    # prediction of 20 replications and thresholds calibrated on 60; 6 replications give a
+    # coarser calibration (a higher threshold) and this Monday morning runs under the
+    # model's mean, so the same +50% stands out less
+    assert rows["demand_surge"]["delay_s"] <= 3 * HOUR
+    surge = next(a for a in mirror.alerts() if a.kind == "arrival_surge")
+    assert "arrivals at the entry" in surge.message  # the camera's plate reads: demand
     assert rows["payment_outage"]["detected"]
     assert rows["payment_outage"]["delay_s"] <= 10 * 60
-    # the outage shows in the money too: paid falls short of what the core tariff charged
+    # the outage shows in the money too: paid falls short of what the core tariff charged,
+    # and the revenue of the last hour leaves the model's band before the outage ends
     s = mirror.summary()
     assert s["payments"]["offline"] > 0
     assert s["paid"] < s["priced"]
+    assert rows["payment_outage"]["by_kind"]["revenue"] < HOUR
+    low = [a for a in mirror.alerts() if a.kind == "revenue"]
+    assert [a.subject for a in low] == ["below"]
+
+
+def test_a_feed_without_a_camera_is_judged_by_its_gate_entries(scenario, prediction):
+    faults = parse_faults(
+        [{"kind": "demand_surge", "percent": 100, "start": 21, "end": 23}], scenario.start
+    )
+    faulty = emit(scenario, days=1.2, faults=faults)
+    no_camera = [x for x in faulty.lines if '"plate_read"' not in x]
+    mirror = mirrored(scenario, prediction, no_camera)
+    surges = [a for a in mirror.alerts() if a.kind == "arrival_surge"]
+    assert surges and "gate entries" in surges[0].message
+    assert 21 * HOUR <= surges[0].raised_t <= 23 * HOUR
+
+
+def test_thresholds_are_calibrated_to_the_budgets(prediction):
+    cfg = DivergenceConfig()
+    h_up, _, rate_up, rate_down = prediction.arrival_thresholds(cfg, 60.0, "arrivals")
+    assert rate_up <= cfg.surge_per_day
+    assert rate_down <= cfg.drop_per_day
+    # a tighter budget needs a higher threshold
+    strict = DivergenceConfig(surge_per_day=cfg.surge_per_day / 3)
+    assert prediction.arrival_thresholds(strict, 60.0, "arrivals")[0] > h_up
+    band, rate = prediction.revenue_band(cfg, 60.0)
+    assert rate <= cfg.revenue_per_day
+    assert 2.0 < band < 8.0
+    # fixed thresholds override the calibration
+    fixed = DivergenceConfig(cusum_h=9.0, revenue_band=5.0)
+    assert prediction.arrival_thresholds(fixed, 60.0, "arrivals")[0] == 9.0
+    assert prediction.revenue_band(fixed, 60.0)[0] == 5.0
 
 
 def test_score_matches_alerts_to_faults():
     truth = {
         "epoch": "2026-01-04T12:00:00+00:00",
         "faults": [
-            {"kind": "sensor_dead", "start": "2026-01-04T13:00:00+00:00",
-             "end": None, "params": {"spot": "P1-R0001"}},
-            {"kind": "payment_outage", "start": "2026-01-04T15:00:00+00:00",
-             "end": "2026-01-04T16:00:00+00:00", "params": {"mode": "offline"}},
+            {
+                "kind": "sensor_dead",
+                "start": "2026-01-04T13:00:00+00:00",
+                "end": None,
+                "params": {"spot": "P1-R0001"},
+            },
+            {
+                "kind": "payment_outage",
+                "start": "2026-01-04T15:00:00+00:00",
+                "end": "2026-01-04T16:00:00+00:00",
+                "params": {"mode": "offline"},
+            },
         ],
     }
     alerts = [
@@ -99,3 +147,23 @@ def test_score_matches_alerts_to_faults():
     assert [r["delay_s"] for r in result.rows] == [1200, 180]
     assert [a.message for a in result.false_alarms] == ["another bay", "much later: false"]
     assert result.false_per_day == 2.0
+
+
+def test_a_feed_without_pay_stations_or_gates_raises_no_revenue_or_arrival_alert(
+    scenario, prediction
+):
+    feed = emit(scenario, days=1.2)
+    kinds = ("payment", "gate_entry", "gate_exit", "plate_read")
+    sensors_only = [x for x in feed.lines if not any(f'"{k}"' in x for k in kinds)]
+    mirror = mirrored(scenario, prediction, sensors_only)
+    assert not [a for a in mirror.alerts() if a.kind == "revenue" or a.kind.startswith("arrival")]
+    # the same feed with its payments but none of them paid (all offline) is an outage
+    offline = [
+        x.replace('"status": "ok"', '"status": "offline"').replace(
+            '"status":"ok"', '"status":"offline"'
+        )
+        for x in feed.lines
+    ]
+    assert offline != feed.lines
+    mirror = mirrored(scenario, prediction, offline)
+    assert any(a.kind == "revenue" and a.subject == "below" for a in mirror.alerts())

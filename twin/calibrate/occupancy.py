@@ -38,6 +38,18 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from twin.calibrate.occupancy_calendar import (
+    PERIOD_COLUMNS,
+    SPECIAL_COLUMNS,
+    calendar_periods,
+    day_levels,
+    period_dates,
+    ratio_noise,
+    special_days,
+)
+
+#: Fits at most, per site, while finding its special days (see :func:`fit_site_calendar`).
+CALENDAR_ROUNDS = 3
 #: Hours of arrivals before the first observed hour, fitted as one rate (see module doc).
 EARLY_HOURS = 2
 #: Day types with their own arrival profile.
@@ -191,18 +203,27 @@ class SiteFit:
     day_factor_cv: float = float("nan")
     day_factor_sd_raw: float = float("nan")
     day_factors: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    #: dates whose level differs from their weekday's beyond chance, and weeks with a level of
+    #: their own (:mod:`twin.calibrate.occupancy_calendar`; empty unless
+    #: :func:`fit_site_calendar` made the fit)
+    special_days: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=SPECIAL_COLUMNS)
+    )
+    periods: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PERIOD_COLUMNS))
+    period_tests: dict = field(default_factory=dict)
 
     def rate_table(self) -> np.ndarray:
         """Block rates per day kind, rows in DAY_KINDS order (index with :func:`day_kind` or
         :func:`day_type` codes); a weekday without its own profile has the Mon–Fri one."""
         return np.stack([self.rates.get(d, self.rates["weekday"]) for d in DAY_KINDS])
 
-    def predict(self, t_h: np.ndarray, dtype: np.ndarray) -> np.ndarray:
+    def predict(self, t_h: np.ndarray, dtype: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Expected count (capacity-limited) at hours-of-day ``t_h`` on day kinds ``dtype``
-        (:func:`day_kind` codes; :func:`day_type` codes give the Mon–Fri profile)."""
+        (:func:`day_kind` codes; :func:`day_type` codes give the Mon–Fri profile), with every
+        arrival rate times ``scale`` (a day's or week's multiplier)."""
         A = self.blocks.design(self.law, t_h)
         lam = self.rate_table()[dtype]
-        return capped_mean(np.einsum("ij,ij->i", A, lam), self.capacity)
+        return capped_mean(scale * np.einsum("ij,ij->i", A, lam), self.capacity)
 
     def with_family(self, family: str) -> SiteFit:
         """This fit with another family's stay law and rates (see ``alternatives``); the
@@ -273,11 +294,63 @@ class SiteFit:
                 f"worth {SHRINK_DAYS:g} days; Sat and Sun their own",
                 "one stay law for every day and hour",
             ],
+            "special_days": self.special_days.to_dict(orient="records"),
+            "periods": self.periods.to_dict(orient="records"),
+            "period_tests": self.period_tests,
         }
+
+    def date_multipliers(self) -> dict[pd.Timestamp, float]:
+        """Date → multiplier of the usual rates: each special day's, and each week's with a
+        level of its own (its ordinary days, see :func:`occupancy_calendar.period_dates`)."""
+        out: dict[pd.Timestamp, float] = {}
+        for dates, k in self.calendar_entries():
+            out.update({pd.Timestamp(d): k for d in dates})
+        return out
+
+    def calendar_entries(self) -> list[tuple[list[str], float]]:
+        """(dates, multiplier) for the scenario's ``dates:``: one per week with its own level,
+        one per special day."""
+        weeks = period_dates(self.periods, self.special_days)
+        out = [(weeks[row.week], float(row.multiplier)) for row in self.periods.itertuples()]
+        out += [([row.date], float(row.multiplier)) for row in self.special_days.itertuples()]
+        return [(d, k) for d, k in out if d]
 
 
 def _hours_of_day(ts: pd.Series) -> np.ndarray:
     return (ts - ts.dt.normalize()).dt.total_seconds().to_numpy() / 3600.0
+
+
+def fit_site_calendar(frame: pd.DataFrame, site: str) -> SiteFit:
+    """:func:`fit_site` with the calendar: the days whose level differs from their weekday's
+    beyond chance are found, the site is refitted without them (so an event day shapes
+    neither the ordinary profiles nor the day-to-day CV, as in ``calibrate tickets``) and every
+    day is tested again against that fit, until the special days found are the ones left out
+    (at most CALENDAR_ROUNDS fits: an extreme event day lifts its weekday's profile in the
+    first fit, so its ordinary namesakes look low until it is left out). Each special day
+    gets its multiplier against the final fit, and the weeks whose level differs beyond
+    chance get theirs (:mod:`twin.calibrate.occupancy_calendar`)."""
+    t, kind = _hours_of_day(frame["time"]), day_kind(frame["time"])
+    days = frame["time"].dt.normalize()
+    fit = fit_site(frame, site)
+    left_out: set[str] = set()
+    for _ in range(CALENDAR_ROUNDS):
+        special = special_days(fit, day_levels(fit, t, kind, frame), t, kind, frame)
+        found = set(special["date"])
+        ordinary = frame[~days.isin(pd.to_datetime(sorted(found))).to_numpy()]
+        if found == left_out or not (
+            len(ordinary) >= MIN_READINGS and ordinary["time"].dt.normalize().nunique() >= MIN_DAYS
+        ):
+            break
+        fit, left_out = fit_site(ordinary, site), found
+    else:
+        special = special_days(fit, day_levels(fit, t, kind, frame), t, kind, frame)
+    fit.special_days = special
+    is_special = days.isin(pd.to_datetime(special["date"])).to_numpy()
+    ordinary = frame[~is_special]
+    t_o, kind_o = t[~is_special], kind[~is_special]
+    levels = day_levels(fit, t_o, kind_o, ordinary)
+    fit.periods, fit.period_tests = calendar_periods(fit, levels, t_o, kind_o, ordinary, special)
+    return fit
 
 
 def _smooth_rows(nb: int, weight: float) -> np.ndarray:
@@ -527,7 +600,7 @@ def _day_factor(fit: SiteFit, frame: pd.DataFrame, t: np.ndarray, dt: np.ndarray
         if sel.sum() < 6 or pred[sel].sum() <= 0:
             continue
         factors.append(obs[sel].sum() / pred[sel].sum())
-        noise.append(_ratio_noise(fit, t[sel], int(dt[sel][0])))
+        noise.append(ratio_noise(fit, t[sel], int(dt[sel][0])))
     if len(factors) < 5:
         return
     f = np.asarray(factors)
@@ -537,28 +610,6 @@ def _day_factor(fit: SiteFit, frame: pd.DataFrame, t: np.ndarray, dt: np.ndarray
     fit.day_factor_cv = math.sqrt(max(0.0, var - float(np.mean(noise))))
 
 
-def _ratio_noise(fit: SiteFit, t: np.ndarray, kind: int) -> float:
-    """Var(Σ N_i) / (Σ m_i)² for one day's readings under the fitted M_t/G/∞ (no day factor)."""
-    rates = fit.rate_table()[kind]
-    t = np.sort(t)
-    a = np.asarray(fit.blocks.edges[:-1])
-    b = np.asarray(fit.blocks.edges[1:])
-    t1 = np.minimum.outer(t, t)  # earlier time of each pair
-    t2 = np.maximum.outer(t, t)
-    upper = np.minimum(b[None, None, :], t1[..., None])
-    cov = (
-        np.where(
-            a[None, None, :] < t1[..., None],
-            fit.law.G(t2[..., None] - a[None, None, :]) - fit.law.G(t2[..., None] - upper),
-            0.0,
-        )
-        @ rates
-    )
-    m = np.diag(cov)
-    total = m.sum()
-    return float(cov.sum() / total**2) if total > 0 else 0.0
-
-
 # -- all sites -----------------------------------------------------------------------------------
 @dataclass
 class OccupancyCalibration:
@@ -566,15 +617,20 @@ class OccupancyCalibration:
     unusable: dict[str, str]
     error_by_hour: pd.DataFrame  # site, hour, period, n, mae_rate, bias_rate
     errors: pd.DataFrame  # site, period, n, mae_rate, rmse_rate
-    predictions: pd.DataFrame  # site, time, occupied, predicted, capacity, period
+    predictions: pd.DataFrame  # site, time, occupied, capacity, period, predicted, multiplier
 
 
 def calibrate_series(
-    clean: pd.DataFrame, train_until: pd.Timestamp | None = None, sites: list[str] | None = None
+    clean: pd.DataFrame,
+    train_until: pd.Timestamp | None = None,
+    sites: list[str] | None = None,
+    calendar: bool = True,
 ) -> OccupancyCalibration:
     """Fit every site of a cleaned series (:func:`twin.calibrate.cleaning.clean_series`) on
     its usable readings up to ``train_until`` (inclusive day; None: all), and measure the
-    fitted mean curve against the readings before (fit) and after (held out) that date."""
+    fitted mean curve against the readings before (fit) and after (held out) that date.
+    ``calendar``: find special days and weeks with their own level (:func:`fit_site_calendar`;
+    the fitted curve then carries their multipliers on their dates), else :func:`fit_site`."""
     data = clean[clean["usable"]].copy()
     if sites:
         data = data[data["site"].isin(sites)]
@@ -594,16 +650,21 @@ def calibrate_series(
                 f"(needs {MIN_READINGS} on {MIN_DAYS})"
             )
             continue
-        fit = fit_site(train, str(site))
+        fit = (fit_site_calendar if calendar else fit_site)(train, str(site))
         fits[str(site)] = fit
         pred = frame[["site", "time", "occupied", "capacity", "period"]].copy()
-        pred["predicted"] = fit.predict(_hours_of_day(frame["time"]), day_kind(frame["time"]))
+        t, kind = _hours_of_day(frame["time"]), day_kind(frame["time"])
+        scale = frame["time"].dt.normalize().map(fit.date_multipliers()).fillna(1.0).to_numpy()
+        A = fit.blocks.design(fit.law, t)
+        mean = np.einsum("ij,ij->i", A, fit.rate_table()[kind]) * scale
+        pred["predicted"] = capped_mean(mean, fit.capacity)
+        pred["multiplier"] = scale
         preds.append(pred)
     predictions = (
         pd.concat(preds, ignore_index=True)
         if preds
         else pd.DataFrame(
-            columns=["site", "time", "occupied", "capacity", "period", "predicted"]
+            columns=["site", "time", "occupied", "capacity", "period", "predicted", "multiplier"]
         ).astype({"time": "datetime64[ns]", "occupied": float, "capacity": float})
     )
     err = (predictions["predicted"] - predictions["occupied"]) / predictions["capacity"]

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from twin.calibrate.occupancy import DAY_TYPES, day_type
+from twin.calibrate.occupancy import DAY_TYPES, day_kind, day_type
 from twin.calibrate.scenarios import slug
 from twin.calibrate.tickets import FAMILIES
 from twin.outputs import save_figure, write_text
@@ -108,13 +108,24 @@ def plot_stays(stays, title: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_occupancy_fit(pred: pd.DataFrame, site: str, path: Path) -> Path:
-    """Observed daily curves (grey: fitted weeks, orange: held out) and the fitted mean."""
+def plot_occupancy_fit(
+    pred: pd.DataFrame, site: str, path: Path, aside: pd.DataFrame | None = None
+) -> Path:
+    """Observed daily curves (grey: fitted weeks, orange: held out), the fitted mean of each
+    day kind (blue; dashed purple: special days and weeks at their own multiplier) and the
+    readings the cleaning set aside (red crosses: frozen counters, counter offsets, ...)."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
     pred = pred.copy()
     pred["h"] = (pred["time"] - pred["time"].dt.normalize()).dt.total_seconds() / 3600
     pred["kind"] = day_type(pred["time"])
+    pred["code"] = day_kind(pred["time"])
     pred["day"] = pred["time"].dt.normalize()
+    if "multiplier" not in pred:
+        pred["multiplier"] = 1.0
+    if aside is not None and len(aside):
+        aside = aside.copy()
+        aside["h"] = (aside["time"] - aside["time"].dt.normalize()).dt.total_seconds() / 3600
+        aside["kind"] = day_type(aside["time"])
     for k, ax in enumerate(axes):
         sub = pred[pred["kind"] == k]
         for (_day, period), d in sub.groupby(["day", "period"]):
@@ -125,18 +136,35 @@ def plot_occupancy_fit(pred: pd.DataFrame, site: str, path: Path) -> Path:
                 lw=0.6,
                 alpha=0.6,
             )
-        s = sub.sort_values("h")
-        if len(s):
+        for (_code, mult), s in sub.groupby(["code", sub["multiplier"].round(4)]):
+            s = s.sort_values("h").drop_duplicates("h")
+            own = mult != 1.0
             ax.plot(
-                s["h"], s["predicted"] / s["capacity"], color="tab:blue", lw=2, label="fitted mean"
+                s["h"],
+                s["predicted"] / s["capacity"],
+                color="tab:purple" if own else "tab:blue",
+                lw=1 if own else 2,
+                ls="--" if own else "-",
+            )
+        if aside is not None and len(aside):
+            a = aside[aside["kind"] == k]
+            ax.plot(
+                a["h"],
+                (a["occupied"] / a["capacity"]).clip(0, 1.1),
+                "x",
+                color="tab:red",
+                ms=4,
             )
         ax.set_title(f"{site}: {DAY_TYPES[k]}")
         ax.set_xlabel("hour of day")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("occupancy (share of capacity)")
+    axes[0].plot([], [], color="tab:blue", lw=2, label="fitted mean")
+    axes[0].plot([], [], color="tab:purple", ls="--", label="special day / week")
     axes[0].plot([], [], color="0.75", label="fitted days")
     axes[0].plot([], [], color="tab:orange", label="held-out days")
-    axes[0].legend(fontsize=8)
+    axes[0].plot([], [], "x", color="tab:red", label="set aside")
+    axes[0].legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -268,14 +296,31 @@ def write_report(result, out: Path) -> list[Path]:
         )
         if len(result.frames["unusable"]):
             parts.append("<p>Not fitted:</p>" + _table(result.frames["unusable"]))
+        special, periods = result.frames["special_days"], result.frames["periods"]
+        parts.append(
+            f"<h2>Calendar</h2><p>{len(special)} special day(s): a day's level (its readings "
+            "over its weekday's fitted curve, relative to its week's) beyond chance, two-sided "
+            "z, Bonferroni over the days; each has its own multiplier in the scenario and is "
+            f"left out of the ordinary profile. {len(periods)} week(s) at a level of their own "
+            "(ANOVA across weeks, then a t-test per week). Readings set aside by the cleaning "
+            "(frozen counters, counter offsets) are in set_aside.csv.</p>"
+        )
+        if len(special):
+            parts.append(_table(special.drop(columns="test"), "{:.3g}"))
+        if len(periods):
+            parts.append(_table(periods, "{:.3g}"))
         if len(result.frames["error_by_hour"]):
             e = plot_error_by_hour(result.frames["error_by_hour"], plots / "error_by_hour.png")
             files.append(e)
             parts.append(f"<img src='plots/{e.name}'>")
         pred = result.frames["predictions"]
         for site in result.fits:
+            aside = result.frames["set_aside"]
             f = plot_occupancy_fit(
-                pred[pred["site"] == site], site, plots / f"fit_{slug(site)}.png"
+                pred[pred["site"] == site],
+                site,
+                plots / f"fit_{slug(site)}.png",
+                aside[aside["site"] == site],
             )
             files.append(f)
             parts.append(f"<h3>{html.escape(site)}</h3><img src='plots/{f.name}'>")

@@ -23,6 +23,7 @@ from twin.calibrate.cleaning import (
     parse_columns,
 )
 from twin.calibrate.occupancy import calibrate_series
+from twin.calibrate.occupancy_calendar import PERIOD_COLUMNS, SPECIAL_COLUMNS
 from twin.calibrate.scenarios import occupancy_scenario, slug, ticket_scenario, write_scenario
 from twin.calibrate.tickets import (
     SiteTickets,
@@ -185,6 +186,14 @@ def calibrate_tickets(
     return result
 
 
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """Per-site frames stacked, ``site`` first (an empty frame with ``columns`` if none)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
 def _cleaning_frame(c: Cleaning) -> pd.DataFrame:
     return pd.DataFrame(
         [{"reason": r, "count": c.counts[r], "action": c.actions[r]} for r in c.counts],
@@ -201,9 +210,13 @@ def calibrate_occupancy(
     train_until: str | pd.Timestamp | None = None,
     sites: list[str] | None = None,
     plots: bool = True,
+    calendar: bool = True,
 ) -> Calibration:
     """Fit one scenario per site of an occupancy count series (see
-    :mod:`twin.calibrate.occupancy`), on readings up to ``train_until`` (a date, inclusive)."""
+    :mod:`twin.calibrate.occupancy`), on readings up to ``train_until`` (a date, inclusive).
+    ``calendar``: find special days and weeks at their own level, and refit without the
+    special days (:func:`twin.calibrate.occupancy.fit_site_calendar`); False fits every
+    usable day into the ordinary profiles (the fit before special days existed)."""
     cols = parse_columns(columns, ("time", "occupied", "capacity"), SERIES_ROLES)
     raw, name = _read(source)
     clean, cleaning = clean_series(raw, cols, name)
@@ -223,8 +236,8 @@ def calibrate_occupancy(
             raise CalibrationInputError(
                 f"--sites: no site {', '.join(map(repr, unknown))} in {name}"
             )
-    cal = calibrate_series(clean, train_until, sites)
-    rows, scen, est = [], {}, {}
+    cal = calibrate_series(clean, train_until, sites, calendar=calendar)
+    rows, scen, est, specials, periods = [], {}, {}, [], []
     first = clean["time"].min().to_pydatetime()
     for site, fit in cal.fits.items():
         err = cal.errors[cal.errors["site"] == site].set_index("period")
@@ -236,6 +249,8 @@ def calibrate_occupancy(
             "stay_sd_min": fit.law.sd_h * 60,
             **{f"arrivals_per_day_{k}": fit.arrivals_per_day(k) for k in ("weekday", "sat", "sun")},
             "day_factor_cv": fit.day_factor_cv,
+            "special_days": len(fit.special_days),
+            "weeks_own_level": len(fit.periods),
             "n_readings": fit.n_readings,
             "n_days": fit.n_days,
         }
@@ -243,6 +258,8 @@ def calibrate_occupancy(
             for m in ("mae_rate", "rmse_rate", "n"):
                 row[f"{period}_{m}"] = float(err.loc[period, m]) if period in err.index else None
         rows.append(row)
+        specials.append(fit.special_days.assign(site=site))
+        periods.append(fit.periods.assign(site=site))
         scen[site] = occupancy_scenario(fit, name, first)
         est[site] = {**fit.as_dict(), "fit_error": row}
     frames = {
@@ -250,6 +267,8 @@ def calibrate_occupancy(
         "error_by_hour": cal.error_by_hour,
         "errors": cal.errors,
         "predictions": cal.predictions,
+        "special_days": _concat(specials, ["site", *SPECIAL_COLUMNS]),
+        "periods": _concat(periods, ["site", *PERIOD_COLUMNS]),
         "unusable": pd.DataFrame(
             [{"site": s, "why": w} for s, w in cal.unusable.items()], columns=["site", "why"]
         ),

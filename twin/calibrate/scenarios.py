@@ -100,7 +100,9 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
 
     Its week starts on a Sunday at 00:00 with no warm-up: under the fit's assumption the lot
     is empty at the start of each day (no arrivals after the last observed hour). The
-    day-to-day CV, when there is one, becomes the stream's ``day_factor``."""
+    day-to-day CV, when there is one, becomes the stream's ``day_factor``; special days and
+    weeks with a level of their own (see :mod:`twin.calibrate.occupancy_calendar`) become
+    ``dates`` entries with their multiplier (a fit without ``calendar_entries`` has none)."""
     data = {
         "name": slug(fit.site),
         "description": (
@@ -132,6 +134,16 @@ def occupancy_scenario(fit, source: str, first: datetime) -> Scenario:
     factor = day_factor(fit.day_factor_cv)
     if factor is not None:
         data["demand"][0]["day_factor"] = factor
+    dates = [
+        {
+            "name": "special day (from counts)" if len(days) == 1 else f"week of {days[0]}",
+            "dates": days,
+            "multiplier": round(k, 4),
+        }
+        for days, k in (fit.calendar_entries() if hasattr(fit, "calendar_entries") else [])
+    ]
+    if dates:  # special days and weeks at their own level, found against chance
+        data["demand"][0]["dates"] = dates
     return Scenario.model_validate(data)
 
 

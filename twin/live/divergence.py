@@ -1,15 +1,28 @@
 """Where reality leaves the model: actual against predicted, and the alerts it raises.
 
 The *prediction* is the model's own week: replications of the lot's scenario, binned by time
-of week (15 min), give per bin the expected gate entries and their spread, each level's
-occupancy (mean and spread) and the revenue the tariff charges. The *actual* is the mirror's
-fold (``twin.live.mirror``), sampled on every clock tick. Detectors, each tuned so a fault-free
-feed raises well under one alarm a day (benchmarks/bench_divergence.py measures it):
+of week (15 min), give per bin the expected arrivals at the entry barrier and gate entries
+with their spread, each level's occupancy (mean and spread) and the revenue paid at the exits
+(mean and second moment). The *actual* is the mirror's fold (``twin.live.mirror``), sampled
+on every clock tick. Each detector's threshold is the lowest that keeps its alarms on the
+model's own replications (leave-one-out: a replication against the mean of the others) within
+a budget of alarms per day (``twin.live.divergence_null``), so the issue's "< 1 false alarm a
+day" is a setting, not a hope; benchmarks/bench_divergence.py measures it on emitted feeds.
 
-* ``arrival_surge`` / ``arrival_drop``: a two-sided Poisson CUSUM on gate entries per tick
-  against the expected rate, for a rate ratio of ``surge_ratio`` (and its inverse), with the
-  replications' overdispersion; alarm at ``cusum_h``. A CUSUM, not a fixed window, because it
-  is the quickest detector of a sustained rate change for a given false-alarm rate (Page).
+* ``arrival_surge`` / ``arrival_drop``: a Poisson CUSUM (Page) of arrivals per tick against
+  the model's expected arrivals for that time of week, for a rate ratio of ``surge_ratio``
+  (and ``drop_ratio``), scaled by the replications' overdispersion. The CUSUM is the quickest
+  detector of a sustained rate change for a given false-alarm rate. Arrivals are the entrance
+  camera's plate reads when the feed has them (every car reaching the barrier: demand), else
+  gate entries (which a full lot caps: a surge that fills the lot then looks like a drop).
+  The ratio is chosen on the model, not on a feed: of 1.2-1.6, 1.4 is within a point of
+  the most simulated +50 % surges caught within 45 min at the budget, over all weekday
+  hours and over the busy ones (benchmarks/divergence_design.py; README, operator's tour).
+* ``revenue``: the money paid at the exits over the last ``revenue_window_s`` against the
+  model's band for that window (mean ± ``band`` sd, the sd of a compound Poisson sum: the
+  replications' second moment of payments, times their overdispersion), out of the band for
+  ``revenue_sustain_s``; the band is calibrated to ``revenue_per_day``. A payment outage
+  shows in it (money stops), and a surge (its cars pay when they leave, hours later).
 * ``payment_outage``: failed payments (declined or offline) in the last ``payment_window_s``
   against the feed's own failure rate so far (binomial tail, ``scipy.stats.binom``).
 * ``occupancy``: a level's occupancy outside the model's band (mean ± ``band_z`` sd, the sd
@@ -32,6 +45,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twin.core.clock import Calendar
+from twin.live.divergence_null import (
+    CUSUM_GRID,
+    Replicas,
+    band_threshold,
+    cusum_threshold,
+    leave_one_out,
+    poisson_llr,
+    revenue_z,
+    rolling,
+)
+from twin.live.divergence_score import CATCHES, LASTING, SHOWS_FOR_S, Score, score
 
 if TYPE_CHECKING:
     from twin.live.mirror import Fold
@@ -39,6 +63,7 @@ if TYPE_CHECKING:
 
 #: Width of a prediction bin (seconds); the week has WEEK_BINS of them.
 BIN_S = 900.0
+DAY_S = 86_400.0
 WEEK_BINS = int(7 * 86_400 / BIN_S)
 
 
@@ -54,35 +79,192 @@ class Prediction:
     #: (levels, bins) occupied spots: mean and sd
     occ_mean: np.ndarray
     occ_sd: np.ndarray
-    #: revenue charged at exits per bin (currency units), mean
+    #: revenue paid at exits per bin (currency units), mean
     revenue_mean: np.ndarray
     capacity: list[int]
     replications: int
+    #: expected arrivals at the entry barrier (plate reads) per bin, and their variance
+    arrivals_mean: np.ndarray | None = None
+    arrivals_var: np.ndarray | None = None
+    #: revenue per bin: mean of the sum of squared payments (a compound Poisson variance),
+    #: and the variance across replications
+    revenue_m2: np.ndarray | None = None
+    revenue_var: np.ndarray | None = None
+    #: the replications' event times, for calibrating thresholds (``divergence_null``)
+    replicas: Replicas | None = None
+    #: thresholds calibrated so far, by what they depend on (shared by every checkpoint)
+    calibrated: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def mean_of(self, source: str) -> np.ndarray:
+        """Expected count per bin of "arrivals" (plate reads) or "entries" (gate entries)."""
+        if source == "arrivals" and self.arrivals_mean is not None:
+            return self.arrivals_mean
+        return self.entries_mean
+
+    def dispersion_of(self, source: str) -> float:
+        """Overdispersion of ``source`` per bin across replications (variance / mean, >= 1),
+        pooled over the bins with traffic: one factor for the lot, because a bin's own
+        variance from a few replications is too noisy to scale a detector by."""
+        key = ("dispersion", source)
+        if key not in self.calibrated:
+            if source == "arrivals" and self.arrivals_mean is not None:
+                mean, var = self.arrivals_mean, self.arrivals_var
+            else:
+                mean, var = self.entries_mean, self.entries_var
+            busy = mean >= 1.0
+            if self.replications < 2 or var is None or not busy.any():
+                self.calibrated[key] = 1.0
+            else:
+                self.calibrated[key] = max(1.0, float(var[busy].sum() / mean[busy].sum()))
+        return self.calibrated[key]
 
     @property
     def dispersion(self) -> float:
-        """Overdispersion of entries per bin across replications (variance / mean, >= 1),
-        pooled over the bins with traffic: one factor for the lot, because a bin's own
-        variance from a few replications is too noisy to scale a detector by."""
-        busy = self.entries_mean >= 1.0
-        if self.replications < 2 or not busy.any():
-            return 1.0
-        return max(1.0, float(self.entries_var[busy].sum() / self.entries_mean[busy].sum()))
+        """Overdispersion of gate entries (:meth:`dispersion_of`)."""
+        return self.dispersion_of("entries")
+
+    @property
+    def revenue_dispersion(self) -> float:
+        """Variance of revenue per bin across replications over its compound Poisson variance
+        (sum of squared payments), pooled over bins with revenue; >= 1."""
+        if "revenue_dispersion" not in self.calibrated:
+            phi = 1.0
+            if self.revenue_m2 is not None and self.revenue_var is not None:
+                busy = self.revenue_m2 > 0
+                if self.replications > 1 and busy.any():
+                    phi = float(self.revenue_var[busy].sum() / self.revenue_m2[busy].sum())
+            self.calibrated["revenue_dispersion"] = max(1.0, phi)
+        return self.calibrated["revenue_dispersion"]
+
+    @property
+    def payment_m2(self) -> float:
+        """Mean squared payment: the variance floor of a revenue window (one payment)."""
+        if "payment_m2" not in self.calibrated:
+            if self.replicas is None or not any(len(a) for a in self.replicas.amounts):
+                self.calibrated["payment_m2"] = 1.0
+            else:
+                paid = np.concatenate(self.replicas.amounts)
+                self.calibrated["payment_m2"] = max(float(np.mean(paid * paid)), 1e-6)
+        return self.calibrated["payment_m2"]
 
     def bin(self, t: float) -> int:
         return int(self.calendar.week_seconds(t) // BIN_S) % WEEK_BINS
 
+    def bins_of(self, times: np.ndarray) -> np.ndarray:
+        """Week bin of each core time (vectorized :meth:`bin`)."""
+        week = (np.asarray(times, dtype=float) + self.calendar.week_seconds(0.0)) % (7 * DAY_S)
+        return (week // BIN_S).astype(int) % WEEK_BINS
+
+    # -- thresholds from the model's replications (twin.live.divergence_null) -------------
+    def null_series(self, kind: str, tick_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per replication of ``replicas`` and tick: ``kind``'s count (or revenue) and its
+        expected value from as many *other* replications as the prediction has (their mean for
+        the tick's week bin: a live feed's noise and the prediction's); and the tick starts."""
+        assert self.replicas is not None
+        key = ("null", kind, tick_s)
+        if key not in self.calibrated:
+            per_tick, starts = self.replicas.per_tick(kind, tick_s)
+            bins = self.bins_of(starts + tick_s / 2)
+            per_bin = np.stack(
+                [np.bincount(bins, weights=row, minlength=WEEK_BINS) for row in per_tick]
+            )
+            ticks = np.maximum(np.bincount(bins, minlength=WEEK_BINS), 1)
+            expected = leave_one_out(per_bin / ticks, self.replications)[:, bins]
+            self.calibrated[key] = (per_tick, expected, starts)
+        return self.calibrated[key]
+
+    def arrival_thresholds(
+        self, cfg: DivergenceConfig, tick_s: float, source: str
+    ) -> tuple[float, float, float, float]:
+        """(surge h, drop h, surge alarms/day, drop alarms/day) of the arrivals CUSUMs on the
+        replications, for ``source`` ("arrivals" or "entries"); the config's fixed values
+        when it sets them or there are no replicas."""
+        key = (
+            "cusum",
+            source,
+            tick_s,
+            cfg.surge_ratio,
+            cfg.drop_ratio,
+            cfg.surge_per_day,
+            cfg.drop_per_day,
+            cfg.cusum_clear_s,
+            cfg.cusum_h,
+            cfg.cusum_drop_h,
+        )
+        if key in self.calibrated:
+            return self.calibrated[key]
+        if self.replicas is None or self.replicas.replications < 2:
+            found = (cfg.cusum_h or 6.0, cfg.cusum_drop_h or 12.0, math.nan, math.nan)
+        else:
+            counts, expected, _ = self.null_series(source, tick_s)
+            phi = self.dispersion_of(source)
+            up = cusum_threshold(
+                counts, expected, cfg.surge_ratio, phi, cfg.surge_per_day, tick_s, cfg.cusum_clear_s
+            )
+            down = cusum_threshold(
+                counts, expected, cfg.drop_ratio, phi, cfg.drop_per_day, tick_s, cfg.cusum_clear_s
+            )
+            found = (up[0], down[0], up[1], down[1])
+        if cfg.cusum_h is not None:
+            found = (cfg.cusum_h, found[1], math.nan, found[3])
+        if cfg.cusum_drop_h is not None:
+            found = (found[0], cfg.cusum_drop_h, found[2], math.nan)
+        self.calibrated[key] = found
+        return found
+
+    def revenue_expected(self, t: np.ndarray | float, tick_s: float) -> tuple[Any, Any]:
+        """Expected revenue and its compound Poisson variance in the tick ending at ``t``."""
+        b = self.bin(float(t) - tick_s / 2) if np.ndim(t) == 0 else self.bins_of(t - tick_s / 2)
+        m2 = self.revenue_m2 if self.revenue_m2 is not None else self.revenue_mean
+        return self.revenue_mean[b] * (tick_s / BIN_S), m2[b] * (tick_s / BIN_S)
+
+    def revenue_band(self, cfg: DivergenceConfig, tick_s: float) -> tuple[float, float]:
+        """(band in sd, alarms/day on the replications) of the revenue detector."""
+        key = (
+            "revenue",
+            tick_s,
+            cfg.revenue_window_s,
+            cfg.revenue_sustain_s,
+            cfg.revenue_per_day,
+            cfg.revenue_band,
+        )
+        if key in self.calibrated:
+            return self.calibrated[key]
+        if cfg.revenue_band is not None or self.replicas is None or self.replicas.replications < 2:
+            found = (cfg.revenue_band or 4.0, math.nan)
+        else:
+            paid, expected, starts = self.null_series("revenue", tick_s)
+            _, m2 = self.revenue_expected(np.asarray(starts + tick_s), tick_s)
+            window = max(1, round(cfg.revenue_window_s / tick_s))
+            z = revenue_z(
+                rolling(paid, window),
+                rolling(expected, window),
+                rolling(m2, window),
+                self.revenue_dispersion,
+                self.payment_m2,
+            )
+            found = band_threshold(z, cfg.revenue_per_day, tick_s, cfg.revenue_sustain_s)
+        self.calibrated[key] = found
+        return found
+
     @classmethod
     def from_scenario(
-        cls, scenario: Scenario, replications: int = 10, seed: int | None = None
+        cls,
+        scenario: Scenario,
+        replications: int = 10,
+        seed: int | None = None,
+        null_replications: int | None = None,
     ) -> Prediction:
-        """Run the scenario ``replications`` times and bin its weeks (after warm-up)."""
+        """Run the scenario ``replications`` times and bin its weeks (after warm-up).
+
+        Thresholds are calibrated on ``null_replications`` (default: the same ones; more
+        make the calibration of a budget of a few alarms a day less noisy: at 0.2 a day,
+        20 replications of a week hold only ~28 alarms to set it by)."""
         from twin.experiments import run  # not twin.api, which imports this module
         from twin.sim.build import calendar_for
 
-        result = run(
-            scenario, replications=replications, seed=seed, frames=("vehicles", "occupancy")
-        )
+        total = max(replications, null_replications or 0)
+        result = run(scenario, replications=total, seed=seed, frames=("vehicles", "occupancy"))
         return cls.from_frames(
             result.vehicles,
             result.occupancy,
@@ -100,6 +282,8 @@ class Prediction:
         scenario: Scenario,
         replications: int,
     ) -> Prediction:
+        """Bin the first ``replications`` replications of the frames; the frames' others
+        (if any) only serve the calibration of thresholds (:meth:`from_scenario`)."""
         warm = scenario.warmup_hours * 3600.0
         horizon = scenario.horizon_days * 86_400.0
         # how often each week bin is covered by the measured horizon, per replication
@@ -111,30 +295,50 @@ class Prediction:
         seen = np.maximum(cover, 1.0)
 
         def week_bins(times: np.ndarray) -> np.ndarray:
-            week = (times + calendar.week_seconds(0.0)) % (7 * 86_400.0)
+            week = (times + calendar.week_seconds(0.0)) % (7 * DAY_S)
             return (week // BIN_S).astype(int) % WEEK_BINS
 
+        def inside(x: np.ndarray) -> np.ndarray:
+            x = x[np.isfinite(x)]
+            return x[(x >= warm) & (x < horizon)]
+
         v = vehicles
-        parked = v[(v["outcome"] == "parked") & (v["entry_s"] >= warm)]
-        per_rep = np.zeros((replications, WEEK_BINS))
-        for r, part in parked.groupby("replication", observed=True):
-            per_rep[int(r)] = np.bincount(
-                week_bins(part["entry_s"].to_numpy()), minlength=WEEK_BINS
-            )
-        per_rep /= seen
-        entries_mean = per_rep.mean(axis=0)
-        entries_var = per_rep.var(axis=0, ddof=1) if replications > 1 else entries_mean.copy()
-        paid = v[v["exit_s"].notna() & (v["exit_s"] >= warm)]
-        revenue = (
-            np.bincount(
-                week_bins(paid["exit_s"].to_numpy()),
-                weights=paid["amount"].fillna(0).to_numpy(),
-                minlength=WEEK_BINS,
-            )
-            / seen
-            / replications
-        )
-        occ = occupancy[(occupancy["group_kind"] == "level") & (occupancy["time_s"] >= warm)]
+        reps = [part for _, part in v.groupby("replication", observed=True)]
+        used = slice(0, replications)
+        times = {
+            "arrivals": [inside(p["gate_s"].to_numpy(dtype=float)) for p in reps],
+            "entries": [
+                inside(p.loc[p["outcome"] == "parked", "entry_s"].to_numpy(dtype=float))
+                for p in reps
+            ],
+        }
+        exits, amounts = [], []
+        for p in reps:
+            x = p["exit_s"].to_numpy(dtype=float)
+            a = p["amount"].fillna(0).to_numpy(dtype=float)
+            keep = np.isfinite(x) & (x >= warm) & (x < horizon)
+            exits.append(x[keep])
+            amounts.append(a[keep])
+
+        def moments(per_rep: list[np.ndarray], weights: list[np.ndarray] | None = None):
+            rows = np.zeros((replications, WEEK_BINS))
+            for r, x in enumerate(per_rep):
+                w = None if weights is None else weights[r]
+                rows[r] = np.bincount(week_bins(x), weights=w, minlength=WEEK_BINS)
+            rows /= seen
+            mean = rows.mean(axis=0)
+            var = rows.var(axis=0, ddof=1) if replications > 1 else mean.copy()
+            return mean, var
+
+        entries_mean, entries_var = moments(times["entries"][used])
+        arrivals_mean, arrivals_var = moments(times["arrivals"][used])
+        revenue, revenue_var = moments(exits[used], amounts[used])
+        revenue_m2, _ = moments(exits[used], [a * a for a in amounts[used]])
+        occ = occupancy[
+            (occupancy["group_kind"] == "level")
+            & (occupancy["time_s"] >= warm)
+            & (occupancy["replication"].astype(int) < replications)
+        ]
         names = (
             [str(c) for c in occ["group"].cat.categories]
             if hasattr(occ["group"], "cat")
@@ -165,19 +369,37 @@ class Prediction:
             revenue,
             capacity,
             replications,
+            arrivals_mean=arrivals_mean,
+            arrivals_var=arrivals_var,
+            revenue_m2=revenue_m2,
+            revenue_var=revenue_var,
+            replicas=Replicas(times["arrivals"], times["entries"], exits, amounts, warm, horizon),
         )
 
 
 @dataclass
 class DivergenceConfig:
-    """Detector settings (feed seconds); the defaults are the tuned ones (module docstring)."""
+    """Detector settings (feed seconds). Thresholds left ``None`` are calibrated on the model's
+    replications to the alarm budgets (``*_per_day``; module docstring)."""
 
-    surge_ratio: float = 1.5
-    cusum_h: float = 6.0
-    #: a drop in entries is often the lot being full (the gates let fewer in): signalled
-    #: only when much stronger
-    cusum_drop_h: float = 12.0
+    #: the arrivals CUSUMs' design ratios (chosen on the model: module docstring)
+    surge_ratio: float = 1.4
+    drop_ratio: float = 1.0 / 1.4
+    #: false-alarm budgets (alarms per day on the model's replications): the issue allows
+    #: < 1 a day in all; these share 0.5 (surge 0.3, drop 0.1, revenue 0.1), so a fault-free
+    #: week (Poisson, mean 3.5) stays under 7 alarms with probability 0.93; the other
+    #: detectors raise none on fault-free weeks (benchmarks/bench_divergence.py)
+    surge_per_day: float = 0.3
+    drop_per_day: float = 0.1
+    #: fixed CUSUM thresholds instead of calibrated ones
+    cusum_h: float | None = None
+    cusum_drop_h: float | None = None
     cusum_clear_s: float = 7200.0
+    revenue_window_s: float = 3600.0
+    revenue_sustain_s: float = 600.0
+    revenue_per_day: float = 0.1
+    #: a fixed revenue band (sd) instead of the calibrated one
+    revenue_band: float | None = None
     payment_window_s: float = 600.0
     payment_alpha: float = 1e-6
     payment_min_failed: int = 3
@@ -187,8 +409,8 @@ class DivergenceConfig:
     disagree_spots: int = 8
     disagree_share: float = 0.02
     counter_sustain_s: float = 600.0
-    #: Feed time before occupancy is judged: a feed that starts with an empty lot (a
-    #: simulated one, or a lot opening) is not in the model's typical state at first.
+    #: Feed time before occupancy and revenue are judged: a feed that starts with an empty
+    #: lot (a simulated one, or a lot opening) is not in the model's typical state at first.
     settle_s: float = 0.0
 
 
@@ -201,6 +423,7 @@ class Divergence:
     # state (part of the fold, so replayed and snapshotted with it)
     last_t: float | None = None
     last_entries: int = 0
+    last_plates: int = 0
     cusum_up: float = 0.0
     cusum_down: float = 0.0
     signalled: dict[str, float] = field(default_factory=dict)
@@ -208,11 +431,15 @@ class Divergence:
     pay_window: deque[tuple[float, int, int]] = field(default_factory=deque)  # (t, n, failed)
     pay_total: int = 0
     pay_failed: int = 0
+    #: revenue per tick in the window: (paid, expected, compound Poisson variance)
+    last_paid_cents: int = 0
+    revenue_ticks: deque[tuple[float, float, float]] = field(default_factory=deque)
+    revenue_out_since: dict[str, float] = field(default_factory=dict)
     out_of_band_since: dict[int, float] = field(default_factory=dict)
     disagree_since: dict[str, float] = field(default_factory=dict)
     counter_offset: dict[str, int] = field(default_factory=dict)
-    #: (t, entries per tick actual, expected, occupancy actual per level) samples for plots
-    samples: list[tuple[float, int, float, tuple[int, ...]]] = field(default_factory=list)
+    #: (t, entries so far, paid so far, occupancy per level, plate reads so far) samples
+    samples: list[tuple[float, int, float, tuple[int, ...], int]] = field(default_factory=list)
     sample_every_s: float = 900.0
 
     # -- the prediction is shared by every checkpoint, not copied into each ----------------
@@ -232,13 +459,21 @@ class Divergence:
         self.last_t = now
         new_entries = fold.entries - self.last_entries
         self.last_entries = fold.entries
+        new_plates = fold.plates_in - self.last_plates
+        self.last_plates = fold.plates_in
         self._payments(fold, now)
         pred = self.prediction
         if pred is None:
             return
-        b = pred.bin(now - dt / 2)
-        expected = pred.entries_mean[b] * dt / BIN_S
-        self._arrivals(fold, now, new_entries, expected, pred, b, dt)
+        # arrivals: the entrance camera's plate reads if the feed has a camera, else entries
+        source = "arrivals" if fold.plates_in and pred.arrivals_mean is not None else "entries"
+        n = new_plates if source == "arrivals" else new_entries
+        expected = pred.mean_of(source)[pred.bin(now - dt / 2)] * dt / BIN_S
+        # a feed without gates (or pay stations) says nothing about arrivals (or revenue):
+        # each is judged once the feed has shown the kind of event it counts
+        if fold.entries or fold.plates_in:
+            self._arrivals(fold, now, n, expected, pred, source, dt)
+        self._revenue(fold, now, pred, dt)
         occ = None
         if now % self.sample_every_s == 0 or (now % 300 == 0):
             levels = fold.levels(now)
@@ -249,24 +484,33 @@ class Divergence:
         if now % self.sample_every_s == 0:
             if occ is None:
                 occ = tuple(lv["occupied"] for lv in fold.levels(now))
-            self.samples.append((now, fold.entries, fold.paid_cents / 100, occ))
+            self.samples.append((now, fold.entries, fold.paid_cents / 100, occ, fold.plates_in))
 
     def _arrivals(
-        self, fold: Fold, now: float, n: int, lam: float, pred: Prediction, b: int, dt: float
+        self,
+        fold: Fold,
+        now: float,
+        n: int,
+        lam: float,
+        pred: Prediction,
+        source: str,
+        dt: float,
     ) -> None:
         cfg = self.config
-        phi = pred.dispersion
-        r = cfg.surge_ratio
+        phi = pred.dispersion_of(source)
         lam = max(lam, 1e-3 * dt / 60.0)
-        up = (n * math.log(r) - lam * (r - 1.0)) / phi
-        down = (n * math.log(1.0 / r) - lam * (1.0 / r - 1.0)) / phi
-        self.cusum_up = max(0.0, self.cusum_up + up)
-        self.cusum_down = max(0.0, self.cusum_down + down)
+        self.cusum_up = max(0.0, self.cusum_up + poisson_llr(n, lam, cfg.surge_ratio, phi))
+        self.cusum_down = max(0.0, self.cusum_down + poisson_llr(n, lam, cfg.drop_ratio, phi))
+        if max(self.cusum_up, self.cusum_down) <= CUSUM_GRID[0] and not self.signalled:
+            return  # below any threshold the calibration can give: nothing to look up yet
+        h_up, h_down, _, _ = pred.arrival_thresholds(cfg, fold.config.tick_s, source)
         # Page's CUSUM restarts after each signal; the alert stays open while signals keep
-        # coming and closes after ``cusum_clear_s`` without one
+        # coming and closes after ``cusum_clear_s`` without one (divergence_null.cusum_alarms
+        # counts alarms by the same rule)
+        what = "arrivals at the entry" if source == "arrivals" else "gate entries"
         for kind, value, word, h in (
-            ("arrival_surge", self.cusum_up, "above", cfg.cusum_h),
-            ("arrival_drop", self.cusum_down, "below", cfg.cusum_drop_h),
+            ("arrival_surge", self.cusum_up, "above", h_up),
+            ("arrival_drop", self.cusum_down, "below", h_down),
         ):
             if value > h:
                 fold.raise_alert(
@@ -274,7 +518,7 @@ class Divergence:
                     "gates",
                     now,
                     now,
-                    f"entries {word} the model's rate (CUSUM {value:.1f} > {h:g})",
+                    f"{what} {word} the model's rate (CUSUM {value:.1f} > {h:.1f})",
                 )
                 self.signalled[kind] = now
                 if kind == "arrival_surge":
@@ -283,6 +527,44 @@ class Divergence:
                     self.cusum_down = 0.0
             elif now - self.signalled.get(kind, -math.inf) > cfg.cusum_clear_s:
                 fold.clear_alert(kind, "gates", now)
+
+    def _revenue(self, fold: Fold, now: float, pred: Prediction, dt: float) -> None:
+        """Money paid over the last ``revenue_window_s`` against the model's band for it."""
+        cfg = self.config
+        paid = (fold.paid_cents - self.last_paid_cents) / 100.0
+        self.last_paid_cents = fold.paid_cents
+        mean, var = pred.revenue_expected(now, dt)
+        window = self.revenue_ticks
+        window.append((float(paid), float(mean), float(var)))
+        while len(window) > max(1, round(cfg.revenue_window_s / fold.config.tick_s)):
+            window.popleft()
+        if now < cfg.settle_s or not fold.payments:
+            return
+        band, _ = pred.revenue_band(cfg, fold.config.tick_s)
+        actual = sum(x[0] for x in window)
+        expected = sum(x[1] for x in window)
+        z = revenue_z(
+            actual, expected, sum(x[2] for x in window), pred.revenue_dispersion, pred.payment_m2
+        )
+        minutes = len(window) * dt / 60.0
+        for subject, out in (("below", z < -band), ("above", z > band)):
+            if not out:
+                self.revenue_out_since.pop(subject, None)
+                fold.clear_alert("revenue", subject, now)
+                continue
+            # out on every tick since ``since``: raised on the ``sustain``-th such tick, the
+            # rule the calibration counts (divergence_null.band_alarms)
+            since = self.revenue_out_since.setdefault(subject, now)
+            sustain = max(1, round(cfg.revenue_sustain_s / fold.config.tick_s))
+            if now - since >= (sustain - 1) * fold.config.tick_s - dt / 2:
+                fold.raise_alert(
+                    "revenue",
+                    subject,
+                    since,
+                    now,
+                    f"paid {actual:,.0f} in the last {minutes:.0f} min, the model "
+                    f"{expected:,.0f} (z {z:+.1f}, band ±{band:.1f})",
+                )
 
     def _payments(self, fold: Fold, now: float) -> None:
         from scipy.stats import binom
@@ -392,93 +674,35 @@ class Divergence:
                 fold.clear_alert(kind, subject, now)
 
 
-def for_scenario(scenario: Scenario, replications: int, seed: int | None = None) -> Divergence:
-    """Detectors against ``replications`` of ``scenario``, occupancy judged after its warm-up
+def for_scenario(
+    scenario: Scenario,
+    replications: int,
+    seed: int | None = None,
+    null_replications: int | None = None,
+) -> Divergence:
+    """Detectors against ``replications`` of ``scenario`` (thresholds calibrated on
+    ``null_replications``, default the same), occupancy and revenue judged after its warm-up
     (12 h when 'auto'): a mirror that joins a running lot sees its cars only as they come
     and go, and an emitted feed starts from an empty lot like the model."""
     warm = scenario.warmup_hours if isinstance(scenario.warmup_hours, int | float) else 12.0
     return Divergence(
-        Prediction.from_scenario(scenario, replications, seed=seed),
+        Prediction.from_scenario(
+            scenario, replications, seed=seed, null_replications=null_replications
+        ),
         DivergenceConfig(settle_s=float(warm) * 3600.0),
     )
 
 
-__all__ = ["BIN_S", "WEEK_BINS", "Divergence", "DivergenceConfig", "Prediction", "for_scenario"]
-
-
-# -- scoring against a ground truth of injected faults (``twin.live.emit``) -----------------
-
-#: Which alerts count as catching which injected fault (``subject`` checked for bay faults).
-CATCHES: dict[str, tuple[str, ...]] = {
-    "sensor_stuck": ("sensor_vs_gate",),
-    "sensor_dead": ("dead_sensor", "sensor_vs_gate"),
-    "demand_surge": ("arrival_surge", "occupancy"),
-    "payment_outage": ("payment_outage",),
-    "counter_miss": ("counter_vs_gates", "counter_vs_sensors"),
-}
-
-
-@dataclass
-class Score:
-    """Each fault's first catching alert and its delay; alerts no fault explains."""
-
-    rows: list[dict[str, Any]]
-    false_alarms: list[Any]
-    days: float
-
-    @property
-    def false_per_day(self) -> float:
-        return len(self.false_alarms) / self.days if self.days > 0 else float("nan")
-
-
-#: Faults whose effect outlives them: a counter that missed cars stays off until recalibrated.
-LASTING = ("counter_miss",)
-
-
-def score(alerts: list[Any], truth: dict[str, Any], days: float, after_s: float = 7200.0) -> Score:
-    """Match alerts to the ground truth's faults (times in core seconds from its epoch).
-
-    An alert catches a fault if its kind is one of ``CATCHES[fault kind]``, it is raised
-    between the fault's start and ``after_s`` past its end (any time after, for the
-    ``LASTING`` ones), and for a bay fault it names the
-    bay (or is the site-wide "unseen car" alert). Every other alert is a false alarm.
-    """
-    from datetime import datetime
-
-    epoch = datetime.fromisoformat(truth["epoch"])
-
-    def secs(x: str | None) -> float:
-        return math.inf if x is None else (datetime.fromisoformat(x) - epoch).total_seconds()
-
-    explained: set[int] = set()
-    rows = []
-    for f in truth["faults"]:
-        start, end = secs(f["start"]), secs(f["end"])
-        spot = f["params"].get("spot")
-        hit = None
-        for k, a in enumerate(alerts):
-            if a.kind not in CATCHES[f["kind"]]:
-                continue
-            until = math.inf if f["kind"] in LASTING else end + after_s
-            if not start <= a.raised_t <= until:
-                continue
-            if spot is not None and a.subject not in (spot, "unseen car"):
-                continue
-            explained.add(k)
-            if hit is None or a.raised_t < hit.raised_t:
-                hit = a
-        rows.append(
-            {
-                "fault": f["kind"],
-                "detail": ", ".join(f"{k}={v}" for k, v in f["params"].items()),
-                "start_s": start,
-                "detected": hit is not None,
-                "alert": hit.kind if hit else None,
-                "delay_s": (hit.raised_t - start) if hit else None,
-            }
-        )
-    false = [a for k, a in enumerate(alerts) if k not in explained]
-    return Score(rows, false, days)
-
-
-__all__ += ["CATCHES", "Score", "score"]
+__all__ = [
+    "BIN_S",
+    "CATCHES",
+    "LASTING",
+    "SHOWS_FOR_S",
+    "WEEK_BINS",
+    "Divergence",
+    "DivergenceConfig",
+    "Prediction",
+    "Score",
+    "for_scenario",
+    "score",
+]

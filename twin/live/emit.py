@@ -10,6 +10,12 @@ of the lot (what happens) -- except a demand surge, which changes what happens: 
 is re-run with extra arrivals from the surge's start (extra trace streams drawn at
 ``percent`` % of each stream's own arrivals; ``_surged``), the smallest hook the model has.
 
+A driver refused at the barrier (blocked, or reneged when its patience ran out: its reach time
+plus its drawn patience) is read by the entrance camera leaving the lane (``plate_read``,
+direction ``out``). Cars the run parks outside its drivers -- a start state's
+(``start_state``), reservation holders, and the reservations themselves -- are turned into
+events by twin/live/emit_stays.py.
+
 Times: the scenario's clock is taken as UTC (events carry timezone-aware times).
 
 Faults (YAML: a list under ``faults:``, or the same dicts in Python); ``start``/``end`` are
@@ -46,7 +52,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from twin.live.emit_stays import hold_events, initial_events, reservation_events
 from twin.scenario.model import Scenario, StreamSpec, TraceSpec
+from twin.scenario.state import StartState
 
 FAULT_KINDS = (
     "sensor_stuck",
@@ -195,6 +203,7 @@ def _surged(scenario: Scenario, surges: Sequence[Fault], seed: int, workdir: Pat
                     if s.trace is None
                 ],
                 "seed": seed + 7919 * (k + 1),
+                "initial": "empty",  # only its drivers' draws are used
             }
         )
         veh = api.run(boost, replications=1, frames=("vehicles",)).vehicles
@@ -249,6 +258,11 @@ class Emitted:
     seed: int
     devices: dict[int, list[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    #: cars parked when the feed begins (a start state's), and reservations reported
+    initial: int = 0
+    reservations: int = 0
+    #: the run's reservation bookings (``reservations_bookings`` frame), if it has any
+    bookings: pd.DataFrame | None = None
 
     def ground_truth(self) -> dict[str, Any]:
         def iso(s: float | None) -> str | None:
@@ -290,13 +304,21 @@ def emit(
     days: float | None = None,
     heartbeat_min: float = 15.0,
     counter_min: float = 5.0,
+    start_state: Any = None,
 ) -> Emitted:
-    """Simulate one replication of ``scenario`` and return its device feed with ``faults``."""
+    """Simulate one replication of ``scenario`` and return its device feed with ``faults``.
+
+    ``start_state`` (``"steady"``, a state file or mapping, a StartState; default the
+    scenario's own ``initial``) begins the lot from it: the feed then starts with the cars
+    parked (their bays read occupied at the first instant; see twin/live/emit_stays.py).
+    """
     from twin import api
     from twin.sim.build import build_lot
 
     if len(scenario.lot_specs) != 1:
         raise FaultError("emit simulates one lot: give a scenario with one facility")
+    if start_state is not None:
+        scenario = api.start_from(scenario, start_state, warmup_hours=scenario.warmup_hours)
     if days is not None:
         scenario = api._with_days(scenario, days)
     seed = scenario.seed if seed is None else seed
@@ -306,7 +328,8 @@ def emit(
     surges = [f for f in faults if f.kind == "demand_surge"]
     with tempfile.TemporaryDirectory(prefix="parktwin-emit-") as tmp:
         run_scenario = _surged(scenario, surges, seed, Path(tmp)) if surges else scenario
-        veh = api.run(run_scenario, replications=1, frames=("vehicles",)).vehicles
+        sim = _simulate(run_scenario)
+    veh = sim.vehicles
     lot = build_lot(scenario)
     site = scenario.lot_specs[0].facility.name
     level_of = {s.id: lot.levels[s.level].name for s in lot.spots}
@@ -339,6 +362,8 @@ def emit(
     amount = veh.amount.to_numpy(dtype=float)
     spot = veh.spot.to_numpy(dtype=object)
     vclass = veh.vehicle_class.astype(str).to_numpy()
+    outcome = veh.outcome.astype(str).to_numpy()
+    patience = sim.patience
     for i in range(len(veh)):
         r = reach[i]
         if not np.isfinite(r):
@@ -358,11 +383,25 @@ def emit(
         )
         g = gate[i]
         if not np.isfinite(g):
+            # refused at the barrier: gone at once (blocked) or when its patience ran out
+            # (reneged); the entrance camera sees it leave the lane (the mirror's queue ends)
+            gone = r + patience[v] if outcome[i] == "reneged" else r
+            if outcome[i] in ("blocked", "reneged"):
+                add(
+                    gone,
+                    0,
+                    "plate_read",
+                    f"{session}:plate-gone",
+                    CAMERA_IN,
+                    identifiedVehicle=plate,
+                    direction="out",
+                    confidence=0.98,
+                )
             continue
         sp = spot[i] if isinstance(spot[i], str) else None
         add(
             g,
-            1,
+            2,
             "gate_entry",
             f"{session}:in",
             GATE_IN,
@@ -374,7 +413,7 @@ def emit(
         if sp is not None and np.isfinite(entry[i]):
             add(
                 entry[i],
-                2,
+                3,
                 "spot_reading",
                 f"{session}:occ",
                 f"sensor-{sp}",
@@ -385,7 +424,7 @@ def emit(
             if np.isfinite(leave[i]):
                 add(
                     leave[i],
-                    2,
+                    3,
                     "spot_reading",
                     f"{session}:free",
                     f"sensor-{sp}",
@@ -397,7 +436,7 @@ def emit(
             if np.isfinite(amount[i]):
                 add(
                     exit_[i],
-                    3,
+                    4,
                     "payment",
                     f"{session}:pay",
                     PAY,
@@ -408,7 +447,7 @@ def emit(
                 )
             add(
                 exit_[i],
-                4,
+                5,
                 "gate_exit",
                 f"{session}:out",
                 GATE_OUT,
@@ -418,6 +457,30 @@ def emit(
                 actualStart=(epoch + timedelta(seconds=float(g))).isoformat(),
             )
 
+    # Cars the run parked outside its drivers: a start state's and reservation holders.
+    spot_ids = [s_.id for s_ in lot.spots]
+    stays = sim.stays
+    initial_events(
+        stays.iloc[: sim.n_initial], spot_ids, level_of, epoch, add, (GATE_IN, GATE_OUT, PAY)
+    )
+    initial_state = scenario.initial if isinstance(scenario.initial, StartState) else None
+    taken = {int(x) for x in stays["spot"].to_numpy()[: sim.n_initial]}
+    hold_events(initial_state, lot, taken, horizon, add)
+    n_reservations = 0
+    if sim.bookings is not None:
+        res_spec = scenario.operations.reservations  # type: ignore[union-attr]
+        n_reservations = reservation_events(
+            sim.bookings,
+            res_spec.vehicle_class,
+            epoch,
+            level_of,
+            add,
+            (CAMERA_IN, GATE_IN, GATE_OUT, PAY),
+        )
+    ext_entry = stays["entry_t"].to_numpy(dtype=float)
+    ext_leave = stays["leave_t"].to_numpy(dtype=float)
+    ext_spot = np.array([spot_ids[int(x)] for x in stays["spot"].to_numpy()], dtype=object)
+
     # Heartbeats: every sensor every heartbeat_min, staggered by a per-sensor offset.
     period = heartbeat_min * 60.0
     for s in lot.spots:
@@ -425,7 +488,7 @@ def emit(
         for j, t in enumerate(np.arange(offset, horizon, period)):
             add(
                 float(t),
-                5,
+                6,
                 "heartbeat",
                 f"hb-{s.id}-{j}",
                 f"sensor-{s.id}",
@@ -435,13 +498,16 @@ def emit(
 
     # Counter snapshots (what the gate loops count), with counter_miss faults applied.
     misses = [f for f in faults if f.kind == "counter_miss"]
-    entries_t = np.sort(gate[np.isfinite(gate)])
+    # (a start state's cars were counted in before the feed began: entry times <= 0)
+    entries_t = np.sort(np.concatenate([gate[np.isfinite(gate)], ext_entry]))
     counted = np.ones(len(entries_t), dtype=bool)
     for f in misses:
         in_window = (entries_t >= f.start) & (entries_t < (f.end if f.end is not None else np.inf))
         counted &= ~(in_window & (rng.random(len(entries_t)) < f.share))
     counted_t = entries_t[counted]
-    exits_t = np.sort(exit_[np.isfinite(exit_)])
+    exits_t = np.sort(
+        np.concatenate([exit_[np.isfinite(exit_)], ext_leave[np.isfinite(ext_leave)]])
+    )
     step = counter_min * 60.0
     snaps = np.arange(step, horizon + 1e-9, step)
 
@@ -454,7 +520,7 @@ def emit(
             n_in, n_out = int(n_ins[j]), int(n_outs[j])
             add(
                 float(t),
-                6,
+                7,
                 "counter",
                 f"{prefix}{j}",
                 device,
@@ -474,11 +540,14 @@ def emit(
     level_cap = {name: 0 for name in level_names}
     for s_ in lot.spots:
         level_cap[lot.levels[s_.level].name] += 1
-    lv_arr = np.array([level_of.get(x, "") if isinstance(x, str) else "" for x in spot])
+    all_spots = np.concatenate([spot, ext_spot])
+    all_in = np.concatenate([entry, ext_entry])
+    all_out = np.concatenate([leave, ext_leave])
+    lv_arr = np.array([level_of.get(x, "") if isinstance(x, str) else "" for x in all_spots])
     for name in level_names:
-        on = (lv_arr == name) & np.isfinite(entry)
-        ins = np.sort(entry[on])
-        outs = np.sort(leave[on & np.isfinite(leave)])
+        on = (lv_arr == name) & np.isfinite(all_in)
+        ins = np.sort(all_in[on])
+        outs = np.sort(all_out[on & np.isfinite(all_out)])
         cap = level_cap[name]
         counters(ins, outs, cap, f"counter-{name}", f"cnt-{name}-", level=name)
 
@@ -502,7 +571,52 @@ def emit(
             del ev["spaceId"]
         counts[ev["kind"]] = counts.get(ev["kind"], 0) + 1
         lines.append(encode(ev))
-    return Emitted(lines, list(faults), epoch, scenario.name, seed, devices, counts)
+    return Emitted(
+        lines,
+        list(faults),
+        epoch,
+        scenario.name,
+        seed,
+        devices,
+        counts,
+        initial=sim.n_initial,
+        reservations=n_reservations,
+        bookings=sim.bookings,
+    )
+
+
+@dataclass
+class _Simulated:
+    """What emit reads from one replication: its drivers, and the cars it parked otherwise."""
+
+    vehicles: pd.DataFrame
+    #: external stays (entry_t, leave_t, amount_cents, spot index): first the start state's
+    #: cars (``n_initial`` of them), then reservation holders
+    stays: pd.DataFrame
+    n_initial: int
+    bookings: pd.DataFrame | None
+    patience: np.ndarray  # per driver, seconds (when its wait for a spot ends)
+
+
+def _simulate(scenario: Scenario) -> _Simulated:
+    """Replication 0 of ``scenario`` (what ``api.run(replications=1)`` runs), kept whole."""
+    from twin.results import vehicles_frame
+    from twin.sim.model import ParkingModel
+    from twin.sim.size import check_size
+
+    check_size(scenario)
+    model = ParkingModel(scenario)
+    rec = model.run()
+    stays = rec.external_stays
+    if stays is None:
+        stays = pd.DataFrame({"entry_t": [], "leave_t": [], "amount_cents": [], "spot": []})
+    return _Simulated(
+        vehicles=vehicles_frame(rec),
+        stays=stays,
+        n_initial=len(model.seeded.sessions) if model.seeded is not None else 0,
+        bookings=rec.component_frames.get("reservations_bookings"),
+        patience=np.asarray(rec.drivers.patience, dtype=float),
+    )
 
 
 def _apply_faults(
@@ -526,7 +640,7 @@ def _apply_faults(
                 out.append(
                     (
                         f.start,
-                        2,
+                        3,
                         {
                             "kind": "spot_reading",
                             "id": f"fault{i}-stuck",

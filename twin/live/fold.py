@@ -32,6 +32,7 @@ from twin.core.sensors import (
     SensorMode,
 )
 from twin.core.types import SPOT_CAPACITY, SpotStatus, SpotType, Vehicle, VehicleClass
+from twin.live.entry_queue import EntryQueue
 
 if TYPE_CHECKING:
     from twin.live.divergence import Divergence
@@ -71,6 +72,9 @@ class MirrorConfig:
     give_up_s: float = 86_400.0
     #: Time from a bay reading free to its car passing the exit gate (drive, exit queue).
     grace_out_s: float = 600.0
+    #: A car read at the entry barrier and neither admitted nor seen leaving the lane after
+    #: this long is taken as gone (a feed that does not report drivers giving up).
+    queue_keep_s: float = 7200.0
     #: Clock tick of the fold (silence, contradictions, divergence sampling).
     tick_s: float = 60.0
     checkpoint_s: float = 7200.0
@@ -83,7 +87,8 @@ class MirrorConfig:
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_s", "missed_heartbeats", "half_life_s", "grace_s", "grace_in_s",
-                     "give_up_s", "grace_out_s", "tick_s", "checkpoint_s", "keep_s"):
+                     "give_up_s", "grace_out_s", "queue_keep_s", "tick_s", "checkpoint_s",
+                     "keep_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
@@ -144,6 +149,7 @@ class Fold:
             Detection.BOTH, lot.capacity_by_level, self.bank, self.counters
         )
         self.t = t0  # feed time of the last event applied
+        self.first_t: float | None = None  # feed time of the first event applied
         self.next_tick = (math.floor(t0 / config.tick_s) + 1) * config.tick_s
         # sessions
         self.sessions: dict[str, int] = {}  # sessionId -> core ticket
@@ -159,6 +165,9 @@ class Fold:
         self.entries = 0
         self.exits = 0
         self.plates_in = 0
+        self.queue = EntryQueue(config.queue_keep_s)  # plate read at the barrier, not admitted
+        #: bays read occupied before any gate event: cars parked before the feed began
+        self.parked_before_feed = 0
         self.priced_cents = 0  # what the core tariff charges the exits seen
         # sensors
         self.heard: list[float] = [t0] * n
@@ -217,6 +226,8 @@ class Fold:
         """Apply one event observed at feed time ``t`` (not earlier than the last one)."""
         if t >= self.next_tick:
             self.advance(t)
+        if self.first_t is None:
+            self.first_t = t
         self.t = t
         kind = event.kind
         kinds = self.kinds
@@ -251,6 +262,8 @@ class Fold:
         while checks and checks[0][0] <= now:
             _, i, sid, what = heappop(checks)
             self._check(i, sid, what, now)
+        if self.queue.waiting:
+            self.queue.prune(now)
         if self.divergence is not None:
             self.divergence.tick(self, now)
 
@@ -267,6 +280,7 @@ class Fold:
             return
         vehicle = _vehicle(ev.vehicleType, ev.identifiedVehicle or sid)
         self.pending[sid] = (t, vehicle)
+        self.queue.admitted(ev.identifiedVehicle)
         if not self.lot.has_space_for(vehicle):
             self.waiting.add(sid)  # it will wait for a bay, or give up: no sensor is to blame
         heappush(self._checks, (t + self.config.grace_in_s, -1, sid, "unconfirmed"))
@@ -292,6 +306,13 @@ class Fold:
             del self.pending[sid]
             self.waiting.discard(sid)
             self.anomalies["exit_never_parked"] += 1
+        elif ev.actualStart is not None and self.seconds_of(ev.actualStart) < (
+            self.first_t if self.first_t is not None else t
+        ):
+            # parked before the feed began (no entry in the feed): priced by its ticket
+            tariff = self.lot.tariff
+            if tariff is not None:
+                self.priced_cents += tariff.price(self.seconds_of(ev.actualStart), t)
         else:
             self.anomalies["exit_without_entry"] += 1
         if bay is not None:  # the car left this bay: it must have read free since it came
@@ -375,8 +396,12 @@ class Fold:
         # no gate session for this car: parked before the feed began, or a phantom reading
         vclass = VehicleClass(min(size, int(VehicleClass.REGULAR)))
         sid = f"bay:{spot.id}"
-        if self._place(i, sid, Vehicle(sid, vclass), t):
+        if not self._place(i, sid, Vehicle(sid, vclass), t):
+            return
+        if self.entries or self.exits:
             heappush(self._checks, (t + self.config.grace_s, i, sid, "orphan"))
+        else:  # no gate event yet: the feed began with this car parked (a running lot)
+            self.parked_before_feed += 1
 
     def _unbind(self, i: int, t: float) -> None:
         """Bay ``i`` reads free: its car left the bay, as in the simulator the core session
@@ -401,6 +426,9 @@ class Fold:
     def _plate(self, ev: Any, t: float) -> None:
         if ev.direction == "in":
             self.plates_in += 1
+            self.queue.arrived(ev.identifiedVehicle, t)
+        elif ev.direction == "out":
+            self.queue.left(ev.identifiedVehicle)
 
     # -- sensors --------------------------------------------------------------------------
     def _spot(self, space_id: str | None, device: str) -> int | None:
@@ -651,11 +679,18 @@ class Fold:
 
     def state(self, scenario: Scenario) -> Any:
         """The mirrored lot as a start state (``twin.scenario.state.StartState``): the cars on
-        their bays with their age, cars past the gate not yet on a bay, closed and held bays.
+        their bays with their age, cars past the gate not yet on a bay, closed and held bays,
+        and the cars waiting at the entry barrier (the feed's plate reads not yet admitted).
         A forecast starts from it (``twin.api.forecast``)."""
         from datetime import timedelta
 
-        from twin.scenario.state import LotState, SessionState, SpotHoldState, StartState
+        from twin.scenario.state import (
+            LotState,
+            QueuedState,
+            SessionState,
+            SpotHoldState,
+            StartState,
+        )
 
         start = scenario.start.replace(tzinfo=None)
         now = self.t
@@ -688,9 +723,10 @@ class Fold:
                 holds.append(SpotHoldState(status="closed", spot=spot.id))
             elif spot.status is _RESERVED:
                 holds.append(SpotHoldState(status="held", spot=spot.id))
+        queue = [QueuedState(waited_min=w / 60, plate=p) for p, w in self.queue.cars(now)]
         return StartState(
             time=start + timedelta(seconds=now),
-            lots=[LotState(lot=lot.lot_id, sessions=sessions, holds=holds)],
+            lots=[LotState(lot=lot.lot_id, sessions=sessions, holds=holds, queue=queue)],
         )
 
     def gate_open(self) -> int:
@@ -719,6 +755,7 @@ class Fold:
             "distrusted": list(self.distrusted),
             "counters": [self.counters.occupied(lv) for lv in range(len(lot.levels))],
             "site_counter": self.site_counter,
+            "queue": list(self.queue.waiting.items()),
             "money": (self.priced_cents, self.paid_cents, sorted(self.payments.items())),
             "counts": (self.entries, self.exits, sorted(self.kinds.items()),
                        sorted(self.anomalies.items())),

@@ -12,13 +12,13 @@ feed events (``parktwin.adapters.events``) into calls on those objects.
 Event sourcing
 --------------
 The mirror's state is a *fold* of its event log in observed-time order (ties by the order a
-car meets the devices: camera, entry gate, bay, payment, exit gate; then heartbeats, counters;
-then by event id),
-plus clock ticks every ``tick_s`` of feed time (silence checks, divergence checks). Because
-the fold's order is a property of the events, not of their arrival, a gate that was offline
-for an hour and uploads its buffer in one burst ends in exactly the state live arrival would
-have given: a late event is inserted in the log and the fold is replayed from the newest
-checkpoint before it (a pickled fold, taken every ``checkpoint_s``). Checkpoints and log are
+car meets the devices: camera, booking system, entry gate, bay, payment, exit gate; then
+heartbeats, counters; then by event id), plus clock ticks every ``tick_s`` of feed time
+(silence checks, divergence checks). Because the fold's order is a property of the events, not
+of their arrival, a gate that was offline for an hour and uploads its buffer in one burst ends
+in exactly the state live arrival would have given: a late event is inserted in the log and
+the fold is replayed from the newest checkpoint before it (a pickled fold, taken every
+``checkpoint_s``). Checkpoints and log are
 kept for ``keep_s`` of feed time; an event older than that is set aside and counted
 (``too_late``), never applied out of order. A small reorder buffer (``reorder_s``) absorbs the
 ordinary jitter between devices without a replay.
@@ -52,15 +52,17 @@ if TYPE_CHECKING:
     from twin.scenario.model import Scenario
 
 
-#: Tie order of events observed at the same instant: a car meets the camera, the entry gate,
-#: its bay, the pay station, the exit gate; device chatter comes after.
+#: Tie order of events observed at the same instant: a car meets the camera, the booking system
+#: (a holder), the entry gate, its bay, the pay station, the exit gate; device chatter after.
 _RANK = {
     "plate_read": "0",
-    "gate_entry": "1",
-    "spot_reading": "2",
-    "payment": "3",
-    "gate_exit": "4",
-    "reservation": "5",
+    # a reservation honoured as its holder reaches the gate: the bay's hold ends before the
+    # holder's car takes it (a cancellation or expiry at the same instant frees it first too)
+    "reservation": "1",
+    "gate_entry": "2",
+    "spot_reading": "3",
+    "payment": "4",
+    "gate_exit": "5",
     "heartbeat": "6",
     "counter": "7",
 }
@@ -375,6 +377,9 @@ class Mirror:
             "too_late": len(self.set_aside),
             "replays": self.replays,
             "open_sessions": len(f.sessions),
+            "parked_before_feed": f.parked_before_feed,
+            "queue": len(f.queue.cars(f.t)),
+            "held": len(f.reservations),
             "occupied": f.lot.n_occupied,
             "capacity": f.lot.capacity,
             "priced": f.priced_cents / 100,

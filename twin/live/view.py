@@ -78,6 +78,17 @@ def board(mirror: Mirror, feed: dict[str, Any] | None = None, forecast: Any = No
     counts += (f"\ncars inside by the gates {mirror.fold.gate_open()}, on bays "
                f"{summary['occupied']}; paid {summary['paid']:,.2f}, charged by the tariff "
                f"{summary['priced']:,.2f}")
+    extra = [
+        f"{label} {summary[key]:,}"
+        for key, label in (
+            ("queue", "waiting at the entry"),
+            ("held", "bays held for reservations"),
+            ("parked_before_feed", "parked before the feed began"),
+        )
+        if summary[key]
+    ]
+    if extra:
+        counts += "\n" + "; ".join(extra)
     parts.append(Panel(counts, title="feed", title_align="left"))
     return Group(*parts)
 
@@ -104,17 +115,25 @@ def _series(mirror: Mirror) -> dict[str, Any]:
     pred = div.prediction
     t = np.array([s[0] for s in div.samples])
     entries = np.diff(np.array([s[1] for s in div.samples]), prepend=0)
+    plates = np.diff(np.array([s[4] if len(s) > 4 else 0 for s in div.samples]), prepend=0)
     paid = np.diff(np.array([s[2] for s in div.samples]), prepend=0.0)
     occ = np.array([s[3] for s in div.samples], dtype=float)
     bins = np.array([pred.bin(x - BIN_S / 2) for x in t])
     bins_now = np.array([pred.bin(x) for x in t])
+    # arrivals at the entry (the camera's plate reads) when the feed has them: the demand
+    # the divergence detector judges; gate entries otherwise
+    camera = plates.sum() > 0 and pred.arrivals_mean is not None
+    var = pred.arrivals_var if camera and pred.arrivals_var is not None else pred.entries_var
+    m2 = pred.revenue_m2 if pred.revenue_m2 is not None else pred.revenue_mean
     return {
         "time": [mirror.when(x).replace(tzinfo=None) for x in t],
-        "entries": entries,
-        "entries_mean": pred.entries_mean[bins],
-        "entries_sd": np.sqrt(pred.entries_var[bins]),
+        "arrivals_label": "arrivals at the entry" if camera else "gate entries",
+        "entries": plates if camera else entries,
+        "entries_mean": pred.mean_of("arrivals" if camera else "entries")[bins],
+        "entries_sd": np.sqrt(var[bins]),
         "paid": paid,
         "revenue_mean": pred.revenue_mean[bins],
+        "revenue_sd": np.sqrt(pred.revenue_dispersion * m2[bins]),
         "occ": occ,
         "occ_mean": pred.occ_mean[:, bins_now].T,
         "occ_sd": pred.occ_sd[:, bins_now].T,
@@ -176,18 +195,21 @@ def write_report(
     ax1.fill_between(s["time"], (m - 1.96 * sd).clip(0), m + 1.96 * sd, color="tab:green",
                      alpha=0.2, step="mid", label="model 95% band")
     ax1.plot(s["time"], m, color="tab:green", lw=1, label="model mean")
-    ax1.plot(s["time"], s["entries"] * per_h, color="black", lw=1.1, label="actual entries")
+    ax1.plot(s["time"], s["entries"] * per_h, color="black", lw=1.1,
+             label=f"actual {s['arrivals_label']}")
     mark_alerts(ax1)
-    style(ax1, "entries per hour")
+    style(ax1, "per hour")
     ax1.legend(loc="upper left", fontsize=8, ncol=3)
-    ax1.set_title("Gate entries and revenue per hour (15-min bins)")
-    ax2.plot(s["time"], s["revenue_mean"] * per_h, color="tab:orange", lw=1,
-             label="model mean (charged at exit)")
+    ax1.set_title(f"{s['arrivals_label'].capitalize()} and revenue per hour (15-min bins)")
+    rm, rsd = s["revenue_mean"] * per_h, s["revenue_sd"] * per_h
+    ax2.fill_between(s["time"], (rm - 1.96 * rsd).clip(0), rm + 1.96 * rsd, color="tab:orange",
+                     alpha=0.2, step="mid", label="model 95% band")
+    ax2.plot(s["time"], rm, color="tab:orange", lw=1, label="model mean (paid at exit)")
     ax2.plot(s["time"], s["paid"] * per_h, color="black", lw=1.1, label="actual payments")
     mark_alerts(ax2)
     tariff = mirror.scenario.lot_specs[0].tariff
     style(ax2, f"{tariff.currency if tariff is not None else ''} per hour")
-    ax2.legend(loc="upper left", fontsize=8, ncol=2)
+    ax2.legend(loc="upper left", fontsize=8, ncol=3)
     fig.tight_layout()
     pngs.append(("Entries and revenue", save_figure(fig, out / "arrivals_revenue.png").name))
     plt.close(fig)

@@ -21,6 +21,7 @@ from pydantic import (
 
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
+from twin.scenario.claims import ClaimsSpec
 from twin.scenario.common import DAY_NAMES, Days, Spec, SpotTypeName, VehicleClassName
 from twin.scenario.dists import Dist, Duration, resolve_path
 from twin.scenario.payments import PaymentsSpec
@@ -500,6 +501,11 @@ class Scenario(Spec):
         default=None, description="reservations, permits, payments, sensors and displays"
     )
     output: OutputSpec = Field(default_factory=OutputSpec)
+    claims: ClaimsSpec | None = Field(
+        default=None,
+        description="gates claim a unit of their lot from a store with a claim strategy "
+        "(row lock, version check, atomic counter, queue) that takes time; off: at once",
+    )
     # where the run begins: an empty lot, the lot's typical state at the start's time of day,
     # or a given state (its time must be the start); see twin.sim.initial
     initial: Literal["empty", "steady"] | StartState = "empty"
@@ -544,6 +550,8 @@ class Scenario(Spec):
             raise ValueError(
                 f"initial.time ({self.initial.time}) must be the scenario's start ({self.start})"
             )
+        if self.claims is not None:
+            self._claims_supported()
         names = [s.name for s in self.demand]
         if len(set(names)) != len(names):
             raise ValueError(f"demand stream names must be unique, got {names}")
@@ -609,6 +617,17 @@ class Scenario(Spec):
                     "a shared factor has one cv"
                 )
         return self
+
+    def _claims_supported(self) -> None:
+        """Claims cover the walk-ins' gates (and a start state's cars, granted at time 0);
+        reservation and permit holders would take units the store never granted."""
+        ops = self.operations
+        other = [k for k in ("reservations", "permits") if ops and getattr(ops, k) is not None]
+        if other:
+            raise ValueError(
+                f"claims cannot be combined with {', '.join(other)} yet: only the walk-ins' "
+                "gates claim through the store (see docs/locking.md, 'In the main model')"
+            )
 
     _lot_specs_cache: tuple | None = PrivateAttr(default=None)
 

@@ -84,6 +84,15 @@ def state_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def claims_reference() -> str:
+    """The ``claims:`` section's keys as a markdown table (docs/locking.md quotes it)."""
+    from twin.scenario.claims import ClaimsSpec
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(ClaimsSpec, "claims")]
+    return "\n".join(lines) + "\n"
+
+
 def demand_reference() -> str:
     """The ``demand[].day_factor`` and ``demand[].dates`` table (docs/scenarios.md)."""
     lines = ["| key | default | meaning |", "|---|---|---|"]
@@ -101,5 +110,7 @@ if __name__ == "__main__":  # pragma: no cover
         print(state_reference(), end="")
     elif sys.argv[1:] == ["demand"]:
         print(demand_reference(), end="")
+    elif sys.argv[1:] == ["claims"]:
+        print(claims_reference(), end="")
     else:
         print(operations_reference(), end="")

@@ -5,6 +5,10 @@ hands its own to the forecast, and :func:`twin.sim.snapshot.state_from_record` t
 a simulated run. Time is local wall-clock time, like a scenario's ``start``; the run begins at
 ``time`` (which sets the weekday and the time of day).
 
+A queue holds the cars waiting at an entry for a spot (a full lot whose drivers wait): the
+run starts them in the entry's waiting line, longest-waiting first, their patience drawn from
+its law conditioned on the time already waited (twin.sim.initial_queue).
+
 Sessions say what is known about a parked car: where (an exact spot id, or a level and/or a
 spot type, or nothing: then the lot allocates as for any car), what vehicle, and how long it
 has been parked (``elapsed_min``, or ``entered`` as a date-time; neither: unknown). Its
@@ -90,10 +94,36 @@ class SpotHoldState(Spec):
         return self
 
 
+class QueuedState(Spec):
+    """A car waiting at the entry for a spot at the state's time (its plate read at the
+    barrier, no admission yet), with how long it has waited."""
+
+    vehicle_class: VehicleClassName | None = Field(default=None, description="default REGULAR")
+    ev: bool = Field(default=False, description="an electric vehicle (prefers EV bays)")
+    handicap: bool = Field(default=False, description="holds an accessible-parking permit")
+    waited_min: float | None = Field(
+        default=None, ge=0, description="minutes waited so far (neither this nor since: 0)"
+    )
+    since: datetime | None = Field(default=None, description="when it began to wait (local)")
+    stream: str | None = Field(
+        default=None, description="demand stream it belongs to (default: inferred)"
+    )
+    plate: str | None = Field(default=None, description="licence plate (kept as its id)")
+
+    @model_validator(mode="after")
+    def _one_wait(self) -> QueuedState:
+        if self.waited_min is not None and self.since is not None:
+            raise ValueError("give one of 'waited_min' or 'since', not both")
+        return self
+
+
 class LotState(Spec):
     lot: str | None = Field(default=None, description="lot name (default: the scenario's one)")
     sessions: list[SessionState] = Field(default_factory=list)
     holds: list[SpotHoldState] = Field(default_factory=list)
+    queue: list[QueuedState] = Field(
+        default_factory=list, description="cars waiting at the entry, longest-waiting first"
+    )
 
 
 class StartState(Spec):
@@ -112,6 +142,12 @@ class StartState(Spec):
                         f"lots.{k}.sessions.{j}.entered ({s.entered}) is after the state's "
                         f"time ({self.time})"
                     )
+            for j, q in enumerate(lot.queue):
+                if q.since is not None and q.since > self.time:
+                    raise ValueError(
+                        f"lots.{k}.queue.{j}.since ({q.since}) is after the state's "
+                        f"time ({self.time})"
+                    )
             for j, h in enumerate(lot.holds):
                 if h.until is not None and h.until <= self.time:
                     raise ValueError(
@@ -123,6 +159,11 @@ class StartState(Spec):
     @property
     def n_sessions(self) -> int:
         return sum(len(lot.sessions) for lot in self.lots)
+
+    @property
+    def n_queued(self) -> int:
+        """Cars waiting at the entries."""
+        return sum(len(lot.queue) for lot in self.lots)
 
     def dump(self) -> dict[str, Any]:
         """Plain data for a JSON/YAML file (what :func:`load_state` reads back)."""

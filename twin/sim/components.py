@@ -142,7 +142,7 @@ class Registration:
 #: Every optional part by key (filled by ``register`` as the modules of ``MODULES`` load).
 REGISTRY: dict[str, Registration] = {}
 #: Modules that hold components; importing one registers its components.
-MODULES = ("ops_permits", "ops_reservations", "ops_sensors", "ops_payments", "closures")
+MODULES = ("ops_permits", "ops_reservations", "ops_sensors", "ops_payments", "closures", "claims")
 
 
 def register(key: str, order: int = 100, spec: Callable[[Scenario], Any] | None = None) -> Callable:

@@ -29,7 +29,6 @@ Initial cars are reported like the cars operations components park: in ``externa
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,142 +36,41 @@ from typing import Literal
 
 import numpy as np
 
-from twin.core.clock import HOUR, Calendar
+from twin.core.clock import Calendar
 from twin.core.lot import Lot, Session
 from twin.core.types import SPOT_CAPACITY, SpotStatus, SpotType, Vehicle, VehicleClass
-from twin.scenario.dists import UNIT_SECONDS, Constant, Empirical
-from twin.scenario.model import Scenario, StreamSpec
-from twin.scenario.state import LotState, SessionState, SpotHoldState, StartState
+from twin.scenario.model import Scenario
+from twin.scenario.state import SessionState, SpotHoldState, StartState
+from twin.sim.initial_laws import (
+    Placement,
+    StateMismatch,
+    arrival_rate,
+    dwell_law,
+    laws_of,
+    lot_index,
+    remaining_stays,
+    slot_rates,
+    survival,
+)
+from twin.sim.initial_steady import past_window_s, steady_placements, steady_seed
 from twin.sim.rng import Streams
 
-__all__ = ["Placement", "StateMismatch", "seed_lots", "start_from"]
-
-#: Survival below which a stay is treated as over: the conditional law has no mass left.
-_TINY_SURVIVAL = 1e-300
-#: The past window of a steady start covers every stay but this share of the longest law.
-_STEADY_TAIL = 1e-5
-
-
-class StateMismatch(ValueError):
-    """A state that does not fit the scenario's facility (unknown lot, spot, level...)."""
-
-
-@dataclass
-class Placement:
-    """A car to place at t0 = 0: where, what, since when (s, <= 0) and until when (s, > 0)."""
-
-    lot: int
-    vehicle: Vehicle
-    entry_t: float
-    leave_t: float
-    spot: int | None = None  # exact spot index in its lot
-    level: int | None = None
-    spot_type: SpotType | None = None
-    prepaid: bool = False
-    validation: int | None = None
-    path: str = ""  # where the state file names it (for messages)
-
-
-# -- dwell laws ------------------------------------------------------------------------------
-def dwell_law(stream: StreamSpec, arrival_t: float, calendar: Calendar):
-    """The dwell distribution spec of a car of ``stream`` that arrived at ``arrival_t``."""
-    if stream.dwell_by_hour:
-        hour = calendar.hour(arrival_t)
-        for band in stream.dwell_by_hour:
-            if band.hours[0] <= hour < band.hours[1]:
-                return band.dwell
-    return stream.dwell
-
-
-def survival(dist, elapsed_s: np.ndarray) -> np.ndarray:
-    """P(stay > elapsed) under a scenario dwell spec, vectorised."""
-    e = np.asarray(elapsed_s, dtype=float) / UNIT_SECONDS[dist.unit]
-    if isinstance(dist, Constant):
-        return (dist.value > e).astype(float)
-    if isinstance(dist, Empirical):
-        values = np.sort(dist._data())
-        return 1.0 - np.searchsorted(values, e, side="right") / len(values)
-    return dist.law().sf(e)
-
-
-def remaining_stays(dist, elapsed_s: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Remaining seconds of stays that have lasted ``elapsed_s``: X - e for X ~ law | X > e.
-
-    Inversion: X = isf(u · sf(e)) is distributed as X given X > e (u uniform on (0, 1)).
-    Empirical laws resample the recorded values above ``e``; when none is longer, the stay is
-    taken as memoryless with the recorded mean (the data cannot say more). A stay the law
-    gives no chance to last this long ends at once (remaining 0).
-    """
-    unit = UNIT_SECONDS[dist.unit]
-    e = np.asarray(elapsed_s, dtype=float) / unit
-    u = np.asarray(u, dtype=float)
-    if isinstance(dist, Constant):
-        return np.maximum(dist.value - e, 0.0) * unit
-    if isinstance(dist, Empirical):
-        values = np.sort(dist._data())
-        first = np.searchsorted(values, e, side="right")  # values[first:] > e
-        left = len(values) - first
-        pick = first + np.minimum((u * left).astype(np.int64), np.maximum(left - 1, 0))
-        longer = values[np.minimum(pick, len(values) - 1)] - e
-        memoryless = -np.log1p(-u) * float(values.mean())
-        return np.where(left > 0, longer, memoryless) * unit
-    frozen = dist.law()
-    sf = frozen.sf(e)
-    with np.errstate(all="ignore"):
-        x = frozen.isf(u * sf)
-    rem = x - e
-    ok = (sf > _TINY_SURVIVAL) & np.isfinite(rem)
-    return np.where(ok, np.maximum(rem, 0.0), 0.0) * unit
-
-
-def arrival_rate(stream: StreamSpec, t: float, calendar: Calendar) -> float:
-    """The stream's arrival rate (per hour) at time ``t``; 0 for a replayed trace."""
-    if stream.rate_per_hour is not None:
-        return stream.rate_per_hour * stream.multiplier
-    if stream.profile is None:
-        return 0.0
-    day = stream.profile.for_day(calendar.weekday(t))
-    return (day[calendar.hour(t)] if day is not None else 0.0) * stream.multiplier
-
-
-def _by_law(
-    stream: StreamSpec, entry: np.ndarray, idx: list[int], calendar: Calendar
-) -> list[tuple[object, list[int]]]:
-    """Cars ``idx`` of ``stream`` grouped by the dwell law their arrival time gives them."""
-    if not stream.dwell_by_hour:
-        return [(stream.dwell, idx)] if stream.dwell is not None and idx else []
-    groups: dict[int, tuple[object, list[int]]] = {}
-    for i in idx:
-        law = dwell_law(stream, entry[i], calendar)
-        if law is not None:
-            groups.setdefault(id(law), (law, []))[1].append(i)
-    return list(groups.values())
-
-
-def _rates(stream: StreamSpec, slots: np.ndarray) -> np.ndarray:
-    """The stream's arrival rate (per hour) at each hour-of-week slot (weekday * 24 + hour)."""
-    if stream.rate_per_hour is not None:
-        return np.full(len(slots), stream.rate_per_hour * stream.multiplier)
-    if stream.profile is None:
-        return np.zeros(len(slots))
-    week = np.array(
-        [stream.profile.for_day(d) or [0.0] * 24 for d in range(7)], dtype=float
-    ).ravel()
-    return week[slots] * stream.multiplier
+__all__ = [
+    "Placement",
+    "StateMismatch",
+    "arrival_rate",
+    "dwell_law",
+    "past_window_s",
+    "remaining_stays",
+    "seed_lots",
+    "start_from",
+    "steady_placements",
+    "steady_seed",
+    "survival",
+]
 
 
 # -- a state file's sessions -----------------------------------------------------------------
-def _lot_index(scenario: Scenario, lot: LotState, k: int) -> int:
-    names = [spec.name for spec in scenario.lot_specs]
-    if lot.lot is None:
-        if len(names) > 1:
-            raise StateMismatch(f"lots.{k}.lot: name the lot (one of {', '.join(names)})")
-        return 0
-    if lot.lot not in names:
-        raise StateMismatch(f"lots.{k}.lot: unknown lot {lot.lot!r} (lots: {', '.join(names)})")
-    return names.index(lot.lot)
-
-
 def _spot_ids(lot: Lot) -> dict[str, int]:
     """Spot id -> index, built once per lot object (a state names hundreds of spots)."""
     ids = getattr(lot, "_state_spot_ids", None)
@@ -247,7 +145,7 @@ def _prepare(
     t0 = calendar.to_seconds(state.time)  # 0 when the run starts at the state's time
     rows: list[tuple[int, SessionState, str]] = []
     for k, lot_state in enumerate(state.lots):
-        lot_k = _lot_index(scenario, lot_state, k)
+        lot_k = lot_index(scenario, lot_state, k)
         rows += [(lot_k, s, f"lots.{k}.sessions.{j}") for j, s in enumerate(lot_state.sessions)]
     n = len(rows)
     elapsed = np.array(
@@ -276,7 +174,7 @@ def _prepare(
     law_of = []
     for j, stream in enumerate(demand):
         laws = np.empty(n, dtype=object)
-        for law, idx in _by_law(stream, entry, list(range(n)), calendar):
+        for law, idx in laws_of(stream, entry, list(range(n)), calendar):
             laws[idx] = law
         law_of.append(laws)
         ok = [
@@ -285,10 +183,10 @@ def _prepare(
             if stream.vehicle_class == vclass[i].name
             and stream.lot in (None, "*", lot_names[lot_k])
         ]
-        for law, idx in _by_law(stream, entry, ok, calendar):
+        for law, idx in laws_of(stream, entry, ok, calendar):
             ix = np.array(idx)
             fallback[j, ix] = survival(law, elapsed[ix])
-        weights[j] = _rates(stream, slots) * fallback[j]
+        weights[j] = slot_rates(stream, slots) * fallback[j]
     has_law = np.array([1.0 if s.dwell is not None else 0.0 for s in demand])
     fixed = np.full(n, -1, dtype=np.int64)
     cum = np.zeros((n, len(demand)))
@@ -404,101 +302,6 @@ def _steady_ages(
         leave[i] = t0 + pick.leave_t
 
 
-# -- the steady state ------------------------------------------------------------------------
-def steady_seed(seed: int) -> int:
-    """The seed of a steady start's own streams: independent of the run's, fixed by its seed."""
-    return int(np.random.SeedSequence([int(seed), 0x5EAD]).generate_state(1)[0])
-
-
-def past_window_s(scenario: Scenario) -> float:
-    """How far back a steady start draws arrivals: long enough that a stay begun earlier is
-    still running at t0 with probability below _STEADY_TAIL (at least a day, at most a year)."""
-    longest = 86400.0
-    for stream in scenario.demand:
-        laws = [stream.dwell, *(b.dwell for b in stream.dwell_by_hour)]
-        for law in laws:
-            if law is None:
-                continue
-            unit = UNIT_SECONDS[law.unit]
-            if isinstance(law, Constant):
-                q = law.value
-            elif isinstance(law, Empirical):
-                q = float(law._data().max())
-            else:
-                q = float(law.law().isf(_STEADY_TAIL))
-            longest = max(longest, q * unit)
-    return min(math.ceil(longest / HOUR) * HOUR, 366 * 86400.0)
-
-
-def steady_placements(
-    scenario: Scenario, lots: list[Lot], seed: int, replication: int
-) -> list[Placement]:
-    """The cars parked at the scenario's start in its own demand's steady state (see module).
-
-    Trace streams are left out: a recorded trace has no past before its start.
-    """
-    from twin.core.adaptive import elasticity_factor
-    from twin.sim.build import build_lots, calendar_for
-    from twin.sim.demand import draw_drivers
-
-    generated = [s for s in scenario.demand if s.trace is None]
-    if not generated:
-        return []
-    window = past_window_s(scenario)
-    past = scenario.model_copy(
-        update={
-            "start": scenario.start - timedelta(seconds=window),
-            "horizon_days": window / 86400.0,
-            "warmup_hours": 0.0,
-            "demand": generated,
-            "initial": "empty",
-        }
-    )
-    calendar = calendar_for(past)
-    drivers = draw_drivers(past, Streams(steady_seed(seed), replication), calendar)
-    still = np.flatnonzero(drivers.arrival + drivers.dwell > window)
-    past_lots = build_lots(past, calendar)
-    kept = []
-    n_present = len(still)
-    for i in still.tolist():
-        k = int(drivers.lot[i])
-        tariff = past_lots[k].tariff
-        t = float(drivers.arrival[i])
-        stay = float(drivers.dwell[i])
-        u = drivers.accept_u[i]
-        if tariff is not None and u == u:  # price-elastic candidate: came at this price?
-            spec = generated[int(drivers.stream[i])].elasticity
-            factor = elasticity_factor(
-                tariff.hourly_rate_at(t), spec.reference_rate * 100.0, spec.value, spec.cap
-            )
-            if u * spec.cap >= factor:
-                continue
-        wtp = drivers.wtp_cents[i]
-        if tariff is not None and math.isfinite(wtp):  # balked at the quoted price?
-            occupancy = min(n_present / max(lots[k].capacity, 1), 1.0)
-            budget = wtp * (stay / 3600.0) if drivers.wtp_per_hour[i] else wtp
-            if tariff.quote(t, t + stay, occupancy) > budget:
-                continue
-        kept.append(i)
-    out = []
-    for i in kept:
-        vehicle = Vehicle(
-            f"steady:{i}",
-            VehicleClass(int(drivers.vclass[i])),
-            bool(drivers.handicap[i]),
-            bool(drivers.ev[i]),
-        )
-        out.append(
-            Placement(
-                lot=int(drivers.lot[i]),
-                vehicle=vehicle,
-                entry_t=float(drivers.arrival[i]) - window,
-                leave_t=float(drivers.arrival[i] + drivers.dwell[i]) - window,
-            )
-        )
-    return out
-
-
 # -- placing the cars in the lots and letting them go ------------------------------------------
 class _ByPlace:
     """Per lot, spots of each (level, type) in the strategy's order, for placements that name
@@ -557,7 +360,7 @@ def _apply_holds(
 ) -> int:
     count = 0
     for k, lot_state in enumerate(state.lots):
-        lot_k = _lot_index(scenario, lot_state, k)
+        lot_k = lot_index(scenario, lot_state, k)
         lot = lots[lot_k]
         for j, hold in enumerate(lot_state.holds):
             spot, level, stype = _where(lot, hold, f"lots.{k}.holds.{j}")
@@ -732,9 +535,13 @@ def check_state(scenario: Scenario, state: StartState) -> None:
                     f"{spot.type.name} spot {spot.id}"
                 )
     for k, lot_state in enumerate(state.lots):
-        lot = lots[_lot_index(scenario, lot_state, k)]
+        lot = lots[lot_index(scenario, lot_state, k)]
         for j, hold in enumerate(lot_state.holds):
             _where(lot, hold, f"lots.{k}.holds.{j}")
+    if state.n_queued:  # unknown streams, cars no stream can give a stay: fail now
+        from twin.sim.initial_queue import queue_drivers
+
+        queue_drivers(scenario, state, Streams(0, 0), calendar, 0)
     # a dry run on fresh lots: every car must find its bay (the run then never drops one)
     scenario = scenario.model_copy(update={"initial": state})
     lots = build_lots(scenario, calendar_for(scenario))

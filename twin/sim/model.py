@@ -32,6 +32,7 @@ from twin.core.lot import Session
 from twin.scenario.model import Scenario
 from twin.sim import model_setup as setup
 from twin.sim.build import build_lots, calendar_for
+from twin.sim.claims import claim_first
 from twin.sim.components import TURN_AWAY, ModelContext, acts_on, build_components
 from twin.sim.demand import draw_drivers
 from twin.sim.events import ARRIVE as _ARRIVE
@@ -91,6 +92,10 @@ class ParkingModel:
         self.lot = self.lots[0]
         self.streams = Streams(self.seed, replication)
         self.drivers = draw_drivers(scenario, self.streams, self.calendar)
+        if getattr(scenario.initial, "n_queued", 0):  # a start state's entry queue
+            from twin.sim.initial_queue import with_queue
+
+            self.drivers = with_queue(scenario, self.drivers, self.streams, self.calendar)
         for lot in self.lots:  # strategies that draw take the replication's own stream
             if lot.strategy.random:
                 lot.strategy.seed(self.streams.get(f"allocation[{lot.lot_id}]"))
@@ -264,14 +269,7 @@ class ParkingModel:
             k = at[i]
             session = allocate[k](fleet[profile[i]], t)
             if session is None:
-                for component in refused_comps:
-                    component.on_refused(i, k, t)
-                if patience[i] > 0.0:
-                    outcome[i] = WAITING
-                    waiting[k].append(i)
-                    heappush(queue, (t + patience[i], _ARRIVE, nxt(), _Call(renege, i)))
-                else:
-                    turned_away(i, k, t, BLOCKED)
+                refused(i, k, t)
                 return
             session_of[i] = session  # the price lives on the session until the car leaves
             if selling and sells[k]:
@@ -290,6 +288,17 @@ class ParkingModel:
                 eid_of[i] = nxt()
             else:
                 heappush(queue, (t + dwell[i], _DEPART, nxt(), _Call(depart, i)))
+
+        def refused(i: int, k: int, t: float) -> None:
+            """No spot for the driver: wait for one (with patience), leave or drive on."""
+            for component in refused_comps:
+                component.on_refused(i, k, t)
+            if patience[i] > 0.0:
+                outcome[i] = WAITING
+                waiting[k].append(i)
+                heappush(queue, (t + patience[i], _ARRIVE, nxt(), _Call(renege, i)))
+            else:
+                turned_away(i, k, t, BLOCKED)
 
         def at_gate(event: _Call) -> None:
             i = event._value
@@ -477,11 +486,20 @@ class ParkingModel:
             )
             for component in comps:
                 component.start(context)
+        claims = next((c for c in comps if c.name == "claims"), None)
+        if claims is not None:  # the gates claim a unit from a store first: twin.sim.claims
+            gate, serve_waiting = claim_first(
+                claims, gate, refused, park, lots, allocate, fleet, profile, outcome, at, waiting,
+                gate_t if any_entry_lanes else None, session_of,
+            )  # fmt: skip
         if sc.initial != "empty":  # begin from a given or the typical state: twin.sim.initial
-            self.seeded = self._seed_initial(
-                lambda k, t: serve_waiting(k, t) if waiting[k] else None
-            )
+            freed = lambda k, t: serve_waiting(k, t) if waiting[k] else None  # noqa: E731
+            if claims is not None:  # a start state's unit goes back through the store too
+                freed = claims.seeded_freed(freed)
+            self.seeded = self._seed_initial(freed)
             external.extend(self.seeded.sessions)
+            if claims is not None:
+                claims.prefill()
 
         if elastic:
             first = arrive_first

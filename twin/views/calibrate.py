@@ -25,7 +25,14 @@ def calibration_table(result: Any) -> Table:
                 )
         return table
     table = Table(
-        "site", "capacity", "stay (min)", "arrivals/weekday", "day CV", "fit MAE", "held-out MAE"
+        "site",
+        "capacity",
+        "stay (min)",
+        "arrivals/weekday",
+        "day CV",
+        "special days / weeks",
+        "fit MAE",
+        "held-out MAE",
     )
     for row in result.frames["estimates"].itertuples():
         held = row.held_out_mae_rate
@@ -35,9 +42,10 @@ def calibration_table(result: Any) -> Table:
             f"{row.stay_family} {row.stay_mean_min:.0f}",
             f"{row.arrivals_per_day_weekday:,.0f}",
             f"{row.day_factor_cv:.2f}",
+            f"{row.special_days} / {row.weeks_own_level}",
             f"{row.fit_mae_rate:.1%}",
             "–" if held is None or held != held else f"{held:.1%}",
         )
     for site, why in result.estimates["unusable"].items():
-        table.add_row(site, "", "not fitted: " + why, "", "", "", "")
+        table.add_row(site, "", "not fitted: " + why, "", "", "", "", "")
     return table

@@ -1,0 +1,541 @@
+"""Claims at the gates through a shared store, with the core's claim strategies (``claims:``).
+
+Without a ``claims:`` section a car at the barrier takes a spot from the core's
+:class:`~twin.core.lot.Lot` at once. With one, the gate first claims one unit of its lot from a
+store that every gate of every lot shares, run with one of :mod:`twin.core.locking`'s
+strategies (row lock, version check, atomic counter, serialising queue). Each lot is one
+counter row of that store, with the lot's spots as its capacity.
+
+The core decides, the simulator only adds time. Every change of the store's state is a
+``begin``/``release``/``step`` of the core strategy; between two steps the claim spends the time
+the locking study's latency model gives it (the same model as :mod:`twin.sim.locking_study`,
+without the study's shared-host option): half a round trip each way, a database connection
+from a pool held for the whole transaction, one of the database's workers per statement, the
+WAL flush of a committing write, the controller's work between read and write, the optimistic
+back-off (exponential, full jitter) and retries, one Redis thread per command, one consumer
+for the queue. A blocked step waits until the core hands it the lock (``Step.woken``).
+
+What the model does with an answer (:meth:`twin.sim.model.ParkingModel.run`):
+
+* granted: the car takes a spot from the lot and passes the barrier then (the claim's time is
+  added to its time at the gate). If the lot has no spot that fits it after all (a motorcycle
+  bay is free, the car is a van; a closure), the unit is given back through the store at once
+  and the car is refused (``no_spot``);
+* refused (the row was full) or failed (optimistic, out of retries): the car is refused like
+  one the lot had no spot for: it waits (``when_full: wait``), leaves, or drives on;
+* a waiting driver is not given a freed spot directly: the line claims for as many drivers as
+  the lot has spots free (minus claims already in flight there), longest-waiting first among
+  those the lot has a fitting spot for. A grant parks the driver, a refusal leaves them in the
+  line; a store release that completes tells the line to try again;
+* a departure gives the unit back through the store (a release transaction, with its latency:
+  until it commits the unit stays taken in the store though the spot is free);
+* a start state's cars and holds are granted their units at time 0 without latency
+  (:meth:`ClaimsComponent.prefill`), and give them back through the store as they leave.
+
+Invariants checked as the run goes (``double_bookings`` counts violations: it must stay 0;
+the tests assert it): at every grant, the units the store has granted and not taken back never
+exceed the row's capacity, and its count is never negative; at every park, the lot's parked
+cars never outnumber the units granted there. Figures cover claims begun in
+``[warm-up, horizon)`` (``claims.<name>``).
+
+Randomness: service-time factors and back-off jitter come from streams of their own
+(``claims/service``, ``claims/backoff``), so switching claims on changes no driver, stay or
+lane time (common random numbers against the same scenario without claims).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import simpy
+
+from twin.core.locking import (
+    ClaimStrategy,
+    Kind,
+    Op,
+    Status,
+    Step,
+    backoff_delay,
+    make_claim_strategy,
+)
+from twin.sim.components import Component, ModelContext, register
+from twin.sim.record import WAITING
+
+if TYPE_CHECKING:
+    from twin.core.lot import Lot, Session
+    from twin.core.types import Vehicle
+    from twin.scenario.claims import ClaimsSpec
+    from twin.scenario.model import Scenario
+
+__all__ = ["ClaimsComponent", "Done", "claim_first"]
+
+#: ``done(driver, lot, status, t, line)``: the model's continuation when a driver's claim is
+#: answered (``line``: the claim was made for a driver waiting in the lot's line).
+Done = Callable[[int, int, Status, float, bool], None]
+
+_BUFFER = 4096
+
+
+class _Draws:
+    """Values of one generator drawn in blocks (a scalar numpy call per step costs more than
+    the step)."""
+
+    __slots__ = ("_buf", "_draw", "_i")
+
+    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
+        self._draw = draw
+        self._buf: list[float] = []
+        self._i = 0
+
+    def __call__(self) -> float:
+        if self._i == len(self._buf):
+            self._buf = self._draw(_BUFFER).tolist()
+            self._i = 0
+        self._i += 1
+        return self._buf[self._i - 1]
+
+
+def _claims_of(scenario: Scenario) -> ClaimsSpec | None:
+    return scenario.claims
+
+
+@register("claims", order=60, spec=_claims_of)
+class ClaimsComponent(Component):
+    """The store the gates claim units from, one counter row per lot."""
+
+    name: ClassVar[str] = "claims"
+    keeps_sessions: ClassVar[bool] = False
+
+    def __init__(self, spec: ClaimsSpec, scenario: Scenario) -> None:
+        self.spec = spec
+        self.scenario = scenario
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def start(self, ctx: ModelContext) -> None:
+        super().start(ctx)
+        spec, env = self.spec, ctx.env
+        self.env: simpy.Environment = env
+        self.lots = ctx.lots
+        self.core: ClaimStrategy = make_claim_strategy(
+            spec.strategy,
+            {k: lot.capacity for k, lot in enumerate(ctx.lots)},
+            max_retries=spec.max_retries,
+        )
+        self.pool = simpy.Resource(env, spec.connections)
+        self.cpu = simpy.Resource(env, spec.workers)
+        self.redis = simpy.Resource(env, spec.redis_servers)
+        self.half = spec.rtt_ms / 2000.0
+        self.app = spec.app_ms / 1000.0
+        cv = spec.service_cv
+        service = ctx.streams.get("claims/service")
+        if cv == 0:
+            self.svc = _Draws(np.ones)
+        else:
+            shape = 1.0 / cv**2
+            self.svc = _Draws(lambda n: service.standard_gamma(shape, n) / shape)
+        backoff = ctx.streams.get("claims/backoff")
+        self.jitter = _Draws(backoff.random)
+        self._claim_body = {
+            "pessimistic": self._pessimistic,
+            "optimistic": self._optimistic,
+            "atomic": self._atomic,
+            "queue": self._queue,
+        }[spec.strategy]
+        self._release_body = {
+            "pessimistic": self._pessimistic_release,
+            "optimistic": self._optimistic_release,
+            "atomic": self._atomic_release,
+            "queue": self._queue_release,
+        }[spec.strategy]
+        self._events: dict[int, simpy.Event] = {}  # blocked transactions by claim id
+        self._ids = 0
+        self.holding: dict[int, int] = {}  # driver -> claim id of the unit it holds
+        self.claiming: set[int] = set()  # drivers with a claim in flight
+        self.in_flight = [0] * len(ctx.lots)  # claims in flight per lot (not releases)
+        self.done: Done = lambda i, k, status, t, line: None
+        # per claim: begun at, answered at (NaN: not yet), status code, lot, conflicts, waited
+        self._target: list[int] = []
+        self._line: list[bool] = []
+        self._begun: list[float] = []
+        self._answered: list[float] = []
+        self._status: list[int] = []
+        self._conflicts: list[int] = []
+        self._waited: list[bool] = []
+        self._with_space: list[bool] = []  # refused or failed while the lot had a spot free
+        self.no_spot: list[float] = []  # grants given back: the lot had no spot for the car
+        self.double_bookings = 0
+        self.negative_counts = 0
+        self.releases = 0
+        # units a start state's cars and holds took before the run: claim ids -1, -2, ...
+        self._seeded: list[list[int]] = [[] for _ in ctx.lots]
+        self._seeded_target: dict[int, int] = {}
+
+    def bind(self, done: Done) -> None:
+        """Where answers go: the model's continuation of a driver's visit."""
+        self.done = done
+
+    # -- what the model calls -------------------------------------------------------------------
+    def claim(self, i: int, k: int, t: float, line: bool = False) -> None:
+        """Driver ``i`` claims a unit of lot ``k`` at ``t``; ``done`` hears the answer."""
+        cid = self._ids
+        self._ids += 1
+        self._target.append(k)
+        self._line.append(line)
+        self._begun.append(t)
+        self._answered.append(math.nan)
+        self._status.append(-1)
+        self._conflicts.append(0)
+        self._waited.append(False)
+        self._with_space.append(False)
+        self.claiming.add(i)
+        self.in_flight[k] += 1
+        self.env.process(self._claim(cid, i, k))
+
+    def give_back(self, i: int, t: float) -> None:
+        """Driver ``i``'s granted unit goes back to the store (a departure, or a grant the
+        driver could not use); the release is a transaction of its own."""
+        cid = self.holding.pop(i, None)
+        if cid is not None:
+            self.releases += 1
+            self.env.process(self._release(cid))
+
+    def prefill(self) -> None:
+        """Grant at time 0, without latency, a unit for every spot a start state took (its
+        parked cars and its holds): the store begins agreeing with the lots."""
+        t = self.env.now
+        cid = -1 - len(self._seeded_target)
+        for k, lot in enumerate(self.lots):
+            for _ in range(lot.capacity - lot.n_available):
+                step = self.core.begin(cid, k, t)
+                while not step.status.final:
+                    step = self.core.step(cid, t)
+                self._seeded[k].append(cid)
+                self._seeded_target[cid] = k
+                cid -= 1
+
+    def seeded_freed(self, freed: Callable[[int, float], None]) -> Callable[[int, float], None]:
+        """Wrap the model's "a start state's spot came free at lot k" so that the unit it held
+        goes back through the store too (a release transaction, like a departure's)."""
+
+        def hook(k: int, t: float) -> None:
+            if self._seeded[k]:
+                self.releases += 1
+                self.env.process(self._release(self._seeded[k].pop()))
+            freed(k, t)
+
+        return hook
+
+    def _row(self, cid: int) -> int:
+        return self._target[cid] if cid >= 0 else self._seeded_target[cid]
+
+    def check_parked(self, k: int) -> None:
+        """After a car parked at lot ``k``: the lot's parked cars never outnumber the units the
+        store has granted there (two cars on one unit would be a double booking)."""
+        if self.lots[k].n_occupied > self.core.held(k):
+            self.double_bookings += 1
+
+    def note_no_spot(self, t: float) -> None:
+        """A granted unit the lot had no fitting spot for (the model gives it back)."""
+        self.no_spot.append(t)
+
+    def on_leave(self, i: int, k: int, session: Session, t: float) -> float:
+        self.give_back(i, t)
+        return 0.0
+
+    # -- transactions ---------------------------------------------------------------------------
+    def _claim(self, cid: int, i: int, k: int) -> Generator:
+        step = yield from self._claim_body(cid, k)
+        t = self.env.now
+        self._answered[cid] = t
+        self._status[cid] = _CODE[step.status]
+        self.claiming.discard(i)
+        self.in_flight[k] -= 1
+        if step.status is Status.GRANTED:
+            self.holding[i] = cid
+        elif self.lots[k].n_available > 0:
+            self._with_space[cid] = True
+        self.done(i, k, step.status, t, self._line[cid])
+
+    def _release(self, cid: int) -> Generator:
+        yield from self._release_body(cid)
+        # a unit came free in the store: drivers waiting at that lot may claim it now
+        self.ctx.spot_freed(self._row(cid), self.env.now)
+
+    def _step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
+        """Perform the transaction's next operation now; if it blocks, wait to be woken."""
+        step = self.core.step(cid, self.env.now)
+        for woken in step.woken:
+            self._events.pop(woken.claim_id).succeed(woken)
+        if step.status is Status.BLOCKED:
+            if step.kind is Kind.CLAIM:
+                self._waited[cid] = True
+            event = self.env.event()
+            self._events[cid] = event
+            step = yield event
+        elif step.status is Status.GRANTED:
+            self._check_grant(cid)
+        return step
+
+    def _check_grant(self, cid: int) -> None:
+        """The invariant: a row never has more units granted than it has, nor a count < 0."""
+        k = self._row(cid)
+        if self.core.held(k) > self.core.capacity(k):
+            self.double_bookings += 1
+        if self.core.store_value(k) < 0:
+            self.negative_counts += 1
+
+    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        with resource.request() as req:
+            yield req
+            yield self.env.timeout(mean_s * self.svc())
+
+    def _statement(self) -> Generator:
+        return self._service(self.cpu, self.spec.statement_ms / 1000.0)
+
+    def _flush(self) -> simpy.Timeout:
+        return self.env.timeout(self.spec.commit_ms / 1000.0 * self.svc())
+
+    # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT (or ROLLBACK)
+    def _pessimistic(self, cid: int, k: int) -> Generator:
+        env, half = self.env, self.half
+        with self.pool.request() as conn:
+            yield conn
+            yield env.timeout(half)
+            yield from self._statement()
+            self.core.begin(cid, k, env.now)
+            step = yield from self._step(cid)  # LOCK: may wait for the row
+            if step.next_op is Op.ABORT:  # the row is full: roll back at once
+                yield env.timeout(2 * half)
+                yield from self._statement()
+            else:
+                yield env.timeout(half + self.app)
+                for _ in range(self.spec.statements_in_lock - 1):
+                    yield env.timeout(half)
+                    yield from self._statement()
+                    yield env.timeout(half)
+                yield env.timeout(half)
+                yield from self._statement()
+                yield self._flush()
+            step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
+            yield env.timeout(half)
+        return step
+
+    def _pessimistic_release(self, cid: int) -> Generator:
+        env = self.env
+        with self.pool.request() as conn:
+            yield conn
+            yield env.timeout(self.half)
+            yield from self._statement()
+            self.core.release(cid, env.now)
+            yield from self._step(cid)  # UPDATE: waits for the row lock
+            yield self._flush()
+            yield from self._step(cid)  # COMMIT
+            yield env.timeout(self.half)
+
+    # optimistic: READ, controller work, CAS; back off and read again on a conflict
+    def _optimistic(self, cid: int, k: int) -> Generator:
+        env, half, spec = self.env, self.half, self.spec
+        self.core.begin(cid, k, env.now)
+        while True:
+            with self.pool.request() as conn:
+                yield conn
+                yield env.timeout(half)
+                yield from self._statement()
+                step = yield from self._step(cid)  # READ
+                yield env.timeout(half)
+            if step.status.final:
+                return step  # refused: the row was full
+            yield env.timeout(self.app)
+            with self.pool.request() as conn:
+                yield conn
+                yield env.timeout(half)
+                yield from self._statement()
+                yield self._flush()
+                step = yield from self._step(cid)  # CAS
+                yield env.timeout(half)
+            if step.status is not Status.CONFLICT:
+                return step
+            self._conflicts[cid] += 1
+            wait_ms = backoff_delay(
+                step.attempt, spec.backoff_base_ms, spec.backoff_cap_ms, self.jitter()
+            )
+            yield env.timeout(wait_ms / 1000.0)
+
+    def _optimistic_release(self, cid: int) -> Generator:
+        env = self.env
+        with self.pool.request() as conn:
+            yield conn
+            yield env.timeout(self.half)
+            yield from self._statement()
+            yield self._flush()
+            self.core.release(cid, env.now)
+            yield from self._step(cid)  # UPDATE used = used - 1
+            yield env.timeout(self.half)
+
+    # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store
+    def _redis(self, cid: int) -> Generator:
+        yield self.env.timeout(self.half)
+        yield from self._service(self.redis, self.spec.redis_op_ms / 1000.0)
+        step = yield from self._step(cid)
+        yield self.env.timeout(self.half)
+        return step
+
+    def _atomic(self, cid: int, k: int) -> Generator:
+        self.core.begin(cid, k, self.env.now)
+        step = yield from self._redis(cid)  # INCR
+        if step.next_op is Op.DECR:
+            step = yield from self._redis(cid)  # over capacity: DECR back, refused
+        return step
+
+    def _atomic_release(self, cid: int) -> Generator:
+        self.core.release(cid, self.env.now)
+        yield from self._redis(cid)
+
+    # queue: publish, wait for the one consumer, reply
+    def _queued(self, cid: int) -> Generator:
+        yield from self._step(cid)  # ENQUEUE: in service at once, or wait in line
+        yield self.env.timeout(self.spec.consumer_ms / 1000.0 * self.svc())
+        step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
+        yield self.env.timeout(self.half)
+        return step
+
+    def _queue(self, cid: int, k: int) -> Generator:
+        yield self.env.timeout(self.half)
+        self.core.begin(cid, k, self.env.now)
+        return (yield from self._queued(cid))
+
+    def _queue_release(self, cid: int) -> Generator:
+        yield self.env.timeout(self.half)
+        self.core.release(cid, self.env.now)
+        yield from self._queued(cid)
+
+    # -- figures --------------------------------------------------------------------------------
+    def finish(self, t: float) -> dict[str, float]:
+        """Figures of the claims begun in [warm-up, horizon)."""
+        warm = self.scenario.warmup_s
+        days = max(t - warm, 0.0) / 86400.0
+        begun = np.asarray(self._begun, dtype=float)
+        keep = begun >= warm
+        answered = np.asarray(self._answered, dtype=float)[keep]
+        status = np.asarray(self._status, dtype=np.int8)[keep]
+        done = np.isfinite(answered)
+        wait_ms = (answered[done] - begun[keep][done]) * 1000.0
+        n = int(keep.sum())
+
+        def per_day(count: float) -> float:
+            return count / days if days > 0 else math.nan
+
+        def share(count: float) -> float:
+            return 100.0 * count / n if n else 0.0
+
+        refused = int((status == _CODE[Status.REFUSED]).sum())
+        failed = int((status == _CODE[Status.FAILED]).sum())
+        conflicts = int(np.asarray(self._conflicts)[keep].sum()) if n else 0
+        stats = self.core.stats
+        return {
+            "wait_ms.mean": float(wait_ms.mean()) if wait_ms.size else math.nan,
+            "wait_ms.p95": float(np.percentile(wait_ms, 95)) if wait_ms.size else math.nan,
+            "wait_ms.max": float(wait_ms.max()) if wait_ms.size else math.nan,
+            "per_day": per_day(n),
+            "refused_pct": share(refused),
+            "failed_pct": share(failed),
+            "refused_with_space_per_day": per_day(
+                int(np.asarray(self._with_space, dtype=bool)[keep].sum())
+            ),
+            "no_spot_per_day": per_day(int((np.asarray(self.no_spot) >= warm).sum())),
+            "conflicts_per_day": per_day(conflicts),
+            # each conflict is retried, except the last of a claim that failed
+            "retries_per_day": per_day(conflicts - failed),
+            "waited_pct": share(int(np.asarray(self._waited, dtype=bool)[keep].sum())),
+            "unfinished": float(n - int(done.sum())),
+            "double_bookings": float(self.double_bookings + self.negative_counts),
+            "spurious_refusals": float(stats.spurious_refusals),
+        }
+
+
+#: Status codes in the per-claim record.
+_CODE = {s: code for code, s in enumerate(Status)}
+
+
+def claim_first(
+    claims: ClaimsComponent,
+    admit: Callable[[int, float], None],
+    refused: Callable[[int, int, float], None],
+    park: Callable[[int, int, Session, float], None],
+    lots: list[Lot],
+    allocate: list[Callable[[Vehicle, float], Session | None]],
+    fleet: list[Vehicle],
+    profile: memoryview,
+    outcome: memoryview,
+    at: memoryview,
+    waiting: list[deque[int]],
+    gate_t: memoryview | None,
+    session_of: list[Session | None],
+) -> tuple[Callable[[int, float], None], Callable[[int, float], None]]:
+    """The model's ``gate`` and ``serve_waiting`` when the gates claim through the store.
+
+    ``admit(i, t)`` is the model's own gate (take a spot, or ``refused``); it now runs when a
+    claim is granted. Called once per replication by :meth:`ParkingModel.run`; the closures
+    it returns replace the model's, so a run without claims keeps its fast paths untouched.
+    """
+
+    def gate(i: int, t: float) -> None:
+        claims.claim(i, at[i], t)
+
+    def done(i: int, k: int, status: Status, t: float, line: bool) -> None:
+        if line:  # a claim for a driver of the waiting line
+            if status is Status.GRANTED:
+                if outcome[i] == WAITING and at[i] == k:
+                    session = allocate[k](fleet[profile[i]], t)
+                    if session is not None:
+                        park(i, k, session, t)
+                        claims.check_parked(k)
+                        return
+                    claims.note_no_spot(t)
+                claims.give_back(i, t)  # reneged or drove on meanwhile, or no fitting spot
+            return  # refused: still in the line
+        if gate_t is not None:
+            gate_t[i] = t  # the barrier opens (or the car is refused) when the store answers
+        if status is Status.GRANTED:
+            admit(i, t)
+            if session_of[i] is None:  # granted, but the lot had no spot that fits the car
+                claims.note_no_spot(t)
+                claims.give_back(i, t)
+            else:
+                claims.check_parked(k)
+        else:
+            refused(i, k, t)
+
+    def serve_waiting(k: int, t: float) -> None:
+        """Claim for as many waiting drivers as the lot has spots free (less the claims in
+        flight there), longest-waiting first among those a free spot fits."""
+        queued = waiting[k]
+        lot = lots[k]
+        room = lot.n_available - claims.in_flight[k]
+        no_fit = 0  # bit mask of the vehicle profiles the lot has no spot for now
+        gone = 0
+        for i in queued:
+            if room <= 0:
+                break
+            if outcome[i] != WAITING or at[i] != k:
+                gone += 1
+                continue
+            p = profile[i]
+            if i in claims.claiming or no_fit >> p & 1:
+                continue
+            if not lot.has_space_for(fleet[p]):
+                no_fit |= 1 << p
+                continue
+            claims.claim(i, k, t, line=True)
+            room -= 1
+        while queued and (outcome[queued[0]] != WAITING or at[queued[0]] != k):
+            queued.popleft()
+        if gone > len(queued) // 2:
+            waiting[k] = deque(i for i in queued if outcome[i] == WAITING and at[i] == k)
+
+    claims.bind(done)
+    return gate, serve_waiting
