@@ -38,6 +38,14 @@ def backtest_command(
             min=0, help="Refit the twin every N test days on the readings before (0: never)."
         ),
     ] = 7,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online/--no-online",
+            help="Correct the twin's forecast and bands day by day from its past errors "
+            "(shrinkage toward seasonal naive, conformal bands); --no-online: the twin's own law.",
+        ),
+    ] = True,
     no_plots: NoPlotsOption = False,
 ) -> None:
     """Calibrate on the readings up to --train-until, then forecast occupancy from every hourly
@@ -65,6 +73,7 @@ def backtest_command(
             test_days=test_days,
             plots=not no_plots,
             refit_days=refit_days or None,
+            online=online,
         )
     except (CalibrationInputError, api.ScenarioError) as exc:
         fail(str(exc).splitlines())

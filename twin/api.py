@@ -490,11 +490,14 @@ def backtest(
     test_days: int | None = None,
     plots: bool = True,
     refit_days: int | None = 7,
+    online: bool = True,
 ) -> Any:
     """Calibrate an occupancy series on readings up to ``train_until`` and forecast from every
     hourly origin after it with the twin, seasonal naive and ETS (see
     :mod:`twin.calibrate.backtest`); the twin is refitted every ``refit_days`` test days on the
-    readings before (None or 0: one fit at the cut). Returns a
+    readings before (None or 0: one fit at the cut); ``online`` corrects the twin's point
+    forecast and bands day by day from its past errors (shrinkage toward seasonal naive,
+    conformal bands; :mod:`twin.calibrate.backtest_bands`). Returns a
     :class:`twin.calibrate.backtest.Backtest` whose ``table`` is ``backtest.csv`` (site,
     horizon_h, method, n, mae, rmse, coverage80, coverage95) and whose ``frames`` are the CSV
     tables written to ``out`` (when given).
@@ -514,6 +517,7 @@ def backtest(
         test_days=test_days,
         plots=plots,
         refit_days=refit_days,
+        online=online,
     )
 
 

@@ -13,10 +13,8 @@ from typer.testing import CliRunner
 
 from cli import app
 from twin import api
-from twin.calibrate.backtest import (
-    COLUMNS,
-    METHODS,
-    ets_forecast,
+from twin.calibrate.backtest import COLUMNS, METHODS, ets_forecast
+from twin.calibrate.backtest_twin import (
     origin_pairs,
     slotted_series,
     twin_forecast,
@@ -309,7 +307,7 @@ def test_flow_level_is_what_the_same_weekday_implied_and_uses_only_the_past():
     forecast exact on the same weekday a week before (same origin and target slots), from
     readings of earlier days only: changing the pair's own day or any later day changes
     nothing."""
-    from twin.calibrate.backtest import flow_pieces, implied_level
+    from twin.calibrate.backtest_twin import flow_pieces, implied_level
 
     fit = _fit()
     monday, before = pd.Timestamp("2026-01-12"), pd.Timestamp("2026-01-05")
@@ -341,7 +339,7 @@ def test_rolling_refit_uses_only_readings_before_each_block():
     """The twin is refitted every 7 test days on the readings before the block: readings of
     the block's own days and later change none of its forecasts; readings of the week before
     the block (after the cut) do, which the one fit at the cut would not see."""
-    from twin.calibrate.backtest import TwinSetup, rolling_twin
+    from twin.calibrate.backtest_tuning import TwinSetup, rolling_twin
 
     rng = np.random.default_rng(4)
     days = pd.date_range("2026-01-05", periods=35)

@@ -1,0 +1,164 @@
+"""Online corrections of the twin's forecasts from its own past errors, per site and horizon.
+
+The twin's law (:mod:`twin.calibrate.backtest_twin`) is a model: its spread comes from Poisson
+noise, the day factor and a flow factor tuned once on two training weeks, and its median from
+a fit refitted weekly. Two things a forecaster in service would learn from the errors it has
+already seen, and that this module applies before each day's forecasts, using only pairs whose
+target lies before that day (the tuning origins, then the test days already past):
+
+* **Shrinkage toward seasonal naive** (a forecast combination, Bates and Granger 1969): the
+  combined forecast is c = w · twin + (1 − w) · seasonal naive, w in 0..1 the weight with the
+  lowest (recency-weighted) absolute error on the past pairs. Where the twin has been better,
+  w stays near 1; where the week-old reading has carried information the twin lacks (e.g.
+  4 h ahead on a car park whose afternoon differs from the fitted profile), part of it is
+  taken.
+* **Bands by split conformal prediction on standardized residuals**: a past pair's residual
+  z = (actual − c) / s, s the twin's own 10–90% width (so the band keeps the twin's shape:
+  narrow at opening time, wide at midday, wider 4 h ahead than 1 h); the 80% band is
+  c + [q₁₀(z), q₉₀(z)] · s, the 95% band c + [q₂.₅(z), q₉₇.₅(z)] · s and the point forecast
+  c + q₅₀(z) · s (the median error taken out), q the empirical quantiles of the past
+  residuals of that site and horizon. Asymmetric errors (a twin that under-forecasts on a
+  rising lot) move the band and the point, not only widen the band.
+* **Adaptive conformal inference** (Gibbs and Candès 2021): the miscoverage level of each band
+  follows the band's own record, α ← α + γ (α_nominal − share of the day's actuals outside),
+  so a site whose errors have outgrown its past gets wider bands the next day, one whose band
+  held everything narrower ones. Over a run, each site's coverage is pulled to nominal.
+
+Past pairs weigh 2^(−age / HALF_LIFE_DAYS) (age in days before the forecast's day): errors of
+the weeks before Christmas say more about the next day than October's. Recalibrated every day
+from the errors of all days before it, as a twin in service would. The settings (half-life 7
+days, γ = 0.1) were chosen on an earlier backtest (cut 2016-11-06, two test weeks, see
+docs/validation.md), not on the weeks they are reported on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from twin.calibrate.backtest_twin import BAND_Q
+
+#: Twin weights in the combination with seasonal naive, tried on the past pairs.
+SHRINK_WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)
+#: Floor of the residual scale (share of capacity): the twin's band at opening time can be a
+#: car or two wide, and a residual divided by it would be meaningless.
+MIN_SCALE = 0.01
+#: At least this many past pairs (per horizon) before a correction is made; fewer: the twin's
+#: own forecast and band.
+MIN_PAST = 30
+#: Half-life (days) of a past pair's weight in the shrinkage and the residual quantiles.
+HALF_LIFE_DAYS = 7.0
+#: Step γ of adaptive conformal inference, per day.
+ACI_STEP = 0.1
+FINITE_SAMPLE = True
+#: Nominal miscoverage of the two bands, by their (lower, upper) quantile columns.
+BANDS = {("p10", "p90"): 0.20, ("p2_5", "p97_5"): 0.05}
+
+
+def _scale(frame: pd.DataFrame) -> np.ndarray:
+    return np.maximum(frame["p90"].to_numpy(float) - frame["p10"].to_numpy(float), MIN_SCALE)
+
+
+def _point(frame: pd.DataFrame, w: float) -> np.ndarray:
+    twin = frame["p50"].to_numpy(float)
+    naive = frame["week_before"].to_numpy(float)
+    return np.where(np.isfinite(naive), w * twin + (1 - w) * naive, twin)
+
+
+def recency(past: pd.DataFrame, day: pd.Timestamp | None) -> np.ndarray:
+    """Weights of past pairs: 2^(−age / HALF_LIFE_DAYS), age in days before ``day`` (all 1
+    without a day)."""
+    if day is None or not len(past):
+        return np.ones(len(past))
+    age = (pd.Timestamp(day) - pd.to_datetime(past["day"])).dt.days.to_numpy(float)
+    return 0.5 ** (age / HALF_LIFE_DAYS)
+
+
+def shrink_weight(past: pd.DataFrame, day: pd.Timestamp | None = None) -> float:
+    """The twin's weight w with the lowest recency-weighted mean absolute error of
+    w · twin + (1 − w) · naive on the past pairs (1 with fewer than MIN_PAST week-old
+    readings)."""
+    ok = past["week_before"].notna().to_numpy()
+    if ok.sum() < MIN_PAST:
+        return 1.0
+    y = past["actual"].to_numpy(float)[ok]
+    twin = past["p50"].to_numpy(float)[ok]
+    naive = past["week_before"].to_numpy(float)[ok]
+    wt = recency(past[ok], day)
+    mix = SHRINK_WEIGHTS[:, None] * twin[None, :] + (1 - SHRINK_WEIGHTS[:, None]) * naive[None, :]
+    loss = (np.abs(mix - y[None, :]) * wt[None, :]).sum(axis=1)
+    return float(SHRINK_WEIGHTS[int(np.argmin(loss))])
+
+
+def weighted_quantiles(z: np.ndarray, weights: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Quantiles of ``z`` under ``weights`` (the weighted CDF at each value's midpoint,
+    interpolated; equal weights give Hazen's plotting positions)."""
+    order = np.argsort(z)
+    cum = np.cumsum(weights[order])
+    pos = (cum - 0.5 * weights[order]) / cum[-1]
+    return np.interp(q, pos, z[order])
+
+
+def corrected(
+    past: pd.DataFrame,
+    now: pd.DataFrame,
+    day: pd.Timestamp | None = None,
+    alphas: dict | None = None,
+) -> pd.DataFrame:
+    """The forecasts of ``now`` (rows of one horizon) corrected from ``past`` (same horizon,
+    targets before ``now``'s origins, weighted by recency from ``day``): point forecast and
+    band quantiles as occupancy rates, plus ``shrink_weight``. ``alphas``: each band's current
+    miscoverage level (default: nominal, see BANDS)."""
+    out = pd.DataFrame(index=now.index)
+    if len(past) < MIN_PAST:
+        for col in BAND_Q:
+            out[col] = now[col].to_numpy(float)
+        out["shrink_weight"] = 1.0
+        return out
+    alphas = alphas or BANDS
+    w = shrink_weight(past, day)
+    z = (past["actual"].to_numpy(float) - _point(past, w)) / _scale(past)
+    wt = recency(past, day)
+    c, s = _point(now, w), _scale(now)
+    n_eff = wt.sum() ** 2 / np.sum(wt**2)
+    for (lo, hi), alpha in alphas.items():
+        a = float(np.clip(alpha, 0.002, 0.998))
+        upper = min(1.0, (1 - a / 2) * (1 + 1 / n_eff)) if FINITE_SAMPLE else 1 - a / 2
+        q_lo, q_hi = weighted_quantiles(z, wt, np.array([1 - upper, upper]))
+        out[lo] = np.clip(c + q_lo * s, 0.0, 1.0)
+        out[hi] = np.clip(c + q_hi * s, 0.0, 1.0)
+    out["p50"] = np.clip(c + weighted_quantiles(z, wt, np.array([0.5]))[0] * s, 0.0, 1.0)
+    out["shrink_weight"] = w
+    return out[[*BAND_Q, "shrink_weight"]]
+
+
+def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.DataFrame:
+    """Day by day over ``test`` (columns ``day``, ``horizon_h``, ``actual``, ``week_before``
+    and the twin's band quantiles), the :func:`corrected` forecasts from the errors of
+    ``history`` (the tuning origins) and of the test days before, each band's level adapted
+    to its record (adaptive conformal inference): same index as ``test``."""
+    cols = ["day", "horizon_h", "actual", "week_before", *BAND_Q]
+    seen = (
+        history[cols].assign(day=pd.to_datetime(history["day"]))
+        if history is not None and len(history)
+        else pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).astype(
+            {"day": "datetime64[ns]"}
+        )
+    )
+    alphas: dict[int, dict] = {}
+    parts = []
+    days = pd.to_datetime(test["day"])
+    for day in sorted(days.unique()):
+        today = test[(days == day).to_numpy()]
+        for h, now in today.groupby("horizon_h", sort=True):
+            past = seen[(seen["horizon_h"] == h).to_numpy()]
+            level = alphas.setdefault(int(h), dict(BANDS))
+            fc = corrected(past, now, day, level)
+            parts.append(fc)
+            if len(past) >= MIN_PAST:
+                y = now["actual"].to_numpy(float)
+                for lo, hi in level:
+                    outside = np.mean((y < fc[lo].to_numpy()) | (y > fc[hi].to_numpy()))
+                    level[(lo, hi)] += ACI_STEP * (BANDS[(lo, hi)] - float(outside))
+        seen = pd.concat([seen, today[cols]], ignore_index=True)
+    return pd.concat(parts).loc[test.index]
