@@ -4,11 +4,10 @@ Birmingham data gives the table the issue asks for (two car parks, a week of ori
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from bham import BIRMINGHAM
 from typer.testing import CliRunner
 
 from cli import app
@@ -21,18 +20,6 @@ from twin.calibrate.backtest_twin import (
 )
 from twin.calibrate.occupancy import Blocks, SiteFit, StayLaw
 
-ROOT = Path(__file__).resolve().parents[2]
-BIRMINGHAM = next(
-    (
-        p
-        for p in (
-            ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-            ROOT.parents[1] / "shared/data/birmingham-parking/dataset.csv",
-        )
-        if p.is_file()
-    ),
-    ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-)
 BHAM_COLS = "time=LastUpdated,site=SystemCodeNumber,occupied=Occupancy,capacity=Capacity"
 SITES = ["BHMBCCMKT01", "Broad Street"]
 birmingham = pytest.mark.skipif(not BIRMINGHAM.is_file(), reason=f"no real data: {BIRMINGHAM}")

@@ -4,11 +4,10 @@ the real Birmingham data is fitted on a slice."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from bham import BIRMINGHAM
 from typer.testing import CliRunner
 
 from cli import app
@@ -19,19 +18,6 @@ from twin.calibrate.run import calibrate_occupancy
 from twin.scenario.loader import load_scenario
 from twin.scenario.model import Scenario
 
-ROOT = Path(__file__).resolve().parents[2]
-#: ../shared/data relative to the repository root (a worktree under wt/ looks one level higher)
-BIRMINGHAM = next(
-    (
-        p
-        for p in (
-            ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-            ROOT.parents[1] / "shared/data/birmingham-parking/dataset.csv",
-        )
-        if p.is_file()
-    ),
-    ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-)
 COLS = {"time": "t", "site": "site", "occupied": "n", "capacity": "cap"}
 #: Arrivals per hour from 05:00 to 16:59 (the fit's assumption: none outside that window).
 RATES = [0] * 5 + [10, 30, 80, 120, 100, 80, 70, 60, 50, 40, 30, 20] + [0] * 7

@@ -5,28 +5,15 @@ are left alone."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from bham import BIRMINGHAM
 
 from twin.calibrate.backtest import origin_pairs, slotted_series
 from twin.calibrate.cleaning import clean_series
 from twin.calibrate.occupancy import calibrate_series
 from twin.calibrate.run import calibrate_occupancy
 
-ROOT = Path(__file__).resolve().parents[2]
-BIRMINGHAM = next(
-    (
-        p
-        for p in (
-            ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-            ROOT.parents[1] / "shared/data/birmingham-parking/dataset.csv",
-        )
-        if p.is_file()
-    ),
-    ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-)
 BHAM = {
     "time": "LastUpdated",
     "site": "SystemCodeNumber",

@@ -4,29 +4,16 @@ the ordinary profile is refitted without them; the written scenario carries them
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from bham import BIRMINGHAM
 
 from twin.calibrate.occupancy_calendar import SPECIAL_ALPHA
 from twin.calibrate.run import calibrate_occupancy
 from twin.scenario.loader import load_scenario
 
 COLS = {"time": "t", "site": "site", "occupied": "n", "capacity": "cap"}
-ROOT = Path(__file__).resolve().parents[2]
-BIRMINGHAM = next(
-    (
-        p
-        for p in (
-            ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-            ROOT.parents[1] / "shared/data/birmingham-parking/dataset.csv",
-        )
-        if p.is_file()
-    ),
-    ROOT.parent / "shared/data/birmingham-parking/dataset.csv",
-)
 #: Day index (from Mon 2026-01-05) → lift of that day's arrivals.
 EVENT, CLOSURE, WEEK = 17, 30, range(35, 42)
 LIFTS = {EVENT: 1.8, CLOSURE: 0.4, **{k: 1.3 for k in WEEK}}
