@@ -72,6 +72,7 @@ from twin.core.locking import (
 )
 from twin.sim.components import Component, ModelContext, register
 from twin.sim.record import WAITING
+from twin.sim.rng import BlockDraws
 
 if TYPE_CHECKING:
     from twin.core.lot import Lot, Session
@@ -87,27 +88,6 @@ Done = Callable[[int, int, Status, float, bool], None]
 
 #: ``answer(claim_id, status, t)``: where an app's claim (a reservation's) is answered.
 Answer = Callable[[int, Status, float], None]
-
-_BUFFER = 4096
-
-
-class _Draws:
-    """Values of one generator drawn in blocks (a scalar numpy call per step costs more than
-    the step)."""
-
-    __slots__ = ("_buf", "_draw", "_i")
-
-    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
-        self._draw = draw
-        self._buf: list[float] = []
-        self._i = 0
-
-    def __call__(self) -> float:
-        if self._i == len(self._buf):
-            self._buf = self._draw(_BUFFER).tolist()
-            self._i = 0
-        self._i += 1
-        return self._buf[self._i - 1]
 
 
 def _claims_of(scenario: Scenario) -> ClaimsSpec | None:
@@ -150,12 +130,12 @@ class ClaimsComponent(Component):
         cv = spec.service_cv
         service = ctx.streams.get("claims/service")
         if cv == 0:
-            self.svc = _Draws(np.ones)
+            self.svc = BlockDraws(np.ones)
         else:
             shape = 1.0 / cv**2
-            self.svc = _Draws(lambda n: service.standard_gamma(shape, n) / shape)
+            self.svc = BlockDraws(lambda n: service.standard_gamma(shape, n) / shape)
         backoff = ctx.streams.get("claims/backoff")
-        self.jitter = _Draws(backoff.random)
+        self.jitter = BlockDraws(backoff.random)
         self._claim_body = {
             "pessimistic": self._pessimistic,
             "optimistic": self._optimistic,

@@ -87,7 +87,7 @@ from twin.sim.locking_measure import (
     row_shares_and_stays,
 )
 from twin.sim.locking_plot import plot_locking_study
-from twin.sim.rng import stream_key
+from twin.sim.rng import BlockDraws, stream_key
 
 # the measurement and the figure live in their own modules; importing them from here still works
 __all__ = [
@@ -105,25 +105,6 @@ __all__ = [
     "run_locking_study",
     "simulate_point",
 ]
-
-
-class _Draws:
-    """Values of one Generator drawn 4,096 at a time: a scalar numpy call per claim step would
-    cost more than the step itself."""
-
-    __slots__ = ("_buf", "_draw", "_i")
-
-    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
-        self._draw = draw
-        self._buf: list[float] = []
-        self._i = 0
-
-    def __call__(self) -> float:
-        if self._i == len(self._buf):
-            self._buf = self._draw(4096).tolist()
-            self._i = 0
-        self._i += 1
-        return self._buf[self._i - 1]
 
 
 def _generator(seed: int, offered: float, purpose: str) -> np.random.Generator:
@@ -165,20 +146,20 @@ class _Point:
         seed = spec.seed
         gen = {p: _generator(seed, offered, p) for p in ("arrivals", "rows", "stays", "service")}
         gen["backoff"] = _generator(seed, offered, "backoff")
-        self.gap = _Draws(lambda n: gen["arrivals"].exponential(1 / offered, n))
-        self.unit = _Draws(lambda n: gen["rows"].random(n))
-        self.stay1 = _Draws(lambda n: gen["stays"].exponential(1.0, n))
-        self.jitter = _Draws(lambda n: gen["backoff"].random(n))
+        self.gap = BlockDraws(lambda n: gen["arrivals"].exponential(1 / offered, n))
+        self.unit = BlockDraws(lambda n: gen["rows"].random(n))
+        self.stay1 = BlockDraws(lambda n: gen["stays"].exponential(1.0, n))
+        self.jitter = BlockDraws(lambda n: gen["backoff"].random(n))
         cv = spec.service_cv
         if cv == 0:
-            self.svc = _Draws(lambda n: np.ones(n))
+            self.svc = BlockDraws(lambda n: np.ones(n))
         else:
             k = 1 / cv**2
-            self.svc = _Draws(lambda n: gen["service"].standard_gamma(k, n) / k)
+            self.svc = BlockDraws(lambda n: gen["service"].standard_gamma(k, n) / k)
         self.wake = spec.host.wakeup_ms / 1000
         if self.wake > 0:  # its own stream: the other draws stay the same with or without it
             gen["wakeup"] = _generator(seed, offered, "wakeup")
-            self.wake1 = _Draws(lambda n: gen["wakeup"].exponential(1.0, n))
+            self.wake1 = BlockDraws(lambda n: gen["wakeup"].exponential(1.0, n))
         self.shares, self.stay_mean = row_shares_and_stays(w, offered)
         self.cum = np.cumsum(self.shares).tolist()
         self.rng_init = gen["stays"]

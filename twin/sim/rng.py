@@ -9,6 +9,7 @@ run with the same seed see the same drivers: the basis of paired comparisons.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,3 +31,24 @@ class Streams:
             entropy=self.seed, spawn_key=(self.replication, stream_key(name))
         )
         return np.random.Generator(np.random.PCG64(seq))
+
+
+class BlockDraws:
+    """Values of one Generator drawn ``block`` at a time and handed out one per call: a scalar
+    numpy call per simulated step would cost more than the step itself. The values are those
+    of the bulk draws in order, so the block size does not change a run's numbers."""
+
+    __slots__ = ("_block", "_buf", "_draw", "_i")
+
+    def __init__(self, draw: Callable[[int], np.ndarray], block: int = 4096) -> None:
+        self._draw = draw
+        self._block = block
+        self._buf: list[float] = []
+        self._i = 0
+
+    def __call__(self) -> float:
+        if self._i == len(self._buf):
+            self._buf = self._draw(self._block).tolist()
+            self._i = 0
+        self._i += 1
+        return self._buf[self._i - 1]
