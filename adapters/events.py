@@ -20,14 +20,30 @@ versions it does not know instead of misreading them.
 Validation is one pydantic ``TypeAdapter`` over a union discriminated by ``kind``, so a JSON
 payload is parsed and checked in pydantic-core (Rust) in one call: the later mirror's target is
 50,000 events/s (``benchmarks/bench_feed.py`` measures it).
+
+Every time (``dateObserved``, ``actualStart``, ``actualEnd``) is the same instant in the stdlib's
+``datetime.UTC`` once validated, whatever offset the payload wrote: pydantic-core's own zone
+(``TzInfo``) is asked for its ``utcoffset()`` by a method call at each use, so subtracting or
+comparing two of them took 0.5-0.75 µs against 0.05-0.15 µs between two stdlib UTC
+datetimes, and the intake and the mirror do that several times per event.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+
+def _to_utc(t: datetime) -> datetime:
+    """The same instant in ``datetime.UTC`` (see the module docstring: why)."""
+    return t.astimezone(UTC)
+
+
+#: A timezone-aware time, validated by pydantic and kept as the same instant in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 #: The version this code writes and reads; bump on an incompatible change.
 SCHEMA_VERSION = 1
@@ -50,7 +66,7 @@ class _Event(BaseModel):
     v: Literal[1] = Field(default=1, description="schema version (1)")
     id: str = Field(min_length=1, description="unique event id; duplicates are set aside")
     refDevice: str = Field(min_length=1, description="the device that observed it")
-    dateObserved: AwareDatetime = Field(description="when the device observed it (its clock)")
+    dateObserved: UtcDatetime = Field(description="when the device observed it (its clock)")
     refParkingSite: str | None = Field(default=None, description="the lot (site) id")
     buffered: bool = Field(
         default=False,
@@ -74,7 +90,7 @@ class GateExit(_Event):
     kind: Literal["gate_exit"]
     sessionId: str | None = Field(default=None, description="ticket or session id")
     identifiedVehicle: str | None = Field(default=None, description="licence plate, if read")
-    actualStart: AwareDatetime | None = Field(
+    actualStart: UtcDatetime | None = Field(
         default=None, description="session start printed on the ticket, if known"
     )
     spaceId: str | None = Field(default=None, description="the spot left, if known (APDS)")
@@ -135,8 +151,8 @@ class Reservation(_Event):
     reservationId: str = Field(min_length=1, description="the reservation's id")
     action: ReservationAction = Field(description="created | cancelled | honoured | expired")
     spaceId: str | None = Field(default=None, description="the spot held, if one")
-    actualStart: AwareDatetime | None = Field(default=None, description="reserved from")
-    actualEnd: AwareDatetime | None = Field(default=None, description="reserved until")
+    actualStart: UtcDatetime | None = Field(default=None, description="reserved from")
+    actualEnd: UtcDatetime | None = Field(default=None, description="reserved until")
 
 
 #: Every kind of event, in documentation order.
@@ -231,6 +247,8 @@ def _type_name(annotation: Any) -> str:
     text = text.replace("Annotated[datetime, Timezone]", "datetime").replace("NoneType", "None")
     for name in ("AwareDatetime", "Annotated[datetime, AwareDatetime]"):
         text = text.replace(name, "datetime (with zone)")
+    # UtcDatetime: the conversion to UTC is said once in the doc's prose, not in every row
+    text = re.sub(r"Annotated\[(datetime \(with zone\)), AfterValidator\([^)]*\)\]", r"\1", text)
     if text.startswith("Optional[") and text.endswith("]"):
         text = f"{text[9:-1]} or None"
     return text.replace("|", "or")

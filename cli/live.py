@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from pathlib import Path
 from typing import Annotated
@@ -120,6 +121,11 @@ def live(
     # tolerances, which still track every device's latency).
     intake = Intake(dead_letter=dead_letter, receive_times=clock_checks)
     session = Session(Mirror(sc, divergence=divergence), intake)
+    # What is alive now (modules, the scenario, the model's prediction) lives as long as the
+    # command: frozen, the collector's full passes scan only what the feed adds (on a fast
+    # replay they were a quarter of the CPU; benchmarks/bench_mirror.py).
+    gc.collect()
+    gc.freeze()
     live_view = Live(console=console, refresh_per_second=2, transient=speed is None)
     try:
         with live_view:

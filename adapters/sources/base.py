@@ -176,15 +176,33 @@ class Intake:
             now = self.clock()
         if now is not None:
             ahead = (t - now).total_seconds()
-            if ahead > self.tolerances.future_s:
+            tol = self.tolerances
+            if ahead > tol.future_s:
                 return self._reject(raw, "future_timestamp", f"{ahead:.0f} s after receipt")
-            if not event.buffered and self._skewed(device, -ahead):
-                return self._reject(
-                    raw,
-                    "clock_skew",
-                    f"device {device} latency floor {self._floor[device]:.0f}"
-                    f" s vs {self._fleet_floor(device):.0f} s for the others",
-                )
+            if not event.buffered:
+                # The device's latency floor (least received − observed over its last live
+                # events) against the fleet's; inline, as this runs for every event.
+                window = self._lag.get(device)
+                if window is None:
+                    window = self._lag[device] = deque(maxlen=tol.skew_window)
+                window.append(-ahead)
+                floors = self._floor
+                floor = floors[device] = min(window)
+                if len(floors) > 32:  # _fleet_floor's large-fleet path
+                    self._since += 1
+                    if self._since >= 1024 or self._median != self._median:
+                        self._median = statistics.median(floors.values())
+                        self._since = 0
+                    fleet = self._median
+                else:
+                    fleet = self._fleet_floor(device)
+                if fleet == fleet and abs(floor - fleet) > tol.skew_s:
+                    return self._reject(
+                        raw,
+                        "clock_skew",
+                        f"device {device} latency floor {floor:.0f}"
+                        f" s vs {self._fleet_floor(device):.0f} s for the others",
+                    )
         last = self._last.get(device)
         if last is not None and t < last:
             behind = (last - t).total_seconds()
@@ -209,16 +227,6 @@ class Intake:
             self._median = statistics.median(floors.values())
             self._since = 0
         return self._median
-
-    def _skewed(self, device: str, lag: float) -> bool:
-        """Record this live event's lag (received − observed) and judge the device's floor."""
-        window = self._lag.get(device)
-        if window is None:
-            window = self._lag[device] = deque(maxlen=self.tolerances.skew_window)
-        window.append(lag)
-        floor = self._floor[device] = min(window)
-        fleet = self._fleet_floor(device)
-        return fleet == fleet and abs(floor - fleet) > self.tolerances.skew_s
 
     def _reject(self, raw: Raw, reason: str, detail: str) -> None:
         self.dead[reason] += 1

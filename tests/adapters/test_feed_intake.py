@@ -57,6 +57,26 @@ def test_schema_round_trip_and_kinds() -> None:
     assert parse_json(to_json(reading)) == reading
 
 
+def test_times_are_held_in_utc_whatever_offset_the_payload_wrote() -> None:
+    """Every time is validated into datetime.UTC (the same instant), so the intake's and the
+    mirror's arithmetic on it never goes through pydantic-core's own zone; a time without a
+    zone is still refused."""
+    exit_ = ev(
+        1,
+        kind="gate_exit",
+        dateObserved="2026-01-05T13:30:00+05:30",
+        actualStart="2026-01-05T03:00:00-05:00",
+    )
+    event = parse_json(line(exit_))
+    assert event.dateObserved == T0 and event.dateObserved.tzinfo is UTC
+    assert event.actualStart == T0 and event.actualStart.tzinfo is UTC
+    assert parse_json(to_json(event)) == event  # written back as UTC, read back the same
+    intake = Intake()
+    assert intake.offer(Raw(line(ev(2, dt=60)), T0)) is not None
+    assert intake.offer(Raw(line(ev(3, dateObserved="2026-01-05T08:00:00")), T0)) is None
+    assert intake.report()["by_reason"] == {"invalid_field": 1}
+
+
 def test_every_bad_kind_is_counted_and_dead_lettered(tmp_path: Path) -> None:
     dead = tmp_path / "dead.jsonl"
     now = T0 + timedelta(minutes=10)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parktwin.adapters.sources import FileReplay, Intake
+from parktwin.adapters.sources import FileReplay, Intake, files
 from parktwin.adapters.sources.files import replay_clock
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -175,4 +175,18 @@ def reference_clock(ts: list[float | None], window: int) -> list[float | None]:
 )
 def test_replay_clock_matches_its_definition(ts, window) -> None:
     got = [c for _, c in replay_clock(((i, t) for i, t in enumerate(ts)), window)]
+    assert got == reference_clock(ts, window)
+
+
+@given(
+    st.lists(st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False), max_size=80),
+    st.integers(min_value=0, max_value=10),
+    st.integers(min_value=1, max_value=25),
+)
+def test_replay_clock_is_the_same_whatever_the_block(ts, window, block) -> None:
+    """The clock is computed a block of lines at a time; a window straddling blocks (and the
+    stream's start and end inside one block) gives the definition's clock all the same."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(files, "BLOCK", block)
+        got = [c for _, c in replay_clock(((i, t) for i, t in enumerate(ts)), window)]
     assert got == reference_clock(ts, window)
