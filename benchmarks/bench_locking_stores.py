@@ -19,6 +19,12 @@
     python benchmarks/bench_locking_stores.py [--clients 8] [--repeats 3] [--rel-tol 0.12]
         [--strategy NAME ...] [--own-cpus] [--out DIR]
         [--pg postgresql://127.0.0.1:5432/test] [--redis redis://127.0.0.1:6379/0]
+    python benchmarks/bench_locking_stores.py --predict-only DIR/inputs.json [--strategy NAME ...]
+
+``--predict-only`` touches no store: it runs step 4 alone on the inputs an earlier run wrote
+(``--out DIR`` writes ``inputs.json``) and, when ``measured_refined.csv`` lies beside them,
+prints each strategy's ratio to that run's measured ceiling (a re-prediction after a change
+of the model, with the machine left quiet).
 
 The machine's load (``uptime``) is printed before and after, and the CPU table shows how much
 of the machine other processes used during each point: on a shared machine the measured
@@ -144,7 +150,16 @@ def main() -> None:
         help="also predict with every party on its own CPUs (the model before the shared host)",
     )
     parser.add_argument("--out", type=Path, help="folder for the tables (CSV) and inputs")
+    parser.add_argument(
+        "--predict-only",
+        type=Path,
+        metavar="INPUTS_JSON",
+        help="no store: predict from an earlier run's inputs.json and compare with its ceilings",
+    )
     args = parser.parse_args()
+    if args.predict_only is not None:
+        _predict_only(args)
+        return
     console = Console(width=160)
 
     spec = load_locking_study(STUDY)
@@ -395,6 +410,40 @@ def main() -> None:
                 indent=1,
             )
         )
+
+
+def _predict_only(args) -> None:
+    """Step 4 alone: the refined predictions from a saved ``inputs.json``, against the measured
+    ceilings saved beside it (``measured_refined.csv``, median of its repeats) if present."""
+    import pandas as pd
+
+    from twin.locking_live import predicted_spec
+    from twin.scenario.locking import load_locking_study
+    from twin.sim.locking_refine import refine_ceilings
+    from twin.sim.locking_study import run_locking_study
+
+    spec = load_locking_study(STUDY)
+    names = args.strategy or list(spec.strategies)
+    inputs = json.loads(args.predict_only.read_text())
+    clients = int(inputs.get("clients", args.clients))
+    repeats = int(inputs.get("repeats", args.repeats))
+    rel_tol = float(inputs.get("rel_tol", args.rel_tol))
+    measured_csv = args.predict_only.parent / "measured_refined.csv"
+    measured = pd.read_csv(measured_csv) if measured_csv.exists() else None
+    print(f"predicted from {args.predict_only} ({clients} clients, {repeats} repeats); {_uptime()}")
+    cpu0 = time.process_time()
+    for name in names:
+        sim = predicted_spec(spec, inputs, name, clients, shared_host=True)
+        coarse = run_locking_study(sim, strategies=[name])
+        refined = refine_ceilings(sim, coarse.table, _simulate, repeats=repeats, rel_tol=rel_tol)
+        each = refined.repeats["ceiling_tps"]
+        line = f"{name:12s} predicted {each.median():7,.0f} ({each.min():,.0f}–{each.max():,.0f})"
+        if measured is not None:
+            m = measured.loc[measured["strategy"] == name, "ceiling_tps"]
+            if len(m):
+                line += f"  measured {m.median():7,.0f}  ratio {each.median() / m.median():.2f}"
+        print(line, flush=True)
+    print(f"this process's CPU {time.process_time() - cpu0:.0f} s; {_uptime()}")
 
 
 def _light_wakeup(cpu, name: str) -> float:

@@ -674,6 +674,8 @@ def predicted_spec(
     data["client"]["app_ms"] = 0.0
     data["client"]["cores"] = int(inputs["cores"])
     data["database"]["connections"] = clients
+    # the live clients: each serves its own arrivals and releases one at a time
+    data["client"]["processes"] = clients
     data["database"]["workers"] = int(inputs.get("cores", data["database"]["workers"]))
     if STORE_OF[strategy] == "postgres":
         # the model's round trip is the client's CPU for the message, then the network

@@ -80,6 +80,14 @@ class ClientSpec(Spec):
         ge=1,
         description="cores all clients' CPU work shares; null: every client has its own",
     )
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        description="client processes, each with its own share of the arrivals and its own "
+        "connection, serving its claims and its grants' releases one at a time in arrival "
+        "order (the live benchmark's clients); null: any free connection of the pool takes "
+        "the next request",
+    )
 
 
 class HostSpec(Spec):

@@ -21,6 +21,12 @@ of the core strategy; the model only decides *when* each step happens, from a la
 * atomic: each Redis command is a round trip plus ``op_ms`` on one of ``servers`` threads
   (INCR, and DECR when refused);
 * queue: one message to the broker, ``consumer_ms`` of the single consumer, the reply back;
+* client processes (``client.processes``, off by default): each claim goes to one of that many
+  client processes at random (a Poisson stream of ``rate / processes`` each), which serves its
+  claims and the releases of the units it granted one at a time, in the order they are due,
+  as the live benchmark's clients do. A claim blocked on the hot row then also holds up every
+  later claim and release of its process, cold rows included (head-of-line blocking), where
+  the shared pool would serve them on another connection;
 * shared host (``host.cores``, off by default): clients and servers run on one machine, so the
   clients' CPU per call, every statement, every Redis command and the queue consumer's work
   each also need one of the host's ``cores`` (the WAL flush and the network do not). With
@@ -160,6 +166,13 @@ class _Point:
         if self.wake > 0:  # its own stream: the other draws stay the same with or without it
             gen["wakeup"] = _generator(seed, offered, "wakeup")
             self.wake1 = BlockDraws(lambda n: gen["wakeup"].exponential(1.0, n))
+        # client processes: one lane each, served one request at a time (own stream of draws)
+        n_lanes = spec.client.processes or 0
+        self.lanes = [simpy.Resource(env, 1) for _ in range(n_lanes)]
+        self.lane_of: dict[int, int] = {}
+        if n_lanes:
+            gen["clients"] = _generator(seed, offered, "clients")
+            self.pick = BlockDraws(lambda n: gen["clients"].random(n))
         self.shares, self.stay_mean = row_shares_and_stays(w, offered)
         self.cum = np.cumsum(self.shares).tolist()
         self.rng_init = gen["stays"]
@@ -283,11 +296,27 @@ class _Point:
             cid += 1
 
     def _claim(self, cid: int, row: int) -> Generator:
-        step = yield from self._claim_body(cid, row)
+        if self.lanes:
+            lane = self.lane_of[cid] = min(int(self.pick() * len(self.lanes)), len(self.lanes) - 1)
+            with self.lanes[lane].request() as req:  # behind its process's earlier requests
+                yield req
+                step = yield from self._claim_body(cid, row)
+        else:
+            step = yield from self._claim_body(cid, row)
         self.answer[cid] = self.env.now
         self.code[cid] = OUTCOME_CODE[step.status]
         if step.status is Status.GRANTED:
             yield self.env.timeout(self.stay_mean[row] * self.stay1())
+            yield from self._release(cid)
+
+    def _release(self, cid: int) -> Generator:
+        """A release, on the process that granted the unit (prefilled ones: round robin)."""
+        if not self.lanes:
+            yield from self._release_body(cid)
+            return
+        lane = self.lane_of.pop(cid, (-cid) % len(self.lanes))
+        with self.lanes[lane].request() as req:
+            yield req
             yield from self._release_body(cid)
 
     def _prefill(self) -> None:
@@ -306,7 +335,7 @@ class _Point:
 
     def _prefilled(self, cid: int, stay: float) -> Generator:
         yield self.env.timeout(stay * self.stay1())
-        yield from self._release_body(cid)
+        yield from self._release(cid)
 
     def _round_trip(self) -> Generator:
         """A statement that takes no lock (BEGIN sent on its own): send, execute, reply."""
