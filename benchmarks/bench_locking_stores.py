@@ -156,6 +156,12 @@ def main() -> None:
         metavar="INPUTS_JSON",
         help="no store: predict from an earlier run's inputs.json and compare with its ceilings",
     )
+    parser.add_argument(
+        "--sweep-inputs",
+        action="store_true",
+        help="with --predict-only: take the wake-up (median up to 300 TPS) and the marginal CPU "
+        "per claim from that run's cpu.csv (the live sweep) instead of the paced probe",
+    )
     args = parser.parse_args()
     if args.predict_only is not None:
         _predict_only(args)
@@ -430,6 +436,8 @@ def _predict_only(args) -> None:
     rel_tol = float(inputs.get("rel_tol", args.rel_tol))
     measured_csv = args.predict_only.parent / "measured_refined.csv"
     measured = pd.read_csv(measured_csv) if measured_csv.exists() else None
+    if args.sweep_inputs:
+        inputs = _sweep_inputs(inputs, pd.read_csv(args.predict_only.parent / "cpu.csv"), names)
     print(f"predicted from {args.predict_only} ({clients} clients, {repeats} repeats); {_uptime()}")
     cpu0 = time.process_time()
     for name in names:
@@ -444,6 +452,29 @@ def _predict_only(args) -> None:
                 line += f"  measured {m.median():7,.0f}  ratio {each.median() / m.median():.2f}"
         print(line, flush=True)
     print(f"this process's CPU {time.process_time() - cpu0:.0f} s; {_uptime()}")
+
+
+def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
+    """``inputs`` with what the live sweep's CPU table measured in place of the paced probe:
+    each strategy's wake-up at light load and its cycle CPU scaled to the sweep's marginal CPU
+    per claim (the queue has no cycle: its consumer is measured on its own)."""
+    from twin.locking_live import model_cpu_ms, predicted_spec
+    from twin.scenario.locking import load_locking_study
+
+    spec, out = load_locking_study(STUDY), dict(inputs)
+    for name in names:
+        out[f"cycle_{name}_wakeup_ms"] = _light_wakeup(cpu, name)
+        key = f"cycle_{name}_client_cpu_ms"
+        if key in inputs:
+            model = model_cpu_ms(predicted_spec(spec, inputs, name, 8, shared_host=True), name)
+            scale = _marginal_cpu(cpu, name)[0] / model
+            out[key] = inputs[key] * scale
+            out[f"cycle_{name}_server_cpu_ms"] = inputs[f"cycle_{name}_server_cpu_ms"] * scale
+        print(
+            f"{name}: wake-up {out[f'cycle_{name}_wakeup_ms']:.3f} ms, CPU per claim "
+            f"{_marginal_cpu(cpu, name)[0]:.3f} ms (sweep)"
+        )
+    return out
 
 
 def _light_wakeup(cpu, name: str) -> float:

@@ -651,7 +651,7 @@ def _cycle_cpu_ms(inputs: Mapping[str, float], strategy: str) -> tuple[float, fl
 #: The pessimistic protocol of ``adapters/stores/postgres_store.py``: BEGIN on its own (psycopg),
 #: and a release is BEGIN, the locking UPDATE, COMMIT.
 _STORE_PROTOCOL = LockingStudySpec.model_validate(
-    {"pessimistic": {"begin_round_trip": True, "release_statements": 2}}
+    {"pessimistic": {"begin_round_trip": True, "release_statements": 2, "relock_on_wake": True}}
 )
 
 
@@ -693,6 +693,7 @@ def predicted_spec(
         # own, and a release is BEGIN, the locking UPDATE, COMMIT
         data["pessimistic"]["begin_round_trip"] = _STORE_PROTOCOL.pessimistic.begin_round_trip
         data["pessimistic"]["release_statements"] = _STORE_PROTOCOL.pessimistic.release_statements
+        data["pessimistic"]["relock_on_wake"] = _STORE_PROTOCOL.pessimistic.relock_on_wake
         cycle = _cycle_cpu_ms(inputs, strategy)
         if shared_host and cycle is not None:
             # CPU per round trip as a whole claim and its release spend it: more than a bare

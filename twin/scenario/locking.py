@@ -153,6 +153,12 @@ class PessimisticSpec(Spec):
         "1: one autocommitted UPDATE (the row locked for its WAL flush); 2: UPDATE, then "
         "COMMIT a round trip later with the row still locked",
     )
+    relock_on_wake: bool = Field(
+        default=False,
+        description="a waiter woken by the holder's commit re-reads the row's new version and "
+        "locks it (PostgreSQL's EvalPlanQual): one more statement's CPU with the row held; "
+        "false: it only needs a core again",
+    )
 
 
 class OptimisticSpec(Spec):

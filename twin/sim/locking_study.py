@@ -15,7 +15,10 @@ of the core strategy; the model only decides *when* each step happens, from a la
   ``statements_in_lock × (rtt + statement) + app + commit`` per claim. A release's UPDATE
   locks the row until its COMMIT (``release_statements``: 1 autocommitted statement, or
   UPDATE then COMMIT a round trip later); with ``begin_round_trip`` each transaction first
-  sends BEGIN on its own (a round trip without the lock, as psycopg does);
+  sends BEGIN on its own (a round trip without the lock, as psycopg does); with
+  ``relock_on_wake`` a waiter woken by the holder's commit spends one more statement's CPU
+  re-reading the row's new version and locking it (PostgreSQL's EvalPlanQual), the row
+  already its own;
 * optimistic: READ, ``app_ms``, then CAS; a conflict backs off (exponential, full jitter) and
   starts again with a READ; after ``max_retries`` retries the claim fails;
 * atomic: each Redis command is a round trip plus ``op_ms`` on one of ``servers`` threads
@@ -224,7 +227,11 @@ class _Point:
         sleeps until the holder's commit wakes it, then needs a core again (after the run
         queue's wait) to answer: time the row is already its own."""
         step = yield from self._step(cid)
-        if self.woke and self.host_cpu is not None:
+        if self.woke and self.spec.pessimistic.relock_on_wake:
+            # PostgreSQL's lock-wait path: the row changed under the waiter, which re-reads its
+            # new version and locks that (EvalPlanQual): one more statement's CPU, row held
+            yield from self._statement()
+        elif self.woke and self.host_cpu is not None:
             yield from self._wake()
             with self.host_cpu.request() as req:
                 yield req
