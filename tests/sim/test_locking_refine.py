@@ -174,3 +174,37 @@ def test_waiting_on_the_run_queue_lowers_the_row_lock_ceiling() -> None:
     assert 5 < light_busy["p50_ms"] - light_quiet["p50_ms"] < 11
     assert simulate_point(quiet, "pessimistic", 700)["within_slo"]
     assert not simulate_point(busy, "pessimistic", 700)["within_slo"]
+
+
+# -- the live benchmark's client processes and PostgreSQL's lock-wait path ---------------------
+def test_client_processes_serve_one_request_at_a_time() -> None:
+    """An atomic claim and its release are two round trips (~2.1 ms): one client process can
+    serve at most ~480 claims/s, eight or a shared pool many more; off by default."""
+    base = {"offered_tps": [600], "service_cv": 0, "network": {"rtt_ms": 1.0}}
+    assert spec_with(**base).client.processes is None
+    one = simulate_point(spec_with(**base, client={"processes": 1}), "atomic", 600)
+    eight = simulate_point(spec_with(**base, client={"processes": 8}), "atomic", 600)
+    pool = simulate_point(spec_with(**base), "atomic", 600)
+    assert not one["tracks"]
+    assert eight["tracks"] and pool["tracks"]
+    # the same claims either way (their own stream picks the process): only waits differ
+    assert eight["claims"] == pool["claims"]
+    assert eight["p95_ms"] >= pool["p95_ms"]
+
+
+def test_a_woken_waiter_relocks_the_row_with_one_more_statement() -> None:
+    """Most claims on one row: waiters woken by a commit spend one more statement's CPU
+    (0.5 ms here) with the row held, so claims wait longer; off by default."""
+    base = {
+        "offered_tps": [250],
+        "workload": {"rows": 2, "hot_share": 0.9},
+        "network": {"rtt_ms": 0.5},
+        "database": {"statement_ms": 0.5},
+    }
+    assert not spec_with(**base).pessimistic.relock_on_wake
+    plain = simulate_point(spec_with(**base), "pessimistic", 250)
+    relock = simulate_point(
+        spec_with(**base, pessimistic={"relock_on_wake": True}), "pessimistic", 250
+    )
+    assert plain["blocked"] > 0
+    assert relock["p50_ms"] > plain["p50_ms"] and relock["p95_ms"] > plain["p95_ms"]

@@ -294,6 +294,9 @@ def test_predicted_spec_puts_the_measured_cpu_on_the_shared_host() -> None:
     shared = predicted_spec(base, inputs, "pessimistic", 8, shared_host=True)
     # the store's protocol: BEGIN on its own, a release is BEGIN, UPDATE, COMMIT
     assert shared.pessimistic.begin_round_trip and shared.pessimistic.release_statements == 2
+    # and its lock-wait path; the live clients: each its own arrivals, one request at a time
+    assert shared.pessimistic.relock_on_wake and own.pessimistic.relock_on_wake
+    assert shared.client.processes == own.client.processes == 8
     per_claim = 2 + base.pessimistic.statements_in_lock  # BEGIN, the locking read, 3 more
     assert shared.host.cores == 2 and shared.host.wakeup_ms == 0  # not measured: none
     assert shared.client.cpu_ms == pytest.approx(0.4 / per_claim)
