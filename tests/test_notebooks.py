@@ -90,17 +90,16 @@ def test_operator_twin_replays_a_faulty_feed_and_finds_every_fault() -> None:
     import re
 
     # the target, under one false alarm a day, is measured over weeks by
-    # benchmarks/bench_divergence.py; on this 1.5-day feed: no sensor, payment, counter or
-    # revenue false alarm, at most 2 from the arrivals CUSUMs (calibrated to 0.4 a day
-    # together: 2 or fewer with probability 0.98) and at most one occupancy alert from the
-    # emitted lot's empty start
+    # benchmarks/bench_divergence.py; this 1.5-day feed, judged against 20 replications as
+    # `parktwin live` does, may hold at most one chance alert, and only from the arrivals
+    # CUSUMs (calibrated to ~0.4 a day together); never a sensor, payment, counter, revenue or
+    # occupancy alert that no fault explains
     block = text.split("alerts no fault explains:")[1]
     unexplained = int(block.split()[0])
     kinds = re.findall(r"^  (\w+) ", block, flags=re.MULTILINE)[:unexplained]
     assert len(kinds) == unexplained  # each printed on its own line
-    assert set(kinds) <= {"occupancy", "arrival_surge", "arrival_drop"}, kinds
-    assert sum(k.startswith("arrival") for k in kinds) <= 2
-    assert kinds.count("occupancy") <= 1
+    assert unexplained <= 1, kinds
+    assert set(kinds) <= {"arrival_surge", "arrival_drop"}, kinds
     assert "index.html" in text
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(pngs) == 1  # the forecast bands
