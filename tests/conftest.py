@@ -70,5 +70,3 @@ def broker(tmp_path: Path):
     yield b
     if b.proc is not None:
         b.stop()
-
-

@@ -104,9 +104,7 @@ def entry_bands(tariff: Tariff | None, entry_s: np.ndarray) -> np.ndarray:
     names = np.asarray(tariff.table_names, dtype=object)
     names[0] = DEFAULT_BAND
     known = ~np.isnan(entry_s)
-    index = np.fromiter(
-        (tariff.table_index_at(t) for t in entry_s[known].tolist()), dtype=np.int64
-    )
+    index = np.fromiter((tariff.table_index_at(t) for t in entry_s[known].tolist()), dtype=np.int64)
     out[known] = names[index]
     return out
 

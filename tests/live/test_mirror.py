@@ -106,8 +106,11 @@ def test_gate_offline_for_an_hour_then_a_burst_ends_in_the_live_state(scenario, 
     # own order but after everything else observed meanwhile
     start = feed.epoch + timedelta(hours=22)
     end = start + timedelta(hours=1)
-    held = [e for e in events if e.refDevice in ("gate-in", "gate-out")
-            and start <= e.dateObserved < end]
+    held = [
+        e
+        for e in events
+        if e.refDevice in ("gate-in", "gate-out") and start <= e.dateObserved < end
+    ]
     assert len(held) > 20
     held_ids = {e.id for e in held}
     rest = [e for e in events if e.id not in held_ids]
@@ -123,9 +126,7 @@ def test_jittered_arrival_order_gives_the_same_state(scenario, feed):
     events = events_of(feed.lines[:20000])
     live = Mirror(scenario).consume(events)
     rng = random.Random(5)
-    jittered = sorted(
-        events, key=lambda e: e.dateObserved + timedelta(seconds=rng.uniform(0, 30))
-    )
+    jittered = sorted(events, key=lambda e: e.dateObserved + timedelta(seconds=rng.uniform(0, 30)))
     assert jittered != events
     # applied at once and late ones replayed in batches, or held in a reorder buffer
     for config, replays in ((MirrorConfig(), True), (MirrorConfig(reorder_s=40.0), False)):
@@ -234,8 +235,18 @@ def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
     out = tmp_path / "report"
     result = CliRunner().invoke(
         app,
-        ["live", "scenarios/downtown_garage.yaml", "--replay", str(path), "--replications", "2",
-         "--hours", "1", "--report", str(out)],
+        [
+            "live",
+            "scenarios/downtown_garage.yaml",
+            "--replay",
+            str(path),
+            "--replications",
+            "2",
+            "--hours",
+            "1",
+            "--report",
+            str(out),
+        ],
         env={"COLUMNS": "120"},
     )
     assert result.exit_code == 0, result.output
@@ -296,11 +307,16 @@ def test_closed_and_unknown_readings_take_a_bay_out_until_it_reads_again(scenari
     from parktwin.adapters.events import parse_obj
 
     def reading(n, minute, status):
-        return parse_obj({
-            "kind": "spot_reading", "id": f"r{n}", "refDevice": "sensor-P1-R0001",
-            "spaceId": "P1-R0001", "status": status,
-            "dateObserved": (scenario.start + timedelta(minutes=minute)).isoformat() + "+00:00",
-        })
+        return parse_obj(
+            {
+                "kind": "spot_reading",
+                "id": f"r{n}",
+                "refDevice": "sensor-P1-R0001",
+                "spaceId": "P1-R0001",
+                "status": status,
+                "dateObserved": (scenario.start + timedelta(minutes=minute)).isoformat() + "+00:00",
+            }
+        )
 
     mirror = Mirror(scenario)
     p1 = lambda: next(r for r in mirror.levels() if r["level"] == "P1")  # noqa: E731

@@ -106,9 +106,7 @@ def _dumps(obj: Any) -> bytes:
 
     buf = BytesIO()
     pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = {
-        cls: _reduce_slots for cls in (Spot, Session, Vehicle, Level)
-    }
+    pickler.dispatch_table = {cls: _reduce_slots for cls in (Spot, Session, Vehicle, Level)}
     pickler.dump(obj)
     return buf.getvalue()
 
@@ -406,9 +404,6 @@ class Mirror:
         lot = self.fold.lot
         for sid, ticket in self.fold.sessions.items():
             yield sid, lot.session(ticket)
-
-
-
 
 
 # -- a feed source by name, and a mirror fed from it -----------------------------------------

@@ -36,48 +36,80 @@ def board(mirror: Mirror, feed: dict[str, Any] | None = None, forecast: Any = No
     """The live view: levels like display boards, forecast, alerts, feed counts."""
     levels = mirror.levels()
     summary = mirror.summary()
-    t = Table(title=f"{mirror.scenario.name} at {summary['time'][:16].replace('T', ' ')}",
-              title_justify="left")
-    for col, just in (("level", "left"), ("free", "right"), ("capacity", "right"),
-                      ("occupancy", "left"), ("source", "left"), ("confidence", "right"),
-                      ("closed/held", "right")):
+    t = Table(
+        title=f"{mirror.scenario.name} at {summary['time'][:16].replace('T', ' ')}",
+        title_justify="left",
+    )
+    for col, just in (
+        ("level", "left"),
+        ("free", "right"),
+        ("capacity", "right"),
+        ("occupancy", "left"),
+        ("source", "left"),
+        ("confidence", "right"),
+        ("closed/held", "right"),
+    ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for row in levels:
         free = row["free"]
         shown = Text("FULL", style="bold red") if free <= 0 else Text(str(free), style="bold")
-        t.add_row(row["level"], shown, str(row["capacity"]),
-                  _bar(row["occupied"], row["capacity"]), row["source"],
-                  f"{row['confidence']:.0%}", str(row["held"]) if row["held"] else "")
+        t.add_row(
+            row["level"],
+            shown,
+            str(row["capacity"]),
+            _bar(row["occupied"], row["capacity"]),
+            row["source"],
+            f"{row['confidence']:.0%}",
+            str(row["held"]) if row["held"] else "",
+        )
     total_free = sum(r["free"] for r in levels)
     total_cap = sum(r["capacity"] for r in levels)
-    t.add_row("lot", Text(str(total_free), style="bold"), str(total_cap),
-              _bar(total_cap - total_free, total_cap), "", "", "")
+    t.add_row(
+        "lot",
+        Text(str(total_free), style="bold"),
+        str(total_cap),
+        _bar(total_cap - total_free, total_cap),
+        "",
+        "",
+        "",
+    )
     parts: list[Any] = [t]
     if forecast is not None:
-        parts.append(Panel("\n".join(forecast.summary()[: 1 + len(levels)]),
-                           title=f"forecast, next {forecast.hours:g} h "
-                                 f"({forecast.replications} replications)",
-                           title_align="left"))
+        parts.append(
+            Panel(
+                "\n".join(forecast.summary()[: 1 + len(levels)]),
+                title=f"forecast, next {forecast.hours:g} h ({forecast.replications} replications)",
+                title_align="left",
+            )
+        )
     alerts = mirror.open_alerts()
     a = Table(title=f"alerts open: {len(alerts)}", title_justify="left")
     for col in ("since", "what", "where", "detail"):
         a.add_column(col)
     for alert in alerts[-12:]:
-        a.add_row(_clock(mirror, alert.since_t), alert.kind.replace("_", " "), alert.subject,
-                  alert.message)
+        a.add_row(
+            _clock(mirror, alert.since_t),
+            alert.kind.replace("_", " "),
+            alert.subject,
+            alert.message,
+        )
     parts.append(a)
     feed = feed or {}
-    counts = (f"received {feed.get('received', summary['offered']):,}  "
-              f"applied {summary['applied']:,}  "
-              f"dead-lettered {feed.get('dead_lettered', 0):,}")
+    counts = (
+        f"received {feed.get('received', summary['offered']):,}  "
+        f"applied {summary['applied']:,}  "
+        f"dead-lettered {feed.get('dead_lettered', 0):,}"
+    )
     by_reason = feed.get("by_reason") or {}
     if by_reason:
         counts += " (" + ", ".join(f"{k} {v}" for k, v in by_reason.items()) + ")"
     if summary["too_late"]:
         counts += f"  too late to fold in {summary['too_late']}"
-    counts += (f"\ncars inside by the gates {mirror.fold.gate_open()}, on bays "
-               f"{summary['occupied']}; paid {summary['paid']:,.2f}, charged by the tariff "
-               f"{summary['priced']:,.2f}")
+    counts += (
+        f"\ncars inside by the gates {mirror.fold.gate_open()}, on bays "
+        f"{summary['occupied']}; paid {summary['paid']:,.2f}, charged by the tariff "
+        f"{summary['priced']:,.2f}"
+    )
     extra = [
         f"{label} {summary[key]:,}"
         for key, label in (
@@ -108,8 +140,9 @@ def _series(mirror: Mirror) -> dict[str, Any]:
 
     div = mirror.fold.divergence
     if div is None or div.prediction is None:
-        raise ValueError("the mirror ran without a prediction (--replications 0): nothing to "
-                         "compare")
+        raise ValueError(
+            "the mirror ran without a prediction (--replications 0): nothing to compare"
+        )
     if not div.samples:
         raise ValueError("the feed held less than 15 minutes of events: nothing to compare")
     pred = div.prediction
@@ -162,8 +195,9 @@ def write_report(
 
     def mark_alerts(ax) -> None:
         for a in alerts:
-            ax.axvline(mirror.when(a.raised_t).replace(tzinfo=None), color="crimson", lw=0.8,
-                       alpha=0.6)
+            ax.axvline(
+                mirror.when(a.raised_t).replace(tzinfo=None), color="crimson", lw=0.8, alpha=0.6
+            )
 
     def style(ax, ylabel: str) -> None:
         ax.set_ylabel(ylabel)
@@ -175,8 +209,15 @@ def write_report(
     fig, axes = plt.subplots(n, 1, figsize=(11, 1.9 * n + 0.6), sharex=True, squeeze=False)
     for k, ax in enumerate(axes[:, 0]):
         mean, sd = s["occ_mean"][:, k], s["occ_sd"][:, k]
-        ax.fill_between(s["time"], mean - 1.96 * sd, mean + 1.96 * sd, color="tab:blue",
-                        alpha=0.2, label="model 95% band", step="mid")
+        ax.fill_between(
+            s["time"],
+            mean - 1.96 * sd,
+            mean + 1.96 * sd,
+            color="tab:blue",
+            alpha=0.2,
+            label="model 95% band",
+            step="mid",
+        )
         ax.plot(s["time"], mean, color="tab:blue", lw=1, label="model mean")
         ax.plot(s["time"], s["occ"][:, k], color="black", lw=1.3, label="actual (mirror)")
         ax.set_ylim(0, s["capacity"][k] * 1.05)
@@ -192,18 +233,37 @@ def write_report(
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True)
     per_h = HOUR / 900.0
     m, sd = s["entries_mean"] * per_h, s["entries_sd"] * per_h
-    ax1.fill_between(s["time"], (m - 1.96 * sd).clip(0), m + 1.96 * sd, color="tab:green",
-                     alpha=0.2, step="mid", label="model 95% band")
+    ax1.fill_between(
+        s["time"],
+        (m - 1.96 * sd).clip(0),
+        m + 1.96 * sd,
+        color="tab:green",
+        alpha=0.2,
+        step="mid",
+        label="model 95% band",
+    )
     ax1.plot(s["time"], m, color="tab:green", lw=1, label="model mean")
-    ax1.plot(s["time"], s["entries"] * per_h, color="black", lw=1.1,
-             label=f"actual {s['arrivals_label']}")
+    ax1.plot(
+        s["time"],
+        s["entries"] * per_h,
+        color="black",
+        lw=1.1,
+        label=f"actual {s['arrivals_label']}",
+    )
     mark_alerts(ax1)
     style(ax1, "per hour")
     ax1.legend(loc="upper left", fontsize=8, ncol=3)
     ax1.set_title(f"{s['arrivals_label'].capitalize()} and revenue per hour (15-min bins)")
     rm, rsd = s["revenue_mean"] * per_h, s["revenue_sd"] * per_h
-    ax2.fill_between(s["time"], (rm - 1.96 * rsd).clip(0), rm + 1.96 * rsd, color="tab:orange",
-                     alpha=0.2, step="mid", label="model 95% band")
+    ax2.fill_between(
+        s["time"],
+        (rm - 1.96 * rsd).clip(0),
+        rm + 1.96 * rsd,
+        color="tab:orange",
+        alpha=0.2,
+        step="mid",
+        label="model 95% band",
+    )
     ax2.plot(s["time"], rm, color="tab:orange", lw=1, label="model mean (paid at exit)")
     ax2.plot(s["time"], s["paid"] * per_h, color="black", lw=1.1, label="actual payments")
     mark_alerts(ax2)
@@ -222,8 +282,10 @@ def write_report(
             c = f"C{k}"
             ax.fill_between(part["time"], part["p10"], part["p90"], color=c, alpha=0.2)
             ax.plot(part["time"], part["p50"], color=c, lw=1.3, label=f"{name}")
-        ax.set_title(f"Forecast from now: occupied spots per level, median and 80% band "
-                     f"({forecast.replications} replications)")
+        ax.set_title(
+            f"Forecast from now: occupied spots per level, median and 80% band "
+            f"({forecast.replications} replications)"
+        )
         style(ax, "occupied spots")
         ax.legend(loc="upper left", fontsize=8, ncol=len(lv["group"].unique()))
         fig.tight_layout()
@@ -252,8 +314,11 @@ def write_report(
     )
     fc = ""
     if forecast is not None:
-        fc = "<h2>Forecast</h2><ul>" + "".join(
-            f"<li>{html.escape(x)}</li>" for x in forecast.summary()) + "</ul>"
+        fc = (
+            "<h2>Forecast</h2><ul>"
+            + "".join(f"<li>{html.escape(x)}</li>" for x in forecast.summary())
+            + "</ul>"
+        )
     reasons = ", ".join(f"{k} {v}" for k, v in (feed.get("by_reason") or {}).items())
     reasons = f" ({html.escape(reasons)})" if reasons else ""
     page = f"""<!doctype html><html><head><meta charset="utf-8">
@@ -262,11 +327,11 @@ def write_report(
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(mirror.scenario.name)}: the lot against its twin</h1>
-<p>Feed up to {html.escape(summary['time'][:16].replace('T', ' '))}:
-received {feed.get('received', summary['offered']):,}, applied {summary['applied']:,},
-dead-lettered {feed.get('dead_lettered', 0):,}{reasons}.
-Cars on bays {summary['occupied']} of {summary['capacity']}; paid {summary['paid']:,.2f},
-charged by the tariff for the exits seen {summary['priced']:,.2f}.</p>
+<p>Feed up to {html.escape(summary["time"][:16].replace("T", " "))}:
+received {feed.get("received", summary["offered"]):,}, applied {summary["applied"]:,},
+dead-lettered {feed.get("dead_lettered", 0):,}{reasons}.
+Cars on bays {summary["occupied"]} of {summary["capacity"]}; paid {summary["paid"]:,.2f},
+charged by the tariff for the exits seen {summary["priced"]:,.2f}.</p>
 <h2>Levels now</h2><table><tr><th>level</th><th>free</th><th>capacity</th><th>source</th>
 <th>confidence</th></tr>{level_rows}</table>{fc}
 <h2>Alerts ({len(alerts)})</h2><table><tr><th>since</th><th>raised</th><th>what</th>

@@ -87,8 +87,7 @@ def lanes(sc: Scenario, d: Drivers) -> Lanes:
         for spec in specs
     ]
     exit_free = [
-        [0.0] * spec.lanes.exit.count if spec.lanes and spec.lanes.exit else None
-        for spec in specs
+        [0.0] * spec.lanes.exit.count if spec.lanes and spec.lanes.exit else None for spec in specs
     ]
     any_entry = any(free is not None for free in entry_free)
     any_exit = any(free is not None for free in exit_free)

@@ -178,11 +178,7 @@ def assemble_record(
         search_km=np.asarray(cols.search_km, dtype=float),
         external_stays=external_stays(external, offsets),
         component_metrics={
-            **{
-                f"{c.name}.{key}": value
-                for c in comps
-                for key, value in c.finish(horizon).items()
-            },
+            **{f"{c.name}.{key}": value for c in comps for key, value in c.finish(horizon).items()},
             **(status_metrics(lots, spot, entry, leave, external, sc) if comps else {}),
         },
         component_frames={
