@@ -204,21 +204,25 @@ def write_report(
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %H:%M"))
         ax.grid(alpha=0.3)
 
+    def model_band(ax, mean, sd, color: str, label: str, floor: float | None = None) -> None:
+        """The model's mean and its 95% band (mean ± 1.96 sd, cut at ``floor`` if given)."""
+        low = mean - 1.96 * sd
+        ax.fill_between(
+            s["time"],
+            low if floor is None else low.clip(floor),
+            mean + 1.96 * sd,
+            color=color,
+            alpha=0.2,
+            step="mid",
+            label="model 95% band",
+        )
+        ax.plot(s["time"], mean, color=color, lw=1, label=label)
+
     # occupancy per level: actual against the model's band
     n = len(s["levels"])
     fig, axes = plt.subplots(n, 1, figsize=(11, 1.9 * n + 0.6), sharex=True, squeeze=False)
     for k, ax in enumerate(axes[:, 0]):
-        mean, sd = s["occ_mean"][:, k], s["occ_sd"][:, k]
-        ax.fill_between(
-            s["time"],
-            mean - 1.96 * sd,
-            mean + 1.96 * sd,
-            color="tab:blue",
-            alpha=0.2,
-            label="model 95% band",
-            step="mid",
-        )
-        ax.plot(s["time"], mean, color="tab:blue", lw=1, label="model mean")
+        model_band(ax, s["occ_mean"][:, k], s["occ_sd"][:, k], "tab:blue", "model mean")
         ax.plot(s["time"], s["occ"][:, k], color="black", lw=1.3, label="actual (mirror)")
         ax.set_ylim(0, s["capacity"][k] * 1.05)
         mark_alerts(ax)
@@ -232,17 +236,9 @@ def write_report(
     # entries and revenue per hour
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True)
     per_h = HOUR / 900.0
-    m, sd = s["entries_mean"] * per_h, s["entries_sd"] * per_h
-    ax1.fill_between(
-        s["time"],
-        (m - 1.96 * sd).clip(0),
-        m + 1.96 * sd,
-        color="tab:green",
-        alpha=0.2,
-        step="mid",
-        label="model 95% band",
+    model_band(
+        ax1, s["entries_mean"] * per_h, s["entries_sd"] * per_h, "tab:green", "model mean", 0
     )
-    ax1.plot(s["time"], m, color="tab:green", lw=1, label="model mean")
     ax1.plot(
         s["time"],
         s["entries"] * per_h,
@@ -254,17 +250,14 @@ def write_report(
     style(ax1, "per hour")
     ax1.legend(loc="upper left", fontsize=8, ncol=3)
     ax1.set_title(f"{s['arrivals_label'].capitalize()} and revenue per hour (15-min bins)")
-    rm, rsd = s["revenue_mean"] * per_h, s["revenue_sd"] * per_h
-    ax2.fill_between(
-        s["time"],
-        (rm - 1.96 * rsd).clip(0),
-        rm + 1.96 * rsd,
-        color="tab:orange",
-        alpha=0.2,
-        step="mid",
-        label="model 95% band",
+    model_band(
+        ax2,
+        s["revenue_mean"] * per_h,
+        s["revenue_sd"] * per_h,
+        "tab:orange",
+        "model mean (paid at exit)",
+        0,
     )
-    ax2.plot(s["time"], rm, color="tab:orange", lw=1, label="model mean (paid at exit)")
     ax2.plot(s["time"], s["paid"] * per_h, color="black", lw=1.1, label="actual payments")
     mark_alerts(ax2)
     tariff = mirror.scenario.lot_specs[0].tariff
