@@ -181,6 +181,20 @@ def test_schema_refuses_what_claims_do_not_cover() -> None:
     assert validate_scenario(ops).claims is not None
 
 
+def test_an_absurd_latency_is_refused_not_run() -> None:
+    """rtt_ms: 1e300 used to run: every claim unanswered, no car parked, revenue $0."""
+    data = copy.deepcopy(CONTENDED)
+    data["claims"] = {"strategy": "pessimistic", "rtt_ms": 1e300}
+    with pytest.raises(ScenarioError, match=r"claims\.rtt_ms: .*less than or equal to 60000"):
+        validate_scenario(data)
+    data["claims"]["rtt_ms"] = 60_000
+    assert validate_scenario(data).claims.rtt_ms == 60_000
+    study = LockingStudySpec().model_dump()
+    study["network"]["rtt_ms"] = 1e9
+    with pytest.raises(ValueError, match="less than or equal to 60000"):
+        LockingStudySpec.model_validate(study)
+
+
 def test_defaults_are_the_locking_studys() -> None:
     study = LockingStudySpec()
     claims = ClaimsSpec(strategy="atomic")

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import Field
 
 from twin.core.locking import CLAIM_STRATEGIES
-from twin.scenario.common import Spec
+from twin.scenario.common import LatencyMs, Spec
 
 ClaimStrategyName = Literal["pessimistic", "optimistic", "atomic", "queue"]
 assert set(ClaimStrategyName.__args__) == set(CLAIM_STRATEGIES)  # schema and core in step
@@ -39,9 +39,9 @@ class ClaimsSpec(Spec):
         description="pessimistic (row lock), optimistic (version check), atomic (counter) "
         "or queue (one serialising consumer); see docs/locking.md"
     )
-    rtt_ms: float = Field(default=1.0, ge=0, description="gate controller ↔ store round trip")
-    app_ms: float = Field(
-        default=0.5, ge=0, description="controller work between reading the row and writing it"
+    rtt_ms: LatencyMs = Field(default=1.0, description="gate controller ↔ store round trip")
+    app_ms: LatencyMs = Field(
+        default=0.5, description="controller work between reading the row and writing it"
     )
     service_cv: float = Field(
         default=0.5, ge=0, le=3, description="coefficient of variation of every service time"
@@ -50,8 +50,8 @@ class ClaimsSpec(Spec):
         default=20, ge=1, description="database connection pool (pessimistic, optimistic)"
     )
     workers: int = Field(default=8, ge=1, description="database statements executing at once")
-    statement_ms: float = Field(default=0.25, ge=0, description="database CPU per statement")
-    commit_ms: float = Field(default=1.0, ge=0, description="WAL flush per committing write")
+    statement_ms: LatencyMs = Field(default=0.25, description="database CPU per statement")
+    commit_ms: LatencyMs = Field(default=1.0, description="WAL flush per committing write")
     statements_in_lock: int = Field(
         default=3,
         ge=1,
@@ -61,16 +61,14 @@ class ClaimsSpec(Spec):
     max_retries: int = Field(
         default=5, ge=0, description="optimistic: retries after a conflict, then the claim fails"
     )
-    backoff_base_ms: float = Field(
-        default=1.0, ge=0, description="optimistic: first back-off window"
-    )
-    backoff_cap_ms: float = Field(
-        default=50.0, ge=0, description="optimistic: largest back-off window"
+    backoff_base_ms: LatencyMs = Field(default=1.0, description="optimistic: first back-off window")
+    backoff_cap_ms: LatencyMs = Field(
+        default=50.0, description="optimistic: largest back-off window"
     )
     redis_servers: int = Field(
         default=1, ge=1, description="atomic: commands the counter store executes at once"
     )
-    redis_op_ms: float = Field(default=0.05, ge=0, description="atomic: service per command")
-    consumer_ms: float = Field(
-        default=0.5, ge=0, description="queue: the single consumer's time per request"
+    redis_op_ms: LatencyMs = Field(default=0.05, description="atomic: service per command")
+    consumer_ms: LatencyMs = Field(
+        default=0.5, description="queue: the single consumer's time per request"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from twin.core.types import SpotType, VehicleClass
 
@@ -55,6 +55,11 @@ def parse_days(value: Any) -> list[str]:
 #: A list of day names in a scenario file: ``[mon, tue]``, ``weekdays``, ``weekend``, ``all`` or
 #: full names, case-insensitive; validated to short names in week order.
 Days = Annotated[list[str], BeforeValidator(parse_days)]
+
+#: A store or claim latency in milliseconds (the locking study and a scenario's ``claims:``):
+#: at most a minute. A store slower than that is an outage, not a latency, and an absurd value
+#: (1e300) would leave every claim unanswered: a run with no cars parked, not an error.
+LatencyMs = Annotated[float, Field(ge=0, le=60_000)]
 
 
 def day_numbers(days: list[str]) -> frozenset[int]:

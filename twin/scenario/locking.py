@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from twin.core.locking import CLAIM_STRATEGIES
-from twin.scenario.common import Spec
+from twin.scenario.common import LatencyMs, Spec
 from twin.scenario.loader import ScenarioError, apply_overrides, format_errors, read_yaml
 
 StrategyName = Literal["pessimistic", "optimistic", "atomic", "queue"]
@@ -59,19 +59,18 @@ class WorkloadSpec(Spec):
 
 
 class NetworkSpec(Spec):
-    rtt_ms: float = Field(default=1.0, ge=0, description="app ↔ store round trip")
+    rtt_ms: LatencyMs = Field(default=1.0, description="app ↔ store round trip")
 
 
 class ClientSpec(Spec):
     """The application side. ``cpu_ms`` and ``cores`` matter when clients are CPU-bound, as
     when they run on the same small machine as the servers (the live benchmark)."""
 
-    app_ms: float = Field(
-        default=0.5, ge=0, description="app work between reading the row and writing it"
+    app_ms: LatencyMs = Field(
+        default=0.5, description="app work between reading the row and writing it"
     )
-    cpu_ms: float = Field(
+    cpu_ms: LatencyMs = Field(
         default=0.0,
-        ge=0,
         description="client CPU per command or statement sent (driver, protocol, syscalls); "
         "0: not modelled",
     )
@@ -107,9 +106,8 @@ class HostSpec(Spec):
         ge=1,
         description="cores shared by clients and servers; null: each has its own CPU",
     )
-    wakeup_ms: float = Field(
+    wakeup_ms: LatencyMs = Field(
         default=0.0,
-        ge=0,
         description="mean wait on the OS run queue before each CPU burst on the host (a process "
         "woken by its socket, behind the machine's other load); exponential; needs cores",
     )
@@ -126,8 +124,8 @@ class DatabaseSpec(Spec):
 
     connections: int = Field(default=20, ge=1, description="connection pool size")
     workers: int = Field(default=8, ge=1, description="statements executing at once (cores)")
-    statement_ms: float = Field(default=0.25, ge=0, description="CPU per statement")
-    commit_ms: float = Field(default=1.0, ge=0, description="WAL flush per committing write")
+    statement_ms: LatencyMs = Field(default=0.25, description="CPU per statement")
+    commit_ms: LatencyMs = Field(default=1.0, description="WAL flush per committing write")
 
 
 class PessimisticSpec(Spec):
@@ -163,20 +161,20 @@ class PessimisticSpec(Spec):
 
 class OptimisticSpec(Spec):
     max_retries: int = Field(default=5, ge=0, description="retries after a conflict, then fail")
-    backoff_base_ms: float = Field(default=1.0, ge=0, description="first back-off window")
-    backoff_cap_ms: float = Field(default=50.0, ge=0, description="largest back-off window")
+    backoff_base_ms: LatencyMs = Field(default=1.0, description="first back-off window")
+    backoff_cap_ms: LatencyMs = Field(default=50.0, description="largest back-off window")
 
 
 class AtomicSpec(Spec):
     """The in-memory counter store (Redis): one thread executes commands one at a time."""
 
     servers: int = Field(default=1, ge=1, description="commands executing at once")
-    op_ms: float = Field(default=0.05, ge=0, description="service time per command")
+    op_ms: LatencyMs = Field(default=0.05, description="service time per command")
 
 
 class QueueSpec(Spec):
-    consumer_ms: float = Field(
-        default=0.5, ge=0, description="the single consumer's time per request"
+    consumer_ms: LatencyMs = Field(
+        default=0.5, description="the single consumer's time per request"
     )
 
 
