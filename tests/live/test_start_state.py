@@ -272,6 +272,10 @@ def test_steady_start_is_deterministic_and_leaves_the_runs_drivers_alone():
         ),
         (json.dumps(state({"elapsed_min": 3, "stream": "nobody"})), "unknown stream"),
         (
+            json.dumps(state({"elapsed_min": 1e300})),  # used to hang in the conditional draw
+            "elapsed_min: Input should be less than or equal to 527040",
+        ),
+        (
             json.dumps(
                 state({"elapsed_min": 3, "spot": "G-R0001"}, {"elapsed_min": 4, "spot": "G-R0001"})
             ),

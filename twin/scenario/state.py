@@ -33,6 +33,9 @@ from twin.scenario.common import Spec, SpotTypeName, VehicleClassName
 
 #: The state file format; bumped when a field changes meaning.
 STATE_VERSION = 1
+#: Longest age, remaining stay or wait a state may give, in minutes (366 days): beyond it a car
+#: is abandoned, not parked, and an absurd value (1e300) made the conditional stay draw hang.
+MAX_STATE_MIN = 366 * 24 * 60
 
 
 class SessionState(Spec):
@@ -49,10 +52,15 @@ class SessionState(Spec):
     )
     ev: bool = Field(default=False, description="an electric vehicle (prefers EV bays)")
     handicap: bool = Field(default=False, description="holds an accessible-parking permit")
-    elapsed_min: float | None = Field(default=None, ge=0, description="minutes parked so far")
+    elapsed_min: float | None = Field(
+        default=None, ge=0, le=MAX_STATE_MIN, description="minutes parked so far"
+    )
     entered: datetime | None = Field(default=None, description="entry time (local)")
     remaining_min: float | None = Field(
-        default=None, ge=0, description="known minutes until it leaves (else drawn)"
+        default=None,
+        ge=0,
+        le=MAX_STATE_MIN,
+        description="known minutes until it leaves (else drawn)",
     )
     stream: str | None = Field(
         default=None, description="demand stream whose dwell law applies (default: inferred)"
@@ -102,7 +110,10 @@ class QueuedState(Spec):
     ev: bool = Field(default=False, description="an electric vehicle (prefers EV bays)")
     handicap: bool = Field(default=False, description="holds an accessible-parking permit")
     waited_min: float | None = Field(
-        default=None, ge=0, description="minutes waited so far (neither this nor since: 0)"
+        default=None,
+        ge=0,
+        le=MAX_STATE_MIN,
+        description="minutes waited so far (neither this nor since: 0)",
     )
     since: datetime | None = Field(default=None, description="when it began to wait (local)")
     stream: str | None = Field(
