@@ -8,12 +8,12 @@ counter row of that store, with the lot's spots as its capacity.
 
 The core decides, the simulator only adds time. Every change of the store's state is a
 ``begin``/``release``/``step`` of the core strategy; between two steps the claim spends the time
-the locking study's latency model gives it (the same model as :mod:`twin.sim.locking_study`,
-without the study's shared-host option): half a round trip each way, a database connection
-from a pool held for the whole transaction, one of the database's workers per statement, the
-WAL flush of a committing write, the controller's work between read and write, the optimistic
-back-off (exponential, full jitter) and retries, one Redis thread per command, one consumer
-for the queue. A blocked step waits until the core hands it the lock (``Step.woken``).
+the locking study's latency model gives it (the transactions of :mod:`twin.sim.claim_latency`,
+which the study shares, without its client-CPU and shared-host options): half a round trip
+each way, a database connection from a pool held for the whole transaction, one of the
+database's workers per statement, the WAL flush of a committing write, the controller's work
+between read and write, the optimistic back-off (exponential, full jitter) and retries, one
+Redis thread per command, one consumer for the queue. A blocked step waits until the core hands it the lock (``Step.woken``).
 
 What the model does with an answer (:meth:`twin.sim.model.ParkingModel.run`):
 
@@ -64,12 +64,11 @@ import simpy
 from twin.core.locking import (
     ClaimStrategy,
     Kind,
-    Op,
     Status,
     Step,
-    backoff_delay,
     make_claim_strategy,
 )
+from twin.sim.claim_latency import ClaimTransactions, Latencies, service_factors
 from twin.sim.components import Component, ModelContext, register
 from twin.sim.record import WAITING
 from twin.sim.rng import BlockDraws
@@ -95,7 +94,7 @@ def _claims_of(scenario: Scenario) -> ClaimsSpec | None:
 
 
 @register("claims", order=60, spec=_claims_of)
-class ClaimsComponent(Component):
+class ClaimsComponent(Component, ClaimTransactions):
     """The store the gates claim units from, one counter row per lot."""
 
     name: ClassVar[str] = "claims"
@@ -122,32 +121,26 @@ class ClaimsComponent(Component):
             {k: lot.capacity for k, lot in enumerate(ctx.lots)},
             max_retries=spec.max_retries,
         )
-        self.pool = simpy.Resource(env, spec.connections)
-        self.cpu = simpy.Resource(env, spec.workers)
-        self.redis = simpy.Resource(env, spec.redis_servers)
-        self.half = spec.rtt_ms / 2000.0
-        self.app = spec.app_ms / 1000.0
-        cv = spec.service_cv
-        service = ctx.streams.get("claims/service")
-        if cv == 0:
-            self.svc = BlockDraws(np.ones)
-        else:
-            shape = 1.0 / cv**2
-            self.svc = BlockDraws(lambda n: service.standard_gamma(shape, n) / shape)
-        backoff = ctx.streams.get("claims/backoff")
-        self.jitter = BlockDraws(backoff.random)
-        self._claim_body = {
-            "pessimistic": self._pessimistic,
-            "optimistic": self._optimistic,
-            "atomic": self._atomic,
-            "queue": self._queue,
-        }[spec.strategy]
-        self._release_body = {
-            "pessimistic": self._pessimistic_release,
-            "optimistic": self._optimistic_release,
-            "atomic": self._atomic_release,
-            "queue": self._queue_release,
-        }[spec.strategy]
+        self.open_store(
+            env,
+            spec.strategy,
+            Latencies(
+                rtt_ms=spec.rtt_ms,
+                app_ms=spec.app_ms,
+                statement_ms=spec.statement_ms,
+                commit_ms=spec.commit_ms,
+                redis_op_ms=spec.redis_op_ms,
+                consumer_ms=spec.consumer_ms,
+                statements_in_lock=spec.statements_in_lock,
+                backoff_base_ms=spec.backoff_base_ms,
+                backoff_cap_ms=spec.backoff_cap_ms,
+            ),
+            connections=spec.connections,
+            workers=spec.workers,
+            redis_servers=spec.redis_servers,
+            svc=service_factors(ctx.streams.get("claims/service"), spec.service_cv),
+            jitter=BlockDraws(ctx.streams.get("claims/backoff").random),
+        )
         self._events: dict[int, simpy.Event] = {}  # blocked transactions by claim id
         self._ids = 0
         self.holding: dict[int, int] = {}  # driver -> claim id of the unit it holds
@@ -160,7 +153,7 @@ class ClaimsComponent(Component):
         self._begun: list[float] = []
         self._answered: list[float] = []
         self._status: list[int] = []
-        self._conflicts: list[int] = []
+        self.conflicts: list[int] = []  # per claim: conflicts retried or not
         self._waited: list[bool] = []
         self._with_space: list[bool] = []  # refused or failed while the lot had a spot free
         self._app: list[bool] = []  # the claim is an app's (a reservation's), not a gate's
@@ -213,7 +206,7 @@ class ClaimsComponent(Component):
         self._begun.append(t)
         self._answered.append(math.nan)
         self._status.append(-1)
-        self._conflicts.append(0)
+        self.conflicts.append(0)
         self._waited.append(False)
         self._with_space.append(False)
         self._app.append(app)
@@ -326,131 +319,6 @@ class ClaimsComponent(Component):
         if self.core.store_value(k) < 0:
             self.negative_counts += 1
 
-    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
-        with resource.request() as req:
-            yield req
-            yield self.env.timeout(mean_s * self.svc())
-
-    def _statement(self) -> Generator:
-        return self._service(self.cpu, self.spec.statement_ms / 1000.0)
-
-    def _flush(self) -> simpy.Timeout:
-        return self.env.timeout(self.spec.commit_ms / 1000.0 * self.svc())
-
-    # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT (or ROLLBACK)
-    def _pessimistic(self, cid: int, k: int) -> Generator:
-        env, half = self.env, self.half
-        with self.pool.request() as conn:
-            yield conn
-            yield env.timeout(half)
-            yield from self._statement()
-            self.core.begin(cid, k, env.now)
-            step = yield from self._step(cid)  # LOCK: may wait for the row
-            if step.next_op is Op.ABORT:  # the row is full: roll back at once
-                yield env.timeout(2 * half)
-                yield from self._statement()
-            else:
-                yield env.timeout(half + self.app)
-                for _ in range(self.spec.statements_in_lock - 1):
-                    yield env.timeout(half)
-                    yield from self._statement()
-                    yield env.timeout(half)
-                yield env.timeout(half)
-                yield from self._statement()
-                yield self._flush()
-            step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
-            yield env.timeout(half)
-        return step
-
-    def _pessimistic_release(self, cid: int) -> Generator:
-        env = self.env
-        with self.pool.request() as conn:
-            yield conn
-            yield env.timeout(self.half)
-            yield from self._statement()
-            self.core.release(cid, env.now)
-            yield from self._step(cid)  # UPDATE: waits for the row lock
-            yield self._flush()
-            yield from self._step(cid)  # COMMIT
-            yield env.timeout(self.half)
-
-    # optimistic: READ, controller work, CAS; back off and read again on a conflict
-    def _optimistic(self, cid: int, k: int) -> Generator:
-        env, half, spec = self.env, self.half, self.spec
-        self.core.begin(cid, k, env.now)
-        while True:
-            with self.pool.request() as conn:
-                yield conn
-                yield env.timeout(half)
-                yield from self._statement()
-                step = yield from self._step(cid)  # READ
-                yield env.timeout(half)
-            if step.status.final:
-                return step  # refused: the row was full
-            yield env.timeout(self.app)
-            with self.pool.request() as conn:
-                yield conn
-                yield env.timeout(half)
-                yield from self._statement()
-                yield self._flush()
-                step = yield from self._step(cid)  # CAS
-                yield env.timeout(half)
-            if step.status is not Status.CONFLICT:
-                return step
-            self._conflicts[cid] += 1
-            wait_ms = backoff_delay(
-                step.attempt, spec.backoff_base_ms, spec.backoff_cap_ms, self.jitter()
-            )
-            yield env.timeout(wait_ms / 1000.0)
-
-    def _optimistic_release(self, cid: int) -> Generator:
-        env = self.env
-        with self.pool.request() as conn:
-            yield conn
-            yield env.timeout(self.half)
-            yield from self._statement()
-            yield self._flush()
-            self.core.release(cid, env.now)
-            yield from self._step(cid)  # UPDATE used = used - 1
-            yield env.timeout(self.half)
-
-    # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store
-    def _redis(self, cid: int) -> Generator:
-        yield self.env.timeout(self.half)
-        yield from self._service(self.redis, self.spec.redis_op_ms / 1000.0)
-        step = yield from self._step(cid)
-        yield self.env.timeout(self.half)
-        return step
-
-    def _atomic(self, cid: int, k: int) -> Generator:
-        self.core.begin(cid, k, self.env.now)
-        step = yield from self._redis(cid)  # INCR
-        if step.next_op is Op.DECR:
-            step = yield from self._redis(cid)  # over capacity: DECR back, refused
-        return step
-
-    def _atomic_release(self, cid: int) -> Generator:
-        self.core.release(cid, self.env.now)
-        yield from self._redis(cid)
-
-    # queue: publish, wait for the one consumer, reply
-    def _queued(self, cid: int) -> Generator:
-        yield from self._step(cid)  # ENQUEUE: in service at once, or wait in line
-        yield self.env.timeout(self.spec.consumer_ms / 1000.0 * self.svc())
-        step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
-        yield self.env.timeout(self.half)
-        return step
-
-    def _queue(self, cid: int, k: int) -> Generator:
-        yield self.env.timeout(self.half)
-        self.core.begin(cid, k, self.env.now)
-        return (yield from self._queued(cid))
-
-    def _queue_release(self, cid: int) -> Generator:
-        yield self.env.timeout(self.half)
-        self.core.release(cid, self.env.now)
-        yield from self._queued(cid)
-
     # -- figures --------------------------------------------------------------------------------
     def finish(self, t: float) -> dict[str, float]:
         """Figures of the claims begun in [warm-up, horizon): the gates' (``claims.<name>``)
@@ -495,7 +363,7 @@ class ClaimsComponent(Component):
 
         refused = int((status == _CODE[Status.REFUSED]).sum())
         failed = int((status == _CODE[Status.FAILED]).sum())
-        conflicts = int(np.asarray(self._conflicts)[keep].sum()) if n else 0
+        conflicts = int(np.asarray(self.conflicts)[keep].sum()) if n else 0
         stats = self.core.stats
         return {
             "wait_ms.mean": float(wait_ms.mean()) if wait_ms.size else math.nan,

@@ -74,14 +74,13 @@ import simpy
 from twin.core.locking import (
     CLAIM_STRATEGIES,
     ClaimStrategy,
-    Op,
     Status,
     Step,
-    backoff_delay,
     make_claim_strategy,
 )
 from twin.outputs import claim, write_frame
 from twin.scenario.locking import LockingStudySpec
+from twin.sim.claim_latency import ClaimTransactions, Latencies, service_factors
 from twin.sim.locking_measure import (
     COLUMNS,
     OPEN,
@@ -123,7 +122,7 @@ def _generator(seed: int, offered: float, purpose: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seq))
 
 
-class _Point:
+class _Point(ClaimTransactions):
     """One strategy at one offered rate: the SimPy processes around one core strategy."""
 
     def __init__(self, spec: LockingStudySpec, name: str, offered: float) -> None:
@@ -136,10 +135,6 @@ class _Point:
         self.core: ClaimStrategy = make_claim_strategy(
             name, dict.fromkeys(range(w.rows), w.capacity), max_retries=spec.optimistic.max_retries
         )
-        db = spec.database
-        self.pool = simpy.Resource(env, db.connections)
-        self.cpu = simpy.Resource(env, db.workers)
-        self.redis = simpy.Resource(env, spec.atomic.servers)
         c = spec.client
         # one machine for clients and servers: every CPU term queues for the same cores
         self.host_cpu = simpy.Resource(env, spec.host.cores) if spec.host.cores else None
@@ -150,21 +145,35 @@ class _Point:
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
         self.woke = False  # the last step performed had to wait (set by _step)
-        self.half = spec.network.rtt_ms / 2000
-        self.app = spec.client.app_ms / 1000
         seed = spec.seed
         gen = {p: _generator(seed, offered, p) for p in ("arrivals", "rows", "stays", "service")}
         gen["backoff"] = _generator(seed, offered, "backoff")
         self.gap = BlockDraws(lambda n: gen["arrivals"].exponential(1 / offered, n))
         self.unit = BlockDraws(lambda n: gen["rows"].random(n))
         self.stay1 = BlockDraws(lambda n: gen["stays"].exponential(1.0, n))
-        self.jitter = BlockDraws(lambda n: gen["backoff"].random(n))
-        cv = spec.service_cv
-        if cv == 0:
-            self.svc = BlockDraws(lambda n: np.ones(n))
-        else:
-            k = 1 / cv**2
-            self.svc = BlockDraws(lambda n: gen["service"].standard_gamma(k, n) / k)
+        db, p, o = spec.database, spec.pessimistic, spec.optimistic
+        self.open_store(
+            env,
+            name,
+            Latencies(
+                rtt_ms=spec.network.rtt_ms,
+                app_ms=c.app_ms,
+                statement_ms=db.statement_ms,
+                commit_ms=db.commit_ms,
+                redis_op_ms=spec.atomic.op_ms,
+                consumer_ms=spec.queue.consumer_ms,
+                statements_in_lock=p.statements_in_lock,
+                backoff_base_ms=o.backoff_base_ms,
+                backoff_cap_ms=o.backoff_cap_ms,
+                release_statements=p.release_statements,
+                begin_round_trip=p.begin_round_trip,
+            ),
+            connections=db.connections,
+            workers=db.workers,
+            redis_servers=spec.atomic.servers,
+            svc=service_factors(gen["service"], spec.service_cv),
+            jitter=BlockDraws(lambda n: gen["backoff"].random(n)),
+        )
         self.wake = spec.host.wakeup_ms / 1000
         if self.wake > 0:  # its own stream: the other draws stay the same with or without it
             gen["wakeup"] = _generator(seed, offered, "wakeup")
@@ -186,18 +195,6 @@ class _Point:
         self.conflicts: list[int] = []
         self.blocked: list[bool] = []
         self.spurious: list[bool] = []  # refused although a unit of the row was free
-        self._claim_body = {
-            "pessimistic": self._pessimistic,
-            "optimistic": self._optimistic,
-            "atomic": self._atomic,
-            "queue": self._queue,
-        }[name]
-        self._release_body = {
-            "pessimistic": self._pessimistic_release,
-            "optimistic": self._optimistic_release,
-            "atomic": self._atomic_release,
-            "queue": self._queue_release,
-        }[name]
 
     # -- helpers ----------------------------------------------------------------------------
     def _row(self) -> int:
@@ -243,11 +240,6 @@ class _Point:
         if self.wake > 0:
             yield self.env.timeout(self.wake * self.wake1())
 
-    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
-        with resource.request() as req:
-            yield req
-            yield self.env.timeout(mean_s * self.svc())
-
     def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
         """A server's CPU work: one of the server's own slots (``resource``), and on a shared
         host also one of the host's cores while it runs.
@@ -268,9 +260,6 @@ class _Point:
                 yield from self._wake()  # the event loop was asleep: it is woken first
             yield from self._service(self.host_cpu, mean_s)
 
-    def _statement(self) -> Generator:
-        return self._server_cpu(self.cpu, self.spec.database.statement_ms / 1000)
-
     def _send(self) -> Generator:
         """The client sends a statement or command: its CPU for it (if modelled, on the
         clients' shared cores, woken from waiting for the last reply on a shared host),
@@ -284,8 +273,22 @@ class _Point:
                 yield from self._service(self.client_cpu, self.send_cpu)
         yield self.env.timeout(self.half)
 
-    def _flush(self) -> simpy.Timeout:
-        return self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
+    def _reply_then_send(self) -> Generator:
+        yield self.env.timeout(self.half)
+        yield from self._send()
+
+    def _consume(self) -> Generator:
+        consumer_s = self.lat.consumer_ms / 1000
+        if self.host_cpu is None:
+            yield self.env.timeout(consumer_s * self.svc())
+        else:  # the consumer is a process on the shared host: it needs a core to serve
+            if not self.woke:  # served at once: the consumer was idle, asleep on the list
+                yield from self._wake()
+            yield from self._service(self.host_cpu, consumer_s)
+
+    def _over_capacity(self, cid: int, row: int) -> None:
+        # refused, and spuriously so if the surplus is others' in-flight INCRs
+        self.spurious[cid] = self.core.held(row) < self.spec.workload.capacity
 
     # -- processes --------------------------------------------------------------------------
     def _arrivals(self) -> Generator:
@@ -343,141 +346,6 @@ class _Point:
     def _prefilled(self, cid: int, stay: float) -> Generator:
         yield self.env.timeout(stay * self.stay1())
         yield from self._release(cid)
-
-    def _round_trip(self) -> Generator:
-        """A statement that takes no lock (BEGIN sent on its own): send, execute, reply."""
-        yield from self._send()
-        yield from self._statement()
-        yield self.env.timeout(self.half)
-
-    # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT
-    def _pessimistic(self, cid: int, row: int) -> Generator:
-        env, half = self.env, self.half
-        with self.pool.request() as conn:
-            yield conn
-            if self.spec.pessimistic.begin_round_trip:
-                yield from self._round_trip()
-            yield from self._send()
-            yield from self._statement()
-            self.core.begin(cid, row, env.now)
-            step = yield from self._lock_step(cid)  # LOCK: may wait for the row
-            if step.next_op is Op.ABORT:  # row full: roll back at once
-                yield env.timeout(half)
-                yield from self._send()
-                yield from self._statement()
-            else:
-                yield env.timeout(half + self.app)
-                for _ in range(self.spec.pessimistic.statements_in_lock - 1):
-                    yield from self._send()
-                    yield from self._statement()
-                    yield env.timeout(half)
-                yield from self._send()
-                yield from self._statement()
-                yield self._flush()
-            step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
-            yield env.timeout(half)
-        return step
-
-    def _pessimistic_release(self, cid: int) -> Generator:
-        env, p = self.env, self.spec.pessimistic
-        with self.pool.request() as conn:
-            yield conn
-            if p.begin_round_trip:
-                yield from self._round_trip()
-            yield from self._send()
-            yield from self._statement()
-            self.core.release(cid, env.now)
-            yield from self._lock_step(cid)  # UPDATE: waits for the row lock
-            for _ in range(p.release_statements - 1):  # the row stays locked until COMMIT
-                yield env.timeout(self.half)
-                yield from self._send()
-                yield from self._statement()
-            yield self._flush()
-            yield from self._step(cid)  # COMMIT
-            yield env.timeout(self.half)
-
-    # optimistic: READ, app work, CAS; back off and re-read on a conflict
-    def _optimistic(self, cid: int, row: int) -> Generator:
-        env, half, o = self.env, self.half, self.spec.optimistic
-        self.core.begin(cid, row, env.now)
-        while True:
-            with self.pool.request() as conn:
-                yield conn
-                yield from self._send()
-                yield from self._statement()
-                step = yield from self._step(cid)  # READ
-                yield env.timeout(half)
-            if step.status.final:
-                return step  # refused: the row was full
-            yield env.timeout(self.app)
-            with self.pool.request() as conn:
-                yield conn
-                yield from self._send()
-                yield from self._statement()
-                yield self._flush()  # a CAS behind an uncommitted one waits for its commit
-                step = yield from self._step(cid)  # CAS
-                yield env.timeout(half)
-            if step.status is not Status.CONFLICT:
-                return step
-            self.conflicts[cid] += 1
-            wait = backoff_delay(step.attempt, o.backoff_base_ms, o.backoff_cap_ms, self.jitter())
-            yield env.timeout(wait / 1000)
-
-    def _optimistic_release(self, cid: int) -> Generator:
-        env = self.env
-        with self.pool.request() as conn:
-            yield conn
-            yield from self._send()
-            yield from self._statement()
-            yield self._flush()
-            self.core.release(cid, env.now)
-            yield from self._step(cid)  # UPDATE used - 1, version + 1
-            yield env.timeout(self.half)
-
-    # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store
-    def _redis(self, cid: int) -> Generator:
-        yield from self._send()
-        yield from self._server_cpu(self.redis, self.spec.atomic.op_ms / 1000)
-        step = yield from self._step(cid)
-        yield self.env.timeout(self.half)
-        return step
-
-    def _atomic(self, cid: int, row: int) -> Generator:
-        self.core.begin(cid, row, self.env.now)
-        step = yield from self._redis(cid)  # INCR
-        if step.next_op is Op.DECR:
-            # over capacity: refused, and spuriously so if the surplus is others' in-flight INCRs
-            self.spurious[cid] = self.core.held(row) < self.spec.workload.capacity
-            step = yield from self._redis(cid)  # DECR: back out, refused
-        return step
-
-    def _atomic_release(self, cid: int) -> Generator:
-        self.core.release(cid, self.env.now)
-        yield from self._redis(cid)
-
-    # queue: publish, wait for the single consumer, reply
-    def _queued(self, cid: int) -> Generator:
-        yield from self._step(cid)  # ENQUEUE: in service at once, or wait in line
-        consumer_s = self.spec.queue.consumer_ms / 1000
-        if self.host_cpu is None:
-            yield self.env.timeout(consumer_s * self.svc())
-        else:  # the consumer is a process on the shared host: it needs a core to serve
-            if not self.woke:  # served at once: the consumer was idle, asleep on the list
-                yield from self._wake()
-            yield from self._service(self.host_cpu, consumer_s)
-        step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
-        yield self.env.timeout(self.half)
-        return step
-
-    def _queue(self, cid: int, row: int) -> Generator:
-        yield from self._send()
-        self.core.begin(cid, row, self.env.now)
-        return (yield from self._queued(cid))
-
-    def _queue_release(self, cid: int) -> Generator:
-        yield from self._send()
-        self.core.release(cid, self.env.now)
-        yield from self._queued(cid)
 
     # -- run and measure --------------------------------------------------------------------
     def run(self) -> dict[str, object]:

@@ -1,0 +1,274 @@
+"""The claim strategies' transactions as SimPy processes: one latency model, two users.
+
+The core (:mod:`twin.core.locking`) decides every change of a store's state; this module only
+decides *when* each step happens. :class:`ClaimTransactions` holds the four strategies'
+transactions (claim and release) around one core strategy:
+
+* pessimistic: ``SELECT ... FOR UPDATE``, ``statements_in_lock`` statements with the row
+  locked (the last is COMMIT; a full row rolls back at once), a connection from the pool held
+  for the whole transaction; a release's UPDATE locks the row until its COMMIT;
+* optimistic: READ, the client's work, CAS; a conflict backs off (exponential, full jitter)
+  and starts again with a READ, until the core says the claim failed;
+* atomic: INCR (and DECR when over capacity), each a round trip to a store of
+  ``redis_servers`` threads;
+* queue: one message to the broker, the single consumer's work, the reply back.
+
+Half a round trip each way, one of the database's ``workers`` per statement, the WAL flush of
+a committing write. Two models use it: the main model's claims at the gates
+(:mod:`twin.sim.claims`) and the locking study (:mod:`twin.sim.locking_study`), which overrides
+the hooks (``_send``, ``_server_cpu``, ``_lock_step``, ``_consume``, ...) to add the client's
+CPU, a shared host and the row lock's wake-up. Each user keeps its own ``_step`` (the per-claim
+records differ) and its own random streams (:func:`service_factors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from twin.core.locking import ClaimStrategy, Op, Status, Step, backoff_delay
+from twin.sim.rng import BlockDraws
+
+__all__ = ["ClaimTransactions", "Latencies", "service_factors"]
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """The latency model's inputs, in the units of the specs (milliseconds)."""
+
+    rtt_ms: float
+    app_ms: float
+    statement_ms: float
+    commit_ms: float
+    redis_op_ms: float
+    consumer_ms: float
+    statements_in_lock: int
+    backoff_base_ms: float
+    backoff_cap_ms: float
+    #: pessimistic: statements of a release (1: autocommitted; 2: UPDATE, then COMMIT)
+    release_statements: int = 1
+    #: pessimistic: each transaction first sends BEGIN on its own (a round trip, no lock)
+    begin_round_trip: bool = False
+
+
+def service_factors(gen: np.random.Generator, cv: float) -> BlockDraws:
+    """Service-time factors of mean 1: gamma with coefficient of variation ``cv`` (1 if 0)."""
+    if cv == 0:
+        return BlockDraws(np.ones)
+    shape = 1.0 / cv**2
+    return BlockDraws(lambda n: gen.standard_gamma(shape, n) / shape)
+
+
+class ClaimTransactions:
+    """The strategies' transactions around ``self.core``; a user calls :meth:`open_store`
+    (when its SimPy environment exists) and defines ``_step`` and ``conflicts``."""
+
+    env: simpy.Environment
+    core: ClaimStrategy
+    #: retries after a conflict, per claim id (the user's per-claim record)
+    conflicts: list[int]
+
+    def open_store(
+        self,
+        env: simpy.Environment,
+        strategy: str,
+        lat: Latencies,
+        *,
+        connections: int,
+        workers: int,
+        redis_servers: int,
+        svc: BlockDraws,
+        jitter: BlockDraws,
+    ) -> None:
+        """The store's resources and latencies, and which transactions ``strategy`` runs."""
+        self.pool = simpy.Resource(env, connections)
+        self.cpu = simpy.Resource(env, workers)
+        self.redis = simpy.Resource(env, redis_servers)
+        self.lat = lat
+        self.half = lat.rtt_ms / 2000
+        self.app = lat.app_ms / 1000
+        self.svc = svc
+        self.jitter = jitter
+        self._claim_body: Callable[[int, int], Generator] = {
+            "pessimistic": self._pessimistic,
+            "optimistic": self._optimistic,
+            "atomic": self._atomic,
+            "queue": self._queue,
+        }[strategy]
+        self._release_body: Callable[[int], Generator] = {
+            "pessimistic": self._pessimistic_release,
+            "optimistic": self._optimistic_release,
+            "atomic": self._atomic_release,
+            "queue": self._queue_release,
+        }[strategy]
+
+    # -- hooks (the locking study overrides them) -------------------------------------------
+    def _step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
+        """Perform the claim's next operation now; if it blocks, wait until it is woken."""
+        raise NotImplementedError
+
+    def _lock_step(self, cid: int) -> Generator[simpy.Event, Step, Step]:
+        """A statement's step that may wait for the row lock."""
+        return self._step(cid)
+
+    def _send(self) -> Generator:
+        """The client sends a statement or command: half a round trip to the store."""
+        yield self.env.timeout(self.half)
+
+    def _reply_then_send(self) -> Generator:
+        """The reply comes back and the next statement goes out (a rollback's)."""
+        yield self.env.timeout(2 * self.half)
+
+    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        with resource.request() as req:
+            yield req
+            yield self.env.timeout(mean_s * self.svc())
+
+    def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        """A server's CPU work on one of ``resource``'s slots."""
+        return self._service(resource, mean_s)
+
+    def _statement(self) -> Generator:
+        return self._server_cpu(self.cpu, self.lat.statement_ms / 1000)
+
+    def _flush(self) -> simpy.Timeout:
+        return self.env.timeout(self.lat.commit_ms / 1000 * self.svc())
+
+    def _consume(self) -> Generator:
+        """The queue's single consumer serves one message."""
+        yield self.env.timeout(self.lat.consumer_ms / 1000 * self.svc())
+
+    def _over_capacity(self, cid: int, row: int) -> None:
+        """An INCR found the row over capacity (the claim backs out with a DECR)."""
+
+    def _round_trip(self) -> Generator:
+        """A statement that takes no lock (BEGIN sent on its own): send, execute, reply."""
+        yield from self._send()
+        yield from self._statement()
+        yield self.env.timeout(self.half)
+
+    # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT (or ROLLBACK)
+    def _pessimistic(self, cid: int, row: int) -> Generator:
+        env, half = self.env, self.half
+        with self.pool.request() as conn:
+            yield conn
+            if self.lat.begin_round_trip:
+                yield from self._round_trip()
+            yield from self._send()
+            yield from self._statement()
+            self.core.begin(cid, row, env.now)
+            step = yield from self._lock_step(cid)  # LOCK: may wait for the row
+            if step.next_op is Op.ABORT:  # the row is full: roll back at once
+                yield from self._reply_then_send()
+                yield from self._statement()
+            else:
+                yield env.timeout(half + self.app)
+                for _ in range(self.lat.statements_in_lock - 1):
+                    yield from self._send()
+                    yield from self._statement()
+                    yield env.timeout(half)
+                yield from self._send()
+                yield from self._statement()
+                yield self._flush()
+            step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
+            yield env.timeout(half)
+        return step
+
+    def _pessimistic_release(self, cid: int) -> Generator:
+        env = self.env
+        with self.pool.request() as conn:
+            yield conn
+            if self.lat.begin_round_trip:
+                yield from self._round_trip()
+            yield from self._send()
+            yield from self._statement()
+            self.core.release(cid, env.now)
+            yield from self._lock_step(cid)  # UPDATE: waits for the row lock
+            for _ in range(self.lat.release_statements - 1):  # the row stays locked to COMMIT
+                yield env.timeout(self.half)
+                yield from self._send()
+                yield from self._statement()
+            yield self._flush()
+            yield from self._step(cid)  # COMMIT
+            yield env.timeout(self.half)
+
+    # optimistic: READ, controller work, CAS; back off and read again on a conflict
+    def _optimistic(self, cid: int, row: int) -> Generator:
+        env, half, lat = self.env, self.half, self.lat
+        self.core.begin(cid, row, env.now)
+        while True:
+            with self.pool.request() as conn:
+                yield conn
+                yield from self._send()
+                yield from self._statement()
+                step = yield from self._step(cid)  # READ
+                yield env.timeout(half)
+            if step.status.final:
+                return step  # refused: the row was full
+            yield env.timeout(self.app)
+            with self.pool.request() as conn:
+                yield conn
+                yield from self._send()
+                yield from self._statement()
+                yield self._flush()  # a CAS behind an uncommitted one waits for its commit
+                step = yield from self._step(cid)  # CAS
+                yield env.timeout(half)
+            if step.status is not Status.CONFLICT:
+                return step
+            self.conflicts[cid] += 1
+            wait_ms = backoff_delay(
+                step.attempt, lat.backoff_base_ms, lat.backoff_cap_ms, self.jitter()
+            )
+            yield env.timeout(wait_ms / 1000)
+
+    def _optimistic_release(self, cid: int) -> Generator:
+        env = self.env
+        with self.pool.request() as conn:
+            yield conn
+            yield from self._send()
+            yield from self._statement()
+            yield self._flush()
+            self.core.release(cid, env.now)
+            yield from self._step(cid)  # UPDATE used = used - 1, version + 1
+            yield env.timeout(self.half)
+
+    # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store
+    def _redis(self, cid: int) -> Generator:
+        yield from self._send()
+        yield from self._server_cpu(self.redis, self.lat.redis_op_ms / 1000)
+        step = yield from self._step(cid)
+        yield self.env.timeout(self.half)
+        return step
+
+    def _atomic(self, cid: int, row: int) -> Generator:
+        self.core.begin(cid, row, self.env.now)
+        step = yield from self._redis(cid)  # INCR
+        if step.next_op is Op.DECR:
+            self._over_capacity(cid, row)
+            step = yield from self._redis(cid)  # over capacity: DECR back, refused
+        return step
+
+    def _atomic_release(self, cid: int) -> Generator:
+        self.core.release(cid, self.env.now)
+        yield from self._redis(cid)
+
+    # queue: publish, wait for the one consumer, reply
+    def _queued(self, cid: int) -> Generator:
+        yield from self._step(cid)  # ENQUEUE: in service at once, or wait in line
+        yield from self._consume()
+        step = yield from self._step(cid)  # SERVE: decide, hand the consumer on
+        yield self.env.timeout(self.half)
+        return step
+
+    def _queue(self, cid: int, row: int) -> Generator:
+        yield from self._send()
+        self.core.begin(cid, row, self.env.now)
+        return (yield from self._queued(cid))
+
+    def _queue_release(self, cid: int) -> Generator:
+        yield from self._send()
+        self.core.release(cid, self.env.now)
+        yield from self._queued(cid)
