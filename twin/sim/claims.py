@@ -13,7 +13,8 @@ which the study shares, without its client-CPU and shared-host options): half a 
 each way, a database connection from a pool held for the whole transaction, one of the
 database's workers per statement, the WAL flush of a committing write, the controller's work
 between read and write, the optimistic back-off (exponential, full jitter) and retries, one
-Redis thread per command, one consumer for the queue. A blocked step waits until the core hands it the lock (``Step.woken``).
+Redis thread per command, one consumer for the queue. A blocked step waits until the core
+hands it the lock (``Step.woken``).
 
 What the model does with an answer (:meth:`twin.sim.model.ParkingModel.run`):
 
