@@ -67,25 +67,21 @@ def _diff(table, name: str, scale: float = 1.0, digits: int = 3) -> str:
     )
 
 
-def downtown(replications: int) -> None:
-    base = load(DOWNTOWN)
-    table = Table(
-        title=f"(a) downtown garage, each strategy − claims off, {replications} paired "
-        f"replications, seed {base.seed}: mean (95% CI)"
-    )
-    for col in (
-        "strategy",
-        "Δ blocked pp",
-        "Δ reneged pp",
-        "Δ revenue $/day",
-        "Δ occupancy pp",
-        "claim ms mean / p95 / max",
-        "waited %",
-        "conflicts/day",
-        "given back/day",
-        "double-booked",
-        "CPU s",
-    ):
+#: The headline differences each paired table starts with: (column, metric, scale, digits).
+HEADLINE = (
+    ("Δ blocked pp", "blocked_pct", 1.0, 3),
+    ("Δ reneged pp", "reneged_pct", 1.0, 3),
+    ("Δ revenue $/day", "revenue_per_day", 1.0, 1),
+    ("Δ occupancy pp", "occupancy.mean", 100.0, 3),
+)
+
+
+def paired(title: str, base, replications: int, columns: tuple[str, ...], cells) -> None:
+    """Each strategy against claims off, paired over the same replications: the headline
+    differences, then ``columns`` (``cells(table, metrics)`` gives them), double bookings and
+    the CPU time."""
+    table = Table(title=title)
+    for col in ("strategy", *(head[0] for head in HEADLINE), *columns, "double-booked", "CPU s"):
         table.add_column(col, justify="right")
     for strategy in STRATEGIES:
         t0 = time.process_time()
@@ -94,20 +90,31 @@ def downtown(replications: int) -> None:
         tab, b = cmp.table, cmp.b.metrics
         table.add_row(
             strategy,
-            _diff(tab, "blocked_pct"),
-            _diff(tab, "reneged_pct"),
-            _diff(tab, "revenue_per_day", digits=1),
-            _diff(tab, "occupancy.mean", scale=100.0),
-            f"{b['claims.wait_ms.mean'].mean():.2f} / {b['claims.wait_ms.p95'].mean():.2f} / "
-            f"{b['claims.wait_ms.max'].max():.1f}",
-            f"{b['claims.waited_pct'].mean():.2f}",
-            f"{b['claims.conflicts_per_day'].mean():.1f}",
-            f"{b['claims.no_spot_per_day'].mean():.1f}",
+            *(_diff(tab, name, scale, digits) for _, name, scale, digits in HEADLINE),
+            *cells(tab, b),
             f"{int(b['claims.double_bookings'].sum())}",
             f"{cpu:.1f}",
         )
     console.print(table)
     console.print(f"({_load()})")
+
+
+def downtown(replications: int) -> None:
+    base = load(DOWNTOWN)
+    paired(
+        f"(a) downtown garage, each strategy − claims off, {replications} paired "
+        f"replications, seed {base.seed}: mean (95% CI)",
+        base,
+        replications,
+        ("claim ms mean / p95 / max", "waited %", "conflicts/day", "given back/day"),
+        lambda tab, b: (
+            f"{b['claims.wait_ms.mean'].mean():.2f} / {b['claims.wait_ms.p95'].mean():.2f} / "
+            f"{b['claims.wait_ms.max'].max():.1f}",
+            f"{b['claims.waited_pct'].mean():.2f}",
+            f"{b['claims.conflicts_per_day'].mean():.1f}",
+            f"{b['claims.no_spot_per_day'].mean():.1f}",
+        ),
+    )
 
 
 def operations(replications: int) -> None:
@@ -116,39 +123,22 @@ def operations(replications: int) -> None:
     base = full.model_copy(
         update={"operations": full.operations.model_copy(update={"permits": None})}
     )
-    table = Table(
-        title=f"(d) downtown_operations without permits, each strategy − claims off, "
-        f"{replications} paired replications, seed {base.seed}: mean (95% CI)"
-    )
-    for col in (
-        "strategy",
-        "Δ blocked pp",
-        "Δ reneged pp",
-        "Δ revenue $/day",
-        "Δ occupancy pp",
-        "Δ reservation arrivals",
-        "Δ bumped",
-        "Δ hold waits",
-        "gate claim ms mean / p95",
-        "app claims/day",
-        "app claim ms mean / p95",
-        "app refused %",
-        "app given back/day",
-        "double-booked",
-        "CPU s",
-    ):
-        table.add_column(col, justify="right")
-    for strategy in STRATEGIES:
-        t0 = time.process_time()
-        cmp = compare(base, _with(base, strategy), replications=replications)
-        cpu = time.process_time() - t0
-        tab, b = cmp.table, cmp.b.metrics
-        table.add_row(
-            strategy,
-            _diff(tab, "blocked_pct"),
-            _diff(tab, "reneged_pct"),
-            _diff(tab, "revenue_per_day", digits=1),
-            _diff(tab, "occupancy.mean", scale=100.0),
+    paired(
+        f"(d) downtown_operations without permits, each strategy − claims off, "
+        f"{replications} paired replications, seed {base.seed}: mean (95% CI)",
+        base,
+        replications,
+        (
+            "Δ reservation arrivals",
+            "Δ bumped",
+            "Δ hold waits",
+            "gate claim ms mean / p95",
+            "app claims/day",
+            "app claim ms mean / p95",
+            "app refused %",
+            "app given back/day",
+        ),
+        lambda tab, b: (
             _diff(tab, "reservations.arrivals", digits=1),
             _diff(tab, "reservations.bumped", digits=1),
             _diff(tab, "reservations.hold_waits", digits=1),
@@ -157,11 +147,8 @@ def operations(replications: int) -> None:
             f"{b['claims.app.wait_ms.mean'].mean():.2f} / {b['claims.app.wait_ms.p95'].mean():.2f}",
             f"{b['claims.app.refused_pct'].mean():.2f}",
             f"{b['claims.app.given_back_per_day'].mean():.2f}",
-            f"{int(b['claims.double_bookings'].sum())}",
-            f"{cpu:.1f}",
-        )
-    console.print(table)
-    console.print(f"({_load()})")
+        ),
+    )
 
 
 def _once(scenario, strategy: str | None) -> tuple[dict, float, int]:
