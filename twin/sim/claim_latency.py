@@ -151,14 +151,19 @@ class ClaimTransactions:
         yield self.env.timeout(self.half)
 
     # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT (or ROLLBACK)
+    def _first_statement(self) -> Generator:
+        """A transaction's first statement (after BEGIN on its own, if sent so): sent and
+        executed; the core performs it next."""
+        if self.lat.begin_round_trip:
+            yield from self._round_trip()
+        yield from self._send()
+        yield from self._statement()
+
     def _pessimistic(self, cid: int, row: int) -> Generator:
         env, half = self.env, self.half
         with self.pool.request() as conn:
             yield conn
-            if self.lat.begin_round_trip:
-                yield from self._round_trip()
-            yield from self._send()
-            yield from self._statement()
+            yield from self._first_statement()
             self.core.begin(cid, row, env.now)
             step = yield from self._lock_step(cid)  # LOCK: may wait for the row
             if step.next_op is Op.ABORT:  # the row is full: roll back at once
@@ -181,10 +186,7 @@ class ClaimTransactions:
         env = self.env
         with self.pool.request() as conn:
             yield conn
-            if self.lat.begin_round_trip:
-                yield from self._round_trip()
-            yield from self._send()
-            yield from self._statement()
+            yield from self._first_statement()
             self.core.release(cid, env.now)
             yield from self._lock_step(cid)  # UPDATE: waits for the row lock
             for _ in range(self.lat.release_statements - 1):  # the row stays locked to COMMIT
