@@ -56,21 +56,26 @@ def rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def operations_reference() -> str:
+def key_table(*sections: tuple[type[BaseModel], str]) -> str:
+    """A markdown table of every key of the (model, key prefix) ``sections``, one after the
+    other: key, default, meaning."""
     lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(OperationsSpec, "operations")]
+    for model, prefix in sections:
+        lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(model, prefix)]
     return "\n".join(lines) + "\n"
+
+
+def operations_reference() -> str:
+    return key_table((OperationsSpec, "operations"))
 
 
 def closures_reference() -> str:
     """The ``facility.closures`` table and the allocation strategies (docs/scenarios.md)."""
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(ClosureSpec, "facility.closures[]")]
-    lines += ["", "| `facility.strategy` | meaning |", "|---|---|"]
+    lines = ["| `facility.strategy` | meaning |", "|---|---|"]
     for name, cls in STRATEGIES.items():
         first = ((cls.__doc__ or "").strip().splitlines() or [""])[0]
         lines.append(f"| `{name}` | {first.replace('|', '/')} |")
-    return "\n".join(lines) + "\n"
+    return key_table((ClosureSpec, "facility.closures[]")) + "\n" + "\n".join(lines) + "\n"
 
 
 def state_reference() -> str:
@@ -79,26 +84,19 @@ def state_reference() -> str:
     own documentation generator (which imports the scenario model: a cycle)."""
     from twin.scenario.state import StartState
 
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(StartState, "state")]
-    return "\n".join(lines) + "\n"
+    return key_table((StartState, "state"))
 
 
 def claims_reference() -> str:
     """The ``claims:`` section's keys as a markdown table (docs/locking.md quotes it)."""
     from twin.scenario.claims import ClaimsSpec
 
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(ClaimsSpec, "claims")]
-    return "\n".join(lines) + "\n"
+    return key_table((ClaimsSpec, "claims"))
 
 
 def demand_reference() -> str:
     """The ``demand[].day_factor`` and ``demand[].dates`` table (docs/scenarios.md)."""
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(DayFactorSpec, "demand[].day_factor")]
-    lines += [f"| `{k}` | {d} | {m} |" for k, d, m in rows(DateDemandSpec, "demand[].dates[]")]
-    return "\n".join(lines) + "\n"
+    return key_table((DayFactorSpec, "demand[].day_factor"), (DateDemandSpec, "demand[].dates[]"))
 
 
 if __name__ == "__main__":  # pragma: no cover
