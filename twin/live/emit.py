@@ -346,6 +346,32 @@ def emit(
     def add(t: float, order: int, kind: str, eid: str, device: str, **fields: Any) -> None:
         events.append((t, order, {"kind": kind, "id": eid, "refDevice": device, **fields}))
 
+    def plate_read(t: float, session: str, plate: str, tag: str, direction: str) -> None:
+        """The entrance camera reads ``plate`` (``direction`` in: at the barrier; out: gone)."""
+        add(
+            t,
+            0,
+            "plate_read",
+            f"{session}:{tag}",
+            CAMERA_IN,
+            identifiedVehicle=plate,
+            direction=direction,
+            confidence=0.98,
+        )
+
+    def spot_reading(t: float, session: str, sp: str, tag: str, status: str) -> None:
+        """Bay ``sp``'s sensor reads ``status`` (occupied, free) as the session parks, leaves."""
+        add(
+            t,
+            3,
+            "spot_reading",
+            f"{session}:{tag}",
+            f"sensor-{sp}",
+            spaceId=sp,
+            status=status,
+            level=level_of.get(sp),
+        )
+
     # Vectors out of the frame once: iterating rows of a DataFrame is slow.
     vid = veh.vehicle.to_numpy()
     entry = veh.entry_s.to_numpy(dtype=float)
@@ -371,32 +397,14 @@ def emit(
         v = int(vid[i])
         session = f"S{v:07d}"
         plate = f"PT{v:06d}"
-        add(
-            r,
-            0,
-            "plate_read",
-            f"{session}:plate-in",
-            CAMERA_IN,
-            identifiedVehicle=plate,
-            direction="in",
-            confidence=0.98,
-        )
+        plate_read(r, session, plate, "plate-in", "in")
         g = gate[i]
         if not np.isfinite(g):
             # refused at the barrier: gone at once (blocked) or when its patience ran out
             # (reneged); the entrance camera sees it leave the lane (the mirror's queue ends)
             gone = r + patience[v] if outcome[i] == "reneged" else r
             if outcome[i] in ("blocked", "reneged"):
-                add(
-                    gone,
-                    0,
-                    "plate_read",
-                    f"{session}:plate-gone",
-                    CAMERA_IN,
-                    identifiedVehicle=plate,
-                    direction="out",
-                    confidence=0.98,
-                )
+                plate_read(gone, session, plate, "plate-gone", "out")
             continue
         sp = spot[i] if isinstance(spot[i], str) else None
         add(
@@ -411,27 +419,9 @@ def emit(
             spaceId=sp,  # APDS: the spot the session takes (a replay needs it for open ones)
         )
         if sp is not None and np.isfinite(entry[i]):
-            add(
-                entry[i],
-                3,
-                "spot_reading",
-                f"{session}:occ",
-                f"sensor-{sp}",
-                spaceId=sp,
-                status="occupied",
-                level=level_of.get(sp),
-            )
+            spot_reading(entry[i], session, sp, "occ", "occupied")
             if np.isfinite(leave[i]):
-                add(
-                    leave[i],
-                    3,
-                    "spot_reading",
-                    f"{session}:free",
-                    f"sensor-{sp}",
-                    spaceId=sp,
-                    status="free",
-                    level=level_of.get(sp),
-                )
+                spot_reading(leave[i], session, sp, "free", "free")
         if np.isfinite(exit_[i]):
             if np.isfinite(amount[i]):
                 add(
