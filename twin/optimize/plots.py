@@ -232,13 +232,7 @@ def _plot_1d(result: OptimizationResult, first, second, subtitle: str, figure_cl
     else:
         bottom.set_xlabel(f"{p.key} ({p.kind})")
     best_text = f"best: {p.label(result.best.values[p.key])}"
-    fig.suptitle(
-        _tex(f"{_TITLES[spec.objective]} by {p.key} — {best_text}"),
-        fontsize=11.5,
-        x=0.015,
-        ha="left",
-    )
-    top.set_title(_tex(subtitle), fontsize=8.5, loc="left", color="0.35")
+    _titles(fig, top, f"{_TITLES[spec.objective]} by {p.key} — {best_text}", subtitle, 11.5)
     fig.subplots_adjust(left=0.155, right=0.97, top=0.9, bottom=0.07, hspace=0.08)
     fig.align_ylabels([top, middle, bottom])
     return fig
@@ -249,6 +243,12 @@ _TITLES = {
     "blocking": "Drivers turned away",
     "occupancy-target": "Occupancy against its target",
 }
+
+
+def _titles(fig: Any, ax: Any, title: str, subtitle: str, size: float) -> None:
+    """The figure's title at the top left, the run's description in grey under it."""
+    fig.suptitle(_tex(title), fontsize=size, x=0.015, ha="left")
+    ax.set_title(_tex(subtitle), fontsize=8.5, loc="left", color="0.35")
 
 
 def _tex(text: str) -> str:
@@ -419,13 +419,8 @@ def _plot_2d(result: OptimizationResult, first, subtitle: str, figure_cls) -> An
     ax.set_xlabel(_tex(px.key))
     ax.set_ylabel(_tex(py.key))
     best_text = f"{px.label(best.values[px.key])}, {py.label(best.values[py.key])}"
-    fig.suptitle(
-        _tex(f"{_TITLES[spec.objective]} by {px.key} and {py.key} — best: {best_text}"),
-        fontsize=11,
-        x=0.015,
-        ha="left",
-    )
-    ax.set_title(_tex(subtitle), fontsize=8.5, loc="left", color="0.35")
+    title = f"{_TITLES[spec.objective]} by {px.key} and {py.key} — best: {best_text}"
+    _titles(fig, ax, title, subtitle, 11)
     fig.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.17)
     return fig
 
