@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from twin.live.emit_events import gate_entry, gate_exit, payment, plate_read, spot_reading
 from twin.live.emit_stays import hold_events, initial_events, reservation_events
 from twin.scenario.model import Scenario, StreamSpec, TraceSpec
 from twin.scenario.state import StartState
@@ -346,32 +347,6 @@ def emit(
     def add(t: float, order: int, kind: str, eid: str, device: str, **fields: Any) -> None:
         events.append((t, order, {"kind": kind, "id": eid, "refDevice": device, **fields}))
 
-    def plate_read(t: float, session: str, plate: str, tag: str, direction: str) -> None:
-        """The entrance camera reads ``plate`` (``direction`` in: at the barrier; out: gone)."""
-        add(
-            t,
-            0,
-            "plate_read",
-            f"{session}:{tag}",
-            CAMERA_IN,
-            identifiedVehicle=plate,
-            direction=direction,
-            confidence=0.98,
-        )
-
-    def spot_reading(t: float, session: str, sp: str, tag: str, status: str) -> None:
-        """Bay ``sp``'s sensor reads ``status`` (occupied, free) as the session parks, leaves."""
-        add(
-            t,
-            3,
-            "spot_reading",
-            f"{session}:{tag}",
-            f"sensor-{sp}",
-            spaceId=sp,
-            status=status,
-            level=level_of.get(sp),
-        )
-
     # Vectors out of the frame once: iterating rows of a DataFrame is slow.
     vid = veh.vehicle.to_numpy()
     entry = veh.entry_s.to_numpy(dtype=float)
@@ -397,55 +372,28 @@ def emit(
         v = int(vid[i])
         session = f"S{v:07d}"
         plate = f"PT{v:06d}"
-        plate_read(r, session, plate, "plate-in", "in")
+        plate_read(add, r, session, CAMERA_IN, plate, "plate-in", "in")
         g = gate[i]
         if not np.isfinite(g):
             # refused at the barrier: gone at once (blocked) or when its patience ran out
             # (reneged); the entrance camera sees it leave the lane (the mirror's queue ends)
             gone = r + patience[v] if outcome[i] == "reneged" else r
             if outcome[i] in ("blocked", "reneged"):
-                plate_read(gone, session, plate, "plate-gone", "out")
+                plate_read(add, gone, session, CAMERA_IN, plate, "plate-gone", "out")
             continue
         sp = spot[i] if isinstance(spot[i], str) else None
-        add(
-            g,
-            2,
-            "gate_entry",
-            f"{session}:in",
-            GATE_IN,
-            sessionId=session,
-            identifiedVehicle=plate,
-            vehicleType=vclass[i],
-            spaceId=sp,  # APDS: the spot the session takes (a replay needs it for open ones)
-        )
+        gate_entry(add, g, session, GATE_IN, plate, vclass[i], sp)
         if sp is not None and np.isfinite(entry[i]):
-            spot_reading(entry[i], session, sp, "occ", "occupied")
+            level = level_of.get(sp)
+            spot_reading(add, entry[i], session, sp, "occ", "occupied", level)
             if np.isfinite(leave[i]):
-                spot_reading(leave[i], session, sp, "free", "free")
+                spot_reading(add, leave[i], session, sp, "free", "free", level)
         if np.isfinite(exit_[i]):
             if np.isfinite(amount[i]):
-                add(
-                    exit_[i],
-                    4,
-                    "payment",
-                    f"{session}:pay",
-                    PAY,
-                    transactionID=f"T{v:07d}",
-                    value=round(float(amount[i]), 2),
-                    status="ok",
-                    sessionId=session,
-                )
-            add(
-                exit_[i],
-                5,
-                "gate_exit",
-                f"{session}:out",
-                GATE_OUT,
-                sessionId=session,
-                identifiedVehicle=plate,
-                spaceId=sp,
-                actualStart=(epoch + timedelta(seconds=float(g))).isoformat(),
-            )
+                value = round(float(amount[i]), 2)
+                payment(add, exit_[i], session, PAY, f"T{v:07d}", value)
+            start = (epoch + timedelta(seconds=float(g))).isoformat()
+            gate_exit(add, exit_[i], session, GATE_OUT, plate, sp, start)
 
     # Cars the run parked outside its drivers: a start state's and reservation holders.
     spot_ids = [s_.id for s_ in lot.spots]

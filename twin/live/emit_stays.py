@@ -27,11 +27,15 @@ from typing import Any
 
 import pandas as pd
 
-#: The booking system's device id.
-BOOKING = "booking-system"
-
-#: ``add(t, order, kind, id, device, **fields)``: how emit collects an event.
-Add = Callable[..., None]
+from twin.live.emit_events import (
+    Add,
+    gate_entry,
+    gate_exit,
+    payment,
+    plate_read,
+    reservation,
+    spot_reading,
+)
 
 
 def initial_events(
@@ -53,51 +57,15 @@ def initial_events(
     for j in range(len(stays)):
         sp = spot_ids[int(spots[j])]
         session, level = f"I{j:06d}", level_of.get(sp)
-        add(
-            0.0,
-            3,
-            "spot_reading",
-            f"{session}:occ",
-            f"sensor-{sp}",
-            spaceId=sp,
-            status="occupied",
-            level=level,
-        )
+        spot_reading(add, 0.0, session, sp, "occ", "occupied", level)
         if not math.isfinite(leave[j]):
             continue
-        add(
-            leave[j],
-            3,
-            "spot_reading",
-            f"{session}:free",
-            f"sensor-{sp}",
-            spaceId=sp,
-            status="free",
-            level=level,
-        )
+        spot_reading(add, leave[j], session, sp, "free", "free", level)
         if math.isfinite(amount[j]):
-            add(
-                leave[j],
-                4,
-                "payment",
-                f"{session}:pay",
-                pay,
-                transactionID=f"T{session}",
-                value=round(float(amount[j]) / 100.0, 2),
-                status="ok",
-                sessionId=session,
-            )
-        add(
-            leave[j],
-            5,
-            "gate_exit",
-            f"{session}:out",
-            gate_out,
-            sessionId=session,
-            identifiedVehicle=f"PI{j:06d}",
-            spaceId=sp,
-            actualStart=(epoch + timedelta(seconds=float(entry[j]))).isoformat(),
-        )
+            value = round(float(amount[j]) / 100.0, 2)
+            payment(add, leave[j], session, pay, f"T{session}", value)
+        start = (epoch + timedelta(seconds=float(entry[j]))).isoformat()
+        gate_exit(add, leave[j], session, gate_out, f"PI{j:06d}", sp, start)
 
 
 def hold_events(state: Any, lot: Any, taken: set[int], horizon: float, add: Add) -> None:
@@ -125,49 +93,13 @@ def hold_events(state: Any, lot: Any, taken: set[int], horizon: float, add: Add)
                 continue
             key, level_name = f"H{j:03d}-{s.id}", lot.levels[s.level].name
             if hold.status == "closed":
-                add(
-                    0.0,
-                    3,
-                    "spot_reading",
-                    f"{key}:closed",
-                    f"sensor-{s.id}",
-                    spaceId=s.id,
-                    status="closed",
-                    level=level_name,
-                )
+                spot_reading(add, 0.0, key, s.id, "closed", "closed", level_name)
                 if back:
-                    add(
-                        until,
-                        3,
-                        "spot_reading",
-                        f"{key}:open",
-                        f"sensor-{s.id}",
-                        spaceId=s.id,
-                        status="free",
-                        level=level_name,
-                    )
+                    spot_reading(add, until, key, s.id, "open", "free", level_name)
             else:
-                add(
-                    0.0,
-                    1,
-                    "reservation",
-                    f"{key}:created",
-                    BOOKING,
-                    reservationId=key,
-                    action="created",
-                    spaceId=s.id,
-                )
+                reservation(add, 0.0, key, "created", spaceId=s.id)
                 if back:
-                    add(
-                        until,
-                        1,
-                        "reservation",
-                        f"{key}:expired",
-                        BOOKING,
-                        reservationId=key,
-                        action="expired",
-                        spaceId=s.id,
-                    )
+                    reservation(add, until, key, "expired", spaceId=s.id)
 
 
 def holder_type(vehicle_class: str, spot_type: str) -> str:
@@ -206,28 +138,9 @@ def reservation_events(
         window = {"actualStart": iso(row.start), "actualEnd": iso(row.end)}
         n += 1
         if spot is not None and math.isfinite(held):
-            add(
-                held,
-                1,
-                "reservation",
-                f"{key}:created",
-                BOOKING,
-                reservationId=key,
-                action="created",
-                spaceId=spot,
-                **window,
-            )
+            reservation(add, held, key, "created", spaceId=spot, **window)
         else:  # never held a bay (cancelled or expired before its hold began)
-            add(
-                float(row.request_t),
-                1,
-                "reservation",
-                f"{key}:created",
-                BOOKING,
-                reservationId=key,
-                action="created",
-                **window,
-            )
+            reservation(add, float(row.request_t), key, "created", **window)
         arrived, left, closed = float(row.arrived_t), float(row.left_t), float(row.closed_t)
         if math.isfinite(arrived) and spot is not None:
             _holder(
@@ -244,16 +157,7 @@ def reservation_events(
             )
         elif status in ("cancelled", "no_show", "expired") and math.isfinite(closed):
             action = "cancelled" if status == "cancelled" else "expired"
-            add(
-                closed,
-                1,
-                "reservation",
-                f"{key}:{action}",
-                BOOKING,
-                reservationId=key,
-                action=action,
-                spaceId=spot,
-            )
+            reservation(add, closed, key, action, spaceId=spot)
     return n
 
 
@@ -272,87 +176,22 @@ def _holder(
     """A holder's visit: reservation honoured, then the car as a walk-in's (its bay, paid)."""
     cam, gate_in, gate_out, pay = devices
     plate, level = f"PR{key[1:]}", level_of.get(spot)
-    add(
-        arrived,
-        0,
-        "plate_read",
-        f"{key}:plate-in",
-        cam,
-        identifiedVehicle=plate,
-        direction="in",
-        confidence=0.98,
+    plate_read(add, arrived, key, cam, plate, "plate-in", "in")
+    reservation(add, arrived, key, "honoured", spaceId=spot)
+    gate_entry(
+        add, arrived, key, gate_in, plate, holder_type(vehicle_class, str(row.spot_type)), spot
     )
-    add(
-        arrived,
-        1,
-        "reservation",
-        f"{key}:honoured",
-        BOOKING,
-        reservationId=key,
-        action="honoured",
-        spaceId=spot,
-    )
-    add(
-        arrived,
-        2,
-        "gate_entry",
-        f"{key}:in",
-        gate_in,
-        sessionId=key,
-        identifiedVehicle=plate,
-        vehicleType=holder_type(vehicle_class, str(row.spot_type)),
-        spaceId=spot,
-    )
-    add(
-        arrived,
-        3,
-        "spot_reading",
-        f"{key}:occ",
-        f"sensor-{spot}",
-        spaceId=spot,
-        status="occupied",
-        level=level,
-    )
+    spot_reading(add, arrived, key, spot, "occ", "occupied", level)
     if not math.isfinite(left):
         return
-    add(
-        left,
-        3,
-        "spot_reading",
-        f"{key}:free",
-        f"sensor-{spot}",
-        spaceId=spot,
-        status="free",
-        level=level,
-    )
+    spot_reading(add, left, key, spot, "free", "free", level)
     captured = int(row.captured_cents)
     if captured > 0:
-        add(
-            left,
-            4,
-            "payment",
-            f"{key}:pay",
-            pay,
-            transactionID=f"T{key}",
-            value=round(captured / 100.0, 2),
-            status="ok",
-            sessionId=key,
-        )
-    add(
-        left,
-        5,
-        "gate_exit",
-        f"{key}:out",
-        gate_out,
-        sessionId=key,
-        identifiedVehicle=plate,
-        spaceId=spot,
-        actualStart=iso(arrived),
-    )
+        payment(add, left, key, pay, f"T{key}", round(captured / 100.0, 2))
+    gate_exit(add, left, key, gate_out, plate, spot, iso(arrived))
 
 
 __all__ = [
-    "BOOKING",
     "hold_events",
     "holder_type",
     "initial_events",
