@@ -166,6 +166,16 @@ def _has_lanes(sc: Scenario, direction: str) -> bool:
     )
 
 
+def _lanes(rec: RunRecord) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(lane, when a driver reached it, when its barrier service began) for each direction
+    ("entry", "exit") where any lot has barriers."""
+    every = (
+        ("entry", rec.lot_arrival_t, rec.entry_lane_start_t),
+        ("exit", rec.leave_t, rec.exit_start_t),
+    )
+    return [lane for lane in every if _has_lanes(rec.scenario, lane[0])]
+
+
 def count_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """How many [start, end) intervals contain each time (end NaN = still open)."""
     s = np.sort(starts)
@@ -357,12 +367,7 @@ def lanes_frame(rec: RunRecord) -> pd.DataFrame:
     step = sc.output.interval_min * 60.0
     times = np.arange(0.0, sc.horizon_s + step / 2, step)
     rows = []
-    for lane, arrive, start in (
-        ("entry", rec.lot_arrival_t, rec.entry_lane_start_t),
-        ("exit", rec.leave_t, rec.exit_start_t),
-    ):
-        if not _has_lanes(sc, lane):
-            continue
+    for lane, arrive, start in _lanes(rec):
         used = ~np.isnan(start)  # balked or blocked drivers never joined the lane
         q = count_at(times, arrive[used], start[used])
         rows.append(pd.DataFrame({"time_s": times, "lane": lane, "queue": q}))
@@ -453,12 +458,7 @@ def metrics(rec: RunRecord) -> dict[str, float]:
                 out["time_full_pct"] = 100.0 * float(full) / (t1 - t0)
             elif kind == "lot":
                 out[f"time_full_pct.lot[{name}]"] = 100.0 * float(full) / (t1 - t0)
-    for lane, arrive, start in (
-        ("entry", rec.lot_arrival_t, rec.entry_lane_start_t),
-        ("exit", rec.leave_t, rec.exit_start_t),
-    ):
-        if not _has_lanes(sc, lane):
-            continue
+    for lane, arrive, start in _lanes(rec):
         served = ~np.isnan(start) & (arrive >= t0)
         wait = start[served] - arrive[served]
         out[f"{lane}_wait_s.mean"] = float(wait.mean()) if len(wait) else 0.0
