@@ -91,7 +91,9 @@ class LiveStudy:
     Use as a context manager: leaving it stops the processes and drops the schema / keys.
     """
 
-    def __init__(self, backends: Mapping[str, str], clients: int = 8) -> None:
+    def __init__(
+        self, backends: Mapping[str, str], clients: int = 8, *, trace: bool = False
+    ) -> None:
         if clients < 1:
             raise ValueError("clients must be >= 1")
         self.backends = dict(backends)
@@ -112,6 +114,10 @@ class LiveStudy:
         #: per point: CPU seconds of the clients and of the servers' processes, the host's busy
         #: CPU seconds (all processes, ours and others'), wall seconds and claims answered
         self.cpu: list[dict[str, Any]] = []
+        #: with ``trace``: per point, every claim's and release's ``(row, kind, start, first,
+        #: done)`` from all clients (``adapters/stores/load.py``), for ``twin.sim.locking_chain``
+        self.trace = trace
+        self.traces: list[dict[str, Any]] = []
 
     def supports(self, strategy: str) -> bool:
         return STORE_OF[strategy] in self.backends
@@ -189,12 +195,15 @@ class LiveStudy:
                     "mtps": round(offered * 1000),
                     "stays": stays,
                     "releases": releases[index],
+                    "trace": self.trace,
                 }
             )
         meter = _CpuMeter(self, strategy)
         records: dict[str, list] = {"arrival": [], "answer": [], "code": [], "conflicts": []}
+        trace: list = []
         for pipe in self._pipes:
             got = pipe.recv()
+            trace += got.get("trace", [])
             records["arrival"] += got["arrival"]
             records["answer"] += got["answer"]
             records["conflicts"] += got["conflicts"]
@@ -204,6 +213,10 @@ class LiveStudy:
         zeros = [False] * len(records["arrival"])
         row = measure_point(spec, strategy, offered, win, blocked=zeros, spurious=zeros, **records)
         self.cpu.append({**cpu, "passes": passes(row)})
+        if self.trace:
+            self.traces.append(
+                {"strategy": strategy, "offered_tps": offered, "window": win, "trace": trace}
+            )
         return row
 
     def _server_pids(self, strategy: str) -> list[int]:

@@ -126,6 +126,12 @@ class DatabaseSpec(Spec):
     workers: int = Field(default=8, ge=1, description="statements executing at once (cores)")
     statement_ms: LatencyMs = Field(default=0.25, description="CPU per statement")
     commit_ms: LatencyMs = Field(default=1.0, description="WAL flush per committing write")
+    group_commit: bool = Field(
+        default=False,
+        description="one WAL flush at a time (PostgreSQL's WALWriteLock): a commit that finds "
+        "a flush under way waits for it, then goes out with every commit queued meanwhile in "
+        "the next one; false: every commit flushes at once, in parallel with the others",
+    )
 
 
 class PessimisticSpec(Spec):
@@ -156,6 +162,12 @@ class PessimisticSpec(Spec):
         description="a waiter woken by the holder's commit re-reads the row's new version and "
         "locks it (PostgreSQL's EvalPlanQual): one more statement's CPU with the row held; "
         "false: it only needs a core again",
+    )
+    waiter_order: Literal["fifo", "random"] = Field(
+        default="fifo",
+        description="which waiter a freed row goes to: fifo, the oldest (a lock manager's "
+        "queue); random, any of them alike (PostgreSQL: a commit that updated the row leaves "
+        "its waiters to chase the new version, and whichever gets there first locks it)",
     )
 
 

@@ -113,6 +113,7 @@ __all__ = [
     "row_shares_and_stays",
     "run_locking_study",
     "simulate_point",
+    "trace_point",
 ]
 
 
@@ -133,8 +134,19 @@ class _Point:
         self.win = measure_window(spec, offered)
         env = self.env = simpy.Environment()
         w = spec.workload
+        pick = None
+        if name == "pessimistic" and spec.pessimistic.waiter_order == "random":
+            order = _generator(spec.seed, offered, "waiter_order")  # its own stream
+            draws = BlockDraws(lambda n: order.random(n))
+
+            def pick(k: int) -> int:
+                return min(int(draws() * k), k - 1)
+
         self.core: ClaimStrategy = make_claim_strategy(
-            name, dict.fromkeys(range(w.rows), w.capacity), max_retries=spec.optimistic.max_retries
+            name,
+            dict.fromkeys(range(w.rows), w.capacity),
+            max_retries=spec.optimistic.max_retries,
+            pick=pick,
         )
         db = spec.database
         self.pool = simpy.Resource(env, db.connections)
@@ -149,6 +161,8 @@ class _Point:
             self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
+        self.next_flush: simpy.Event | None = None  # group commit: the flush commits wait for
+        self.flushing = False
         self.woke = False  # the last step performed had to wait (set by _step)
         self.half = spec.network.rtt_ms / 2000
         self.app = spec.client.app_ms / 1000
@@ -186,6 +200,10 @@ class _Point:
         self.conflicts: list[int] = []
         self.blocked: list[bool] = []
         self.spurious: list[bool] = []  # refused although a unit of the row was free
+        #: pessimistic, when tracing: (row, kind, start, first, done, (asked,)) per claim (kind
+        #: 0) and release (1), as the live clients record them (adapters/stores/load.py)
+        self.trace: list[tuple] | None = None
+        self.row_of: dict[int, int] = {}
         self._claim_body = {
             "pessimistic": self._pessimistic,
             "optimistic": self._optimistic,
@@ -284,8 +302,27 @@ class _Point:
                 yield from self._service(self.client_cpu, self.send_cpu)
         yield self.env.timeout(self.half)
 
-    def _flush(self) -> simpy.Timeout:
-        return self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
+    def _flush(self) -> Generator:
+        """A committing write's WAL flush. With ``group_commit`` flushes go one at a time: a
+        commit that finds one under way joins the next, which starts when it ends and takes
+        every commit queued meanwhile (PostgreSQL's XLogFlush under WALWriteLock)."""
+        if not self.spec.database.group_commit:
+            yield self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
+            return
+        if self.next_flush is None:
+            self.next_flush = self.env.event()
+            if not self.flushing:
+                self.env.process(self._flusher())
+        yield self.next_flush
+
+    def _flusher(self) -> Generator:
+        """Flushes back to back while commits wait for one."""
+        self.flushing = True
+        while self.next_flush is not None:
+            batch, self.next_flush = self.next_flush, None
+            yield self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
+            batch.succeed()
+        self.flushing = False
 
     # -- processes --------------------------------------------------------------------------
     def _arrivals(self) -> Generator:
@@ -334,6 +371,7 @@ class _Point:
             if math.isinf(stay):
                 continue
             for _ in range(min(w.capacity, int(self.rng_init.poisson(w.occupancy * w.capacity)))):
+                self.row_of[cid] = row
                 step = self.core.begin(cid, row, 0.0)
                 while not step.status.final:
                     step = self.core.step(cid, 0.0)
@@ -353,14 +391,18 @@ class _Point:
     # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT
     def _pessimistic(self, cid: int, row: int) -> Generator:
         env, half = self.env, self.half
+        self.row_of[cid] = row
+        begun = env.now
         with self.pool.request() as conn:
             yield conn
             if self.spec.pessimistic.begin_round_trip:
                 yield from self._round_trip()
+            asked = env.now  # the locking statement goes out
             yield from self._send()
             yield from self._statement()
             self.core.begin(cid, row, env.now)
             step = yield from self._lock_step(cid)  # LOCK: may wait for the row
+            first = env.now + half  # the client has the locking read's answer
             if step.next_op is Op.ABORT:  # row full: roll back at once
                 yield env.timeout(half)
                 yield from self._send()
@@ -373,28 +415,37 @@ class _Point:
                     yield env.timeout(half)
                 yield from self._send()
                 yield from self._statement()
-                yield self._flush()
+                yield from self._flush()
             step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
             yield env.timeout(half)
+        if self.trace is not None:
+            self.trace.append((row, 0, begun, first, env.now, (asked,)))
         return step
 
     def _pessimistic_release(self, cid: int) -> Generator:
         env, p = self.env, self.spec.pessimistic
+        begun = env.now
         with self.pool.request() as conn:
             yield conn
             if p.begin_round_trip:
                 yield from self._round_trip()
+            asked = env.now
             yield from self._send()
             yield from self._statement()
             self.core.release(cid, env.now)
             yield from self._lock_step(cid)  # UPDATE: waits for the row lock
+            first = env.now + self.half
             for _ in range(p.release_statements - 1):  # the row stays locked until COMMIT
                 yield env.timeout(self.half)
                 yield from self._send()
                 yield from self._statement()
-            yield self._flush()
+            yield from self._flush()
             yield from self._step(cid)  # COMMIT
             yield env.timeout(self.half)
+        if self.trace is not None:  # prefilled units (cid < 0) were spread over the rows
+            row = self.row_of.pop(cid, None)
+            if row is not None:
+                self.trace.append((row, 1, begun, first, env.now, (asked,)))
 
     # optimistic: READ, app work, CAS; back off and re-read on a conflict
     def _optimistic(self, cid: int, row: int) -> Generator:
@@ -414,7 +465,7 @@ class _Point:
                 yield conn
                 yield from self._send()
                 yield from self._statement()
-                yield self._flush()  # a CAS behind an uncommitted one waits for its commit
+                yield from self._flush()  # a CAS behind an uncommitted one waits for its commit
                 step = yield from self._step(cid)  # CAS
                 yield env.timeout(half)
             if step.status is not Status.CONFLICT:
@@ -429,7 +480,7 @@ class _Point:
             yield conn
             yield from self._send()
             yield from self._statement()
-            yield self._flush()
+            yield from self._flush()
             self.core.release(cid, env.now)
             yield from self._step(cid)  # UPDATE used - 1, version + 1
             yield env.timeout(self.half)
@@ -508,6 +559,20 @@ def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) ->
     if offered_tps <= 0:
         raise ValueError("offered_tps must be > 0")
     return _Point(spec, strategy, offered_tps).run()
+
+
+def trace_point(
+    spec: LockingStudySpec, offered_tps: float
+) -> tuple[dict[str, object], list[tuple]]:
+    """:func:`simulate_point` for ``pessimistic``, with each claim's and release's trace
+    ``(row, kind, start, first, done, (asked,))`` as the live clients record it (kind 0 a
+    claim, 1 a release; the locking statement's answer and the COMMIT's at the client, and
+    when the locking statement was sent): see :mod:`twin.sim.locking_chain`."""
+    if offered_tps <= 0:
+        raise ValueError("offered_tps must be > 0")
+    point = _Point(spec, "pessimistic", offered_tps)
+    point.trace = []
+    return point.run(), point.trace
 
 
 @dataclass
