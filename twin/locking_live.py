@@ -664,7 +664,16 @@ def _cycle_cpu_ms(inputs: Mapping[str, float], strategy: str) -> tuple[float, fl
 #: The pessimistic protocol of ``adapters/stores/postgres_store.py``: BEGIN on its own (psycopg),
 #: and a release is BEGIN, the locking UPDATE, COMMIT.
 _STORE_PROTOCOL = LockingStudySpec.model_validate(
-    {"pessimistic": {"begin_round_trip": True, "release_statements": 2, "relock_on_wake": True}}
+    {
+        "pessimistic": {
+            "begin_round_trip": True,
+            "release_statements": 2,
+            "relock_on_wake": True,
+            # PostgreSQL hands a freed row to whichever waiter reaches its new version first
+            # (measured: twin.sim.locking_chain's waiter order on the live hot row)
+            "waiter_order": "random",
+        }
+    }
 )
 
 
@@ -707,6 +716,7 @@ def predicted_spec(
         data["pessimistic"]["begin_round_trip"] = _STORE_PROTOCOL.pessimistic.begin_round_trip
         data["pessimistic"]["release_statements"] = _STORE_PROTOCOL.pessimistic.release_statements
         data["pessimistic"]["relock_on_wake"] = _STORE_PROTOCOL.pessimistic.relock_on_wake
+        data["pessimistic"]["waiter_order"] = _STORE_PROTOCOL.pessimistic.waiter_order
         cycle = _cycle_cpu_ms(inputs, strategy)
         if shared_host and cycle is not None:
             # CPU per round trip as a whole claim and its release spend it: more than a bare

@@ -126,12 +126,6 @@ class DatabaseSpec(Spec):
     workers: int = Field(default=8, ge=1, description="statements executing at once (cores)")
     statement_ms: LatencyMs = Field(default=0.25, description="CPU per statement")
     commit_ms: LatencyMs = Field(default=1.0, description="WAL flush per committing write")
-    group_commit: bool = Field(
-        default=False,
-        description="one WAL flush at a time (PostgreSQL's WALWriteLock): a commit that finds "
-        "a flush under way waits for it, then goes out with every commit queued meanwhile in "
-        "the next one; false: every commit flushes at once, in parallel with the others",
-    )
 
 
 class PessimisticSpec(Spec):

@@ -161,8 +161,6 @@ class _Point:
             self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
-        self.next_flush: simpy.Event | None = None  # group commit: the flush commits wait for
-        self.flushing = False
         self.woke = False  # the last step performed had to wait (set by _step)
         self.half = spec.network.rtt_ms / 2000
         self.app = spec.client.app_ms / 1000
@@ -302,27 +300,8 @@ class _Point:
                 yield from self._service(self.client_cpu, self.send_cpu)
         yield self.env.timeout(self.half)
 
-    def _flush(self) -> Generator:
-        """A committing write's WAL flush. With ``group_commit`` flushes go one at a time: a
-        commit that finds one under way joins the next, which starts when it ends and takes
-        every commit queued meanwhile (PostgreSQL's XLogFlush under WALWriteLock)."""
-        if not self.spec.database.group_commit:
-            yield self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
-            return
-        if self.next_flush is None:
-            self.next_flush = self.env.event()
-            if not self.flushing:
-                self.env.process(self._flusher())
-        yield self.next_flush
-
-    def _flusher(self) -> Generator:
-        """Flushes back to back while commits wait for one."""
-        self.flushing = True
-        while self.next_flush is not None:
-            batch, self.next_flush = self.next_flush, None
-            yield self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
-            batch.succeed()
-        self.flushing = False
+    def _flush(self) -> simpy.Timeout:
+        return self.env.timeout(self.spec.database.commit_ms / 1000 * self.svc())
 
     # -- processes --------------------------------------------------------------------------
     def _arrivals(self) -> Generator:
@@ -415,7 +394,7 @@ class _Point:
                     yield env.timeout(half)
                 yield from self._send()
                 yield from self._statement()
-                yield from self._flush()
+                yield self._flush()
             step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
             yield env.timeout(half)
         if self.trace is not None:
@@ -439,13 +418,12 @@ class _Point:
                 yield env.timeout(self.half)
                 yield from self._send()
                 yield from self._statement()
-            yield from self._flush()
+            yield self._flush()
             yield from self._step(cid)  # COMMIT
             yield env.timeout(self.half)
-        if self.trace is not None:  # prefilled units (cid < 0) were spread over the rows
-            row = self.row_of.pop(cid, None)
-            if row is not None:
-                self.trace.append((row, 1, begun, first, env.now, (asked,)))
+        row = self.row_of.pop(cid, None)
+        if self.trace is not None and row is not None:
+            self.trace.append((row, 1, begun, first, env.now, (asked,)))
 
     # optimistic: READ, app work, CAS; back off and re-read on a conflict
     def _optimistic(self, cid: int, row: int) -> Generator:
@@ -465,7 +443,7 @@ class _Point:
                 yield conn
                 yield from self._send()
                 yield from self._statement()
-                yield from self._flush()  # a CAS behind an uncommitted one waits for its commit
+                yield self._flush()  # a CAS behind an uncommitted one waits for its commit
                 step = yield from self._step(cid)  # CAS
                 yield env.timeout(half)
             if step.status is not Status.CONFLICT:
@@ -480,7 +458,7 @@ class _Point:
             yield conn
             yield from self._send()
             yield from self._statement()
-            yield from self._flush()
+            yield self._flush()
             self.core.release(cid, env.now)
             yield from self._step(cid)  # UPDATE used - 1, version + 1
             yield env.timeout(self.half)
