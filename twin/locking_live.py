@@ -18,6 +18,7 @@ statement and commit time, Redis's CPU per command, the consumer's time per requ
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing as mp
 import os
@@ -40,6 +41,7 @@ from parktwin.adapters.stores import (
 from parktwin.adapters.stores.load import client_main, target_name
 from twin.core.locking import RemoteClaim, Status
 from twin.scenario.locking import LockingStudySpec
+from twin.sim.locking_chain import wakeups_from_round_trips
 from twin.sim.locking_measure import (
     OPEN,
     OUTCOME_CODE,
@@ -455,16 +457,27 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
                 return _redis_cpu(store.r)
 
         pids = [os.getpid(), *queued]
+        answers: list[float] = []
+        trips: list[float] = []  # round trips that wait for no lock and no WAL flush
+        if strategy == "pessimistic":
+            store.marks = answers
         server0, client0, wait0 = server_cpu(), time.process_time(), _run_queue(pids)
         for i in range(n):
             time.sleep(0.002)
+            answers.clear()
             run_claim(store, f"c{i}", target)
+            trips += [b - a for a, b in itertools.pairwise(answers[:4])]  # BEGIN → INSERT
+            answers.clear()
             run_release(store, f"c{i}", target)
+            trips += [b - a for a, b in itertools.pairwise(answers[:2])]  # BEGIN → UPDATE
         out[key + "client_cpu_ms"] = 1000 * (time.process_time() - client0) / n
         server1 = server_cpu()
         if server0 is not None and server1 is not None:
             out[key + "server_cpu_ms"] = 1000 * (server1 - server0) / n
         out[key + "wakeup_ms"] = wakeup_ms(wait0, _run_queue(pids))
+        if len(trips) > 20:
+            mean, cv = wakeups_from_round_trips(trips)
+            out["pg_rt_wakeup_ms"], out["pg_rt_wakeup_cv"] = mean, cv
     finally:
         store.drop()
         store.close()
@@ -745,4 +758,8 @@ def predicted_spec(
         data["host"]["wakeup_ms"] = inputs.get(
             f"cycle_{strategy}_wakeup_ms", inputs.get("wakeup_ms", 0.0)
         )
+        if STORE_OF[strategy] == "postgres" and "pg_rt_wakeup_ms" in inputs:
+            # the waits as a round trip suffers them, mean and spread (a lock holder's too)
+            data["host"]["wakeup_ms"] = inputs["pg_rt_wakeup_ms"]
+            data["host"]["wakeup_cv"] = inputs["pg_rt_wakeup_cv"]
     return LockingStudySpec.model_validate(data)

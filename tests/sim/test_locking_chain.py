@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from twin.scenario.locking import validate_locking_study
-from twin.sim.locking_chain import row_chain
+from twin.sim.locking_chain import row_chain, wakeups_from_round_trips
 from twin.sim.locking_study import simulate_point, trace_point
 
 
@@ -66,3 +67,36 @@ def test_trace_point_is_the_simulated_point_and_random_order_shows_in_the_chain(
     # same mean hold; the waits' tail grows when the row goes to any waiter
     assert shuffled["hold_ms"] == pytest.approx(fifo["hold_ms"], rel=0.2)
     assert random_row["p99_ms"] > row["p99_ms"] or math.isinf(random_row["p99_ms"])
+
+
+def test_wakeups_from_round_trips_recovers_the_waits_mean_and_spread() -> None:
+    rng = np.random.default_rng(7)
+    n, fixed = 20_000, 0.2e-3
+    for cv in (1.0, 3.0):
+        shape = cv**-2  # two independent waits per round trip, mean 0.1 ms each
+        waits = rng.standard_gamma(shape, (2, n)) / shape * 0.1e-3
+        mean_ms, got_cv = wakeups_from_round_trips(fixed + waits.sum(axis=0))
+        assert mean_ms == pytest.approx(0.1, rel=0.15)
+        assert got_cv == pytest.approx(cv, rel=0.15)
+    assert wakeups_from_round_trips([0.3e-3] * 50) == (0.0, 1.0)  # no waits at all
+
+
+def test_wakeup_cv_keeps_the_mean_and_lengthens_the_tail() -> None:
+    base = {
+        "name": "shared host",
+        "workload": {"rows": 4, "hot_share": 0.5, "capacity": 50, "occupancy": 0.5},
+        "network": {"rtt_ms": 0.1},
+        "client": {"cpu_ms": 0.05, "processes": 4},
+        "host": {"cores": 2, "wakeup_ms": 0.5},
+        "measure": {"warmup_s": 0.2, "window_claims": 400, "min_window_s": 0.5},
+    }
+    exponential = validate_locking_study(base)
+    assert exponential.host.wakeup_cv == 1
+    heavy = validate_locking_study({**base, "host": {**base["host"], "wakeup_cv": 4.0}})
+    _, light_trace = trace_point(exponential, 100)
+    _, heavy_trace = trace_point(heavy, 100)
+    light, tail = row_chain(light_trace, since=0.2), row_chain(heavy_trace, since=0.2)
+    # the same mean wait per burst: holds alike on average, but a few holders stall long
+    assert tail["hold_ms"] == pytest.approx(light["hold_ms"], rel=0.35)
+    assert tail["hold_p50_ms"] < light["hold_p50_ms"]
+    assert tail["hold_p95_ms"] > light["hold_p95_ms"]

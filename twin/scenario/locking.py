@@ -111,6 +111,13 @@ class HostSpec(Spec):
         description="mean wait on the OS run queue before each CPU burst on the host (a process "
         "woken by its socket, behind the machine's other load); exponential; needs cores",
     )
+    wakeup_cv: float = Field(
+        default=1.0,
+        gt=0,
+        le=20,
+        description="coefficient of variation of those waits: 1, exponential; above 1, gamma "
+        "with most waits short and a few long (a process descheduled for a time slice)",
+    )
 
     @model_validator(mode="after")
     def _wakeup_needs_cores(self) -> HostSpec:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["TRACE_COLUMNS", "row_chain"]
+__all__ = ["TRACE_COLUMNS", "row_chain", "wakeups_from_round_trips"]
 
 TRACE_COLUMNS = ("row", "kind", "start", "first", "done")
 
@@ -97,3 +97,21 @@ def _ranks(frame: pd.DataFrame, since: float, until: float) -> np.ndarray:
         if len(waiting) >= 2:
             out.append(np.searchsorted(waiting, asked[i]) / (len(waiting) - 1))
     return np.asarray(out, dtype=float)
+
+
+def wakeups_from_round_trips(seconds: Iterable[float]) -> tuple[float, float]:
+    """The run queue's wait per wake-up as round trips suffer it: (mean in ms, coefficient of
+    variation), from round trips that wait for no lock and no flush.
+
+    Each round trip is its fixed part (the network, the client's and the server's CPU) plus two
+    waits, the server's process woken by the request and the client's by the answer. The fixed
+    part is taken as the fastest 1 %; the excess over it, ``e``, is the two waits' sum, so one
+    wait has mean ``E[e] / 2`` and, the two being independent and alike, a coefficient of
+    variation ``sqrt(2) * sd(e) / E[e]``. Exponential waits give 1; a machine that now and
+    then deschedules a process for a time slice gives more."""
+    trips = np.asarray(list(seconds), dtype=float) * 1000
+    excess = np.clip(trips - np.quantile(trips, 0.01), 0, None)
+    mean = float(excess.mean())
+    if mean <= 0:
+        return 0.0, 1.0
+    return mean / 2, float(np.clip(math.sqrt(2) * excess.std() / mean, 0.05, 20))

@@ -180,7 +180,11 @@ class _Point:
         self.wake = spec.host.wakeup_ms / 1000
         if self.wake > 0:  # its own stream: the other draws stay the same with or without it
             gen["wakeup"] = _generator(seed, offered, "wakeup")
-            self.wake1 = BlockDraws(lambda n: gen["wakeup"].exponential(1.0, n))
+            shape = spec.host.wakeup_cv**-2
+            if shape == 1:
+                self.wake1 = BlockDraws(lambda n: gen["wakeup"].exponential(1.0, n))
+            else:  # gamma, mean 1: most waits short, a few long when the cv is above 1
+                self.wake1 = BlockDraws(lambda n: gen["wakeup"].standard_gamma(shape, n) / shape)
         # client processes: one lane each, served one request at a time (own stream of draws)
         n_lanes = spec.client.processes or 0
         self.lanes = [simpy.Resource(env, 1) for _ in range(n_lanes)]
