@@ -180,7 +180,9 @@ def main() -> None:
     )
 
     # -- measured: the sweep, then the bisections, on the same client processes ---------------
-    with LiveStudy(parse_backends([args.pg, args.redis]), args.clients, trace=True) as live:
+    with LiveStudy(
+        parse_backends([args.pg, args.redis]), args.clients, trace=("pessimistic",)
+    ) as live:
         measured = run_locking_study(spec, strategies=names, point=live)
         for table in locking_tables(measured):
             console.print(table)

@@ -25,7 +25,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ class LiveStudy:
     """
 
     def __init__(
-        self, backends: Mapping[str, str], clients: int = 8, *, trace: bool = False
+        self, backends: Mapping[str, str], clients: int = 8, *, trace: Collection[str] = ()
     ) -> None:
         if clients < 1:
             raise ValueError("clients must be >= 1")
@@ -116,9 +116,10 @@ class LiveStudy:
         #: per point: CPU seconds of the clients and of the servers' processes, the host's busy
         #: CPU seconds (all processes, ours and others'), wall seconds and claims answered
         self.cpu: list[dict[str, Any]] = []
-        #: with ``trace``: per point, every claim's and release's ``(row, kind, start, first,
-        #: done)`` from all clients (``adapters/stores/load.py``), for ``twin.sim.locking_chain``
-        self.trace = trace
+        #: per point of a strategy in ``trace``: every claim's and release's ``(row, kind, start,
+        #: first, done, answers)`` from all clients (``adapters/stores/load.py``), for
+        #: ``twin.sim.locking_chain``
+        self.trace = frozenset(trace)
         self.traces: list[dict[str, Any]] = []
 
     def supports(self, strategy: str) -> bool:
@@ -197,7 +198,7 @@ class LiveStudy:
                     "mtps": round(offered * 1000),
                     "stays": stays,
                     "releases": releases[index],
-                    "trace": self.trace,
+                    "trace": strategy in self.trace,
                 }
             )
         meter = _CpuMeter(self, strategy)
@@ -215,7 +216,7 @@ class LiveStudy:
         zeros = [False] * len(records["arrival"])
         row = measure_point(spec, strategy, offered, win, blocked=zeros, spurious=zeros, **records)
         self.cpu.append({**cpu, "passes": passes(row)})
-        if self.trace:
+        if strategy in self.trace:
             self.traces.append(
                 {"strategy": strategy, "offered_tps": offered, "window": win, "trace": trace}
             )

@@ -46,7 +46,10 @@ def test_inputs_include_paced_cycles_and_the_run_queue(postgres: str) -> None:
     assert inputs["cycle_pessimistic_client_cpu_ms"] > inputs["cycle_optimistic_client_cpu_ms"]
     assert math.isfinite(inputs["wakeup_ms"])
     spec = predicted_spec(validate_locking_study(TINY), inputs, "pessimistic", 2, shared_host=True)
-    assert spec.host.wakeup_ms == inputs["cycle_pessimistic_wakeup_ms"]
+    # the run queue's waits as the probe's own round trips suffered them, mean and spread
+    assert inputs["pg_rt_wakeup_ms"] >= 0 and 0 < inputs["pg_rt_wakeup_cv"] <= 20
+    assert spec.host.wakeup_ms == inputs["pg_rt_wakeup_ms"]
+    assert spec.host.wakeup_cv == inputs["pg_rt_wakeup_cv"]
     whole = inputs["cycle_pessimistic_client_cpu_ms"] + inputs["cycle_pessimistic_server_cpu_ms"]
     assert model_cpu_ms(spec, "pessimistic") == pytest.approx(whole)
 
@@ -77,7 +80,7 @@ def test_traced_live_point_records_each_statement_of_the_row_lock(postgres: str)
     read, UPDATE, INSERT, COMMIT; a refused one BEGIN, the read, ROLLBACK; a release BEGIN,
     the locking UPDATE, COMMIT."""
     spec = validate_locking_study({**TINY, "offered_tps": [40]})
-    with LiveStudy({"postgres": postgres}, clients=2, trace=True) as live:
+    with LiveStudy({"postgres": postgres}, clients=2, trace=("pessimistic",)) as live:
         row = live(spec, "pessimistic", 40)
     (point,) = live.traces
     assert point["strategy"] == "pessimistic" and point["offered_tps"] == 40
