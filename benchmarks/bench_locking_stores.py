@@ -271,7 +271,8 @@ def main() -> None:
     console.print(cpu_table)
 
     # -- the row lock's hot row, and the optimistic claim's conflicts: live vs model ----------
-    chain = _chain_frame(live_traces, sims.get("pessimistic"), len(spec.offered_tps))
+    swept = int((measured.table["strategy"] == "pessimistic").sum())  # the sweep's points
+    chain = _chain_frame(live_traces, sims.get("pessimistic"), swept)
     if not chain.empty:
         console.print(_chain_table(chain))
     conflicts = _conflict_frame(measured.table, predicted.table)
