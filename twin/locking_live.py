@@ -434,7 +434,10 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
     cycle (claim and release): this client's CPU (``cycle_<strategy>_client_cpu_ms``), the
     server's (every PostgreSQL process, or Redis's own from INFO:
     ``cycle_<strategy>_server_cpu_ms``), and the mean wait on the run queue per time
-    scheduled in of this client and its server (``cycle_<strategy>_wakeup_ms``)."""
+    scheduled in of this client and its server (``cycle_<strategy>_wakeup_ms``). The
+    pessimistic probe also times its round trips that wait for no lock and no flush and
+    turns them into the wait per wake-up a round trip suffers, mean and coefficient of
+    variation (``pg_rt_wakeup_ms``, ``pg_rt_wakeup_cv``: ``wakeups_from_round_trips``)."""
     store = open_store(strategy, url, namespace=ns, pool_size=1)
     key = f"cycle_{strategy}_"
     out: dict[str, float] = {}
@@ -705,7 +708,9 @@ def predicted_spec(
     With ``shared_host`` the model puts clients and servers on the machine's cores together
     (``host.cores``), as they are in the live benchmark: a statement's service is then the
     backend's measured CPU per statement, and the round trip only what is left of it once the
-    client's and the server's CPU are taken out (the loopback, the wake-ups)."""
+    client's and the server's CPU are taken out (the loopback, the wake-ups). The run
+    queue's waits are the paced probe's: for PostgreSQL, as its round trips suffered them
+    (mean and spread, ``pg_rt_wakeup_*``) where measured, else ``schedstat``'s mean."""
     data = spec.model_dump()
     data["client"]["app_ms"] = 0.0
     data["client"]["cores"] = int(inputs["cores"])
