@@ -64,6 +64,15 @@ def live(
     replications: Annotated[
         int, typer.Option(help="Replications of the model for the prediction (0: none).", min=0)
     ] = 20,
+    null_replications: Annotated[
+        int | None,
+        typer.Option(
+            help="Fault-free replications the alert thresholds are calibrated on (default: "
+            "--replications; at least that and 2). More set a budget of a few false alarms a "
+            "day less noisily, at the cost of start-up time.",
+            show_default=False,
+        ),
+    ] = None,
     hours: Annotated[float, typer.Option(help="Forecast horizon, hours (0: no forecast).")] = 4.0,
     idle: Annotated[float, typer.Option(help="MQTT: stop after this many quiet seconds.")] = 30.0,
     clock_checks: Annotated[
@@ -90,13 +99,19 @@ def live(
             fail([f"{name} must be a number > 0, got {value:g}"])
     if not (math.isfinite(hours) and hours >= 0):
         fail([f"--hours must be a number >= 0, got {hours:g}"])
+    from twin.live.divergence import for_scenario, null_replications_problem
+
+    problem = null_replications_problem(
+        replications, null_replications, name="--null-replications", of="--replications"
+    )
+    if problem is not None:
+        fail([problem])
     sc = load_or_exit(scenario)
     if len(sc.lot_specs) != 1:
         fail([f"{scenario}: live mirrors one lot; this scenario has {len(sc.lot_specs)}"])
     from rich.live import Live
 
     from parktwin.adapters.sources import Intake, MappingError
-    from twin.live.divergence import for_scenario
     from twin.live.mirror import Live as Session
     from twin.live.mirror import Mirror, open_source
     from twin.live.view import board, write_report
@@ -115,8 +130,9 @@ def live(
         fail([str(exc)])
     divergence = None
     if replications:
-        with console.status(f"model prediction: {replications} replications of {sc.name}"):
-            divergence = for_scenario(sc, replications)
+        null = f", thresholds on {null_replications}" if null_replications else ""
+        with console.status(f"model prediction: {replications} replications of {sc.name}{null}"):
+            divergence = for_scenario(sc, replications, null_replications=null_replications)
     # Without clock checks the intake ignores receive times altogether (cheaper than infinite
     # tolerances, which still track every device's latency).
     intake = Intake(dead_letter=dead_letter, receive_times=clock_checks)

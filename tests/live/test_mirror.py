@@ -226,6 +226,26 @@ def test_api_mirror_replays_a_file_and_accounts_for_every_event(scenario, short_
     assert state.n_sessions >= live.mirror.summary()["occupied"]
 
 
+def test_api_mirror_calibrates_thresholds_on_null_replications(scenario, short_feed):
+    """null_replications adds fault-free replications for the thresholds only: the prediction
+    the feed is compared with is the same (common random numbers: the first ones are shared)."""
+    from twin.live.divergence import for_scenario
+
+    path, _ = short_feed
+    live = api.mirror(path, scenario, prediction=2, null_replications=3, seed=7)
+    pred = live.mirror.fold.divergence.prediction
+    assert (pred.replications, pred.replicas.replications) == (2, 3)
+    alone = for_scenario(scenario, 2, seed=7).prediction
+    assert alone.replicas.replications == 2
+    assert (pred.entries_mean == alone.entries_mean).all()
+    assert (pred.revenue_mean == alone.revenue_mean).all()
+    for bad, message in ((1, "must be >= 2"), (2.5, "whole number"), (True, "whole number")):
+        with pytest.raises(ValueError, match=message):
+            api.mirror(path, scenario, prediction=2, null_replications=bad)
+    with pytest.raises(ValueError, match="needs a prediction"):
+        api.mirror(path, scenario, prediction=0, null_replications=40)
+
+
 def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
     from typer.testing import CliRunner
 
@@ -242,6 +262,8 @@ def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
             str(path),
             "--replications",
             "2",
+            "--null-replications",
+            "3",
             "--hours",
             "1",
             "--report",
@@ -264,6 +286,11 @@ def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
         (["--source", "http://x:1/t"], "expected mqtt://"),
         (["--replay", "no/such/file.jsonl"], "no such feed file"),
         (["--replay", "x.jsonl", "--source", "mqtt://h:1/t"], "give one of"),
+        # thresholds calibrated on fewer replications than the prediction has, or on none
+        (["--replay", "x.jsonl", "--null-replications", "10"], "--null-replications must be >= 20"),
+        (["--replay", "x.jsonl", "--replications", "1", "--null-replications", "1"], ">= 2"),
+        (["--replay", "x.jsonl", "--replications", "0", "--null-replications", "60"], "needs a"),
+        (["--replay", "x.jsonl", "--null-replications", "-3"], "must be >= 20, got -3"),
     ],
 )
 def test_live_command_bad_input_is_one_line_and_exit_2(args, message):
