@@ -112,9 +112,11 @@ def live(
     from rich.live import Live
 
     from parktwin.adapters.sources import Intake, MappingError
+    from twin.live.fold import FeedGap
     from twin.live.mirror import Live as Session
     from twin.live.mirror import Mirror, open_source
     from twin.live.view import board, write_report
+    from twin.scenario.state import StateError
 
     hold_out(ctx, report)  # claimed (checked, locked) before anything runs
     if report is not None:
@@ -148,13 +150,18 @@ def live(
             session.run(feed, every=lambda s: live_view.update(board(s.mirror, s.feed())))
     except KeyboardInterrupt:
         session.mirror.flush()
+    except FeedGap as exc:  # a feed dated years from the scenario's start or its last event
+        fail([f"{source or replay}: {exc}"])
     finally:
         session.intake.close()
         if hasattr(feed, "stop"):
             feed.stop()
     forecast = None
     if hours > 0 and session.mirror.fold.kinds:
-        forecast = session.mirror.forecast(hours=hours)
+        try:
+            forecast = session.mirror.forecast(hours=hours)
+        except StateError as exc:  # the mirrored lot cannot start a run (a gap in the feed)
+            fail([f"{source or replay}: {exc}"])
     console.print(board(session.mirror, session.feed(), forecast))
     if report is not None:
         try:

@@ -36,6 +36,7 @@ from twin.core.sensors import (
 from twin.core.types import SPOT_CAPACITY, SpotStatus, Vehicle, VehicleClass
 from twin.live.entry_queue import EntryQueue
 from twin.live.fold_readout import FoldReadout
+from twin.scenario.state import MAX_STATE_MIN
 
 if TYPE_CHECKING:
     from twin.live.divergence import Divergence
@@ -49,6 +50,15 @@ _MAINTENANCE = SpotStatus.MAINTENANCE
 #: free/occupied reading; other owners' holds and closures are never touched.
 FEED = "feed"
 _FEED_CLAIMS = (f"{FEED}:closed", f"{FEED}:unknown")
+
+
+#: Longest stretch of feed time between the mirror's clock and an event (366 days, as long as a
+#: start state's ages may be): the fold ticks every ``tick_s`` across it.
+MAX_GAP_S = MAX_STATE_MIN * 60.0
+
+
+class FeedGap(ValueError):
+    """A feed event too far from the mirror's clock to step to (one line)."""
 
 
 @dataclass(frozen=True)
@@ -239,12 +249,34 @@ class Fold(FoldReadout):
         if t >= self.next_tick:
             self.advance(t)
         if self.first_t is None:
+            self.check_gap(t)  # the first event against the epoch (later ones: the Mirror)
             self.first_t = t
         self.t = t
         kind = event.kind
         kinds = self.kinds
         kinds[kind] = kinds.get(kind, 0) + 1
         self._apply[kind](event, t)
+
+    def check_gap(self, t: float) -> None:
+        """Raise :class:`FeedGap` if feed time ``t`` is more than :data:`MAX_GAP_S` from the
+        fold's clock (the last event, or the epoch before the first): the fold ticks through
+        every minute between, so a feed dated in another century would never finish."""
+        gap = t - self.t
+        if abs(gap) <= MAX_GAP_S:
+            return
+        limit = f"at most {MAX_GAP_S / 86_400:.0f} days"
+        if self.first_t is None:
+            what, fix = "the scenario's start", f"set the scenario's start near it ({limit})"
+        else:
+            what, fix = (
+                "the last event",
+                f"mirror the feed before and after the gap apart ({limit})",
+            )
+        raise FeedGap(
+            f"an event dated {_date(t, self.epoch)} is {abs(gap) / 86_400:,.0f} days "
+            f"{'after' if gap > 0 else 'before'} the mirror's clock ({_date(self.t, self.epoch)}, "
+            f"{what}), which steps through every minute of the feed: {fix}"
+        )
 
     def advance(self, t: float) -> None:
         """Run every clock tick due at or before ``t``."""
@@ -656,6 +688,18 @@ class Fold(FoldReadout):
         return [self.alerts[k] for k in self._open_alerts.values()]
 
 
+def _date(t: float, epoch: datetime | None) -> str:
+    """Feed seconds as a date and time (seconds from the epoch with none)."""
+    if epoch is None:
+        return f"t = {t:,.0f} s"
+    from datetime import timedelta
+
+    try:
+        return f"{epoch + timedelta(seconds=t):%Y-%m-%d %H:%M}"
+    except OverflowError:
+        return f"{t / 86_400:,.0f} days from {epoch:%Y-%m-%d %H:%M}"
+
+
 def _hm(t: float, epoch: datetime | None = None) -> str:
     """Feed seconds as weekday hh:mm for alert messages (d<days> hh:mm with no epoch)."""
     if epoch is not None:
@@ -666,4 +710,4 @@ def _hm(t: float, epoch: datetime | None = None) -> str:
     return f"d{day} {rest // 3600:02d}:{rest % 3600 // 60:02d}"
 
 
-__all__ = ["FEED", "Alert", "Fold", "MirrorConfig"]
+__all__ = ["FEED", "MAX_GAP_S", "Alert", "FeedGap", "Fold", "MirrorConfig"]

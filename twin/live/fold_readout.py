@@ -116,13 +116,17 @@ class FoldReadout:
         """The mirrored lot as a start state (``twin.scenario.state.StartState``): the cars on
         their bays with their age, cars past the gate not yet on a bay, closed and held bays,
         and the cars waiting at the entry barrier (the feed's plate reads not yet admitted).
-        A forecast starts from it (``twin.api.forecast``)."""
+        A forecast starts from it (``twin.api.forecast``). Raises ``StateError`` (one line) if
+        a car has been on its bay longer than a start state allows (``MAX_STATE_MIN``): a feed
+        with a gap of over a year."""
         from twin.scenario.state import (
+            MAX_STATE_MIN,
             LotState,
             QueuedState,
             SessionState,
             SpotHoldState,
             StartState,
+            StateError,
         )
 
         start = scenario.start.replace(tzinfo=None)
@@ -133,13 +137,21 @@ class FoldReadout:
             s = lot.session(ticket)
             v = s.vehicle
             known = not sid.startswith("bay:")
+            elapsed = max(now - s.entry_t, 0.0) / 60 if known else None
+            if elapsed is not None and elapsed > MAX_STATE_MIN:
+                since = start + timedelta(seconds=s.entry_t)
+                raise StateError(
+                    f"car {sid} has been on bay {s.spot.id} for {elapsed / 1440:,.0f} days by "
+                    f"the feed's clock (since {since:%Y-%m-%d %H:%M}); a start state allows at "
+                    f"most {MAX_STATE_MIN // 1440} days (a gap in the feed?)"
+                )
             sessions.append(
                 SessionState(
                     spot=s.spot.id,
                     vehicle_class=v.vclass.name,
                     ev=v.ev,
                     handicap=v.handicap,
-                    elapsed_min=max(now - s.entry_t, 0.0) / 60 if known else None,
+                    elapsed_min=elapsed,
                     ticket=sid if known else None,
                 )
             )
