@@ -97,10 +97,11 @@ def live(
     for name, value in (("--speed", speed), ("--idle", idle)):
         if value is not None and not (math.isfinite(value) and value > 0):
             fail([f"{name} must be a number > 0, got {value:g}"])
-    if not (math.isfinite(hours) and hours >= 0):
-        fail([f"--hours must be a number >= 0, got {hours:g}"])
     from twin.live.divergence import for_scenario, null_replications_problem
+    from twin.live.forecast import MAX_FORECAST_HOURS
 
+    if not (math.isfinite(hours) and 0 <= hours <= MAX_FORECAST_HOURS):
+        fail([f"--hours must be a number from 0 to {MAX_FORECAST_HOURS} (366 days), got {hours:g}"])
     problem = null_replications_problem(
         replications, null_replications, name="--null-replications", of="--replications"
     )

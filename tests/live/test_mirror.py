@@ -359,6 +359,8 @@ def test_live_command_refuses_a_feed_dated_years_away_in_one_line(tmp_path):
         (["--replay", "x.jsonl", "--replications", "1", "--null-replications", "1"], ">= 2"),
         (["--replay", "x.jsonl", "--replications", "0", "--null-replications", "60"], "needs a"),
         (["--replay", "x.jsonl", "--null-replications", "-3"], "must be >= 20, got -3"),
+        # a forecast over 366 days used to be a ValueError traceback from the forecast
+        (["--replay", "x.jsonl", "--hours", "1e7"], "--hours must be a number from 0 to 8784"),
     ],
 )
 def test_live_command_bad_input_is_one_line_and_exit_2(args, message):
