@@ -243,6 +243,7 @@ class Mirror:
         self.fold.apply(event, t)
 
     def _checkpoint_until(self, t: float) -> None:
+        self.fold.check_gap(t)  # a feed dated years on: one line, not years of checkpoints
         step = self.config.checkpoint_s
         while self._next_checkpoint <= t:
             cp = self._next_checkpoint
