@@ -28,7 +28,7 @@ def backtest_command(
     horizons: Annotated[str, typer.Option(help="Forecast horizons in hours.")] = "1,2,4",
     sites: Annotated[str | None, typer.Option(help="Comma-separated sites (default: all).")] = None,
     replications: Annotated[int, typer.Option(min=20, help="Twin replications per origin.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the twin's replications.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the twin's replications.", min=0)] = 0,
     test_days: Annotated[
         int | None, typer.Option(min=1, help="Score only this many days after the cut.")
     ] = None,

@@ -173,10 +173,47 @@ def load_mapping(
 def validate_scenario(
     data: dict, source: str = "<scenario>", base_dir: Path | None = None
 ) -> Scenario:
+    check_kind(data, "scenario", source)
     try:
         return Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ScenarioError(source, format_errors(exc, Scenario)) from None
+
+
+#: The three kinds of ParkTwin YAML file, each with the command that runs it.
+KIND_COMMANDS = {
+    "scenario": "parktwin run FILE",
+    "sweep": "parktwin sweep --file FILE",
+    "locking_study": "parktwin locking FILE",
+}
+
+
+def kind_of(data: Any) -> str | None:
+    """Which kind of ParkTwin file a parsed mapping looks like (None: cannot tell): a locking
+    study says ``kind: locking_study``, a sweep has a ``grid``, a scenario its ``demand``."""
+    if not isinstance(data, Mapping):
+        return None
+    if data.get("kind") == "locking_study" or "offered_tps" in data:
+        return "locking_study"
+    if "grid" in data and "demand" not in data:
+        return "sweep"
+    if "demand" in data or "facility" in data or "lots" in data:
+        return "scenario"
+    return None
+
+
+def check_kind(data: Any, expected: str, source: str) -> None:
+    """One line, not one per unknown key, when a file of another kind is given: a sweep file
+    to ``parktwin run``, a scenario to ``parktwin locking``, ..."""
+    found = kind_of(data)
+    if found is not None and found != expected:
+        raise ScenarioError(
+            source,
+            [
+                f"this is a {found.replace('_', ' ')} file, not a {expected.replace('_', ' ')}"
+                f" file: run it with {KIND_COMMANDS[found].replace('FILE', source)}"
+            ],
+        )
 
 
 def _unshared(node: Any) -> Any:

@@ -1,0 +1,87 @@
+"""Mistakes a new user makes on the command line: each is refused in one line that says what to
+do, with exit code 2, before anything is simulated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "scenarios" / "surface_lot.yaml"
+SWEEP = ROOT / "scenarios" / "sweeps" / "surface_lot_price_demand.yaml"
+STUDY = ROOT / "scenarios" / "studies" / "locking_study.yaml"
+runner = CliRunner()
+
+
+def refused(args: list[str]) -> str:
+    """Run the command; it must exit 2 with exactly one line on stderr, which is returned."""
+    result = runner.invoke(app, [str(a) for a in args])
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1, lines
+    assert "Traceback" not in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("days", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("command", ["run", "compare", "optimize"])
+def test_days_must_be_a_finite_number(command: str, days: str) -> None:
+    extra = {"run": [], "compare": ["--set", "tariff.per_period=3"]}
+    extra["optimize"] = ["-p", "tariff.per_period=1:3"]
+    line = refused([command, SCENARIO, *extra[command], "--days", days])
+    assert "days must be > 0 and finite" in line, line
+    assert "GiB" not in line  # it used to end in a memory estimate of 'nan drivers'
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", SCENARIO],
+        ["compare", SCENARIO, "--set", "tariff.per_period=3"],
+        ["sweep", SCENARIO, "--grid", "tariff.per_period=1,2", "--out", "unused"],
+        ["optimize", SCENARIO, "-p", "tariff.per_period=1:3"],
+        ["emit", SCENARIO, "--out", "unused.jsonl"],
+        ["locking"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_a_negative_seed_names_the_option(
+    args: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [str(a) for a in args] + ["--seed", "-1"])
+    assert result.exit_code == 2
+    assert "--seed" in result.output, result.output  # was: 'expected non-negative integer'
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, found, command",
+    [
+        (["run", SWEEP], "sweep file, not a scenario file", f"parktwin sweep --file {SWEEP}"),
+        (["run", STUDY], "locking study file, not a scenario", f"parktwin locking {STUDY}"),
+        (["compare", SCENARIO, SWEEP], "sweep file", f"parktwin sweep --file {SWEEP}"),
+        (["locking", SCENARIO], "scenario file, not a locking study", f"parktwin run {SCENARIO}"),
+        (["sweep", "--file", SCENARIO, "--out", "x"], "not a sweep file", "parktwin run"),
+        (["sweep", "--file", STUDY, "--out", "x"], "locking study file", "parktwin locking"),
+    ],
+    ids=["run-sweep", "run-study", "compare-sweep", "locking-scenario", "sweep-scenario",
+         "sweep-study"],
+)  # fmt: skip
+def test_a_file_of_another_kind_says_which_command_runs_it(
+    args: list, found: str, command: str
+) -> None:
+    """It used to print one 'unknown key' line per top-level key of the file (up to 20)."""
+    line = refused(args)
+    assert found in line and command in line, line
+
+
+def test_a_scenario_with_a_misspelt_key_is_still_a_scenario(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(SCENARIO.read_text().replace("\ntariff:", "\ntarif:"))
+    line = refused(["run", path])
+    assert "tarif: unknown key" in line and "not a scenario" not in line, line
