@@ -101,7 +101,7 @@ def live(
     from twin.live.mirror import Mirror, open_source
     from twin.live.view import board, write_report
 
-    hold_out(ctx, report)  # claimed (checked, locked) before anything runs
+    hold_out(ctx, report, option="--report")  # claimed (checked, locked) before anything runs
     if report is not None:
         dead_letter = dead_letter or report / "dead_letter.jsonl"
     try:
@@ -136,6 +136,13 @@ def live(
         session.intake.close()
         if hasattr(feed, "stop"):
             feed.stop()
+    if getattr(feed, "connects", None) == 0:  # an MQTT source that never reached its broker
+        fail(
+            [
+                f"--source {source}: no connection to a broker at {feed.host}:{feed.port} "
+                f"within --idle {idle:g} s (is it running, on that port?)"
+            ]
+        )
     forecast = None
     if hours > 0 and session.mirror.fold.kinds:
         forecast = session.mirror.forecast(hours=hours)

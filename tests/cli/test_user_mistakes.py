@@ -3,7 +3,10 @@ do, with exit code 2, before anything is simulated."""
 
 from __future__ import annotations
 
+import socket
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -85,3 +88,34 @@ def test_a_scenario_with_a_misspelt_key_is_still_a_scenario(tmp_path: Path) -> N
     path.write_text(SCENARIO.read_text().replace("\ntariff:", "\ntarif:"))
     line = refused(["run", path])
     assert "tarif: unknown key" in line and "not a scenario" not in line, line
+
+
+GARAGE = ROOT / "scenarios" / "downtown_garage.yaml"
+
+
+def test_live_report_on_a_file_names_the_report_option(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("")
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    line = refused(["live", GARAGE, "--replay", feed, "--report", taken, "--replications", "0"])
+    assert line.startswith(f"error: --report {taken}"), line  # it said --out, which live lacks
+
+
+def test_live_says_when_it_never_reached_the_broker() -> None:
+    """A broker that is not running used to end in an empty board and exit 0."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    source = f"mqtt://127.0.0.1:{port}/parktwin/events"
+    line = refused(["live", GARAGE, "--source", source, "--idle", "1", "--replications", "0"])
+    assert f"no connection to a broker at 127.0.0.1:{port}" in line, line
+
+
+def test_live_on_a_running_broker_with_a_quiet_topic_is_not_an_error(broker: Any) -> None:
+    source = f"mqtt://127.0.0.1:{broker.port}/parktwin/quiet-{uuid.uuid4().hex}"
+    result = runner.invoke(
+        app, ["live", str(GARAGE), "--source", source, "--idle", "1", "--replications", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "received 0" in result.output
