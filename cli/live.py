@@ -90,6 +90,8 @@ def live(
             fail([f"{name} must be a number > 0, got {value:g}"])
     if not (math.isfinite(hours) and hours >= 0):
         fail([f"--hours must be a number >= 0, got {hours:g}"])
+    if report is not None and not replications:  # said so only after the whole feed was read
+        fail(["--report compares the feed with the model: it needs --replications 1 or more"])
     sc = load_or_exit(scenario)
     if len(sc.lot_specs) != 1:
         fail([f"{scenario}: live mirrors one lot; this scenario has {len(sc.lot_specs)}"])

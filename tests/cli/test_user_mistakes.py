@@ -98,7 +98,7 @@ def test_live_report_on_a_file_names_the_report_option(tmp_path: Path) -> None:
     feed.write_text("")
     taken = tmp_path / "taken"
     taken.write_text("not a folder")
-    line = refused(["live", GARAGE, "--replay", feed, "--report", taken, "--replications", "0"])
+    line = refused(["live", GARAGE, "--replay", feed, "--report", taken, "--replications", "1"])
     assert line.startswith(f"error: --report {taken}"), line  # it said --out, which live lacks
 
 
@@ -119,3 +119,28 @@ def test_live_on_a_running_broker_with_a_quiet_topic_is_not_an_error(broker: Any
     )
     assert result.exit_code == 0, result.output
     assert "received 0" in result.output
+
+
+def test_the_live_board_fits_an_80_column_terminal_whole() -> None:
+    """The 20-column occupancy bar was cut to '█████████…' and 'closed/he…' at 80 columns."""
+    from rich.console import Console
+
+    from twin.api import load
+    from twin.live.mirror import Mirror
+    from twin.live.view import board
+
+    console = Console(width=80, record=True, color_system=None)
+    console.print(board(Mirror(load(GARAGE))))
+    text = console.export_text()
+    assert "…" not in text, text
+    assert "░░░░░░░░░░   0%" in text and "closed" in text and "held" in text, text
+
+
+def test_live_report_without_a_prediction_is_refused_before_the_feed_is_read(
+    tmp_path: Path,
+) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("")
+    args = ["live", GARAGE, "--replay", feed, "--report", tmp_path / "r", "--replications", "0"]
+    assert "needs --replications 1 or more" in refused(args)
+    assert not (tmp_path / "r").exists()
