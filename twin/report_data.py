@@ -135,6 +135,15 @@ def load_results(folder: str | Path, scenario: str | Path | None = None) -> Resu
         raise ReportError(f"{folder}: no such results folder")
     spath = folder / "summary.json"
     if not spath.is_file():
+        for made_by, charts in (
+            ("sweep.json", "a sweep's folder: its charts are in plots/, its figures in "
+             "summary.parquet"),
+            ("optimize.json", "an optimize folder: its chart is optimize.png, its table "
+             "optimize.csv"),
+            ("comparison.json", "a comparison's folder: its figures are in comparison.csv"),
+        ):  # fmt: skip
+            if (folder / made_by).is_file():
+                raise ReportError(f"{folder}: {charts}; `parktwin report` reads `run --out`")
         raise ReportError(
             f"{folder}: no summary.json (write the folder with `parktwin run SCENARIO --out DIR`)"
         )

@@ -144,3 +144,24 @@ def test_live_report_without_a_prediction_is_refused_before_the_feed_is_read(
     args = ["live", GARAGE, "--replay", feed, "--report", tmp_path / "r", "--replications", "0"]
     assert "needs --replications 1 or more" in refused(args)
     assert not (tmp_path / "r").exists()
+
+
+def test_an_occupancy_target_given_in_percent_gets_a_hint() -> None:
+    args = ["optimize", SCENARIO, "-p", "tariff.per_period=1:3", "--objective"]
+    line = refused([*args, "occupancy-target", "--target", "85"])
+    assert "--target: must be a fraction of the spots between 0 and 1 (85 % is 0.85)" in line
+
+
+def test_report_on_a_sweep_or_optimize_folder_says_what_the_folder_holds(tmp_path: Path) -> None:
+    sweep, opt = tmp_path / "sweep", tmp_path / "opt"
+    common = ["--days", "1", "--replications", "2"]
+    made = runner.invoke(
+        app, ["sweep", str(SCENARIO), "--grid", "tariff.per_period=1,2", *common, "--out", sweep]
+    )
+    assert made.exit_code == 0, made.output
+    args = ["optimize", str(SCENARIO), "-p", "tariff.per_period=1:2", "--grid-points", "2"]
+    made = runner.invoke(app, [*args, *common, "--out", str(opt)])
+    assert made.exit_code == 0, made.output
+    assert "a sweep's folder: its charts are in plots/" in refused(["report", sweep])
+    assert "an optimize folder: its chart is optimize.png" in refused(["report", opt])
+    assert "no summary.json" in refused(["report", tmp_path])
