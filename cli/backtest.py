@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 from .calibrate import NoPlotsOption
-from .common import api, app, console, fail, hold_out
+from .common import SERIES_COLUMNS, api, app, console, fail, hold_out
 
 
 @app.command("backtest")
 def backtest_command(
     ctx: typer.Context,
     series: Annotated[Path, typer.Argument(help="Occupancy counts (CSV), one row per reading.")],
-    columns: Annotated[str, typer.Option(help="time=COL,occupied=COL,capacity=COL[,site=COL]")],
+    columns: Annotated[str, typer.Option(metavar="ROLE=COL,...", help=SERIES_COLUMNS)],
     train_until: Annotated[
         str, typer.Option(metavar="DATE", help="Fit on readings up to this date (inclusive).")
     ],

@@ -62,6 +62,12 @@ err_console = Console(stderr=True)
 
 
 #: Options shared by every command that runs replications (run, sweep).
+#: ``--columns`` of an occupancy series (calibrate occupancy, backtest).
+SERIES_COLUMNS = (
+    "Which CSV column holds what, as ROLE=COLUMN pairs joined by commas (no spaces); roles: "
+    "time, occupied, capacity (required) and site (one series per site)"
+)
+
 ExecutorOption = Annotated[
     ExecutorName | None,
     typer.Option(

@@ -3,6 +3,7 @@ do, with exit code 2, before anything is simulated."""
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -165,3 +166,16 @@ def test_report_on_a_sweep_or_optimize_folder_says_what_the_folder_holds(tmp_pat
     assert "a sweep's folder: its charts are in plots/" in refused(["report", sweep])
     assert "an optimize folder: its chart is optimize.png" in refused(["report", opt])
     assert "no summary.json" in refused(["report", tmp_path])
+
+
+@pytest.mark.parametrize("command", [["calibrate", "tickets"], ["calibrate", "occupancy"],
+                                     ["backtest"]])  # fmt: skip
+def test_columns_help_explains_the_roles_whole_at_80_columns(command: list[str]) -> None:
+    """It was a bare 'time=COL,occupied=COL,capacity=COL[,site=CO…', cut at 80 columns."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0
+    assert "…" not in result.output, result.output
+    text = " ".join(re.sub("[│╭╮╰╯─*]", " ", result.output).split())  # the panel's words
+    assert "Which CSV column holds what" in text and "ROLE=COL" in text
+    for role in ["entry", "exit"] if command[-1] == "tickets" else ["time", "capacity"]:
+        assert role in text
