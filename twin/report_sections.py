@@ -76,6 +76,17 @@ def defined(metrics: Metrics, names: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- tables
 
 
+def interval_text(name: str, lo: float, hi: float, unit: bool = False) -> tuple[str, str]:
+    """The ends of an interval as text, with the decimals it takes for two different ends to
+    read differently (a one-sided bound of 0.002 % is not '0.00 … 0.00')."""
+    for extra in range(4):
+        decimals = None if extra == 0 else extra + 2
+        texts = tuple(figures.format_value(name, x, decimals, unit=unit) for x in (lo, hi))
+        if lo == hi or texts[0] != texts[1]:
+            break
+    return texts
+
+
 def value_ci(metrics: Metrics, name: str) -> tuple[str, str]:
     """(mean, 95% interval) as text, the interval clipped to what the figure can take."""
     m = metrics.get(name)
@@ -85,7 +96,7 @@ def value_ci(metrics: Metrics, name: str) -> tuple[str, str]:
     ci = "–"
     if lo is not None and hi is not None:
         lo, hi = figures.clip(name, lo, hi)
-        ci = f"{figures.format_value(name, lo)} … {figures.format_value(name, hi)}"
+        ci = " … ".join(interval_text(name, lo, hi, unit=True))
     return figures.format_value(name, m["mean"]), ci
 
 
@@ -126,17 +137,6 @@ def all_figures_html(metrics: Metrics) -> str:
 
 
 # --------------------------------------------------------------------------- charts
-
-
-def interval_text(name: str, lo: float, hi: float) -> tuple[str, str]:
-    """The ends of an interval as text, with the decimals it takes for two different ends to
-    read differently (a one-sided bound of 0.002 % is not '0.00 … 0.00')."""
-    for extra in range(4):
-        decimals = None if extra == 0 else extra + 2
-        texts = tuple(figures.format_value(name, x, decimals, unit=False) for x in (lo, hi))
-        if lo == hi or texts[0] != texts[1]:
-            break
-    return texts
 
 
 def tick_decimals(ticks: np.ndarray) -> int:

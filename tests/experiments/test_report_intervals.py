@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from twin import report_sections
-from twin.report_sections import interval_text, plot_intervals, tick_decimals
+from twin.report_sections import interval_text, plot_intervals, tick_decimals, value_ci
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,14 @@ def test_a_long_value_line_is_split_rather_than_run_into_the_next_panel(
             continue
         assert max(len(line) for line in title.splitlines()) <= 48, title
     assert fig.axes[1].get_title(loc="left").endswith("5.29 %  (95% CI 5.21 … 5.37)")
+
+
+def test_the_report_tables_tell_the_ends_of_an_interval_apart() -> None:
+    metrics = {
+        "blocked_pct": {"mean": 0.0, "ci95": [0.0, 0.002], "values": [0.0] * 10},
+        "entry_wait_s.mean": {"mean": 0.0286, "ci95": [0.0271, 0.0301], "values": [0.03]},
+        "time_full_pct": {"mean": 0.0, "ci95": [0.0, 0.0], "values": [0.0] * 10},
+    }
+    assert value_ci(metrics, "blocked_pct") == ("0.00 %", "0.000 % … 0.002 %")
+    assert value_ci(metrics, "entry_wait_s.mean")[1] == "0.027 s … 0.030 s"
+    assert value_ci(metrics, "time_full_pct") == ("0.00 %", "0.00 % … 0.00 %")
