@@ -179,3 +179,21 @@ def test_columns_help_explains_the_roles_whole_at_80_columns(command: list[str])
     assert "Which CSV column holds what" in text and "ROLE=COL" in text
     for role in ["entry", "exit"] if command[-1] == "tickets" else ["time", "capacity"]:
         assert role in text
+
+
+@pytest.mark.parametrize(
+    "name, text, hint",
+    [
+        ("counts.csv", "time,occupied\n2016-10-04 08:00,61\n", "parktwin calibrate"),
+        ("feed.jsonl", '{"kind": "heartbeat"}\n{"kind": "heartbeat"}\n', "parktwin live"),
+    ],
+)
+@pytest.mark.parametrize("command", [["run"], ["locking"], ["sweep", "--file"]])
+def test_a_data_file_given_as_yaml_says_what_it_is_for(
+    tmp_path: Path, name: str, text: str, hint: str, command: list[str]
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    args = [*command, path] + (["--out", tmp_path / "out"] if command[0] == "sweep" else [])
+    line = refused(args)
+    assert "not a ParkTwin YAML file" in line and hint in line, line

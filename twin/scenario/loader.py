@@ -61,7 +61,23 @@ def read_yaml(path: Path) -> dict:
                 f"{exc.start}): a scenario is YAML text"
             ],
         ) from None
-    return parse_yaml(text, str(path))
+    try:
+        return parse_yaml(text, str(path))
+    except ScenarioError as exc:
+        hint = _DATA_FILES.get(path.suffix.lower())
+        if hint is None:
+            raise
+        raise ScenarioError(str(path), [f"{hint} ({exc.problems[0]})"]) from None
+
+
+#: What a data file given where a YAML file belongs is for (it used to say only 'YAML syntax
+#: error' or 'expected a mapping ..., got str').
+_DATA_FILES = {
+    ".csv": "a CSV file, not a ParkTwin YAML file: fit scenarios to records with "
+    "`parktwin calibrate tickets|occupancy`",
+    ".jsonl": "a JSONL feed, not a ParkTwin YAML file: mirror it with `parktwin live SCENARIO "
+    "--replay FILE` or replay it with `parktwin replay FILE --scenario SCENARIO`",
+}
 
 
 def parse_yaml(text: str, source: str = "<scenario>") -> dict:
