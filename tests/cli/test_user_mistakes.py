@@ -197,3 +197,13 @@ def test_a_data_file_given_as_yaml_says_what_it_is_for(
     args = [*command, path] + (["--out", tmp_path / "out"] if command[0] == "sweep" else [])
     line = refused(args)
     assert "not a ParkTwin YAML file" in line and hint in line, line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["live", GARAGE, "--replications", "0", "--replay"], ["replay", "--scenario", GARAGE]],
+    ids=["live", "replay"],
+)
+def test_a_folder_given_as_the_feed_is_called_a_folder(args: list, tmp_path: Path) -> None:
+    line = refused([*args, tmp_path])
+    assert f"{tmp_path}: a folder, not a" in line, line  # it said 'no such (feed) file'
