@@ -125,14 +125,22 @@ def find_scenario(name: str, folder: Path) -> Path | None:
     return None
 
 
+def check_results_folder(folder: str | Path) -> None:
+    """A results folder exists (a file given in its place is named as one)."""
+    folder = Path(folder)
+    if folder.is_file():
+        raise ReportError(f"{folder}: a file; give the folder `parktwin run ... --out DIR` wrote")
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: no such results folder")
+
+
 def load_results(folder: str | Path, scenario: str | Path | None = None) -> Results:
     """Read a results folder; ``scenario`` (the YAML the run used) enables revenue by band.
 
     Raises :class:`ReportError` for a folder that is missing pieces or unreadable.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ReportError(f"{folder}: no such results folder")
+    check_results_folder(folder)
     spath = folder / "summary.json"
     if not spath.is_file():
         for made_by, charts in (

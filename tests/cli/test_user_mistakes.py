@@ -207,3 +207,8 @@ def test_a_data_file_given_as_yaml_says_what_it_is_for(
 def test_a_folder_given_as_the_feed_is_called_a_folder(args: list, tmp_path: Path) -> None:
     line = refused([*args, tmp_path])
     assert f"{tmp_path}: a folder, not a" in line, line  # it said 'no such (feed) file'
+
+
+def test_report_on_a_file_says_it_wants_the_folder() -> None:
+    line = refused(["report", SCENARIO])
+    assert "a file; give the folder `parktwin run ... --out DIR` wrote" in line, line
