@@ -37,7 +37,9 @@ def emit(
         ),
     ] = None,
     days: Annotated[float | None, typer.Option(help="Simulated days.", show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed.", show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed; default: the scenario's.", show_default=False, min=0)
+    ] = None,
     faults: Annotated[
         Path | None,
         typer.Option(

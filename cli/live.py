@@ -107,6 +107,8 @@ def live(
     )
     if problem is not None:
         fail([problem])
+    if report is not None and not replications:  # said so only after the whole feed was read
+        fail(["--report compares the feed with the model: it needs --replications 1 or more"])
     sc = load_or_exit(scenario)
     if len(sc.lot_specs) != 1:
         fail([f"{scenario}: live mirrors one lot; this scenario has {len(sc.lot_specs)}"])
@@ -119,7 +121,7 @@ def live(
     from twin.live.view import board, write_report
     from twin.scenario.state import StateError
 
-    hold_out(ctx, report)  # claimed (checked, locked) before anything runs
+    hold_out(ctx, report, option="--report")  # claimed (checked, locked) before anything runs
     if report is not None:
         dead_letter = dead_letter or report / "dead_letter.jsonl"
     try:
@@ -157,6 +159,13 @@ def live(
         session.intake.close()
         if hasattr(feed, "stop"):
             feed.stop()
+    if getattr(feed, "connects", None) == 0:  # an MQTT source that never reached its broker
+        fail(
+            [
+                f"--source {source}: no connection to a broker at {feed.host}:{feed.port} "
+                f"within --idle {idle:g} s (is it running, on that port?)"
+            ]
+        )
     forecast = None
     if hours > 0 and session.mirror.fold.kinds:
         try:

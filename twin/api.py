@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,8 @@ def _with_days(scenario: Scenario, days: float | None) -> Scenario:
     """The scenario over ``days`` simulated days (None: unchanged), checked against its warm-up."""
     if days is None:
         return scenario
-    if days <= 0:
-        raise ValueError("days must be > 0")
+    if not 0 < days < math.inf:  # NaN fails this too
+        raise ValueError(f"days must be > 0 and finite, got {days:g}")
     scenario = scenario.model_copy(update={"horizon_days": days})
     if scenario.warmup_hours != "auto" and scenario.warmup_hours >= days * 24:
         raise ValueError(

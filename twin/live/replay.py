@@ -138,6 +138,8 @@ def read_log(
     from parktwin.adapters.sources import Intake, MappingError
 
     path = Path(path)
+    if path.is_dir():
+        raise ReplayError(f"{path}: a folder, not a gate log (give the .jsonl or .csv)")
     if not path.is_file():
         raise ReplayError(f"{path}: no such file")
     # Receive times are about a live feed's devices, not a recording read back later.

@@ -19,7 +19,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from twin.core.locking import CLAIM_STRATEGIES
 from twin.scenario.common import LatencyMs, Spec
-from twin.scenario.loader import ScenarioError, apply_overrides, format_errors, read_yaml
+from twin.scenario.loader import (
+    ScenarioError,
+    apply_overrides,
+    check_kind,
+    format_errors,
+    read_yaml,
+)
 
 StrategyName = Literal["pessimistic", "optimistic", "atomic", "queue"]
 assert set(StrategyName.__args__) == set(CLAIM_STRATEGIES)  # keep the schema and the core in step
@@ -284,6 +290,7 @@ def validate_locking_study(
     data: dict[str, Any], source: str = "<locking study>"
 ) -> LockingStudySpec:
     """Validate a raw mapping; every problem becomes one line of a ScenarioError."""
+    check_kind(data, "locking_study", source)
     try:
         return LockingStudySpec.model_validate(data)
     except ValidationError as exc:
