@@ -180,7 +180,9 @@ def main() -> None:
     )
 
     # -- measured: the sweep, then the bisections, on the same client processes ---------------
-    with LiveStudy(parse_backends([args.pg, args.redis]), args.clients) as live:
+    with LiveStudy(
+        parse_backends([args.pg, args.redis]), args.clients, trace=("pessimistic",)
+    ) as live:
         measured = run_locking_study(spec, strategies=names, point=live)
         for table in locking_tables(measured):
             console.print(table)
@@ -189,6 +191,7 @@ def main() -> None:
             spec, measured.table, live, strategies=names, repeats=args.repeats, rel_tol=args.rel_tol
         )
         live_cpu = list(live.cpu)
+        live_traces = [t for t in live.traces if t["strategy"] == "pessimistic"]
     after_live = _uptime()
 
     # -- predicted: the same sweep and bisections, simulated with the measured inputs ---------
@@ -266,6 +269,15 @@ def main() -> None:
         )
         previous = row.strategy
     console.print(cpu_table)
+
+    # -- the row lock's hot row, and the optimistic claim's conflicts: live vs model ----------
+    swept = int((measured.table["strategy"] == "pessimistic").sum())  # the sweep's points
+    chain = _chain_frame(live_traces, sims.get("pessimistic"), swept)
+    if not chain.empty:
+        console.print(_chain_table(chain))
+    conflicts = _conflict_frame(measured.table, predicted.table)
+    if not conflicts.empty:
+        console.print(_conflict_table(conflicts))
 
     # -- refined ceilings ---------------------------------------------------------------------
     repeats = Table(title="refined ceilings, each repeat (TPS)", title_justify="left")
@@ -402,6 +414,8 @@ def main() -> None:
         predicted.table.to_csv(args.out / "predicted.csv", index=False)
         p_repeats.to_csv(args.out / "predicted_refined.csv", index=False)
         cpu.to_csv(args.out / "cpu.csv", index=False)
+        chain.to_csv(args.out / "chain.csv", index=False)
+        conflicts.to_csv(args.out / "conflicts.csv", index=False)
         summary.to_csv(args.out / "ceilings.csv", index=False)
         (args.out / "inputs.json").write_text(
             json.dumps(
@@ -475,6 +489,107 @@ def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
             f"{_marginal_cpu(cpu, name)[0]:.3f} ms (sweep)"
         )
     return out
+
+
+def _chain_frame(traces: list[dict], sim, sweep_points: int):
+    """The hot row's chain (``twin.sim.locking_chain.row_chain``) at each rate of the live
+    row-lock sweep (its first traces; the refinements' points come after), measured and
+    simulated with the prediction's spec at the same rate, one row each."""
+    import pandas as pd
+
+    from twin.sim.locking_chain import row_chain
+    from twin.sim.locking_measure import measure_window
+    from twin.sim.locking_study import trace_point
+
+    rows = []
+    for t in traces[:sweep_points] if sim is not None else []:
+        rate, win = t["offered_tps"], t["window"]
+        live = row_chain(t["trace"], since=win.start, until=win.end)
+        point, simulated = trace_point(sim, rate)
+        model_win = measure_window(sim, rate)
+        model = row_chain(simulated, since=model_win.start, until=model_win.end)
+        rows.append({"offered_tps": rate, "source": "live", **live})
+        rows.append({"offered_tps": rate, "source": "model", "p95_ms": point["p95_ms"], **model})
+    return pd.DataFrame(rows)
+
+
+def _chain_table(chain):
+    """Per rate, live over model: the hot row's hold and hand-off (mean, p95), how busy it
+    was, and the waiter order (mean rank: 0 FIFO, 0.5 any waiter alike)."""
+    from rich.table import Table
+
+    table = Table(
+        title="row lock, hot row (live / model): hold = lock answer → commit answer, hand-off = "
+        "commit answer → next grant (ms); busy share; waiter order (mean rank: 0 FIFO, 0.5 random)",
+        title_justify="left",
+    )
+    for header in ("offered TPS", "locks/s", "hold", "hold p95", "hand-off", "hand-off p95"):
+        table.add_column(header, justify="right")
+    for header in ("busy", "mean rank", "oldest first"):
+        table.add_column(header, justify="right")
+    for rate, pair in chain.groupby("offered_tps", sort=True):
+        live, model = (pair[pair["source"] == s].iloc[0] for s in ("live", "model"))
+
+        def both(key: str, fmt: str = "{:.2f}", live=live, model=model) -> str:
+            return f"{fmt.format(live[key])} / {fmt.format(model[key])}"
+
+        table.add_row(
+            f"{rate:,.0f}",
+            both("locks_per_s", "{:,.0f}"),
+            both("hold_ms"),
+            both("hold_p95_ms"),
+            both("handoff_ms"),
+            both("handoff_p95_ms"),
+            both("busy"),
+            both("mean_rank"),
+            both("oldest_share", "{:.0%}"),
+        )
+    return table
+
+
+def _conflict_frame(measured, predicted):
+    """The optimistic claim's version conflicts per claim at each rate, live and predicted."""
+    import pandas as pd
+
+    def per_claim(table):
+        mine = table[table["strategy"] == "optimistic"].set_index("offered_tps")
+        return mine["retries"] / mine["claims"].clip(lower=1), mine["failed"]
+
+    if "optimistic" not in set(measured["strategy"]) or "optimistic" not in set(
+        predicted["strategy"]
+    ):
+        return pd.DataFrame()
+    (live, live_failed), (model, model_failed) = per_claim(measured), per_claim(predicted)
+    frame = pd.DataFrame(
+        {
+            "live_conflicts_per_claim": live,
+            "model_conflicts_per_claim": model,
+            "live_failed": live_failed,
+            "model_failed": model_failed,
+        }
+    )
+    return frame.dropna(subset=["live_conflicts_per_claim"]).reset_index()
+
+
+def _conflict_table(conflicts):
+    from rich.table import Table
+
+    table = Table(
+        title="optimistic: version conflicts per claim (retries / claims) and claims failed "
+        "after the retries, live / model",
+        title_justify="left",
+    )
+    for header in ("offered TPS", "conflicts per claim", "failed"):
+        table.add_column(header, justify="right")
+    for row in conflicts.itertuples(index=False):
+        model = row.model_conflicts_per_claim
+        model_failed = "—" if model != model else f"{row.model_failed:.0f}"
+        table.add_row(
+            f"{row.offered_tps:,.0f}",
+            f"{row.live_conflicts_per_claim:.3f} / " + ("—" if model != model else f"{model:.3f}"),
+            f"{row.live_failed:.0f} / {model_failed}",
+        )
+    return table
 
 
 def _light_wakeup(cpu, name: str) -> float:

@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 from .calibrate import NoPlotsOption
-from .common import api, app, console, fail, hold_out
+from .common import SERIES_COLUMNS, api, app, console, fail, hold_out
 
 
 @app.command("backtest")
 def backtest_command(
     ctx: typer.Context,
     series: Annotated[Path, typer.Argument(help="Occupancy counts (CSV), one row per reading.")],
-    columns: Annotated[str, typer.Option(help="time=COL,occupied=COL,capacity=COL[,site=COL]")],
+    columns: Annotated[str, typer.Option(metavar="ROLE=COL,...", help=SERIES_COLUMNS)],
     train_until: Annotated[
         str, typer.Option(metavar="DATE", help="Fit on readings up to this date (inclusive).")
     ],
@@ -28,7 +28,7 @@ def backtest_command(
     horizons: Annotated[str, typer.Option(help="Forecast horizons in hours.")] = "1,2,4",
     sites: Annotated[str | None, typer.Option(help="Comma-separated sites (default: all).")] = None,
     replications: Annotated[int, typer.Option(min=20, help="Twin replications per origin.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the twin's replications.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the twin's replications.", min=0)] = 0,
     test_days: Annotated[
         int | None, typer.Option(min=1, help="Score only this many days after the cut.")
     ] = None,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import api, app, console, fail, hold_out
+from .common import SERIES_COLUMNS, api, app, console, fail, hold_out
 
 calibrate_app = typer.Typer(
     help="Fit scenarios to real records: a ticket/gate log, or occupancy counts.",
@@ -57,7 +57,9 @@ def calibrate_tickets(
     columns: Annotated[
         str,
         typer.Option(
-            help="Which columns hold what: entry=COL,exit=COL[,amount=COL][,site=COL][,class=COL]"
+            metavar="ROLE=COL,...",
+            help="Which CSV column holds what, as ROLE=COLUMN pairs joined by commas: entry "
+            "and exit (required), amount, site, class; e.g. entry=In,exit=Out,amount=Paid",
         ),
     ],
     out: OutOption,
@@ -81,7 +83,7 @@ def calibrate_tickets(
 def calibrate_occupancy(
     ctx: typer.Context,
     series: Annotated[Path, typer.Argument(help="Occupancy counts (CSV), one row per reading.")],
-    columns: Annotated[str, typer.Option(help="time=COL,occupied=COL,capacity=COL[,site=COL]")],
+    columns: Annotated[str, typer.Option(metavar="ROLE=COL,...", help=SERIES_COLUMNS)],
     out: OutOption,
     train_until: Annotated[
         str | None,

@@ -62,6 +62,12 @@ err_console = Console(stderr=True)
 
 
 #: Options shared by every command that runs replications (run, sweep).
+#: ``--columns`` of an occupancy series (calibrate occupancy, backtest).
+SERIES_COLUMNS = (
+    "Which CSV column holds what, as ROLE=COLUMN pairs joined by commas (no spaces); roles: "
+    "time, occupied, capacity (required) and site (one series per site)"
+)
+
 ExecutorOption = Annotated[
     ExecutorName | None,
     typer.Option(
@@ -127,16 +133,19 @@ def fail(lines: list[str], source: str | None = None) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def hold_out(ctx: typer.Context, out: Path | None, run_overwrite: bool | None = None) -> None:
-    """Claim ``--out`` for the rest of the command, before anything is simulated: a path that
-    cannot be a folder, a folder another process is writing, or (``run``) a folder holding
-    another run without ``--overwrite`` ends the command at once with one line (exit 2).
+def hold_out(
+    ctx: typer.Context, out: Path | None, run_overwrite: bool | None = None, option: str = "--out"
+) -> None:
+    """Claim ``--out`` (or the ``option`` named) for the rest of the command, before anything
+    is simulated: a path that cannot be a folder, a folder another process is writing, or
+    (``run``) a folder holding another run without ``--overwrite`` ends the command at once
+    with one line (exit 2).
     The claim (:func:`twin.outputs.claim`) is released when the command ends, however it ends.
     """
     if out is None:
         return
     try:
-        ctx.with_resource(claim(out))
+        ctx.with_resource(claim(out, option))
         if run_overwrite is not None:
             from twin.experiments import prepare_run_folder
 

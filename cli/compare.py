@@ -35,7 +35,7 @@ def compare(
         typer.Option(help="Paired replications of each; default: A's replications.", min=2),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed both scenarios share; default: A's.")
+        int | None, typer.Option(help="Seed both scenarios share; default: A's.", min=0)
     ] = None,
     days: Annotated[
         float | None, typer.Option(help="Simulated days for both; overrides horizon_days.")

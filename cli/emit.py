@@ -37,7 +37,9 @@ def emit(
         ),
     ] = None,
     days: Annotated[float | None, typer.Option(help="Simulated days.", show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed.", show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed; default: the scenario's.", show_default=False, min=0)
+    ] = None,
     faults: Annotated[
         Path | None,
         typer.Option(
@@ -80,6 +82,9 @@ def emit(
     ):
         if value is not None and not (math.isfinite(value) and value > 0):
             fail([f"{name} must be a number > 0, got {value:g}"])
+    for name, value in (("--heartbeat-min", heartbeat_min), ("--counter-min", counter_min)):
+        if value < feed.MIN_PERIOD_MIN:
+            fail([f"{name} must be at least {feed.MIN_PERIOD_MIN:g} minute, got {value:g}"])
     address = None
     if mqtt is not None:
         from parktwin.adapters.sources.mqtt import parse_address

@@ -64,6 +64,15 @@ def live(
     replications: Annotated[
         int, typer.Option(help="Replications of the model for the prediction (0: none).", min=0)
     ] = 20,
+    null_replications: Annotated[
+        int | None,
+        typer.Option(
+            help="Fault-free replications the alert thresholds are calibrated on (default: "
+            "--replications; at least that and 2). More set a budget of a few false alarms a "
+            "day less noisily, at the cost of start-up time.",
+            show_default=False,
+        ),
+    ] = None,
     hours: Annotated[float, typer.Option(help="Forecast horizon, hours (0: no forecast).")] = 4.0,
     idle: Annotated[float, typer.Option(help="MQTT: stop after this many quiet seconds.")] = 30.0,
     clock_checks: Annotated[
@@ -88,20 +97,31 @@ def live(
     for name, value in (("--speed", speed), ("--idle", idle)):
         if value is not None and not (math.isfinite(value) and value > 0):
             fail([f"{name} must be a number > 0, got {value:g}"])
-    if not (math.isfinite(hours) and hours >= 0):
-        fail([f"--hours must be a number >= 0, got {hours:g}"])
+    from twin.live.divergence import for_scenario, null_replications_problem
+    from twin.live.forecast import MAX_FORECAST_HOURS
+
+    if not (math.isfinite(hours) and 0 <= hours <= MAX_FORECAST_HOURS):
+        fail([f"--hours must be a number from 0 to {MAX_FORECAST_HOURS} (366 days), got {hours:g}"])
+    problem = null_replications_problem(
+        replications, null_replications, name="--null-replications", of="--replications"
+    )
+    if problem is not None:
+        fail([problem])
+    if report is not None and not replications:  # said so only after the whole feed was read
+        fail(["--report compares the feed with the model: it needs --replications 1 or more"])
     sc = load_or_exit(scenario)
     if len(sc.lot_specs) != 1:
         fail([f"{scenario}: live mirrors one lot; this scenario has {len(sc.lot_specs)}"])
     from rich.live import Live
 
     from parktwin.adapters.sources import Intake, MappingError
-    from twin.live.divergence import for_scenario
+    from twin.live.fold import FeedGap
     from twin.live.mirror import Live as Session
     from twin.live.mirror import Mirror, open_source
     from twin.live.view import board, write_report
+    from twin.scenario.state import StateError
 
-    hold_out(ctx, report)  # claimed (checked, locked) before anything runs
+    hold_out(ctx, report, option="--report")  # claimed (checked, locked) before anything runs
     if report is not None:
         dead_letter = dead_letter or report / "dead_letter.jsonl"
     try:
@@ -115,8 +135,9 @@ def live(
         fail([str(exc)])
     divergence = None
     if replications:
-        with console.status(f"model prediction: {replications} replications of {sc.name}"):
-            divergence = for_scenario(sc, replications)
+        null = f", thresholds on {null_replications}" if null_replications else ""
+        with console.status(f"model prediction: {replications} replications of {sc.name}{null}"):
+            divergence = for_scenario(sc, replications, null_replications=null_replications)
     # Without clock checks the intake ignores receive times altogether (cheaper than infinite
     # tolerances, which still track every device's latency).
     intake = Intake(dead_letter=dead_letter, receive_times=clock_checks)
@@ -132,13 +153,25 @@ def live(
             session.run(feed, every=lambda s: live_view.update(board(s.mirror, s.feed())))
     except KeyboardInterrupt:
         session.mirror.flush()
+    except FeedGap as exc:  # a feed dated years from the scenario's start or its last event
+        fail([f"{source or replay}: {exc}"])
     finally:
         session.intake.close()
         if hasattr(feed, "stop"):
             feed.stop()
+    if getattr(feed, "connects", None) == 0:  # an MQTT source that never reached its broker
+        fail(
+            [
+                f"--source {source}: no connection to a broker at {feed.host}:{feed.port} "
+                f"within --idle {idle:g} s (is it running, on that port?)"
+            ]
+        )
     forecast = None
     if hours > 0 and session.mirror.fold.kinds:
-        forecast = session.mirror.forecast(hours=hours)
+        try:
+            forecast = session.mirror.forecast(hours=hours)
+        except StateError as exc:  # the mirrored lot cannot start a run (a gap in the feed)
+            fail([f"{source or replay}: {exc}"])
     console.print(board(session.mirror, session.feed(), forecast))
     if report is not None:
         try:

@@ -36,7 +36,9 @@ def locking(
         ),
     ] = None,
     format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
-    seed: Annotated[int | None, typer.Option(help="Random seed; default: the study's.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; default: the study's.", min=0)
+    ] = None,
     strategy: Annotated[
         list[str] | None,
         typer.Option(

@@ -87,7 +87,8 @@ def optimize(
         int, typer.Option(help="Paired replications per tariff (the same ones for every tariff).")
     ] = 5,
     seed: Annotated[
-        int | None, typer.Option(help="Seed shared by every tariff; default: the scenario's.")
+        int | None,
+        typer.Option(help="Seed shared by every tariff; default: the scenario's.", min=0),
     ] = None,
     method: Annotated[
         SearchMethod,

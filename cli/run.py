@@ -29,7 +29,9 @@ from .common import (
 def run(
     ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (see scenarios/).")],
-    seed: Annotated[int | None, typer.Option(help="Random seed; default: the scenario's.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; default: the scenario's.", min=0)
+    ] = None,
     days: Annotated[
         float | None, typer.Option(help="Simulated days; overrides horizon_days.")
     ] = None,

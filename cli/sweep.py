@@ -84,7 +84,7 @@ def sweep(
         typer.Option(help="Replications per point; default: the scenario's.", min=1),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed shared by every point; default: the scenario's.")
+        int | None, typer.Option(help="Seed shared by every point; default: the scenario's.", min=0)
     ] = None,
     days: Annotated[
         float | None, typer.Option(help="Simulated days at every point; overrides horizon_days.")

@@ -31,3 +31,14 @@ def test_every_operations_key_is_documented() -> None:
         "operations.permits.monthly",
     ):
         assert f"`{key}" in text
+
+
+def test_every_shipped_scenario_is_named_in_the_readme_list() -> None:
+    """`downtown_closures` was shipped (and documented in docs/scenarios.md) but missing from
+    the README's list of shipped scenarios, where a new user looks first."""
+    text = README.read_text(encoding="utf-8")
+    listed = text[text.index("Shipped scenarios:") :].split("\n\n", 1)[0]
+    root = README.parent / "scenarios"
+    for path in [*root.glob("*.yaml"), *root.glob("scale/*.yaml")]:
+        name = path.relative_to(root).with_suffix("").as_posix()
+        assert f"`{name}`" in listed, f"{name} is shipped but not in the README's list"

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,8 @@ def _with_days(scenario: Scenario, days: float | None) -> Scenario:
     """The scenario over ``days`` simulated days (None: unchanged), checked against its warm-up."""
     if days is None:
         return scenario
-    if days <= 0:
-        raise ValueError("days must be > 0")
+    if not 0 < days < math.inf:  # NaN fails this too
+        raise ValueError(f"days must be > 0 and finite, got {days:g}")
     scenario = scenario.model_copy(update={"horizon_days": days})
     if scenario.warmup_hours != "auto" and scenario.warmup_hours >= days * 24:
         raise ValueError(
@@ -529,6 +530,7 @@ def mirror(
     speed: float | None = None,
     dead_letter: str | Path | None = None,
     prediction: int | None = 20,
+    null_replications: int | None = None,
     seed: int | None = None,
     idle_s: float | None = 5.0,
     config: Any = None,
@@ -540,16 +542,26 @@ def mirror(
     ``Raw``). Every payload is validated by the intake (bad ones dead-lettered to
     ``dead_letter``, counted by reason) and folded into the core objects of ``scenario``'s
     lot; with ``prediction`` replications (0: none) the divergence detectors compare it with
-    the model. ``intake`` replaces the default ``Intake`` (e.g. other ``Tolerances``: a
-    recorded feed re-published as fast as possible has receive times that say nothing about
-    its devices' clocks). Returns a :class:`twin.live.mirror.Live`: ``.mirror`` (levels, alerts,
-    ``state()``, ``forecast()``, ``snapshot()``) and ``.feed()`` (the intake's counts)."""
+    the model, their alert thresholds calibrated on ``null_replications`` fault-free
+    replications (default: the prediction's own; at least ``max(prediction, 2)``; more set a
+    budget of a few false alarms a day less noisily). ``intake`` replaces the default
+    ``Intake`` (e.g. other ``Tolerances``: a recorded feed re-published as fast as possible
+    has receive times that say nothing about its devices' clocks). Returns a
+    :class:`twin.live.mirror.Live`: ``.mirror`` (levels, alerts, ``state()``, ``forecast()``,
+    ``snapshot()``) and ``.feed()`` (the intake's counts)."""
     from parktwin.adapters.sources import Intake
-    from twin.live.divergence import for_scenario
+    from twin.live.divergence import for_scenario, null_replications_problem
     from twin.live.mirror import Live, Mirror, open_source
 
+    problem = null_replications_problem(prediction or 0, null_replications, of="prediction")
+    if problem is not None:
+        raise ValueError(problem)
     sc = scenario if isinstance(scenario, Scenario) else load(scenario)
-    divergence = for_scenario(sc, prediction, seed) if prediction else None
+    divergence = (
+        for_scenario(sc, prediction, seed, null_replications=null_replications)
+        if prediction
+        else None
+    )
     if isinstance(source, str | Path):
         source = open_source(source, mapping=mapping, speed=speed, idle_s=idle_s)
     if intake is None:

@@ -18,13 +18,14 @@ statement and commit time, Redis's CPU per command, the consumer's time per requ
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing as mp
 import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from parktwin.adapters.stores import (
 from parktwin.adapters.stores.load import client_main, target_name
 from twin.core.locking import RemoteClaim, Status
 from twin.scenario.locking import LockingStudySpec
+from twin.sim.locking_chain import wakeups_from_round_trips
 from twin.sim.locking_measure import (
     OPEN,
     OUTCOME_CODE,
@@ -91,7 +93,9 @@ class LiveStudy:
     Use as a context manager: leaving it stops the processes and drops the schema / keys.
     """
 
-    def __init__(self, backends: Mapping[str, str], clients: int = 8) -> None:
+    def __init__(
+        self, backends: Mapping[str, str], clients: int = 8, *, trace: Collection[str] = ()
+    ) -> None:
         if clients < 1:
             raise ValueError("clients must be >= 1")
         self.backends = dict(backends)
@@ -112,6 +116,11 @@ class LiveStudy:
         #: per point: CPU seconds of the clients and of the servers' processes, the host's busy
         #: CPU seconds (all processes, ours and others'), wall seconds and claims answered
         self.cpu: list[dict[str, Any]] = []
+        #: per point of a strategy in ``trace``: every claim's and release's ``(row, kind, start,
+        #: first, done, answers)`` from all clients (``adapters/stores/load.py``), for
+        #: ``twin.sim.locking_chain``
+        self.trace = frozenset(trace)
+        self.traces: list[dict[str, Any]] = []
 
     def supports(self, strategy: str) -> bool:
         return STORE_OF[strategy] in self.backends
@@ -189,12 +198,15 @@ class LiveStudy:
                     "mtps": round(offered * 1000),
                     "stays": stays,
                     "releases": releases[index],
+                    "trace": strategy in self.trace,
                 }
             )
         meter = _CpuMeter(self, strategy)
         records: dict[str, list] = {"arrival": [], "answer": [], "code": [], "conflicts": []}
+        trace: list = []
         for pipe in self._pipes:
             got = pipe.recv()
+            trace += got.get("trace", [])
             records["arrival"] += got["arrival"]
             records["answer"] += got["answer"]
             records["conflicts"] += got["conflicts"]
@@ -204,6 +216,10 @@ class LiveStudy:
         zeros = [False] * len(records["arrival"])
         row = measure_point(spec, strategy, offered, win, blocked=zeros, spurious=zeros, **records)
         self.cpu.append({**cpu, "passes": passes(row)})
+        if strategy in self.trace:
+            self.traces.append(
+                {"strategy": strategy, "offered_tps": offered, "window": win, "trace": trace}
+            )
         return row
 
     def _server_pids(self, strategy: str) -> list[int]:
@@ -418,7 +434,10 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
     cycle (claim and release): this client's CPU (``cycle_<strategy>_client_cpu_ms``), the
     server's (every PostgreSQL process, or Redis's own from INFO:
     ``cycle_<strategy>_server_cpu_ms``), and the mean wait on the run queue per time
-    scheduled in of this client and its server (``cycle_<strategy>_wakeup_ms``)."""
+    scheduled in of this client and its server (``cycle_<strategy>_wakeup_ms``). The
+    pessimistic probe also times its round trips that wait for no lock and no flush and
+    turns them into the wait per wake-up a round trip suffers, mean and coefficient of
+    variation (``pg_rt_wakeup_ms``, ``pg_rt_wakeup_cv``: ``wakeups_from_round_trips``)."""
     store = open_store(strategy, url, namespace=ns, pool_size=1)
     key = f"cycle_{strategy}_"
     out: dict[str, float] = {}
@@ -442,16 +461,27 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
                 return _redis_cpu(store.r)
 
         pids = [os.getpid(), *queued]
+        answers: list[float] = []
+        trips: list[float] = []  # round trips that wait for no lock and no WAL flush
+        if strategy == "pessimistic":
+            store.marks = answers
         server0, client0, wait0 = server_cpu(), time.process_time(), _run_queue(pids)
         for i in range(n):
             time.sleep(0.002)
+            answers.clear()
             run_claim(store, f"c{i}", target)
+            trips += [b - a for a, b in itertools.pairwise(answers[:4])]  # BEGIN → INSERT
+            answers.clear()
             run_release(store, f"c{i}", target)
+            trips += [b - a for a, b in itertools.pairwise(answers[:2])]  # BEGIN → UPDATE
         out[key + "client_cpu_ms"] = 1000 * (time.process_time() - client0) / n
         server1 = server_cpu()
         if server0 is not None and server1 is not None:
             out[key + "server_cpu_ms"] = 1000 * (server1 - server0) / n
         out[key + "wakeup_ms"] = wakeup_ms(wait0, _run_queue(pids))
+        if len(trips) > 20:
+            mean, cv = wakeups_from_round_trips(trips)
+            out["pg_rt_wakeup_ms"], out["pg_rt_wakeup_cv"] = mean, cv
     finally:
         store.drop()
         store.close()
@@ -651,7 +681,16 @@ def _cycle_cpu_ms(inputs: Mapping[str, float], strategy: str) -> tuple[float, fl
 #: The pessimistic protocol of ``adapters/stores/postgres_store.py``: BEGIN on its own (psycopg),
 #: and a release is BEGIN, the locking UPDATE, COMMIT.
 _STORE_PROTOCOL = LockingStudySpec.model_validate(
-    {"pessimistic": {"begin_round_trip": True, "release_statements": 2, "relock_on_wake": True}}
+    {
+        "pessimistic": {
+            "begin_round_trip": True,
+            "release_statements": 2,
+            "relock_on_wake": True,
+            # PostgreSQL hands a freed row to whichever waiter reaches its new version first
+            # (measured: twin.sim.locking_chain's waiter order on the live hot row)
+            "waiter_order": "random",
+        }
+    }
 )
 
 
@@ -669,7 +708,9 @@ def predicted_spec(
     With ``shared_host`` the model puts clients and servers on the machine's cores together
     (``host.cores``), as they are in the live benchmark: a statement's service is then the
     backend's measured CPU per statement, and the round trip only what is left of it once the
-    client's and the server's CPU are taken out (the loopback, the wake-ups)."""
+    client's and the server's CPU are taken out (the loopback, the wake-ups). The run
+    queue's waits are the paced probe's: for PostgreSQL, as its round trips suffered them
+    (mean and spread, ``pg_rt_wakeup_*``) where measured, else ``schedstat``'s mean."""
     data = spec.model_dump()
     data["client"]["app_ms"] = 0.0
     data["client"]["cores"] = int(inputs["cores"])
@@ -694,6 +735,7 @@ def predicted_spec(
         data["pessimistic"]["begin_round_trip"] = _STORE_PROTOCOL.pessimistic.begin_round_trip
         data["pessimistic"]["release_statements"] = _STORE_PROTOCOL.pessimistic.release_statements
         data["pessimistic"]["relock_on_wake"] = _STORE_PROTOCOL.pessimistic.relock_on_wake
+        data["pessimistic"]["waiter_order"] = _STORE_PROTOCOL.pessimistic.waiter_order
         cycle = _cycle_cpu_ms(inputs, strategy)
         if shared_host and cycle is not None:
             # CPU per round trip as a whole claim and its release spend it: more than a bare
@@ -722,4 +764,8 @@ def predicted_spec(
         data["host"]["wakeup_ms"] = inputs.get(
             f"cycle_{strategy}_wakeup_ms", inputs.get("wakeup_ms", 0.0)
         )
+        if STORE_OF[strategy] == "postgres" and "pg_rt_wakeup_ms" in inputs:
+            # the waits as a round trip suffers them, mean and spread (a lock holder's too)
+            data["host"]["wakeup_ms"] = inputs["pg_rt_wakeup_ms"]
+            data["host"]["wakeup_cv"] = inputs["pg_rt_wakeup_cv"]
     return LockingStudySpec.model_validate(data)

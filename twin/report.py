@@ -47,6 +47,7 @@ from twin.report_data import (
     NO_VEHICLES,
     ReportError,
     Results,
+    check_results_folder,
     find_scenario,
     format_secs,
     level_names,
@@ -178,8 +179,7 @@ def build_report(folder: str | Path, scenario: str | Path | None = None) -> Path
 
     Raises :class:`ReportError` when the folder is not a results folder.
     """
-    if not Path(folder).is_dir():
-        raise ReportError(f"{folder}: no such results folder")
+    check_results_folder(folder)
     with claim(folder, option=""):
         return _build_report(load_results(folder, scenario))
 

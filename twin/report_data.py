@@ -125,16 +125,33 @@ def find_scenario(name: str, folder: Path) -> Path | None:
     return None
 
 
+def check_results_folder(folder: str | Path) -> None:
+    """A results folder exists (a file given in its place is named as one)."""
+    folder = Path(folder)
+    if folder.is_file():
+        raise ReportError(f"{folder}: a file; give the folder `parktwin run ... --out DIR` wrote")
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: no such results folder")
+
+
 def load_results(folder: str | Path, scenario: str | Path | None = None) -> Results:
     """Read a results folder; ``scenario`` (the YAML the run used) enables revenue by band.
 
     Raises :class:`ReportError` for a folder that is missing pieces or unreadable.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ReportError(f"{folder}: no such results folder")
+    check_results_folder(folder)
     spath = folder / "summary.json"
     if not spath.is_file():
+        for made_by, charts in (
+            ("sweep.json", "a sweep's folder: its charts are in plots/, its figures in "
+             "summary.parquet"),
+            ("optimize.json", "an optimize folder: its chart is optimize.png, its table "
+             "optimize.csv"),
+            ("comparison.json", "a comparison's folder: its figures are in comparison.csv"),
+        ):  # fmt: skip
+            if (folder / made_by).is_file():
+                raise ReportError(f"{folder}: {charts}; `parktwin report` reads `run --out`")
         raise ReportError(
             f"{folder}: no summary.json (write the folder with `parktwin run SCENARIO --out DIR`)"
         )

@@ -76,6 +76,17 @@ def defined(metrics: Metrics, names: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- tables
 
 
+def interval_text(name: str, lo: float, hi: float, unit: bool = False) -> tuple[str, str]:
+    """The ends of an interval as text, with the decimals it takes for two different ends to
+    read differently (a one-sided bound of 0.002 % is not '0.00 … 0.00')."""
+    for extra in range(4):
+        decimals = None if extra == 0 else extra + 2
+        texts = tuple(figures.format_value(name, x, decimals, unit=unit) for x in (lo, hi))
+        if lo == hi or texts[0] != texts[1]:
+            break
+    return texts
+
+
 def value_ci(metrics: Metrics, name: str) -> tuple[str, str]:
     """(mean, 95% interval) as text, the interval clipped to what the figure can take."""
     m = metrics.get(name)
@@ -85,7 +96,7 @@ def value_ci(metrics: Metrics, name: str) -> tuple[str, str]:
     ci = "–"
     if lo is not None and hi is not None:
         lo, hi = figures.clip(name, lo, hi)
-        ci = f"{figures.format_value(name, lo)} … {figures.format_value(name, hi)}"
+        ci = " … ".join(interval_text(name, lo, hi, unit=True))
     return figures.format_value(name, m["mean"]), ci
 
 
@@ -128,6 +139,19 @@ def all_figures_html(metrics: Metrics) -> str:
 # --------------------------------------------------------------------------- charts
 
 
+def tick_decimals(ticks: np.ndarray) -> int:
+    """Decimals a percentage axis needs to show its ticks exactly (at least 1, at most 5):
+    0.0000 %, 0.0008 %, 0.0016 % rather than 0.0 % three times."""
+    ticks = np.unique(np.asarray(ticks, float))
+    if len(ticks) < 2:
+        return 1
+    step = float(np.diff(ticks).min())
+    for decimals in range(1, 6):
+        if np.allclose(np.round(ticks, decimals), ticks, rtol=0, atol=step * 1e-3):
+            return decimals
+    return 5
+
+
 def plot_intervals(
     metrics: Metrics, names: list[str], replications: int, path: Path, title: str
 ) -> Path:
@@ -159,8 +183,11 @@ def plot_intervals(
             ax.grid(axis="y", visible=False)
             text = figures.format_value(name, mean)
             if has_ci:
-                lo_text, hi_text = (figures.format_value(name, x, unit=False) for x in (lo, hi))
-                text += f"  (95% CI {lo_text} … {hi_text})"
+                lo_text, hi_text = interval_text(name, lo, hi)
+                ci_text = f"(95% CI {lo_text} … {hi_text})"
+                # one line when it fits the panel's width, else under the mean: a long line
+                # ran into the next panel's title
+                text += ("  " if len(text) + 2 + len(ci_text) <= 48 else "\n") + ci_text
             title_text = textwrap.fill(label(name), 48) + "\n" + text
             ax.set_title(title_text, loc="left", fontsize=9.5, fontweight="normal")
             low = min(np.nanmin(values), lo) * f
@@ -179,7 +206,8 @@ def plot_intervals(
             elif unit.kind == "count":
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:,.0f}"))
             elif unit.kind in ("pct", "frac"):
-                ax.xaxis.set_major_formatter(PercentFormatter(decimals=1))
+                ticks = ax.xaxis.get_major_locator().tick_values(*ax.get_xlim())
+                ax.xaxis.set_major_formatter(PercentFormatter(decimals=tick_decimals(ticks)))
         for k in range(len(shown), nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
         handles, labels = axes[0][0].get_legend_handles_labels()

@@ -68,6 +68,7 @@ from twin.outputs import (
 from twin.scenario.loader import (
     ScenarioError,
     apply_overrides,
+    check_kind,
     format_errors,
     read_yaml,
     validate_scenario,
@@ -191,6 +192,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     """Read a sweep YAML file; its ``scenario`` path is relative to the sweep file."""
     path = Path(path)
     data = read_yaml(path)
+    check_kind(data, "sweep", str(path))
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:

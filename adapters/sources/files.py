@@ -193,7 +193,8 @@ class FileReplay:
         every line of a replay."""
         name = self.path.name
         timed = self.window is not None or self.speed is not None
-        with self.path.open(encoding="utf-8", errors="surrogateescape") as f:
+        # utf-8-sig: a byte-order mark (Windows tools write one) is not part of the first line
+        with self.path.open(encoding="utf-8-sig", errors="surrogateescape") as f:
             for n, line in enumerate(f, 1):
                 line = line.rstrip("\n")
                 if not line.strip():
@@ -213,7 +214,7 @@ class FileReplay:
 
     def _csv(self) -> Iterator[tuple[tuple[Any, datetime | None, str, Any, Any], Any]]:
         name = self.path.name
-        with self.path.open(encoding="utf-8", newline="") as f:
+        with self.path.open(encoding="utf-8-sig", newline="") as f:  # BOM: not in 'kind'
             for n, row in enumerate(csv.DictReader(f), 2):
                 obj = {k: v for k, v in row.items() if k is not None and v not in ("", None)}
                 received = _when(obj.pop("receivedAt", None))

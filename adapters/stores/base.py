@@ -101,10 +101,16 @@ def run_claim(
     return _drive(store, claim, backoff_ms, rng or random.Random(), on_step)
 
 
-def run_release(store: ClaimStore, claim_id: Hashable, target: str) -> Step:
+def run_release(
+    store: ClaimStore,
+    claim_id: Hashable,
+    target: str,
+    *,
+    on_step: Callable[[Step], None] | None = None,
+) -> Step:
     """Give back the unit ``claim_id`` was granted on ``target``; returns the RELEASED step."""
     claim = RemoteClaim(store.strategy, claim_id, target, Kind.RELEASE)
-    return _drive(store, claim, (0.0, 0.0), random.Random(), None)
+    return _drive(store, claim, (0.0, 0.0), random.Random(), on_step)
 
 
 def _drive(

@@ -5,7 +5,12 @@ of order per load point: its share of the offered rate, the study's row shares a
 shared start instant, and the prefilled units it is to release. The client draws its Poisson
 arrivals, runs them in order against its store (every decision the core's, through
 :func:`run_claim`), releases granted units after their stays, and sends back one record per
-claim: scheduled arrival, answer time (seconds from the start), final status, conflicts. A
+claim: scheduled arrival, answer time (seconds from the start), final status, conflicts. With
+``order["trace"]`` it also sends one record per claim and release, ``(row, kind, start, first,
+done, answers)``: kind 0 a claim, 1 a release; when it started, when its first operation
+returned (a pessimistic claim's locking read, a release's locking UPDATE), when its last did
+(COMMIT), and on PostgreSQL when each statement's answer arrived (BEGIN, the locking read, ...),
+seconds from the start on ``CLOCK_MONOTONIC``, which every process on the machine shares. A
 claim's latency is taken from its *scheduled* arrival, so a client that falls behind shows the
 wait instead of hiding it (no coordinated omission). This module imports only the core, the
 stores and numpy, so a client process starts in a fraction of a second.
@@ -62,9 +67,19 @@ def run_client_point(store, params: dict, order: dict) -> dict[str, list]:
     retries, backoff = params["max_retries"], params["backoff_ms"]
     prefix = f"{order['mtps']}-{order['index']}-"
     seen = [0]
+    trace: list[tuple] | None = [] if order.get("trace") else None
+    marks: list[float] = []
+    answers: list[float] | None = None
+    if trace is not None and hasattr(store, "marks"):  # PostgreSQL: every statement's answer
+        answers = store.marks = []
 
     def count(step) -> None:
         seen[0] += step.status is Status.CONFLICT
+        if trace is not None:
+            marks.append(time.monotonic() - t0)
+
+    def mark(_step) -> None:
+        marks.append(time.monotonic() - t0)
 
     while heap:
         t, i, row, cid = heapq.heappop(heap)
@@ -73,8 +88,14 @@ def run_client_point(store, params: dict, order: dict) -> dict[str, list]:
             break
         if t > now:
             time.sleep(t - now)
+        begun = time.monotonic() - t0
+        marks.clear()
+        if answers is not None:
+            answers.clear()
         if i >= n:  # a release: of a prefilled unit or of a unit granted here
-            run_release(store, cid, target_name(row))
+            run_release(store, cid, target_name(row), on_step=mark if trace is not None else None)
+            if trace is not None:
+                trace.append((row, 1, begun, marks[0], marks[-1], _since(answers, t0)))
             continue
         row, seen[0] = rows[i], 0
         step = run_claim(
@@ -88,6 +109,15 @@ def run_client_point(store, params: dict, order: dict) -> dict[str, list]:
         )
         done = time.monotonic() - t0
         answer[i], status[i], conflicts[i] = done, step.status.value, seen[0]
+        if trace is not None:
+            trace.append((row, 0, begun, marks[0], marks[-1], _since(answers, t0)))
         if step.status is Status.GRANTED:
             heapq.heappush(heap, (done + stays[row] * stay1[i], n + i, row, prefix + str(i)))
-    return {"arrival": arrival, "answer": answer, "status": status, "conflicts": conflicts}
+    out = {"arrival": arrival, "answer": answer, "status": status, "conflicts": conflicts}
+    if trace is not None:
+        out["trace"] = trace
+    return out
+
+
+def _since(times: list[float] | None, t0: float) -> tuple[float, ...]:
+    return tuple(t - t0 for t in times) if times else ()

@@ -25,6 +25,7 @@ once and a later version only adds steps.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Mapping
 
 from twin.core.locking import Kind, Op, Outcome, RemoteClaim
@@ -129,6 +130,9 @@ class PostgresClaimStore:
         except Exception as exc:  # psycopg_pool.PoolTimeout
             raise StoreUnavailable(f"no PostgreSQL at {self.dsn}: {exc}") from exc
         self._open: dict[Hashable, psycopg.Connection] = {}  # pessimistic: tx per claim
+        #: when a list: ``time.monotonic()`` appended as each statement's answer arrives (the
+        #: hand-off probe's per-statement timeline); None: not recorded
+        self.marks: list[float] | None = None
         self._q = {
             name: sql.SQL(text).format(s=self._s)
             for name, text in (
@@ -196,16 +200,23 @@ class PostgresClaimStore:
                 conn.execute(self._q["hold"], (claim_id, target))
 
     # -- operations -------------------------------------------------------------------------
+    def _run(self, conn, query, params=None):
+        """One statement, its answer's arrival marked when :attr:`marks` records them."""
+        cur = conn.execute(query, params)
+        if self.marks is not None:
+            self.marks.append(time.monotonic())
+        return cur
+
     def perform(self, claim: RemoteClaim, op: Op) -> Outcome:
-        q, key = self._q, claim.claim_id
+        q, key, run = self._q, claim.claim_id, self._run
         if op is Op.LOCK or (op is Op.UPDATE and self.strategy == "pessimistic"):
             conn = self.pool.getconn()
             self._open[key] = conn
-            conn.execute("BEGIN")
+            run(conn, "BEGIN")
             if op is Op.LOCK:
-                row = conn.execute(q["lock"], (claim.target,)).fetchone()
+                row = run(conn, q["lock"], (claim.target,)).fetchone()
             else:
-                row = conn.execute(q["release"], (str(key),)).fetchone()
+                row = run(conn, q["release"], (str(key),)).fetchone()
             if row is None:
                 raise LookupError(f"no row for {claim.target!r} (or {key!r} holds none)")
             return Outcome(used=row[0], capacity=row[1])
@@ -213,9 +224,9 @@ class PostgresClaimStore:
             conn = self._open.pop(key)
             try:
                 if op is Op.COMMIT and claim.kind is Kind.CLAIM:
-                    conn.execute(q["grant"], (claim.target,))
-                    conn.execute(q["hold"], (str(key), claim.target))
-                conn.execute("COMMIT" if op is Op.COMMIT else "ROLLBACK")
+                    run(conn, q["grant"], (claim.target,))
+                    run(conn, q["hold"], (str(key), claim.target))
+                run(conn, "COMMIT" if op is Op.COMMIT else "ROLLBACK")
             finally:
                 self.pool.putconn(conn)
             return Outcome()

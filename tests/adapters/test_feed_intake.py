@@ -156,6 +156,24 @@ def test_csv_replay_uses_schema_columns(tmp_path: Path) -> None:
     assert intake.report()["by_reason"] == {"invalid_field": 1}
 
 
+def test_a_byte_order_mark_does_not_cost_the_first_event(tmp_path: Path) -> None:
+    """Windows tools begin UTF-8 files with a BOM: it used to dead-letter a JSONL feed's first
+    line as malformed JSON and every row of a CSV (its first column read as '\\ufeffkind')."""
+    bom = "\ufeff"
+    jsonl = tmp_path / "feed.jsonl"
+    jsonl.write_text(bom + "\n".join(line(ev(i, dt=60 * i)) for i in range(3)) + "\n")
+    intake = Intake()
+    assert [e.id for e in intake.events(FileReplay(jsonl))] == ["e0", "e1", "e2"]
+    assert intake.report()["dead_lettered"] == 0
+    table = tmp_path / "feed.csv"
+    table.write_text(
+        bom + "kind,id,refDevice,dateObserved,spaceId,status\n"
+        "spot_reading,r1,s1,2026-01-05T08:00:00+00:00,P1-001,occupied\n",
+        encoding="utf-8",
+    )
+    assert [e.id for e in Intake().events(FileReplay(table))] == ["r1"]
+
+
 EXPORT = """Ticket No;Car Park;Registration;Entry Time;Exit Time;Amount Paid
 A100;Central;AB12CDE;05/01/2026 08:03;05/01/2026 17:45;12,50
 A101;Central;;05/01/2026 08:10;05/01/2026 09:02;3,00

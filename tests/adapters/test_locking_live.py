@@ -17,6 +17,7 @@ pytest.importorskip("redis", reason="the `stores` extra is not installed")
 from parktwin.adapters.stores.postgres_store import pg_available
 from twin.locking_live import LiveStudy, measure_inputs, model_cpu_ms, predicted_spec
 from twin.scenario.locking import validate_locking_study
+from twin.sim.locking_chain import row_chain
 from twin.sim.locking_refine import refine_ceilings
 
 PG = "postgresql://127.0.0.1:5432/test"
@@ -45,7 +46,10 @@ def test_inputs_include_paced_cycles_and_the_run_queue(postgres: str) -> None:
     assert inputs["cycle_pessimistic_client_cpu_ms"] > inputs["cycle_optimistic_client_cpu_ms"]
     assert math.isfinite(inputs["wakeup_ms"])
     spec = predicted_spec(validate_locking_study(TINY), inputs, "pessimistic", 2, shared_host=True)
-    assert spec.host.wakeup_ms == inputs["cycle_pessimistic_wakeup_ms"]
+    # the run queue's waits as the probe's own round trips suffered them, mean and spread
+    assert inputs["pg_rt_wakeup_ms"] >= 0 and 0 < inputs["pg_rt_wakeup_cv"] <= 20
+    assert spec.host.wakeup_ms == inputs["pg_rt_wakeup_ms"]
+    assert spec.host.wakeup_cv == inputs["pg_rt_wakeup_cv"]
     whole = inputs["cycle_pessimistic_client_cpu_ms"] + inputs["cycle_pessimistic_server_cpu_ms"]
     assert model_cpu_ms(spec, "pessimistic") == pytest.approx(whole)
 
@@ -68,3 +72,26 @@ def test_each_live_point_records_its_cpu_and_a_refined_ceiling(postgres: str) ->
         refined = refine_ceilings(spec, table, live, repeats=1, rel_tol=0.5, max_moves=1)
     assert len(refined.repeats) == 1
     assert len(live.cpu) == 1 + len(refined.points)
+
+
+def test_traced_live_point_records_each_statement_of_the_row_lock(postgres: str) -> None:
+    """With ``trace`` every claim and release comes back with its statements' answer times on
+    the clock all processes share, in the store's protocol: a granted claim BEGIN, the locking
+    read, UPDATE, INSERT, COMMIT; a refused one BEGIN, the read, ROLLBACK; a release BEGIN,
+    the locking UPDATE, COMMIT."""
+    spec = validate_locking_study({**TINY, "offered_tps": [40]})
+    with LiveStudy({"postgres": postgres}, clients=2, trace=("pessimistic",)) as live:
+        row = live(spec, "pessimistic", 40)
+    (point,) = live.traces
+    assert point["strategy"] == "pessimistic" and point["offered_tps"] == 40
+    trace = point["trace"]
+    claims = [r for r in trace if r[1] == 0]
+    releases = [r for r in trace if r[1] == 1]
+    assert len(claims) >= row["claims"] and releases
+    for target, kind, start, first, done, answers in trace:
+        assert 0 <= target < 3 and list(answers) == sorted(answers)
+        assert len(answers) in ((5, 3) if kind == 0 else (3,))
+        # first: just after the locking statement's answer; done: just after COMMIT's
+        assert start <= answers[0] <= answers[1] <= first <= answers[2] <= answers[-1] <= done
+    chain = row_chain(trace)
+    assert chain["locks"] == sum(r[0] == 0 for r in trace) and chain["hold_ms"] > 0

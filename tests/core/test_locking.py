@@ -60,6 +60,29 @@ def test_pessimistic_second_claimant_blocks_and_waiters_are_served_fifo() -> Non
     assert s.stats.blocks == 2 and s.stats.wait_s == pytest.approx((4.0 - 2.0) + (5.0 - 3.0))
 
 
+def test_pessimistic_pick_hands_the_row_to_the_chosen_waiter() -> None:
+    """``pick(n)`` chooses among the n waiters, oldest first (PostgreSQL's order is not FIFO);
+    the others keep waiting in their order, and a single waiter needs no choice."""
+    asked: list[int] = []
+
+    def newest(n: int) -> int:
+        asked.append(n)
+        return n - 1
+
+    s = make_claim_strategy("pessimistic", {"row": 5}, pick=newest)
+    for cid in "abcd":
+        s.begin(cid, "row", 0.0)
+    s.step("a", 1.0)  # a holds the row; b, c, d wait in that order
+    for t, cid in enumerate("bcd", start=2):
+        assert s.step(cid, float(t)).status is Status.BLOCKED
+    done = s.step("a", 5.0)  # a commits
+    assert [w.claim_id for w in done.woken] == ["d"] and s.waiting("row") == ("b", "c")
+    assert [w.claim_id for w in s.step("d", 6.0).woken] == ["c"]
+    assert [w.claim_id for w in s.step("c", 7.0).woken] == ["b"]
+    assert asked == [3, 2]  # the last hand-off had one waiter: no choice asked
+    assert s.step("b", 8.0).status is Status.GRANTED and s.held("row") == 4
+
+
 def test_pessimistic_release_waits_for_the_row_lock() -> None:
     s = PessimisticLock({"row": 1})
     s.begin("a", "row", 0)

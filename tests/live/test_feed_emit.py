@@ -213,3 +213,29 @@ def test_cli_emit_writes_feed_and_truth(tmp_path: Path) -> None:
         timeout=60,
     )
     assert nowhere.returncode == 2 and "must be a file in an existing folder" in nowhere.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--heartbeat-min", "1e-09"), ("--counter-min", "0.001")]
+)
+def test_cli_emit_refuses_a_period_under_a_minute(tmp_path: Path, flag: str, value: str) -> None:
+    """Every bay reports once a heartbeat period: 1e-9 min used to ask numpy for 6 TiB (a
+    MemoryError traceback); under a minute is one line, before anything is simulated."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path / "feed.jsonl"
+    result = CliRunner().invoke(app, ["emit", str(SURFACE), "--out", str(out), flag, value])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert f"{flag} must be at least 1 minute, got {value}" in lines[0]
+    assert not out.exists()
+
+
+def test_emit_refuses_a_period_under_a_minute(lot) -> None:
+    with pytest.raises(ValueError, match="heartbeat_min must be at least 1 minute"):
+        emit(lot, days=1, heartbeat_min=0.5)
+    with pytest.raises(ValueError, match="counter_min must be at least 1 minute, got nan"):
+        emit(lot, days=1, counter_min=float("nan"))

@@ -196,6 +196,57 @@ def test_config_refuses_bad_values():
         MirrorConfig(reorder_s=float("nan"))
 
 
+def parked_then(*later: str) -> list[str]:
+    """A car entering at the scenario's start and parking on P1-C0001, then heartbeats of its
+    bay at the ``later`` ISO dates (a feed with gaps)."""
+    site = '"refParkingSite":"Downtown Garage"'
+    bay = '"refDevice":"sensor-P1-C0001","spaceId":"P1-C0001"'
+    return [
+        '{"kind":"gate_entry","id":"S1:in","refDevice":"gate-in","sessionId":"S1",'
+        f'"identifiedVehicle":"PT1","vehicleType":"COMPACT","dateObserved":"{later[0]}",{site}}}',
+        f'{{"kind":"spot_reading","id":"S1:occ",{bay},"status":"occupied","level":"P1",'
+        f'"dateObserved":"{later[0]}",{site}}}',
+        *(
+            f'{{"kind":"heartbeat","id":"hb-{k}",{bay},"batteryLevel":0.9,'
+            f'"dateObserved":"{when}",{site}}}'
+            for k, when in enumerate(later[1:])
+        ),
+    ]
+
+
+def test_a_feed_dated_years_away_is_refused_not_stepped_through(scenario):
+    """The fold ticks every minute: an event a century on used to tick (and checkpoint) for
+    hours; any event more than MAX_GAP_S from the mirror's clock is one line now."""
+    from twin.live.fold import MAX_GAP_S, FeedGap
+
+    assert MAX_GAP_S == 366 * 86_400
+    cases = [
+        (["2126-01-04T12:01:00+00:00"], "36,524 days after the mirror's clock"),
+        (["2016-01-04T12:01:00+00:00"], "3,653 days before the mirror's clock"),
+        (["2026-01-04T12:01:00+00:00", "2027-03-05T06:00:00+00:00"], "425 days after"),
+    ]
+    for dates, message in cases:
+        with pytest.raises(FeedGap, match=message):
+            Mirror(scenario).consume(events_of(parked_then(*dates)))
+    # 366 days on is still stepped to (the bound is the gap, not the date)
+    within = parked_then("2026-01-04T12:01:00+00:00", "2026-06-01T00:00:00+00:00")
+    assert Mirror(scenario).consume(events_of(within)).fold.heartbeats == 1
+
+
+def test_a_car_parked_longer_than_a_start_state_allows_is_one_line(scenario):
+    """Gaps under a year each, but a car on its bay for 399 days: the mirror's state (what a
+    forecast starts from) is refused with a StateError naming the car, not a pydantic dump."""
+    from twin.scenario.state import StateError
+
+    dates = ["2026-01-04T12:01:00+00:00", "2026-07-01T00:00:00+00:00", "2027-02-08T00:00:00+00:00"]
+    coarse = MirrorConfig(tick_s=86_400.0, checkpoint_s=864_000.0)  # a day a tick: fast
+    mirror = Mirror(scenario, coarse).consume(events_of(parked_then(*dates)))
+    with pytest.raises(StateError, match=r"car S1 has been on bay P1-C0001 for 399 days"):
+        mirror.state()
+    fine = Mirror(scenario, coarse).consume(events_of(parked_then(*dates[:2])))
+    assert fine.state().lots[0].sessions[0].elapsed_min == pytest.approx(177.5 * 1440, abs=1)
+
+
 # -- the API and the command ----------------------------------------------------------------
 
 
@@ -226,6 +277,26 @@ def test_api_mirror_replays_a_file_and_accounts_for_every_event(scenario, short_
     assert state.n_sessions >= live.mirror.summary()["occupied"]
 
 
+def test_api_mirror_calibrates_thresholds_on_null_replications(scenario, short_feed):
+    """null_replications adds fault-free replications for the thresholds only: the prediction
+    the feed is compared with is the same (common random numbers: the first ones are shared)."""
+    from twin.live.divergence import for_scenario
+
+    path, _ = short_feed
+    live = api.mirror(path, scenario, prediction=2, null_replications=3, seed=7)
+    pred = live.mirror.fold.divergence.prediction
+    assert (pred.replications, pred.replicas.replications) == (2, 3)
+    alone = for_scenario(scenario, 2, seed=7).prediction
+    assert alone.replicas.replications == 2
+    assert (pred.entries_mean == alone.entries_mean).all()
+    assert (pred.revenue_mean == alone.revenue_mean).all()
+    for bad, message in ((1, "must be >= 2"), (2.5, "whole number"), (True, "whole number")):
+        with pytest.raises(ValueError, match=message):
+            api.mirror(path, scenario, prediction=2, null_replications=bad)
+    with pytest.raises(ValueError, match="needs a prediction"):
+        api.mirror(path, scenario, prediction=0, null_replications=40)
+
+
 def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
     from typer.testing import CliRunner
 
@@ -242,6 +313,8 @@ def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
             str(path),
             "--replications",
             "2",
+            "--null-replications",
+            "3",
             "--hours",
             "1",
             "--report",
@@ -257,6 +330,23 @@ def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
         assert (out / png).stat().st_size > 10_000
 
 
+def test_live_command_refuses_a_feed_dated_years_away_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    path = tmp_path / "century.jsonl"
+    path.write_text("\n".join(parked_then("2126-01-04T12:01:00+00:00")) + "\n")
+    result = CliRunner().invoke(
+        app,
+        ["live", "scenarios/downtown_garage.yaml", "--replay", str(path), "--replications", "0"],
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "century.jsonl" in lines[0] and "36,524 days after" in lines[0]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -264,6 +354,13 @@ def test_live_command_replays_and_writes_a_report(short_feed, tmp_path):
         (["--source", "http://x:1/t"], "expected mqtt://"),
         (["--replay", "no/such/file.jsonl"], "no such feed file"),
         (["--replay", "x.jsonl", "--source", "mqtt://h:1/t"], "give one of"),
+        # thresholds calibrated on fewer replications than the prediction has, or on none
+        (["--replay", "x.jsonl", "--null-replications", "10"], "--null-replications must be >= 20"),
+        (["--replay", "x.jsonl", "--replications", "1", "--null-replications", "1"], ">= 2"),
+        (["--replay", "x.jsonl", "--replications", "0", "--null-replications", "60"], "needs a"),
+        (["--replay", "x.jsonl", "--null-replications", "-3"], "must be >= 20, got -3"),
+        # a forecast over 366 days used to be a ValueError traceback from the forecast
+        (["--replay", "x.jsonl", "--hours", "1e7"], "--hours must be a number from 0 to 8784"),
     ],
 )
 def test_live_command_bad_input_is_one_line_and_exit_2(args, message):

@@ -188,6 +188,37 @@ def test_bad_logs_are_counted_and_refused_in_one_line(day, tmp_path: Path) -> No
         assert cli.output.count("error") == 1, cli.output
 
 
+def test_a_log_spanning_centuries_or_past_2262_is_one_line(tmp_path: Path) -> None:
+    """The replay runs every day of the log: a last event dated 2226 instead of 2026 ran for
+    minutes without an end; one past 2262 failed as a memory estimate or a pandas overflow."""
+    entry = (
+        '{"kind":"gate_entry","id":"S1:in","refDevice":"gate-in","sessionId":"S1",'
+        '"identifiedVehicle":"PT1","dateObserved":"WHEN"}'
+    )
+    beat = '{"kind":"heartbeat","id":"hb","refDevice":"s1","spaceId":"A-1","dateObserved":"WHEN"}'
+    cases = [
+        ("2026-01-04T12:00:00Z", "2226-03-05T06:00:00Z", "spans 73,108 days"),
+        ("2026-01-04T12:00:00Z", "2300-03-05T06:00:00Z", "dates must be between 1678-01-01"),
+        ("2300-01-04T12:00:00Z", "2300-01-05T06:00:00Z", "runs from 2300-01-04 to 2300-01-05"),
+    ]
+    for first, last, message in cases:
+        path = tmp_path / "long.jsonl"
+        path.write_text(entry.replace("WHEN", first) + "\n" + beat.replace("WHEN", last) + "\n")
+        with pytest.raises(ReplayError, match=message):
+            read_log(path)
+        cli = runner.invoke(app, ["replay", str(path), "--scenario", str(SURFACE)])
+        assert cli.exit_code == 2 and "Traceback" not in cli.output, cli.output
+        assert cli.output.count("error") == 1 and message in cli.output, cli.output
+    # ten years less a day is still a replay
+    path.write_text(
+        entry.replace("WHEN", "2026-01-04T12:00:00Z")
+        + "\n"
+        + beat.replace("WHEN", "2036-01-01T06:00:00Z")
+        + "\n"
+    )
+    assert read_log(path).days == 3650
+
+
 def test_downtown_cars_replay_car_by_car(tmp_path: Path) -> None:
     """Five levels, barriers, EV and accessible bays, drivers who wait at a full gate: every
     recorded car takes the same spot for the same stay and pays the same (times to the

@@ -297,6 +297,32 @@ def test_steady_start_is_deterministic_and_leaves_the_runs_drivers_alone():
             ),
             "is not after",
         ),
+        # an age given as a date is bounded as elapsed_min is (centuries back: a huge age)
+        (
+            json.dumps(state({"entered": "2024-06-01T08:00:00"})),
+            "lots.0.sessions.0.entered (2024-06-01 08:00:00) is more than 366 days before",
+        ),
+        (
+            json.dumps(state({"entered": "1700-01-01T00:00:00"})),
+            "is more than 366 days before the state's time",
+        ),
+        (
+            json.dumps(state({"entered": "0001-01-01T00:00:00"})),
+            "lots.0.sessions.0.entered: must be between 1678-01-01 and 2262-01-01",
+        ),
+        (
+            json.dumps({"time": T0.isoformat(), "lots": [{"queue": [{"since": "1900-01-01"}]}]}),
+            "lots.0.queue.0.since (1900-01-01 00:00:00) is more than 366 days before",
+        ),
+        (
+            json.dumps(state({"entered": "2026-01-07T08:00:00+02:00"})),
+            "lots.0.sessions.0.entered: use a local date-time without a UTC offset",
+        ),
+        (json.dumps(state(when=datetime(9999, 1, 1))), "time: must be between 1678-01-01"),
+        (
+            json.dumps({"time": "2026-01-07T09:00:00Z", "lots": []}),
+            "time: use a local date-time without a UTC offset",
+        ),
     ],
 )
 def test_bad_state_files_fail_with_one_line_naming_the_field(tmp_path, body, needle):
@@ -306,6 +332,22 @@ def test_bad_state_files_fail_with_one_line_naming_the_field(tmp_path, body, nee
         api.start_from(validate_scenario(lot()), path)
     message = str(err.value)
     assert needle in message and "\n" not in message and str(path) in message
+
+
+def test_dates_within_the_bounds_are_taken_and_a_hold_may_last_until_further_notice():
+    """The date bounds cut only what cannot be: a car in since 365 days, a queue since
+    an hour, a closure until 9999 start a run like their minutes do."""
+    body = state(
+        {"entered": (T0 - timedelta(days=365)).isoformat(), "level": "G"},
+        holds=[{"status": "closed", "level": "P1", "until": "9999-12-31T23:59:59"}],
+    )
+    body["lots"][0]["queue"] = [{"since": (T0 - timedelta(hours=1)).isoformat()}]
+    st = load_state(body)
+    assert st.lots[0].sessions[0].entered == T0 - timedelta(days=365)
+    rec = simulate(api.start_from(validate_scenario(lot()), st), 0)
+    occ = occupancy_frame(rec)
+    at0 = occ[(occ["group_kind"] == "total") & (occ["time_s"] == 0)]["occupied"].iloc[0]
+    assert at0 == 1
 
 
 def test_state_time_must_match_an_inline_scenario_start():
@@ -345,6 +387,14 @@ def test_cli_run_from_a_state_file_and_a_bad_one(tmp_path):
     assert len(lines) == 1 and "unknown level 'P7'" in lines[0] and "Traceback" not in result.output
     steady = runner.invoke(app, ["run", str(sc_path), "--start-state", "steady", "--days", "0.1"])
     assert steady.exit_code == 0, steady.output
+    # a car that entered centuries ago (a typo in the year) is one line too, not a huge age
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(state({"entered": "1726-01-07T08:00:00"})))
+    result = runner.invoke(app, ["run", str(sc_path), "--start-state", str(old)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "old.json" in lines[0] and "sessions.0.entered" in lines[0] and "366 days" in lines[0]
 
 
 def test_docs_state_reference_is_current():

@@ -181,6 +181,12 @@ def test_a_start_pandas_cannot_hold_is_named(tmp_path: Path) -> None:
     assert_refused(*run_cli(tmp_path, late), "horizon_days")
 
 
+def test_a_start_with_a_utc_offset_is_named(tmp_path: Path) -> None:
+    # it used to be a TypeError traceback (an aware date-time against the naive bounds)
+    aware = surface_lot(start="2026-01-05T08:00:00+01:00")
+    assert_refused(*run_cli(tmp_path, aware), "start", "without a UTC offset")
+
+
 def test_a_binary_file_is_refused(tmp_path: Path) -> None:
     assert_refused(*run_cli(tmp_path, bytes(range(256)) * 4), "UTF-8")
 

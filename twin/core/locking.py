@@ -38,7 +38,7 @@ as ``spurious_refusals``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
@@ -374,11 +374,20 @@ class PessimisticLock(_Base):
     _first_op: ClassVar[Op] = Op.LOCK
     _release_op: ClassVar[Op] = Op.UPDATE
 
-    def __init__(self, capacities: Mapping[Hashable, int]) -> None:
+    def __init__(
+        self,
+        capacities: Mapping[Hashable, int],
+        *,
+        pick: Callable[[int], int] | None = None,
+    ) -> None:
         super().__init__(capacities)
         self._used = dict.fromkeys(self._cap, 0)
         self._owner: dict[Hashable, Hashable | None] = dict.fromkeys(self._cap)
         self._waiters: dict[Hashable, deque[Hashable]] = {k: deque() for k in self._cap}
+        #: which waiter a freed row goes to: ``pick(n)`` is an index into the n waiters, oldest
+        #: first; None: the oldest (FIFO). PostgreSQL's is not FIFO: a commit that updated the
+        #: row leaves every waiter to chase its new version, and the first there takes it
+        self._pick = pick
 
     def store_value(self, target: Hashable) -> int:
         return self._used[target]
@@ -417,12 +426,18 @@ class PessimisticLock(_Base):
         return self._finish(tx, status, t, self._unlock(target, t))
 
     def _unlock(self, target: Hashable, t: float) -> tuple[Step, ...]:
-        """Hand the row lock to the longest waiter, if any (FIFO, like a lock manager)."""
+        """Hand the row lock to the longest waiter (FIFO, like a lock manager), or to the one
+        ``pick`` chooses, if any waits."""
         waiters = self._waiters[target]
         if not waiters:
             self._owner[target] = None
             return ()
-        nxt = self._tx[waiters.popleft()]
+        if self._pick is None or len(waiters) == 1:
+            nxt = self._tx[waiters.popleft()]
+        else:
+            k = self._pick(len(waiters))
+            nxt = self._tx[waiters[k]]
+            del waiters[k]
         self._owner[target] = nxt.claim_id
         return (self._wake(nxt, self._acquired(nxt), t),)
 
@@ -580,14 +595,21 @@ CLAIM_STRATEGIES: dict[str, type[_Base]] = {
 
 
 def make_claim_strategy(
-    name: str, capacities: Mapping[Hashable, int], *, max_retries: int | None = 5
+    name: str,
+    capacities: Mapping[Hashable, int],
+    *,
+    max_retries: int | None = 5,
+    pick: Callable[[int], int] | None = None,
 ) -> ClaimStrategy:
-    """Build a strategy by name; ``max_retries`` applies to ``optimistic`` only."""
+    """Build a strategy by name; ``max_retries`` applies to ``optimistic`` only, ``pick`` (which
+    waiter a freed row goes to; None: the oldest) to ``pessimistic`` only."""
     if name not in CLAIM_STRATEGIES:
         allowed = ", ".join(CLAIM_STRATEGIES)
         raise ValueError(f"unknown claim strategy {name!r} (allowed: {allowed})")
     if name == OptimisticVersion.name:
         return OptimisticVersion(capacities, max_retries=max_retries)
+    if name == PessimisticLock.name:
+        return PessimisticLock(capacities, pick=pick)
     return CLAIM_STRATEGIES[name](capacities)
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -263,6 +264,9 @@ class Prediction:
         from twin.experiments import run  # not twin.api, which imports this module
         from twin.sim.build import calendar_for
 
+        problem = null_replications_problem(replications, null_replications)
+        if problem is not None:
+            raise ValueError(problem)
         total = max(replications, null_replications or 0)
         result = run(scenario, replications=total, seed=seed, frames=("vehicles", "occupancy"))
         return cls.from_frames(
@@ -674,6 +678,33 @@ class Divergence:
                 fold.clear_alert(kind, subject, now)
 
 
+def null_replications_problem(
+    replications: int,
+    null_replications: Any,
+    *,
+    name: str = "null_replications",
+    of: str = "replications",
+) -> str | None:
+    """What is wrong with calibrating the thresholds on ``null_replications`` next to a
+    prediction of ``replications`` (None: nothing; ``name`` and ``of`` name the two as the
+    caller's user knows them). The null replications include the prediction's own, and the
+    calibration judges each replication against others, so it needs at least
+    ``max(replications, 2)``; with no prediction there is nothing to calibrate."""
+    if null_replications is None:
+        return None
+    if isinstance(null_replications, bool) or not isinstance(null_replications, Integral):
+        return f"{name} must be a whole number, got {null_replications!r}"
+    if replications < 1:
+        return f"{name} needs a prediction ({of} >= 1): with none there is nothing to calibrate"
+    floor = max(replications, 2)
+    if null_replications < floor:
+        return (
+            f"{name} must be >= {floor}, got {null_replications} (the calibration includes "
+            f"the prediction's {of} = {replications} and judges each one against others)"
+        )
+    return None
+
+
 def for_scenario(
     scenario: Scenario,
     replications: int,
@@ -704,5 +735,6 @@ __all__ = [
     "Prediction",
     "Score",
     "for_scenario",
+    "null_replications_problem",
     "score",
 ]

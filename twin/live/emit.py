@@ -40,6 +40,7 @@ times (``end`` null: until the feed ends) and the device ids whose events the fa
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -57,6 +58,9 @@ from twin.live.emit_stays import hold_events, initial_events, reservation_events
 from twin.scenario.model import Scenario, StreamSpec, TraceSpec
 from twin.scenario.state import StartState
 
+#: Shortest heartbeat or counter period, minutes: every bay reports once a period, so a
+#: period of a nanosecond asked for terabytes (a device that reports more often streams).
+MIN_PERIOD_MIN = 1.0
 FAULT_KINDS = (
     "sensor_stuck",
     "sensor_dead",
@@ -316,6 +320,9 @@ def emit(
     from twin import api
     from twin.sim.build import build_lot
 
+    for name, period in (("heartbeat_min", heartbeat_min), ("counter_min", counter_min)):
+        if not (math.isfinite(period) and period >= MIN_PERIOD_MIN):
+            raise ValueError(f"{name} must be at least {MIN_PERIOD_MIN:g} minute, got {period:g}")
     if len(scenario.lot_specs) != 1:
         raise FaultError("emit simulates one lot: give a scenario with one facility")
     if start_state is not None:
@@ -624,6 +631,7 @@ def write_ground_truth(emitted: Emitted, path: Path | str) -> Path:
 
 __all__ = [
     "FAULT_KINDS",
+    "MIN_PERIOD_MIN",
     "Emitted",
     "Fault",
     "FaultError",

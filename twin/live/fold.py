@@ -9,7 +9,9 @@ exit gate prices it; the exit's ``spaceId`` repairs identities the binding got w
 of sensors against gates (a bay free under a car that has not left, occupied with no car from
 the gates, still occupied after its car left, a car no bay reports) and silence against the
 heartbeat period raise alerts; a distrusted or silent sensor's confidence decays by the core
-model and its level leans on the counters (or the gate picture) for that bay.
+model and its level leans on the counters (or the gate picture) for that bay. What is read
+from the fold afterwards (free bays per level, the start state, the fingerprint) is its base
+class, :class:`~twin.live.fold_readout.FoldReadout`.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from twin.core.sensors import (
     SensorBank,
     SensorMode,
 )
-from twin.core.types import SPOT_CAPACITY, SpotStatus, SpotType, Vehicle, VehicleClass
+from twin.core.types import SPOT_CAPACITY, SpotStatus, Vehicle, VehicleClass
 from twin.live.entry_queue import EntryQueue
+from twin.live.fold_readout import FoldReadout
+from twin.scenario.state import MAX_STATE_MIN
 
 if TYPE_CHECKING:
     from twin.live.divergence import Divergence
-    from twin.scenario.model import Scenario
 
 _AVAILABLE = SpotStatus.AVAILABLE
 _OCCUPIED = SpotStatus.OCCUPIED
@@ -47,6 +50,15 @@ _MAINTENANCE = SpotStatus.MAINTENANCE
 #: free/occupied reading; other owners' holds and closures are never touched.
 FEED = "feed"
 _FEED_CLAIMS = (f"{FEED}:closed", f"{FEED}:unknown")
+
+
+#: Longest stretch of feed time between the mirror's clock and an event (366 days, as long as a
+#: start state's ages may be): the fold ticks every ``tick_s`` across it.
+MAX_GAP_S = MAX_STATE_MIN * 60.0
+
+
+class FeedGap(ValueError):
+    """A feed event too far from the mirror's clock to step to (one line)."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,19 @@ class MirrorConfig:
     reorder_s: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat_s", "missed_heartbeats", "half_life_s", "grace_s", "grace_in_s",
-                     "give_up_s", "grace_out_s", "queue_keep_s", "tick_s", "checkpoint_s",
-                     "keep_s"):
+        for name in (
+            "heartbeat_s",
+            "missed_heartbeats",
+            "half_life_s",
+            "grace_s",
+            "grace_in_s",
+            "give_up_s",
+            "grace_out_s",
+            "queue_keep_s",
+            "tick_s",
+            "checkpoint_s",
+            "keep_s",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
@@ -130,7 +152,7 @@ def _vehicle(vehicle_type: str | None, ident: str) -> Vehicle:
     return Vehicle(ident, vclass, handicap, ev)
 
 
-class Fold:
+class Fold(FoldReadout):
     """Everything the mirror knows, as a fold of events and ticks (picklable, deterministic).
 
     Apply events in observed order with :meth:`apply` (it runs the ticks due first).
@@ -227,12 +249,34 @@ class Fold:
         if t >= self.next_tick:
             self.advance(t)
         if self.first_t is None:
+            self.check_gap(t)  # the first event against the epoch (later ones: the Mirror)
             self.first_t = t
         self.t = t
         kind = event.kind
         kinds = self.kinds
         kinds[kind] = kinds.get(kind, 0) + 1
         self._apply[kind](event, t)
+
+    def check_gap(self, t: float) -> None:
+        """Raise :class:`FeedGap` if feed time ``t`` is more than :data:`MAX_GAP_S` from the
+        fold's clock (the last event, or the epoch before the first): the fold ticks through
+        every minute between, so a feed dated in another century would never finish."""
+        gap = t - self.t
+        if abs(gap) <= MAX_GAP_S:
+            return
+        limit = f"at most {MAX_GAP_S / 86_400:.0f} days"
+        if self.first_t is None:
+            what, fix = "the scenario's start", f"set the scenario's start near it ({limit})"
+        else:
+            what, fix = (
+                "the last event",
+                f"mirror the feed before and after the gap apart ({limit})",
+            )
+        raise FeedGap(
+            f"an event dated {_date(t, self.epoch)} is {abs(gap) / 86_400:,.0f} days "
+            f"{'after' if gap > 0 else 'before'} the mirror's clock ({_date(self.t, self.epoch)}, "
+            f"{what}), which steps through every minute of the feed: {fix}"
+        )
 
     def advance(self, t: float) -> None:
         """Run every clock tick due at or before ``t``."""
@@ -254,7 +298,10 @@ class Fold:
                     if not self.distrusted[i]:
                         self.bank.set_mode(i, SensorMode.SILENT, t_heard)
                     self.raise_alert(
-                        "dead_sensor", self.lot.spots[i].id, t_heard, now,
+                        "dead_sensor",
+                        self.lot.spots[i].id,
+                        t_heard,
+                        now,
                         f"no heartbeat since {_hm(t_heard, self.epoch)} "
                         f"({(now - t_heard) / cfg.heartbeat_s:.1f} intervals)",
                     )
@@ -321,6 +368,7 @@ class Fold:
 
     def _swap(self, a: str, b: str) -> None:
         """Exchange the identities of sessions ``a`` and ``b`` wherever the mirror holds them."""
+
         def where(sid: str) -> str | None:
             for name in ("sessions", "driving_out", "pending"):
                 if sid in getattr(self, name):
@@ -506,7 +554,10 @@ class Fold:
                 self.sessions[sid] = session.ticket
                 self.guessed += 1
             self.raise_alert(
-                "sensor_vs_gate", "unseen car", entry_t, now,
+                "sensor_vs_gate",
+                "unseen car",
+                entry_t,
+                now,
                 f"a car entered at {_hm(entry_t, self.epoch)} and no bay sensor has reported it "
                 "(a sensor stuck free or dead?)",
             )
@@ -516,16 +567,24 @@ class Fold:
         reading = self.bank.reading[i]
         if what == "orphan":  # bay read occupied with no gate session to explain it
             if self.on_bay.get(i) == sid and reading:
-                self._contradiction(i, now - cfg.grace_s, now,
-                                    "reads occupied with no car from the gates",
-                                    "stuck occupied")
+                self._contradiction(
+                    i,
+                    now - cfg.grace_s,
+                    now,
+                    "reads occupied with no car from the gates",
+                    "stuck occupied",
+                )
         elif what == "left":  # bay read free but its car has not left by the exit gate
             sid = self.out_by_bay.get(i, "")
             out = self.driving_out.get(sid)
             if out is not None and not reading and out[2] <= now - cfg.grace_out_s:
-                self._contradiction(i, out[2], now,
-                                    "reads free but its car has not left by the exit gate",
-                                    "stuck free")
+                self._contradiction(
+                    i,
+                    out[2],
+                    now,
+                    "reads free but its car has not left by the exit gate",
+                    "stuck free",
+                )
                 if self.lot.spots[i].status is _AVAILABLE:  # the car is still on the bay
                     session = out[0]
                     if self._place(i, sid, session.vehicle, session.entry_t):
@@ -534,9 +593,13 @@ class Fold:
         elif what == "exit":  # a car left this bay at the exit gate: it must read free
             exit_t, start_t = (float(x) for x in sid.split("|"))
             if reading and self.last_free_t[i] < start_t:
-                self._contradiction(i, exit_t, now,
-                                    "still reads occupied after its car left by the exit gate",
-                                    "stuck occupied")
+                self._contradiction(
+                    i,
+                    exit_t,
+                    now,
+                    "still reads occupied after its car left by the exit gate",
+                    "stuck occupied",
+                )
 
     def _contradiction(self, i: int, since: float, now: float, message: str, kind: str) -> None:
         spot_id = self.lot.spots[i].id
@@ -624,143 +687,17 @@ class Fold:
     def open_alerts(self) -> list[Alert]:
         return [self.alerts[k] for k in self._open_alerts.values()]
 
-    # -- what the operator reads ----------------------------------------------------------
-    def held_by_level(self) -> list[int]:
-        lot = self.lot
-        return [
-            lot.capacity_by_level[lv] - lot.occupied_by_level[lv] - sum(lot.available[lv])
-            for lv in range(len(lot.levels))
-        ]
 
-    def sensor_occupied_by_level(self) -> list[int]:
-        """Bays whose sensor last read occupied, per level (every sensor, trusted or not)."""
-        out = [0] * len(self.lot.levels)
-        for i, occupied in enumerate(self.bank.reading):
-            if occupied:
-                out[self.bank.level[i]] += 1
-        return out
+def _date(t: float, epoch: datetime | None) -> str:
+    """Feed seconds as a date and time (seconds from the epoch with none)."""
+    if epoch is None:
+        return f"t = {t:,.0f} s"
+    from datetime import timedelta
 
-    def levels(self, t: float | None = None) -> list[dict[str, Any]]:
-        """Per level: capacity, free as the operator believes it (sensors, falling back to
-        counters for bays not trusted), its source and confidence, and the gate picture."""
-        t = self.t if t is None else t
-        held = self.held_by_level()
-        lot = self.lot
-        out = []
-        for lv, level in enumerate(lot.levels):
-            if lv not in self.level_counter:
-                # no loop counter on this level: the gate picture (sessions on its bays) is
-                # what stands in for the bays whose sensors are not trusted
-                self.counters.calibrate(lv, lot.occupied_by_level[lv])
-            self.estimator.set_held(lv, held[lv])
-            e = self.estimator.estimate(lv, t)
-            cap = lot.capacity_by_level[lv]
-            out.append({
-                "level": level.name,
-                "capacity": cap,
-                "free": e.free,
-                "occupied": cap - held[lv] - e.free,
-                "source": e.source.value,
-                "confidence": e.confidence,
-                "held": held[lv],
-                "gate_occupied": lot.occupied_by_level[lv],
-                "silent_sensors": self.bank.n_silent[lv],
-                "stale_sensors": self.bank.n_stale[lv],
-            })
-        return out
-
-    def free_by_type(self) -> dict[str, int]:
-        """Spots free per spot type by the gate picture (the core Lot's own counters)."""
-        return {
-            t.name: sum(row[t] for row in self.lot.available)
-            for t in SpotType
-            if self.lot.capacity_by_type[t]
-        }
-
-    def state(self, scenario: Scenario) -> Any:
-        """The mirrored lot as a start state (``twin.scenario.state.StartState``): the cars on
-        their bays with their age, cars past the gate not yet on a bay, closed and held bays,
-        and the cars waiting at the entry barrier (the feed's plate reads not yet admitted).
-        A forecast starts from it (``twin.api.forecast``)."""
-        from datetime import timedelta
-
-        from twin.scenario.state import (
-            LotState,
-            QueuedState,
-            SessionState,
-            SpotHoldState,
-            StartState,
-        )
-
-        start = scenario.start.replace(tzinfo=None)
-        now = self.t
-        lot = self.lot
-        sessions = []
-        for sid, ticket in self.sessions.items():
-            s = lot.session(ticket)
-            v = s.vehicle
-            known = not sid.startswith("bay:")
-            sessions.append(SessionState(
-                spot=s.spot.id,
-                vehicle_class=v.vclass.name,
-                ev=v.ev,
-                handicap=v.handicap,
-                elapsed_min=max(now - s.entry_t, 0.0) / 60 if known else None,
-                ticket=sid if known else None,
-            ))
-        room = lot.n_available
-        for sid, (entry_t, v) in reversed(self.pending.items()):
-            if now - entry_t > self.config.grace_in_s or room <= 0:
-                continue  # not on a bay long after the gate: gave up (or a sensor missed it)
-            room -= 1
-            sessions.append(SessionState(
-                vehicle_class=v.vclass.name, ev=v.ev, handicap=v.handicap,
-                elapsed_min=max(now - entry_t, 0.0) / 60, ticket=sid,
-            ))
-        holds = []
-        for spot in lot.spots:
-            if spot.status is _MAINTENANCE:
-                holds.append(SpotHoldState(status="closed", spot=spot.id))
-            elif spot.status is _RESERVED:
-                holds.append(SpotHoldState(status="held", spot=spot.id))
-        queue = [QueuedState(waited_min=w / 60, plate=p) for p, w in self.queue.cars(now)]
-        return StartState(
-            time=start + timedelta(seconds=now),
-            lots=[LotState(lot=lot.lot_id, sessions=sessions, holds=holds, queue=queue)],
-        )
-
-    def gate_open(self) -> int:
-        """Cars inside by the gates: sessions opened at an entry and not yet exited."""
-        orphans = sum(1 for sid in self.on_bay.values() if sid.startswith("bay:"))
-        return len(self.sessions) - orphans + len(self.pending) + len(self.driving_out)
-
-    def fingerprint(self) -> dict[str, Any]:
-        """Everything that defines the state, in plain values: equal folds, equal prints."""
-        lot = self.lot
-        return {
-            "t": self.t,
-            "sessions": sorted(
-                (sid, lot.session(tk).spot.id, lot.session(tk).entry_t)
-                for sid, tk in self.sessions.items()
-            ),
-            "pending": sorted((sid, t) for sid, (t, _) in self.pending.items()),
-            "on_bay": sorted(self.on_bay.items()),
-            "driving_out": sorted((sid, b, t) for sid, (_, b, t) in self.driving_out.items()),
-            "waiting": sorted(self.waiting),
-            "last_free_t": list(self.last_free_t),
-            "status": [int(s.status) for s in lot.spots],
-            "reading": list(self.bank.reading),
-            "talking": list(self.bank.talking),
-            "silent": list(self.silent),
-            "distrusted": list(self.distrusted),
-            "counters": [self.counters.occupied(lv) for lv in range(len(lot.levels))],
-            "site_counter": self.site_counter,
-            "queue": list(self.queue.waiting.items()),
-            "money": (self.priced_cents, self.paid_cents, sorted(self.payments.items())),
-            "counts": (self.entries, self.exits, sorted(self.kinds.items()),
-                       sorted(self.anomalies.items())),
-            "alerts": list(self.alerts),
-        }
+    try:
+        return f"{epoch + timedelta(seconds=t):%Y-%m-%d %H:%M}"
+    except OverflowError:
+        return f"{t / 86_400:,.0f} days from {epoch:%Y-%m-%d %H:%M}"
 
 
 def _hm(t: float, epoch: datetime | None = None) -> str:
@@ -773,4 +710,4 @@ def _hm(t: float, epoch: datetime | None = None) -> str:
     return f"d{day} {rest // 3600:02d}:{rest % 3600 // 60:02d}"
 
 
-__all__ = ["FEED", "Alert", "Fold", "MirrorConfig"]
+__all__ = ["FEED", "MAX_GAP_S", "Alert", "FeedGap", "Fold", "MirrorConfig"]

@@ -33,6 +33,8 @@ from twin.scenario.model import Scenario
 from twin.sim.model import ParkingModel
 
 #: Band quantiles: name -> probability.
+#: Longest forecast, hours (366 days: as far as a start state's ages reach).
+MAX_FORECAST_HOURS = 24 * 366
 QUANTILES = {"p2_5": 0.025, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p97_5": 0.975}
 
 
@@ -133,8 +135,10 @@ def forecast(
     :func:`twin.api.start_from`) over ``hours`` and summarise them (see the module)."""
     import time as _time
 
-    if not 0 < hours <= 24 * 366:
-        raise ValueError(f"hours must be > 0, got {hours:g}")
+    if not 0 < hours <= MAX_FORECAST_HOURS:
+        raise ValueError(
+            f"hours must be > 0 and at most {MAX_FORECAST_HOURS} (366 days), got {hours:g}"
+        )
     if replications < 2:
         raise ValueError("a forecast needs at least 2 replications for its bands")
     t_begin = _time.perf_counter()

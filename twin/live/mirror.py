@@ -243,6 +243,7 @@ class Mirror:
         self.fold.apply(event, t)
 
     def _checkpoint_until(self, t: float) -> None:
+        self.fold.check_gap(t)  # a feed dated years on: one line, not years of checkpoints
         step = self.config.checkpoint_s
         while self._next_checkpoint <= t:
             cp = self._next_checkpoint
@@ -431,6 +432,8 @@ def open_source(
         topic = rest[1] if len(rest) > 1 and rest[1] else "parktwin/events"
         return MqttSource(host, port, topic, client_id=client_id, idle_s=idle_s)
     path = Path(text)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path}: a folder, not a feed file (give the .jsonl or .csv)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such feed file")
     if mapping is not None:

@@ -56,7 +56,13 @@ import numpy as np
 import pandas as pd
 
 from twin.core.types import SpotType, VehicleClass
+from twin.scenario.common import FIRST_START, LAST_END
 from twin.scenario.model import LanesSpec, Scenario, StreamSpec, TraceSpec
+
+#: Longest log a replay covers, days (ten years): the run and the per-day table go through
+#: every day of it. A decade of one car replays in ~1 s; a log whose last event was dated
+#: 2226 instead of 2026 (a typo's 73,000 days) ran for minutes without an end.
+MAX_REPLAY_DAYS = 3653
 
 #: Why a recorded event was not made into a car (besides the intake's dead-letter reasons).
 SET_ASIDE = (
@@ -132,6 +138,8 @@ def read_log(
     from parktwin.adapters.sources import Intake, MappingError
 
     path = Path(path)
+    if path.is_dir():
+        raise ReplayError(f"{path}: a folder, not a gate log (give the .jsonl or .csv)")
     if not path.is_file():
         raise ReplayError(f"{path}: no such file")
     # Receive times are about a live feed's devices, not a recording read back later.
@@ -195,6 +203,19 @@ def read_log(
         raise ReplayError(
             f"{path}: no gate entries to replay ({report['received']} events received, "
             f"{report['dead_lettered']} set aside: {reasons})"
+        )
+    first = min(e["entry"] for e in entries).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert end is not None
+    if not (first >= FIRST_START and end < LAST_END):
+        raise ReplayError(
+            f"{path}: the log runs from {first:%Y-%m-%d} to {end:%Y-%m-%d}; dates must be "
+            f"between {FIRST_START:%Y-%m-%d} and {LAST_END:%Y-%m-%d}"
+        )
+    if (end - first).total_seconds() > MAX_REPLAY_DAYS * 86_400:
+        raise ReplayError(
+            f"{path}: the log spans {(end - first).days:,} days ({first:%Y-%m-%d} to "
+            f"{end:%Y-%m-%d}); a replay covers at most {MAX_REPLAY_DAYS:,} days (ten years): "
+            "replay it in parts"
         )
     cars = pd.DataFrame(entries)
     cars["entry"] = pd.to_datetime(cars["entry"])
@@ -483,6 +504,7 @@ def replay(
 
 __all__ = [
     "DAY_COLUMNS",
+    "MAX_REPLAY_DAYS",
     "SET_ASIDE",
     "RecordedLog",
     "Replay",

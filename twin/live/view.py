@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 HOUR = 3600.0
 
 
-def _bar(occupied: int, capacity: int, width: int = 20) -> Text:
+def _bar(occupied: int, capacity: int, width: int = 10) -> Text:
+    """The level's fill as a bar and its share: ``██████░░░░  57%`` (15 columns, so the board
+    fits an 80-column terminal whole; a 20-column bar was cut to ``█████████…`` there)."""
     share = occupied / capacity if capacity else 0.0
-    n = round(share * width)
+    n = min(width, max(0, round(share * width)))
     colour = "green" if share < 0.85 else "yellow" if share < 0.95 else "red"
-    return Text("█" * n + "░" * (width - n), style=colour)
+    return Text("█" * n + "░" * (width - n) + f" {share:4.0%}", style=colour)
 
 
 def board(mirror: Mirror, feed: dict[str, Any] | None = None, forecast: Any = None) -> Group:
@@ -47,9 +49,12 @@ def board(mirror: Mirror, feed: dict[str, Any] | None = None, forecast: Any = No
         ("occupancy", "left"),
         ("source", "left"),
         ("confidence", "right"),
-        ("closed/held", "right"),
+        ("closed / held", "right"),
     ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
+    t.columns[3].no_wrap = True
+    t.columns[3].min_width = 15  # the bar and its share on one line
+    t.columns[6].max_width = 6  # 'closed / held' over two lines
     for row in levels:
         free = row["free"]
         shown = Text("FULL", style="bold red") if free <= 0 else Text(str(free), style="bold")
@@ -58,7 +63,7 @@ def board(mirror: Mirror, feed: dict[str, Any] | None = None, forecast: Any = No
             shown,
             str(row["capacity"]),
             _bar(row["occupied"], row["capacity"]),
-            row["source"],
+            row["source"].replace("+", " + "),  # 'sensors + counters' wraps, not cut
             f"{row['confidence']:.0%}",
             str(row["held"]) if row["held"] else "",
         )
@@ -280,7 +285,8 @@ def write_report(
             f"({forecast.replications} replications)"
         )
         style(ax, "occupied spots")
-        ax.legend(loc="upper left", fontsize=8, ncol=len(lv["group"].unique()))
+        # beside the axes: inside, it covered the top level's line at the start
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, title="level")
         fig.tight_layout()
         pngs.append(("Forecast", save_figure(fig, out / "forecast.png").name))
         plt.close(fig)

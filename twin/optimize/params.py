@@ -342,10 +342,19 @@ class OptimizeSpec(BaseModel):
     max_evals: int = Field(default=30, ge=3, description="scipy: objective calls at most")
     replications: int = Field(default=5, ge=2, description="paired replications per point")
     seed: int | None = Field(default=None, ge=0)
-    target: float = Field(default=0.85, gt=0, lt=1, description="occupancy target (fraction)")
+    target: float = Field(default=0.85, description="occupancy target (fraction)")
     window: Window | None = None
     max_blocking: float | None = Field(default=None, ge=0, le=100, description="pp")
     min_revenue: float | None = Field(default=None, ge=0, description="$/day")
+
+    @field_validator("target")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        """A share, not a percentage: 85 would be read as 8,500 % and refused unexplained."""
+        if not 0 < value < 1:
+            hint = f" ({value:g} % is {value / 100:g})" if 2 <= value <= 100 else ""
+            raise ValueError(f"must be a fraction of the spots between 0 and 1{hint}")
+        return value
 
 
 def make_spec(

@@ -6,10 +6,11 @@ permits, payments, sensors, ...) can use it while ``model`` imports them, withou
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from twin.core.types import SpotType, VehicleClass
 
@@ -83,3 +84,33 @@ class Spec(BaseModel):
 def cents(amount: Decimal) -> int:
     """Currency units as written in the file (already a Decimal) to integer cents."""
     return int(amount * 100)
+
+
+#: Simulated time is kept as pandas nanosecond timestamps, which span 1677-09-21..2262-04-11.
+FIRST_START = datetime(1678, 1, 1)
+LAST_END = datetime(2262, 1, 1)
+
+
+def naive_local(value: datetime) -> datetime:
+    """A date-time in a scenario or start state is local wall-clock time, as the calendar is:
+    an offset would leave the run's weekday and hour ambiguous."""
+    if value.tzinfo is not None:
+        raise ValueError(
+            "use a local date-time without a UTC offset (the scenario's calendar is local), "
+            f"got {value.isoformat()}"
+        )
+    return value
+
+
+def local_time(value: datetime) -> datetime:
+    """A local date-time (:func:`naive_local`) inside the span of the calendar's timestamps."""
+    naive_local(value)
+    if not FIRST_START <= value <= LAST_END:
+        raise ValueError(
+            f"must be between {FIRST_START:%Y-%m-%d} and {LAST_END:%Y-%m-%d}, got {value}"
+        )
+    return value
+
+
+#: A local date-time in the calendar's span (see :func:`local_time`).
+LocalDateTime = Annotated[datetime, AfterValidator(local_time)]

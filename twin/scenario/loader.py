@@ -61,7 +61,23 @@ def read_yaml(path: Path) -> dict:
                 f"{exc.start}): a scenario is YAML text"
             ],
         ) from None
-    return parse_yaml(text, str(path))
+    try:
+        return parse_yaml(text, str(path))
+    except ScenarioError as exc:
+        hint = _DATA_FILES.get(path.suffix.lower())
+        if hint is None:
+            raise
+        raise ScenarioError(str(path), [f"{hint} ({exc.problems[0]})"]) from None
+
+
+#: What a data file given where a YAML file belongs is for (it used to say only 'YAML syntax
+#: error' or 'expected a mapping ..., got str').
+_DATA_FILES = {
+    ".csv": "a CSV file, not a ParkTwin YAML file: fit scenarios to records with "
+    "`parktwin calibrate tickets|occupancy`",
+    ".jsonl": "a JSONL feed, not a ParkTwin YAML file: mirror it with `parktwin live SCENARIO "
+    "--replay FILE` or replay it with `parktwin replay FILE --scenario SCENARIO`",
+}
 
 
 def parse_yaml(text: str, source: str = "<scenario>") -> dict:
@@ -173,10 +189,47 @@ def load_mapping(
 def validate_scenario(
     data: dict, source: str = "<scenario>", base_dir: Path | None = None
 ) -> Scenario:
+    check_kind(data, "scenario", source)
     try:
         return Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ScenarioError(source, format_errors(exc, Scenario)) from None
+
+
+#: The three kinds of ParkTwin YAML file, each with the command that runs it.
+KIND_COMMANDS = {
+    "scenario": "parktwin run FILE",
+    "sweep": "parktwin sweep --file FILE",
+    "locking_study": "parktwin locking FILE",
+}
+
+
+def kind_of(data: Any) -> str | None:
+    """Which kind of ParkTwin file a parsed mapping looks like (None: cannot tell): a locking
+    study says ``kind: locking_study``, a sweep has a ``grid``, a scenario its ``demand``."""
+    if not isinstance(data, Mapping):
+        return None
+    if data.get("kind") == "locking_study" or "offered_tps" in data:
+        return "locking_study"
+    if "grid" in data and "demand" not in data:
+        return "sweep"
+    if "demand" in data or "facility" in data or "lots" in data:
+        return "scenario"
+    return None
+
+
+def check_kind(data: Any, expected: str, source: str) -> None:
+    """One line, not one per unknown key, when a file of another kind is given: a sweep file
+    to ``parktwin run``, a scenario to ``parktwin locking``, ..."""
+    found = kind_of(data)
+    if found is not None and found != expected:
+        raise ScenarioError(
+            source,
+            [
+                f"this is a {found.replace('_', ' ')} file, not a {expected.replace('_', ' ')}"
+                f" file: run it with {KIND_COMMANDS[found].replace('FILE', source)}"
+            ],
+        )
 
 
 def _unshared(node: Any) -> Any:

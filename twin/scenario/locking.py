@@ -19,7 +19,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from twin.core.locking import CLAIM_STRATEGIES
 from twin.scenario.common import LatencyMs, Spec
-from twin.scenario.loader import ScenarioError, apply_overrides, format_errors, read_yaml
+from twin.scenario.loader import (
+    ScenarioError,
+    apply_overrides,
+    check_kind,
+    format_errors,
+    read_yaml,
+)
 
 StrategyName = Literal["pessimistic", "optimistic", "atomic", "queue"]
 assert set(StrategyName.__args__) == set(CLAIM_STRATEGIES)  # keep the schema and the core in step
@@ -111,6 +117,13 @@ class HostSpec(Spec):
         description="mean wait on the OS run queue before each CPU burst on the host (a process "
         "woken by its socket, behind the machine's other load); exponential; needs cores",
     )
+    wakeup_cv: float = Field(
+        default=1.0,
+        gt=0,
+        le=20,
+        description="coefficient of variation of those waits: 1, exponential; above 1, gamma "
+        "with most waits short and a few long (a process descheduled for a time slice)",
+    )
 
     @model_validator(mode="after")
     def _wakeup_needs_cores(self) -> HostSpec:
@@ -156,6 +169,12 @@ class PessimisticSpec(Spec):
         description="a waiter woken by the holder's commit re-reads the row's new version and "
         "locks it (PostgreSQL's EvalPlanQual): one more statement's CPU with the row held; "
         "false: it only needs a core again",
+    )
+    waiter_order: Literal["fifo", "random"] = Field(
+        default="fifo",
+        description="which waiter a freed row goes to: fifo, the oldest (a lock manager's "
+        "queue); random, any of them alike (PostgreSQL: a commit that updated the row leaves "
+        "its waiters to chase the new version, and whichever gets there first locks it)",
     )
 
 
@@ -271,6 +290,7 @@ def validate_locking_study(
     data: dict[str, Any], source: str = "<locking study>"
 ) -> LockingStudySpec:
     """Validate a raw mapping; every problem becomes one line of a ScenarioError."""
+    check_kind(data, "locking_study", source)
     try:
         return LockingStudySpec.model_validate(data)
     except ValidationError as exc:

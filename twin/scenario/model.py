@@ -22,7 +22,15 @@ from pydantic import (
 from twin.core.allocation import STRATEGIES
 from twin.core.types import SpotType, VehicleClass
 from twin.scenario.claims import ClaimsSpec
-from twin.scenario.common import DAY_NAMES, Days, Spec, SpotTypeName, VehicleClassName
+from twin.scenario.common import (
+    DAY_NAMES,
+    LAST_END,
+    Days,
+    LocalDateTime,
+    Spec,
+    SpotTypeName,
+    VehicleClassName,
+)
 from twin.scenario.dists import Dist, Duration, resolve_path
 from twin.scenario.payments import PaymentsSpec
 from twin.scenario.permits import PermitsSpec
@@ -39,9 +47,6 @@ StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]
 #: structures alone would exhaust memory (a billion spots hung for minutes, then 3.6 GB).
 MAX_LANES = 1_000
 MAX_SPOTS_PER_TYPE = 1_000_000
-#: Simulated time is kept as pandas nanosecond timestamps, which span 1677-09-21..2262-04-11.
-FIRST_START = datetime(1678, 1, 1)
-LAST_END = datetime(2262, 1, 1)
 
 
 # -- facility -------------------------------------------------------------------------------
@@ -480,7 +485,9 @@ class Scenario(Spec):
 
     name: str
     description: str = ""
-    start: datetime = Field(default=datetime(2026, 1, 5), description="simulated start (local)")
+    start: LocalDateTime = Field(
+        default=datetime(2026, 1, 5), description="simulated start (local)"
+    )
     horizon_days: float = Field(default=1.0, gt=0)
     # hours, or "auto": detected per run by MSER-5 on pilot replications (twin.experiments)
     warmup_hours: float | Literal["auto"] = 0.0
@@ -524,16 +531,6 @@ class Scenario(Spec):
         if not 0 <= hours < math.inf:
             raise ValueError(f"must be hours >= 0 or 'auto', got {value!r}")
         return hours
-
-    @field_validator("start")
-    @classmethod
-    def _in_calendar(cls, value: datetime) -> datetime:
-        """Times become pandas timestamps (nanoseconds since 1970), which end in 2262."""
-        if not FIRST_START <= value <= LAST_END:
-            raise ValueError(
-                f"must be between {FIRST_START:%Y-%m-%d} and {LAST_END:%Y-%m-%d}, got {value}"
-            )
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

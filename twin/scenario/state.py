@@ -23,13 +23,19 @@ one line naming the field, through the same error formatting as scenario files.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from twin.scenario.common import Spec, SpotTypeName, VehicleClassName
+from twin.scenario.common import (
+    LocalDateTime,
+    Spec,
+    SpotTypeName,
+    VehicleClassName,
+    naive_local,
+)
 
 #: The state file format; bumped when a field changes meaning.
 STATE_VERSION = 1
@@ -55,7 +61,7 @@ class SessionState(Spec):
     elapsed_min: float | None = Field(
         default=None, ge=0, le=MAX_STATE_MIN, description="minutes parked so far"
     )
-    entered: datetime | None = Field(default=None, description="entry time (local)")
+    entered: LocalDateTime | None = Field(default=None, description="entry time (local)")
     remaining_min: float | None = Field(
         default=None,
         ge=0,
@@ -91,7 +97,10 @@ class SpotHoldState(Spec):
     spot: str | None = Field(default=None, description="one spot id")
     level: str | None = Field(default=None, description="a whole level (with no spot)")
     spot_type: SpotTypeName | None = Field(default=None, description="only this type")
-    until: datetime | None = Field(default=None, description="back in use then (local)")
+    # any year (9999: until further notice); only the offset is refused
+    until: Annotated[datetime, AfterValidator(naive_local)] | None = Field(
+        default=None, description="back in use then (local)"
+    )
 
     @model_validator(mode="after")
     def _where(self) -> SpotHoldState:
@@ -115,7 +124,7 @@ class QueuedState(Spec):
         le=MAX_STATE_MIN,
         description="minutes waited so far (neither this nor since: 0)",
     )
-    since: datetime | None = Field(default=None, description="when it began to wait (local)")
+    since: LocalDateTime | None = Field(default=None, description="when it began to wait (local)")
     stream: str | None = Field(
         default=None, description="demand stream it belongs to (default: inferred)"
     )
@@ -141,23 +150,28 @@ class StartState(Spec):
     """Where a run begins: the instant, and per lot the parked cars and out-of-use spots."""
 
     version: Literal[1] = Field(default=STATE_VERSION, description="state file format")
-    time: datetime = Field(description="the state's instant (local); the run starts here")
+    time: LocalDateTime = Field(description="the state's instant (local); the run starts here")
     lots: list[LotState] = Field(default_factory=list, description="per lot: cars and holds")
 
     @model_validator(mode="after")
     def _entered_before_time(self) -> StartState:
+        # an age or wait given as a date is bounded as the minutes are (MAX_STATE_MIN): a
+        # date centuries back would be an age the conditional stay draw cannot handle
+        earliest = self.time - timedelta(minutes=MAX_STATE_MIN)
         for k, lot in enumerate(self.lots):
-            for j, s in enumerate(lot.sessions):
-                if s.entered is not None and s.entered > self.time:
+            dates = [(f"sessions.{j}.entered", s.entered) for j, s in enumerate(lot.sessions)]
+            dates += [(f"queue.{j}.since", q.since) for j, q in enumerate(lot.queue)]
+            for where, when in dates:
+                if when is None:
+                    continue
+                if when > self.time:
                     raise ValueError(
-                        f"lots.{k}.sessions.{j}.entered ({s.entered}) is after the state's "
-                        f"time ({self.time})"
+                        f"lots.{k}.{where} ({when}) is after the state's time ({self.time})"
                     )
-            for j, q in enumerate(lot.queue):
-                if q.since is not None and q.since > self.time:
+                if when < earliest:
                     raise ValueError(
-                        f"lots.{k}.queue.{j}.since ({q.since}) is after the state's "
-                        f"time ({self.time})"
+                        f"lots.{k}.{where} ({when}) is more than {MAX_STATE_MIN // 1440} days "
+                        f"before the state's time ({self.time}); allowed from {earliest}"
                     )
             for j, h in enumerate(lot.holds):
                 if h.until is not None and h.until <= self.time:

@@ -70,6 +70,8 @@ class ClaimTransactions:
     core: ClaimStrategy
     #: retries after a conflict, per claim id (the user's per-claim record)
     conflicts: list[int]
+    #: pessimistic: set to a list to have :meth:`_traced` told each claim's and release's times
+    trace: list[tuple] | None = None
 
     def open_store(
         self,
@@ -144,6 +146,13 @@ class ClaimTransactions:
     def _over_capacity(self, cid: int, row: int) -> None:
         """An INCR found the row over capacity (the claim backs out with a DECR)."""
 
+    def _traced(
+        self, cid: int, row: int, kind: int, begun: float, first: float, asked: float
+    ) -> None:
+        """With ``trace`` set, a pessimistic claim (``kind`` 0) or release (1) of ``row`` ended
+        now: it began at ``begun``, sent its locking statement at ``asked`` and had its answer
+        at ``first`` (the client's view, as the live clients record it)."""
+
     def _round_trip(self) -> Generator:
         """A statement that takes no lock (BEGIN sent on its own): send, execute, reply."""
         yield from self._send()
@@ -151,21 +160,25 @@ class ClaimTransactions:
         yield self.env.timeout(self.half)
 
     # pessimistic: SELECT ... FOR UPDATE, statements under the lock, COMMIT (or ROLLBACK)
-    def _first_statement(self) -> Generator:
+    def _first_statement(self) -> Generator[simpy.Event, object, float]:
         """A transaction's first statement (after BEGIN on its own, if sent so): sent and
-        executed; the core performs it next."""
+        executed; the core performs it next. Returns when it was sent."""
         if self.lat.begin_round_trip:
             yield from self._round_trip()
+        asked = self.env.now  # the locking statement goes out
         yield from self._send()
         yield from self._statement()
+        return asked
 
     def _pessimistic(self, cid: int, row: int) -> Generator:
         env, half = self.env, self.half
+        begun = env.now
         with self.pool.request() as conn:
             yield conn
-            yield from self._first_statement()
+            asked = yield from self._first_statement()
             self.core.begin(cid, row, env.now)
             step = yield from self._lock_step(cid)  # LOCK: may wait for the row
+            first = env.now + half  # the client has the locking read's answer
             if step.next_op is Op.ABORT:  # the row is full: roll back at once
                 yield from self._reply_then_send()
                 yield from self._statement()
@@ -180,15 +193,19 @@ class ClaimTransactions:
                 yield self._flush()
             step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
             yield env.timeout(half)
+        if self.trace is not None:
+            self._traced(cid, row, 0, begun, first, asked)
         return step
 
     def _pessimistic_release(self, cid: int) -> Generator:
         env = self.env
+        begun = env.now
         with self.pool.request() as conn:
             yield conn
-            yield from self._first_statement()
+            asked = yield from self._first_statement()
             self.core.release(cid, env.now)
             yield from self._lock_step(cid)  # UPDATE: waits for the row lock
+            first = env.now + self.half
             for _ in range(self.lat.release_statements - 1):  # the row stays locked to COMMIT
                 yield env.timeout(self.half)
                 yield from self._send()
@@ -196,6 +213,8 @@ class ClaimTransactions:
             yield self._flush()
             yield from self._step(cid)  # COMMIT
             yield env.timeout(self.half)
+        if self.trace is not None:
+            self._traced(cid, -1, 1, begun, first, asked)
 
     # optimistic: READ, controller work, CAS; back off and read again on a conflict
     def _optimistic(self, cid: int, row: int) -> Generator:

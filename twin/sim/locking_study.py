@@ -112,6 +112,7 @@ __all__ = [
     "row_shares_and_stays",
     "run_locking_study",
     "simulate_point",
+    "trace_point",
 ]
 
 
@@ -132,8 +133,19 @@ class _Point(ClaimTransactions):
         self.win = measure_window(spec, offered)
         env = self.env = simpy.Environment()
         w = spec.workload
+        pick = None
+        if name == "pessimistic" and spec.pessimistic.waiter_order == "random":
+            order = _generator(spec.seed, offered, "waiter_order")  # its own stream
+            draws = BlockDraws(lambda n: order.random(n))
+
+            def pick(k: int) -> int:
+                return min(int(draws() * k), k - 1)
+
         self.core: ClaimStrategy = make_claim_strategy(
-            name, dict.fromkeys(range(w.rows), w.capacity), max_retries=spec.optimistic.max_retries
+            name,
+            dict.fromkeys(range(w.rows), w.capacity),
+            max_retries=spec.optimistic.max_retries,
+            pick=pick,
         )
         c = spec.client
         # one machine for clients and servers: every CPU term queues for the same cores
@@ -177,7 +189,11 @@ class _Point(ClaimTransactions):
         self.wake = spec.host.wakeup_ms / 1000
         if self.wake > 0:  # its own stream: the other draws stay the same with or without it
             gen["wakeup"] = _generator(seed, offered, "wakeup")
-            self.wake1 = BlockDraws(lambda n: gen["wakeup"].exponential(1.0, n))
+            shape = spec.host.wakeup_cv**-2
+            if shape == 1:
+                self.wake1 = BlockDraws(lambda n: gen["wakeup"].exponential(1.0, n))
+            else:  # gamma, mean 1: most waits short, a few long when the cv is above 1
+                self.wake1 = BlockDraws(lambda n: gen["wakeup"].standard_gamma(shape, n) / shape)
         # client processes: one lane each, served one request at a time (own stream of draws)
         n_lanes = spec.client.processes or 0
         self.lanes = [simpy.Resource(env, 1) for _ in range(n_lanes)]
@@ -195,6 +211,10 @@ class _Point(ClaimTransactions):
         self.conflicts: list[int] = []
         self.blocked: list[bool] = []
         self.spurious: list[bool] = []  # refused although a unit of the row was free
+        #: pessimistic, when tracing: (row, kind, start, first, done, (asked,)) per claim (kind
+        #: 0) and release (1), as the live clients record them (adapters/stores/load.py)
+        self.trace: list[tuple] | None = None
+        self.row_of: dict[int, int] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def _row(self) -> int:
@@ -337,6 +357,7 @@ class _Point(ClaimTransactions):
             if math.isinf(stay):
                 continue
             for _ in range(min(w.capacity, int(self.rng_init.poisson(w.occupancy * w.capacity)))):
+                self.row_of[cid] = row
                 step = self.core.begin(cid, row, 0.0)
                 while not step.status.final:
                     step = self.core.step(cid, 0.0)
@@ -346,6 +367,20 @@ class _Point(ClaimTransactions):
     def _prefilled(self, cid: int, stay: float) -> Generator:
         yield self.env.timeout(stay * self.stay1())
         yield from self._release(cid)
+
+    def _traced(
+        self, cid: int, row: int, kind: int, begun: float, first: float, asked: float
+    ) -> None:
+        trace = self.trace
+        assert trace is not None
+        if kind == 0:  # a claim: its row, for its release's record
+            self.row_of[cid] = row
+        else:
+            known = self.row_of.pop(cid, None)
+            if known is None:
+                return
+            row = known
+        trace.append((row, kind, begun, first, self.env.now, (asked,)))
 
     # -- run and measure --------------------------------------------------------------------
     def run(self) -> dict[str, object]:
@@ -376,6 +411,20 @@ def simulate_point(spec: LockingStudySpec, strategy: str, offered_tps: float) ->
     if offered_tps <= 0:
         raise ValueError("offered_tps must be > 0")
     return _Point(spec, strategy, offered_tps).run()
+
+
+def trace_point(
+    spec: LockingStudySpec, offered_tps: float
+) -> tuple[dict[str, object], list[tuple]]:
+    """:func:`simulate_point` for ``pessimistic``, with each claim's and release's trace
+    ``(row, kind, start, first, done, (asked,))`` as the live clients record it (kind 0 a
+    claim, 1 a release; the locking statement's answer and the COMMIT's at the client, and
+    when the locking statement was sent): see :mod:`twin.sim.locking_chain`."""
+    if offered_tps <= 0:
+        raise ValueError("offered_tps must be > 0")
+    point = _Point(spec, "pessimistic", offered_tps)
+    point.trace = []
+    return point.run(), point.trace
 
 
 @dataclass
