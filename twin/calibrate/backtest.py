@@ -285,7 +285,8 @@ def backtest(
         readings = cal.frames["predictions"]
         readings = readings[readings["site"] == site][["time", "occupied", "capacity"]]
         twin = rolling_twin(setup, test, site_df, readings, cut, refit_days, replications, seed, k)
-        test = test.assign(recent_level=twin.pop("recent_level").to_numpy())
+        if setup.recent:
+            test = test.assign(recent_level=twin.pop("recent_level").to_numpy())
         if online:
             raw = test.assign(**{q: twin[q].to_numpy() for q in BAND_Q})
             twin = online_corrections(setup.history, raw.reset_index(drop=True))

@@ -209,7 +209,6 @@ def write_report(result, out: Path) -> list[Path]:
                 chosen[
                     [
                         "site",
-                        "chosen_for",
                         "family",
                         "profile",
                         "stay_mean_min",

@@ -175,7 +175,10 @@ def with_recent_level(
 ) -> pd.DataFrame:
     """``pairs`` with ``recent_level``: Σ observed ÷ Σ fitted counts over the site's readings
     of the 7 days before each pair's day (``mode`` "week") or of the same weekday a week
-    before ("weekday"); 1 when there are none. Only the past is used."""
+    before ("weekday"); 1 when there are none. Only the past is used. ``mode`` "flow" /
+    "flow2": :func:`implied_level`; "today" / "flow_today": :func:`today_level` (readings of
+    the pair's own day before its origin; not among the tuning's candidates, see
+    docs/validation.md)."""
     pred = fit.predict(series["t_h"].to_numpy(), day_kind(series["time"]))
     daily = (
         pd.DataFrame({"day": series["day"], "obs": series["occupied"], "pred": pred})
