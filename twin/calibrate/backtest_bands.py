@@ -48,8 +48,9 @@ MIN_SCALE = 0.01
 MIN_PAST = 30
 #: Half-life (days) of a past pair's weight in the shrinkage and the residual quantiles.
 HALF_LIFE_DAYS = 7.0
-#: Step γ of adaptive conformal inference, per day.
-ACI_STEP = 0.1
+#: Step γ of adaptive conformal inference, per day (γ / the day's pairs per arrival), for the
+#: band's level and for the log of its width.
+ACI_STEP = 0.5
 FINITE_SAMPLE = True
 #: Nominal miscoverage of the two bands, by their (lower, upper) quantile columns.
 BANDS = {("p10", "p90"): 0.20, ("p2_5", "p97_5"): 0.05}
@@ -132,11 +133,80 @@ def corrected(
     return out[[*BAND_Q, "shrink_weight"]]
 
 
+def _band(z, wt, n_eff, alpha, c, s, mid=0.0, k=1.0):
+    """The band c + [q(1 − u), q(u)] · s, u = (1 − α/2)(1 + 1/n_eff) (finite-sample factor),
+    q the weighted quantiles of the past standardized residuals z; with ``k`` its distance
+    from ``mid`` (the median residual) times k."""
+    a = float(np.clip(alpha, 0.002, 0.998))
+    upper = min(1.0, (1 - a / 2) * (1 + 1 / n_eff)) if FINITE_SAMPLE else 1 - a / 2
+    q_lo, q_hi = weighted_quantiles(z, wt, np.array([1 - upper, upper]))
+    q_lo, q_hi = mid + k * (q_lo - mid), mid + k * (q_hi - mid)
+    return np.clip(c + q_lo * s, 0.0, 1.0), np.clip(c + q_hi * s, 0.0, 1.0)
+
+
+def _arrive(level: dict, scale: dict, bounds: dict, y: np.ndarray, idx, gamma: float) -> None:
+    """Each band's record as the actuals ``y[idx]`` arrive: its miscoverage level moves by
+    γ (nominal − miss) (adaptive conformal inference) and the log of its width by
+    γ (miss − nominal), so a band can also grow past the largest residual seen."""
+    for i in idx:
+        for band, nominal in BANDS.items():
+            lo, hi = bounds[band][i]
+            miss = float(y[i] < lo or y[i] > hi)
+            level[band] += gamma * (nominal - miss)
+            scale[band] *= float(np.exp(gamma * (miss - nominal)))
+
+
+def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """:func:`online_corrections` for the pairs of one horizon (``test`` with ``origin`` and
+    ``target``): the point forecast once a day, the bands at each origin from the pairs whose
+    target is at or before it, each band's level and width moved as each actual arrives."""
+    out = pd.DataFrame(index=test.index, columns=[*BAND_Q, "shrink_weight"], dtype=float)
+    level, scale = dict(BANDS), dict.fromkeys(BANDS, 1.0)
+    cols = ["day", "actual", "week_before", *BAND_Q]
+    for day, today in test.groupby("day", sort=True):
+        if len(past) < MIN_PAST:
+            out.loc[today.index, list(BAND_Q)] = today[list(BAND_Q)].to_numpy(float)
+            out.loc[today.index, "shrink_weight"] = 1.0
+            past = pd.concat([past, today[cols]], ignore_index=True)
+            continue
+        fc = corrected(past, today, day)
+        out.loc[today.index, ["p50", "shrink_weight"]] = fc[["p50", "shrink_weight"]].to_numpy()
+        w = float(fc["shrink_weight"].iloc[0])
+        z_past = (past["actual"].to_numpy(float) - _point(past, w)) / _scale(past)
+        wt_past = recency(past, day)
+        mid = weighted_quantiles(z_past, wt_past, np.array([0.5]))[0]
+        z_today = (today["actual"].to_numpy(float) - _point(today, w)) / _scale(today)
+        target, origins = today["target"].to_numpy(), today["origin"].to_numpy()
+        y = today["actual"].to_numpy(float)
+        scored = np.zeros(len(today), bool)
+        bounds = {band: np.full((len(today), 2), np.nan) for band in BANDS}
+        gamma = ACI_STEP / len(today)  # per pair: a day moves a level by at most ACI_STEP
+        for origin in np.unique(origins):
+            known = target <= origin  # issued at an earlier origin, target passed
+            _arrive(level, scale, bounds, y, np.flatnonzero(known & ~scored), gamma)
+            scored |= known
+            z = np.concatenate([z_past, z_today[known]])
+            wt = np.concatenate([wt_past, np.ones(known.sum())])
+            n_eff = wt.sum() ** 2 / np.sum(wt**2)
+            now = origins == origin
+            c, s = _point(today[now], w), _scale(today[now])
+            for band in BANDS:
+                lo, hi = _band(z, wt, n_eff, level[band], c, s, mid, scale[band])
+                bounds[band][now] = np.column_stack([lo, hi])
+        _arrive(level, scale, bounds, y, np.flatnonzero(~scored), gamma)
+        for (lo, hi), band in bounds.items():
+            out.loc[today.index, lo], out.loc[today.index, hi] = band[:, 0], band[:, 1]
+        past = pd.concat([past, today[cols]], ignore_index=True)
+    return out
+
+
 def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.DataFrame:
-    """Day by day over ``test`` (columns ``day``, ``horizon_h``, ``actual``, ``week_before``
-    and the twin's band quantiles), the :func:`corrected` forecasts from the errors of
-    ``history`` (the tuning origins) and of the test days before, each band's level adapted
-    to its record (adaptive conformal inference): same index as ``test``."""
+    """Over ``test`` (columns ``day``, ``origin``, ``target``, ``horizon_h``, ``actual``,
+    ``week_before`` and the twin's band quantiles), per horizon: the point forecast corrected
+    once a day (:func:`corrected`) from the errors of ``history`` (the tuning origins) and of
+    the test days before; the bands at each origin from those errors and the same day's pairs
+    whose target has passed, each band's level adapted as each actual arrives (adaptive
+    conformal inference, step ACI_STEP a day). Same index as ``test``."""
     cols = ["day", "horizon_h", "actual", "week_before", *BAND_Q]
     seen = (
         history[cols].assign(day=pd.to_datetime(history["day"]))
@@ -145,20 +215,9 @@ def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.D
             {"day": "datetime64[ns]"}
         )
     )
-    alphas: dict[int, dict] = {}
+    test = test.assign(day=pd.to_datetime(test["day"]))
     parts = []
-    days = pd.to_datetime(test["day"])
-    for day in sorted(days.unique()):
-        today = test[(days == day).to_numpy()]
-        for h, now in today.groupby("horizon_h", sort=True):
-            past = seen[(seen["horizon_h"] == h).to_numpy()]
-            level = alphas.setdefault(int(h), dict(BANDS))
-            fc = corrected(past, now, day, level)
-            parts.append(fc)
-            if len(past) >= MIN_PAST:
-                y = now["actual"].to_numpy(float)
-                for lo, hi in level:
-                    outside = np.mean((y < fc[lo].to_numpy()) | (y > fc[hi].to_numpy()))
-                    level[(lo, hi)] += ACI_STEP * (BANDS[(lo, hi)] - float(outside))
-        seen = pd.concat([seen, today[cols]], ignore_index=True)
+    for h, pairs in test.groupby("horizon_h", sort=True):
+        past = seen[(seen["horizon_h"] == h).to_numpy()].drop(columns="horizon_h")
+        parts.append(_horizon_online(past.reset_index(drop=True), pairs))
     return pd.concat(parts).loc[test.index]
