@@ -2,9 +2,10 @@
 
 The twin's law (:mod:`twin.calibrate.backtest_twin`) is a model: its spread comes from Poisson
 noise, the day factor and a flow factor tuned once on two training weeks, and its median from
-a fit refitted weekly. Two things a forecaster in service would learn from the errors it has
-already seen, and that this module applies before each day's forecasts, using only pairs whose
-target lies before that day (the tuning origins, then the test days already past):
+a fit refitted weekly. What a forecaster in service would learn from the errors it has
+already seen, and that this module applies, using only pairs whose target lies at or before
+the forecast's origin (the tuning origins, the test days already past, the same day's pairs
+already scored):
 
 * **Shrinkage toward seasonal naive** (a forecast combination, Bates and Granger 1969): the
   combined forecast is c = w · twin + (1 − w) · seasonal naive, w in 0..1 the weight with the
@@ -19,16 +20,22 @@ target lies before that day (the tuning origins, then the test days already past
   c + q₅₀(z) · s (the median error taken out), q the empirical quantiles of the past
   residuals of that site and horizon. Asymmetric errors (a twin that under-forecasts on a
   rising lot) move the band and the point, not only widen the band.
-* **Adaptive conformal inference** (Gibbs and Candès 2021): the miscoverage level of each band
-  follows the band's own record, α ← α + γ (α_nominal − share of the day's actuals outside),
-  so a site whose errors have outgrown its past gets wider bands the next day, one whose band
-  held everything narrower ones. Over a run, each site's coverage is pulled to nominal.
+* **Adaptive conformal inference** (Gibbs and Candès 2021), as each target's actual arrives:
+  the bands are made at each origin from the past pairs and the same day's pairs whose
+  target is at or before that origin, and each band's record moves two things after each
+  arrival: its miscoverage level, α ← α + γ (α_nominal − miss), and its width about the median
+  residual, k ← k · exp(γ (miss − α_nominal)), miss 1 if the actual fell outside the band
+  issued for it. The level alone cannot widen a band past the largest residual seen (the
+  quantile of the past is bounded by it); the width can. γ = ACI_STEP / the day's pairs of
+  that horizon, so a day moves each by at most ACI_STEP whatever the horizon: 4 h ahead a
+  day has ~4 pairs whose errors move together, 1 h ahead ~8.
 
-Past pairs weigh 2^(−age / HALF_LIFE_DAYS) (age in days before the forecast's day): errors of
-the weeks before Christmas say more about the next day than October's. Recalibrated every day
-from the errors of all days before it, as a twin in service would. The settings (half-life 7
-days, γ = 0.1) were chosen on an earlier backtest (cut 2016-11-06, two test weeks, see
-docs/validation.md), not on the weeks they are reported on.
+Past pairs weigh 2^(−age / HALF_LIFE_DAYS) (age in days before the forecast's day; the same
+day's pairs weigh 1): errors of the weeks before Christmas say more about the next day than
+October's. The point forecast (shrinkage and median) is made once a day from the days before
+it; the bands at each origin. The settings (half-life 7 days, γ = 0.5 a day) were chosen on an
+earlier backtest (cut 2016-11-06, two test weeks, see docs/validation.md), not on the weeks
+they are reported on.
 """
 
 from __future__ import annotations
