@@ -23,19 +23,20 @@ already scored):
 * **Adaptive conformal inference** (Gibbs and Candès 2021), as each target's actual arrives:
   the bands are made at each origin from the past pairs and the same day's pairs whose
   target is at or before that origin, and each band's record moves two things after each
-  arrival: its miscoverage level, α ← α + γ (α_nominal − miss), and its width about the median
-  residual, k ← k · exp(γ (miss − α_nominal)), miss 1 if the actual fell outside the band
-  issued for it. The level alone cannot widen a band past the largest residual seen (the
-  quantile of the past is bounded by it); the width can. γ = ACI_STEP / the day's pairs of
-  that horizon, so a day moves each by at most ACI_STEP whatever the horizon: 4 h ahead a
-  day has ~4 pairs whose errors move together, 1 h ahead ~8.
+  arrival: its miscoverage level, α ← α + γ (α_nominal − miss) / n, and its width about the
+  median residual, k ← k · exp(γ_w (miss − α_nominal) / n), miss 1 if the actual fell outside
+  the band issued for it, n the day's pairs of that horizon (so a day moves each by at most
+  its step whatever the horizon: 4 h ahead a day has ~4 pairs whose errors move together,
+  1 h ahead ~8). The level alone cannot widen a band past the largest residual seen (a
+  quantile of the past is bounded by it), and a large step on the level sends a band to that
+  residual after one bad day; the width grows smoothly.
 
 Past pairs weigh 2^(−age / HALF_LIFE_DAYS) (age in days before the forecast's day; the same
 day's pairs weigh 1): errors of the weeks before Christmas say more about the next day than
 October's. The point forecast (shrinkage and median) is made once a day from the days before
-it; the bands at each origin. The settings (half-life 7 days, γ = 0.5 a day) were chosen on an
-earlier backtest (cut 2016-11-06, two test weeks, see docs/validation.md), not on the weeks
-they are reported on.
+it; the bands at each origin. The settings (half-life 7 days, γ = 0.1 and γ_w = 1 a day) were
+chosen on an earlier backtest (cut 2016-11-06, two test weeks, see docs/validation.md), not on
+the weeks they are reported on.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ MIN_SCALE = 0.01
 MIN_PAST = 30
 #: Half-life (days) of a past pair's weight in the shrinkage and the residual quantiles.
 HALF_LIFE_DAYS = 7.0
-#: Step γ of adaptive conformal inference, per day (γ / the day's pairs per arrival), for the
-#: band's level and for the log of its width.
-ACI_STEP = 0.5
+#: Steps a day (each arrival: step / the day's pairs of that horizon) of adaptive conformal
+#: inference: γ on each band's miscoverage level, γ_w on the log of its width.
+ACI_STEP = 0.1
+WIDTH_STEP = 1.0
 FINITE_SAMPLE = True
 #: Nominal miscoverage of the two bands, by their (lower, upper) quantile columns.
 BANDS = {("p10", "p90"): 0.20, ("p2_5", "p97_5"): 0.05}
@@ -151,16 +153,16 @@ def _band(z, wt, n_eff, alpha, c, s, mid=0.0, k=1.0):
     return np.clip(c + q_lo * s, 0.0, 1.0), np.clip(c + q_hi * s, 0.0, 1.0)
 
 
-def _arrive(level: dict, scale: dict, bounds: dict, y: np.ndarray, idx, gamma: float) -> None:
-    """Each band's record as the actuals ``y[idx]`` arrive: its miscoverage level moves by
-    γ (nominal − miss) (adaptive conformal inference) and the log of its width by
-    γ (miss − nominal), so a band can also grow past the largest residual seen."""
+def _arrive(level: dict, scale: dict, bounds: dict, y: np.ndarray, idx, share: float) -> None:
+    """Each band's record as the actuals ``y[idx]`` arrive (each ``share`` of its day): its
+    miscoverage level moves by ACI_STEP · share · (nominal − miss) (adaptive conformal
+    inference) and the log of its width by WIDTH_STEP · share · (miss − nominal)."""
     for i in idx:
         for band, nominal in BANDS.items():
             lo, hi = bounds[band][i]
             miss = float(y[i] < lo or y[i] > hi)
-            level[band] += gamma * (nominal - miss)
-            scale[band] *= float(np.exp(gamma * (miss - nominal)))
+            level[band] += share * ACI_STEP * (nominal - miss)
+            scale[band] *= float(np.exp(share * WIDTH_STEP * (miss - nominal)))
 
 
 def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
@@ -187,10 +189,10 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
         y = today["actual"].to_numpy(float)
         scored = np.zeros(len(today), bool)
         bounds = {band: np.full((len(today), 2), np.nan) for band in BANDS}
-        gamma = ACI_STEP / len(today)  # per pair: a day moves a level by at most ACI_STEP
+        share = 1.0 / len(today)  # a day moves a band's level and width by at most a step
         for origin in np.unique(origins):
             known = target <= origin  # issued at an earlier origin, target passed
-            _arrive(level, scale, bounds, y, np.flatnonzero(known & ~scored), gamma)
+            _arrive(level, scale, bounds, y, np.flatnonzero(known & ~scored), share)
             scored |= known
             z = np.concatenate([z_past, z_today[known]])
             wt = np.concatenate([wt_past, np.ones(known.sum())])
@@ -200,7 +202,7 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
             for band in BANDS:
                 lo, hi = _band(z, wt, n_eff, level[band], c, s, mid, scale[band])
                 bounds[band][now] = np.column_stack([lo, hi])
-        _arrive(level, scale, bounds, y, np.flatnonzero(~scored), gamma)
+        _arrive(level, scale, bounds, y, np.flatnonzero(~scored), share)
         for (lo, hi), band in bounds.items():
             out.loc[today.index, lo], out.loc[today.index, hi] = band[:, 0], band[:, 1]
         past = pd.concat([past, today[cols]], ignore_index=True)
@@ -213,7 +215,7 @@ def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.D
     once a day (:func:`corrected`) from the errors of ``history`` (the tuning origins) and of
     the test days before; the bands at each origin from those errors and the same day's pairs
     whose target has passed, each band's level adapted as each actual arrives (adaptive
-    conformal inference, step ACI_STEP a day). Same index as ``test``."""
+    conformal inference: ACI_STEP, WIDTH_STEP). Same index as ``test``."""
     cols = ["day", "horizon_h", "actual", "week_before", *BAND_Q]
     seen = (
         history[cols].assign(day=pd.to_datetime(history["day"]))
