@@ -21,13 +21,14 @@ def _frame(
     bias: float,
     naive_sd: float,
     day_sd: float = 0.0,
+    start: int = 0,
 ):
     """Pairs at horizon 1 and 4 from 8 origins a day (08:00–15:00): the twin's band is
     N(p50, 0.02²)'s quantiles, the actual is p50 + bias + a day's offset N(0, day_sd² · h) +
-    N(0, sd² · h), the week-old reading actual + N(0, naive_sd²)."""
+    N(0, sd² · h), the week-old reading actual + N(0, naive_sd²); days from 2026-01-05 + start."""
     rows = []
     z = {"p2_5": -1.96, "p10": -1.2816, "p50": 0.0, "p90": 1.2816, "p97_5": 1.96}
-    for d in pd.date_range("2026-01-05", periods=days):
+    for d in pd.date_range(pd.Timestamp("2026-01-05") + pd.Timedelta(days=start), periods=days):
         origin = d + pd.to_timedelta(np.arange(8, 16), unit="h")
         for h in (1, 4):
             p50 = rng.uniform(0.3, 0.7, 8)
@@ -52,9 +53,7 @@ def test_a_forecast_reads_no_actual_whose_target_is_after_its_origin():
     included) do."""
     rng = np.random.default_rng(0)
     history = _frame(14, rng, sd=0.05, bias=0.0, naive_sd=0.05)
-    test = _frame(10, rng, sd=0.05, bias=0.0, naive_sd=0.05)
-    for col in ("day", "origin", "target"):
-        test[col] = test[col] + pd.Timedelta(days=14)
+    test = _frame(10, rng, sd=0.05, bias=0.0, naive_sd=0.05, start=14)
     base = online_corrections(history, test)
     assert list(base.index) == list(test.index)
     cut = test["day"].sort_values().unique()[5] + pd.Timedelta(hours=11)
@@ -72,9 +71,7 @@ def test_the_same_days_arrived_actuals_move_the_later_bands():
     08:00 one, nor the day's point forecasts (made once a day, before its first target)."""
     rng = np.random.default_rng(4)
     history = _frame(14, rng, sd=0.05, bias=0.0, naive_sd=0.5)
-    test = _frame(3, rng, sd=0.05, bias=0.0, naive_sd=0.5)
-    for col in ("day", "origin", "target"):
-        test[col] = test[col] + pd.Timedelta(days=14)
+    test = _frame(3, rng, sd=0.05, bias=0.0, naive_sd=0.5, start=14)
     base = online_corrections(history, test)
     first = test["day"] == test["day"].min()
     at8 = first & (test["horizon_h"] == 1) & (test["origin"].dt.hour == 8)
@@ -96,9 +93,7 @@ def test_conformal_bands_hold_their_share_when_the_twin_is_too_narrow_and_biased
     few actuals; the corrected bands hold close to 80% and 95%, at both horizons."""
     rng = np.random.default_rng(seed)
     history = _frame(14, rng, sd=0.05, bias=0.03, naive_sd=0.5)
-    test = _frame(28, rng, sd=0.05, bias=0.03, naive_sd=0.5)
-    for col in ("day", "origin", "target"):
-        test[col] = test[col] + pd.Timedelta(days=14)
+    test = _frame(28, rng, sd=0.05, bias=0.03, naive_sd=0.5, start=14)
     a = test["actual"].to_numpy()
     raw80 = np.mean((a >= test["p10"]) & (a <= test["p90"]))
     assert raw80 < 0.4
@@ -130,9 +125,7 @@ def test_band_level_adapts_when_errors_outgrow_the_past(monkeypatch):
     both horizons."""
     rng = np.random.default_rng(5)
     history = _frame(14, rng, sd=0.02, bias=0.0, naive_sd=0.5)
-    test = _frame(28, rng, sd=0.06, bias=0.0, naive_sd=0.5)
-    for col in ("day", "origin", "target"):
-        test[col] = test[col] + pd.Timedelta(days=14)
+    test = _frame(28, rng, sd=0.06, bias=0.0, naive_sd=0.5, start=14)
     a = test["actual"].to_numpy()
 
     def inside() -> np.ndarray:
@@ -157,9 +150,7 @@ def test_bands_hold_with_errors_shared_within_a_day(seed):
     still hold near nominal at both horizons."""
     rng = np.random.default_rng(seed)
     history = _frame(14, rng, sd=0.01, bias=0.0, naive_sd=0.5, day_sd=0.02)
-    test = _frame(28, rng, sd=0.01, bias=0.0, naive_sd=0.5, day_sd=0.04)
-    for col in ("day", "origin", "target"):
-        test[col] = test[col] + pd.Timedelta(days=14)
+    test = _frame(28, rng, sd=0.01, bias=0.0, naive_sd=0.5, day_sd=0.04, start=14)
     fc = online_corrections(history, test)
     a = test["actual"].to_numpy()
     for h in (1, 4):
