@@ -169,22 +169,27 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     """:func:`online_corrections` for the pairs of one horizon (``test`` with ``origin`` and
     ``target``): the point forecast once a day, the bands at each origin from the pairs whose
     target is at or before it, each band's level and width moved as each actual arrives."""
-    out = pd.DataFrame(index=test.index, columns=[*BAND_Q, "shrink_weight"], dtype=float)
+    names = [*BAND_Q, "shrink_weight"]
+    col = {name: k for k, name in enumerate(names)}
+    out = np.full((len(test), len(names)), np.nan)
     level, scale = dict(BANDS), dict.fromkeys(BANDS, 1.0)
     cols = ["day", "actual", "week_before", *BAND_Q]
     for day, today in test.groupby("day", sort=True):
+        rows = test.index.get_indexer(today.index)
         if len(past) < MIN_PAST:
-            out.loc[today.index, list(BAND_Q)] = today[list(BAND_Q)].to_numpy(float)
-            out.loc[today.index, "shrink_weight"] = 1.0
+            out[rows, : len(BAND_Q)] = today[list(BAND_Q)].to_numpy(float)
+            out[rows, col["shrink_weight"]] = 1.0
             past = pd.concat([past, today[cols]], ignore_index=True)
             continue
         fc = corrected(past, today, day)
-        out.loc[today.index, ["p50", "shrink_weight"]] = fc[["p50", "shrink_weight"]].to_numpy()
+        out[rows, col["p50"]] = fc["p50"].to_numpy()
+        out[rows, col["shrink_weight"]] = fc["shrink_weight"].to_numpy()
         w = float(fc["shrink_weight"].iloc[0])
         z_past = (past["actual"].to_numpy(float) - _point(past, w)) / _scale(past)
         wt_past = recency(past, day)
         mid = weighted_quantiles(z_past, wt_past, np.array([0.5]))[0]
-        z_today = (today["actual"].to_numpy(float) - _point(today, w)) / _scale(today)
+        c_today, s_today = _point(today, w), _scale(today)
+        z_today = (today["actual"].to_numpy(float) - c_today) / s_today
         target, origins = today["target"].to_numpy(), today["origin"].to_numpy()
         y = today["actual"].to_numpy(float)
         scored = np.zeros(len(today), bool)
@@ -198,15 +203,15 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
             wt = np.concatenate([wt_past, np.ones(known.sum())])
             n_eff = wt.sum() ** 2 / np.sum(wt**2)
             now = origins == origin
-            c, s = _point(today[now], w), _scale(today[now])
+            c, s = c_today[now], s_today[now]
             for band in BANDS:
                 lo, hi = _band(z, wt, n_eff, level[band], c, s, mid, scale[band])
                 bounds[band][now] = np.column_stack([lo, hi])
         _arrive(level, scale, bounds, y, np.flatnonzero(~scored), share)
         for (lo, hi), band in bounds.items():
-            out.loc[today.index, lo], out.loc[today.index, hi] = band[:, 0], band[:, 1]
+            out[rows, col[lo]], out[rows, col[hi]] = band[:, 0], band[:, 1]
         past = pd.concat([past, today[cols]], ignore_index=True)
-    return out
+    return pd.DataFrame(out, index=test.index, columns=names)
 
 
 def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.DataFrame:
