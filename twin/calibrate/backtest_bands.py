@@ -2,9 +2,10 @@
 
 The twin's law (:mod:`twin.calibrate.backtest_twin`) is a model: its spread comes from Poisson
 noise, the day factor and a flow factor tuned once on two training weeks, and its median from
-a fit refitted weekly. Two things a forecaster in service would learn from the errors it has
-already seen, and that this module applies before each day's forecasts, using only pairs whose
-target lies before that day (the tuning origins, then the test days already past):
+a fit refitted weekly. What a forecaster in service would learn from the errors it has
+already seen, and that this module applies, using only pairs whose target lies at or before
+the forecast's origin (the tuning origins, the test days already past, the same day's pairs
+already scored):
 
 * **Shrinkage toward seasonal naive** (a forecast combination, Bates and Granger 1969): the
   combined forecast is c = w · twin + (1 − w) · seasonal naive, w in 0..1 the weight with the
@@ -19,16 +20,23 @@ target lies before that day (the tuning origins, then the test days already past
   c + q₅₀(z) · s (the median error taken out), q the empirical quantiles of the past
   residuals of that site and horizon. Asymmetric errors (a twin that under-forecasts on a
   rising lot) move the band and the point, not only widen the band.
-* **Adaptive conformal inference** (Gibbs and Candès 2021): the miscoverage level of each band
-  follows the band's own record, α ← α + γ (α_nominal − share of the day's actuals outside),
-  so a site whose errors have outgrown its past gets wider bands the next day, one whose band
-  held everything narrower ones. Over a run, each site's coverage is pulled to nominal.
+* **Adaptive conformal inference** (Gibbs and Candès 2021), as each target's actual arrives:
+  the bands are made at each origin from the past pairs and the same day's pairs whose
+  target is at or before that origin, and each band's record moves two things after each
+  arrival: its miscoverage level, α ← α + γ (α_nominal − miss) / n, and its width about the
+  median residual, k ← k · exp(γ_w (miss − α_nominal) / n), miss 1 if the actual fell outside
+  the band issued for it, n the day's pairs of that horizon (so a day moves each by at most
+  its step whatever the horizon: 4 h ahead a day has ~4 pairs whose errors move together,
+  1 h ahead ~8). The level alone cannot widen a band past the largest residual seen (a
+  quantile of the past is bounded by it), and a large step on the level sends a band to that
+  residual after one bad day; the width grows smoothly.
 
-Past pairs weigh 2^(−age / HALF_LIFE_DAYS) (age in days before the forecast's day): errors of
-the weeks before Christmas say more about the next day than October's. Recalibrated every day
-from the errors of all days before it, as a twin in service would. The settings (half-life 7
-days, γ = 0.1) were chosen on an earlier backtest (cut 2016-11-06, two test weeks, see
-docs/validation.md), not on the weeks they are reported on.
+Past pairs weigh 2^(−age / HALF_LIFE_DAYS) (age in days before the forecast's day; the same
+day's pairs weigh 1): errors of the weeks before Christmas say more about the next day than
+October's. The point forecast (shrinkage and median) is made once a day from the days before
+it; the bands at each origin. The settings (half-life 7 days, γ = 0.1 and γ_w = 1 a day) were
+chosen on an earlier backtest (cut 2016-11-06, two test weeks, see docs/validation.md), not on
+the weeks they are reported on.
 """
 
 from __future__ import annotations
@@ -48,8 +56,10 @@ MIN_SCALE = 0.01
 MIN_PAST = 30
 #: Half-life (days) of a past pair's weight in the shrinkage and the residual quantiles.
 HALF_LIFE_DAYS = 7.0
-#: Step γ of adaptive conformal inference, per day.
+#: Steps a day (each arrival: step / the day's pairs of that horizon) of adaptive conformal
+#: inference: γ on each band's miscoverage level, γ_w on the log of its width.
 ACI_STEP = 0.1
+WIDTH_STEP = 1.0
 FINITE_SAMPLE = True
 #: Nominal miscoverage of the two bands, by their (lower, upper) quantile columns.
 BANDS = {("p10", "p90"): 0.20, ("p2_5", "p97_5"): 0.05}
@@ -132,11 +142,85 @@ def corrected(
     return out[[*BAND_Q, "shrink_weight"]]
 
 
+def _band(z, wt, n_eff, alpha, c, s, mid=0.0, k=1.0):
+    """The band c + [q(1 − u), q(u)] · s, u = (1 − α/2)(1 + 1/n_eff) (finite-sample factor),
+    q the weighted quantiles of the past standardized residuals z; with ``k`` its distance
+    from ``mid`` (the median residual) times k."""
+    a = float(np.clip(alpha, 0.002, 0.998))
+    upper = min(1.0, (1 - a / 2) * (1 + 1 / n_eff)) if FINITE_SAMPLE else 1 - a / 2
+    q_lo, q_hi = weighted_quantiles(z, wt, np.array([1 - upper, upper]))
+    q_lo, q_hi = mid + k * (q_lo - mid), mid + k * (q_hi - mid)
+    return np.clip(c + q_lo * s, 0.0, 1.0), np.clip(c + q_hi * s, 0.0, 1.0)
+
+
+def _arrive(level: dict, scale: dict, bounds: dict, y: np.ndarray, idx, share: float) -> None:
+    """Each band's record as the actuals ``y[idx]`` arrive (each ``share`` of its day): its
+    miscoverage level moves by ACI_STEP · share · (nominal − miss) (adaptive conformal
+    inference) and the log of its width by WIDTH_STEP · share · (miss − nominal)."""
+    for i in idx:
+        for band, nominal in BANDS.items():
+            lo, hi = bounds[band][i]
+            miss = float(y[i] < lo or y[i] > hi)
+            level[band] += share * ACI_STEP * (nominal - miss)
+            scale[band] *= float(np.exp(share * WIDTH_STEP * (miss - nominal)))
+
+
+def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """:func:`online_corrections` for the pairs of one horizon (``test`` with ``origin`` and
+    ``target``): the point forecast once a day, the bands at each origin from the pairs whose
+    target is at or before it, each band's level and width moved as each actual arrives."""
+    names = [*BAND_Q, "shrink_weight"]
+    col = {name: k for k, name in enumerate(names)}
+    out = np.full((len(test), len(names)), np.nan)
+    level, scale = dict(BANDS), dict.fromkeys(BANDS, 1.0)
+    cols = ["day", "actual", "week_before", *BAND_Q]
+    for day, today in test.groupby("day", sort=True):
+        rows = test.index.get_indexer(today.index)
+        if len(past) < MIN_PAST:
+            out[rows, : len(BAND_Q)] = today[list(BAND_Q)].to_numpy(float)
+            out[rows, col["shrink_weight"]] = 1.0
+            past = pd.concat([past, today[cols]], ignore_index=True)
+            continue
+        fc = corrected(past, today, day)
+        out[rows, col["p50"]] = fc["p50"].to_numpy()
+        out[rows, col["shrink_weight"]] = fc["shrink_weight"].to_numpy()
+        w = float(fc["shrink_weight"].iloc[0])
+        z_past = (past["actual"].to_numpy(float) - _point(past, w)) / _scale(past)
+        wt_past = recency(past, day)
+        mid = weighted_quantiles(z_past, wt_past, np.array([0.5]))[0]
+        c_today, s_today = _point(today, w), _scale(today)
+        z_today = (today["actual"].to_numpy(float) - c_today) / s_today
+        target, origins = today["target"].to_numpy(), today["origin"].to_numpy()
+        y = today["actual"].to_numpy(float)
+        scored = np.zeros(len(today), bool)
+        bounds = {band: np.full((len(today), 2), np.nan) for band in BANDS}
+        share = 1.0 / len(today)  # a day moves a band's level and width by at most a step
+        for origin in np.unique(origins):
+            known = target <= origin  # issued at an earlier origin, target passed
+            _arrive(level, scale, bounds, y, np.flatnonzero(known & ~scored), share)
+            scored |= known
+            z = np.concatenate([z_past, z_today[known]])
+            wt = np.concatenate([wt_past, np.ones(known.sum())])
+            n_eff = wt.sum() ** 2 / np.sum(wt**2)
+            now = origins == origin
+            c, s = c_today[now], s_today[now]
+            for band in BANDS:
+                lo, hi = _band(z, wt, n_eff, level[band], c, s, mid, scale[band])
+                bounds[band][now] = np.column_stack([lo, hi])
+        _arrive(level, scale, bounds, y, np.flatnonzero(~scored), share)
+        for (lo, hi), band in bounds.items():
+            out[rows, col[lo]], out[rows, col[hi]] = band[:, 0], band[:, 1]
+        past = pd.concat([past, today[cols]], ignore_index=True)
+    return pd.DataFrame(out, index=test.index, columns=names)
+
+
 def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.DataFrame:
-    """Day by day over ``test`` (columns ``day``, ``horizon_h``, ``actual``, ``week_before``
-    and the twin's band quantiles), the :func:`corrected` forecasts from the errors of
-    ``history`` (the tuning origins) and of the test days before, each band's level adapted
-    to its record (adaptive conformal inference): same index as ``test``."""
+    """Over ``test`` (columns ``day``, ``origin``, ``target``, ``horizon_h``, ``actual``,
+    ``week_before`` and the twin's band quantiles), per horizon: the point forecast corrected
+    once a day (:func:`corrected`) from the errors of ``history`` (the tuning origins) and of
+    the test days before; the bands at each origin from those errors and the same day's pairs
+    whose target has passed, each band's level adapted as each actual arrives (adaptive
+    conformal inference: ACI_STEP, WIDTH_STEP). Same index as ``test``."""
     cols = ["day", "horizon_h", "actual", "week_before", *BAND_Q]
     seen = (
         history[cols].assign(day=pd.to_datetime(history["day"]))
@@ -145,20 +229,9 @@ def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.D
             {"day": "datetime64[ns]"}
         )
     )
-    alphas: dict[int, dict] = {}
+    test = test.assign(day=pd.to_datetime(test["day"]))
     parts = []
-    days = pd.to_datetime(test["day"])
-    for day in sorted(days.unique()):
-        today = test[(days == day).to_numpy()]
-        for h, now in today.groupby("horizon_h", sort=True):
-            past = seen[(seen["horizon_h"] == h).to_numpy()]
-            level = alphas.setdefault(int(h), dict(BANDS))
-            fc = corrected(past, now, day, level)
-            parts.append(fc)
-            if len(past) >= MIN_PAST:
-                y = now["actual"].to_numpy(float)
-                for lo, hi in level:
-                    outside = np.mean((y < fc[lo].to_numpy()) | (y > fc[hi].to_numpy()))
-                    level[(lo, hi)] += ACI_STEP * (BANDS[(lo, hi)] - float(outside))
-        seen = pd.concat([seen, today[cols]], ignore_index=True)
+    for h, pairs in test.groupby("horizon_h", sort=True):
+        past = seen[(seen["horizon_h"] == h).to_numpy()].drop(columns="horizon_h")
+        parts.append(_horizon_online(past.reset_index(drop=True), pairs))
     return pd.concat(parts).loc[test.index]
