@@ -87,11 +87,14 @@ _gc_saved: tuple[int, int, int] = (700, 10, 10)
 
 
 @contextmanager
-def few_collections(threshold: int = FOLD_GC_THRESHOLD) -> Iterator[None]:
-    """Raise the collector's young-generation threshold to ``threshold`` (never lower it)
-    while the block runs, then restore the caller's thresholds; nests and is thread-safe
-    (the first to enter saves, the last to leave restores)."""
+def few_collections(threshold: int | None = None) -> Iterator[None]:
+    """Raise the collector's young-generation threshold to ``threshold`` (default
+    ``FOLD_GC_THRESHOLD``; never lowered) while the block runs, then restore the caller's
+    thresholds; nests and is thread-safe (the first to enter saves, the last to leave
+    restores)."""
     global _gc_users, _gc_saved
+    if threshold is None:
+        threshold = FOLD_GC_THRESHOLD
     with _gc_lock:
         if _gc_users == 0:
             _gc_saved = gc.get_threshold()  # type: ignore[assignment]
