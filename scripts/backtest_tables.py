@@ -5,7 +5,9 @@ The tables are rendered by :mod:`twin.calibrate.backtest_tables` from
 
 * ``reports/backtest/birmingham.csv``: the run's ``backtest.csv``;
 * ``reports/backtest/birmingham_families.csv``: the chosen rows of its ``families.csv``;
-* ``reports/backtest/birmingham_unusable.csv``: its ``unusable.csv``,
+* ``reports/backtest/birmingham_unusable.csv``: its ``unusable.csv``;
+* ``reports/backtest/birmingham_early.csv``: the ``backtest.csv`` of the earlier cut
+  (``--train-until 2016-11-06 --test-days 14``) the settings were chosen on,
 
 and written between ``<!-- backtest-tables:NAME:start/end -->`` markers in docs/validation.md
 (and ``<!-- backtest-tables:headline --> … <!-- /backtest-tables -->`` in README.md).
@@ -14,9 +16,10 @@ Usage (from the repository root)::
 
     python scripts/backtest_tables.py --check                 # exit 1 naming every stale block
     python scripts/backtest_tables.py --update                # rewrite the docs' blocks
-    python scripts/backtest_tables.py --update --run out/backtest
-        # first copy a new run's tables (backtest.csv, families.csv, unusable.csv) into
-        # reports/backtest/ (families: the chosen rows only, to keep the commit small)
+    python scripts/backtest_tables.py --update --run out/backtest --early-run out/backtest-early
+        # first copy the new runs' tables (backtest.csv, families.csv, unusable.csv; the early
+        # run's backtest.csv) into reports/backtest/ (families: the chosen rows only, to keep
+        # the commit small)
 
 The prose around the tables (which car parks miss and why) is not generated: after a new run,
 read the "misses" block and update the sentences that discuss it.
@@ -45,8 +48,9 @@ REPORTS = ROOT / "reports" / "backtest"
 DOCS = ROOT / "docs" / "validation.md"
 README = ROOT / "README.md"
 FILES = {"backtest": "birmingham.csv", "families": "birmingham_families.csv",
-         "unusable": "birmingham_unusable.csv"}  # fmt: skip
-REQUIRED = {"backtest": TABLE_COLUMNS, "families": FAMILY_COLUMNS, "unusable": ("site", "why")}
+         "unusable": "birmingham_unusable.csv", "early": "birmingham_early.csv"}  # fmt: skip
+REQUIRED = {"backtest": TABLE_COLUMNS, "families": FAMILY_COLUMNS, "unusable": ("site", "why"),
+            "early": TABLE_COLUMNS}  # fmt: skip
 
 
 def _read(path: Path, name: str) -> pd.DataFrame:
@@ -69,22 +73,30 @@ def load(reports: Path = REPORTS) -> dict[str, pd.DataFrame]:
     return {name: _read(reports / file, name) for name, file in FILES.items()}
 
 
-def import_run(run: Path, reports: Path = REPORTS) -> None:
-    """Copy a backtest output folder's tables into ``reports`` (families: chosen rows only)."""
-    frames = {name: _read(run / f"{name}.csv", name) for name in FILES}
+def import_run(run: Path | None, early: Path | None, reports: Path = REPORTS) -> None:
+    """Copy a backtest output folder's tables into ``reports`` (families: chosen rows only),
+    and the earlier cut's backtest.csv."""
+    reports.mkdir(parents=True, exist_ok=True)
+    if early is not None:
+        write_frame(_read(early / "backtest.csv", "early"), reports / FILES["early"])
+    if run is None:
+        return
+    frames = {
+        name: _read(run / f"{name}.csv", name) for name in ("backtest", "families", "unusable")
+    }
     fam = frames["families"]
     if "chosen" not in fam.columns:
         raise TablesInputError(f"{run / 'families.csv'}: no column chosen")
     frames["families"] = fam[fam["chosen"].astype(str).str.lower() == "true"]
-    reports.mkdir(parents=True, exist_ok=True)
-    for name, file in FILES.items():
-        write_frame(frames[name], reports / file)
+    for name, frame in frames.items():
+        write_frame(frame, reports / FILES[name])
 
 
 def render(docs: str, readme: str, frames: dict[str, pd.DataFrame]) -> tuple[str, str, list]:
     """Both files with their blocks regenerated, and the names of the blocks that changed."""
     table = frames["backtest"]
-    new_docs, changed = replace_blocks(docs, blocks(table, frames["families"], frames["unusable"]))
+    generated = blocks(table, frames["families"], frames["unusable"], frames["early"])
+    new_docs, changed = replace_blocks(docs, generated)
     new_readme, changed_readme = replace_blocks(readme, {}, {"headline": headline(table)})
     return new_docs, new_readme, changed + [f"README {n}" for n in changed_readme]
 
@@ -95,15 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 if a block is stale")
     mode.add_argument("--update", action="store_true", help="rewrite the blocks")
     ap.add_argument("--run", type=Path, help="backtest output folder to copy in first (--update)")
+    ap.add_argument("--early-run", type=Path, help="the earlier cut's output folder (--update)")
     ap.add_argument("--reports", type=Path, default=REPORTS)
     ap.add_argument("--docs", type=Path, default=DOCS)
     ap.add_argument("--readme", type=Path, default=README)
     args = ap.parse_args(argv)
     try:
-        if args.run is not None:
+        if args.run is not None or args.early_run is not None:
             if not args.update:
-                raise TablesInputError("--run: only with --update")
-            import_run(args.run, args.reports)
+                raise TablesInputError("--run, --early-run: only with --update")
+            import_run(args.run, args.early_run, args.reports)
         frames = load(args.reports)
         docs = args.docs.read_text(encoding="utf-8")
         readme = args.readme.read_text(encoding="utf-8")

@@ -131,7 +131,7 @@ def test_replace_blocks_only_between_markers_and_needs_them():
 
 
 def _copy(tmp_path: Path) -> Path:
-    for name in ("birmingham.csv", "birmingham_families.csv", "birmingham_unusable.csv"):
+    for name in _script().FILES.values():
         shutil.copy(ROOT / "reports" / "backtest" / name, tmp_path / name)
     shutil.copy(ROOT / "docs" / "validation.md", tmp_path / "validation.md")
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")

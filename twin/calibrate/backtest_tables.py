@@ -250,14 +250,23 @@ def headline(table: pd.DataFrame) -> str:
     )
 
 
-def blocks(table: pd.DataFrame, families: pd.DataFrame, unusable: pd.DataFrame) -> dict[str, str]:
-    """Every generated block of docs/validation.md, by marker name."""
-    return {
+def blocks(
+    table: pd.DataFrame,
+    families: pd.DataFrame,
+    unusable: pd.DataFrame,
+    early: pd.DataFrame | None = None,
+) -> dict[str, str]:
+    """Every generated block of docs/validation.md, by marker name (``early``: the backtest
+    the settings were chosen on, its summary and where the twin is not below naive)."""
+    out = {
         "per-site": per_site_table(table, families),
         "unusable": unusable_line(unusable),
         "targets": targets_table(table),
         "misses": misses(table),
     }
+    if early is not None:
+        out["early"] = targets_table(early) + "\n" + misses(early).splitlines()[0] + "\n"
+    return out
 
 
 def _marker(name: str) -> re.Pattern[str]:
