@@ -151,6 +151,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="folder for the tables (CSV) and inputs")
     parser.add_argument(
+        "--run-queues",
+        choices=("shared", "per_core"),
+        default="shared",
+        help="the model's run queues (host.run_queues): one FIFO line for all cores, or one "
+        "per core as Linux keeps them (a burst woken with every core busy waits for its own)",
+    )
+    parser.add_argument(
         "--predict-only",
         type=Path,
         metavar="INPUTS_JSON",
@@ -196,7 +203,10 @@ def main() -> None:
 
     # -- predicted: the same sweep and bisections, simulated with the measured inputs ---------
     sims = {
-        name: predicted_spec(spec, inputs, name, args.clients, shared_host=True) for name in names
+        name: predicted_spec(
+            spec, inputs, name, args.clients, shared_host=True, run_queues=args.run_queues
+        )
+        for name in names
     }
     predicted_rows, refined_p = [], []
     for name in names:
@@ -222,7 +232,9 @@ def main() -> None:
     tight = {k: v for k, v in inputs.items() if not k.startswith("cycle_")}
     b2b = {}
     for name in names:
-        sim = predicted_spec(spec, tight, name, args.clients, shared_host=True)
+        sim = predicted_spec(
+            spec, tight, name, args.clients, shared_host=True, run_queues=args.run_queues
+        )
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(
             sim, coarse.table, _simulate, repeats=args.repeats, rel_tol=args.rel_tol
@@ -455,7 +467,9 @@ def _predict_only(args) -> None:
     print(f"predicted from {args.predict_only} ({clients} clients, {repeats} repeats); {_uptime()}")
     cpu0 = time.process_time()
     for name in names:
-        sim = predicted_spec(spec, inputs, name, clients, shared_host=True)
+        sim = predicted_spec(
+            spec, inputs, name, clients, shared_host=True, run_queues=args.run_queues
+        )
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(sim, coarse.table, _simulate, repeats=repeats, rel_tol=rel_tol)
         each = refined.repeats["ceiling_tps"]

@@ -150,6 +150,12 @@ class _Point(ClaimTransactions):
         c = spec.client
         # one machine for clients and servers: every CPU term queues for the same cores
         self.host_cpu = simpy.Resource(env, spec.host.cores) if spec.host.cores else None
+        # Linux's run queues are per core: a burst woken when every core is busy waits on one
+        self.run_queues: list[simpy.Resource] = []
+        if spec.host.cores and spec.host.run_queues == "per_core":
+            self.run_queues = [simpy.Resource(env, 1) for _ in range(spec.host.cores)]
+            placed = _generator(spec.seed, offered, "run_queue")  # its own stream
+            self.place = BlockDraws(lambda n: placed.random(n))
         if self.host_cpu is not None:
             self.client_cpu: simpy.Resource | None = self.host_cpu
         else:
@@ -250,9 +256,23 @@ class _Point(ClaimTransactions):
             yield from self._statement()
         elif self.woke and self.host_cpu is not None:
             yield from self._wake()
-            with self.host_cpu.request() as req:
+            with self._core(self.host_cpu).request() as req:
                 yield req
         return step
+
+    def _core(self, resource: simpy.Resource) -> simpy.Resource:
+        """Where a burst on ``resource`` runs: with per-core run queues, a core of the host's
+        (an idle one if any, else one at random, kept until it runs: no migration)."""
+        if resource is not self.host_cpu or not self.run_queues:
+            return resource
+        for core in self.run_queues:
+            if core.count == 0 and not core.queue:
+                return core
+        n = len(self.run_queues)
+        return self.run_queues[min(int(self.place() * n), n - 1)]
+
+    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        yield from super()._service(self._core(resource), mean_s)
 
     def _wake(self) -> Generator:
         """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
