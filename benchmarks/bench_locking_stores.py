@@ -158,6 +158,12 @@ def main() -> None:
         "per core as Linux keeps them (a burst woken with every core busy waits for its own)",
     )
     parser.add_argument(
+        "--autogroup",
+        action="store_true",
+        help="the model's host.autogroup: a server's waiting burst runs before the clients' "
+        "(Linux shares the CPU between sessions; the clients are one, each backend its own)",
+    )
+    parser.add_argument(
         "--predict-only",
         type=Path,
         metavar="INPUTS_JSON",
@@ -204,7 +210,13 @@ def main() -> None:
     # -- predicted: the same sweep and bisections, simulated with the measured inputs ---------
     sims = {
         name: predicted_spec(
-            spec, inputs, name, args.clients, shared_host=True, run_queues=args.run_queues
+            spec,
+            inputs,
+            name,
+            args.clients,
+            shared_host=True,
+            run_queues=args.run_queues,
+            autogroup=args.autogroup,
         )
         for name in names
     }
@@ -233,7 +245,13 @@ def main() -> None:
     b2b = {}
     for name in names:
         sim = predicted_spec(
-            spec, tight, name, args.clients, shared_host=True, run_queues=args.run_queues
+            spec,
+            tight,
+            name,
+            args.clients,
+            shared_host=True,
+            run_queues=args.run_queues,
+            autogroup=args.autogroup,
         )
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(
@@ -468,7 +486,13 @@ def _predict_only(args) -> None:
     cpu0 = time.process_time()
     for name in names:
         sim = predicted_spec(
-            spec, inputs, name, clients, shared_host=True, run_queues=args.run_queues
+            spec,
+            inputs,
+            name,
+            clients,
+            shared_host=True,
+            run_queues=args.run_queues,
+            autogroup=args.autogroup,
         )
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(sim, coarse.table, _simulate, repeats=repeats, rel_tol=rel_tol)

@@ -132,6 +132,13 @@ class HostSpec(Spec):
         "queue (at random) and waits for that core, even if another frees first",
     )
 
+    autogroup: bool = Field(
+        default=False,
+        description="Linux's autogroup: the CPU is shared between sessions, the clients (and "
+        "the queue's consumer) one group, each server process (PostgreSQL backend, Redis) its "
+        "own; a server's burst waiting for a core runs before the clients' waiting bursts",
+    )
+
     @model_validator(mode="after")
     def _wakeup_needs_cores(self) -> HostSpec:
         if self.wakeup_ms > 0 and self.cores is None:

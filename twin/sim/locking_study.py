@@ -149,11 +149,13 @@ class _Point(ClaimTransactions):
         )
         c = spec.client
         # one machine for clients and servers: every CPU term queues for the same cores
-        self.host_cpu = simpy.Resource(env, spec.host.cores) if spec.host.cores else None
+        # with autogroup, the servers' bursts go before the clients' (see _service)
+        core_kind = simpy.PriorityResource if spec.host.autogroup else simpy.Resource
+        self.host_cpu = core_kind(env, spec.host.cores) if spec.host.cores else None
         # Linux's run queues are per core: a burst woken when every core is busy waits on one
         self.run_queues: list[simpy.Resource] = []
         if spec.host.cores and spec.host.run_queues == "per_core":
-            self.run_queues = [simpy.Resource(env, 1) for _ in range(spec.host.cores)]
+            self.run_queues = [core_kind(env, 1) for _ in range(spec.host.cores)]
             placed = _generator(spec.seed, offered, "run_queue")  # its own stream
             self.place = BlockDraws(lambda n: placed.random(n))
         if self.host_cpu is not None:
@@ -271,8 +273,20 @@ class _Point(ClaimTransactions):
         n = len(self.run_queues)
         return self.run_queues[min(int(self.place() * n), n - 1)]
 
-    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
-        yield from super()._service(self._core(resource), mean_s)
+    def _service(self, resource: simpy.Resource, mean_s: float, client: bool = False) -> Generator:
+        """``mean_s`` of work on ``resource``; on the host's cores with ``host.autogroup``, a
+        client's burst (``client``) waits while a server's burst is waiting: Linux shares the
+        CPU between autogroups (one per session), and the clients are one group together (as
+        the queue's consumer, their child) while each PostgreSQL backend is a group of its own
+        (postmaster children call setsid) and Redis another. The clients' group does most of
+        the work, so under contention it is past its fair share and the servers run first."""
+        resource = self._core(resource)
+        if not isinstance(resource, simpy.PriorityResource):
+            yield from super()._service(resource, mean_s)
+            return
+        with resource.request(priority=int(client)) as req:
+            yield req
+            yield self.env.timeout(mean_s * self.svc())
 
     def _wake(self) -> Generator:
         """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
@@ -310,7 +324,7 @@ class _Point(ClaimTransactions):
             else:
                 if self.host_cpu is not None:
                     yield from self._wake()
-                yield from self._service(self.client_cpu, self.send_cpu)
+                yield from self._service(self.client_cpu, self.send_cpu, client=True)
         yield self.env.timeout(self.half)
 
     def _reply_then_send(self) -> Generator:
@@ -324,7 +338,7 @@ class _Point(ClaimTransactions):
         else:  # the consumer is a process on the shared host: it needs a core to serve
             if not self.woke:  # served at once: the consumer was idle, asleep on the list
                 yield from self._wake()
-            yield from self._service(self.host_cpu, consumer_s)
+            yield from self._service(self.host_cpu, consumer_s, client=True)
 
     def _over_capacity(self, cid: int, row: int) -> None:
         # refused, and spuriously so if the surplus is others' in-flight INCRs
