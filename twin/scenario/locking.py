@@ -136,7 +136,7 @@ class HostSpec(Spec):
         default=False,
         description="Linux's autogroup: the CPU is shared between sessions, the clients (and "
         "the queue's consumer) one group, each server process (PostgreSQL backend, Redis) its "
-        "own; a server's burst waiting for a core runs before the clients' waiting bursts",
+        "own; a server's burst runs before the clients' waiting bursts and preempts a running one",
     )
 
     @model_validator(mode="after")

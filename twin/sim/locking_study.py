@@ -150,7 +150,7 @@ class _Point(ClaimTransactions):
         c = spec.client
         # one machine for clients and servers: every CPU term queues for the same cores
         # with autogroup, the servers' bursts go before the clients' (see _service)
-        core_kind = simpy.PriorityResource if spec.host.autogroup else simpy.Resource
+        core_kind = simpy.PreemptiveResource if spec.host.autogroup else simpy.Resource
         self.host_cpu = core_kind(env, spec.host.cores) if spec.host.cores else None
         # Linux's run queues are per core: a burst woken when every core is busy waits on one
         self.run_queues: list[simpy.Resource] = []
@@ -275,18 +275,32 @@ class _Point(ClaimTransactions):
 
     def _service(self, resource: simpy.Resource, mean_s: float, client: bool = False) -> Generator:
         """``mean_s`` of work on ``resource``; on the host's cores with ``host.autogroup``, a
-        client's burst (``client``) waits while a server's burst is waiting: Linux shares the
-        CPU between autogroups (one per session), and the clients are one group together (as
-        the queue's consumer, their child) while each PostgreSQL backend is a group of its own
+        client's burst (``client``) waits while a server's burst is waiting, and a woken server
+        preempts a running client (which finishes its burst later): Linux shares the CPU
+        between autogroups (one per session), and the clients are one group together (as the
+        queue's consumer, their child) while each PostgreSQL backend is a group of its own
         (postmaster children call setsid) and Redis another. The clients' group does most of
-        the work, so under contention it is past its fair share and the servers run first."""
+        the work, so under contention it is past its fair share and the servers run first
+        (live, 57% of the clients' context switches are involuntary, 9% of the backends')."""
         resource = self._core(resource)
-        if not isinstance(resource, simpy.PriorityResource):
+        if not isinstance(resource, simpy.PreemptiveResource):
             yield from super()._service(resource, mean_s)
             return
-        with resource.request(priority=int(client)) as req:
-            yield req
-            yield self.env.timeout(mean_s * self.svc())
+        left = mean_s * self.svc()
+        if not client:  # a woken server preempts a client's burst (EEVDF wake-up preemption)
+            with resource.request(priority=0, preempt=True) as req:
+                yield req
+                yield self.env.timeout(left)
+            return
+        while left > 0:  # a client's burst, preempted, waits for a core again for the rest
+            with resource.request(priority=1, preempt=False) as req:
+                yield req
+                began = self.env.now
+                try:
+                    yield self.env.timeout(left)
+                    left = 0.0
+                except simpy.Interrupt:
+                    left -= self.env.now - began
 
     def _wake(self) -> Generator:
         """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
