@@ -208,18 +208,7 @@ def main() -> None:
     after_live = _uptime()
 
     # -- predicted: the same sweep and bisections, simulated with the measured inputs ---------
-    sims = {
-        name: predicted_spec(
-            spec,
-            inputs,
-            name,
-            args.clients,
-            shared_host=True,
-            run_queues=args.run_queues,
-            autogroup=args.autogroup,
-        )
-        for name in names
-    }
+    sims = {name: _predicted(spec, inputs, name, args.clients, args) for name in names}
     predicted_rows, refined_p = [], []
     for name in names:
         result = run_locking_study(sims[name], strategies=[name])
@@ -244,15 +233,7 @@ def main() -> None:
     tight = {k: v for k, v in inputs.items() if not k.startswith("cycle_")}
     b2b = {}
     for name in names:
-        sim = predicted_spec(
-            spec,
-            tight,
-            name,
-            args.clients,
-            shared_host=True,
-            run_queues=args.run_queues,
-            autogroup=args.autogroup,
-        )
+        sim = _predicted(spec, tight, name, args.clients, args)
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(
             sim, coarse.table, _simulate, repeats=args.repeats, rel_tol=args.rel_tol
@@ -467,7 +448,6 @@ def _predict_only(args) -> None:
     ceilings saved beside it (``measured_refined.csv``, median of its repeats) if present."""
     import pandas as pd
 
-    from twin.locking_live import predicted_spec
     from twin.scenario.locking import load_locking_study
     from twin.sim.locking_refine import refine_ceilings
     from twin.sim.locking_study import run_locking_study
@@ -485,15 +465,7 @@ def _predict_only(args) -> None:
     print(f"predicted from {args.predict_only} ({clients} clients, {repeats} repeats); {_uptime()}")
     cpu0 = time.process_time()
     for name in names:
-        sim = predicted_spec(
-            spec,
-            inputs,
-            name,
-            clients,
-            shared_host=True,
-            run_queues=args.run_queues,
-            autogroup=args.autogroup,
-        )
+        sim = _predicted(spec, inputs, name, clients, args)
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(sim, coarse.table, _simulate, repeats=repeats, rel_tol=rel_tol)
         each = refined.repeats["ceiling_tps"]
@@ -504,6 +476,21 @@ def _predict_only(args) -> None:
                 line += f"  measured {m.median():7,.0f}  ratio {each.median() / m.median():.2f}"
         print(line, flush=True)
     print(f"this process's CPU {time.process_time() - cpu0:.0f} s; {_uptime()}")
+
+
+def _predicted(spec, inputs: dict, name: str, clients: int, args):
+    """The prediction's spec on the shared host, with the scheduler options asked for."""
+    from twin.locking_live import predicted_spec
+
+    return predicted_spec(
+        spec,
+        inputs,
+        name,
+        clients,
+        shared_host=True,
+        run_queues=args.run_queues,
+        autogroup=args.autogroup,
+    )
 
 
 def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
