@@ -151,6 +151,19 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="folder for the tables (CSV) and inputs")
     parser.add_argument(
+        "--run-queues",
+        choices=("shared", "per_core"),
+        default="shared",
+        help="the model's run queues (host.run_queues): one FIFO line for all cores, or one "
+        "per core as Linux keeps them (a burst woken with every core busy waits for its own)",
+    )
+    parser.add_argument(
+        "--autogroup",
+        action="store_true",
+        help="the model's host.autogroup: a server's waiting burst runs before the clients' "
+        "(Linux shares the CPU between sessions; the clients are one, each backend its own)",
+    )
+    parser.add_argument(
         "--predict-only",
         type=Path,
         metavar="INPUTS_JSON",
@@ -195,9 +208,7 @@ def main() -> None:
     after_live = _uptime()
 
     # -- predicted: the same sweep and bisections, simulated with the measured inputs ---------
-    sims = {
-        name: predicted_spec(spec, inputs, name, args.clients, shared_host=True) for name in names
-    }
+    sims = {name: _predicted(spec, inputs, name, args.clients, args) for name in names}
     predicted_rows, refined_p = [], []
     for name in names:
         result = run_locking_study(sims[name], strategies=[name])
@@ -222,7 +233,7 @@ def main() -> None:
     tight = {k: v for k, v in inputs.items() if not k.startswith("cycle_")}
     b2b = {}
     for name in names:
-        sim = predicted_spec(spec, tight, name, args.clients, shared_host=True)
+        sim = _predicted(spec, tight, name, args.clients, args)
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(
             sim, coarse.table, _simulate, repeats=args.repeats, rel_tol=args.rel_tol
@@ -437,7 +448,6 @@ def _predict_only(args) -> None:
     ceilings saved beside it (``measured_refined.csv``, median of its repeats) if present."""
     import pandas as pd
 
-    from twin.locking_live import predicted_spec
     from twin.scenario.locking import load_locking_study
     from twin.sim.locking_refine import refine_ceilings
     from twin.sim.locking_study import run_locking_study
@@ -455,7 +465,7 @@ def _predict_only(args) -> None:
     print(f"predicted from {args.predict_only} ({clients} clients, {repeats} repeats); {_uptime()}")
     cpu0 = time.process_time()
     for name in names:
-        sim = predicted_spec(spec, inputs, name, clients, shared_host=True)
+        sim = _predicted(spec, inputs, name, clients, args)
         coarse = run_locking_study(sim, strategies=[name])
         refined = refine_ceilings(sim, coarse.table, _simulate, repeats=repeats, rel_tol=rel_tol)
         each = refined.repeats["ceiling_tps"]
@@ -466,6 +476,21 @@ def _predict_only(args) -> None:
                 line += f"  measured {m.median():7,.0f}  ratio {each.median() / m.median():.2f}"
         print(line, flush=True)
     print(f"this process's CPU {time.process_time() - cpu0:.0f} s; {_uptime()}")
+
+
+def _predicted(spec, inputs: dict, name: str, clients: int, args):
+    """The prediction's spec on the shared host, with the scheduler options asked for."""
+    from twin.locking_live import predicted_spec
+
+    return predicted_spec(
+        spec,
+        inputs,
+        name,
+        clients,
+        shared_host=True,
+        run_queues=args.run_queues,
+        autogroup=args.autogroup,
+    )
 
 
 def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
