@@ -28,10 +28,6 @@ FULL_SHARE = 0.98
 #: Levels implied by the same weekday's counts over the forecast's window of hours, this many
 #: weeks before (see implied_level).
 WINDOW_LEVELS = {"flow": 1, "flow2": 2}
-#: Levels read from the pair's own day up to (not including) the origin: "today" the newcomer
-#: factor of the morning's inflow, "flow_today" the one-week flow level scaled by how much
-#: busier that inflow is than the same weekday's a week before (see today_level).
-TODAY_LEVELS = {"today": 0, "flow_today": 1}
 #: The implied newcomer factor is kept within [MIN_LEVEL, MAX_LEVEL] (a window with few
 #: expected newcomers gives a noisy ratio; a prior mean of 0 would rule newcomers out).
 MIN_LEVEL, MAX_LEVEL = 0.05, 3.0
@@ -176,9 +172,7 @@ def with_recent_level(
     """``pairs`` with ``recent_level``: Σ observed ÷ Σ fitted counts over the site's readings
     of the 7 days before each pair's day (``mode`` "week") or of the same weekday a week
     before ("weekday"); 1 when there are none. Only the past is used. ``mode`` "flow" /
-    "flow2": :func:`implied_level`; "today" / "flow_today": :func:`today_level` (readings of
-    the pair's own day before its origin; not among the tuning's candidates, see
-    docs/validation.md)."""
+    "flow2": :func:`implied_level`."""
     pred = fit.predict(series["t_h"].to_numpy(), day_kind(series["time"]))
     daily = (
         pd.DataFrame({"day": series["day"], "obs": series["occupied"], "pred": pred})
@@ -187,9 +181,6 @@ def with_recent_level(
         .reindex(pd.date_range(series["day"].min(), series["day"].max(), freq="D"), fill_value=0)
     )
     out = pairs.copy()
-    if mode in TODAY_LEVELS:
-        out["recent_level"] = today_level(fit, series, pairs, TODAY_LEVELS[mode])
-        return out
     if mode in WINDOW_LEVELS:
         out["recent_level"] = implied_level(fit, series, pairs, WINDOW_LEVELS[mode])
         return out
@@ -237,67 +228,3 @@ def implied_level(fit: SiteFit, series: pd.DataFrame, pairs: pd.DataFrame, weeks
         num[ok] += np.maximum(n1[ok] - n0[ok] * p_stay[ok], 0.0)
         den[ok] += m_new[ok]
     return np.where(den > 0, np.clip(num / np.maximum(den, 1e-9), MIN_LEVEL, MAX_LEVEL), 1.0)
-
-
-def _morning(series: pd.DataFrame, pairs: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
-    """Per pair, on ``days`` (the pair's own day, or the same weekday before): the day's first
-    reading and its last reading before the origin's slot (slots, hours of day, counts; NaN
-    where the day has no two such readings)."""
-    s = series.drop_duplicates(["day", "slot"])
-    o = pd.DataFrame({"day": days, "origin_slot": pairs["origin_slot"].to_numpy()})
-    merged = o.reset_index().merge(s[["day", "slot", "t_h", "occupied"]], on="day", how="left")
-    merged = merged[merged["slot"] < merged["origin_slot"]].sort_values(["index", "slot"])
-    g = merged.groupby("index")
-    first, last = g.first(), g.last()
-    out = pd.DataFrame(index=o.index)
-    out["slot_a"], out["t_a"], out["n_a"] = first["slot"], first["t_h"], first["occupied"]
-    out["slot_b"], out["t_b"], out["n_b"] = last["slot"], last["t_h"], last["occupied"]
-    return out.where(out["slot_b"] > out["slot_a"])
-
-
-def _window_flow(fit: SiteFit, day, t_a, t_b, n_a, n_b) -> np.ndarray:
-    """The newcomer factor that makes the twin's mean exact from (t_a, n_a) to (t_b, n_b):
-    max(n_b − n_a·p_stay, 0) ÷ m_new; NaN where the window is empty or undefined."""
-    ok = np.isfinite(t_a) & np.isfinite(t_b)
-    out = np.full(len(t_a), np.nan)
-    if not ok.any():
-        return out
-    shadow = pd.DataFrame({"day": np.asarray(day)[ok], "t0_h": t_a[ok], "t1_h": t_b[ok]})
-    p_stay, m_new = flow_pieces(fit, shadow)
-    flow = np.maximum(n_b[ok] - n_a[ok] * p_stay, 0.0) / np.maximum(m_new, 1e-9)
-    out[ok] = np.where(m_new > 1e-9, flow, np.nan)
-    return out
-
-
-def today_level(fit: SiteFit, series: pd.DataFrame, pairs: pd.DataFrame, scaled: int = 0):
-    """Per pair: today's demand level from the pair's own day's readings *before* the origin
-    (never the origin's reading nor any later one): the newcomer factor that would have made
-    the twin's mean exact from the day's first reading to its last one before the origin (the
-    morning's inflow against the fitted profile, the cars parked overnight taken out through
-    p_stay). ``scaled`` 1: instead the one-week flow level (:func:`implied_level`) times how
-    much that morning inflow exceeds the same weekday's a week before over the same slots,
-    which keeps the weekday's afternoon shape and carries today's busyness. Where the day
-    has no such morning (an origin at its first two readings): the level without today's
-    part (1, or the one-week flow level). Kept within [MIN_LEVEL, MAX_LEVEL]."""
-    days = pd.DatetimeIndex(pd.to_datetime(pairs["day"].to_numpy()))
-    m = _morning(series, pairs, days)
-    now = _window_flow(fit, days, *(m[c].to_numpy(float) for c in ("t_a", "t_b", "n_a", "n_b")))
-    if not scaled:
-        return np.clip(np.where(np.isfinite(now), now, 1.0), MIN_LEVEL, MAX_LEVEL)
-    base = implied_level(fit, series, pairs, 1)
-    week = days - pd.Timedelta(days=7)
-    by_key = series.drop_duplicates(["day", "slot"]).set_index(["day", "slot"])["occupied"]
-    n_a = by_key.reindex(pd.MultiIndex.from_arrays([week, m["slot_a"].fillna(-1).astype(int)]))
-    n_b = by_key.reindex(pd.MultiIndex.from_arrays([week, m["slot_b"].fillna(-1).astype(int)]))
-    then = _window_flow(
-        fit,
-        week,
-        m["t_a"].to_numpy(float),
-        m["t_b"].to_numpy(float),
-        n_a.to_numpy(float),
-        n_b.to_numpy(float),
-    )
-    ratio = np.where(
-        np.isfinite(now) & np.isfinite(then) & (then > MIN_LEVEL), now / np.maximum(then, 1e-9), 1.0
-    )
-    return np.clip(base * ratio, MIN_LEVEL, MAX_LEVEL)
