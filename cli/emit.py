@@ -36,7 +36,14 @@ def emit(
             show_default=False,
         ),
     ] = None,
-    days: Annotated[float | None, typer.Option(help="Simulated days.", show_default=False)] = None,
+    days: Annotated[
+        float | None,
+        typer.Option(
+            help="Simulated days (default: the scenario's horizon); any length, the warm-up "
+            "too is sent.",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed; default: the scenario's.", show_default=False, min=0)
     ] = None,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import app, console, fail, hold_out, load_or_exit
+from .common import app, console, err_console, fail, hold_out, load_or_exit
 
 
 @app.command()
@@ -87,7 +87,11 @@ def live(
 ) -> None:
     """Mirror a running lot from its feed: levels like the lot's display boards, the forecast
     with its band and fill time, alerts where reality leaves the model, and the feed's applied
-    and dead-lettered counts. `--report DIR` writes the comparison for a duty manager."""
+    and dead-lettered counts. `--report DIR` writes the comparison for a duty manager.
+
+    Exit codes: 0 the feed was mirrored; 1 there was nothing to mirror (an empty feed, an MQTT
+    topic silent for `--idle` seconds, or every event set aside: one line says how many were
+    read and why they were set aside; no board, forecast or report); 2 bad input (one line)."""
     if (source is None) == (replay is None):
         fail(["give one of --source mqtt://HOST:PORT/TOPIC or --replay FILE"])
     if source is not None and not source.startswith("mqtt://"):
@@ -166,6 +170,18 @@ def live(
                 f"within --idle {idle:g} s (is it running, on that port?)"
             ]
         )
+    nothing = session.nothing_mirrored()
+    if nothing is not None:  # an empty lot at the scenario's start would look like a quiet lot
+        if source is not None and not session.feed()["received"]:
+            nothing = f"no event arrived within --idle {idle:g} s"
+        elif dead_letter is not None and session.feed()["dead_lettered"]:
+            nothing += f"; each with its reason in {dead_letter}"
+        err_console.print(
+            f"[bold yellow]warning[/]: {escape(str(source or replay))}: {escape(nothing)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
     forecast = None
     if hours > 0 and session.mirror.fold.kinds:
         try:

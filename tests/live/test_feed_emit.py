@@ -239,3 +239,26 @@ def test_emit_refuses_a_period_under_a_minute(lot) -> None:
         emit(lot, days=1, heartbeat_min=0.5)
     with pytest.raises(ValueError, match="counter_min must be at least 1 minute, got nan"):
         emit(lot, days=1, counter_min=float("nan"))
+
+
+def test_emit_shorter_than_the_warm_up_sends_the_run_from_its_start(lot, tmp_path: Path) -> None:
+    """The warm-up only keeps time out of a run's figures: a feed is the same with or without
+    it, so `emit --days` shorter than the warm-up (6 h here) is a feed of that many days, not
+    an error (it used to be 'not longer than the warm-up')."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    no_warm_up = lot.model_copy(update={"warmup_hours": 0.0})
+    assert lot.warmup_hours == 6
+    assert emit(lot, days=0.5).lines == emit(no_warm_up, days=0.5).lines  # 12 h > warm-up
+    short = emit(lot, days=0.2)  # 4.8 h < warm-up
+    assert short.lines == emit(no_warm_up, days=0.2).lines
+    times = [json.loads(x)["dateObserved"] for x in short.lines]
+    assert times[0].startswith("2026-") and len(short.lines) > 100
+    first, last = (datetime.fromisoformat(t) for t in (min(times), max(times)))
+    assert 4 <= (last - first).total_seconds() / 3600 <= 4.8
+    out = tmp_path / "feed.jsonl"
+    result = CliRunner().invoke(app, ["emit", str(SURFACE), "--out", str(out), "--days", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines() == short.lines

@@ -121,6 +121,64 @@ def test_gate_offline_for_an_hour_then_a_burst_ends_in_the_live_state(scenario, 
     assert mirror.fingerprint() == live.fingerprint()
 
 
+def shifted(events, by: timedelta):
+    """The same events observed ``by`` later (every date-time field moved)."""
+    from datetime import datetime
+
+    return [
+        e.model_copy(update={k: v + by for k, v in e.__dict__.items() if isinstance(v, datetime)})
+        for e in events
+    ]
+
+
+def test_a_feed_starting_weeks_after_the_scenario_is_mirrored_from_its_first_event(scenario, feed):
+    """The mirror's clock starts at the feed's first event: a feed nine weeks after the
+    scenario's start (the same time of week) folds exactly as the same feed at the start, with
+    the same alerts nine weeks on. Before, the fold ticked through the 63 empty days first:
+    slow, and the detectors judged an empty lot against the model (alerts, samples of
+    zeros) and counted the warm-up's settling from the scenario's start, not the feed's."""
+    from twin.live.divergence import Divergence, DivergenceConfig, Prediction
+
+    prediction = Prediction.from_scenario(scenario, 2, seed=910_000)
+    # thresholds low enough that a fault-free day raises alerts to compare
+    config = DivergenceConfig(settle_s=12 * HOUR, cusum_h=1.0, cusum_drop_h=1.0, band_z=1.0)
+    by = timedelta(days=63)
+    events = events_of(feed.lines)
+    runs = []
+    for evs in (events, shifted(events, by)):
+        div = Divergence(prediction, config)
+        runs.append(Mirror(scenario, divergence=div).consume(evs))
+    at_start, late = runs
+    s = by.total_seconds()
+    first = late.seconds(min(e.dateObserved for e in events) + by)
+    assert late.fold.start_t == math.floor(first / 60) * 60 > 0
+    # ticks from the first event's minute on only: as many as the feed at the start ran
+    assert late.fold.next_tick - late.fold.start_t == at_start.fold.next_tick - 0.0
+    samples = late.fold.divergence.samples
+    assert samples and samples[0][0] >= first
+    assert [(t - s, *rest) for t, *rest in samples] == [
+        tuple(x) for x in at_start.fold.divergence.samples
+    ]
+    assert at_start.alerts(), "a day of the garage raises some alert to compare"
+    assert [
+        (a.kind, a.subject, a.since_t - s, a.raised_t - s, a.message) for a in late.alerts()
+    ] == [(a.kind, a.subject, a.since_t, a.raised_t, a.message) for a in at_start.alerts()]
+    assert late.levels() == at_start.levels()
+    drop = ("time",)
+    assert {k: v for k, v in late.summary().items() if k not in drop} == {
+        k: v for k, v in at_start.summary().items() if k not in drop
+    }
+    # deterministic whatever the arrival order: the first hour's gate events held back and
+    # uploaded in one burst replay from before the first event, to the same state
+    held = [e for e in shifted(events, by) if e.refDevice == "gate-in"][:40]
+    ids = {e.id for e in held}
+    rest = [e for e in shifted(events, by) if e.id not in ids]
+    div = Divergence(prediction, config)
+    burst = Mirror(scenario, divergence=div).consume(rest[:5000] + held + rest[5000:])
+    assert burst.replays >= 1
+    assert burst.fingerprint() == late.fingerprint()
+
+
 def test_jittered_arrival_order_gives_the_same_state(scenario, feed):
     """Events of different devices a few seconds out of order: the fold does not care."""
     events = events_of(feed.lines[:20000])
@@ -347,6 +405,50 @@ def test_live_command_refuses_a_feed_dated_years_away_in_one_line(tmp_path):
     assert "century.jsonl" in lines[0] and "36,524 days after" in lines[0]
 
 
+@pytest.mark.parametrize("kind", ["empty", "all set aside"])
+def test_live_command_with_nothing_to_mirror_says_so_and_exits_1(short_feed, tmp_path, kind):
+    """An empty feed, or one whose every event is set aside, used to print the board of an
+    empty lot at the scenario's start and exit 0: a quiet lot, to a duty manager's script."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _, lines = short_feed
+    path = tmp_path / "feed.jsonl"
+    dead = tmp_path / "dead.jsonl"
+    if kind == "empty":
+        path.write_text("")
+    else:  # a wrong schema version and a broken line: both refused
+        path.write_text(lines[0].replace("{", '{"v":9,', 1) + "\n{not json\n")
+    args = [
+        "live",
+        "scenarios/downtown_garage.yaml",
+        "--replay",
+        str(path),
+        "--replications",
+        "0",
+        "--dead-letter",
+        dead,
+    ]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 1, result.output
+    lines_out = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines_out) == 1 and "Traceback" not in result.output, result.output
+    (line,) = lines_out
+    assert line.startswith(f"warning: {path}: no event applied:")
+    if kind == "empty":
+        assert "the feed is empty (0 events read)" in line
+    else:
+        assert "all 2 read set aside (malformed_json 1, unsupported_version 1)" in line, line
+        assert f"each with its reason in {dead}" in line
+        assert len(dead.read_text().splitlines()) == 2
+    # a feed with one good event among the bad is mirrored as before (exit 0)
+    path.write_text(lines[0] + "\n{not json\n")
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "received 2  applied 1  dead-lettered 1" in result.output
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -398,6 +500,21 @@ def test_mirror_from_a_real_mosquitto_equals_the_file_replay(scenario, short_fee
         broker.stop()
     assert live.feed()["applied"] == len(lines), live.feed()
     assert live.mirror.fingerprint() == Mirror(scenario).consume(events_of(lines)).fingerprint()
+
+
+def test_live_command_on_a_silent_topic_says_nothing_arrived_and_exits_1(broker):
+    """A broker that answers but a topic with no event for --idle seconds: exit 1, one line."""
+    pytest.importorskip("paho.mqtt")
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    url = f"mqtt://127.0.0.1:{broker.port}/lot/quiet"
+    args = ["live", "scenarios/downtown_garage.yaml", "--source", url, "--idle", "1"]
+    result = CliRunner().invoke(app, [*args, "--replications", "0"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"warning: {url}: no event arrived within --idle 1 s"], result.output
 
 
 def test_closed_and_unknown_readings_take_a_bay_out_until_it_reads_again(scenario):

@@ -413,8 +413,10 @@ class DivergenceConfig:
     disagree_spots: int = 8
     disagree_share: float = 0.02
     counter_sustain_s: float = 600.0
-    #: Feed time before occupancy and revenue are judged: a feed that starts with an empty
-    #: lot (a simulated one, or a lot opening) is not in the model's typical state at first.
+    #: Feed time before occupancy and revenue are judged, from the fold's start (the minute
+    #: of the feed's first event): a feed that starts with an empty lot (a simulated one, or
+    #: a lot opening), or one that joins a running lot and sees its cars only as they come
+    #: and go, is not in the model's typical state at first.
     settle_s: float = 0.0
 
 
@@ -482,7 +484,7 @@ class Divergence:
         if now % self.sample_every_s == 0 or (now % 300 == 0):
             levels = fold.levels(now)
             occ = tuple(lv["occupied"] for lv in levels)
-            if now >= self.config.settle_s:
+            if now - fold.start_t >= self.config.settle_s:
                 self._occupancy(fold, now, levels, pred)
             self._counters(fold, now, levels)
         if now % self.sample_every_s == 0:
@@ -542,7 +544,7 @@ class Divergence:
         window.append((float(paid), float(mean), float(var)))
         while len(window) > max(1, round(cfg.revenue_window_s / fold.config.tick_s)):
             window.popleft()
-        if now < cfg.settle_s or not fold.payments:
+        if now - fold.start_t < cfg.settle_s or not fold.payments:
             return
         band, _ = pred.revenue_band(cfg, fold.config.tick_s)
         actual = sum(x[0] for x in window)

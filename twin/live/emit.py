@@ -328,6 +328,12 @@ def emit(
     if start_state is not None:
         scenario = api.start_from(scenario, start_state, warmup_hours=scenario.warmup_hours)
     if days is not None:
+        # The warm-up keeps time out of a run's figures and changes nothing in the run; emit
+        # reports no figures and sends the whole run from its first instant, so a feed
+        # shorter than the warm-up is a feed like any (tests/live/test_feed_emit.py)
+        warm = scenario.warmup_hours
+        if warm != "auto" and 0 < days < math.inf and warm >= days * 24:
+            scenario = scenario.model_copy(update={"warmup_hours": 0.0})
         scenario = api._with_days(scenario, days)
     seed = scenario.seed if seed is None else seed
     scenario = scenario.model_copy(update={"seed": seed})

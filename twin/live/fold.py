@@ -172,6 +172,11 @@ class Fold(FoldReadout):
         )
         self.t = t0  # feed time of the last event applied
         self.first_t: float | None = None  # feed time of the first event applied
+        #: Where the fold's clock starts: the minute (tick) of the first event, not the epoch.
+        #: Ticks judge the lot (silence, divergence); before its first event a feed has said
+        #: nothing, and stepping from the scenario's start to a feed that begins months later
+        #: cost seconds and scored months of an empty lot (benchmarks/bench_late_feed.py).
+        self.start_t = t0
         self.next_tick = (math.floor(t0 / config.tick_s) + 1) * config.tick_s
         # sessions
         self.sessions: dict[str, int] = {}  # sessionId -> core ticket
@@ -240,17 +245,19 @@ class Fold(FoldReadout):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("start_t", 0.0)  # a snapshot from before the clock started late
         self.__dict__.update(state)
         self._apply = self._handlers()
 
     # -- the entry point ------------------------------------------------------------------
     def apply(self, event: Any, t: float) -> None:
         """Apply one event observed at feed time ``t`` (not earlier than the last one)."""
-        if t >= self.next_tick:
-            self.advance(t)
         if self.first_t is None:
             self.check_gap(t)  # the first event against the epoch (later ones: the Mirror)
             self.first_t = t
+            self.start(t)
+        elif t >= self.next_tick:
+            self.advance(t)
         self.t = t
         kind = event.kind
         kinds = self.kinds
@@ -259,27 +266,45 @@ class Fold(FoldReadout):
 
     def check_gap(self, t: float) -> None:
         """Raise :class:`FeedGap` if feed time ``t`` is more than :data:`MAX_GAP_S` from the
-        fold's clock (the last event, or the epoch before the first): the fold ticks through
-        every minute between, so a feed dated in another century would never finish."""
+        fold's clock (the last event, or the epoch before the first). After the first event
+        the fold ticks through every minute between, so a feed dated in another century would
+        never finish; the first event is only held to the scenario's calendar (its start,
+        weekdays and tariff bands are the mirror's), which one dated years away is not."""
         gap = t - self.t
         if abs(gap) <= MAX_GAP_S:
             return
         limit = f"at most {MAX_GAP_S / 86_400:.0f} days"
         if self.first_t is None:
-            what, fix = "the scenario's start", f"set the scenario's start near it ({limit})"
+            what, why, fix = (
+                "the scenario's start",
+                "whose calendar the feed is mirrored on",
+                f"set the scenario's start near it ({limit})",
+            )
         else:
-            what, fix = (
+            what, why, fix = (
                 "the last event",
+                "which steps through every minute of the feed",
                 f"mirror the feed before and after the gap apart ({limit})",
             )
         raise FeedGap(
             f"an event dated {_date(t, self.epoch)} is {abs(gap) / 86_400:,.0f} days "
             f"{'after' if gap > 0 else 'before'} the mirror's clock ({_date(self.t, self.epoch)}, "
-            f"{what}), which steps through every minute of the feed: {fix}"
+            f"{what}), {why}: {fix}"
         )
 
+    def start(self, t: float) -> None:
+        """Start the clock at the tick at or before ``t`` (the first event's time): the
+        first tick is the next one. A feed that begins at the epoch ticks as it always did;
+        one that begins later has no ticks before it (no empty interval judged)."""
+        step = self.config.tick_s
+        self.start_t = math.floor(t / step) * step
+        self.next_tick = self.start_t + step
+
     def advance(self, t: float) -> None:
-        """Run every clock tick due at or before ``t``."""
+        """Run every clock tick due at or before ``t`` (none before the first event: the
+        clock starts there, :meth:`start`)."""
+        if self.first_t is None:
+            return
         step = self.config.tick_s
         while self.next_tick <= t:
             self.tick(self.next_tick)

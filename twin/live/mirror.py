@@ -304,6 +304,11 @@ class Mirror:
     def _checkpoint_until(self, t: float) -> None:
         self.fold.check_gap(t)  # a feed dated years on: one line, not years of checkpoints
         step = self.config.checkpoint_s
+        if self.fold.first_t is None:
+            # nothing folded yet: the fold's clock starts at its first event (Fold.start), and
+            # every checkpoint before it would be the empty lot, which the first one is
+            self._next_checkpoint = max(self._next_checkpoint, (math.floor(t / step) + 1) * step)
+            return
         while self._next_checkpoint <= t:
             cp = self._next_checkpoint
             self.fold.advance(cp)
@@ -507,6 +512,25 @@ class Live:
     def feed(self) -> dict[str, Any]:
         """The intake's counts: received, applied, dead-lettered by reason."""
         return self.intake.report()
+
+    def nothing_mirrored(self) -> str | None:
+        """None once an event has been folded in; else why none was, in words for one line:
+        the feed was empty, or every event it held was set aside (how many, for which
+        reasons: the intake's dead letters and the mirror's ``too_late``). A twin that
+        mirrored nothing shows an empty lot at the scenario's start, which looks like a
+        quiet lot: ``parktwin live`` says so instead and exits 1."""
+        if self.mirror.fold.kinds:
+            return None
+        feed = self.feed()
+        received = feed["received"]
+        if not received:
+            return "no event applied: the feed is empty (0 events read)"
+        reasons = dict(feed["by_reason"])
+        if self.mirror.set_aside:
+            reasons["too_late"] = len(self.mirror.set_aside)
+        why = ", ".join(f"{reason} {n:,}" for reason, n in reasons.items())
+        every = "the one" if received == 1 else f"all {received:,}"
+        return f"no event applied: {every} read set aside ({why})"
 
     def run(self, source: Iterable[Any], every: Any = None, every_s: float = 1.0) -> Live:
         """Offer every payload of ``source``; ``every(self)`` at most once per ``every_s``
