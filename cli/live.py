@@ -20,7 +20,9 @@ def live(
     source: Annotated[
         str | None,
         typer.Option(
-            metavar="mqtt://HOST:PORT/TOPIC", help="Mirror a live MQTT feed.", show_default=False
+            metavar="URL",
+            help="Mirror a live MQTT feed: mqtt://HOST:PORT/TOPIC.",
+            show_default=False,
         ),
     ] = None,
     replay: Annotated[
@@ -49,7 +51,7 @@ def live(
         Path | None,
         typer.Option(
             metavar="DIR",
-            help="Write actual-vs-predicted charts (PNG) and an HTML page here.",
+            help="Write charts of actual against predicted (PNG) and an HTML page here.",
             show_default=False,
         ),
     ] = None,
@@ -57,7 +59,8 @@ def live(
         Path | None,
         typer.Option(
             metavar="FILE.jsonl",
-            help="Bad events with their reason (default: DIR/dead_letter.jsonl with --report).",
+            help="Bad events with their reason (default: dead_letter.jsonl in the --report "
+            "folder).",
             show_default=False,
         ),
     ] = None,
@@ -75,15 +78,16 @@ def live(
     ] = None,
     hours: Annotated[float, typer.Option(help="Forecast horizon, hours (0: no forecast).")] = 4.0,
     idle: Annotated[float, typer.Option(help="MQTT: stop after this many quiet seconds.")] = 30.0,
-    clock_checks: Annotated[
+    no_clock_checks: Annotated[
         bool,
         typer.Option(
-            help="Judge devices' clocks by receive times (future timestamps, skew); a --replay "
-            "is stamped with its replay clock, at any --speed. Turn off for an MQTT feed played "
-            "faster than real time (emit --speed N), whose wall-clock receive times say "
-            "nothing about the devices' clocks."
+            "--no-clock-checks",
+            help="Do not judge devices' clocks by receive times (future timestamps, skew): for "
+            "an MQTT feed played faster than real time (emit --speed N), whose wall-clock "
+            "receive times say nothing about the devices' clocks. A --replay is stamped with "
+            "its replay clock and judged at any --speed.",
         ),
-    ] = True,
+    ] = False,
 ) -> None:
     """Mirror a running lot from its feed: levels like the lot's display boards, the forecast
     with its band and fill time, alerts where reality leaves the model, and the feed's applied
@@ -144,7 +148,7 @@ def live(
             divergence = for_scenario(sc, replications, null_replications=null_replications)
     # Without clock checks the intake ignores receive times altogether (cheaper than infinite
     # tolerances, which still track every device's latency).
-    intake = Intake(dead_letter=dead_letter, receive_times=clock_checks)
+    intake = Intake(dead_letter=dead_letter, receive_times=not no_clock_checks)
     session = Session(Mirror(sc, divergence=divergence), intake)
     # What is alive now (modules, the scenario, the model's prediction) lives as long as the
     # command: frozen, the collector's full passes scan only what the feed adds (on a fast

@@ -45,9 +45,8 @@ def optimize(
             "-p",
             metavar="KEY=LOW:HIGH",
             help="A numeric tariff key (dotted, as in the file) and its range, money in "
-            "dollars: tariff.per_period=0.5:6.0, tariff.daily_max=10:40, "
-            "tariff.bands.0.per_period=1:8, tariff.free_minutes=0:60. Repeat for more keys. "
-            "Default: tariff.per_period from half to three times its current value.",
+            "dollars (examples above). Repeat for more keys. Default: tariff.per_period from "
+            "half to three times its current value.",
             show_default=False,
         ),
     ] = None,
@@ -121,6 +120,9 @@ def optimize(
     deterministic, and differences between tariffs are paired, with 95% paired t intervals.
     Prints every tariff simulated (best first), whether the best is distinguishable from the
     runner-up, and the best against the current tariff (paired verdicts). See docs/optimize.md.
+
+    Ranges (`-p KEY=LOW:HIGH`), e.g.: `tariff.per_period=0.5:6.0`, `tariff.daily_max=10:40`,
+    `tariff.bands.0.per_period=1:8`, `tariff.free_minutes=0:60`.
     """
     sc = load_or_exit(scenario)
     hold_out(ctx, out)

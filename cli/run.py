@@ -40,7 +40,7 @@ def run(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder for vehicles/occupancy/lanes tables and summary.json."),
+        typer.Option(help="Folder for the vehicles, occupancy and lanes tables and summary.json."),
     ] = None,
     format: Annotated[Format, typer.Option(help="Table format for --out.")] = Format.parquet,
     no_vehicles: Annotated[
@@ -88,7 +88,10 @@ def run(
         ),
     ] = None,
     relative: Annotated[
-        bool, typer.Option(help="--precision is relative: half-width <= precision x |mean|.")
+        bool,
+        typer.Option(
+            "--relative", help="--precision is relative: half-width <= precision x |mean|."
+        ),
     ] = False,
     min_replications: Annotated[
         int, typer.Option(help="With --precision: never stop before this many.", min=2)

@@ -56,10 +56,10 @@ def sweep(
             "--grid",
             "-g",
             metavar="KEY=V1,V2,...",
-            help="A scenario setting (dotted key, as in the file) and the values to try, e.g. "
-            "facility.strategy=nearest,spread or demand.0.multiplier=0.8,1.0,1.2. Values are "
-            "YAML scalars (quote one that holds a comma). Repeat for more keys: every "
-            "combination is a point; the first key is the x axis of the plots.",
+            help="A scenario setting (dotted key, as in the file) and the values to try "
+            "(examples above). Values are YAML scalars (quote one that holds a comma). Repeat "
+            "for more keys: every combination is a point; the first key is the x axis of the "
+            "plots.",
         ),
     ] = None,
     file: Annotated[
@@ -117,6 +117,9 @@ def sweep(
     settings. Each finished run is written to disk at once: an interrupted sweep continues with
     --resume. At the end: sweep.parquet (one row per point and replication), summary.parquet
     (mean and 95% CI per point and figure), plots/ and a table of the headline figures.
+
+    Grids (`--grid KEY=V1,V2,...`), e.g.: `facility.strategy=nearest,spread`,
+    `demand.0.multiplier=0.8,1.0,1.2`.
     """
     if out is None and (resume or overwrite or keep_occupancy):
         fail(["--resume, --overwrite and --keep-occupancy need --out DIR"])

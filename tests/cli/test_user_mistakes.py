@@ -113,13 +113,16 @@ def test_live_says_when_it_never_reached_the_broker() -> None:
     assert f"no connection to a broker at 127.0.0.1:{port}" in line, line
 
 
-def test_live_on_a_running_broker_with_a_quiet_topic_is_not_an_error(broker: Any) -> None:
+def test_live_on_a_running_broker_with_a_quiet_topic_says_so_not_an_error(broker: Any) -> None:
+    """Not the broker error (exit 2) and not the board of an empty lot (which looked like a
+    quiet lot, exit 0): one line saying nothing arrived, exit 1 (`parktwin live --help`)."""
     source = f"mqtt://127.0.0.1:{broker.port}/parktwin/quiet-{uuid.uuid4().hex}"
     result = runner.invoke(
         app, ["live", str(GARAGE), "--source", source, "--idle", "1", "--replications", "0"]
     )
-    assert result.exit_code == 0, result.output
-    assert "received 0" in result.output
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [f"warning: {source}: no event arrived within --idle 1 s"]
+    assert result.stdout == ""
 
 
 def test_the_live_board_fits_an_80_column_terminal_whole() -> None:

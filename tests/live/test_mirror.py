@@ -502,21 +502,6 @@ def test_mirror_from_a_real_mosquitto_equals_the_file_replay(scenario, short_fee
     assert live.mirror.fingerprint() == Mirror(scenario).consume(events_of(lines)).fingerprint()
 
 
-def test_live_command_on_a_silent_topic_says_nothing_arrived_and_exits_1(broker):
-    """A broker that answers but a topic with no event for --idle seconds: exit 1, one line."""
-    pytest.importorskip("paho.mqtt")
-    from typer.testing import CliRunner
-
-    from cli import app
-
-    url = f"mqtt://127.0.0.1:{broker.port}/lot/quiet"
-    args = ["live", "scenarios/downtown_garage.yaml", "--source", url, "--idle", "1"]
-    result = CliRunner().invoke(app, [*args, "--replications", "0"])
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines == [f"warning: {url}: no event arrived within --idle 1 s"], result.output
-
-
 def test_closed_and_unknown_readings_take_a_bay_out_until_it_reads_again(scenario):
     from parktwin.adapters.events import parse_obj
 
