@@ -271,7 +271,8 @@ class Mirror:
             self._replay(late)
 
     def advance(self, t: float) -> None:
-        """Let feed time pass to ``t`` with no event (a live feed's quiet minutes)."""
+        """Let feed time pass to ``t`` with no event (a live feed's quiet minutes); before
+        the feed's first event nothing happens: the fold's clock starts there."""
         self.flush() if self._direct else self._drain(t - self.config.reorder_s)
         self._checkpoint_until(t)
         self.fold.advance(t)
