@@ -187,10 +187,15 @@ def main() -> None:
     console.print(f"machine: {_cpu()}, {os.cpu_count()} cores; {_versions(args.pg, args.redis)}")
     console.print(f"before: {before}")
     started, cpu0 = time.perf_counter(), time.process_time()
-    inputs = measure_inputs({"postgres": args.pg, "redis": args.redis})
+    inputs = measure_inputs(
+        {"postgres": args.pg, "redis": args.redis},
+        study=spec.model_copy(update={"strategies": names}),
+        clients=args.clients,
+    )
     console.print(
         "measured inputs (ms): " + json.dumps({k: round(v, 4) for k, v in inputs.items()})
     )
+    console.print(_probe_line(inputs, names))
 
     # -- measured: the sweep, then the bisections, on the same client processes ---------------
     with LiveStudy(
@@ -230,7 +235,7 @@ def main() -> None:
     p_coarse = predicted.ceilings.set_index("strategy")
     # the same prediction from the back-to-back inputs (no paced cycles): how much the
     # client's sleeps and wake-ups between claims move it
-    tight = {k: v for k, v in inputs.items() if not k.startswith("cycle_")}
+    tight = {k: v for k, v in inputs.items() if not k.startswith(("cycle_", "live_"))}
     b2b = {}
     for name in names:
         sim = _predicted(spec, tight, name, args.clients, args)
@@ -500,7 +505,8 @@ def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
     from twin.locking_live import model_cpu_ms, predicted_spec
     from twin.scenario.locking import load_locking_study
 
-    spec, out = load_locking_study(STUDY), dict(inputs)
+    spec = load_locking_study(STUDY)
+    out = {k: v for k, v in inputs.items() if not k.startswith("live_")}  # the sweep's instead
     for name in names:
         out[f"cycle_{name}_wakeup_ms"] = _light_wakeup(cpu, name)
         key = f"cycle_{name}_client_cpu_ms"
@@ -514,6 +520,21 @@ def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
             f"{_marginal_cpu(cpu, name)[0]:.3f} ms (sweep)"
         )
     return out
+
+
+def _probe_line(inputs: dict, names: list[str]) -> str:
+    """Per strategy, the CPU per claim (client + server, ms) of the one-client paced cycle
+    and of the live clients at the live probe's rate, with the machine's other CPU there."""
+    parts = []
+    for name in names:
+        cycle = [inputs.get(f"cycle_{name}_{p}_cpu_ms", float("nan")) for p in ("client", "server")]
+        live = [inputs.get(f"live_{name}_{p}_cpu_ms", float("nan")) for p in ("client", "server")]
+        parts.append(
+            f"{name} cycle {cycle[0]:.3f}+{cycle[1]:.3f}, live at "
+            f"{inputs.get(f'live_{name}_tps', float('nan')):,.0f} TPS {live[0]:.3f}+{live[1]:.3f}"
+            f" (other {inputs.get(f'live_{name}_other_cpu_ms', float('nan')):.3f})"
+        )
+    return "CPU per claim, client+server ms: " + "; ".join(parts)
 
 
 def _chain_frame(traces: list[dict], sim, sweep_points: int):
