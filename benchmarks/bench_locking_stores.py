@@ -506,12 +506,13 @@ def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
     from twin.scenario.locking import load_locking_study
 
     spec = load_locking_study(STUDY)
-    out = {k: v for k, v in inputs.items() if not k.startswith("live_")}  # the sweep's instead
+    cycles = {k: v for k, v in inputs.items() if not k.startswith("live_")}  # the sweep's instead
+    out = dict(cycles)
     for name in names:
         out[f"cycle_{name}_wakeup_ms"] = _light_wakeup(cpu, name)
         key = f"cycle_{name}_client_cpu_ms"
         if key in inputs:
-            model = model_cpu_ms(predicted_spec(spec, inputs, name, 8, shared_host=True), name)
+            model = model_cpu_ms(predicted_spec(spec, cycles, name, 8, shared_host=True), name)
             scale = _marginal_cpu(cpu, name)[0] / model
             out[key] = inputs[key] * scale
             out[f"cycle_{name}_server_cpu_ms"] = inputs[f"cycle_{name}_server_cpu_ms"] * scale
