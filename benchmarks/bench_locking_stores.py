@@ -191,6 +191,7 @@ def main() -> None:
         {"postgres": args.pg, "redis": args.redis},
         study=spec.model_copy(update={"strategies": names}),
         clients=args.clients,
+        trace=("pessimistic",),  # as the sweep below: the probe's clients do the same work
     )
     console.print(
         "measured inputs (ms): " + json.dumps({k: round(v, 4) for k, v in inputs.items()})

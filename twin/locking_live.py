@@ -326,6 +326,7 @@ def measure_inputs(
     *,
     study: LockingStudySpec | None = None,
     clients: int = 8,
+    trace: Collection[str] = (),
 ) -> dict[str, float]:
     """The study's latency inputs on this machine, one client, no contention (means, ms).
 
@@ -344,7 +345,8 @@ def measure_inputs(
     median). CPU counted over the processes a live point counts
     (``twin.locking_probe.pg_workload_pids``). With ``study``, also each strategy's CPU per
     claim in the live benchmark's own shape (:func:`live_cpu_probe`, ``live_<strategy>_*``),
-    which :func:`predicted_spec` then prefers to the one-client cycles.
+    which :func:`predicted_spec` then prefers to the one-client cycles (``trace``: the
+    strategies the live sweep traces, so that the probe's clients do the same work).
     """
     out: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
     ns = f"parktwin_inputs_{uuid.uuid4().hex[:8]}"
@@ -437,7 +439,7 @@ def measure_inputs(
     if study is not None:
         for strategy in study.strategies:
             if STORE_OF[strategy] in backends:
-                out.update(live_cpu_probe(backends, study, strategy, clients, out))
+                out.update(live_cpu_probe(backends, study, strategy, clients, out, trace=trace))
     return out
 
 
@@ -471,6 +473,8 @@ def live_cpu_probe(
     strategy: str,
     clients: int,
     inputs: Mapping[str, float],
+    *,
+    trace: Collection[str] = (),
 ) -> dict[str, float]:
     """CPU per answered claim (its release included) as the live points count it: the
     benchmark's own ``clients`` client processes on the study's workload at
@@ -481,7 +485,7 @@ def live_cpu_probe(
     and kernel work charged to no process of ours); ``live_<s>_tps`` the offered rate and
     ``live_<s>_wakeup_ms`` our processes' wait per wake-up there."""
     rate = live_probe_rate(inputs, strategy)
-    with LiveStudy(backends, clients) as live:
+    with LiveStudy(backends, clients, trace=trace) as live:
         live(study, strategy, rate)  # warm: connections, plans, scripts, caches
         live(study, strategy, rate)
         point = live.cpu[-1]
