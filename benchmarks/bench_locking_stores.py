@@ -187,10 +187,16 @@ def main() -> None:
     console.print(f"machine: {_cpu()}, {os.cpu_count()} cores; {_versions(args.pg, args.redis)}")
     console.print(f"before: {before}")
     started, cpu0 = time.perf_counter(), time.process_time()
-    inputs = measure_inputs({"postgres": args.pg, "redis": args.redis})
+    inputs = measure_inputs(
+        {"postgres": args.pg, "redis": args.redis},
+        study=spec.model_copy(update={"strategies": names}),
+        clients=args.clients,
+        trace=("pessimistic",),  # as the sweep below: the probe's clients do the same work
+    )
     console.print(
         "measured inputs (ms): " + json.dumps({k: round(v, 4) for k, v in inputs.items()})
     )
+    console.print(_probe_line(inputs, names))
 
     # -- measured: the sweep, then the bisections, on the same client processes ---------------
     with LiveStudy(
@@ -230,7 +236,7 @@ def main() -> None:
     p_coarse = predicted.ceilings.set_index("strategy")
     # the same prediction from the back-to-back inputs (no paced cycles): how much the
     # client's sleeps and wake-ups between claims move it
-    tight = {k: v for k, v in inputs.items() if not k.startswith("cycle_")}
+    tight = {k: v for k, v in inputs.items() if not k.startswith(("cycle_", "live_"))}
     b2b = {}
     for name in names:
         sim = _predicted(spec, tight, name, args.clients, args)
@@ -335,6 +341,7 @@ def main() -> None:
                 "own_cpus_tps": float(own[name]["ceiling_tps"]) if name in own else float("nan"),
                 "back_to_back_tps": float(b2b[name][0]["ceiling_tps"]),
                 "measured_cpu_ms": _marginal_cpu(cpu, name)[0],
+                "top_cpu_ms": _top_cpu(cpu, name),
                 "measured_cpu_se_ms": _marginal_cpu(cpu, name)[1],
                 "background_cores": _marginal_cpu(cpu, name)[2],
                 "wakeup_ms_light_load": _light_wakeup(cpu, name),
@@ -358,7 +365,7 @@ def main() -> None:
         "predicted",
         "ratio",
         "back-to-back inputs",
-        "CPU/claim ms: live / model",
+        "CPU/claim ms: live slope, at top / model",
         "wake-up ms: sweep / input",
         "seed",
     )
@@ -372,7 +379,8 @@ def main() -> None:
             _range(p_summary.loc[name], p_coarse.loc[name]),
             f"{r['ratio']:.2f}",
             _range(*b2b[name]),
-            f"{r['measured_cpu_ms']:.2f}±{r['measured_cpu_se_ms']:.2f} / {r['model_cpu_ms']:.2f}",
+            f"{r['measured_cpu_ms']:.2f}±{r['measured_cpu_se_ms']:.2f}, {r['top_cpu_ms']:.2f} / "
+            f"{r['model_cpu_ms']:.2f}",
             f"{r['wakeup_ms_light_load']:.3f} / {inputs.get('wakeup_ms', float('nan')):.3f}",
             SEED_RANGE[name],
         )
@@ -401,7 +409,7 @@ def main() -> None:
     console.print(
         "| strategy | measured ceiling (TPS), median (range) | predicted (shared host) | "
         "predicted / measured | predicted, back-to-back inputs | "
-        "CPU per claim, measured / model (ms) | seed |"
+        "CPU per claim, live slope, at the top passing point / model (ms) | seed |"
     )
     console.print("|---|---:|---:|---:|---:|---:|---|")
     for r, name in zip(rows, names, strict=True):
@@ -409,7 +417,8 @@ def main() -> None:
         p = _range(p_summary.loc[name], p_coarse.loc[name])
         console.print(
             f"| {name} | {m} | {p} | {r['ratio']:.2f} | {_range(*b2b[name])} | "
-            f"{r['measured_cpu_ms']:.2f} / {r['model_cpu_ms']:.2f} | {SEED_RANGE[name]} |"
+            f"{r['measured_cpu_ms']:.2f}, {r['top_cpu_ms']:.2f} / {r['model_cpu_ms']:.2f} | "
+            f"{SEED_RANGE[name]} |"
         )
     console.print(f"before: {before}")
     console.print(f"after the live runs: {after_live}")
@@ -500,12 +509,14 @@ def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
     from twin.locking_live import model_cpu_ms, predicted_spec
     from twin.scenario.locking import load_locking_study
 
-    spec, out = load_locking_study(STUDY), dict(inputs)
+    spec = load_locking_study(STUDY)
+    cycles = {k: v for k, v in inputs.items() if not k.startswith("live_")}  # the sweep's instead
+    out = dict(cycles)
     for name in names:
         out[f"cycle_{name}_wakeup_ms"] = _light_wakeup(cpu, name)
         key = f"cycle_{name}_client_cpu_ms"
         if key in inputs:
-            model = model_cpu_ms(predicted_spec(spec, inputs, name, 8, shared_host=True), name)
+            model = model_cpu_ms(predicted_spec(spec, cycles, name, 8, shared_host=True), name)
             scale = _marginal_cpu(cpu, name)[0] / model
             out[key] = inputs[key] * scale
             out[f"cycle_{name}_server_cpu_ms"] = inputs[f"cycle_{name}_server_cpu_ms"] * scale
@@ -514,6 +525,21 @@ def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
             f"{_marginal_cpu(cpu, name)[0]:.3f} ms (sweep)"
         )
     return out
+
+
+def _probe_line(inputs: dict, names: list[str]) -> str:
+    """Per strategy, the CPU per claim (client + server, ms) of the one-client paced cycle
+    and of the live clients at the live probe's rate, with the machine's other CPU there."""
+    parts = []
+    for name in names:
+        cycle = [inputs.get(f"cycle_{name}_{p}_cpu_ms", float("nan")) for p in ("client", "server")]
+        live = [inputs.get(f"live_{name}_{p}_cpu_ms", float("nan")) for p in ("client", "server")]
+        parts.append(
+            f"{name} cycle {cycle[0]:.3f}+{cycle[1]:.3f}, live at "
+            f"{inputs.get(f'live_{name}_tps', float('nan')):,.0f} TPS {live[0]:.3f}+{live[1]:.3f}"
+            f" (other {inputs.get(f'live_{name}_other_cpu_ms', float('nan')):.3f})"
+        )
+    return "CPU per claim, client+server ms: " + "; ".join(parts)
 
 
 def _chain_frame(traces: list[dict], sim, sweep_points: int):
@@ -654,6 +680,17 @@ def _simulate(spec, strategy: str, offered: float) -> dict:
     from twin.sim.locking_study import simulate_point
 
     return simulate_point(spec, strategy, offered)
+
+
+def _top_cpu(cpu, name: str) -> float:
+    """Our CPU per answered claim (ms) at the passing live point with the most claims per
+    second: what the ceiling runs into (the slope of :func:`_marginal_cpu` is not, since the
+    CPU per claim falls as the load rises)."""
+    mine = cpu[(cpu["strategy"] == name) & cpu["passes"]] if not cpu.empty else cpu
+    if mine.empty:
+        return float("nan")
+    top = mine.loc[(mine["answered"] / mine["seconds"]).idxmax()]
+    return float(top["cpu_ms_per_claim"])
 
 
 def _marginal_cpu(cpu, name: str) -> tuple[float, float, float]:

@@ -26,7 +26,6 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,15 @@ from parktwin.adapters.stores import (
 )
 from parktwin.adapters.stores.load import client_main, target_name
 from twin.core.locking import RemoteClaim, Status
+from twin.locking_probe import (
+    host_busy_s,
+    pg_workload_pids,
+    redis_cpu_s,
+    run_queue_s,
+    server_cpu_ms,
+    sum_cpu_s,
+    wakeup_ms,
+)
 from twin.scenario.locking import LockingStudySpec
 from twin.sim.locking_chain import wakeups_from_round_trips
 from twin.sim.locking_measure import (
@@ -55,6 +63,7 @@ from twin.sim.locking_study import LockingStudyResult, run_locking_study
 
 __all__ = [
     "LiveStudy",
+    "live_cpu_probe",
     "measure_inputs",
     "model_cpu_ms",
     "parse_backends",
@@ -201,7 +210,7 @@ class LiveStudy:
                     "trace": strategy in self.trace,
                 }
             )
-        meter = _CpuMeter(self, strategy)
+        meter = _CpuMeter(self, strategy, t0)
         records: dict[str, list] = {"arrival": [], "answer": [], "code": [], "conflicts": []}
         trace: list = []
         for pipe in self._pipes:
@@ -223,17 +232,13 @@ class LiveStudy:
         return row
 
     def _server_pids(self, strategy: str) -> list[int]:
-        """Our PostgreSQL backends and the WAL writer (their CPU is this workload's), or the
-        queue's consumer process; Redis's own CPU comes from INFO."""
+        """Our PostgreSQL backends and the server's own processes (WAL writer, checkpointer,
+        ...: ``twin.locking_probe.pg_workload_pids``, the set the paced probe counts too), or
+        the queue's consumer process; Redis's own CPU comes from INFO."""
         if STORE_OF[strategy] == "redis":
             return [self._consumer.pid] if self._consumer is not None else []
         with self._store.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-                "OR backend_type = 'walwriter'",
-                (self.ns,),
-            ).fetchall()
-        return [int(r[0]) for r in rows]
+            return pg_workload_pids(conn, application_name=self.ns)
 
     def _teardown(self) -> None:
         for pipe in self._pipes:
@@ -315,7 +320,14 @@ def _mean_ms(fn: Callable[[], object], n: int) -> tuple[float, float]:
     return 1000 * (time.perf_counter() - wall) / n, 1000 * (time.process_time() - cpu) / n
 
 
-def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, float]:
+def measure_inputs(
+    backends: Mapping[str, str],
+    n: int = 2000,
+    *,
+    study: LockingStudySpec | None = None,
+    clients: int = 8,
+    trace: Collection[str] = (),
+) -> dict[str, float]:
     """The study's latency inputs on this machine, one client, no contention (means, ms).
 
     ``pg_rtt_ms``: ``SELECT 1``, of which ``pg_client_cpu_ms`` is this client's own CPU
@@ -330,7 +342,11 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
     (back to back). Paced like the live clients (:func:`_cycle_probe`), per strategy but the
     queue: ``cycle_<strategy>_{client,server}_cpu_ms`` per claim with its release and
     ``cycle_<strategy>_wakeup_ms`` the run queue's wait per wake-up (``wakeup_ms``: their
-    median).
+    median). CPU counted over the processes a live point counts
+    (``twin.locking_probe.pg_workload_pids``). With ``study``, also each strategy's CPU per
+    claim in the live benchmark's own shape (:func:`live_cpu_probe`, ``live_<strategy>_*``),
+    which :func:`predicted_spec` then prefers to the one-client cycles (``trace``: the
+    strategies the live sweep traces, so that the probe's clients do the same work).
     """
     out: dict[str, float] = {"cores": float(os.cpu_count() or 1)}
     ns = f"parktwin_inputs_{uuid.uuid4().hex[:8]}"
@@ -353,8 +369,9 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
                 )
                 # the server's own CPU per call: the backend process's run time around them
                 backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+                servers = pg_workload_pids(conn, backend=backend)
                 for key, query in (("pg_server_cpu_ms", "SELECT 1"), ("pg_statement_cpu_ms", read)):
-                    cpu = _server_cpu_ms(backend, lambda q=query: conn.execute(q).fetchone(), n)
+                    cpu = server_cpu_ms(backend, lambda q=query: conn.execute(q).fetchone(), n)
                     if cpu is not None:
                         out[key] = cpu
                 bump = sql.SQL("UPDATE {s}.claim_counter SET version = version + 1").format(
@@ -366,8 +383,7 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
                 conn.execute("ROLLBACK")
                 out["commit_ms"] = max(0.0, autocommit - in_tx)
             holds = []
-            servers = _postgres_pids(backend)
-            server0, client0 = _sum_cpu_s(servers), time.process_time()
+            server0, client0 = sum_cpu_s(servers), time.process_time()
             for i in range(n // 4):
                 marks: list[float] = []
                 run_claim(
@@ -378,7 +394,7 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
             # CPU per whole pessimistic claim: this client (driver, core, store) and every
             # PostgreSQL process (backend, WAL writer: the commit's CPU, not its fsync wait)
             out["pg_claim_client_cpu_ms"] = 1000 * (time.process_time() - client0) / (n // 4)
-            server1 = _sum_cpu_s(servers)
+            server1 = sum_cpu_s(servers)
             if server0 is not None and server1 is not None:
                 out["pg_claim_server_cpu_ms"] = 1000 * (server1 - server0) / (n // 4)
             # ... and per release of those units (BEGIN, the locking UPDATE, COMMIT)
@@ -386,7 +402,7 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
             for i in range(n // 4):
                 run_release(store, f"h{i}", "r")
             out["pg_release_client_cpu_ms"] = 1000 * (time.process_time() - client0) / (n // 4)
-            server2 = _sum_cpu_s(servers)
+            server2 = sum_cpu_s(servers)
             if server1 is not None and server2 is not None:
                 out["pg_release_server_cpu_ms"] = 1000 * (server2 - server1) / (n // 4)
         finally:
@@ -398,20 +414,20 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
         atomic = open_store("atomic", backends["redis"], namespace=ns, pool_size=2)
         try:
             atomic.setup({"L0/r": 10**9})
-            cpu0 = _redis_cpu(atomic.r)
+            cpu0 = redis_cpu_s(atomic.r)
             out["redis_rtt_ms"], out["redis_ping_cpu_ms"] = _mean_ms(atomic.r.ping, n)
             # Redis's CPU per PING (INFO included once): the server's part of the round trip
-            out["redis_ping_server_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / (n + min(50, n))
+            out["redis_ping_server_ms"] = 1000 * (redis_cpu_s(atomic.r) - cpu0) / (n + min(50, n))
             claim = RemoteClaim("atomic", "x", "L0/r")
 
             def incr() -> None:
                 atomic.perform(claim, claim.start(0.0).next_op)
 
             incr()
-            cpu0 = _redis_cpu(atomic.r)
+            cpu0 = redis_cpu_s(atomic.r)
             calls = 4 * n
             out["redis_client_cpu_ms"] = _mean_ms(incr, calls)[1]
-            out["op_ms"] = 1000 * (_redis_cpu(atomic.r) - cpu0) / (calls + min(50, calls))
+            out["op_ms"] = 1000 * (redis_cpu_s(atomic.r) - cpu0) / (calls + min(50, calls))
             out["queue_consumer_ms"] = _consumer_ms(backends["redis"], ns, n)
             out.update(_cycle_probe("atomic", backends["redis"], ns + "_a"))
         finally:
@@ -420,7 +436,69 @@ def measure_inputs(backends: Mapping[str, str], n: int = 2000) -> dict[str, floa
     waits = [v for k, v in out.items() if k.startswith("cycle_") and k.endswith("_wakeup_ms")]
     if waits:
         out["wakeup_ms"] = statistics.median(waits)
+    if study is not None:
+        for strategy in study.strategies:
+            if STORE_OF[strategy] in backends:
+                out.update(live_cpu_probe(backends, study, strategy, clients, out, trace=trace))
     return out
+
+
+#: The live CPU probe's load: this share of the cores, by the one-client cycle's CPU per claim.
+#: The ceilings lie where the cores are mostly busy; there the live clients, their backends and
+#: the server's own processes (16+ processes on 2 cores) take turns, which one client paced
+#: alone on an idle machine does not show. At light load a claim costs more (its processes
+#: wake on idle cores, caches cold: 2.5 ms a row-lock claim at 50 TPS, 1.2 at 1,500 in Run 13);
+#: past about 80 % the objective fails and claims queue.
+LIVE_PROBE_LOAD = 0.6
+
+
+def live_probe_rate(inputs: Mapping[str, float], strategy: str) -> float:
+    """Offered TPS for :func:`live_cpu_probe`: :data:`LIVE_PROBE_LOAD` of the cores at the
+    one-client cycle's CPU per claim, and for the queue at most that share of its one
+    consumer (a claim and its release are two requests), rounded to 10 TPS."""
+    cycle = _cycle_cpu_ms({k: v for k, v in inputs.items() if not k.startswith("live_")}, strategy)
+    if cycle is not None:
+        cpu_ms = sum(cycle)
+    else:  # the queue: two requests of a client and of the consumer
+        cpu_ms = 2 * (inputs["redis_client_cpu_ms"] + inputs["queue_consumer_ms"])
+    rate = LIVE_PROBE_LOAD * inputs["cores"] * 1000 / cpu_ms
+    if strategy == "queue":
+        rate = min(rate, LIVE_PROBE_LOAD * 1000 / (2 * inputs["queue_consumer_ms"]))
+    return float(max(10.0, round(rate, -1)))
+
+
+def live_cpu_probe(
+    backends: Mapping[str, str],
+    study: LockingStudySpec,
+    strategy: str,
+    clients: int,
+    inputs: Mapping[str, float],
+    *,
+    trace: Collection[str] = (),
+) -> dict[str, float]:
+    """CPU per answered claim (its release included) as the live points count it: the
+    benchmark's own ``clients`` client processes on the study's workload at
+    :func:`live_probe_rate`, one point after a warm-up point (``LiveStudy``). Returns, in ms
+    per claim: ``live_<s>_client_cpu_ms`` (the client processes), ``live_<s>_server_cpu_ms``
+    (our backends and PostgreSQL's own processes, or Redis and the queue's consumer),
+    ``live_<s>_other_cpu_ms`` (the rest of the machine's busy CPU, for the record: other load,
+    and kernel work charged to no process of ours); ``live_<s>_tps`` the offered rate and
+    ``live_<s>_wakeup_ms`` our processes' wait per wake-up there."""
+    rate = live_probe_rate(inputs, strategy)
+    with LiveStudy(backends, clients, trace=trace) as live:
+        live(study, strategy, rate)  # warm: connections, plans, scripts, caches
+        live(study, strategy, rate)
+        point = live.cpu[-1]
+    answered = max(1, point["answered"])
+    ours = point["clients_cpu_s"] + point["servers_cpu_s"]
+    key = f"live_{strategy}_"
+    return {
+        key + "tps": rate,
+        key + "client_cpu_ms": 1000 * point["clients_cpu_s"] / answered,
+        key + "server_cpu_ms": 1000 * point["servers_cpu_s"] / answered,
+        key + "other_cpu_ms": 1000 * max(0.0, point["host_busy_s"] - ours) / answered,
+        key + "wakeup_ms": point["wakeup_ms"],
+    }
 
 
 #: Cycles of the paced probe (claim and release, 2 ms apart): about 1 s per strategy.
@@ -450,22 +528,24 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
         if STORE_OF[strategy] == "postgres":
             with store.pool.connection() as conn:  # the pool's one connection: its backend
                 backend = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
-            servers, queued = _postgres_pids(backend), [backend]
+                # the processes a live point counts (not other sessions' backends)
+                servers = pg_workload_pids(conn, backend=backend)
+            queued = [backend]
 
             def server_cpu() -> float | None:
-                return _sum_cpu_s(servers)
+                return sum_cpu_s(servers)
         else:
             queued = [int(store.r.info("server")["process_id"])]
 
             def server_cpu() -> float | None:
-                return _redis_cpu(store.r)
+                return redis_cpu_s(store.r)
 
         pids = [os.getpid(), *queued]
         answers: list[float] = []
         trips: list[float] = []  # round trips that wait for no lock and no WAL flush
         if strategy == "pessimistic":
             store.marks = answers
-        server0, client0, wait0 = server_cpu(), time.process_time(), _run_queue(pids)
+        server0, client0, wait0 = server_cpu(), time.process_time(), run_queue_s(pids)
         for i in range(n):
             time.sleep(0.002)
             answers.clear()
@@ -478,7 +558,7 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
         server1 = server_cpu()
         if server0 is not None and server1 is not None:
             out[key + "server_cpu_ms"] = 1000 * (server1 - server0) / n
-        out[key + "wakeup_ms"] = wakeup_ms(wait0, _run_queue(pids))
+        out[key + "wakeup_ms"] = wakeup_ms(wait0, run_queue_s(pids))
         if len(trips) > 20:
             mean, cv = wakeups_from_round_trips(trips)
             out["pg_rt_wakeup_ms"], out["pg_rt_wakeup_cv"] = mean, cv
@@ -502,25 +582,27 @@ class _CpuMeter:
     """CPU used during one live point, per party, read from ``/proc`` (and Redis's INFO):
     robust to other load on the machine, which only shows in ``host_busy_s``."""
 
-    def __init__(self, live: LiveStudy, strategy: str) -> None:
+    def __init__(self, live: LiveStudy, strategy: str, t0: float) -> None:
         self.clients = [p.pid for p in live._procs]
         self.servers = live._server_pids(strategy)
         self.redis = live._store.r if STORE_OF[strategy] == "redis" else None
-        self.t0 = time.monotonic()
+        # the load starts at t0 (``_START_S`` after the order): seconds count from there, so
+        # that cores busy are those of the load (the clients' wait for t0 costs no CPU)
+        self.t0 = t0
         self.start = self._read()
 
     def _read(self) -> tuple[float, float, float, float, float]:
-        clients = _sum_cpu_s(self.clients) or 0.0
-        servers = _sum_cpu_s(self.servers) or 0.0
+        clients = sum_cpu_s(self.clients) or 0.0
+        servers = sum_cpu_s(self.servers) or 0.0
         if self.redis is not None:
-            servers += _redis_cpu(self.redis)
-        return clients, servers, _host_busy_s(), *_run_queue(self.clients + self.servers)
+            servers += redis_cpu_s(self.redis)
+        return clients, servers, host_busy_s(), *run_queue_s(self.clients + self.servers)
 
     def stop(self, answered: int) -> dict[str, float]:
         end = self._read()
         clients, servers, host, wait, count = (b - a for a, b in zip(self.start, end, strict=True))
         return {
-            "seconds": time.monotonic() - self.t0,
+            "seconds": max(0.0, time.monotonic() - self.t0),
             "answered": answered,
             "clients_cpu_s": clients,
             "servers_cpu_s": servers,
@@ -528,94 +610,6 @@ class _CpuMeter:
             # our processes' mean wait on the run queue per time scheduled in
             "wakeup_ms": 1000 * wait / count if count > 0 else math.nan,
         }
-
-
-def _host_busy_s() -> float:
-    """CPU seconds all cores have been busy since boot (``/proc/stat``: user, nice, system,
-    irq, softirq; not idle, iowait or steal); 0 where it cannot be read."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
-    except (OSError, ValueError):
-        return 0.0
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu_s(pid: int) -> float | None:
-    """CPU seconds a process has run: ``/proc/<pid>/schedstat`` (ns), else ``stat`` (ticks);
-    None where neither can be read (another host, no permission)."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _run_queue(pids: list[int]) -> tuple[float, int]:
-    """Seconds ``pids`` have waited on a run queue and how many times they were scheduled in
-    (``/proc/<pid>/schedstat`` fields 2 and 3); (0, 0) where it cannot be read."""
-    wait, count = 0.0, 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/schedstat").read_text().split()
-            wait, count = wait + int(fields[1]) / 1e9, count + int(fields[2])
-        except (OSError, ValueError, IndexError):
-            continue
-    return wait, count
-
-
-def wakeup_ms(before: tuple[float, int], after: tuple[float, int]) -> float:
-    """Mean wait on the run queue per time scheduled in, in ms, between two :func:`_run_queue`
-    readings (NaN when nothing was scheduled)."""
-    count = after[1] - before[1]
-    return 1000 * (after[0] - before[0]) / count if count > 0 else math.nan
-
-
-def _postgres_pids(backend: int) -> list[int]:
-    """The postmaster and all its children (backends, WAL writer, ...), from a backend's pid."""
-    try:
-        parent = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        pids = [parent]
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(stat[1]) == parent:
-                    pids.append(int(entry.name))
-        return pids
-    except (OSError, ValueError, IndexError):
-        return []
-
-
-def _sum_cpu_s(pids: list[int]) -> float | None:
-    """CPU seconds run by ``pids`` together (processes that ended count as 0)."""
-    if not pids:
-        return None
-    return sum(cpu for pid in pids if (cpu := _proc_cpu_s(pid)) is not None)
-
-
-def _server_cpu_ms(pid: int, fn: Callable[[], object], n: int) -> float | None:
-    """Mean CPU of server process ``pid`` (a PostgreSQL backend) per call of ``fn``, in ms."""
-    for _ in range(min(50, n)):
-        fn()
-    start = _proc_cpu_s(pid)
-    if start is None:
-        return None
-    for _ in range(n):
-        fn()
-    end = _proc_cpu_s(pid)
-    return None if end is None else 1000 * (end - start) / n
-
-
-def _redis_cpu(r) -> float:
-    info = r.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def _consumer_ms(url: str, ns: str, n: int) -> float:
@@ -657,8 +651,12 @@ def model_cpu_ms(spec: LockingStudySpec, strategy: str) -> float:
 
 
 def _cycle_cpu_ms(inputs: Mapping[str, float], strategy: str) -> tuple[float, float] | None:
-    """(client, server) CPU in ms of one claim and its release, from :func:`measure_inputs`;
-    None where it was not measured (older inputs: the claim alone, no release)."""
+    """(client, server) CPU in ms of one claim and its release, from :func:`measure_inputs`:
+    the live clients' (:func:`live_cpu_probe`) where measured, else the one-client paced
+    cycle's; None where neither was measured (older inputs: the claim alone, no release)."""
+    live = f"live_{strategy}_server_cpu_ms"
+    if live in inputs:
+        return inputs[f"live_{strategy}_client_cpu_ms"], inputs[live]
     paced = f"cycle_{strategy}_server_cpu_ms"
     if paced in inputs:
         return inputs[f"cycle_{strategy}_client_cpu_ms"], inputs[paced]
@@ -755,12 +753,16 @@ def predicted_spec(
             data["network"]["rtt_ms"] = max(
                 0.0, data["network"]["rtt_ms"] - inputs["redis_ping_server_ms"]
             )
-        cycle = _cycle_cpu_ms(inputs, strategy) if strategy == "atomic" else None
-        if shared_host and cycle is not None:
+        cycle = _cycle_cpu_ms(inputs, strategy)
+        if shared_host and cycle is not None and strategy == "atomic":
             # paced like the live clients, the whole client loop and Redis's own CPU, over
             # the cycle's two commands (INCR, the release's DECR)
             data["client"]["cpu_ms"] = cycle[0] / 2
             data["atomic"]["op_ms"] = cycle[1] / 2
+        elif shared_host and cycle is not None and strategy == "queue":
+            # the clients' CPU per request as the live clients spend it (LPUSH, then a
+            # blocking BRPOP woken by the reply); the consumer keeps its measured service time
+            data["client"]["cpu_ms"] = cycle[0] / 2
     if shared_host:
         data["host"]["cores"] = int(inputs["cores"])
         data["host"]["run_queues"] = run_queues
