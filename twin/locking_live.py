@@ -461,6 +461,7 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
                 return _redis_cpu(store.r)
 
         pids = [os.getpid(), *queued]
+        sleeps0 = _voluntary_switches(queued[0]) if STORE_OF[strategy] == "postgres" else None
         answers: list[float] = []
         trips: list[float] = []  # round trips that wait for no lock and no WAL flush
         if strategy == "pessimistic":
@@ -479,6 +480,12 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
         if server0 is not None and server1 is not None:
             out[key + "server_cpu_ms"] = 1000 * (server1 - server0) / n
         out[key + "wakeup_ms"] = wakeup_ms(wait0, _run_queue(pids))
+        sleeps1 = _voluntary_switches(queued[0]) if sleeps0 is not None else None
+        if sleeps0 is not None and sleeps1 is not None:
+            # the backend sleeps once per statement it waits for; the rest are its commits'
+            # (two per cycle: the claim's and the release's) WAL write and fdatasync
+            extra = (sleeps1 - sleeps0) / n - round_trips(_STORE_PROTOCOL, strategy)
+            out[key + "commit_wakeups"] = max(0.0, extra / 2)
         if len(trips) > 20:
             mean, cv = wakeups_from_round_trips(trips)
             out["pg_rt_wakeup_ms"], out["pg_rt_wakeup_cv"] = mean, cv
@@ -573,6 +580,18 @@ def wakeup_ms(before: tuple[float, int], after: tuple[float, int]) -> float:
     readings (NaN when nothing was scheduled)."""
     count = after[1] - before[1]
     return 1000 * (after[0] - before[0]) / count if count > 0 else math.nan
+
+
+def _voluntary_switches(pid: int) -> int | None:
+    """Times process ``pid`` has blocked (``voluntary_ctxt_switches`` in
+    ``/proc/<pid>/status``): each is a wake-up it later needs a core for; None if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _postgres_pids(backend: int) -> list[int]:
@@ -772,4 +791,8 @@ def predicted_spec(
             # the waits as a round trip suffers them, mean and spread (a lock holder's too)
             data["host"]["wakeup_ms"] = inputs["pg_rt_wakeup_ms"]
             data["host"]["wakeup_cv"] = inputs["pg_rt_wakeup_cv"]
+        sleeps = inputs.get(f"cycle_{strategy}_commit_wakeups")
+        if STORE_OF[strategy] == "postgres" and sleeps is not None:
+            # the backend's wake-ups inside each commit's WAL flush (the row lock held)
+            data["database"]["commit_wakeups"] = round(sleeps)
     return LockingStudySpec.model_validate(data)

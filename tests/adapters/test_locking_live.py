@@ -52,6 +52,8 @@ def test_inputs_include_paced_cycles_and_the_run_queue(postgres: str) -> None:
     assert spec.host.wakeup_cv == inputs["pg_rt_wakeup_cv"]
     whole = inputs["cycle_pessimistic_client_cpu_ms"] + inputs["cycle_pessimistic_server_cpu_ms"]
     assert model_cpu_ms(spec, "pessimistic") == pytest.approx(whole)
+    # the backend's sleeps in a commit's WAL flush (beyond one per statement it waits for)
+    assert spec.database.commit_wakeups == round(inputs["cycle_pessimistic_commit_wakeups"])
 
 
 def test_each_live_point_records_its_cpu_and_a_refined_ceiling(postgres: str) -> None:
@@ -95,3 +97,18 @@ def test_traced_live_point_records_each_statement_of_the_row_lock(postgres: str)
         assert start <= answers[0] <= answers[1] <= first <= answers[2] <= answers[-1] <= done
     chain = row_chain(trace)
     assert chain["locks"] == sum(r[0] == 0 for r in trace) and chain["hold_ms"] > 0
+
+
+def test_paced_probe_counts_the_commits_sleeps_and_none_without_synchronous_commit(
+    postgres: str,
+) -> None:
+    """The backend blocks once per statement it waits for; with synchronous commit it also
+    sleeps in each commit's WAL write and fdatasync (3 times on the benchmark's VM), and
+    without it (the flush left to the WAL writer) it does not."""
+    from twin.locking_live import _cycle_probe
+
+    url = postgres + ("&" if "?" in postgres else "?") + "options=-c%20synchronous_commit%3Doff"
+    off = _cycle_probe("pessimistic", url, "parktwin_t_sleeps", n=100)
+    on = _cycle_probe("pessimistic", postgres, "parktwin_t_sleeps", n=100)
+    assert off["cycle_pessimistic_commit_wakeups"] < 0.5
+    assert on["cycle_pessimistic_commit_wakeups"] >= off["cycle_pessimistic_commit_wakeups"]

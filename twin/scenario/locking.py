@@ -153,6 +153,15 @@ class DatabaseSpec(Spec):
     workers: int = Field(default=8, ge=1, description="statements executing at once (cores)")
     statement_ms: LatencyMs = Field(default=0.25, description="CPU per statement")
     commit_ms: LatencyMs = Field(default=1.0, description="WAL flush per committing write")
+    commit_wakeups: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="times the committing backend sleeps in its WAL flush (write, fdatasync) "
+        "and is woken again: on a shared host each such wake-up waits on the run queue and for "
+        "a core before the commit goes on, with the row still locked; commit_ms (measured at "
+        "light load) includes them at their light-load wait. 0: the flush is one plain delay",
+    )
 
 
 class PessimisticSpec(Spec):

@@ -308,6 +308,24 @@ class _Point(ClaimTransactions):
         if self.wake > 0:
             yield self.env.timeout(self.wake * self.wake1())
 
+    def _flush(self) -> Generator:
+        """The WAL flush. On a shared host with ``database.commit_wakeups`` = k, the backend
+        sleeps k times in it (the WAL write and ``fdatasync`` wait for the disk) and each time
+        is woken and needs a core again before the commit goes on: the flush's I/O is
+        ``commit_ms`` less the k light-load wake-ups it was measured with, then k run-queue
+        waits and k turns for a core, which grow with the host's load while the row stays
+        locked (live: 3 sleeps per synchronous commit, 1 per statement without one)."""
+        k = self.spec.database.commit_wakeups
+        if not k or self.host_cpu is None:
+            yield from super()._flush()
+            return
+        io_s = max(0.0, self.lat.commit_ms / 1000 - k * self.wake)
+        yield self.env.timeout(io_s * self.svc())
+        for _ in range(k):
+            yield from self._wake()
+            with self._core(self.host_cpu).request() as req:
+                yield req
+
     def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
         """A server's CPU work: one of the server's own slots (``resource``), and on a shared
         host also one of the host's cores while it runs.
