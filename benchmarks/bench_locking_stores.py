@@ -151,19 +151,6 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="folder for the tables (CSV) and inputs")
     parser.add_argument(
-        "--run-queues",
-        choices=("shared", "per_core"),
-        default="shared",
-        help="the model's run queues (host.run_queues): one FIFO line for all cores, or one "
-        "per core as Linux keeps them (a burst woken with every core busy waits for its own)",
-    )
-    parser.add_argument(
-        "--autogroup",
-        action="store_true",
-        help="the model's host.autogroup: a server's waiting burst runs before the clients' "
-        "(Linux shares the CPU between sessions; the clients are one, each backend its own)",
-    )
-    parser.add_argument(
         "--predict-only",
         type=Path,
         metavar="INPUTS_JSON",
@@ -482,15 +469,7 @@ def _predicted(spec, inputs: dict, name: str, clients: int, args):
     """The prediction's spec on the shared host, with the scheduler options asked for."""
     from twin.locking_live import predicted_spec
 
-    return predicted_spec(
-        spec,
-        inputs,
-        name,
-        clients,
-        shared_host=True,
-        run_queues=args.run_queues,
-        autogroup=args.autogroup,
-    )
+    return predicted_spec(spec, inputs, name, clients, shared_host=True)
 
 
 def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:

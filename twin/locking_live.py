@@ -720,8 +720,6 @@ def predicted_spec(
     clients: int,
     *,
     shared_host: bool = False,
-    run_queues: str = "shared",
-    autogroup: bool = False,
 ) -> LockingStudySpec:
     """``spec`` with the latencies measured by :func:`measure_inputs` for ``strategy``'s server
     and the live run's shape (one connection per client, no app work between statements).
@@ -782,8 +780,6 @@ def predicted_spec(
             data["atomic"]["op_ms"] = cycle[1] / 2
     if shared_host:
         data["host"]["cores"] = int(inputs["cores"])
-        data["host"]["run_queues"] = run_queues
-        data["host"]["autogroup"] = autogroup
         data["host"]["wakeup_ms"] = inputs.get(
             f"cycle_{strategy}_wakeup_ms", inputs.get("wakeup_ms", 0.0)
         )

@@ -348,35 +348,6 @@ def test_predicted_spec_puts_the_measured_cpu_on_the_shared_host() -> None:
     )
 
 
-def test_per_core_run_queues_and_autogroup_change_the_waits_and_are_off_by_default() -> None:
-    """Linux's scheduler on the shared host, set by ``predicted_spec``: with per-core run
-    queues a burst that finds both cores busy waits for one core, even if the other frees
-    first, so at load claims wait longer than behind one line for both cores; with autogroup
-    Redis's bursts go before the clients' waiting ones, so a claim's command is served sooner
-    once sent. Both off by default: the shipped study's numbers do not move."""
-    from twin.locking_live import predicted_spec
-
-    lat = {"client": {"cpu_ms": 0.3}, "atomic": {"op_ms": 0.1}}
-
-    def p50(**host) -> float:
-        return simulate_point(quick_spec(**lat, host={"cores": 2, **host}), "atomic", 2000)[
-            "p50_ms"
-        ]
-
-    shared = p50()
-    assert p50(run_queues="per_core") > 1.1 * shared
-    assert p50(autogroup=True) < 0.95 * shared
-    default = quick_spec().host
-    assert default.run_queues == "shared" and not default.autogroup
-    inputs = {"cores": 2.0, "redis_rtt_ms": 0.08, "redis_ping_cpu_ms": 0.05}
-    inputs |= {"redis_client_cpu_ms": 0.09, "op_ms": 0.04, "queue_consumer_ms": 0.4}
-    linux = predicted_spec(
-        quick_spec(), inputs, "atomic", 8, shared_host=True, run_queues="per_core", autogroup=True
-    )
-    assert linux.host.run_queues == "per_core" and linux.host.autogroup
-    assert not predicted_spec(quick_spec(), inputs, "atomic", 8, shared_host=True).host.autogroup
-
-
 def test_commit_wakeups_wait_for_a_core_at_load_and_keep_the_light_load_flush() -> None:
     """A synchronous commit's backend sleeps in its WAL write and fdatasync and is woken again
     (measured live: 3 sleeps per commit, none without synchronous commit). On a shared host

@@ -125,20 +125,6 @@ class HostSpec(Spec):
         "with most waits short and a few long (a process descheduled for a time slice)",
     )
 
-    run_queues: Literal["shared", "per_core"] = Field(
-        default="shared",
-        description="shared: a burst runs on the first core free (one FIFO line for all cores); "
-        "per_core: as Linux does, a burst woken when every core is busy joins one core's run "
-        "queue (at random) and waits for that core, even if another frees first",
-    )
-
-    autogroup: bool = Field(
-        default=False,
-        description="Linux's autogroup: the CPU is shared between sessions, the clients (and "
-        "the queue's consumer) one group, each server process (PostgreSQL backend, Redis) its "
-        "own; a server's burst runs before the clients' waiting bursts and preempts a running one",
-    )
-
     @model_validator(mode="after")
     def _wakeup_needs_cores(self) -> HostSpec:
         if self.wakeup_ms > 0 and self.cores is None:

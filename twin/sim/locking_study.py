@@ -149,15 +149,7 @@ class _Point(ClaimTransactions):
         )
         c = spec.client
         # one machine for clients and servers: every CPU term queues for the same cores
-        # with autogroup, the servers' bursts go before the clients' (see _service)
-        core_kind = simpy.PreemptiveResource if spec.host.autogroup else simpy.Resource
-        self.host_cpu = core_kind(env, spec.host.cores) if spec.host.cores else None
-        # Linux's run queues are per core: a burst woken when every core is busy waits on one
-        self.run_queues: list[simpy.Resource] = []
-        if spec.host.cores and spec.host.run_queues == "per_core":
-            self.run_queues = [core_kind(env, 1) for _ in range(spec.host.cores)]
-            placed = _generator(spec.seed, offered, "run_queue")  # its own stream
-            self.place = BlockDraws(lambda n: placed.random(n))
+        self.host_cpu = simpy.Resource(env, spec.host.cores) if spec.host.cores else None
         if self.host_cpu is not None:
             self.client_cpu: simpy.Resource | None = self.host_cpu
         else:
@@ -258,49 +250,9 @@ class _Point(ClaimTransactions):
             yield from self._statement()
         elif self.woke and self.host_cpu is not None:
             yield from self._wake()
-            with self._core(self.host_cpu).request() as req:
+            with self.host_cpu.request() as req:
                 yield req
         return step
-
-    def _core(self, resource: simpy.Resource) -> simpy.Resource:
-        """Where a burst on ``resource`` runs: with per-core run queues, a core of the host's
-        (an idle one if any, else one at random, kept until it runs: no migration)."""
-        if resource is not self.host_cpu or not self.run_queues:
-            return resource
-        for core in self.run_queues:
-            if core.count == 0 and not core.queue:
-                return core
-        n = len(self.run_queues)
-        return self.run_queues[min(int(self.place() * n), n - 1)]
-
-    def _service(self, resource: simpy.Resource, mean_s: float, client: bool = False) -> Generator:
-        """``mean_s`` of work on ``resource``; on the host's cores with ``host.autogroup``, a
-        client's burst (``client``) waits while a server's burst is waiting, and a woken server
-        preempts a running client (which finishes its burst later): Linux shares the CPU
-        between autogroups (one per session), and the clients are one group together (as the
-        queue's consumer, their child) while each PostgreSQL backend is a group of its own
-        (postmaster children call setsid) and Redis another. The clients' group does most of
-        the work, so under contention it is past its fair share and the servers run first
-        (live, 57% of the clients' context switches are involuntary, 9% of the backends')."""
-        resource = self._core(resource)
-        if not isinstance(resource, simpy.PreemptiveResource):
-            yield from super()._service(resource, mean_s)
-            return
-        left = mean_s * self.svc()
-        if not client:  # a woken server preempts a client's burst (EEVDF wake-up preemption)
-            with resource.request(priority=0, preempt=True) as req:
-                yield req
-                yield self.env.timeout(left)
-            return
-        while left > 0:  # a client's burst, preempted, waits for a core again for the rest
-            with resource.request(priority=1, preempt=False) as req:
-                yield req
-                began = self.env.now
-                try:
-                    yield self.env.timeout(left)
-                    left = 0.0
-                except simpy.Interrupt:
-                    left -= self.env.now - began
 
     def _wake(self) -> Generator:
         """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
@@ -323,7 +275,7 @@ class _Point(ClaimTransactions):
         yield self.env.timeout(io_s * self.svc())
         for _ in range(k):
             yield from self._wake()
-            with self._core(self.host_cpu).request() as req:
+            with self.host_cpu.request() as req:
                 yield req
 
     def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
@@ -356,7 +308,7 @@ class _Point(ClaimTransactions):
             else:
                 if self.host_cpu is not None:
                     yield from self._wake()
-                yield from self._service(self.client_cpu, self.send_cpu, client=True)
+                yield from self._service(self.client_cpu, self.send_cpu)
         yield self.env.timeout(self.half)
 
     def _reply_then_send(self) -> Generator:
@@ -370,7 +322,7 @@ class _Point(ClaimTransactions):
         else:  # the consumer is a process on the shared host: it needs a core to serve
             if not self.woke:  # served at once: the consumer was idle, asleep on the list
                 yield from self._wake()
-            yield from self._service(self.host_cpu, consumer_s, client=True)
+            yield from self._service(self.host_cpu, consumer_s)
 
     def _over_capacity(self, cid: int, row: int) -> None:
         # refused, and spuriously so if the surplus is others' in-flight INCRs
