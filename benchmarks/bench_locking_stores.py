@@ -270,7 +270,7 @@ def main() -> None:
 
     # -- the row lock's hot row, and the optimistic claim's conflicts: live vs model ----------
     swept = int((measured.table["strategy"] == "pessimistic").sum())  # the sweep's points
-    chain = _chain_frame(live_traces, sims.get("pessimistic"), swept)
+    chain = _chain_frame(live_traces, sims.get("pessimistic"), swept, live_cpu)
     if not chain.empty:
         console.print(_chain_table(chain))
     conflicts = _conflict_frame(measured.table, predicted.table)
@@ -495,16 +495,22 @@ def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
     return out
 
 
-def _chain_frame(traces: list[dict], sim, sweep_points: int):
+def _chain_frame(traces: list[dict], sim, sweep_points: int, live_cpu: list[dict] = ()):
     """The hot row's chain (``twin.sim.locking_chain.row_chain``) at each rate of the live
     row-lock sweep (its first traces; the refinements' points come after), measured and
-    simulated with the prediction's spec at the same rate, one row each."""
+    simulated with the prediction's spec at the same rate, one row each; with the wait per
+    wake-up, live (``schedstat`` of our processes, per time scheduled in) and model (per CPU
+    burst on the host: its run-queue wait and its wait for a core)."""
     import pandas as pd
 
     from twin.sim.locking_chain import row_chain
     from twin.sim.locking_measure import measure_window
     from twin.sim.locking_study import trace_point
 
+    waits: dict[float, float] = {}
+    for c in live_cpu:  # the sweep's point comes first at each rate
+        if c["strategy"] == "pessimistic":
+            waits.setdefault(c["offered_tps"], c["wakeup_ms"])
     rows = []
     for t in traces[:sweep_points] if sim is not None else []:
         rate, win = t["offered_tps"], t["window"]
@@ -512,6 +518,8 @@ def _chain_frame(traces: list[dict], sim, sweep_points: int):
         point, simulated = trace_point(sim, rate)
         model_win = measure_window(sim, rate)
         model = row_chain(simulated, since=model_win.start, until=model_win.end)
+        live["wakeup_ms"] = waits.get(rate, float("nan"))
+        model["wakeup_ms"] = point["host_wait_ms"]
         rows.append({"offered_tps": rate, "source": "live", **live})
         rows.append({"offered_tps": rate, "source": "model", "p95_ms": point["p95_ms"], **model})
     return pd.DataFrame(rows)
@@ -524,12 +532,13 @@ def _chain_table(chain):
 
     table = Table(
         title="row lock, hot row (live / model): hold = lock answer → commit answer, hand-off = "
-        "commit answer → next grant (ms); busy share; waiter order (mean rank: 0 FIFO, 0.5 random)",
+        "commit answer → next grant (ms); busy share; waiter order (mean rank: 0 FIFO, 0.5 "
+        "random); wait per wake-up (ms: live schedstat per time scheduled in, model per CPU burst)",
         title_justify="left",
     )
     for header in ("offered TPS", "locks/s", "hold", "hold p95", "hand-off", "hand-off p95"):
         table.add_column(header, justify="right")
-    for header in ("busy", "mean rank", "oldest first"):
+    for header in ("busy", "mean rank", "oldest first", "wait/wake-up"):
         table.add_column(header, justify="right")
     for rate, pair in chain.groupby("offered_tps", sort=True):
         live, model = (pair[pair["source"] == s].iloc[0] for s in ("live", "model"))
@@ -547,6 +556,7 @@ def _chain_table(chain):
             both("busy"),
             both("mean_rank"),
             both("oldest_share", "{:.0%}"),
+            both("wakeup_ms", "{:.3f}"),
         )
     return table
 

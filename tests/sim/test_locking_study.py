@@ -376,3 +376,22 @@ def test_commit_wakeups_wait_for_a_core_at_load_and_keep_the_light_load_flush() 
         quick_spec(client={"cpu_ms": 0.1}), "pessimistic", 1000
     )
     assert quick_spec().database.commit_wakeups == 0
+
+
+def test_traced_point_reports_the_hosts_wait_per_cpu_burst() -> None:
+    """``trace_point`` gives the model's counterpart of the live ``schedstat`` wait per
+    wake-up: at light load a burst waits only its run-queue wait (``host.wakeup_ms``), near
+    the cores' capacity it also queues for a core."""
+    from twin.sim.locking_study import trace_point
+
+    spec = quick_spec(
+        client={"cpu_ms": 0.1, "app_ms": 0.0},
+        database={"statement_ms": 0.1, "commit_ms": 0.3},
+        network={"rtt_ms": 0.05},
+        host={"cores": 2, "wakeup_ms": 0.02},
+    )
+    light = trace_point(spec, 100)[0]["host_wait_ms"]
+    busy = trace_point(spec, 1500)[0]["host_wait_ms"]
+    assert light == pytest.approx(0.02, rel=0.2)
+    assert busy > 1.5 * light
+    assert math.isnan(trace_point(quick_spec(), 100)[0]["host_wait_ms"])  # no shared host

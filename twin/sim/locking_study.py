@@ -156,6 +156,8 @@ class _Point(ClaimTransactions):
             self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
+        #: in the window: seconds CPU bursts on the host waited (run queue and a core), bursts
+        self.run_wait = [0.0, 0]
         self.woke = False  # the last step performed had to wait (set by _step)
         seed = spec.seed
         gen = {p: _generator(seed, offered, p) for p in ("arrivals", "rows", "stays", "service")}
@@ -250,15 +252,49 @@ class _Point(ClaimTransactions):
             yield from self._statement()
         elif self.woke and self.host_cpu is not None:
             yield from self._wake()
-            with self.host_cpu.request() as req:
-                yield req
+            yield from self._core_turn()
         return step
+
+    def _in_window(self) -> bool:
+        return self.win.start <= self.env.now < self.win.end
+
+    def _core_turn(self) -> Generator:
+        """A woken process's turn on one of the host's cores to go on (no CPU modelled)."""
+        asked = self.env.now
+        with self.host_cpu.request() as req:
+            yield req
+            self._waited(asked)
+
+    def _waited(self, asked: float) -> None:
+        if self._in_window():
+            self.run_wait[0] += self.env.now - asked
+            self.run_wait[1] += 1
+
+    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        """``mean_s`` of work on ``resource``; on the host's cores, its wait is counted."""
+        if resource is not self.host_cpu:
+            yield from super()._service(resource, mean_s)
+            return
+        asked = self.env.now
+        with resource.request() as req:
+            yield req
+            self._waited(asked)
+            yield self.env.timeout(mean_s * self.svc())
+
+    def host_wait_ms(self) -> float:
+        """The window's mean wait of a CPU burst on the host, run queue and a core (ms): the
+        model's counterpart of the live ``schedstat`` wait per time scheduled in."""
+        waited, bursts = self.run_wait
+        return 1000 * waited / bursts if bursts else math.nan
 
     def _wake(self) -> Generator:
         """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
         queue behind the machine's other load (``host.wakeup_ms``) before it can run."""
         if self.wake > 0:
-            yield self.env.timeout(self.wake * self.wake1())
+            wait = self.wake * self.wake1()
+            if self._in_window():
+                self.run_wait[0] += wait
+            yield self.env.timeout(wait)
 
     def _flush(self) -> Generator:
         """The WAL flush. On a shared host with ``database.commit_wakeups`` = k, the backend
@@ -275,8 +311,7 @@ class _Point(ClaimTransactions):
         yield self.env.timeout(io_s * self.svc())
         for _ in range(k):
             yield from self._wake()
-            with self.host_cpu.request() as req:
-                yield req
+            yield from self._core_turn()
 
     def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
         """A server's CPU work: one of the server's own slots (``resource``), and on a shared
@@ -442,7 +477,9 @@ def trace_point(
         raise ValueError("offered_tps must be > 0")
     point = _Point(spec, "pessimistic", offered_tps)
     point.trace = []
-    return point.run(), point.trace
+    row = point.run()
+    row["host_wait_ms"] = point.host_wait_ms()  # the host's wait per CPU burst, in the window
+    return row, point.trace
 
 
 @dataclass
