@@ -151,19 +151,6 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="folder for the tables (CSV) and inputs")
     parser.add_argument(
-        "--run-queues",
-        choices=("shared", "per_core"),
-        default="shared",
-        help="the model's run queues (host.run_queues): one FIFO line for all cores, or one "
-        "per core as Linux keeps them (a burst woken with every core busy waits for its own)",
-    )
-    parser.add_argument(
-        "--autogroup",
-        action="store_true",
-        help="the model's host.autogroup: a server's waiting burst runs before the clients' "
-        "(Linux shares the CPU between sessions; the clients are one, each backend its own)",
-    )
-    parser.add_argument(
         "--predict-only",
         type=Path,
         metavar="INPUTS_JSON",
@@ -289,7 +276,7 @@ def main() -> None:
 
     # -- the row lock's hot row, and the optimistic claim's conflicts: live vs model ----------
     swept = int((measured.table["strategy"] == "pessimistic").sum())  # the sweep's points
-    chain = _chain_frame(live_traces, sims.get("pessimistic"), swept)
+    chain = _chain_frame(live_traces, sims.get("pessimistic"), swept, live_cpu)
     if not chain.empty:
         console.print(_chain_table(chain))
     conflicts = _conflict_frame(measured.table, predicted.table)
@@ -491,15 +478,7 @@ def _predicted(spec, inputs: dict, name: str, clients: int, args):
     """The prediction's spec on the shared host, with the scheduler options asked for."""
     from twin.locking_live import predicted_spec
 
-    return predicted_spec(
-        spec,
-        inputs,
-        name,
-        clients,
-        shared_host=True,
-        run_queues=args.run_queues,
-        autogroup=args.autogroup,
-    )
+    return predicted_spec(spec, inputs, name, clients, shared_host=True)
 
 
 def _sweep_inputs(inputs: dict, cpu, names: list[str]) -> dict:
@@ -542,16 +521,22 @@ def _probe_line(inputs: dict, names: list[str]) -> str:
     return "CPU per claim, client+server ms: " + "; ".join(parts)
 
 
-def _chain_frame(traces: list[dict], sim, sweep_points: int):
+def _chain_frame(traces: list[dict], sim, sweep_points: int, live_cpu: list[dict] = ()):
     """The hot row's chain (``twin.sim.locking_chain.row_chain``) at each rate of the live
     row-lock sweep (its first traces; the refinements' points come after), measured and
-    simulated with the prediction's spec at the same rate, one row each."""
+    simulated with the prediction's spec at the same rate, one row each; with the wait per
+    wake-up, live (``schedstat`` of our processes, per time scheduled in) and model (per CPU
+    burst on the host: its run-queue wait and its wait for a core)."""
     import pandas as pd
 
     from twin.sim.locking_chain import row_chain
     from twin.sim.locking_measure import measure_window
     from twin.sim.locking_study import trace_point
 
+    waits: dict[float, float] = {}
+    for c in live_cpu:  # the sweep's point comes first at each rate
+        if c["strategy"] == "pessimistic":
+            waits.setdefault(c["offered_tps"], c["wakeup_ms"])
     rows = []
     for t in traces[:sweep_points] if sim is not None else []:
         rate, win = t["offered_tps"], t["window"]
@@ -559,6 +544,8 @@ def _chain_frame(traces: list[dict], sim, sweep_points: int):
         point, simulated = trace_point(sim, rate)
         model_win = measure_window(sim, rate)
         model = row_chain(simulated, since=model_win.start, until=model_win.end)
+        live["wakeup_ms"] = waits.get(rate, float("nan"))
+        model["wakeup_ms"] = point["host_wait_ms"]
         rows.append({"offered_tps": rate, "source": "live", **live})
         rows.append({"offered_tps": rate, "source": "model", "p95_ms": point["p95_ms"], **model})
     return pd.DataFrame(rows)
@@ -571,12 +558,13 @@ def _chain_table(chain):
 
     table = Table(
         title="row lock, hot row (live / model): hold = lock answer → commit answer, hand-off = "
-        "commit answer → next grant (ms); busy share; waiter order (mean rank: 0 FIFO, 0.5 random)",
+        "commit answer → next grant (ms); busy share; waiter order (mean rank: 0 FIFO, 0.5 "
+        "random); wait per wake-up (ms: live schedstat per time scheduled in, model per CPU burst)",
         title_justify="left",
     )
     for header in ("offered TPS", "locks/s", "hold", "hold p95", "hand-off", "hand-off p95"):
         table.add_column(header, justify="right")
-    for header in ("busy", "mean rank", "oldest first"):
+    for header in ("busy", "mean rank", "oldest first", "wait/wake-up"):
         table.add_column(header, justify="right")
     for rate, pair in chain.groupby("offered_tps", sort=True):
         live, model = (pair[pair["source"] == s].iloc[0] for s in ("live", "model"))
@@ -594,6 +582,7 @@ def _chain_table(chain):
             both("busy"),
             both("mean_rank"),
             both("oldest_share", "{:.0%}"),
+            both("wakeup_ms", "{:.3f}"),
         )
     return table
 

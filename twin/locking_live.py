@@ -46,6 +46,7 @@ from twin.locking_probe import (
     run_queue_s,
     server_cpu_ms,
     sum_cpu_s,
+    voluntary_switches,
     wakeup_ms,
 )
 from twin.scenario.locking import LockingStudySpec
@@ -541,6 +542,7 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
                 return redis_cpu_s(store.r)
 
         pids = [os.getpid(), *queued]
+        sleeps0 = voluntary_switches(queued[0]) if STORE_OF[strategy] == "postgres" else None
         answers: list[float] = []
         trips: list[float] = []  # round trips that wait for no lock and no WAL flush
         if strategy == "pessimistic":
@@ -559,6 +561,12 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
         if server0 is not None and server1 is not None:
             out[key + "server_cpu_ms"] = 1000 * (server1 - server0) / n
         out[key + "wakeup_ms"] = wakeup_ms(wait0, run_queue_s(pids))
+        sleeps1 = voluntary_switches(queued[0]) if sleeps0 is not None else None
+        if sleeps0 is not None and sleeps1 is not None:
+            # the backend sleeps once per statement it waits for; the rest are its commits'
+            # (two per cycle: the claim's and the release's) WAL write and fdatasync
+            extra = (sleeps1 - sleeps0) / n - round_trips(_STORE_PROTOCOL, strategy)
+            out[key + "commit_wakeups"] = max(0.0, extra / 2)
         if len(trips) > 20:
             mean, cv = wakeups_from_round_trips(trips)
             out["pg_rt_wakeup_ms"], out["pg_rt_wakeup_cv"] = mean, cv
@@ -699,8 +707,6 @@ def predicted_spec(
     clients: int,
     *,
     shared_host: bool = False,
-    run_queues: str = "shared",
-    autogroup: bool = False,
 ) -> LockingStudySpec:
     """``spec`` with the latencies measured by :func:`measure_inputs` for ``strategy``'s server
     and the live run's shape (one connection per client, no app work between statements).
@@ -765,8 +771,6 @@ def predicted_spec(
             data["client"]["cpu_ms"] = cycle[0] / 2
     if shared_host:
         data["host"]["cores"] = int(inputs["cores"])
-        data["host"]["run_queues"] = run_queues
-        data["host"]["autogroup"] = autogroup
         data["host"]["wakeup_ms"] = inputs.get(
             f"cycle_{strategy}_wakeup_ms", inputs.get("wakeup_ms", 0.0)
         )
@@ -774,4 +778,8 @@ def predicted_spec(
             # the waits as a round trip suffers them, mean and spread (a lock holder's too)
             data["host"]["wakeup_ms"] = inputs["pg_rt_wakeup_ms"]
             data["host"]["wakeup_cv"] = inputs["pg_rt_wakeup_cv"]
+        sleeps = inputs.get(f"cycle_{strategy}_commit_wakeups")
+        if STORE_OF[strategy] == "postgres" and sleeps is not None:
+            # the backend's wake-ups inside each commit's WAL flush (the row lock held)
+            data["database"]["commit_wakeups"] = round(sleeps)
     return LockingStudySpec.model_validate(data)

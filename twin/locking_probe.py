@@ -75,6 +75,18 @@ def wakeup_ms(before: tuple[float, int], after: tuple[float, int]) -> float:
     return 1000 * (after[0] - before[0]) / count if count > 0 else math.nan
 
 
+def voluntary_switches(pid: int) -> int | None:
+    """Times process ``pid`` has blocked (``voluntary_ctxt_switches`` in
+    ``/proc/<pid>/status``): each is a wake-up it later needs a core for; None if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _parent(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

@@ -61,6 +61,8 @@ def test_inputs_include_paced_cycles_and_the_run_queue(postgres: str) -> None:
     assert spec.host.wakeup_cv == inputs["pg_rt_wakeup_cv"]
     whole = inputs["cycle_pessimistic_client_cpu_ms"] + inputs["cycle_pessimistic_server_cpu_ms"]
     assert model_cpu_ms(spec, "pessimistic") == pytest.approx(whole)
+    # the backend's sleeps in a commit's WAL flush (beyond one per statement it waits for)
+    assert spec.database.commit_wakeups == round(inputs["cycle_pessimistic_commit_wakeups"])
 
 
 def test_each_live_point_records_its_cpu_and_a_refined_ceiling(postgres: str) -> None:
@@ -180,3 +182,18 @@ def test_prediction_prefers_the_live_probe_and_gives_the_queue_its_clients_cpu()
     assert predicted_spec(base, live_q, "queue", 8).client.cpu_ms == 0.09
     # the queue's probe rate: at most 0.6 of its one consumer (two requests a claim)
     assert live_probe_rate(inputs, "queue") == 600.0
+
+
+def test_paced_probe_counts_the_commits_sleeps_and_none_without_synchronous_commit(
+    postgres: str,
+) -> None:
+    """The backend blocks once per statement it waits for; with synchronous commit it also
+    sleeps in each commit's WAL write and fdatasync (3 times on the benchmark's VM), and
+    without it (the flush left to the WAL writer) it does not."""
+    from twin.locking_live import _cycle_probe
+
+    url = postgres + ("&" if "?" in postgres else "?") + "options=-c%20synchronous_commit%3Doff"
+    off = _cycle_probe("pessimistic", url, "parktwin_t_sleeps", n=100)
+    on = _cycle_probe("pessimistic", postgres, "parktwin_t_sleeps", n=100)
+    assert off["cycle_pessimistic_commit_wakeups"] < 0.5
+    assert on["cycle_pessimistic_commit_wakeups"] >= off["cycle_pessimistic_commit_wakeups"]

@@ -337,32 +337,61 @@ def test_predicted_spec_puts_the_measured_cpu_on_the_shared_host() -> None:
     assert atomic.client.cpu_ms == pytest.approx(0.1) and atomic.atomic.op_ms == 0.02
     assert atomic.host.wakeup_ms == 0.2  # no atomic probe's own: the median one
     assert predicted_spec(base, whole, "atomic", 8, shared_host=True).atomic.op_ms == 0.04
-
-
-def test_per_core_run_queues_and_autogroup_change_the_waits_and_are_off_by_default() -> None:
-    """Linux's scheduler on the shared host, set by ``predicted_spec``: with per-core run
-    queues a burst that finds both cores busy waits for one core, even if the other frees
-    first, so at load claims wait longer than behind one line for both cores; with autogroup
-    Redis's bursts go before the clients' waiting ones, so a claim's command is served sooner
-    once sent. Both off by default: the shipped study's numbers do not move."""
-    from twin.locking_live import predicted_spec
-
-    lat = {"client": {"cpu_ms": 0.3}, "atomic": {"op_ms": 0.1}}
-
-    def p50(**host) -> float:
-        return simulate_point(quick_spec(**lat, host={"cores": 2, **host}), "atomic", 2000)[
-            "p50_ms"
-        ]
-
-    shared = p50()
-    assert p50(run_queues="per_core") > 1.1 * shared
-    assert p50(autogroup=True) < 0.95 * shared
-    default = quick_spec().host
-    assert default.run_queues == "shared" and not default.autogroup
-    inputs = {"cores": 2.0, "redis_rtt_ms": 0.08, "redis_ping_cpu_ms": 0.05}
-    inputs |= {"redis_client_cpu_ms": 0.09, "op_ms": 0.04, "queue_consumer_ms": 0.4}
-    linux = predicted_spec(
-        quick_spec(), inputs, "atomic", 8, shared_host=True, run_queues="per_core", autogroup=True
+    # the backend's sleeps in each commit's WAL flush, as the paced probe counted them
+    sleeps = {**paced, "cycle_pessimistic_commit_wakeups": 2.96}
+    assert (
+        predicted_spec(base, sleeps, "pessimistic", 8, shared_host=True).database.commit_wakeups
+        == 3
     )
-    assert linux.host.run_queues == "per_core" and linux.host.autogroup
-    assert not predicted_spec(quick_spec(), inputs, "atomic", 8, shared_host=True).host.autogroup
+    assert (
+        predicted_spec(base, paced, "pessimistic", 8, shared_host=True).database.commit_wakeups == 0
+    )
+
+
+def test_commit_wakeups_wait_for_a_core_at_load_and_keep_the_light_load_flush() -> None:
+    """A synchronous commit's backend sleeps in its WAL write and fdatasync and is woken again
+    (measured live: 3 sleeps per commit, none without synchronous commit). On a shared host
+    each wake-up waits on the run queue and for a core, the row still locked: the hot row's
+    hold grows with the load, while at light load the flush keeps the ``commit_ms`` it was
+    measured as. Without ``host.cores`` there is no run queue and nothing changes."""
+    from twin.sim.locking_chain import row_chain
+    from twin.sim.locking_measure import measure_window
+    from twin.sim.locking_study import trace_point
+
+    def hold(wakeups: int, rate: float) -> float:
+        spec = quick_spec(
+            client={"cpu_ms": 0.1, "app_ms": 0.0},
+            database={"statement_ms": 0.1, "commit_ms": 0.3, "commit_wakeups": wakeups},
+            network={"rtt_ms": 0.05},
+            host={"cores": 2, "wakeup_ms": 0.02},
+        )
+        _, trace = trace_point(spec, rate)
+        win = measure_window(spec, rate)
+        return row_chain(trace, since=win.start, until=win.end)["hold_ms"]
+
+    assert hold(3, 100) == pytest.approx(hold(0, 100), abs=0.03)
+    assert hold(3, 1500) > 1.04 * hold(0, 1500)
+    own_cpus = {"database": {"commit_wakeups": 3}, "client": {"cpu_ms": 0.1}}
+    assert simulate_point(quick_spec(**own_cpus), "pessimistic", 1000) == simulate_point(
+        quick_spec(client={"cpu_ms": 0.1}), "pessimistic", 1000
+    )
+    assert quick_spec().database.commit_wakeups == 0
+
+
+def test_traced_point_reports_the_hosts_wait_per_cpu_burst() -> None:
+    """``trace_point`` gives the model's counterpart of the live ``schedstat`` wait per
+    wake-up: at light load a burst waits only its run-queue wait (``host.wakeup_ms``), near
+    the cores' capacity it also queues for a core."""
+    from twin.sim.locking_study import trace_point
+
+    spec = quick_spec(
+        client={"cpu_ms": 0.1, "app_ms": 0.0},
+        database={"statement_ms": 0.1, "commit_ms": 0.3},
+        network={"rtt_ms": 0.05},
+        host={"cores": 2, "wakeup_ms": 0.02},
+    )
+    light = trace_point(spec, 100)[0]["host_wait_ms"]
+    busy = trace_point(spec, 1500)[0]["host_wait_ms"]
+    assert light == pytest.approx(0.02, rel=0.2)
+    assert busy > 1.5 * light
+    assert math.isnan(trace_point(quick_spec(), 100)[0]["host_wait_ms"])  # no shared host

@@ -125,20 +125,6 @@ class HostSpec(Spec):
         "with most waits short and a few long (a process descheduled for a time slice)",
     )
 
-    run_queues: Literal["shared", "per_core"] = Field(
-        default="shared",
-        description="shared: a burst runs on the first core free (one FIFO line for all cores); "
-        "per_core: as Linux does, a burst woken when every core is busy joins one core's run "
-        "queue (at random) and waits for that core, even if another frees first",
-    )
-
-    autogroup: bool = Field(
-        default=False,
-        description="Linux's autogroup: the CPU is shared between sessions, the clients (and "
-        "the queue's consumer) one group, each server process (PostgreSQL backend, Redis) its "
-        "own; a server's burst runs before the clients' waiting bursts and preempts a running one",
-    )
-
     @model_validator(mode="after")
     def _wakeup_needs_cores(self) -> HostSpec:
         if self.wakeup_ms > 0 and self.cores is None:
@@ -153,6 +139,15 @@ class DatabaseSpec(Spec):
     workers: int = Field(default=8, ge=1, description="statements executing at once (cores)")
     statement_ms: LatencyMs = Field(default=0.25, description="CPU per statement")
     commit_ms: LatencyMs = Field(default=1.0, description="WAL flush per committing write")
+    commit_wakeups: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="times the committing backend sleeps in its WAL flush (write, fdatasync) "
+        "and is woken again: on a shared host each such wake-up waits on the run queue and for "
+        "a core before the commit goes on, with the row still locked; commit_ms (measured at "
+        "light load) includes them at their light-load wait. 0: the flush is one plain delay",
+    )
 
 
 class PessimisticSpec(Spec):

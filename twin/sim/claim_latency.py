@@ -136,8 +136,10 @@ class ClaimTransactions:
     def _statement(self) -> Generator:
         return self._server_cpu(self.cpu, self.lat.statement_ms / 1000)
 
-    def _flush(self) -> simpy.Timeout:
-        return self.env.timeout(self.lat.commit_ms / 1000 * self.svc())
+    def _flush(self) -> Generator:
+        """A committing write's WAL flush: a wait that uses no core (the locking study adds
+        the backend's wake-ups from it on a shared host)."""
+        yield self.env.timeout(self.lat.commit_ms / 1000 * self.svc())
 
     def _consume(self) -> Generator:
         """The queue's single consumer serves one message."""
@@ -190,7 +192,7 @@ class ClaimTransactions:
                     yield env.timeout(half)
                 yield from self._send()
                 yield from self._statement()
-                yield self._flush()
+                yield from self._flush()
             step = yield from self._step(cid)  # COMMIT / ABORT: frees the row
             yield env.timeout(half)
         if self.trace is not None:
@@ -210,7 +212,7 @@ class ClaimTransactions:
                 yield env.timeout(self.half)
                 yield from self._send()
                 yield from self._statement()
-            yield self._flush()
+            yield from self._flush()
             yield from self._step(cid)  # COMMIT
             yield env.timeout(self.half)
         if self.trace is not None:
@@ -234,7 +236,7 @@ class ClaimTransactions:
                 yield conn
                 yield from self._send()
                 yield from self._statement()
-                yield self._flush()  # a CAS behind an uncommitted one waits for its commit
+                yield from self._flush()  # a CAS behind an uncommitted one waits for its commit
                 step = yield from self._step(cid)  # CAS
                 yield env.timeout(half)
             if step.status is not Status.CONFLICT:
@@ -251,7 +253,7 @@ class ClaimTransactions:
             yield conn
             yield from self._send()
             yield from self._statement()
-            yield self._flush()
+            yield from self._flush()
             self.core.release(cid, env.now)
             yield from self._step(cid)  # UPDATE used = used - 1, version + 1
             yield env.timeout(self.half)

@@ -149,21 +149,15 @@ class _Point(ClaimTransactions):
         )
         c = spec.client
         # one machine for clients and servers: every CPU term queues for the same cores
-        # with autogroup, the servers' bursts go before the clients' (see _service)
-        core_kind = simpy.PreemptiveResource if spec.host.autogroup else simpy.Resource
-        self.host_cpu = core_kind(env, spec.host.cores) if spec.host.cores else None
-        # Linux's run queues are per core: a burst woken when every core is busy waits on one
-        self.run_queues: list[simpy.Resource] = []
-        if spec.host.cores and spec.host.run_queues == "per_core":
-            self.run_queues = [core_kind(env, 1) for _ in range(spec.host.cores)]
-            placed = _generator(spec.seed, offered, "run_queue")  # its own stream
-            self.place = BlockDraws(lambda n: placed.random(n))
+        self.host_cpu = simpy.Resource(env, spec.host.cores) if spec.host.cores else None
         if self.host_cpu is not None:
             self.client_cpu: simpy.Resource | None = self.host_cpu
         else:
             self.client_cpu = simpy.Resource(env, c.cores) if c.cores else None
         self.send_cpu = c.cpu_ms / 1000
         self.waiting: dict[int, simpy.Event] = {}
+        #: in the window: seconds CPU bursts on the host waited (run queue and a core), bursts
+        self.run_wait = [0.0, 0]
         self.woke = False  # the last step performed had to wait (set by _step)
         seed = spec.seed
         gen = {p: _generator(seed, offered, p) for p in ("arrivals", "rows", "stays", "service")}
@@ -258,55 +252,66 @@ class _Point(ClaimTransactions):
             yield from self._statement()
         elif self.woke and self.host_cpu is not None:
             yield from self._wake()
-            with self._core(self.host_cpu).request() as req:
-                yield req
+            yield from self._core_turn()
         return step
 
-    def _core(self, resource: simpy.Resource) -> simpy.Resource:
-        """Where a burst on ``resource`` runs: with per-core run queues, a core of the host's
-        (an idle one if any, else one at random, kept until it runs: no migration)."""
-        if resource is not self.host_cpu or not self.run_queues:
-            return resource
-        for core in self.run_queues:
-            if core.count == 0 and not core.queue:
-                return core
-        n = len(self.run_queues)
-        return self.run_queues[min(int(self.place() * n), n - 1)]
+    def _in_window(self) -> bool:
+        return self.win.start <= self.env.now < self.win.end
 
-    def _service(self, resource: simpy.Resource, mean_s: float, client: bool = False) -> Generator:
-        """``mean_s`` of work on ``resource``; on the host's cores with ``host.autogroup``, a
-        client's burst (``client``) waits while a server's burst is waiting, and a woken server
-        preempts a running client (which finishes its burst later): Linux shares the CPU
-        between autogroups (one per session), and the clients are one group together (as the
-        queue's consumer, their child) while each PostgreSQL backend is a group of its own
-        (postmaster children call setsid) and Redis another. The clients' group does most of
-        the work, so under contention it is past its fair share and the servers run first
-        (live, 57% of the clients' context switches are involuntary, 9% of the backends')."""
-        resource = self._core(resource)
-        if not isinstance(resource, simpy.PreemptiveResource):
+    def _core_turn(self) -> Generator:
+        """A woken process's turn on one of the host's cores to go on (no CPU modelled)."""
+        asked = self.env.now
+        with self.host_cpu.request() as req:
+            yield req
+            self._waited(asked)
+
+    def _waited(self, asked: float) -> None:
+        if self._in_window():
+            self.run_wait[0] += self.env.now - asked
+            self.run_wait[1] += 1
+
+    def _service(self, resource: simpy.Resource, mean_s: float) -> Generator:
+        """``mean_s`` of work on ``resource``; on the host's cores, its wait is counted."""
+        if resource is not self.host_cpu:
             yield from super()._service(resource, mean_s)
             return
-        left = mean_s * self.svc()
-        if not client:  # a woken server preempts a client's burst (EEVDF wake-up preemption)
-            with resource.request(priority=0, preempt=True) as req:
-                yield req
-                yield self.env.timeout(left)
-            return
-        while left > 0:  # a client's burst, preempted, waits for a core again for the rest
-            with resource.request(priority=1, preempt=False) as req:
-                yield req
-                began = self.env.now
-                try:
-                    yield self.env.timeout(left)
-                    left = 0.0
-                except simpy.Interrupt:
-                    left -= self.env.now - began
+        asked = self.env.now
+        with resource.request() as req:
+            yield req
+            self._waited(asked)
+            yield self.env.timeout(mean_s * self.svc())
+
+    def host_wait_ms(self) -> float:
+        """The window's mean wait of a CPU burst on the host, run queue and a core (ms): the
+        model's counterpart of the live ``schedstat`` wait per time scheduled in."""
+        waited, bursts = self.run_wait
+        return 1000 * waited / bursts if bursts else math.nan
 
     def _wake(self) -> Generator:
         """A process that blocked (on its socket, a lock) is woken: it waits on the OS run
         queue behind the machine's other load (``host.wakeup_ms``) before it can run."""
         if self.wake > 0:
-            yield self.env.timeout(self.wake * self.wake1())
+            wait = self.wake * self.wake1()
+            if self._in_window():
+                self.run_wait[0] += wait
+            yield self.env.timeout(wait)
+
+    def _flush(self) -> Generator:
+        """The WAL flush. On a shared host with ``database.commit_wakeups`` = k, the backend
+        sleeps k times in it (the WAL write and ``fdatasync`` wait for the disk) and each time
+        is woken and needs a core again before the commit goes on: the flush's I/O is
+        ``commit_ms`` less the k light-load wake-ups it was measured with, then k run-queue
+        waits and k turns for a core, which grow with the host's load while the row stays
+        locked (live: 3 sleeps per synchronous commit, 1 per statement without one)."""
+        k = self.spec.database.commit_wakeups
+        if not k or self.host_cpu is None:
+            yield from super()._flush()
+            return
+        io_s = max(0.0, self.lat.commit_ms / 1000 - k * self.wake)
+        yield self.env.timeout(io_s * self.svc())
+        for _ in range(k):
+            yield from self._wake()
+            yield from self._core_turn()
 
     def _server_cpu(self, resource: simpy.Resource, mean_s: float) -> Generator:
         """A server's CPU work: one of the server's own slots (``resource``), and on a shared
@@ -338,7 +343,7 @@ class _Point(ClaimTransactions):
             else:
                 if self.host_cpu is not None:
                     yield from self._wake()
-                yield from self._service(self.client_cpu, self.send_cpu, client=True)
+                yield from self._service(self.client_cpu, self.send_cpu)
         yield self.env.timeout(self.half)
 
     def _reply_then_send(self) -> Generator:
@@ -352,7 +357,7 @@ class _Point(ClaimTransactions):
         else:  # the consumer is a process on the shared host: it needs a core to serve
             if not self.woke:  # served at once: the consumer was idle, asleep on the list
                 yield from self._wake()
-            yield from self._service(self.host_cpu, consumer_s, client=True)
+            yield from self._service(self.host_cpu, consumer_s)
 
     def _over_capacity(self, cid: int, row: int) -> None:
         # refused, and spuriously so if the surplus is others' in-flight INCRs
@@ -472,7 +477,9 @@ def trace_point(
         raise ValueError("offered_tps must be > 0")
     point = _Point(spec, "pessimistic", offered_tps)
     point.trace = []
-    return point.run(), point.trace
+    row = point.run()
+    row["host_wait_ms"] = point.host_wait_ms()  # the host's wait per CPU burst, in the window
+    return row, point.trace
 
 
 @dataclass
