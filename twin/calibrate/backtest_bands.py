@@ -53,8 +53,8 @@ from twin.calibrate.backtest_twin import BAND_Q
 SHRINK_WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)
 #: Shares κ of today's level shift (rate at the origin − rate a week before at that time) added
 #: to the week-old reading in the combination, tried with the weights on the past pairs (see
-#: shrink_choice). {0, 1} was chosen over {0, 1}, {0, 0.5, 1}, 0 and 1 fixed on the earlier
-#: backtest (cut 2016-11-06), not on the weeks reported (docs/validation.md).
+#: shrink_choice). Chosen against {0, 0.5, 1}, 0.5 or 1 fixed, and 0 (the earlier release) on
+#: the earlier backtest (cut 2016-11-06), not on the weeks reported (docs/validation.md).
 NAIVE_SHIFTS = (0.0, 1.0)
 #: Floor of the residual scale (share of capacity): the twin's band at opening time can be a
 #: car or two wide, and a residual divided by it would be meaningless.
