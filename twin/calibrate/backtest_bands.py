@@ -12,7 +12,10 @@ already scored):
   lowest (recency-weighted) absolute error on the past pairs. Where the twin has been better,
   w stays near 1; where the week-old reading has carried information the twin lacks (e.g.
   4 h ahead on a car park whose afternoon differs from the fitted profile), part of it is
-  taken.
+  taken. The naive partner may be shifted by today's level: week_before + κ · (rate at the
+  origin − rate a week before at the origin's time), κ in NAIVE_SHIFTS chosen with w on the
+  same past pairs (κ = 1: last week's curve moved to pass through the count observed at the
+  origin; 0: the plain week-old reading). Both terms are known at the origin.
 * **Bands by split conformal prediction on standardized residuals**: a past pair's residual
   z = (actual − c) / s, s the twin's own 10–90% width (so the band keeps the twin's shape:
   narrow at opening time, wide at midday, wider 4 h ahead than 1 h); the 80% band is
@@ -48,6 +51,11 @@ from twin.calibrate.backtest_twin import BAND_Q
 
 #: Twin weights in the combination with seasonal naive, tried on the past pairs.
 SHRINK_WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)
+#: Shares κ of today's level shift (rate at the origin − rate a week before at that time) added
+#: to the week-old reading in the combination, tried with the weights on the past pairs (see
+#: shrink_choice). Chosen against {0, 0.5, 1}, 0.5 or 1 fixed, and 0 (the earlier release) on
+#: the earlier backtest (cut 2016-11-06), not on the weeks reported (docs/validation.md).
+NAIVE_SHIFTS = (0.0, 1.0)
 #: Floor of the residual scale (share of capacity): the twin's band at opening time can be a
 #: car or two wide, and a residual divided by it would be meaningless.
 MIN_SCALE = 0.01
@@ -69,9 +77,24 @@ def _scale(frame: pd.DataFrame) -> np.ndarray:
     return np.maximum(frame["p90"].to_numpy(float) - frame["p10"].to_numpy(float), MIN_SCALE)
 
 
-def _point(frame: pd.DataFrame, w: float) -> np.ndarray:
+def level_shift(frame: pd.DataFrame) -> np.ndarray:
+    """Per pair: today's level against a week before, at the origin (rate at the origin −
+    the reading a week before at the origin's slot; 0 where either is missing, or where
+    ``frame`` lacks the columns). Known at the origin: the origin's own count and older."""
+    if not {"n0", "capacity", "week_before_origin"} <= set(frame.columns):
+        return np.zeros(len(frame))
+    now = frame["n0"].to_numpy(float) / frame["capacity"].to_numpy(float)
+    shift = now - frame["week_before_origin"].to_numpy(float)
+    return np.where(np.isfinite(shift), shift, 0.0)
+
+
+def _point(frame: pd.DataFrame, w: float, kappa: float = 0.0) -> np.ndarray:
+    """w · twin + (1 − w) · (week-old reading + κ · today's level shift); the twin where
+    there is no week-old reading."""
     twin = frame["p50"].to_numpy(float)
     naive = frame["week_before"].to_numpy(float)
+    if kappa:
+        naive = naive + kappa * level_shift(frame)
     return np.where(np.isfinite(naive), w * twin + (1 - w) * naive, twin)
 
 
@@ -84,20 +107,36 @@ def recency(past: pd.DataFrame, day: pd.Timestamp | None) -> np.ndarray:
     return 0.5 ** (age / HALF_LIFE_DAYS)
 
 
-def shrink_weight(past: pd.DataFrame, day: pd.Timestamp | None = None) -> float:
-    """The twin's weight w with the lowest recency-weighted mean absolute error of
-    w · twin + (1 − w) · naive on the past pairs (1 with fewer than MIN_PAST week-old
-    readings)."""
+def shrink_choice(past: pd.DataFrame, day: pd.Timestamp | None = None) -> tuple[float, float]:
+    """The twin's weight w and the level shift's share κ (NAIVE_SHIFTS) with the lowest
+    recency-weighted mean absolute error of w · twin + (1 − w) · (naive + κ · shift) on the
+    past pairs ((1, 0) with fewer than MIN_PAST week-old readings; ties: the smaller κ).
+    Why the shift: the week-old reading knows the afternoon's shape, which repeats from week to
+    week on many car parks, but not today's level; the count at the origin does (a busier
+    morning than last week's is mostly a busier afternoon), and the twin, started from that
+    count, carries it only as far as its own fitted flows do."""
     ok = past["week_before"].notna().to_numpy()
     if ok.sum() < MIN_PAST:
-        return 1.0
+        return 1.0, 0.0
     y = past["actual"].to_numpy(float)[ok]
     twin = past["p50"].to_numpy(float)[ok]
     naive = past["week_before"].to_numpy(float)[ok]
+    shift = level_shift(past)[ok]
     wt = recency(past[ok], day)
-    mix = SHRINK_WEIGHTS[:, None] * twin[None, :] + (1 - SHRINK_WEIGHTS[:, None]) * naive[None, :]
-    loss = (np.abs(mix - y[None, :]) * wt[None, :]).sum(axis=1)
-    return float(SHRINK_WEIGHTS[int(np.argmin(loss))])
+    best = (np.inf, 1.0, 0.0)
+    for kappa in NAIVE_SHIFTS:
+        partner = naive + kappa * shift
+        mix = SHRINK_WEIGHTS[:, None] * twin[None, :] + (1 - SHRINK_WEIGHTS[:, None]) * partner
+        loss = (np.abs(mix - y[None, :]) * wt[None, :]).sum(axis=1)
+        i = int(np.argmin(loss))
+        if loss[i] < best[0] - 1e-12:
+            best = (float(loss[i]), float(SHRINK_WEIGHTS[i]), float(kappa))
+    return best[1], best[2]
+
+
+def shrink_weight(past: pd.DataFrame, day: pd.Timestamp | None = None) -> float:
+    """The twin's weight w of :func:`shrink_choice`."""
+    return shrink_choice(past, day)[0]
 
 
 def weighted_quantiles(z: np.ndarray, weights: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -124,12 +163,13 @@ def corrected(
         for col in BAND_Q:
             out[col] = now[col].to_numpy(float)
         out["shrink_weight"] = 1.0
+        out["naive_shift"] = 0.0
         return out
     alphas = alphas or BANDS
-    w = shrink_weight(past, day)
-    z = (past["actual"].to_numpy(float) - _point(past, w)) / _scale(past)
+    w, kappa = shrink_choice(past, day)
+    z = (past["actual"].to_numpy(float) - _point(past, w, kappa)) / _scale(past)
     wt = recency(past, day)
-    c, s = _point(now, w), _scale(now)
+    c, s = _point(now, w, kappa), _scale(now)
     n_eff = wt.sum() ** 2 / np.sum(wt**2)
     for (lo, hi), alpha in alphas.items():
         a = float(np.clip(alpha, 0.002, 0.998))
@@ -139,7 +179,8 @@ def corrected(
         out[hi] = np.clip(c + q_hi * s, 0.0, 1.0)
     out["p50"] = np.clip(c + weighted_quantiles(z, wt, np.array([0.5]))[0] * s, 0.0, 1.0)
     out["shrink_weight"] = w
-    return out[[*BAND_Q, "shrink_weight"]]
+    out["naive_shift"] = kappa
+    return out[[*BAND_Q, "shrink_weight", "naive_shift"]]
 
 
 def _band(z, wt, n_eff, alpha, c, s, mid=0.0, k=1.0):
@@ -173,7 +214,7 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     col = {name: k for k, name in enumerate(names)}
     out = np.full((len(test), len(names)), np.nan)
     level, scale = dict(BANDS), dict.fromkeys(BANDS, 1.0)
-    cols = ["day", "actual", "week_before", *BAND_Q]
+    cols = ["day", "actual", "week_before", *SHIFT_COLS, *BAND_Q]
     for day, today in test.groupby("day", sort=True):
         rows = test.index.get_indexer(today.index)
         if len(past) < MIN_PAST:
@@ -184,11 +225,11 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
         fc = corrected(past, today, day)
         out[rows, col["p50"]] = fc["p50"].to_numpy()
         out[rows, col["shrink_weight"]] = fc["shrink_weight"].to_numpy()
-        w = float(fc["shrink_weight"].iloc[0])
-        z_past = (past["actual"].to_numpy(float) - _point(past, w)) / _scale(past)
+        w, kappa = float(fc["shrink_weight"].iloc[0]), float(fc["naive_shift"].iloc[0])
+        z_past = (past["actual"].to_numpy(float) - _point(past, w, kappa)) / _scale(past)
         wt_past = recency(past, day)
         mid = weighted_quantiles(z_past, wt_past, np.array([0.5]))[0]
-        c_today, s_today = _point(today, w), _scale(today)
+        c_today, s_today = _point(today, w, kappa), _scale(today)
         z_today = (today["actual"].to_numpy(float) - c_today) / s_today
         target, origins = today["target"].to_numpy(), today["origin"].to_numpy()
         y = today["actual"].to_numpy(float)
@@ -214,6 +255,16 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=test.index, columns=names)
 
 
+#: The columns of a pair that :func:`level_shift` reads, carried with the past pairs.
+SHIFT_COLS = ["n0", "capacity", "week_before_origin"]
+
+
+def _with_shift_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with SHIFT_COLS, NaN where it lacks them (no level shift: κ has no effect)."""
+    missing = {c: np.nan for c in SHIFT_COLS if c not in frame.columns}
+    return frame.assign(**missing) if missing else frame
+
+
 def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.DataFrame:
     """Over ``test`` (columns ``day``, ``origin``, ``target``, ``horizon_h``, ``actual``,
     ``week_before`` and the twin's band quantiles), per horizon: the point forecast corrected
@@ -221,7 +272,9 @@ def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.D
     the test days before; the bands at each origin from those errors and the same day's pairs
     whose target has passed, each band's level adapted as each actual arrives (adaptive
     conformal inference: ACI_STEP, WIDTH_STEP). Same index as ``test``."""
-    cols = ["day", "horizon_h", "actual", "week_before", *BAND_Q]
+    cols = ["day", "horizon_h", "actual", "week_before", *SHIFT_COLS, *BAND_Q]
+    history = _with_shift_columns(history) if history is not None else None
+    test = _with_shift_columns(test)
     seen = (
         history[cols].assign(day=pd.to_datetime(history["day"]))
         if history is not None and len(history)

@@ -145,7 +145,16 @@ def _pair_columns(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
     """What the online corrections need of a pair besides the twin's forecast."""
     return {
         c: pairs[c].to_numpy()
-        for c in ("day", "origin", "horizon_h", "actual", "week_before", "capacity")
+        for c in (
+            "day",
+            "origin",
+            "horizon_h",
+            "actual",
+            "week_before",
+            "capacity",
+            "n0",
+            "week_before_origin",
+        )
     }
 
 

@@ -59,7 +59,9 @@ def origin_pairs(
     site_df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None, horizons: Sequence[int]
 ) -> pd.DataFrame:
     """(origin, target) pairs: origin a reading on the hour in [start, end), target the reading
-    h hours later the same day, and the reading one week before the target (may be NaN)."""
+    h hours later the same day, the reading one week before the target (``week_before``, may
+    be NaN) and the one a week before the origin (``week_before_origin``, may be NaN): with the
+    count at the origin, today's level against last week's, known at the origin."""
     by_key = site_df.set_index(["day", "slot"])
     per_hour = 60 // SLOT_MIN
     origins = site_df[(site_df["slot"] % per_hour == 0) & (site_df["day"] >= start)]
@@ -70,9 +72,9 @@ def origin_pairs(
         tgt_slot = origins["slot"].to_numpy() + h * per_hour
         key = pd.MultiIndex.from_arrays([origins["day"].to_numpy(), tgt_slot])
         tgt = by_key.reindex(key)
-        week = by_key.reindex(
-            pd.MultiIndex.from_arrays([origins["day"].to_numpy() - pd.Timedelta(days=7), tgt_slot])
-        )
+        week_ago = origins["day"].to_numpy() - pd.Timedelta(days=7)
+        week = by_key.reindex(pd.MultiIndex.from_arrays([week_ago, tgt_slot]))
+        week0 = by_key.reindex(pd.MultiIndex.from_arrays([week_ago, origins["slot"].to_numpy()]))
         frame = pd.DataFrame(
             {
                 "horizon_h": h,
@@ -87,6 +89,7 @@ def origin_pairs(
                 "t1_h": tgt["t_h"].to_numpy(),
                 "actual": tgt["rate"].to_numpy(),
                 "week_before": week["rate"].to_numpy(),
+                "week_before_origin": week0["rate"].to_numpy(),
             }
         )
         out.append(frame[frame["actual"].notna()])
