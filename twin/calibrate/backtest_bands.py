@@ -33,13 +33,23 @@ already scored):
   1 h ahead ~8). The level alone cannot widen a band past the largest residual seen (a
   quantile of the past is bounded by it), and a large step on the level sends a band to that
   residual after one bad day; the width grows smoothly.
+* **The day's difficulty** (:func:`day_difficulty`): a day's errors are shared by its
+  horizons, and the 1 h ones arrive hours before the 4 h ones (the first at 09:00, the first
+  4 h one at noon). Each pair's conformal score is its residual's distance from the median
+  divided by D, how far the same day's 1 h errors already known at its origin have run from
+  the usual (1 on an ordinary day, and before any has arrived); a band made at an origin is
+  then the quantiles of the past scores times that origin's D. The past pairs' scores carry
+  their own days' D, so how much a hard morning says about the afternoon is learnt from the
+  past (a normalized conformal score: where D says nothing, the scores spread and the bands
+  widen everywhere instead).
 
 Past pairs weigh 2^(−age / HALF_LIFE_DAYS) (age in days before the forecast's day; the same
 day's pairs weigh 1): errors of the weeks before Christmas say more about the next day than
 October's. The point forecast (shrinkage and median) is made once a day from the days before
-it; the bands at each origin. The settings (half-life 7 days, γ = 0.1 and γ_w = 1 a day) were
-chosen on an earlier backtest (cut 2016-11-06, two test weeks, see docs/validation.md), not on
-the weeks they are reported on.
+it; the bands at each origin. The settings (half-life 7 days, γ = 0.1 and γ_w = 1 a day; the
+difficulty from the 1 h errors, prior weight 4 pairs, power 1) were chosen on an earlier
+backtest (cut 2016-11-06, two test weeks, see docs/validation.md), not on the weeks they are
+reported on.
 """
 
 from __future__ import annotations
@@ -71,6 +81,13 @@ WIDTH_STEP = 1.0
 FINITE_SAMPLE = True
 #: Nominal miscoverage of the two bands, by their (lower, upper) quantile columns.
 BANDS = {("p10", "p90"): 0.20, ("p2_5", "p97_5"): 0.05}
+#: The day's difficulty (see :func:`day_difficulty`): the horizons whose same-day errors are
+#: read (they arrive first: 1 h ahead the first at 09:00, 4 h ahead not before noon), the
+#: weight in pairs of an ordinary day (D = 1) it starts from, and the power of D the band
+#: widths follow (0: no difficulty term).
+LEAD_HORIZONS = (1,)
+DIFFICULTY_PRIOR = 4.0
+DIFFICULTY_POWER = 1.0
 
 
 def _scale(frame: pd.DataFrame) -> np.ndarray:
@@ -183,14 +200,56 @@ def corrected(
     return out[[*BAND_Q, "shrink_weight", "naive_shift"]]
 
 
-def _band(z, wt, n_eff, alpha, c, s, mid=0.0, k=1.0):
+def day_difficulty(pairs: pd.DataFrame) -> np.ndarray:
+    """For each pair (columns ``day``, ``origin``, ``horizon_h``, ``actual`` and the twin's
+    quantiles), how hard its day has been so far: D = ((P + Σ|u|) / (P + n))^β, the sum over
+    the n same-day pairs of the LEAD_HORIZONS whose target is at or before the pair's origin,
+    u = (z − m) / E|z − m|, z their standardized residuals (as in :func:`corrected`, against
+    the twin's median), m and E|z − m| the recency-weighted median and mean absolute
+    deviation of the lead pairs of the days before (P = DIFFICULTY_PRIOR, β =
+    DIFFICULTY_POWER). Why: a day's errors are shared by its horizons (a Saturday whose
+    shoppers stay longer, an afternoon event), and the 1 h errors arrive hours before the
+    4 h ones, so the band made 4 h ahead at 11:00 can already know that the morning went
+    badly. D is 1 on an ordinary day, before any lead error of the day has arrived, and
+    without MIN_PAST lead pairs of earlier days; it reads no actual after the pair's
+    origin."""
+    out = np.ones(len(pairs))
+    if DIFFICULTY_POWER == 0 or not len(pairs):
+        return out
+    day = pd.to_datetime(pairs["day"]).to_numpy()
+    origin = pd.to_datetime(pairs["origin"]).to_numpy()
+    horizon = pairs["horizon_h"].to_numpy(int)
+    lead = np.isin(horizon, LEAD_HORIZONS)
+    target = origin + (horizon * 3600).astype("timedelta64[s]")
+    z = (pairs["actual"].to_numpy(float) - pairs["p50"].to_numpy(float)) / _scale(pairs)
+    for d in np.unique(day):
+        before = lead & (day < d)
+        if before.sum() < MIN_PAST:
+            continue
+        wt = recency(pd.DataFrame({"day": day[before]}), pd.Timestamp(d))
+        m = weighted_quantiles(z[before], wt, np.array([0.5]))[0]
+        mad = max(float(np.average(np.abs(z[before] - m), weights=wt)), 1e-9)
+        today = np.flatnonzero(day == d)
+        known = np.flatnonzero(lead & (day == d))
+        u = np.abs(z[known] - m) / mad
+        arrived = target[known][None, :] <= origin[today][:, None]
+        n, total = arrived.sum(axis=1), (arrived * u[None, :]).sum(axis=1)
+        out[today] = ((DIFFICULTY_PRIOR + total) / (DIFFICULTY_PRIOR + n)) ** DIFFICULTY_POWER
+    return out
+
+
+def _band(z, wt, n_eff, alpha, c, s, mid=0.0, k=1.0, g=None, g_past=None):
     """The band c + [q(1 − u), q(u)] · s, u = (1 − α/2)(1 + 1/n_eff) (finite-sample factor),
     q the weighted quantiles of the past standardized residuals z; with ``k`` its distance
-    from ``mid`` (the median residual) times k."""
+    from ``mid`` (the median residual) times k; with the day's difficulty ``g`` of the band's
+    pairs and ``g_past`` of the past residuals', that distance is measured in each one's
+    difficulty: (z − mid) / g_past's quantiles times g (a normalized conformal score)."""
     a = float(np.clip(alpha, 0.002, 0.998))
     upper = min(1.0, (1 - a / 2) * (1 + 1 / n_eff)) if FINITE_SAMPLE else 1 - a / 2
-    q_lo, q_hi = weighted_quantiles(z, wt, np.array([1 - upper, upper]))
-    q_lo, q_hi = mid + k * (q_lo - mid), mid + k * (q_hi - mid)
+    e = z - mid if g_past is None else (z - mid) / g_past
+    q_lo, q_hi = weighted_quantiles(e, wt, np.array([1 - upper, upper]))
+    g = 1.0 if g is None else g
+    q_lo, q_hi = mid + k * g * q_lo, mid + k * g * q_hi
     return np.clip(c + q_lo * s, 0.0, 1.0), np.clip(c + q_hi * s, 0.0, 1.0)
 
 
@@ -214,7 +273,7 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     col = {name: k for k, name in enumerate(names)}
     out = np.full((len(test), len(names)), np.nan)
     level, scale = dict(BANDS), dict.fromkeys(BANDS, 1.0)
-    cols = ["day", "actual", "week_before", *SHIFT_COLS, *BAND_Q]
+    cols = ["day", "actual", "week_before", *SHIFT_COLS, *BAND_Q, "difficulty"]
     for day, today in test.groupby("day", sort=True):
         rows = test.index.get_indexer(today.index)
         if len(past) < MIN_PAST:
@@ -227,6 +286,7 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
         out[rows, col["shrink_weight"]] = fc["shrink_weight"].to_numpy()
         w, kappa = float(fc["shrink_weight"].iloc[0]), float(fc["naive_shift"].iloc[0])
         z_past = (past["actual"].to_numpy(float) - _point(past, w, kappa)) / _scale(past)
+        g_past, g_today = past["difficulty"].to_numpy(float), today["difficulty"].to_numpy(float)
         wt_past = recency(past, day)
         mid = weighted_quantiles(z_past, wt_past, np.array([0.5]))[0]
         c_today, s_today = _point(today, w, kappa), _scale(today)
@@ -241,12 +301,13 @@ def _horizon_online(past: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
             _arrive(level, scale, bounds, y, np.flatnonzero(known & ~scored), share)
             scored |= known
             z = np.concatenate([z_past, z_today[known]])
+            g = np.concatenate([g_past, g_today[known]])
             wt = np.concatenate([wt_past, np.ones(known.sum())])
             n_eff = wt.sum() ** 2 / np.sum(wt**2)
             now = origins == origin
             c, s = c_today[now], s_today[now]
             for band in BANDS:
-                lo, hi = _band(z, wt, n_eff, level[band], c, s, mid, scale[band])
+                lo, hi = _band(z, wt, n_eff, level[band], c, s, mid, scale[band], g_today[now], g)
                 bounds[band][now] = np.column_stack([lo, hi])
         _arrive(level, scale, bounds, y, np.flatnonzero(~scored), share)
         for (lo, hi), band in bounds.items():
@@ -272,17 +333,21 @@ def online_corrections(history: pd.DataFrame | None, test: pd.DataFrame) -> pd.D
     the test days before; the bands at each origin from those errors and the same day's pairs
     whose target has passed, each band's level adapted as each actual arrives (adaptive
     conformal inference: ACI_STEP, WIDTH_STEP). Same index as ``test``."""
-    cols = ["day", "horizon_h", "actual", "week_before", *SHIFT_COLS, *BAND_Q]
+    cols = ["day", "origin", "horizon_h", "actual", "week_before", *SHIFT_COLS, *BAND_Q]
     history = _with_shift_columns(history) if history is not None else None
     test = _with_shift_columns(test)
     seen = (
         history[cols].assign(day=pd.to_datetime(history["day"]))
         if history is not None and len(history)
         else pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).astype(
-            {"day": "datetime64[ns]"}
+            {"day": "datetime64[ns]", "origin": "datetime64[ns]"}
         )
     )
     test = test.assign(day=pd.to_datetime(test["day"]))
+    every = pd.concat([seen, test[cols]], ignore_index=True)
+    g = day_difficulty(every)
+    seen = seen.assign(difficulty=g[: len(seen)]).drop(columns="origin")
+    test = test.assign(difficulty=g[len(seen) :])
     parts = []
     for h, pairs in test.groupby("horizon_h", sort=True):
         past = seen[(seen["horizon_h"] == h).to_numpy()].drop(columns="horizon_h")
