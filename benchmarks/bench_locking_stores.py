@@ -516,6 +516,7 @@ def _probe_line(inputs: dict, names: list[str]) -> str:
         parts.append(
             f"{name} cycle {cycle[0]:.3f}+{cycle[1]:.3f}, live at "
             f"{inputs.get(f'live_{name}_tps', float('nan')):,.0f} TPS {live[0]:.3f}+{live[1]:.3f}"
+            f" over {inputs.get(f'live_{name}_trips', float('nan')):.2f} round trips"
             f" (other {inputs.get(f'live_{name}_other_cpu_ms', float('nan')):.3f})"
         )
     return "CPU per claim, client+server ms: " + "; ".join(parts)
