@@ -700,7 +700,9 @@ _STORE_PROTOCOL = LockingStudySpec.model_validate(
             # PostgreSQL hands a freed row to whichever waiter reaches its new version first
             # (measured: twin.sim.locking_chain's waiter order on the live hot row)
             "waiter_order": "random",
-        }
+        },
+        # its UPDATE locks the row to its commit; a CAS finding a newer version writes nothing
+        "optimistic": {"row_lock_on_write": True},
     }
 )
 
@@ -747,6 +749,7 @@ def predicted_spec(
         data["pessimistic"]["release_statements"] = _STORE_PROTOCOL.pessimistic.release_statements
         data["pessimistic"]["relock_on_wake"] = _STORE_PROTOCOL.pessimistic.relock_on_wake
         data["pessimistic"]["waiter_order"] = _STORE_PROTOCOL.pessimistic.waiter_order
+        data["optimistic"]["row_lock_on_write"] = _STORE_PROTOCOL.optimistic.row_lock_on_write
         cycle = _cycle_cpu_ms(inputs, strategy)
         if shared_host and cycle is not None:
             # CPU per round trip as a whole claim and its release spend it: more than a bare

@@ -483,6 +483,49 @@ def test_predicted_spec_spreads_the_live_cpu_over_the_round_trips_the_live_claim
     assert model_cpu_ms(after, "optimistic") == pytest.approx(1.12 * 3 / 3.2)
     queue = predicted_spec(base, made, "queue", 8, shared_host=True)
     assert queue.client.cpu_ms == pytest.approx(0.6 / 1.95)
+    # the store's optimistic protocol: its UPDATE locks the row (the study's default: not)
+    assert after.optimistic.row_lock_on_write and not base.optimistic.row_lock_on_write
     # a trip count without the live CPU it belongs to is not used
     paced = {k: v for k, v in made.items() if not k.endswith("_cpu_ms") or "live" not in k}
     assert predicted_spec(base, paced, "queue", 8, shared_host=True).client.cpu_ms == 0.09
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_row_lock_on_write_a_losing_cas_writes_nothing_and_flushes_nothing(locked: bool) -> None:
+    """PostgreSQL's optimistic CAS is an UPDATE: it locks the row until it commits, a CAS
+    behind it waits for that commit, and one that then finds a newer version than it read
+    fails at once, having written nothing, so with no WAL flush. With the option (one row, so
+    every write is behind the same lock) no two writes are ever between their lock and their
+    commit at once, a losing CAS flushes nothing and every other write flushes once; without
+    it (the default: the shipped study) every CAS flushes, the losing ones too."""
+    from twin.sim.locking_study import _Point
+
+    spec = quick_spec(
+        workload={"rows": 1, "capacity": 400, "occupancy": 0.5},
+        database={"commit_ms": 3.0},
+        optimistic={"row_lock_on_write": locked},
+    )
+    point = _Point(spec, "optimistic", 250.0)
+    flushes, flushing, most = [0], [0], [0]
+    flush = point._flush
+
+    def counted_flush():
+        flushes[0] += 1
+        flushing[0] += 1
+        most[0] = max(most[0], flushing[0])
+        yield from flush()
+        flushing[0] -= 1
+
+    point._flush = counted_flush
+    point.run()
+    stats = point.core.stats
+    assert stats.conflicts > 20
+    cas_grants = stats.granted - (stats.claims - len(point.arrival))  # not the prefilled units
+    succeeded = cas_grants + stats.released  # writes that committed
+    if locked:
+        assert most[0] == 1  # one row: its writes commit one at a time
+        # the losing CASes flushed nothing (at most one write is mid-flush at the end)
+        assert flushes[0] - succeeded in (0, 1)
+    else:  # the model as before: writes flush side by side, the losing CASes too
+        assert most[0] > 1
+        assert flushes[0] >= succeeded + stats.conflicts
