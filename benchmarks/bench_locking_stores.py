@@ -279,7 +279,7 @@ def main() -> None:
     chain = _chain_frame(live_traces, sims.get("pessimistic"), swept, live_cpu)
     if not chain.empty:
         console.print(_chain_table(chain))
-    conflicts = _conflict_frame(measured.table, predicted.table)
+    conflicts = _conflict_frame(measured.table, predicted.table, sims.get("optimistic"))
     if not conflicts.empty:
         console.print(_conflict_table(conflicts))
 
@@ -516,6 +516,7 @@ def _probe_line(inputs: dict, names: list[str]) -> str:
         parts.append(
             f"{name} cycle {cycle[0]:.3f}+{cycle[1]:.3f}, live at "
             f"{inputs.get(f'live_{name}_tps', float('nan')):,.0f} TPS {live[0]:.3f}+{live[1]:.3f}"
+            f" over {inputs.get(f'live_{name}_trips', float('nan')):.2f} round trips"
             f" (other {inputs.get(f'live_{name}_other_cpu_ms', float('nan')):.3f})"
         )
     return "CPU per claim, client+server ms: " + "; ".join(parts)
@@ -587,9 +588,14 @@ def _chain_table(chain):
     return table
 
 
-def _conflict_frame(measured, predicted):
-    """The optimistic claim's version conflicts per claim at each rate, live and predicted."""
+def _conflict_frame(measured, predicted, sim=None):
+    """The optimistic claim's version conflicts per claim at each rate, live and predicted,
+    and the model's CPU per answered claim there with its own retries (its CPU per round trip
+    times its round trips per answered claim), to hold against the live CPU per claim (the
+    CPU table's "model" column is a claim without conflicts)."""
     import pandas as pd
+
+    from twin.sim.locking_measure import round_trips_per_answer
 
     def per_claim(table):
         mine = table[table["strategy"] == "optimistic"].set_index("offered_tps")
@@ -608,6 +614,11 @@ def _conflict_frame(measured, predicted):
             "model_failed": model_failed,
         }
     )
+    if sim is not None:
+        mine = predicted[predicted["strategy"] == "optimistic"].set_index("offered_tps")
+        per_trip = sim.client.cpu_ms + sim.database.statement_ms
+        trips = mine.apply(lambda r: round_trips_per_answer(sim, "optimistic", r), axis=1)
+        frame["model_cpu_ms_per_claim"] = per_trip * trips
     return frame.dropna(subset=["live_conflicts_per_claim"]).reset_index()
 
 
@@ -619,15 +630,17 @@ def _conflict_table(conflicts):
         "after the retries, live / model",
         title_justify="left",
     )
-    for header in ("offered TPS", "conflicts per claim", "failed"):
+    for header in ("offered TPS", "conflicts per claim", "failed", "model CPU/claim ms"):
         table.add_column(header, justify="right")
     for row in conflicts.itertuples(index=False):
         model = row.model_conflicts_per_claim
         model_failed = "—" if model != model else f"{row.model_failed:.0f}"
+        cpu = getattr(row, "model_cpu_ms_per_claim", float("nan"))
         table.add_row(
             f"{row.offered_tps:,.0f}",
             f"{row.live_conflicts_per_claim:.3f} / " + ("—" if model != model else f"{model:.3f}"),
             f"{row.live_failed:.0f} / {model_failed}",
+            "—" if cpu != cpu else f"{cpu:.3f}",
         )
     return table
 

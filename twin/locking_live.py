@@ -58,6 +58,8 @@ from twin.sim.locking_measure import (
     measure_point,
     measure_window,
     passes,
+    round_trips,
+    round_trips_per_answer,
     row_shares_and_stays,
 )
 from twin.sim.locking_study import LockingStudyResult, run_locking_study
@@ -483,12 +485,14 @@ def live_cpu_probe(
     per claim: ``live_<s>_client_cpu_ms`` (the client processes), ``live_<s>_server_cpu_ms``
     (our backends and PostgreSQL's own processes, or Redis and the queue's consumer),
     ``live_<s>_other_cpu_ms`` (the rest of the machine's busy CPU, for the record: other load,
-    and kernel work charged to no process of ours); ``live_<s>_tps`` the offered rate and
-    ``live_<s>_wakeup_ms`` our processes' wait per wake-up there."""
+    and kernel work charged to no process of ours); ``live_<s>_tps`` the offered rate,
+    ``live_<s>_wakeup_ms`` our processes' wait per wake-up there, and ``live_<s>_trips`` the
+    round trips those claims made per answered claim, retries included
+    (:func:`round_trips_per_answer`), which that CPU is spread over."""
     rate = live_probe_rate(inputs, strategy)
     with LiveStudy(backends, clients, trace=trace) as live:
         live(study, strategy, rate)  # warm: connections, plans, scripts, caches
-        live(study, strategy, rate)
+        row = live(study, strategy, rate)
         point = live.cpu[-1]
     answered = max(1, point["answered"])
     ours = point["clients_cpu_s"] + point["servers_cpu_s"]
@@ -499,6 +503,7 @@ def live_cpu_probe(
         key + "server_cpu_ms": 1000 * point["servers_cpu_s"] / answered,
         key + "other_cpu_ms": 1000 * max(0.0, point["host_busy_s"] - ours) / answered,
         key + "wakeup_ms": point["wakeup_ms"],
+        key + "trips": round_trips_per_answer(_STORE_PROTOCOL, strategy, row),
     }
 
 
@@ -574,16 +579,6 @@ def _cycle_probe(strategy: str, url: str, ns: str, n: int = CYCLES) -> dict[str,
         store.drop()
         store.close()
     return out
-
-
-def round_trips(spec: LockingStudySpec, strategy: str) -> int:
-    """Round trips to PostgreSQL of one granted claim and its release, as the model sends
-    them (``pessimistic``: optional BEGIN, the locking read, ``statements_in_lock``; the
-    release: optional BEGIN and ``release_statements``; ``optimistic``: READ, CAS, UPDATE)."""
-    if strategy == "optimistic":
-        return 3
-    p = spec.pessimistic
-    return (1 + p.statements_in_lock) + p.release_statements + 2 * p.begin_round_trip
 
 
 class _CpuMeter:
@@ -684,6 +679,16 @@ def _cycle_cpu_ms(inputs: Mapping[str, float], strategy: str) -> tuple[float, fl
     return None
 
 
+def _trips(inputs: Mapping[str, float], spec: LockingStudySpec, strategy: str) -> float:
+    """Round trips per answered claim to spread the measured CPU per claim over: those the
+    live probe's claims made (``live_<s>_trips``, retries and refusals counted) when its CPU
+    is the one used, else the conflict-free count of a granted claim and its release."""
+    made = inputs.get(f"live_{strategy}_trips")
+    if f"live_{strategy}_server_cpu_ms" in inputs and made is not None and made > 0:
+        return made
+    return round_trips(spec, strategy) if STORE_OF[strategy] == "postgres" else 2
+
+
 #: The pessimistic protocol of ``adapters/stores/postgres_store.py``: BEGIN on its own (psycopg),
 #: and a release is BEGIN, the locking UPDATE, COMMIT.
 _STORE_PROTOCOL = LockingStudySpec.model_validate(
@@ -695,7 +700,9 @@ _STORE_PROTOCOL = LockingStudySpec.model_validate(
             # PostgreSQL hands a freed row to whichever waiter reaches its new version first
             # (measured: twin.sim.locking_chain's waiter order on the live hot row)
             "waiter_order": "random",
-        }
+        },
+        # its UPDATE locks the row to its commit; a CAS finding a newer version writes nothing
+        "optimistic": {"row_lock_on_write": True},
     }
 )
 
@@ -742,12 +749,13 @@ def predicted_spec(
         data["pessimistic"]["release_statements"] = _STORE_PROTOCOL.pessimistic.release_statements
         data["pessimistic"]["relock_on_wake"] = _STORE_PROTOCOL.pessimistic.relock_on_wake
         data["pessimistic"]["waiter_order"] = _STORE_PROTOCOL.pessimistic.waiter_order
+        data["optimistic"]["row_lock_on_write"] = _STORE_PROTOCOL.optimistic.row_lock_on_write
         cycle = _cycle_cpu_ms(inputs, strategy)
         if shared_host and cycle is not None:
             # CPU per round trip as a whole claim and its release spend it: more than a bare
             # statement, since it includes the driver's and the core's work and the commits'
             # WAL writes, and the release's three round trips load the host as much as a claim
-            trips = round_trips(LockingStudySpec.model_validate(data), strategy)
+            trips = _trips(inputs, LockingStudySpec.model_validate(data), strategy)
             data["client"]["cpu_ms"] = cycle[0] / trips
             data["database"]["statement_ms"] = cycle[1] / trips
     else:
@@ -768,7 +776,7 @@ def predicted_spec(
         elif shared_host and cycle is not None and strategy == "queue":
             # the clients' CPU per request as the live clients spend it (LPUSH, then a
             # blocking BRPOP woken by the reply); the consumer keeps its measured service time
-            data["client"]["cpu_ms"] = cycle[0] / 2
+            data["client"]["cpu_ms"] = cycle[0] / _trips(inputs, _STORE_PROTOCOL, strategy)
     if shared_host:
         data["host"]["cores"] = int(inputs["cores"])
         data["host"]["wakeup_ms"] = inputs.get(

@@ -146,6 +146,8 @@ def test_live_cpu_probe_runs_the_live_clients_at_a_share_of_the_cores(postgres: 
     assert got["live_pessimistic_client_cpu_ms"] > 0.05
     assert got["live_pessimistic_server_cpu_ms"] > 0.05
     assert got["live_pessimistic_other_cpu_ms"] >= 0 and got["live_pessimistic_wakeup_ms"] >= 0
+    # the round trips per answered claim the CPU is spread over: 8 granted, 3 refused
+    assert 3.0 <= got["live_pessimistic_trips"] <= 8.0
 
 
 def test_prediction_prefers_the_live_probe_and_gives_the_queue_its_clients_cpu() -> None:

@@ -395,3 +395,137 @@ def test_traced_point_reports_the_hosts_wait_per_cpu_burst() -> None:
     assert light == pytest.approx(0.02, rel=0.2)
     assert busy > 1.5 * light
     assert math.isnan(trace_point(quick_spec(), 100)[0]["host_wait_ms"])  # no shared host
+
+
+def test_round_trips_per_answer_counts_the_trips_the_models_claims_make() -> None:
+    """The live probe's CPU per answered claim is spread over the round trips its claims made,
+    retries and refusals included (``round_trips_per_answer``). Counted on the model's own
+    optimistic claims: every READ and CAS a claim in the window performed until its answer,
+    plus one release per grant, is exactly the formula times the answered claims; and with
+    conflicts it is more than the conflict-free three (the double count it removes)."""
+    from collections import Counter
+
+    from twin.sim.locking_measure import round_trips, round_trips_per_answer
+    from twin.sim.locking_study import _Point
+
+    spec = quick_spec(workload={"rows": 3, "hot_share": 0.6, "capacity": 6, "occupancy": 0.9})
+    point = _Point(spec, "optimistic", 600.0)
+    steps: Counter = Counter()
+    at_answer: dict[int, int] = {}
+    step, body = point._step, point._claim_body
+
+    def counted(cid: int):
+        steps[cid] += 1
+        return (yield from step(cid))
+
+    def claim_body(cid: int, row: int):
+        result = yield from body(cid, row)
+        at_answer[cid] = steps[cid]  # a claim's READs and CASes, before its release's UPDATE
+        return result
+
+    point._step, point._claim_body = counted, claim_body
+    row = point.run()
+    assert row["unfinished"] == 0 and row["conflicts"] > 5 and row["refused"] > 5
+    win = point.win
+    mine = [i for i, t in enumerate(point.arrival) if win.start <= t < win.end]
+    trips = sum(at_answer[i] for i in mine) + row["granted"]
+    answered = row["granted"] + row["refused"] + row["failed"]
+    assert answered == len(mine)
+    assert trips == pytest.approx(round_trips_per_answer(spec, "optimistic", row) * answered)
+    assert round_trips_per_answer(spec, "optimistic", row) > round_trips(spec, "optimistic")
+    # the other protocols, by hand: a refused row lock is BEGIN, the locking read, ROLLBACK
+    counts = {"granted": 90, "refused": 10, "failed": 0, "conflicts": 0}
+    locked = spec.model_copy(
+        update={"pessimistic": spec.pessimistic.model_copy(update={"begin_round_trip": True})}
+    )
+    # a claim: BEGIN, the locking read, 3 more in the lock; its release: BEGIN, UPDATE
+    assert round_trips(locked, "pessimistic") == 7
+    assert round_trips_per_answer(locked, "pessimistic", counts) == pytest.approx(
+        (7 * 90 + 3 * 10) / 100
+    )
+    assert round_trips_per_answer(spec, "atomic", counts) == 2.0
+    assert round_trips_per_answer(spec, "queue", counts) == pytest.approx(1.9)
+    assert math.isnan(round_trips_per_answer(spec, "queue", dict.fromkeys(counts, 0)))
+
+
+def test_predicted_spec_spreads_the_live_cpu_over_the_round_trips_the_live_claims_made() -> None:
+    """With the live probe's own round trips per answered claim (``live_<s>_trips``), the
+    model's CPU per round trip is the live CPU over those; without them (older inputs), over
+    the conflict-free count, as before. The model then adds its own retries once."""
+    from twin.locking_live import model_cpu_ms, predicted_spec
+
+    inputs = {
+        "cores": 2.0,
+        "pg_rtt_ms": 0.10,
+        "pg_client_cpu_ms": 0.03,
+        "pg_server_cpu_ms": 0.02,
+        "statement_ms": 0.05,
+        "pg_statement_cpu_ms": 0.04,
+        "commit_ms": 0.2,
+        "redis_rtt_ms": 0.08,
+        "redis_ping_cpu_ms": 0.05,
+        "redis_client_cpu_ms": 0.09,
+        "op_ms": 0.04,
+        "queue_consumer_ms": 0.4,
+        "live_optimistic_client_cpu_ms": 0.64,
+        "live_optimistic_server_cpu_ms": 0.48,
+        "live_queue_client_cpu_ms": 0.6,
+        "live_queue_server_cpu_ms": 0.9,
+    }
+    base = quick_spec()
+    before = predicted_spec(base, inputs, "optimistic", 8, shared_host=True)
+    assert before.client.cpu_ms == pytest.approx(0.64 / 3)
+    assert model_cpu_ms(before, "optimistic") == pytest.approx(1.12)
+    made = {**inputs, "live_optimistic_trips": 3.2, "live_queue_trips": 1.95}
+    after = predicted_spec(base, made, "optimistic", 8, shared_host=True)
+    assert after.client.cpu_ms == pytest.approx(0.64 / 3.2)
+    assert after.database.statement_ms == pytest.approx(0.48 / 3.2)
+    assert model_cpu_ms(after, "optimistic") == pytest.approx(1.12 * 3 / 3.2)
+    queue = predicted_spec(base, made, "queue", 8, shared_host=True)
+    assert queue.client.cpu_ms == pytest.approx(0.6 / 1.95)
+    # the store's optimistic protocol: its UPDATE locks the row (the study's default: not)
+    assert after.optimistic.row_lock_on_write and not base.optimistic.row_lock_on_write
+    # a trip count without the live CPU it belongs to is not used
+    paced = {k: v for k, v in made.items() if not k.endswith("_cpu_ms") or "live" not in k}
+    assert predicted_spec(base, paced, "queue", 8, shared_host=True).client.cpu_ms == 0.09
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_row_lock_on_write_a_losing_cas_writes_nothing_and_flushes_nothing(locked: bool) -> None:
+    """PostgreSQL's optimistic CAS is an UPDATE: it locks the row until it commits, a CAS
+    behind it waits for that commit, and one that then finds a newer version than it read
+    fails at once, having written nothing, so with no WAL flush. With the option (one row, so
+    every write is behind the same lock) no two writes are ever between their lock and their
+    commit at once, a losing CAS flushes nothing and every other write flushes once; without
+    it (the default: the shipped study) every CAS flushes, the losing ones too."""
+    from twin.sim.locking_study import _Point
+
+    spec = quick_spec(
+        workload={"rows": 1, "capacity": 400, "occupancy": 0.5},
+        database={"commit_ms": 3.0},
+        optimistic={"row_lock_on_write": locked},
+    )
+    point = _Point(spec, "optimistic", 250.0)
+    flushes, flushing, most = [0], [0], [0]
+    flush = point._flush
+
+    def counted_flush():
+        flushes[0] += 1
+        flushing[0] += 1
+        most[0] = max(most[0], flushing[0])
+        yield from flush()
+        flushing[0] -= 1
+
+    point._flush = counted_flush
+    point.run()
+    stats = point.core.stats
+    assert stats.conflicts > 20
+    cas_grants = stats.granted - (stats.claims - len(point.arrival))  # not the prefilled units
+    succeeded = cas_grants + stats.released  # writes that committed
+    if locked:
+        assert most[0] == 1  # one row: its writes commit one at a time
+        # the losing CASes flushed nothing (at most one write is mid-flush at the end)
+        assert flushes[0] - succeeded in (0, 1)
+    else:  # the model as before: writes flush side by side, the losing CASes too
+        assert most[0] > 1
+        assert flushes[0] >= succeeded + stats.conflicts

@@ -191,6 +191,12 @@ class OptimisticSpec(Spec):
     max_retries: int = Field(default=5, ge=0, description="retries after a conflict, then fail")
     backoff_base_ms: LatencyMs = Field(default=1.0, description="first back-off window")
     backoff_cap_ms: LatencyMs = Field(default=50.0, description="largest back-off window")
+    row_lock_on_write: bool = Field(
+        default=False,
+        description="the CAS and the release lock the row from their write to their commit, "
+        "as PostgreSQL's UPDATE does: a write behind an uncommitted one waits for its commit; "
+        "a CAS that then finds a newer version fails at once, with no write and no WAL flush",
+    )
 
 
 class AtomicSpec(Spec):

@@ -52,6 +52,8 @@ class Latencies:
     release_statements: int = 1
     #: pessimistic: each transaction first sends BEGIN on its own (a round trip, no lock)
     begin_round_trip: bool = False
+    #: optimistic: the CAS and the release lock the row from their write to their commit
+    row_lock_on_write: bool = False
 
 
 def service_factors(gen: np.random.Generator, cv: float) -> BlockDraws:
@@ -94,6 +96,8 @@ class ClaimTransactions:
         self.app = lat.app_ms / 1000
         self.svc = svc
         self.jitter = jitter
+        self.row_locks: dict[int, simpy.Resource] = {}  # optimistic writes, with the option
+        self.granted_row: dict[int, int] = {}  # optimistic, with the option: a unit's row
         self._claim_body: Callable[[int, int], Generator] = {
             "pessimistic": self._pessimistic,
             "optimistic": self._optimistic,
@@ -147,6 +151,11 @@ class ClaimTransactions:
 
     def _over_capacity(self, cid: int, row: int) -> None:
         """An INCR found the row over capacity (the claim backs out with a DECR)."""
+
+    def _lock_waited(self) -> Generator:
+        """A write that waited for the row's lock was woken by the holder's commit (the
+        locking study makes it wait on a shared host's run queue and for a core)."""
+        yield from ()
 
     def _traced(
         self, cid: int, row: int, kind: int, begun: float, first: float, asked: float
@@ -228,6 +237,8 @@ class ClaimTransactions:
                 yield from self._send()
                 yield from self._statement()
                 step = yield from self._step(cid)  # READ
+                # the version it read, for its CAS's re-check behind the row's lock
+                seen = self.core.version(row) if lat.row_lock_on_write else None  # type: ignore[attr-defined]
                 yield env.timeout(half)
             if step.status.final:
                 return step  # refused: the row was full
@@ -236,10 +247,15 @@ class ClaimTransactions:
                 yield conn
                 yield from self._send()
                 yield from self._statement()
-                yield from self._flush()  # a CAS behind an uncommitted one waits for its commit
-                step = yield from self._step(cid)  # CAS
+                if seen is None:  # a CAS behind an uncommitted one waits for its commit
+                    yield from self._flush()
+                    step = yield from self._step(cid)  # CAS
+                else:
+                    step = yield from self._locked_write(cid, row, seen)
                 yield env.timeout(half)
             if step.status is not Status.CONFLICT:
+                if seen is not None and step.status is Status.GRANTED:
+                    self.granted_row[cid] = row  # its release locks this row
                 return step
             self.conflicts[cid] += 1
             wait_ms = backoff_delay(
@@ -247,15 +263,38 @@ class ClaimTransactions:
             )
             yield env.timeout(wait_ms / 1000)
 
+    def _locked_write(self, cid: int, row: int, seen: int | None) -> Generator:
+        """An optimistic write as PostgreSQL runs it (``row_lock_on_write``): the UPDATE locks
+        the row, waiting behind an uncommitted write until it commits, and re-checks its WHERE
+        on the row's newest version. A CAS that finds a version newer than the one it read
+        (``seen``) fails at once: it wrote nothing, so its commit needs no WAL flush. Otherwise
+        it writes, flushes and commits (the core's step), and the row's lock is freed. A
+        release (``seen`` None) never fails and always writes."""
+        lock = self.row_locks.get(row)
+        if lock is None:
+            lock = self.row_locks[row] = simpy.Resource(self.env, 1)
+        with lock.request() as req:
+            waited = not req.triggered
+            yield req
+            if waited:
+                yield from self._lock_waited()
+            if seen is None or self.core.version(row) == seen:  # type: ignore[attr-defined]
+                yield from self._flush()
+            return (yield from self._step(cid))
+
     def _optimistic_release(self, cid: int) -> Generator:
         env = self.env
         with self.pool.request() as conn:
             yield conn
             yield from self._send()
             yield from self._statement()
-            yield from self._flush()
-            self.core.release(cid, env.now)
-            yield from self._step(cid)  # UPDATE used = used - 1, version + 1
+            if self.lat.row_lock_on_write:
+                self.core.release(cid, env.now)
+                yield from self._locked_write(cid, self.granted_row.pop(cid), None)
+            else:
+                yield from self._flush()
+                self.core.release(cid, env.now)
+                yield from self._step(cid)  # UPDATE used = used - 1 (the version untouched)
             yield env.timeout(self.half)
 
     # atomic: INCR (and DECR when over capacity), each a round trip to a single-threaded store

@@ -33,6 +33,8 @@ __all__ = [
     "measure_point",
     "measure_window",
     "passes",
+    "round_trips",
+    "round_trips_per_answer",
     "row_shares_and_stays",
 ]
 
@@ -148,6 +150,45 @@ def measure_point(
         "tracks": bool(achieved_tps >= slo.tracking * arrived_tps),
         "within_slo": bool(p95 <= slo.p95_ms),
     }
+
+
+def round_trips(spec: LockingStudySpec, strategy: str) -> int:
+    """Round trips to PostgreSQL of one granted claim and its release, as the model sends
+    them (``pessimistic``: optional BEGIN, the locking read, ``statements_in_lock``; the
+    release: optional BEGIN and ``release_statements``; ``optimistic``: READ, CAS, UPDATE)."""
+    if strategy == "optimistic":
+        return 3
+    p = spec.pessimistic
+    return (1 + p.statements_in_lock) + p.release_statements + 2 * p.begin_round_trip
+
+
+def round_trips_per_answer(spec: LockingStudySpec, strategy: str, row) -> float:
+    """Round trips (statements, Redis commands, queue requests) the claims of one point made
+    per answered claim, each granted unit's release included, from the point's own counts
+    (``granted``, ``refused``, ``failed``, ``conflicts``: a row of :func:`measure_point`).
+
+    Why: a live point's CPU is measured per answered claim, and the model spends CPU per round
+    trip. Dividing by the conflict-free count (:func:`round_trips`) charges every trip for the
+    retries the live claims made, and the model then adds its own retries on top: the
+    optimistic claim's conflicts counted twice. Per protocol (``spec`` as the live store runs
+    it): an optimistic conflict is one more READ and CAS, a refusal at the READ has no CAS and
+    no release (``3g + 2c + r``); a refused row lock is [BEGIN,] the locking read and ROLLBACK;
+    the atomic counter always takes two commands (INCR, then DECR back or at the release); a
+    queued claim is one request, and one more for its release. The releases are taken as one
+    per grant (a point's flow is steady: prefilled units leave as granted ones come)."""
+    g, r, f = int(row["granted"]), int(row["refused"]), int(row["failed"])
+    answered = g + r + f
+    if answered == 0:
+        return math.nan
+    if strategy == "optimistic":
+        trips = 3 * g + 2 * int(row["conflicts"]) + r
+    elif strategy == "pessimistic":
+        trips = round_trips(spec, strategy) * g + (2 + spec.pessimistic.begin_round_trip) * r
+    elif strategy == "atomic":
+        trips = 2 * (g + r)
+    else:  # queue
+        trips = 2 * g + r
+    return trips / answered
 
 
 def passes(row) -> bool:

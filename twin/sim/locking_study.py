@@ -181,6 +181,7 @@ class _Point(ClaimTransactions):
                 backoff_cap_ms=o.backoff_cap_ms,
                 release_statements=p.release_statements,
                 begin_round_trip=p.begin_round_trip,
+                row_lock_on_write=o.row_lock_on_write,
             ),
             connections=db.connections,
             workers=db.workers,
@@ -254,6 +255,12 @@ class _Point(ClaimTransactions):
             yield from self._wake()
             yield from self._core_turn()
         return step
+
+    def _lock_waited(self) -> Generator:
+        """An optimistic write woken by the commit it waited for needs a core again."""
+        if self.host_cpu is not None:
+            yield from self._wake()
+            yield from self._core_turn()
 
     def _in_window(self) -> bool:
         return self.win.start <= self.env.now < self.win.end
@@ -410,7 +417,7 @@ class _Point(ClaimTransactions):
             if math.isinf(stay):
                 continue
             for _ in range(min(w.capacity, int(self.rng_init.poisson(w.occupancy * w.capacity)))):
-                self.row_of[cid] = row
+                self.row_of[cid] = self.granted_row[cid] = row
                 step = self.core.begin(cid, row, 0.0)
                 while not step.status.final:
                     step = self.core.step(cid, 0.0)
