@@ -36,6 +36,18 @@ QUICK = {
 }
 
 
+#: A PostgreSQL machine's measured inputs (ms) shared by the prediction tests below.
+_PG_INPUTS = {
+    "cores": 2.0,
+    "pg_rtt_ms": 0.10,
+    "pg_client_cpu_ms": 0.03,
+    "pg_server_cpu_ms": 0.02,
+    "statement_ms": 0.05,
+    "pg_statement_cpu_ms": 0.04,
+    "commit_ms": 0.2,
+}
+
+
 def quick_spec(**changes) -> LockingStudySpec:
     data = {**QUICK, **changes}
     return validate_locking_study(data)
@@ -271,13 +283,7 @@ def test_predicted_spec_puts_the_measured_cpu_on_the_shared_host() -> None:
     from twin.locking_live import predicted_spec
 
     inputs = {
-        "cores": 2.0,
-        "pg_rtt_ms": 0.10,
-        "pg_client_cpu_ms": 0.03,
-        "pg_server_cpu_ms": 0.02,
-        "statement_ms": 0.05,
-        "pg_statement_cpu_ms": 0.04,
-        "commit_ms": 0.2,
+        **_PG_INPUTS,
         "pg_claim_client_cpu_ms": 0.4,
         "pg_claim_server_cpu_ms": 0.32,
         "redis_rtt_ms": 0.08,
@@ -455,13 +461,7 @@ def test_predicted_spec_spreads_the_live_cpu_over_the_round_trips_the_live_claim
     from twin.locking_live import model_cpu_ms, predicted_spec
 
     inputs = {
-        "cores": 2.0,
-        "pg_rtt_ms": 0.10,
-        "pg_client_cpu_ms": 0.03,
-        "pg_server_cpu_ms": 0.02,
-        "statement_ms": 0.05,
-        "pg_statement_cpu_ms": 0.04,
-        "commit_ms": 0.2,
+        **_PG_INPUTS,
         "redis_rtt_ms": 0.08,
         "redis_ping_cpu_ms": 0.05,
         "redis_client_cpu_ms": 0.09,
