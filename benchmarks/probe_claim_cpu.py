@@ -32,18 +32,11 @@ STUDY = ROOT / "benchmarks" / "locking_live.yaml"
 
 
 def _switches(pids: list[int]) -> tuple[int, int]:
-    """Voluntary and involuntary context switches of ``pids`` together."""
-    vol = invol = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("voluntary_ctxt_switches"):
-                    vol += int(line.split()[1])
-                elif line.startswith("nonvoluntary_ctxt_switches"):
-                    invol += int(line.split()[1])
-        except OSError:
-            continue
-    return vol, invol
+    """Voluntary and involuntary context switches of ``pids`` together (ended ones count 0)."""
+    from twin.locking_probe import context_switches
+
+    counts = [c for pid in pids if (c := context_switches(pid)) is not None]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def _softirq_s() -> float:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
+    "context_switches",
     "host_busy_s",
     "pg_workload_pids",
     "proc_cpu_s",
@@ -26,6 +27,7 @@ __all__ = [
     "run_queue_s",
     "server_cpu_ms",
     "sum_cpu_s",
+    "voluntary_switches",
     "wakeup_ms",
 ]
 
@@ -75,16 +77,27 @@ def wakeup_ms(before: tuple[float, int], after: tuple[float, int]) -> float:
     return 1000 * (after[0] - before[0]) / count if count > 0 else math.nan
 
 
-def voluntary_switches(pid: int) -> int | None:
-    """Times process ``pid`` has blocked (``voluntary_ctxt_switches`` in
-    ``/proc/<pid>/status``): each is a wake-up it later needs a core for; None if unreadable."""
+def context_switches(pid: int) -> tuple[int, int] | None:
+    """Times process ``pid`` has blocked and has been preempted (``voluntary_ctxt_switches``,
+    ``nonvoluntary_ctxt_switches`` in ``/proc/<pid>/status``); None if unreadable."""
+    counts: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("voluntary_ctxt_switches:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+            name, _, value = line.partition(":")
+            if name in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                counts[name] = int(value)
+    except (OSError, ValueError):
+        return None
+    if len(counts) < 2:
+        return None
+    return counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"]
+
+
+def voluntary_switches(pid: int) -> int | None:
+    """Times process ``pid`` has blocked (:func:`context_switches`): each is a wake-up it later
+    needs a core for; None if unreadable."""
+    both = context_switches(pid)
+    return None if both is None else both[0]
 
 
 def _parent(pid: int) -> int | None:
