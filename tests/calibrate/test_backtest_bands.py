@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin.calibrate.backtest_bands import day_difficulty, online_corrections, shrink_weight
+from twin.calibrate.backtest_bands import day_difficulty, online_corrections, shrink_choice
 from twin.calibrate.backtest_twin import BAND_Q
 
 
@@ -116,11 +116,11 @@ def test_conformal_bands_hold_their_share_when_the_twin_is_too_narrow_and_biased
 def test_shrinkage_follows_the_forecaster_that_has_been_right():
     rng = np.random.default_rng(3)
     twin_right = _frame(14, rng, sd=0.01, bias=0.0, naive_sd=0.1)
-    assert shrink_weight(twin_right) >= 0.9
+    assert shrink_choice(twin_right)[0] >= 0.9
     naive_right = _frame(14, rng, sd=0.1, bias=0.0, naive_sd=0.01)
-    assert shrink_weight(naive_right) <= 0.1
+    assert shrink_choice(naive_right)[0] <= 0.1
     # too few past pairs: the twin alone
-    assert shrink_weight(naive_right.iloc[:10]) == 1.0
+    assert shrink_choice(naive_right.iloc[:10])[0] == 1.0
 
 
 def test_band_level_adapts_when_errors_outgrow_the_past(monkeypatch):

@@ -151,11 +151,6 @@ def shrink_choice(past: pd.DataFrame, day: pd.Timestamp | None = None) -> tuple[
     return best[1], best[2]
 
 
-def shrink_weight(past: pd.DataFrame, day: pd.Timestamp | None = None) -> float:
-    """The twin's weight w of :func:`shrink_choice`."""
-    return shrink_choice(past, day)[0]
-
-
 def weighted_quantiles(z: np.ndarray, weights: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Quantiles of ``z`` under ``weights`` (the weighted CDF at each value's midpoint,
     interpolated; equal weights give Hazen's plotting positions)."""
