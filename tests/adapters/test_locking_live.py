@@ -51,8 +51,8 @@ def test_inputs_include_paced_cycles_and_the_run_queue(postgres: str) -> None:
         for part in ("client", "server"):
             assert inputs[f"cycle_{strategy}_{part}_cpu_ms"] > 0, (strategy, part)
         assert inputs[f"cycle_{strategy}_wakeup_ms"] >= 0
-    # a pessimistic cycle is eight round trips, an optimistic one three
-    assert inputs["cycle_pessimistic_client_cpu_ms"] > inputs["cycle_optimistic_client_cpu_ms"]
+    # (not ordered by strategy: a paced cycle's CPU is mostly its wake-ups, not its round
+    # trips; on this VM the optimistic cycle's client CPU came out higher in 2 of 4 pairs)
     assert math.isfinite(inputs["wakeup_ms"])
     spec = predicted_spec(validate_locking_study(TINY), inputs, "pessimistic", 2, shared_host=True)
     # the run queue's waits as the probe's own round trips suffered them, mean and spread
